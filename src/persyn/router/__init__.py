@@ -1,0 +1,1 @@
+"""The Bradley–Terry coefficient router (PerSyn Eq. 3): train, predict, evaluate."""

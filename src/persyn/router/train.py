@@ -1,0 +1,116 @@
+"""Training the Bradley–Terry router on pairwise labels, and measuring it against the Oracle."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F  # noqa: N812
+
+from persyn.config import RouterConfig
+from persyn.router.model import BTRouter
+
+
+@dataclass
+class RouterExample:
+    """One calibration prompt: its text and its pairs ``(a, b, C)`` over teacher indices, with
+    C = P(b beats a) as given by the combined reward (see ``scoring.combine.pair_labels``)."""
+
+    text: str
+    pairs: list[tuple[int, int, float]]
+
+
+def bt_loss(coef: torch.Tensor, pairs: list[tuple[int, int, int, float]]) -> torch.Tensor:
+    """Binary cross-entropy of σ(π_b − π_a) against C, averaged over pairs.
+
+    Args:
+        coef: ``[batch, n_teachers]`` coefficients.
+        pairs: ``(row, a, b, C)`` with ``row`` indexing ``coef``.
+    """
+    rows = torch.tensor([p[0] for p in pairs])
+    a = torch.tensor([p[1] for p in pairs])
+    b = torch.tensor([p[2] for p in pairs])
+    target = torch.tensor([p[3] for p in pairs], dtype=coef.dtype)
+    logits = coef[rows, b] - coef[rows, a]
+    return F.binary_cross_entropy_with_logits(logits, target)
+
+
+def train_router(
+    cfg: RouterConfig, teachers: list[str], examples: list[RouterExample], seed: int, progress=None
+) -> BTRouter:
+    """Train a fresh router on ``examples`` (AdamW; encoder and head with their own learning
+    rates; the encoder frozen when ``cfg.freeze_encoder``).
+
+    Returns the trained router in eval mode. Examples without pairs are skipped.
+
+    Raises:
+        ValueError: no example has a pair to learn from.
+    """
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    router = BTRouter.from_encoder(cfg.encoder, teachers, cfg.pooling, cfg.max_length)
+    data = [e for e in examples if e.pairs]
+    if not data:
+        raise ValueError("no calibration prompt has a pair of teachers with different rewards")
+    groups = [{"params": router.head.parameters(), "lr": cfg.head_lr}]
+    if cfg.freeze_encoder or cfg.encoder_lr == 0:
+        router.encoder.requires_grad_(False)
+    else:
+        groups.append({"params": router.encoder.parameters(), "lr": cfg.encoder_lr})
+    opt = torch.optim.AdamW(groups, weight_decay=0.0)
+    router.train()
+    if cfg.freeze_encoder:
+        router.encoder.eval()
+    for _ in range(cfg.epochs):
+        order = list(range(len(data)))
+        rng.shuffle(order)
+        for start in range(0, len(order), cfg.batch_size):
+            batch = [data[i] for i in order[start : start + cfg.batch_size]]
+            enc = router.encode([e.text for e in batch])
+            coef = router(enc["input_ids"], enc["attention_mask"])
+            pairs = [(r, a, b, c) for r, e in enumerate(batch) for a, b, c in e.pairs]
+            loss = bt_loss(coef, pairs)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss.item():.3f}")
+    return router.eval()
+
+
+def steps_per_training(cfg: RouterConfig, n_examples: int) -> int:
+    """Optimizer steps ``train_router`` takes (for progress bars)."""
+    return cfg.epochs * max(1, -(-n_examples // cfg.batch_size))
+
+
+def router_figures(picks: list[str], rewards: list[dict[str, float | None]]) -> dict[str, float]:
+    """Top-1 agreement with the Oracle and regret of a list of picks.
+
+    Args:
+        picks: the chosen teacher per prompt.
+        rewards: per prompt, ``{teacher: combined reward or None (failed)}``.
+
+    Returns:
+        ``{"top1": fraction of prompts where the pick's reward equals the Oracle's (ties count
+        as agreement), "regret": mean(Oracle reward − pick's reward), "n": prompts counted}``.
+        A pick whose response failed counts with the prompt's lowest valid reward; prompts with
+        no valid response are not counted.
+    """
+    hits, regret, n = 0, 0.0, 0
+    for pick, r in zip(picks, rewards, strict=True):
+        valid = [v for v in r.values() if v is not None]
+        if not valid:
+            continue
+        best = max(valid)
+        got = r.get(pick)
+        got = min(valid) if got is None else got
+        hits += int(got >= best - 1e-12)
+        regret += best - got
+        n += 1
+    return {
+        "top1": hits / n if n else float("nan"),
+        "regret": regret / n if n else float("nan"),
+        "n": n,
+    }

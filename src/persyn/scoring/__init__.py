@@ -1,0 +1,1 @@
+"""Scoring of teacher responses: learnability by the student, quality, and their combination."""

@@ -1,0 +1,119 @@
+"""Quality r_q of a response: answer correctness (verifier) or a reward model's score.
+
+PerSyn uses a reward model (Skywork-Reward) for instruction data and final-answer correctness
+for math (1 if correct, else 0). No reward model ships offline; any
+``AutoModelForSequenceClassification`` with one output (an HF id or local path) works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from persyn.assets import load_tokenizer, resolve_model
+from persyn.config import QualityConfig
+from persyn.scoring.learnability import ScoreItem, token_budget_batches
+from persyn.store import stable_hash
+
+
+class VerifierScorer:
+    """r_q = 1.0 when the response's final answer equals the reference answer under
+    math-verify (``verify(parse(gold), parse(response))``), else 0.0.
+
+    A response with no parsable answer scores 0.0 (recorded with a note); a prompt without a
+    reference answer is a failed item.
+    """
+
+    key = stable_hash(["quality/verifier/math-verify/v1"])
+
+    def __init__(self, answers: dict[str, str | None]):
+        """``answers``: item key → reference answer."""
+        self.answers = answers
+
+    def score(self, items: list[ScoreItem]) -> Iterator[list[tuple[str, float | None, str | None]]]:
+        from math_verify import parse, verify
+
+        out = []
+        for it in items:
+            gold = self.answers.get(it.key)
+            if gold is None:
+                out.append((it.key, None, "no reference answer for this prompt"))
+                continue
+            pred = parse(it.response)
+            if not pred:
+                out.append((it.key, 0.0, "no answer found in the response"))
+                continue
+            out.append((it.key, 1.0 if verify(parse(gold), pred) else 0.0, None))
+        yield out
+
+
+class RewardModelScorer:
+    """r_q = the first logit of a sequence-classification reward model on (prompt, response).
+
+    The pair is rendered with the reward model's chat template when it has one, else as
+    ``prompt + "\\n\\n" + response``. Batched, length-sorted, right-padded.
+    """
+
+    def __init__(self, cfg: QualityConfig):
+        assert cfg.model is not None
+        self.cfg = cfg
+        self.model = None  # loaded on first use
+
+    def _load(self) -> None:
+        from transformers import AutoModelForSequenceClassification
+
+        from persyn.assets import _not_local, from_pretrained_kwargs
+
+        if self.model is not None:
+            return
+        cfg = self.cfg
+        path = resolve_model(cfg.model)
+        self.tokenizer = load_tokenizer(cfg.model, padding_side="right")
+        try:
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                path, **from_pretrained_kwargs(path)
+            )
+        except OSError as exc:
+            raise _not_local(cfg.model, exc) from None
+        self.model.eval()
+        if self.model.config.pad_token_id is None:
+            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+
+    @property
+    def key(self) -> str:
+        return stable_hash(["quality/reward_model/v1", self.cfg.model])
+
+    def _render(self, prompt: str, response: str) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            msgs = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+            return self.tokenizer.apply_chat_template(msgs, tokenize=False)
+        return f"{prompt}\n\n{response}"
+
+    def score(self, items: list[ScoreItem]) -> Iterator[list[tuple[str, float | None, str | None]]]:
+        import torch
+
+        self._load()
+        texts = [self._render(it.prompt, it.response) for it in items]
+        limit = getattr(self.model.config, "max_position_embeddings", None) or 4096
+        enc = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        too_long = [
+            (items[i].key, None, f"too long for the reward model: {len(e)} tokens, limit {limit}")
+            for i, e in enumerate(enc)
+            if len(e) > limit
+        ]
+        if too_long:
+            yield too_long
+        ok = [i for i, e in enumerate(enc) if len(e) <= limit]
+        lengths = [len(enc[i]) for i in ok]
+        for batch in token_budget_batches(lengths, 512 * self.cfg.batch_size):
+            idx = [ok[b] for b in batch]
+            padded = self.tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt")
+            with torch.inference_mode():
+                logits = self.model(**padded).logits
+            yield [(items[i].key, float(logits[j, 0]), None) for j, i in enumerate(idx)]
+
+
+def make_quality_scorer(cfg: QualityConfig, answers: dict[str, str | None]):
+    """The quality scorer for ``cfg``; ``answers`` maps item keys to reference answers."""
+    if cfg.kind == "verifier":
+        return VerifierScorer(answers)
+    return RewardModelScorer(cfg)

@@ -1,0 +1,232 @@
+"""The run's SQLite store (``OUTPUT_DIR/store.sqlite``): prompts, generations, scores,
+router assignments and stage markers.
+
+Everything expensive is keyed by a cache key that hashes what changes its output, so a re-run
+skips what is stored and a changed setting recomputes only what it affects. Each batch is
+committed in its own transaction (WAL mode), so a crash loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from persyn.prompts import Prompt
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS prompts (
+    id TEXT PRIMARY KEY, position INTEGER, text TEXT, answer TEXT, solution TEXT,
+    metadata TEXT, calibration INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS generations (
+    key TEXT PRIMARY KEY, prompt_id TEXT, teacher TEXT, response TEXT, status TEXT, error TEXT,
+    prompt_tokens INTEGER, completion_tokens INTEGER, finish_reason TEXT, seconds REAL,
+    phase TEXT, created REAL);
+CREATE INDEX IF NOT EXISTS generations_prompt ON generations (prompt_id, teacher);
+CREATE TABLE IF NOT EXISTS scores (
+    gen_key TEXT, kind TEXT, scorer TEXT, value REAL, status TEXT, error TEXT, created REAL,
+    PRIMARY KEY (gen_key, kind, scorer));
+CREATE TABLE IF NOT EXISTS assignments (
+    prompt_id TEXT PRIMARY KEY, teacher TEXT, coefficients TEXT, router TEXT);
+CREATE TABLE IF NOT EXISTS stages (name TEXT PRIMARY KEY, key TEXT, finished REAL, info TEXT);
+"""
+
+
+def stable_hash(obj: Any) -> str:
+    """sha256 (hex, 24 digits) of the canonical JSON of ``obj``: the cache-key function."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
+
+
+@dataclass
+class Generation:
+    """One teacher response to one prompt. ``status`` is ``ok`` or ``failed`` (then ``error``
+    says why; ``response`` may be empty). Token counts are the teacher tokenizer's."""
+
+    key: str
+    prompt_id: str
+    teacher: str
+    response: str
+    status: str = "ok"
+    error: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
+    seconds: float = 0.0
+    phase: str = "calibration"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class Store:
+    """A run's SQLite store. Open with ``Store(path)``; every write method commits."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=30.0)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- meta ---------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- prompts ------------------------------------------------------------------------------
+    def replace_prompts(self, prompts: list[Prompt], calibration_ids: Iterable[str]) -> None:
+        """Store the prompt set and its calibration subset (replacing a previous set).
+
+        Generations and scores are kept: they are keyed by content, not by prompt set.
+        """
+        cal = set(calibration_ids)
+        with self.db:
+            self.db.execute("DELETE FROM prompts")
+            self.db.executemany(
+                "INSERT INTO prompts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        p.id,
+                        i,
+                        p.text,
+                        p.answer,
+                        p.solution,
+                        json.dumps(p.metadata),
+                        int(p.id in cal),
+                    )
+                    for i, p in enumerate(prompts)
+                ],
+            )
+
+    def prompts(self, calibration: bool | None = None) -> list[Prompt]:
+        """Stored prompts in source order; ``calibration`` filters on membership of X_cal."""
+        sql = "SELECT * FROM prompts"
+        args: tuple = ()
+        if calibration is not None:
+            sql += " WHERE calibration=?"
+            args = (int(calibration),)
+        rows = self.db.execute(sql + " ORDER BY position", args).fetchall()
+        return [
+            Prompt(r["id"], r["text"], r["answer"], r["solution"], json.loads(r["metadata"])) for r in rows
+        ]
+
+    # -- generations --------------------------------------------------------------------------
+    def generation_keys(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT key FROM generations")}
+
+    def add_generations(self, gens: Iterable[Generation]) -> None:
+        """Insert a batch of generations in one transaction (an existing key is kept)."""
+        now = time.time()
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO generations VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        g.key,
+                        g.prompt_id,
+                        g.teacher,
+                        g.response,
+                        g.status,
+                        g.error,
+                        g.prompt_tokens,
+                        g.completion_tokens,
+                        g.finish_reason,
+                        g.seconds,
+                        g.phase,
+                        now,
+                    )
+                    for g in gens
+                ],
+            )
+
+    def generations(self, keys: Iterable[str]) -> dict[str, Generation]:
+        """The stored generations among ``keys``, by key."""
+        keys = list(keys)
+        out: dict[str, Generation] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            q = f"SELECT * FROM generations WHERE key IN ({','.join('?' * len(chunk))})"
+            for r in self.db.execute(q, chunk):
+                out[r["key"]] = Generation(
+                    r["key"],
+                    r["prompt_id"],
+                    r["teacher"],
+                    r["response"],
+                    r["status"],
+                    r["error"],
+                    r["prompt_tokens"],
+                    r["completion_tokens"],
+                    r["finish_reason"],
+                    r["seconds"],
+                    r["phase"],
+                )
+        return out
+
+    def count_generations(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+
+    # -- scores -------------------------------------------------------------------------------
+    def add_scores(
+        self, kind: str, scorer: str, rows: Iterable[tuple[str, float | None, str | None]]
+    ) -> None:
+        """Insert ``(gen_key, value, error)`` rows for one scorer; value None means failed."""
+        now = time.time()
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?)",
+                [(k, kind, scorer, v, "ok" if v is not None else "failed", e, now) for k, v, e in rows],
+            )
+
+    def scores(self, kind: str, scorer: str) -> dict[str, tuple[float | None, str | None]]:
+        """``gen_key -> (value or None, error)`` for one scorer."""
+        rows = self.db.execute(
+            "SELECT gen_key, value, error FROM scores WHERE kind=? AND scorer=?", (kind, scorer)
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    # -- assignments --------------------------------------------------------------------------
+    def set_assignments(self, router_key: str, rows: Iterable[tuple[str, str, dict[str, float]]]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO assignments VALUES (?,?,?,?)",
+                [(pid, t, json.dumps(c), router_key) for pid, t, c in rows],
+            )
+
+    def assignments(self, router_key: str) -> dict[str, tuple[str, dict[str, float]]]:
+        rows = self.db.execute(
+            "SELECT prompt_id, teacher, coefficients FROM assignments WHERE router=?", (router_key,)
+        )
+        return {r[0]: (r[1], json.loads(r[2])) for r in rows}
+
+    # -- stages -------------------------------------------------------------------------------
+    def stage_done(self, name: str, key: str) -> dict | None:
+        """The info recorded when stage ``name`` finished with input key ``key``, else None."""
+        row = self.db.execute("SELECT key, info FROM stages WHERE name=?", (name,)).fetchone()
+        if row is None or row[0] != key:
+            return None
+        return json.loads(row[1])
+
+    def mark_stage(self, name: str, key: str, info: dict | None = None) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO stages VALUES (?,?,?,?)",
+                (name, key, time.time(), json.dumps(info or {})),
+            )
