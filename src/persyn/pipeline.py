@@ -51,10 +51,10 @@ def write_atomic(path: Path, text: str) -> None:
 def generation_key(teacher: TeacherConfig, prompt: Prompt, seed: int) -> str:
     """Cache key of one teacher response: hashes the teacher's name and every setting that
     changes its output (model, templates, decoding, stop strings, the seed when sampling) and
-    the prompt text (for ``reference``: the reference solution)."""
+    the prompt text (for ``reference`` also the reference solution and answer)."""
     settings = teacher.model_dump(exclude={"batch_size", "family"})
     if teacher.engine == "reference":
-        payload: Any = [prompt.solution, prompt.answer]
+        payload: Any = [prompt.text, prompt.solution, prompt.answer]
     else:
         payload = [prompt.text, seed if teacher.temperature > 0 else None]
     return stable_hash(["generation/v1", settings, payload])

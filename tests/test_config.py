@@ -1,0 +1,106 @@
+import pytest
+import yaml
+
+from persyn.config import CalibrationConfig, load_config, parse_config
+from persyn.errors import ConfigError
+
+BASE = {
+    "output_dir": "runs/x",
+    "student": {"model": "smollm2-135m-instruct"},
+    "teachers": [
+        {"name": "a", "engine": "transformers", "model": "smollm2-135m-instruct"},
+        {"name": "reference", "engine": "reference"},
+    ],
+}
+
+
+def cfg(**over):
+    d = {**BASE, **over}
+    return parse_config(d, "c.yaml")
+
+
+def test_defaults_follow_the_paper():
+    c = cfg()
+    assert c.alpha == 0.4
+    assert c.normalize == "minmax"
+    assert c.calibration.size == 0.2
+    assert c.teacher_names == ["a", "reference"]
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5])
+def test_alpha_outside_unit_interval_names_the_field(alpha):
+    with pytest.raises(ConfigError, match=r"c.yaml[\s\S]*alpha"):
+        cfg(alpha=alpha)
+
+
+def test_fewer_than_two_teachers():
+    with pytest.raises(ConfigError, match="teachers: .*at least 2 teachers"):
+        cfg(teachers=[BASE["teachers"][1]])
+
+
+def test_duplicate_teacher_names():
+    t = BASE["teachers"][1]
+    with pytest.raises(ConfigError, match="duplicate teacher name 'reference'"):
+        cfg(teachers=[t, t])
+
+
+def test_unknown_engine_names_the_teacher_index():
+    bad = [BASE["teachers"][0], {"name": "x", "engine": "magic"}]
+    with pytest.raises(ConfigError, match=r"teachers\.1\.engine"):
+        cfg(teachers=bad)
+
+
+def test_unknown_model_alias_names_the_field():
+    bad = [BASE["teachers"][0], {"name": "x", "engine": "transformers", "model": "no-such-alias"}]
+    with pytest.raises(ConfigError, match=r"teachers\.1\.model: unknown model 'no-such-alias'"):
+        cfg(teachers=bad)
+
+
+def test_hf_id_and_local_path_are_accepted(tmp_path):
+    c = cfg(student={"model": str(tmp_path)}, router={"encoder": "sentence-transformers/all-MiniLM-L6-v2"})
+    assert c.router.encoder.startswith("sentence-transformers/")
+
+
+def test_transformers_teacher_needs_a_model():
+    with pytest.raises(ConfigError, match=r"teachers\.0.*needs 'model'"):
+        cfg(teachers=[{"name": "a", "engine": "transformers"}, BASE["teachers"][1]])
+
+
+def test_unknown_key_is_rejected():
+    with pytest.raises(ConfigError, match="alpah"):
+        cfg(alpah=0.3)
+
+
+def test_type_error_gives_the_field_path():
+    with pytest.raises(ConfigError, match=r"teachers\.0\.max_new_tokens"):
+        cfg(teachers=[{**BASE["teachers"][0], "max_new_tokens": "many"}, BASE["teachers"][1]])
+
+
+@pytest.mark.parametrize("size", [0, 1, -3, 1.5, 0.0])
+def test_calibration_size_invalid(size):
+    with pytest.raises(ConfigError, match="calibration.size"):
+        cfg(calibration={"size": size})
+
+
+def test_calibration_count_against_prompt_set():
+    assert CalibrationConfig(size=0.25).count(10) == 3
+    assert CalibrationConfig(size=4).count(10) == 4
+    assert CalibrationConfig(size=1.0).count(7) == 7
+    with pytest.raises(ConfigError, match="calibration.size: 11 asks for 11.*only 10"):
+        CalibrationConfig(size=11).count(10)
+    with pytest.raises(ConfigError, match="at least 2"):
+        CalibrationConfig(size=0.05).count(10)
+
+
+def test_load_config_yaml_errors(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("output_dir: x\nteachers: [\n  - a\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: YAML syntax error at line \d+"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    p.write_text(yaml.safe_dump(BASE))
+    assert load_config(p).student.model == "smollm2-135m-instruct"
+    p.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(p)

@@ -1,0 +1,162 @@
+import json
+import sqlite3
+import subprocess
+import sys
+
+import yaml
+from conftest import tiny_config
+from typer.testing import CliRunner
+
+from persyn.cli import app
+from persyn.config import parse_config
+from persyn.engines.base import Completion
+from persyn.pipeline import Pipeline
+from persyn.router.model import BTRouter
+
+
+def run(cfg_dict):
+    p = Pipeline(parse_config(cfg_dict))
+    try:
+        return p.run(), p
+    finally:
+        p.close()
+
+
+def read_jsonl(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_route_then_generate_end_to_end_and_resume(tiny_models, tmp_path):
+    cfg = tiny_config(tiny_models, tmp_path)
+    summary, p = run(cfg)
+    n, n_cal, n_t = 12, 6, 3
+    assert summary["n_prompts"] == n and summary["n_calibration"] == n_cal
+    assert summary["teachers"] == ["a", "b", "reference"]
+    assert summary["generations"] == n_cal * n_t + (n - n_cal)
+    assert summary["generations_new"] == summary["generations"]
+    assert summary["generations_generate_then_select"] == n * n_t
+    assert sum(summary["routing"].values()) == summary["n_dataset"] == n
+    ev = summary["router_eval"]
+    assert ev["n_eval"] == 2 and ev["n_train"] == 4
+    assert 0.0 <= ev["top1"] <= 1.0 and ev["regret"] >= 0.0
+    assert set(ev["best_single_teacher"]) == {"name", "top1", "regret"}
+    assert set(summary["seconds"]) >= {"calibrate", "score", "train_router", "route", "generate", "export"}
+
+    out = tmp_path / "run"
+    lines = read_jsonl(out / "dataset.jsonl")
+    assert len({x["id"] for x in lines}) == n
+    for x in lines:
+        assert [m["role"] for m in x["messages"]] == ["user", "assistant"]
+        assert x["messages"][1]["content"]
+        if x["source"] == "calibration":
+            assert x["quality"] in (0.0, 1.0) and x["learnability"] < 0 and x["reward"] is not None
+        else:
+            assert x["source"] == "routed" and x["quality"] is None and x["reward"] is None
+    # The reference solutions are always correct and the random teachers never are: the Oracle
+    # picks the reference on every calibration prompt.
+    assert {x["teacher"] for x in lines if x["source"] == "calibration"} == {"reference"}
+    routing = read_jsonl(out / "routing.jsonl")
+    assert len(routing) == n - n_cal
+    for r in routing:
+        assert set(r["coefficients"]) == {"a", "b", "reference"}
+        assert r["teacher"] == max(r["coefficients"], key=r["coefficients"].get)
+    assert BTRouter.load(out / "router").teachers == ["a", "b", "reference"]
+    db = sqlite3.connect(out / "store.sqlite")
+    ok = dict(db.execute("SELECT teacher, COUNT(*) FROM generations WHERE status='ok' GROUP BY teacher"))
+    assert ok["a"] >= 4 and ok["b"] >= 4  # the model teachers really answered (and were scored)
+    assert summary["calibration_means"]["a"]["learnability"] < 0
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["generations"] == summary["generations"]
+
+    # Re-running the same config resumes: nothing is generated again, the dataset is the same.
+    before = (out / "dataset.jsonl").read_text()
+    again, _ = run(cfg)
+    assert again["generations_new"] == 0
+    assert (out / "dataset.jsonl").read_text() == before
+
+
+def test_changing_one_teacher_regenerates_only_that_teacher(tiny_models, tmp_path):
+    cfg = tiny_config(tiny_models, tmp_path)
+    run(cfg)
+    cfg["teachers"][1]["max_new_tokens"] = 5
+    summary, _ = run(cfg)
+    db = sqlite3.connect(tmp_path / "run" / "store.sqlite")
+    counts = dict(
+        db.execute("SELECT teacher, COUNT(*) FROM generations WHERE phase='calibration' GROUP BY teacher")
+    )
+    assert counts == {"a": 6, "b": 12, "reference": 6}
+    assert summary["generations"] == 6 * 3 + 6
+
+
+def test_stage_commands_share_the_store_and_match_run(tiny_models, tmp_path):
+    cfg = tiny_config(tiny_models, tmp_path)
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    runner = CliRunner()
+    staged = tmp_path / "staged"
+    for cmd in (["calibrate"], ["train-router"], ["route"], ["generate"], ["export"]):
+        res = runner.invoke(app, [*cmd, str(cfg_path), "-o", str(staged)])
+        assert res.exit_code == 0, res.output
+    assert "generations:" in res.output and "Generate-then-Select" in res.output
+    res = runner.invoke(app, ["run", str(cfg_path)])
+    assert res.exit_code == 0, res.output
+    assert "0 made by this command" not in res.output
+    assert (staged / "dataset.jsonl").read_text() == (tmp_path / "run" / "dataset.jsonl").read_text()
+
+
+def test_stage_out_of_order_says_what_to_run(tiny_models, tmp_path):
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_config(tiny_models, tmp_path)))
+    res = CliRunner().invoke(app, ["train-router", str(cfg_path)])
+    assert res.exit_code == 2
+    assert "run `persyn calibrate` first" in res.output
+
+
+def test_bad_config_is_a_clear_error(tiny_models, tmp_path):
+    cfg = tiny_config(tiny_models, tmp_path, alpha=2.0)
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(app, ["run", str(cfg_path)])
+    assert res.exit_code == 2
+    assert "alpha" in res.output and "Traceback" not in res.output
+    cfg = tiny_config(tiny_models, tmp_path, calibration={"size": 50})
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(app, ["run", str(cfg_path)])
+    assert res.exit_code == 2 and "calibration.size" in res.output
+
+
+def test_long_prompt_and_empty_response_are_recorded_not_fatal(tiny_models, tmp_path, monkeypatch):
+    cfg = tiny_config(tiny_models, tmp_path)
+    with open(cfg["prompts"]["path"], "a") as f:
+        f.write(json.dumps({"prompt": "apples " * 600, "answer": "1", "solution": "#### 1"}) + "\n")
+    cfg["calibration"] = {"size": 1.0}
+
+    from persyn.engines import reference
+
+    real = reference.ReferenceEngine.generate
+
+    def flaky(self, prompts):  # the reference teacher returns nothing for one prompt
+        for batch in real(self, prompts):
+            yield [
+                (pid, Completion("", error="empty response") if i == 0 else c)
+                for i, (pid, c) in enumerate(batch)
+            ]
+
+    monkeypatch.setattr(reference.ReferenceEngine, "generate", flaky)
+    summary, _ = run(cfg)
+    errors = [f["error"] for f in summary["failures"]]
+    assert any(e.startswith("prompt too long") for e in errors)
+    assert "empty response" in errors
+    # The long prompt: both model teachers fail, and the reference response is too long for
+    # the student, so no teacher has a valid scored response.
+    assert "no teacher gave a valid response to this calibration prompt" in errors
+    assert summary["failed"] == len(summary["failures"])
+    assert summary["n_dataset"] == 12
+
+
+def test_import_persyn_is_light():
+    code = (
+        "import sys, persyn, persyn.config; print(any(m in sys.modules for m in ('torch', 'transformers')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

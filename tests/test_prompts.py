@@ -1,0 +1,104 @@
+import json
+
+import pytest
+
+from persyn.config import PromptsConfig
+from persyn.errors import InputError
+from persyn.prompts import content_id, load_prompts
+
+
+def jsonl(tmp_path, lines, name="p.jsonl"):
+    p = tmp_path / name
+    p.write_bytes(b"\n".join(x if isinstance(x, bytes) else x.encode() for x in lines) + b"\n")
+    return p
+
+
+def load(path, **kw):
+    return load_prompts(PromptsConfig(source="jsonl", path=path, **kw), seed=0)
+
+
+def test_jsonl_fields_ids_and_blank_lines(tmp_path):
+    p = jsonl(
+        tmp_path,
+        [
+            json.dumps({"prompt": "2+2?", "answer": 4, "src": "x"}),
+            "",
+            "  ",
+            json.dumps({"prompt": "3+3?", "answer": "6"}),
+        ],
+    )
+    prompts, report = load(p)
+    assert [x.text for x in prompts] == ["2+2?", "3+3?"]
+    assert prompts[0].answer == "4" and prompts[0].solution == "4"
+    assert prompts[0].id == content_id("2+2?") and len(prompts[0].id) == 16
+    assert prompts[0].metadata == {"src": "x"}
+    assert report.empty == [] and report.duplicates == []
+
+
+def test_malformed_json_names_file_and_line(tmp_path):
+    p = jsonl(tmp_path, [json.dumps({"prompt": "a", "answer": 1}), '{"prompt": "b", "answer": '])
+    with pytest.raises(InputError, match=r"p\.jsonl:2: malformed JSON"):
+        load(p)
+
+
+def test_missing_prompt_and_answer_fields(tmp_path):
+    p = jsonl(tmp_path, [json.dumps({"question": "a", "answer": 1})])
+    with pytest.raises(InputError, match=r"p\.jsonl:1: missing prompt field 'prompt'"):
+        load(p)
+    p = jsonl(tmp_path, [json.dumps({"prompt": "a", "answer": 1}), json.dumps({"prompt": "b"})])
+    with pytest.raises(InputError, match=r"p\.jsonl:2: missing answer field 'answer'"):
+        load(p)
+    # Not needed (e.g. reward-model quality and no reference teacher): then it is optional.
+    prompts, _ = load_prompts(PromptsConfig(source="jsonl", path=p), 0, require_answer=False)
+    assert prompts[1].answer is None
+
+
+def test_non_utf8_line(tmp_path):
+    p = jsonl(tmp_path, [json.dumps({"prompt": "a", "answer": 1}), b'{"prompt": "\xff\xfe", "answer": 1}'])
+    with pytest.raises(InputError, match=r"p\.jsonl:2: not valid UTF-8"):
+        load(p)
+
+
+def test_empty_and_duplicate_prompts_are_reported_not_kept(tmp_path):
+    p = jsonl(
+        tmp_path,
+        [
+            json.dumps({"id": "q1", "prompt": "a", "answer": 1}),
+            json.dumps({"id": "q2", "prompt": "   ", "answer": 1}),
+            json.dumps({"id": "q1", "prompt": "c", "answer": 1}),
+            json.dumps({"id": "q3", "prompt": "d", "answer": 1}),
+        ],
+    )
+    prompts, report = load(p, id_field="id")
+    assert [x.id for x in prompts] == ["q1", "q3"]
+    assert report.empty == [f"{p}:2"]
+    assert report.duplicates == [(f"{p}:3", f"{p}:1", "q1")]
+
+
+def test_size_caps_a_file_and_missing_file(tmp_path):
+    p = jsonl(tmp_path, [json.dumps({"prompt": str(i), "answer": i}) for i in range(5)])
+    prompts, _ = load(p, size=3)
+    assert len(prompts) == 3
+    with pytest.raises(InputError, match="prompt file not found"):
+        load(tmp_path / "nope.jsonl")
+
+
+def test_all_empty_is_an_error(tmp_path):
+    p = jsonl(tmp_path, [json.dumps({"prompt": " ", "answer": 1})])
+    with pytest.raises(InputError, match="no usable prompts"):
+        load(p)
+
+
+def test_reasoning_gym_prompts_carry_answer_and_worked_solution():
+    prompts, _ = load_prompts(PromptsConfig(source="reasoning_gym", task="gsm_symbolic", size=4), seed=0)
+    again, _ = load_prompts(PromptsConfig(source="reasoning_gym", task="gsm_symbolic", size=4), seed=0)
+    assert len(prompts) == 4
+    assert [p.id for p in prompts] == [p.id for p in again]
+    for p in prompts:
+        assert p.answer and p.solution.endswith(f"#### {p.answer}")
+        assert "answer_cot" not in p.metadata
+
+
+def test_unknown_reasoning_gym_task():
+    with pytest.raises(InputError, match="prompts.task 'no_such_task'"):
+        load_prompts(PromptsConfig(source="reasoning_gym", task="no_such_task", size=2), seed=0)

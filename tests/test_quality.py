@@ -1,0 +1,43 @@
+import pytest
+
+from persyn.config import QualityConfig
+from persyn.scoring.learnability import ScoreItem
+from persyn.scoring.quality import RewardModelScorer, VerifierScorer, make_quality_scorer
+
+
+def collect(scorer, items):
+    out = {}
+    for rows in scorer.score(items):
+        for k, v, e in rows:
+            out[k] = (v, e)
+    return out
+
+
+def test_verifier_scores_final_answer_correctness():
+    items = [
+        ScoreItem("right", "q", "3 * 4 = 12.\n#### 12"),
+        ScoreItem("boxed", "q", "so the answer is \\boxed{12}"),
+        ScoreItem("wrong", "q", "The answer is 13."),
+        ScoreItem("none", "q", "I do not know."),
+        ScoreItem("nogold", "q", "12"),
+    ]
+    answers = {"right": "12", "boxed": "12", "wrong": "12", "none": "12", "nogold": None}
+    got = collect(VerifierScorer(answers), items)
+    assert got["right"] == (1.0, None) and got["boxed"] == (1.0, None)
+    assert got["wrong"] == (0.0, None)
+    assert got["none"] == (0.0, "no answer found in the response")
+    assert got["nogold"] == (None, "no reference answer for this prompt")
+
+
+def test_reward_model_batched_equals_one_at_a_time(tiny_models):
+    cfg = QualityConfig(kind="reward_model", model=tiny_models["reward"], batch_size=2)
+    scorer = make_quality_scorer(cfg, {})
+    assert isinstance(scorer, RewardModelScorer)
+    items = [ScoreItem(str(i), "What is 2 + 3?", "5" * (i + 1)) for i in range(5)]
+    batched = collect(scorer, items)
+    single = {it.key: collect(scorer, [it])[it.key] for it in items}
+    assert set(batched) == set(single) == {str(i) for i in range(5)}
+    for k in batched:
+        assert batched[k][0] == pytest.approx(single[k][0], abs=1e-5)
+    assert len({round(v, 6) for v, _ in batched.values()}) > 1  # not a constant
+    assert scorer.key != VerifierScorer.key
