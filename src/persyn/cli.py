@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from importlib.resources import files
 from pathlib import Path
 
@@ -168,5 +167,5 @@ def export(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> Non
         _fail(exc)
 
 
-def main() -> None:  # pragma: no cover - console entry for `python -m persyn`
-    sys.exit(app())
+if __name__ == "__main__":  # pragma: no cover
+    app()
