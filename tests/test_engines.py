@@ -90,3 +90,6 @@ def test_reference_engine():
     )
     assert out["1"].text == "2+2=4\n#### 4" and out["2"].text == "5"
     assert out["3"].error == "no reference solution for this prompt"
+    e = make_engine(TeacherConfig(name="short", engine="reference", style="answer"), 0)
+    out = gen(e, [Prompt("1", "q", answer="4", solution="2+2=4\n#### 4"), Prompt("3", "q")])
+    assert out["1"].text == "#### 4" and out["3"].error

@@ -14,12 +14,22 @@ PAIRS = [
 ]
 
 
-def reference_loop(model_path: str, template: str):
+SHARED = [  # several teachers' responses to the same prompts (the calibration case)
+    ("What is 2 + 3?", "5"),
+    ("What is 2 + 3?", "2 + 3 = 5.\n#### 5"),
+    ("What is 2 + 3?", "The answer is 5, because two apples and three apples make five apples."),
+    ("Hi", "Hello"),
+    ("Hi", "Hello there!"),
+    ("Tom has 3 boxes of 4 apples. How many apples?", "12"),
+]
+
+
+def reference_loop(model_path: str, template: str, pairs=PAIRS):
     """Eq. 1 by the book: one unpadded forward pass per example."""
     tok = load_tokenizer(model_path)
     model = load_causal_lm(model_path)
     out = []
-    for prompt, response in PAIRS:
+    for prompt, response in pairs:
         p, r = student_tokens(tok, prompt, response, template)
         ids = torch.tensor([p + r])
         with torch.no_grad():
@@ -39,14 +49,23 @@ def run(scorer, pairs):
     return [got[str(i)] for i in range(len(pairs))]
 
 
+@pytest.mark.parametrize("batching", ["padded", "per_prompt"])
 @pytest.mark.parametrize("which", ["chat", "base"])
-def test_batched_scores_equal_the_per_example_definition(tiny_models, which):
-    cfg = StudentConfig(model=tiny_models[which], batch_tokens=96)  # forces several batches
+def test_batched_scores_equal_the_per_example_definition(tiny_models, which, batching):
+    cfg = StudentConfig(model=tiny_models[which], batch_tokens=96, batching=batching)  # several batches
     scores = run(LearnabilityScorer(cfg), PAIRS)
     expected = reference_loop(tiny_models[which], cfg.prompt_template)
     assert [e for _, e in scores] == [None] * len(PAIRS)
     assert [v for v, _ in scores] == pytest.approx(expected, abs=1e-4)
     assert all(v < 0 for v, _ in scores)
+
+
+@pytest.mark.parametrize("batching", ["padded", "per_prompt", "auto"])
+def test_shared_prompt_scores_equal_the_per_example_definition(tiny_models, batching):
+    cfg = StudentConfig(model=tiny_models["chat"], batch_tokens=64, batching=batching)
+    scores = run(LearnabilityScorer(cfg), SHARED)
+    expected = reference_loop(tiny_models["chat"], cfg.prompt_template, SHARED)
+    assert [v for v, _ in scores] == pytest.approx(expected, abs=1e-4)
 
 
 def test_response_tokens_include_end_of_turn_not_the_prompt(tiny_models):

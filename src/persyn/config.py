@@ -64,14 +64,16 @@ class StudentConfig(_Strict):
     """The student whose learnability is measured (Eq. 1).
 
     ``model``: alias, HF id or local path. ``prompt_template`` (with ``{prompt}``) is used only
-    when the tokenizer has no chat template (a base model). ``batch_tokens`` bounds the padded
-    tokens of one scoring batch (memory).
+    when the tokenizer has no chat template (a base model). ``batching``: how log-likelihoods
+    are computed (see ``LearnabilityScorer``); ``batch_tokens`` bounds the padded tokens of one
+    ``padded`` batch (memory).
     """
 
     model: str
     family: str | None = None
     prompt_template: str = "Question: {prompt}\nAnswer: "
     batch_tokens: Annotated[int, Field(ge=64)] = 8192
+    batching: Literal["auto", "per_prompt", "padded"] = "auto"
     max_length: Annotated[int, Field(ge=16)] | None = None
 
 
@@ -79,7 +81,8 @@ class TeacherConfig(_Strict):
     """One teacher: a response generator (model + prompt rendering + decoding settings).
 
     ``engine: transformers`` runs ``model`` in-process; ``engine: reference`` answers with the
-    prompt set's own reference solution. Chat models render the prompt with their chat template
+    prompt set's own reference solution (``style: solution``) or only its final-answer line
+    (``style: answer``, ``#### <answer>``): not models, but teachers of a known style. Chat models render the prompt with their chat template
     (with ``system_prompt`` if given); base models (no chat template) use ``prompt_template``
     with ``{prompt}``. Generation stops at EOS or at any string of ``stop`` (which is cut off).
     """
@@ -95,6 +98,7 @@ class TeacherConfig(_Strict):
     max_new_tokens: Annotated[int, Field(ge=1)] = 256
     batch_size: Annotated[int, Field(ge=1)] = 8
     stop: list[str] = Field(default_factory=list)
+    style: Literal["solution", "answer"] = "solution"
 
     @model_validator(mode="after")
     def _check_engine(self) -> TeacherConfig:

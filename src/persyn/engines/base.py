@@ -35,7 +35,7 @@ def make_engine(teacher: TeacherConfig, seed: int) -> Engine:
     if teacher.engine == "reference":
         from persyn.engines.reference import ReferenceEngine
 
-        return ReferenceEngine()
+        return ReferenceEngine(teacher.style)
     from persyn.engines.transformers_engine import TransformersEngine
 
     return TransformersEngine(teacher, seed)

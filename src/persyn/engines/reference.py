@@ -9,13 +9,20 @@ from persyn.prompts import Prompt
 
 
 class ReferenceEngine:
-    """Returns ``prompt.solution`` (falling back to ``prompt.answer``). A prompt with neither
-    gives a failed item."""
+    """``style="solution"``: returns ``prompt.solution`` (falling back to ``prompt.answer``);
+    ``style="answer"``: returns ``#### <prompt.answer>``. A prompt without the needed field gives
+    a failed item."""
+
+    def __init__(self, style: str = "solution"):
+        self.style = style
 
     def generate(self, prompts: list[Prompt]) -> Iterator[list[tuple[str, Completion]]]:
         out = []
         for p in prompts:
-            text = p.solution if p.solution is not None else p.answer
+            if self.style == "answer":
+                text = f"#### {p.answer}" if p.answer is not None and p.answer.strip() else None
+            else:
+                text = p.solution if p.solution is not None else p.answer
             if text is None or not text.strip():
                 out.append((p.id, Completion("", error="no reference solution for this prompt")))
             else:

@@ -73,11 +73,22 @@ def token_budget_batches(lengths: list[int], batch_tokens: int) -> list[list[int
     return batches
 
 
+def _mean_logprob(logits, targets) -> float:
+    """Mean of log softmax(logits)[t, targets[t]] over t, computed as logit − logsumexp
+    (no full log-softmax tensor is written)."""
+    logits = logits.float()
+    picked = logits.gather(-1, targets.to(logits.device).unsqueeze(-1)).squeeze(-1)
+    return float((picked - logits.logsumexp(-1)).mean())
+
+
 class LearnabilityScorer:
     """Scores responses by the student's mean per-token log-probability (nats/token, <= 0).
 
-    Batches are length-sorted and left-padded, and only the logits of the last positions (those
-    that predict response tokens) are computed, which saves most of the LM-head cost.
+    Two ways to the same value (``student.batching``): ``per_prompt`` runs each distinct prompt
+    once and each of its responses on the prompt's KV cache, unpadded (the calibration set has
+    one response per teacher for every prompt); ``padded`` forms length-sorted, left-padded
+    token-budget batches across prompts and computes logits only for the positions that predict
+    response tokens. ``auto`` picks ``padded`` on a GPU and ``per_prompt`` on a CPU.
     """
 
     def __init__(self, student: StudentConfig):
@@ -100,8 +111,6 @@ class LearnabilityScorer:
 
         A pair longer than the student's context, or with no response tokens, is a failed item.
         """
-        import torch
-
         self._load()
         encoded, failed = [], []
         for it in items:
@@ -120,6 +129,56 @@ class LearnabilityScorer:
                 encoded.append((it.key, p, r))
         if failed:
             yield failed
+        if self._mode() == "padded":
+            yield from self._score_batched(encoded)
+        else:
+            yield from self._score_per_prompt(encoded)
+
+    def _mode(self) -> str:
+        if self.cfg.batching != "auto":
+            return self.cfg.batching
+        # Measured (docs/benchmarks.md): on CPU, padded batches are slower than unpadded passes
+        # (compute-bound matmuls gain nothing from batching, padding and masks cost); on a GPU
+        # padded batches win.
+        return "padded" if self.model.device.type == "cuda" else "per_prompt"
+
+    def _score_per_prompt(self, encoded: list[tuple[str, list[int], list[int]]]):
+        """Unpadded passes: each distinct prompt is run once, and each of its responses on top
+        of the prompt's KV cache (cropped back after each response). Yields one list per
+        prompt."""
+        import torch
+        from transformers import DynamicCache
+
+        groups: dict[tuple[int, ...], list[tuple[str, list[int]]]] = {}
+        for key, p, r in encoded:
+            groups.setdefault(tuple(p), []).append((key, r))
+        device = self.model.device
+        for prompt, rows in groups.items():
+            p = list(prompt)
+            cache = DynamicCache()
+            out = []
+            with torch.inference_mode():
+                if len(p) > 1:
+                    self.model(
+                        input_ids=torch.tensor([p[:-1]], device=device),
+                        past_key_values=cache,
+                        use_cache=True,
+                        logits_to_keep=1,
+                    )
+                for key, r in rows:
+                    ids = torch.tensor([[p[-1], *r]], device=device)
+                    positions = torch.arange(len(p) - 1, len(p) + len(r), device=device).unsqueeze(0)
+                    logits = self.model(
+                        input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True
+                    ).logits[0, :-1]
+                    cache.crop(-(len(r) + 1))
+                    out.append((key, _mean_logprob(logits, ids[0, 1:]), None))
+            yield out
+
+    def _score_batched(self, encoded: list[tuple[str, list[int], list[int]]]):
+        """r_l of (key, prompt ids, response ids) items, batched across prompts."""
+        import torch
+
         pad = self.tokenizer.pad_token_id
         lengths = [len(p) + len(r) for _, p, r in encoded]
         for batch in token_budget_batches(lengths, self.cfg.batch_tokens):
@@ -137,11 +196,9 @@ class LearnabilityScorer:
                 logits = self.model(
                     input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
                 ).logits
-            # logits[:, k] predicts token at absolute position width - keep + k + 1.
-            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            # logits[:, k] predicts the token at absolute position width - keep + k + 1.
             targets = ids[:, width - keep + 1 :]
-            tok_logp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            out = []
-            for j, (key, _, r) in enumerate(rows):
-                out.append((key, float(tok_logp[j, -len(r) :].mean()), None))
-            yield out
+            yield [
+                (key, _mean_logprob(logits[j, -len(r) - 1 : -1], targets[j, -len(r) :]), None)
+                for j, (key, _, r) in enumerate(rows)
+            ]
