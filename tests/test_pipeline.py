@@ -1,4 +1,5 @@
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -160,3 +161,45 @@ def test_import_persyn_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_second_run_on_a_live_output_dir_is_refused(tiny_models, tmp_path):
+    from persyn.errors import PersynError
+
+    cfg = parse_config(tiny_config(tiny_models, tmp_path))
+    with Pipeline(cfg):
+        try:
+            Pipeline(cfg)
+        except PersynError as exc:
+            assert "in use by another persyn process" in str(exc) and str(os.getpid()) in str(exc)
+        else:
+            raise AssertionError("a second pipeline on a held output_dir was allowed")
+    Pipeline(cfg).close()  # released once the first one is closed
+
+
+def test_output_dir_that_is_a_file(tiny_models, tmp_path):
+    from persyn.errors import PersynError
+
+    (tmp_path / "file").write_text("x")
+    cfg = parse_config(tiny_config(tiny_models, tmp_path, output_dir=str(tmp_path / "file")))
+    try:
+        Pipeline(cfg)
+    except PersynError as exc:
+        assert "output_dir" in str(exc) and "not a directory" in str(exc)
+    else:
+        raise AssertionError("expected an error")
+
+
+def test_failed_jsonl_and_require_all(tiny_models, tmp_path):
+    cfg = tiny_config(tiny_models, tmp_path)
+    with open(cfg["prompts"]["path"], "a") as f:
+        f.write(json.dumps({"prompt": "apples " * 600, "answer": "1", "solution": "#### 1"}) + "\n")
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(app, ["run", str(cfg_path), "--require-all"])
+    assert res.exit_code == 1 and "--require-all" in res.output
+    failed = read_jsonl(tmp_path / "run" / "failed.jsonl")
+    assert failed and all({"stage", "prompt_id", "teacher", "error"} <= set(x) for x in failed)
+    assert any("prompt too long" in x["error"] for x in failed)
+    res = CliRunner().invoke(app, ["run", str(cfg_path)])
+    assert res.exit_code == 0 and "failed item(s)" in res.output

@@ -81,16 +81,23 @@ def print_summary(summary: dict, out_dir: Path) -> None:
     console.print(f"dataset: {summary['n_dataset']} lines → {out_dir / 'dataset.jsonl'}")
 
 
+RequireAllOpt = typer.Option(False, "--require-all", help="Exit with status 1 if any item failed.")
+
+
 @app.command()
-def run(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
+def run(
+    config: Path = ConfigArg, output_dir: Path | None = OutputOpt, require_all: bool = RequireAllOpt
+) -> None:
     """Run every stage (resumes from the store in the output directory)."""
     try:
-        p = _pipeline(config, output_dir)
-        summary = p.run()
+        with _pipeline(config, output_dir) as p:
+            summary = p.run()
         print_summary(summary, p.out)
-        p.close()
     except PersynError as exc:
         _fail(exc)
+    if require_all and summary["failed"]:
+        console.print(f"[bold red]--require-all:[/] {summary['failed']} item(s) failed (see failed.jsonl)")
+        raise typer.Exit(1)
 
 
 def demo_config_path() -> Path:
@@ -102,16 +109,16 @@ def demo_config_path() -> Path:
 def demo(output_dir: Path = typer.Option(Path("runs/demo"), "--output-dir", "-o")) -> None:
     """Run the packaged demo: PerSyn on GSM-Symbolic with the packaged small models."""
     console.print(f"config: {demo_config_path()}")
-    run(demo_config_path(), output_dir)
+    run(demo_config_path(), output_dir, require_all=False)
 
 
 @app.command()
 def calibrate(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
     """Stage 1: every teacher answers the calibration prompts; score quality and learnability."""
     try:
-        p = _pipeline(config, output_dir)
-        p.calibrate()
-        p.score()
+        with _pipeline(config, output_dir) as p:
+            p.calibrate()
+            p.score()
         console.print(f"calibration done: {p.new_generations} new generation(s)")
     except PersynError as exc:
         _fail(exc)
@@ -121,8 +128,8 @@ def calibrate(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> 
 def train_router(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
     """Stage 2: train the Bradley–Terry router on the calibration rewards."""
     try:
-        p = _pipeline(config, output_dir)
-        ev = p.train_router()
+        with _pipeline(config, output_dir) as p:
+            ev = p.train_router()
         console.print(f"router saved to {p.out / 'router'}: {ev}")
     except PersynError as exc:
         _fail(exc)
@@ -136,8 +143,8 @@ def route(
 ) -> None:
     """Stage 3: route every non-calibration prompt to one teacher."""
     try:
-        p = _pipeline(config, output_dir)
-        assigned = p.route(router)
+        with _pipeline(config, output_dir) as p:
+            assigned = p.route(router)
         counts: dict[str, int] = {}
         for t in assigned.values():
             counts[t] = counts.get(t, 0) + 1
@@ -150,8 +157,8 @@ def route(
 def generate(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
     """Stage 4: only the routed teacher answers each routed prompt."""
     try:
-        p = _pipeline(config, output_dir)
-        p.generate()
+        with _pipeline(config, output_dir) as p:
+            p.generate()
         console.print(f"generation done: {p.new_generations} new generation(s)")
     except PersynError as exc:
         _fail(exc)
@@ -161,8 +168,9 @@ def generate(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> N
 def export(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
     """Stage 5: write dataset.jsonl, routing.jsonl and summary.json."""
     try:
-        p = _pipeline(config, output_dir)
-        print_summary(p.export(), p.out)
+        with _pipeline(config, output_dir) as p:
+            summary = p.export()
+        print_summary(summary, p.out)
     except PersynError as exc:
         _fail(exc)
 

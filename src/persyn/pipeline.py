@@ -74,6 +74,7 @@ class Pipeline:
         if self.out.exists() and not self.out.is_dir():
             raise PersynError(f"output_dir: {self.out} exists and is not a directory")
         self.out.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_output_dir(self.out)
         self.store = Store(self.out / "store.sqlite")
         self.console = console
         self.new_generations = 0
@@ -438,6 +439,7 @@ class Pipeline:
             "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines),
         )
         write_atomic(self.out / "routing.jsonl", "".join(json.dumps(x) + "\n" for x in routing_lines))
+        write_atomic(self.out / "failed.jsonl", "".join(json.dumps(x) + "\n" for x in failures))
 
         n, n_cal, n_t = len(all_prompts), len(cal), len(cfg.teachers)
         cal_route = Counter(oracle_pick(table[p.id]) for p in cal)
@@ -478,6 +480,41 @@ class Pipeline:
 
     def close(self) -> None:
         self.store.close()
+        self._lock.close()  # releases the lock
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _lock_output_dir(out: Path):
+    """Hold an exclusive lock on ``out`` for this process's lifetime.
+
+    The OS drops the lock when the process dies, so a lock left by a killed run is taken over.
+
+    Raises:
+        PersynError: another live persyn process holds the directory.
+    """
+    import fcntl
+
+    f = open(out / ".persyn.lock", "a+")  # noqa: SIM115 - held open on purpose
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        f.close()
+        raise PersynError(
+            f"output_dir {out} is in use by another persyn process (pid {holder}); "
+            "wait for it to finish or use another output_dir"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
 
 
 def _best_single_teacher(names: list[str], rewards: list[list[float | None]]) -> str:

@@ -143,9 +143,9 @@ class LearnabilityScorer:
         return "padded" if self.model.device.type == "cuda" else "per_prompt"
 
     def _score_per_prompt(self, encoded: list[tuple[str, list[int], list[int]]]):
-        """Unpadded passes: each distinct prompt is run once, and each of its responses on top
-        of the prompt's KV cache (cropped back after each response). Yields one list per
-        prompt."""
+        """Unpadded passes: a prompt with several responses is run once, and each response on
+        top of the prompt's KV cache (cropped back after each response); a prompt with one
+        response is a single pass. Yields one list per prompt."""
         import torch
         from transformers import DynamicCache
 
@@ -155,6 +155,13 @@ class LearnabilityScorer:
         device = self.model.device
         for prompt, rows in groups.items():
             p = list(prompt)
+            if len(rows) == 1:  # nothing to share: one pass, logits for response positions only
+                key, r = rows[0]
+                ids = torch.tensor([p + r], device=device)
+                with torch.inference_mode():
+                    logits = self.model(input_ids=ids, logits_to_keep=len(r) + 1).logits[0, :-1]
+                yield [(key, _mean_logprob(logits, ids[0, -len(r) :]), None)]
+                continue
             cache = DynamicCache()
             out = []
             with torch.inference_mode():
