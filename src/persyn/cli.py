@@ -43,13 +43,9 @@ def _fail(exc: PersynError) -> None:
 
 def print_summary(summary: dict, out_dir: Path) -> None:
     """The closing table: prompts per teacher, generations vs Generate-then-Select, router."""
-    t = Table(title=f"persyn · {out_dir}")
-    t.add_column("teacher")
-    t.add_column("prompts in dataset", justify="right")
-    t.add_column("routed", justify="right")
-    t.add_column("Oracle on calibration", justify="right")
-    t.add_column("mean quality (cal.)", justify="right")
-    t.add_column("mean learnability (cal.)", justify="right")
+    t = Table(title=f"persyn · {out_dir}", caption="calibration means: quality and learnability (nats/token)")
+    for col in ("teacher", "dataset", "routed", "Oracle (cal.)", "quality", "learnability"):
+        t.add_column(col, justify="left" if col == "teacher" else "right", no_wrap=True)
     for name in summary["teachers"]:
         m = summary["calibration_means"][name]
         t.add_row(
