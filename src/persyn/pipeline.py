@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from persyn.config import RunConfig, TeacherConfig
 from persyn.errors import PersynError
+from persyn.faults import crash_point
 from persyn.prompts import Prompt, load_prompts
 from persyn.scoring.combine import Candidate, combine, oracle_pick, pair_labels
 from persyn.scoring.learnability import LearnabilityScorer, ScoreItem
@@ -136,8 +137,8 @@ class Pipeline:
 
     def _generate(self, teacher: TeacherConfig, prompts: list[Prompt], phase: str) -> None:
         keys = {p.id: self.key_of(teacher, p) for p in prompts}
-        stored = self.store.generation_keys()
-        todo = [p for p in prompts if keys[p.id] not in stored]
+        done = self.store.generation_keys(status="ok")  # failed items are retried
+        todo = [p for p in prompts if keys[p.id] not in done]
         if not todo:
             return
         engine = self._engine(teacher)
@@ -162,6 +163,7 @@ class Pipeline:
                 self.store.add_generations(gens)
                 self.new_generations += len(gens)
                 bar.update(len(gens))
+                crash_point(f"{phase}.batch")
 
     def calibrate(self) -> None:
         """Every teacher answers every calibration prompt (what is stored is skipped)."""
@@ -200,12 +202,13 @@ class Pipeline:
             ]
             for kind, scorer in scorers:
                 done = self.store.scores(kind, scorer.key)
-                todo = [it for it in items if it.key not in done]
+                todo = [it for it in items if done.get(it.key, (None, None))[0] is None]  # retry failed
                 with _bar(len(todo), f"score · {kind}", "response") as bar:
                     if todo:
                         for rows in scorer.score(todo):
                             self.store.add_scores(kind, scorer.key, rows)
                             bar.update(len(rows))
+                            crash_point("score.batch")
 
     def reward_table(
         self,
@@ -281,11 +284,13 @@ class Pipeline:
                         best_single_teacher=None,
                         note="fewer than 4 calibration prompts: no held-out evaluation",
                     )
+            crash_point("router.trained")
             tmp = self.out / f".router.tmp{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             router.save(tmp)
             shutil.rmtree(router_dir, ignore_errors=True)
             os.replace(tmp, router_dir)
+            crash_point("router.saved")
             self.store.mark_stage("train_router", key, evaluation)
             self.store.set_meta("router_key", key)
         return evaluation
@@ -331,6 +336,7 @@ class Pipeline:
                             rows.append((p.id, meta["teachers"][int(c.argmax())], values))
                         self.store.set_assignments(router_key, rows)
                         bar.update(len(chunk))
+                        crash_point("route.chunk")
             self.store.set_meta("route_key", router_key)
         return {pid: t for pid, (t, _) in self.store.assignments(router_key).items()}
 
@@ -440,6 +446,7 @@ class Pipeline:
         )
         write_atomic(self.out / "routing.jsonl", "".join(json.dumps(x) + "\n" for x in routing_lines))
         write_atomic(self.out / "failed.jsonl", "".join(json.dumps(x) + "\n" for x in failures))
+        crash_point("export.dataset")
 
         n, n_cal, n_t = len(all_prompts), len(cal), len(cfg.teachers)
         cal_route = Counter(oracle_pick(table[p.id]) for p in cal)
@@ -452,6 +459,7 @@ class Pipeline:
             "teachers": cfg.teacher_names,
             "generations": len(cal_gens) + len(routed_gens),
             "generations_new": self.new_generations,
+            "generation_calls": self.store.generation_calls(),
             "generations_generate_then_select": n * n_t,
             "routing": {t: routing_count.get(t, 0) for t in cfg.teacher_names},
             "routing_routed": {t: sum(1 for v in assigned.values() if v[0] == t) for t in cfg.teacher_names},

@@ -129,15 +129,29 @@ class Store:
         ]
 
     # -- generations --------------------------------------------------------------------------
-    def generation_keys(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT key FROM generations")}
+    def generation_keys(self, status: str | None = None) -> set[str]:
+        """Keys of the stored generations (only those with ``status`` when given)."""
+        if status is None:
+            return {r[0] for r in self.db.execute("SELECT key FROM generations")}
+        return {r[0] for r in self.db.execute("SELECT key FROM generations WHERE status=?", (status,))}
+
+    def generation_calls(self) -> int:
+        """Responses generated in this store so far, retries included."""
+        return int(self.get_meta("generation_calls") or 0)
 
     def add_generations(self, gens: Iterable[Generation]) -> None:
-        """Insert a batch of generations in one transaction (an existing key is kept)."""
+        """Store a batch of generations in one transaction (a retried key replaces its failed
+        row) and add their number to the ``generation_calls`` counter."""
         now = time.time()
+        gens = list(gens)
         with self.db:
+            self.db.execute(
+                "INSERT INTO meta VALUES ('generation_calls', ?) ON CONFLICT(key) DO UPDATE "
+                "SET value = CAST(value AS INTEGER) + excluded.value",
+                (len(gens),),
+            )
             self.db.executemany(
-                "INSERT OR IGNORE INTO generations VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO generations VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         g.key,
