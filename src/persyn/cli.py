@@ -171,5 +171,44 @@ def export(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> Non
         _fail(exc)
 
 
+cache_app = typer.Typer(help="Inspect or clear what the store of a run holds.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("info")
+def cache_info(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
+    """Stored responses per teacher (current settings vs stale) and scores per scorer."""
+    try:
+        with _pipeline(config, output_dir) as p:
+            info = p.cache_info()
+    except PersynError as exc:
+        _fail(exc)
+    t = Table(title=f"store · {p.out / 'store.sqlite'} ({info['store_bytes'] / 1e6:.1f} MB)")
+    for col in ("teacher", "ok", "failed", "stale"):
+        t.add_column(col, justify="left" if col == "teacher" else "right")
+    for name, row in info["teachers"].items():
+        label = name + (" (not in config)" if row.get("not_in_config") else "")
+        t.add_row(label, str(row["ok"]), str(row["failed"]), str(row["stale"]))
+    console.print(t)
+    for kind, row in info["scores"].items():
+        console.print(f"scores · {kind}: {row['current']} current, {row['stale']} stale")
+    console.print(f"responses generated in this store so far: {info['generation_calls']}")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    config: Path = ConfigArg,
+    output_dir: Path | None = OutputOpt,
+    teacher: str | None = typer.Option(None, help="Only this teacher's responses and their scores."),
+) -> None:
+    """Delete stored responses and scores (one teacher's, or everything computed)."""
+    try:
+        with _pipeline(config, output_dir) as p:
+            n = p.cache_clear(teacher)
+    except PersynError as exc:
+        _fail(exc)
+    console.print(f"deleted {n} stored response(s){f' of {teacher}' if teacher else ' and all scores'}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -42,18 +42,29 @@ def _bar(total: int, desc: str, unit: str = "item"):
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise PersynError(
+            f"{path}: cannot write ({exc}); the store is intact: re-run to export again"
+        ) from exc
 
 
 def generation_key(teacher: TeacherConfig, prompt: Prompt, seed: int) -> str:
     """Cache key of one teacher response: hashes the teacher's name and every setting that
-    changes its output (model, templates, decoding, stop strings, the seed when sampling) and
+    changes its output (model and its weights' fingerprint, templates, decoding, stop strings,
+    the seed when sampling) and
     the prompt text (for ``reference`` also the reference solution and answer)."""
+    from persyn.assets import model_fingerprint
+
     settings = teacher.model_dump(exclude={"batch_size", "family"})
+    if teacher.model:
+        settings["weights"] = model_fingerprint(teacher.model)
     if teacher.engine == "reference":
         payload: Any = [prompt.text, prompt.solution, prompt.answer]
     else:
@@ -127,6 +138,15 @@ class Pipeline:
                 self.store.replace_prompts(prompts, cal_ids)
                 self.store.set_meta("prompt_set", fingerprint)
             self.store.set_meta("load_report", json.dumps(report.as_dict()))
+            # The seed each stage derives its randomness from (recorded for reproducibility).
+            seeds = {
+                "prompts": cfg.seed,
+                "calibration_draw": cfg.seed,
+                "sampling": cfg.seed,
+                "router_split": cfg.seed + 1,
+                "router_training": cfg.seed,
+            }
+            self.store.set_meta("seeds", json.dumps(seeds))
             if report.empty or report.duplicates:
                 tqdm.write(
                     f"prompts: skipped {len(report.empty)} empty and {len(report.duplicates)} duplicate "
@@ -466,6 +486,7 @@ class Pipeline:
             "oracle_calibration": {t: cal_route.get(t, 0) for t in cfg.teacher_names},
             "calibration_means": _calibration_means(table, cfg.teacher_names),
             "router_eval": router_eval,
+            "seeds": json.loads(self.store.get_meta("seeds") or "{}"),
             "alpha": cfg.alpha,
             "normalize": cfg.normalize,
             "failed": len(failures),
@@ -475,6 +496,56 @@ class Pipeline:
 
     def _seconds(self) -> dict[str, float]:
         return {s: round(float(self.store.get_meta(f"seconds.{s}") or 0.0), 2) for s in STAGES}
+
+    def cache_info(self) -> dict:
+        """What the store holds for this config: per teacher, responses for its current
+        settings (ok / failed / still to make) and stale ones (other settings); per scorer,
+        current and stale scores; the store's size."""
+        self.prepare()
+        prompts = self.store.prompts()
+        rows = self.store.generation_rows()
+        by_teacher: dict[str, dict[str, str]] = defaultdict(dict)
+        for key, teacher, status in rows:
+            by_teacher[teacher][key] = status
+        teachers = {}
+        for t in self.cfg.teachers:
+            stored = by_teacher.get(t.name, {})
+            current = {self.key_of(t, p) for p in prompts}
+            statuses = Counter(stored[k] for k in current if k in stored)
+            teachers[t.name] = {
+                "ok": statuses.get("ok", 0),
+                "failed": statuses.get("failed", 0),
+                "stale": sum(1 for k in stored if k not in current),
+            }
+        for name, stored in by_teacher.items():
+            if name not in teachers:
+                teachers[name] = {"ok": 0, "failed": 0, "stale": len(stored), "not_in_config": True}
+        current_scorers = {self._learnability.key, self.quality_scorer({}).key}
+        scores: dict[str, dict[str, int]] = defaultdict(lambda: {"current": 0, "stale": 0})
+        for kind, scorer, n in self.store.score_counts():
+            scores[kind]["current" if scorer in current_scorers else "stale"] += n
+        size = sum(f.stat().st_size for f in self.out.glob("store.sqlite*"))
+        return {
+            "teachers": teachers,
+            "scores": dict(scores),
+            "store_bytes": size,
+            "generation_calls": self.store.generation_calls(),
+        }
+
+    def cache_clear(self, teacher: str | None = None) -> int:
+        """Delete stored responses (and their scores) of ``teacher``, or everything computed
+        when None. Returns the number of responses deleted.
+
+        Raises:
+            PersynError: ``teacher`` is neither in the config nor in the store.
+        """
+        if teacher is not None:
+            known = set(self.cfg.teacher_names) | {t for _, t, _ in self.store.generation_rows()}
+            if teacher not in known:
+                raise PersynError(
+                    f"--teacher: unknown teacher '{teacher}' (known: {', '.join(sorted(known))})"
+                )
+        return self.store.delete_generations(teacher)
 
     def run(self) -> dict:
         """All stages in order; returns the summary."""

@@ -12,11 +12,13 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from persyn.errors import PersynError
 from persyn.prompts import Prompt
 
 SCHEMA = """
@@ -82,13 +84,26 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        """One transaction; a failed write (disk full, I/O error) rolls back and becomes a
+        PersynError that says nothing stored before is lost."""
+        try:
+            with self.db:
+                yield
+        except sqlite3.Error as exc:
+            raise PersynError(
+                f"{self.path}: cannot write to the store ({exc}); everything stored before is kept: "
+                "fix the cause (e.g. free disk space) and re-run to resume"
+            ) from exc
+
     # -- meta ---------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.db:
+        with self._tx():
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # -- prompts ------------------------------------------------------------------------------
@@ -98,7 +113,7 @@ class Store:
         Generations and scores are kept: they are keyed by content, not by prompt set.
         """
         cal = set(calibration_ids)
-        with self.db:
+        with self._tx():
             self.db.execute("DELETE FROM prompts")
             self.db.executemany(
                 "INSERT INTO prompts VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -144,7 +159,7 @@ class Store:
         row) and add their number to the ``generation_calls`` counter."""
         now = time.time()
         gens = list(gens)
-        with self.db:
+        with self._tx():
             self.db.execute(
                 "INSERT INTO meta VALUES ('generation_calls', ?) ON CONFLICT(key) DO UPDATE "
                 "SET value = CAST(value AS INTEGER) + excluded.value",
@@ -197,13 +212,36 @@ class Store:
     def count_generations(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
 
+    def generation_rows(self) -> list[tuple[str, str, str]]:
+        """``(key, teacher, status)`` of every stored generation."""
+        return [tuple(r) for r in self.db.execute("SELECT key, teacher, status FROM generations")]
+
+    def delete_generations(self, teacher: str | None = None) -> int:
+        """Delete the generations of ``teacher`` (all of them when None) and their scores;
+        with None, also routing decisions and stage markers. Returns generations deleted."""
+        with self._tx():
+            if teacher is None:
+                n = self.db.execute("DELETE FROM generations").rowcount
+                for table in ("scores", "assignments", "stages"):
+                    self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+                return n
+            self.db.execute(
+                "DELETE FROM scores WHERE gen_key IN (SELECT key FROM generations WHERE teacher=?)",
+                (teacher,),
+            )
+            return self.db.execute("DELETE FROM generations WHERE teacher=?", (teacher,)).rowcount
+
+    def score_counts(self) -> list[tuple[str, str, int]]:
+        """``(kind, scorer key, count)`` of the stored scores."""
+        return [tuple(r) for r in self.db.execute("SELECT kind, scorer, COUNT(*) FROM scores GROUP BY 1, 2")]
+
     # -- scores -------------------------------------------------------------------------------
     def add_scores(
         self, kind: str, scorer: str, rows: Iterable[tuple[str, float | None, str | None]]
     ) -> None:
         """Insert ``(gen_key, value, error)`` rows for one scorer; value None means failed."""
         now = time.time()
-        with self.db:
+        with self._tx():
             self.db.executemany(
                 "INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?)",
                 [(k, kind, scorer, v, "ok" if v is not None else "failed", e, now) for k, v, e in rows],
@@ -218,7 +256,7 @@ class Store:
 
     # -- assignments --------------------------------------------------------------------------
     def set_assignments(self, router_key: str, rows: Iterable[tuple[str, str, dict[str, float]]]) -> None:
-        with self.db:
+        with self._tx():
             self.db.executemany(
                 "INSERT OR REPLACE INTO assignments VALUES (?,?,?,?)",
                 [(pid, t, json.dumps(c), router_key) for pid, t, c in rows],
@@ -239,7 +277,7 @@ class Store:
         return json.loads(row[1])
 
     def mark_stage(self, name: str, key: str, info: dict | None = None) -> None:
-        with self.db:
+        with self._tx():
             self.db.execute(
                 "INSERT OR REPLACE INTO stages VALUES (?,?,?,?)",
                 (name, key, time.time(), json.dumps(info or {})),

@@ -104,7 +104,10 @@ class LearnabilityScorer:
     @property
     def key(self) -> str:
         """Identifies the scorer's settings in the store (changes invalidate cached scores)."""
-        return stable_hash(["learnability/v1", self.cfg.model, self.cfg.prompt_template])
+        from persyn.assets import model_fingerprint
+
+        cfg = self.cfg
+        return stable_hash(["learnability/v1", cfg.model, model_fingerprint(cfg.model), cfg.prompt_template])
 
     def score(self, items: list[ScoreItem]) -> Iterator[list[tuple[str, float | None, str | None]]]:
         """Yield ``[(key, r_l or None, error or None), ...]`` batch by batch.

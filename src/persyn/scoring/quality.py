@@ -80,7 +80,9 @@ class RewardModelScorer:
 
     @property
     def key(self) -> str:
-        return stable_hash(["quality/reward_model/v1", self.cfg.model])
+        from persyn.assets import model_fingerprint
+
+        return stable_hash(["quality/reward_model/v1", self.cfg.model, model_fingerprint(self.cfg.model)])
 
     def _render(self, prompt: str, response: str) -> str:
         if getattr(self.tokenizer, "chat_template", None):
