@@ -102,3 +102,13 @@ def test_reasoning_gym_prompts_carry_answer_and_worked_solution():
 def test_unknown_reasoning_gym_task():
     with pytest.raises(InputError, match="prompts.task 'no_such_task'"):
         load_prompts(PromptsConfig(source="reasoning_gym", task="no_such_task", size=2), seed=0)
+
+
+def test_missing_solution_and_id_fields(tmp_path):
+    p = jsonl(tmp_path, [json.dumps({"prompt": "a", "answer": 1})])
+    with pytest.raises(
+        InputError, match=r"p\.jsonl:1: missing solution field 'sol' \(prompts.solution_field\)"
+    ):
+        load(p, solution_field="sol")
+    with pytest.raises(InputError, match=r"p\.jsonl:1: missing id field 'uid' \(prompts.id_field\)"):
+        load(p, id_field="uid")

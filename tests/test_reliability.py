@@ -211,3 +211,27 @@ def test_calibration_count_is_between_2_and_the_prompt_count_or_an_error(size, n
         assert "calibration.size" in str(exc)
         return
     assert 2 <= k <= n
+
+
+def test_rerun_retries_only_failed_items(tiny_models, tmp_path, monkeypatch):
+    from persyn.engines import reference
+    from persyn.engines.base import Completion
+
+    cfg = tiny_config(tiny_models, tmp_path)
+    real = reference.ReferenceEngine.generate
+
+    def flaky(self, prompts):  # the first response of each call fails
+        for batch in real(self, prompts):
+            yield [
+                (pid, Completion("", error="server error") if i == 0 else c)
+                for i, (pid, c) in enumerate(batch)
+            ]
+
+    monkeypatch.setattr(reference.ReferenceEngine, "generate", flaky)
+    first = run(cfg)
+    assert sum(f["error"] == "server error" for f in first["failures"]) == 2  # calibration + routed
+    monkeypatch.undo()
+    second = run(cfg)
+    assert second["generations_new"] == 2  # just the two failed items
+    assert second["failed"] == 0
+    assert second["generation_calls"] == first["generations"] + 2
