@@ -65,6 +65,8 @@ def test_route_then_generate_end_to_end_and_resume(tiny_models, tmp_path):
     db = sqlite3.connect(out / "store.sqlite")
     ok = dict(db.execute("SELECT teacher, COUNT(*) FROM generations WHERE status='ok' GROUP BY teacher"))
     assert ok["a"] >= 4 and ok["b"] >= 4  # the model teachers really answered (and were scored)
+    notes = {r[0] for r in db.execute("SELECT error FROM scores WHERE kind='quality' AND value=0.0")}
+    assert "no answer found in the response" in notes  # unparsable answers: quality 0, recorded
     assert summary["calibration_means"]["a"]["learnability"] < 0
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk["generations"] == summary["generations"]
