@@ -138,6 +138,8 @@ class Pipeline:
                 self.store.replace_prompts(prompts, cal_ids)
                 self.store.set_meta("prompt_set", fingerprint)
             self.store.set_meta("load_report", json.dumps(report.as_dict()))
+            # The config this output dir was made with, for commands that take only the dir.
+            write_atomic(self.out / "run_config.json", cfg.model_dump_json(indent=2) + "\n")
             # The seed each stage derives its randomness from (recorded for reproducibility).
             seeds = {
                 "prompts": cfg.seed,
@@ -466,6 +468,7 @@ class Pipeline:
         )
         write_atomic(self.out / "routing.jsonl", "".join(json.dumps(x) + "\n" for x in routing_lines))
         write_atomic(self.out / "failed.jsonl", "".join(json.dumps(x) + "\n" for x in failures))
+        write_atomic(self.out / "calibration.jsonl", _calibration_lines(cal, table, cal_gens))
         crash_point("export.dataset")
 
         n, n_cal, n_t = len(all_prompts), len(cal), len(cfg.teachers)
@@ -622,3 +625,31 @@ def _calibration_means(table: dict[str, list[Candidate]], names: list[str]) -> d
             "valid": sum(1 for c in cs if c.valid),
         }
     return out
+
+
+def _calibration_lines(
+    cal: list[Prompt], table: dict[str, list[Candidate]], gens: dict[tuple[str, str], Generation]
+) -> str:
+    """``calibration.jsonl``: every teacher's response to every calibration prompt with its
+    scores (quality, learnability, normalised terms, Eq. 2 reward; null where it failed)."""
+    rows = []
+    for p in cal:
+        pick = oracle_pick(table[p.id])
+        for c in table[p.id]:
+            g = gens[(p.id, c.teacher)]
+            rows.append(
+                {
+                    "id": p.id,
+                    "teacher": c.teacher,
+                    "prompt": p.text,
+                    "response": g.response if g.ok else None,
+                    "error": g.error,
+                    "quality": c.quality,
+                    "learnability": c.learnability,
+                    "quality_norm": c.quality_norm,
+                    "learnability_norm": c.learnability_norm,
+                    "reward": c.reward,
+                    "oracle": c.teacher == pick,
+                }
+            )
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
