@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from importlib.resources import files
 from pathlib import Path
@@ -77,6 +78,21 @@ def print_summary(summary: dict, out_dir: Path) -> None:
     console.print(f"dataset: {summary['n_dataset']} lines → {out_dir / 'dataset.jsonl'}")
 
 
+def print_strategy_summary(summary: dict, out_dir: Path) -> None:
+    """A selection strategy's table: prompts per teacher and generations it needs."""
+    t = Table(title=f"strategy {summary['strategy']} · {out_dir}")
+    t.add_column("teacher")
+    t.add_column("prompts", justify="right")
+    for name in summary["teachers"]:
+        t.add_row(name, str(summary["routing"][name]))
+    console.print(t)
+    gen, gts = summary["generations"], summary["generations_generate_then_select"]
+    console.print(f"generations needed: {gen} vs {gts} for Generate-then-Select ({gen / gts:.1%})")
+    if summary["failed"]:
+        console.print(f"[yellow]{summary['failed']} prompt(s) left out, listed in summary.json[/]")
+    console.print(f"dataset: {summary['n_dataset']} lines → {out_dir / 'dataset.jsonl'}")
+
+
 RequireAllOpt = typer.Option(False, "--require-all", help="Exit with status 1 if any item failed.")
 
 
@@ -88,7 +104,10 @@ def run(
     try:
         with _pipeline(config, output_dir) as p:
             summary = p.run()
-        print_summary(summary, p.out)
+        if "strategy" in summary:
+            print_strategy_summary(summary, p.out / "strategies" / summary["strategy"])
+        else:
+            print_summary(summary, p.out)
     except PersynError as exc:
         _fail(exc)
     if require_all and summary["failed"]:
@@ -167,6 +186,49 @@ def export(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> Non
         with _pipeline(config, output_dir) as p:
             summary = p.export()
         print_summary(summary, p.out)
+    except PersynError as exc:
+        _fail(exc)
+
+
+def _pipeline_of_dir(output_dir: Path):
+    # Commands that take a run's output directory rebuild its pipeline from run_config.json.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from persyn.config import parse_config
+    from persyn.pipeline import Pipeline
+
+    path = output_dir / "run_config.json"
+    if not path.exists():
+        raise PersynError(
+            f"{path} not found: {output_dir} is not a persyn output directory (run `persyn run`)"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PersynError(f"{path}: unreadable ({exc})") from None
+    cfg = parse_config(data, source=str(path))
+    cfg.output_dir = output_dir
+    return Pipeline(cfg, console)
+
+
+@app.command("select")
+def select_cmd(
+    output_dir: Path = typer.Argument(..., help="A run's output directory."),
+    strategy: list[str] = typer.Option(
+        ...,
+        "--strategy",
+        "-s",
+        help="persyn, oracle, strongest, family-strong, random, mix, car, grape, best-of-n",
+    ),
+) -> None:
+    """Build a selection strategy's dataset into OUTPUT_DIR/strategies/NAME (repeatable)."""
+    from persyn.strategies import build_strategy
+
+    try:
+        with _pipeline_of_dir(output_dir) as p:
+            for name in strategy:
+                summary = build_strategy(p, name)
+                print_strategy_summary(summary, p.out / "strategies" / name)
     except PersynError as exc:
         _fail(exc)
 

@@ -81,8 +81,10 @@ class TeacherConfig(_Strict):
     """One teacher: a response generator (model + prompt rendering + decoding settings).
 
     ``engine: transformers`` runs ``model`` in-process; ``engine: reference`` answers with the
-    prompt set's own reference solution (``style: solution``) or only its final-answer line
-    (``style: answer``, ``#### <answer>``): not models, but teachers of a known style. Chat models render the prompt with their chat template
+    prompt set's own reference solution (``style: solution``), only its final-answer line
+    (``style: answer``, ``#### <answer>``), its computation lines (``terse``) or the steps in
+    full sentences (``verbose``): not models, but teachers of a known style (see
+    ``persyn.engines.reference``). Chat models render the prompt with their chat template
     (with ``system_prompt`` if given); base models (no chat template) use ``prompt_template``
     with ``{prompt}``. Generation stops at EOS or at any string of ``stop`` (which is cut off).
     """
@@ -98,7 +100,7 @@ class TeacherConfig(_Strict):
     max_new_tokens: Annotated[int, Field(ge=1)] = 256
     batch_size: Annotated[int, Field(ge=1)] = 8
     stop: list[str] = Field(default_factory=list)
-    style: Literal["solution", "answer"] = "solution"
+    style: Literal["solution", "answer", "terse", "verbose"] = "solution"
 
     @model_validator(mode="after")
     def _check_engine(self) -> TeacherConfig:
@@ -186,6 +188,38 @@ class RouterConfig(_Strict):
     refit: bool = True
 
 
+STRATEGIES = ("persyn", "oracle", "strongest", "family-strong", "random", "mix", "car", "grape", "best-of-n")
+
+
+class MixConfig(_Strict):
+    """Mix Distillation (arXiv 2502.12143): ``strong`` and ``weak`` teachers (default: the
+    highest and lowest mean calibration quality) in the ratio ``ratio`` = [strong, weak]."""
+
+    strong: str | None = None
+    weak: str | None = None
+    ratio: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] = (1, 4)
+
+    @field_validator("ratio")
+    @classmethod
+    def _check_ratio(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if sum(v) == 0:
+            raise ValueError("ratio [strong, weak] must not be [0, 0]")
+        return v
+
+
+class CarConfig(_Strict):
+    """CAR (arXiv 2411.07133): CAR = mean quality / (1 + beta · mean student NLL)."""
+
+    beta: Annotated[float, Field(ge=0.0)] = 1.0
+
+
+class StrategyOptions(_Strict):
+    """Settings of the selection strategies that have any (see ``persyn.strategies``)."""
+
+    mix: MixConfig = Field(default_factory=MixConfig)
+    car: CarConfig = Field(default_factory=CarConfig)
+
+
 class RunConfig(_Strict):
     """A whole PerSyn run. See the module docstring for the YAML shape."""
 
@@ -199,6 +233,29 @@ class RunConfig(_Strict):
     normalize: Literal["minmax", "zscore"] = "minmax"
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     router: RouterConfig = Field(default_factory=RouterConfig)
+    strategy: str = "persyn"
+    strategy_options: StrategyOptions = Field(default_factory=StrategyOptions)
+
+    @field_validator("strategy")
+    @classmethod
+    def _check_strategy(cls, v: str) -> str:
+        if v not in STRATEGIES:
+            raise ValueError(f"unknown strategy '{v}' (known: {', '.join(STRATEGIES)})")
+        return v
+
+    @model_validator(mode="after")
+    def _check_strategy_teachers(self) -> RunConfig:
+        names = [t.name for t in self.teachers]
+        mix = self.strategy_options.mix
+        for field in ("strong", "weak"):
+            name = getattr(mix, field)
+            if name is not None and name not in names:
+                raise ValueError(
+                    f"strategy_options.mix.{field}: unknown teacher '{name}' (known: {', '.join(names)})"
+                )
+        if mix.strong is not None and mix.strong == mix.weak:
+            raise ValueError("strategy_options.mix: strong and weak must be different teachers")
+        return self
 
     @field_validator("teachers")
     @classmethod

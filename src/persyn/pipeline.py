@@ -31,7 +31,16 @@ from persyn.scoring.learnability import LearnabilityScorer, ScoreItem
 from persyn.scoring.quality import make_quality_scorer
 from persyn.store import Generation, Store, stable_hash
 
-STAGES = ["prepare", "calibrate", "score", "train_router", "route", "generate", "export"]
+STAGES = [
+    "prepare",
+    "calibrate",
+    "score",
+    "train_router",
+    "route",
+    "generate",
+    "export",
+    "generate_then_select",
+]
 
 
 def _bar(total: int, desc: str, unit: str = "item"):
@@ -67,6 +76,8 @@ def generation_key(teacher: TeacherConfig, prompt: Prompt, seed: int) -> str:
         settings["weights"] = model_fingerprint(teacher.model)
     if teacher.engine == "reference":
         payload: Any = [prompt.text, prompt.solution, prompt.answer]
+        if prompt.metadata.get("expression"):  # the terse / verbose styles spell it out
+            payload.append(prompt.metadata["expression"])
     else:
         payload = [prompt.text, seed if teacher.temperature > 0 else None]
     return stable_hash(["generation/v1", settings, payload])
@@ -215,22 +226,74 @@ class Pipeline:
         self.prepare()
         with self._timed("score"):
             cal, gens = self._calibration_generations()
-            by_id = {p.id: p for p in cal}
-            items = [ScoreItem(g.key, by_id[g.prompt_id].text, g.response) for g in gens.values() if g.ok]
-            answers = {g.key: by_id[g.prompt_id].answer for g in gens.values()}
-            scorers = [
-                ("learnability", self._learnability),
-                ("quality", self.quality_scorer(answers)),
-            ]
-            for kind, scorer in scorers:
-                done = self.store.scores(kind, scorer.key)
-                todo = [it for it in items if done.get(it.key, (None, None))[0] is None]  # retry failed
-                with _bar(len(todo), f"score · {kind}", "response") as bar:
-                    if todo:
-                        for rows in scorer.score(todo):
-                            self.store.add_scores(kind, scorer.key, rows)
-                            bar.update(len(rows))
-                            crash_point("score.batch")
+            self.score_generations(list(gens.values()), {p.id: p for p in cal})
+
+    def score_generations(self, gens: list[Generation], by_id: dict[str, Prompt]) -> None:
+        """Score the valid responses among ``gens`` (learnability, then quality) that the store
+        does not hold yet; failed scores are retried."""
+        items = [ScoreItem(g.key, by_id[g.prompt_id].text, g.response) for g in gens if g.ok]
+        answers = {g.key: by_id[g.prompt_id].answer for g in gens}
+        scorers = [
+            ("learnability", self._learnability),
+            ("quality", self.quality_scorer(answers)),
+        ]
+        for kind, scorer in scorers:
+            done = self.store.scores(kind, scorer.key)
+            todo = [it for it in items if done.get(it.key, (None, None))[0] is None]  # retry failed
+            with _bar(len(todo), f"score · {kind}", "response") as bar:
+                if todo:
+                    for rows in scorer.score(todo):
+                        self.store.add_scores(kind, scorer.key, rows)
+                        bar.update(len(rows))
+                        crash_point("score.batch")
+
+    def full_reward_table(self) -> dict[str, list[Candidate]]:
+        """Generate-then-Select: every teacher answers every prompt (stored responses reused),
+        every response is scored, and each prompt gets its Eq. 2 candidates (teacher order)."""
+        self.prepare()
+        prompts = self.store.prompts()
+        with self._timed("generate_then_select"):
+            for t in self.cfg.teachers:
+                self._generate(t, prompts, "generate-then-select")
+            keys = {(p.id, t.name): self.key_of(t, p) for p in prompts for t in self.cfg.teachers}
+            gens = self.store.generations(keys.values())
+            self.score_generations(list(gens.values()), {p.id: p for p in prompts})
+        return self._reward_rows(prompts, require_all=True)
+
+    def stored_scores(self) -> dict[str, tuple[float | None, float | None]]:
+        """``{generation key: (quality, learnability)}`` for the current scorers (None where not
+        scored or failed)."""
+        lscores = self.store.scores("learnability", self._learnability.key)
+        qscores = self.store.scores("quality", self.quality_scorer({}).key)
+        keys = set(lscores) | set(qscores)
+        return {k: (qscores.get(k, (None, None))[0], lscores.get(k, (None, None))[0]) for k in keys}
+
+    def _reward_rows(self, prompts: list[Prompt], require_all: bool) -> dict[str, list[Candidate]]:
+        # Eq. 2 candidates for every prompt whose teachers have all answered (ok or failed).
+        keys = {(p.id, t.name): self.key_of(t, p) for p in prompts for t in self.cfg.teachers}
+        gens = self.store.generations(keys.values())
+        scores = self.stored_scores()
+        table = {}
+        for p in prompts:
+            if not all(keys[(p.id, n)] in gens for n in self.cfg.teacher_names):
+                if require_all:
+                    raise PersynError(f"prompt {p.id} is missing a teacher's response")
+                continue
+            cands = []
+            for n in self.cfg.teacher_names:
+                g = gens[keys[(p.id, n)]]
+                q, lv = scores.get(g.key, (None, None)) if g.ok else (None, None)
+                cands.append(Candidate(n, q, lv))
+            table[p.id] = combine(cands, self.cfg.alpha, self.cfg.normalize)
+        return table
+
+    def stored_rewards(self, prompts: list[Prompt]) -> dict[tuple[str, str], float]:
+        """``{(prompt id, teacher): Eq. 2 reward}`` for the prompts that every teacher has
+        answered (the calibration set, and every prompt after Generate-then-Select)."""
+        table = self._reward_rows(prompts, require_all=False)
+        return {
+            (pid, c.teacher): c.reward for pid, cands in table.items() for c in cands if c.reward is not None
+        }
 
     def reward_table(
         self,
@@ -551,8 +614,21 @@ class Pipeline:
         return self.store.delete_generations(teacher)
 
     def run(self) -> dict:
-        """All stages in order; returns the summary."""
+        """All stages in order; returns the summary. With ``strategy`` other than ``persyn``
+        in the config, runs what that strategy needs and writes its dataset (in
+        ``strategies/NAME`` and as the top-level ``dataset.jsonl``) instead."""
         self.prepare()
+        if self.cfg.strategy != "persyn":
+            from persyn.strategies import build_strategy
+
+            summary = build_strategy(self, self.cfg.strategy)
+            shutil.copyfile(
+                self.out / "strategies" / self.cfg.strategy / "dataset.jsonl", self.out / ".dataset.tmp"
+            )
+            os.replace(self.out / ".dataset.tmp", self.out / "dataset.jsonl")
+            summary["seconds"] = self._seconds()
+            write_atomic(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+            return summary
         self.calibrate()
         self.score()
         self.train_router()

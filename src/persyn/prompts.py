@@ -169,7 +169,11 @@ def _reasoning_gym(cfg: PromptsConfig, seed: int) -> _Collector:
         cot = meta.pop("answer_cot", None)
         # A worked solution that ends in the GSM8K-style final-answer line when the task has one.
         solution = f"{cot.rsplit('####', 1)[0].rstrip()}\n#### {answer}" if cot else answer
-        meta = {k: v for k, v in meta.items() if k in ("source_dataset", "source_index", "difficulty")}
+        meta = {
+            k: v
+            for k, v in meta.items()
+            if k in ("source_dataset", "source_index", "difficulty", "expression")
+        }
         out.add(f"reasoning_gym:{cfg.task}[{i}]", entry["question"], None, answer, solution, meta)
     return out
 

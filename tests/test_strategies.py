@@ -1,0 +1,198 @@
+"""Selection strategies: exact picks on hand-made scores, CAR on a worked example, and every
+strategy end to end on one store with no response generated twice."""
+
+import json
+
+import pytest
+from conftest import tiny_config
+from typer.testing import CliRunner
+
+from persyn.cli import app
+from persyn.config import parse_config
+from persyn.engines.reference import chain_steps, render_reference
+from persyn.errors import ConfigError
+from persyn.pipeline import Pipeline
+from persyn.prompts import Prompt
+from persyn.scoring.combine import Candidate, combine
+from persyn.strategies import (
+    TeacherMeans,
+    car_scores,
+    family_strongest,
+    mix_assign,
+    per_prompt_pick,
+    random_pick,
+    strongest,
+    teacher_means,
+    weakest,
+)
+
+NAMES = ["a", "b", "c"]
+
+
+def table(rows):
+    """{pid: [(q, l) per teacher]} → Eq. 2 candidates (alpha 0.5, min-max)."""
+    return {
+        pid: combine([Candidate(n, q, lv) for n, (q, lv) in zip(NAMES, r, strict=True)], 0.5)
+        for pid, r in rows.items()
+    }
+
+
+def test_teacher_means_count_failed_as_zero_quality():
+    t = table({"p1": [(1.0, -1.0), (0.0, -0.5), (None, None)], "p2": [(0.0, -3.0), (1.0, -0.5), (1.0, -2.0)]})
+    m = teacher_means(t, NAMES)
+    assert m["a"].quality == 0.5 and m["a"].learnability == -2.0
+    assert m["b"].quality == 0.5 and m["b"].learnability == -0.5
+    assert m["c"].quality == 0.5 and m["c"].learnability == -2.0  # failed p1 counts as 0
+
+
+def test_strongest_weakest_and_ties():
+    means = {"a": TeacherMeans(0.2, -1), "b": TeacherMeans(0.8, -1), "c": TeacherMeans(0.8, -2)}
+    assert strongest(means, NAMES) == "b"  # tie b/c → first in order
+    assert weakest(means, NAMES, exclude="b") == "a"
+    tied = {n: TeacherMeans(0.5, -1) for n in NAMES}
+    assert strongest(tied, NAMES) == "a"
+    assert weakest(tied, NAMES, exclude="a") == "b"
+
+
+def test_family_strong():
+    means = {"a": TeacherMeans(0.9, -1), "b": TeacherMeans(0.3, -1), "c": TeacherMeans(0.6, -1)}
+    fam = {"a": "qwen", "b": "smollm2", "c": "smollm2"}
+    assert family_strongest(means, NAMES, fam, "smollm2") == "c"
+    with pytest.raises(ConfigError, match="no teacher has family 'llama'"):
+        family_strongest(means, NAMES, fam, "llama")
+    with pytest.raises(ConfigError, match="student.family"):
+        family_strongest(means, NAMES, fam, None)
+
+
+def test_car_worked_example():
+    # a: quality 0.9, NLL 2.0 → 0.9 / (1 + 0.5·2) = 0.45; b: 0.6, NLL 0.4 → 0.6 / 1.2 = 0.5;
+    # c: 0.3, NLL 0.1 → 0.3 / 1.05 = 0.2857…  → CAR picks b, while strongest picks a.
+    means = {"a": TeacherMeans(0.9, -2.0), "b": TeacherMeans(0.6, -0.4), "c": TeacherMeans(0.3, -0.1)}
+    car = car_scores(means, beta=0.5)
+    assert car["a"] == pytest.approx(0.45) and car["b"] == pytest.approx(0.5)
+    assert car["c"] == pytest.approx(0.3 / 1.05)
+    assert max(car, key=car.get) == "b" and strongest(means, NAMES) == "a"
+    assert car_scores(means, beta=0.0) == {"a": 0.9, "b": 0.6, "c": 0.3}  # β = 0: plain quality
+    assert car_scores({"a": TeacherMeans(0.0, None)}, 1.0) == {"a": None}
+
+
+def test_per_prompt_picks_oracle_grape_best_of_n():
+    t = table({"p": [(1.0, -2.0), (1.0, -0.5), (0.0, -0.1)]})["p"]
+    # rewards (α 0.5, min-max): a 0.5·1 + 0.5·0 = 0.5; b 0.5 + 0.5·(1.5/1.9); c 0 + 0.5·1 = 0.5
+    assert per_prompt_pick(t, "reward") == "b"
+    assert per_prompt_pick(t, "learnability") == "c"  # GRAPE
+    assert per_prompt_pick(t, "quality") == "a"  # best-of-n: a and b tie → first in order
+    failed = table({"p": [(None, None), (0.0, -1.0), (0.0, -1.0)]})["p"]
+    assert per_prompt_pick(failed, "reward") == "b"  # tie b/c, a failed
+    assert per_prompt_pick(table({"p": [(None, None)] * 3})["p"], "reward") is None
+
+
+def test_random_and_mix_are_seeded_and_exact():
+    ids = [f"p{i}" for i in range(50)]
+    picks = [random_pick(pid, NAMES, 0) for pid in ids]
+    assert picks == [random_pick(pid, NAMES, 0) for pid in ids]
+    assert set(picks) == set(NAMES)  # 50 draws over 3 teachers
+    assert picks != [random_pick(pid, NAMES, 1) for pid in ids]
+    mix = mix_assign(ids, "a", "c", (1, 4), seed=0)
+    assert sum(v == "a" for v in mix.values()) == 10 and sum(v == "c" for v in mix.values()) == 40
+    assert mix == mix_assign(list(reversed(ids)), "a", "c", (1, 4), seed=0)  # order-free
+    assert mix != mix_assign(ids, "a", "c", (1, 4), seed=1)
+
+
+def test_reference_styles_spell_out_chains():
+    assert chain_steps("12 + 7 - 30") == [(12, "+", 7, 19), (19, "-", 30, -11)]
+    assert chain_steps("2 - -1") == [(2, "-", -1, 3)]
+    assert chain_steps("( 1 + 2 ) * 3") is None
+    p = Prompt("x", "State the final answer: 12 + 7 - 30 =", "-11", "-11", {"expression": "12 + 7 - 30"})
+    assert render_reference(p, "answer") == "#### -11"
+    assert render_reference(p, "terse") == "12 + 7 = 19\n19 - 30 = -11\n#### -11"
+    verbose = render_reference(p, "verbose")
+    assert "12 + 7 = 19" in verbose and "So the final answer is -11." in verbose
+    assert verbose.endswith("#### -11")
+    no_answer = Prompt("y", "q", None, None, {})
+    assert render_reference(no_answer, "terse") is None
+
+
+def read_jsonl(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_every_strategy_on_one_store_generates_nothing_twice(tiny_models, tmp_path):
+    cfg = tiny_config(tiny_models, tmp_path, n=10)
+    cfg["teachers"][0]["family"] = "tiny"
+    cfg["student"]["family"] = "tiny"
+    cfg["calibration"] = {"size": 4}
+    with Pipeline(parse_config(cfg)) as p:
+        p.run()
+    out = tmp_path / "run"
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["select", str(out), "-s", "persyn", "-s", "strongest", "-s", "car", "-s", "random"]
+    )
+    assert res.exit_code == 0, res.output
+    # persyn's strategy dataset is the run's own dataset.
+    assert read_jsonl(out / "strategies/persyn/dataset.jsonl") == read_jsonl(out / "dataset.jsonl")
+    strongest_summary = json.loads((out / "strategies/strongest/summary.json").read_text())
+    assert strongest_summary["routing"]["reference"] == 10  # always correct; models never are
+    assert strongest_summary["generations"] == 4 * 3 + 6
+
+    res = runner.invoke(
+        app, ["select", str(out), "-s", "oracle", "-s", "grape", "-s", "best-of-n", "-s", "mix"]
+    )
+    assert res.exit_code == 0, res.output
+    with Pipeline(parse_config(cfg)) as p:
+        calls = p.store.generation_calls()
+        keys = p.store.generation_keys()
+    assert calls == len(keys) == 10 * 3  # every (prompt, teacher) made exactly once
+    for name in ("oracle", "grape", "best-of-n"):
+        s = json.loads((out / f"strategies/{name}/summary.json").read_text())
+        assert s["generations"] == 30 and s["n_dataset"] == 10
+        lines = read_jsonl(out / f"strategies/{name}/dataset.jsonl")
+        assert all(x["reward"] is not None and x["learnability"] is not None for x in lines)
+    with Pipeline(parse_config(cfg)) as p:
+        table = p.full_reward_table()
+
+    def first_best(pid, by):
+        vals = [(getattr(c, by), c.teacher) for c in table[pid] if getattr(c, by) is not None]
+        top = max(v for v, _ in vals)
+        return next(t for v, t in vals if v == top)
+
+    for name, by in (("best-of-n", "quality"), ("grape", "learnability"), ("oracle", "reward")):
+        for x in read_jsonl(out / f"strategies/{name}/dataset.jsonl"):
+            assert x["teacher"] == first_best(x["id"], by), (name, x["id"])
+    best = read_jsonl(out / "strategies/best-of-n/dataset.jsonl")
+    assert all(x["quality"] == 1.0 for x in best)  # the reference is always correct
+    mix = json.loads((out / "strategies/mix/summary.json").read_text())
+    assert mix["details"]["strong"] == "reference" and sum(mix["routing"].values()) == 10
+    assert mix["routing"]["reference"] == 2  # 1 : 4 of 10 prompts
+
+    # Selecting again is free: nothing regenerated.
+    res = runner.invoke(app, ["select", str(out), "-s", "family-strong"])
+    assert res.exit_code == 0, res.output
+    fam = json.loads((out / "strategies/family-strong/summary.json").read_text())
+    assert fam["routing"]["a"] == 10
+    with Pipeline(parse_config(cfg)) as p:
+        assert p.store.generation_calls() == 30
+
+
+def test_strategy_errors(tiny_models, tmp_path):
+    cfg = tiny_config(tiny_models, tmp_path, n=6)
+    cfg["calibration"] = {"size": 4}
+    res = CliRunner().invoke(app, ["select", str(tmp_path / "nowhere"), "-s", "oracle"])
+    assert res.exit_code == 2 and "run_config.json" in res.output
+    with Pipeline(parse_config(cfg)) as p:
+        p.prepare()
+    res = CliRunner().invoke(app, ["select", str(tmp_path / "run"), "-s", "bogus"])
+    assert res.exit_code == 2 and "unknown strategy 'bogus'" in res.output
+    res = CliRunner().invoke(app, ["select", str(tmp_path / "run"), "-s", "family-strong"])
+    assert res.exit_code == 2 and "student.family" in res.output
+
+
+def test_run_with_strategy_in_config(tiny_models, tmp_path):
+    cfg = tiny_config(tiny_models, tmp_path, n=6, strategy="random")
+    with Pipeline(parse_config(cfg)) as p:
+        summary = p.run()
+        assert p.store.generation_calls() == 6  # no calibration: one response per prompt
+    assert summary["strategy"] == "random" and summary["generations"] == 6
+    lines = read_jsonl(tmp_path / "run/dataset.jsonl")
+    assert len(lines) == 6 and lines == read_jsonl(tmp_path / "run/strategies/random/dataset.jsonl")
