@@ -174,6 +174,11 @@ def test_every_strategy_on_one_store_generates_nothing_twice(tiny_models, tmp_pa
     with Pipeline(parse_config(cfg)) as p:
         assert p.store.generation_calls() == 30
 
+    res = runner.invoke(app, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    page = (out / "report.html").read_text()
+    assert "family-strong" in page and "data:image/png;base64," in page
+
 
 def test_strategy_errors(tiny_models, tmp_path):
     cfg = tiny_config(tiny_models, tmp_path, n=6)

@@ -233,6 +233,126 @@ def select_cmd(
         _fail(exc)
 
 
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run's output directory."),
+    out: Path | None = typer.Option(None, "--out", help="HTML file (default RUN_DIR/report.html)."),
+    sample: int = typer.Option(8, help="Prompts shown with their chosen response."),
+    seed: int = typer.Option(0, help="Seed of the sample."),
+) -> None:
+    """A self-contained HTML page for one run: summary, routing, scores, router vs Oracle."""
+    from persyn.report import write_report
+
+    try:
+        path = write_report(run_dir, out, sample, seed)
+    except PersynError as exc:
+        _fail(exc)
+    console.print(f"report: {path}")
+
+
+@app.command()
+def sft(
+    dataset: Path = typer.Argument(..., help="A persyn dataset.jsonl."),
+    output_dir: Path = typer.Option(..., "--output-dir", "-o", help="Where the fine-tuned model goes."),
+    model: str = typer.Option("smollm2-135m-instruct", help="The student: alias, HF id or local path."),
+    method: str = typer.Option("full", help="full or lora."),
+    epochs: float = typer.Option(2.0),
+    learning_rate: float | None = typer.Option(None, "--lr", help="Default: 5e-5 full, 2e-4 LoRA."),
+    batch_size: int = typer.Option(8),
+    seed: int = typer.Option(0),
+) -> None:
+    """Fine-tune the student on a dataset (TRL SFTTrainer, loss on response tokens only)."""
+    from pydantic import ValidationError
+
+    from persyn.train import SFTSettings
+    from persyn.train import sft as run_sft
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        settings = SFTSettings(
+            method=method, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed
+        )
+    except ValidationError as err:
+        from persyn.config import _format_validation_error
+
+        _fail(PersynError(_format_validation_error(err, "persyn sft")))
+    try:
+        info = run_sft(dataset, model, output_dir, settings)
+    except PersynError as exc:
+        _fail(exc)
+    console.print(
+        f"fine-tuned {model} on {info['n_examples']} examples in {info['seconds']:.0f} s "
+        f"(final loss {info.get('final_loss')}) → {output_dir}"
+    )
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model: str = typer.Argument(..., help="Alias, HF id or local path (e.g. a persyn sft output)."),
+    task: str = typer.Option("chain_sum", help="reasoning_gym task of the held-out set."),
+    size: int = typer.Option(100, help="Held-out prompts."),
+    seed: int = typer.Option(12345, help="Seed of the held-out draw (differs from training seeds)."),
+    task_kwargs: str = typer.Option("{}", help="reasoning_gym task arguments as JSON."),
+    prompts_file: Path | None = typer.Option(None, "--prompts", help="A JSONL file instead of a task."),
+    train: list[Path] = typer.Option([], "--train", help="Training dataset(s) the set must not overlap."),
+    max_new_tokens: int = typer.Option(128),
+    batch_size: int = typer.Option(32),
+    out: Path | None = typer.Option(None, "--out", help="Write the per-item results (JSON)."),
+) -> None:
+    """Greedy accuracy of a model on a held-out verifiable set, with a Wilson 95% interval."""
+    from persyn.config import PromptsConfig
+    from persyn.evaluate import evaluate, training_prompts, write_eval
+    from persyn.prompts import load_prompts
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        if prompts_file is not None:
+            pcfg = PromptsConfig(source="jsonl", path=prompts_file, size=size)
+        else:
+            pcfg = PromptsConfig(
+                source="reasoning_gym", task=task, size=size, task_kwargs=json.loads(task_kwargs)
+            )
+        prompts, _ = load_prompts(pcfg, seed, require_answer=True)
+        seen = [t for path in train for t in training_prompts(path)]
+        res = evaluate(
+            model, prompts, train_prompts=seen, batch_size=batch_size, max_new_tokens=max_new_tokens
+        )
+        if out is not None:
+            write_eval(res, out)
+    except json.JSONDecodeError as exc:
+        _fail(PersynError(f"--task-kwargs: not JSON ({exc})"))
+    except PersynError as exc:
+        _fail(exc)
+    console.print(
+        f"{model}: accuracy {res.accuracy:.3f} ({res.correct}/{res.n}), "
+        f"95% CI [{res.ci_low:.3f}, {res.ci_high:.3f}]"
+    )
+
+
+@app.command()
+def experiment(
+    config: Path = typer.Argument(..., help="Experiment configuration (YAML)."),
+    scale: float = typer.Option(1.0, help="Multiply the prompt and evaluation set sizes."),
+    output_dir: Path | None = OutputOpt,
+) -> None:
+    """Every strategy × seed: build the dataset, fine-tune the student, evaluate; results.md."""
+    from persyn.experiment import Experiment, load_experiment
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        exp = load_experiment(config, scale, output_dir)
+        Experiment(exp, log=lambda m: console.print(m, highlight=False)).run()
+    except PersynError as exc:
+        _fail(exc)
+    console.print(f"results: {exp.output_dir / 'results.md'}")
+
+
+def experiment_config_path() -> Path:
+    """The packaged experiment configuration."""
+    return Path(str(files("persyn").joinpath("configs/experiment.yaml")))
+
+
 cache_app = typer.Typer(help="Inspect or clear what the store of a run holds.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 

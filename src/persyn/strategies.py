@@ -155,11 +155,12 @@ def needs_calibration(cfg, name: str) -> bool:
     return name in ("persyn", "strongest", "family-strong", "car")
 
 
-def select(pipe: Pipeline, name: str) -> tuple[dict[str, str], dict]:
+def select(pipe: Pipeline, name: str, seed: int | None = None) -> tuple[dict[str, str], dict]:
     """Run whatever ``name`` needs on ``pipe``'s store (calibration, scoring, router, the
     Generate-then-Select responses; all reused when stored) and return
     ``({prompt_id: teacher}, details)``; ``details`` holds the strategy's own figures (e.g. CAR
     per teacher). A prompt with no valid candidate is left out (recorded by the caller).
+    ``seed`` (default: the run seed) draws the ``random`` and ``mix`` assignments.
 
     Raises:
         ConfigError: unknown strategy, or a family no teacher has.
@@ -168,6 +169,7 @@ def select(pipe: Pipeline, name: str) -> tuple[dict[str, str], dict]:
         raise ConfigError(f"--strategy: unknown strategy '{name}' (known: {', '.join(STRATEGIES)})")
     cfg = pipe.cfg
     names = cfg.teacher_names
+    seed = cfg.seed if seed is None else seed
     pipe.prepare()
     prompts = pipe.store.prompts()
     details: dict = {}
@@ -193,13 +195,13 @@ def select(pipe: Pipeline, name: str) -> tuple[dict[str, str], dict]:
         picks = {pid: per_prompt_pick(cands, by) for pid, cands in table.items()}
         return {k: v for k, v in picks.items() if v is not None}, details
     if name == "random":
-        return {p.id: random_pick(p.id, names, cfg.seed) for p in prompts}, details
+        return {p.id: random_pick(p.id, names, seed) for p in prompts}, details
     if name == "mix":
         mix = cfg.strategy_options.mix
         strong = mix.strong or strongest(means, names)  # type: ignore[arg-type]
         weak = mix.weak or weakest(means, [n for n in names], strong)  # type: ignore[arg-type]
         details.update(strong=strong, weak=weak, ratio=list(mix.ratio))
-        return mix_assign([p.id for p in prompts], strong, weak, mix.ratio, cfg.seed), details
+        return mix_assign([p.id for p in prompts], strong, weak, mix.ratio, seed), details
     assert means is not None
     if name == "strongest":
         teacher = strongest(means, names)
@@ -229,17 +231,18 @@ def generations_needed(cfg, name: str, n_prompts: int, n_calibration: int, picks
     return n_prompts
 
 
-def build_strategy(pipe: Pipeline, name: str, out_dir: Path | None = None) -> dict:
+def build_strategy(pipe: Pipeline, name: str, out_dir: Path | None = None, seed: int | None = None) -> dict:
     """Select with ``name``, generate the chosen responses that are missing, and write
     ``dataset.jsonl`` (the pipeline's line format) and ``summary.json`` to ``out_dir``
-    (default ``OUTPUT_DIR/strategies/NAME``). Returns the summary.
+    (default ``OUTPUT_DIR/strategies/NAME``). ``seed`` draws ``random`` / ``mix`` (default: the
+    run seed). Returns the summary.
 
     Raises:
         ConfigError / PersynError: see ``select``.
     """
     from persyn.pipeline import write_atomic
 
-    picks, details = select(pipe, name)
+    picks, details = select(pipe, name, seed)
     cfg = pipe.cfg
     names = cfg.teacher_names
     teachers = {t.name: t for t in cfg.teachers}
@@ -296,6 +299,7 @@ def build_strategy(pipe: Pipeline, name: str, out_dir: Path | None = None) -> di
     n, n_cal = len(prompts), len(cal_ids)
     summary = {
         "strategy": name,
+        "seed": cfg.seed if seed is None else seed,
         "n_prompts": n,
         "n_calibration": n_cal if needs_calibration(cfg, name) else 0,
         "n_dataset": len(lines),

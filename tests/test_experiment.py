@@ -1,0 +1,92 @@
+"""persyn experiment end to end at the smallest scale on the tiny models."""
+
+import csv
+import json
+
+import pytest
+from conftest import tiny_config
+from typer.testing import CliRunner
+
+from persyn.cli import app
+from persyn.errors import ConfigError
+from persyn.experiment import Experiment, parse_experiment
+
+EVAL = [
+    ("What is 4 + 4?", "8"),
+    ("What is 3 * 5?", "15"),
+    ("What is 20 - 9?", "11"),
+    ("How many legs do 3 cats have?", "12"),
+]
+
+
+def experiment_dict(tiny_models, tmp_path, **over):
+    run = tiny_config(tiny_models, tmp_path, n=8)
+    run.pop("output_dir")
+    run["calibration"] = {"size": 4}
+    run["student"]["family"] = "tiny"
+    run["teachers"][0]["family"] = "tiny"
+    eval_path = tmp_path / "eval.jsonl"
+    eval_path.write_text("".join(json.dumps({"prompt": q, "answer": a}) + "\n" for q, a in EVAL))
+    exp = {
+        "output_dir": str(tmp_path / "exp"),
+        "run": run,
+        "strategies": ["persyn", "oracle", "strongest", "random", "car"],
+        "seeds": [0, 1],
+        "sft": {"epochs": 1, "batch_size": 4, "max_length": 128},
+        "eval": {"prompts": {"source": "jsonl", "path": str(eval_path)}, "max_new_tokens": 8},
+        "sweeps": {"alpha": [0.0, 1.0], "calibration_size": [4, 6]},
+    }
+    exp.update(over)
+    return exp
+
+
+def test_experiment_smallest_scale(tiny_models, tmp_path):
+    exp = parse_experiment(experiment_dict(tiny_models, tmp_path))
+    logs = []
+    rows = Experiment(exp, log=logs.append).run()
+    out = tmp_path / "exp"
+    assert rows[0]["strategy"] == "student (no SFT)"
+    assert len(rows) == 1 + 5 * 2
+    for r in rows:
+        assert 0.0 <= r["ci_low"] <= r["accuracy"] <= r["ci_high"] <= 1.0 and r["n_eval"] == 4
+    with open(out / "results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["strategy"] for r in table] == [r["strategy"] for r in rows]
+    md = (out / "results.md").read_text()
+    for name in ("persyn", "oracle", "strongest", "random", "car", "student (no SFT)", "calibration_size"):
+        assert name in md
+    for png in ("accuracy.png", "routing.png", "generations.png", "sweeps.png"):
+        assert (out / png).stat().st_size > 1000
+    gens = {r["strategy"]: int(r["generations"]) for r in table}
+    assert gens["oracle"] == 8 * 3 and gens["persyn"] == 4 * 3 + 4 and gens["random"] == 8
+    # Every evaluation is keyed by (dataset, settings, seed): a re-run trains and evaluates nothing.
+    evals = sorted((out / "evals").glob("*.json"))
+    before = {p.name: p.stat().st_mtime_ns for p in evals}
+    rows2 = Experiment(exp, log=logs.append).run()
+    assert [r["accuracy"] for r in rows2] == [r["accuracy"] for r in rows]
+    assert {p.name: p.stat().st_mtime_ns for p in sorted((out / "evals").glob("*.json"))} == before
+    assert not (out / "models").exists() or not any((out / "models").iterdir())  # deleted after eval
+    sweeps = [json.loads(p.read_text()) for p in sorted((out / "sweeps").glob("*/sweep.json"))]
+    assert {(s["sweep"], s["n_calibration"]) for s in sweeps} >= {("calibration_size", 4), ("calibration_size", 6)}
+
+
+def test_experiment_config_errors(tiny_models, tmp_path):
+    with pytest.raises(ConfigError, match="unknown strategy 'best'"):
+        parse_experiment(experiment_dict(tiny_models, tmp_path, strategies=["best"]))
+    bad = experiment_dict(tiny_models, tmp_path, strategies=["family-strong"])
+    bad["run"]["student"]["family"] = "llama"
+    with pytest.raises(ConfigError, match="no teacher has family 'llama'"):
+        parse_experiment(bad)
+    with pytest.raises(ConfigError, match="sft"):
+        parse_experiment(experiment_dict(tiny_models, tmp_path, sft={"methd": "full"}))
+
+
+def test_experiment_refuses_an_overlapping_eval_set(tiny_models, tmp_path):
+    exp = experiment_dict(tiny_models, tmp_path, strategies=["random"], seeds=[0], sweeps={})
+    overlap = tmp_path / "overlap.jsonl"
+    overlap.write_text(json.dumps({"prompt": "What is 2 + 3?", "answer": "5"}) + "\n")  # a training prompt
+    exp["eval"]["prompts"]["path"] = str(overlap)
+    res = CliRunner().invoke(app, ["experiment", "/dev/null"])
+    assert res.exit_code == 2
+    with pytest.raises(Exception, match="What is 2 \\+ 3"):
+        Experiment(parse_experiment(exp), log=lambda m: None).run()
