@@ -247,6 +247,11 @@ def load_causal_lm(ref: str, shared: bool = True):
     return model
 
 
+def release_model(ref: str) -> None:
+    """Drop ``ref`` from the shared in-memory models (e.g. a fine-tuned student once evaluated)."""
+    _LOADED.pop(resolve_model(ref), None)
+
+
 def _not_local(ref: str, exc: Exception) -> MissingAssetError:
     return MissingAssetError(
         f"model '{ref}' could not be loaded offline ({exc.__class__.__name__}: {exc}). "
