@@ -176,6 +176,8 @@ class Experiment:
                 else:
                     d = pipe.out / "strategies" / name
                     summary = build_strategy(pipe, name, d)
+                    if name == "persyn":
+                        pipe.export()  # the run's own outputs too (summary.json, report input)
                     for seed in self.exp.seeds:
                         out[(name, seed)] = (d / "dataset.jsonl", summary)
                 self.log(f"dataset · {name}: {out[(name, self.exp.seeds[0])][1]['routing']}")
