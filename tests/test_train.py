@@ -1,12 +1,25 @@
-"""persyn sft on the tiny random models: response-only loss, loss goes down, LoRA merges into a
-loadable directory, seeds reproduce, bad lines are named."""
+"""persyn sft on the tiny random models: bad lines are named, the loss is on the response tokens
+only (and is exactly -r_l of learnability scoring), the loss goes down, full and merged-LoRA
+outputs are plain loadable model directories, seeds reproduce, a failed run leaves no half model."""
 
 import json
 
 import pytest
 
-from persyn.errors import InputError
-from persyn.train import SFTSettings, read_dataset, sft, to_trl_examples
+from persyn.errors import ConfigError, InputError
+from persyn.train import SFTSettings, make_trainer, read_dataset, sft
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models train fastest on one thread (two threads on a busy 2-core machine are ~10x
+    slower); the previous setting is restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def lines(n=8):
@@ -22,81 +35,157 @@ def lines(n=8):
     ]
 
 
+def weights(path):
+    import safetensors.torch as st
+
+    return st.load_file(path / "model.safetensors")
+
+
 def test_bad_dataset_lines_are_named(tmp_path):
     path = tmp_path / "d.jsonl"
     good = json.dumps(lines(1)[0])
-    path.write_text(good + "\n{not json\n")
-    with pytest.raises(InputError, match="d.jsonl:2: malformed JSON"):
-        read_dataset(path)
-    path.write_text(good + "\n" + json.dumps({"id": "x"}) + "\n")
-    with pytest.raises(InputError, match="d.jsonl:2: missing field 'messages'"):
-        read_dataset(path)
-    path.write_text(json.dumps({"messages": [{"role": "user", "content": "q"}]}) + "\n")
-    with pytest.raises(InputError, match="d.jsonl:1: 'messages' has no non-empty assistant turn"):
-        read_dataset(path)
+
+    def check(second_line, match):
+        path.write_text(good + "\n\n" + second_line + "\n")
+        with pytest.raises(InputError, match=match):
+            read_dataset(path)
+
+    check("{not json", r"d.jsonl:3: malformed JSON")
+    check(json.dumps({"id": "x"}), r"d.jsonl:3: missing field 'messages'")
+    check(json.dumps(["a list"]), r"d.jsonl:3: missing field 'messages'")
+    check(json.dumps({"messages": [{"role": "user", "content": "q"}]}), r"d.jsonl:3: .* no assistant turn")
+    check(json.dumps({"messages": [{"role": "assistant", "content": "a"}]}), r"d.jsonl:3: .* no user turn")
+    msgs = [{"role": "user", "content": " "}, {"role": "assistant", "content": "a"}]
+    check(json.dumps({"messages": msgs}), r"d.jsonl:3: the user turn has empty")
+    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": 5}]
+    check(json.dumps({"messages": msgs}), r"d.jsonl:3: the assistant turn has empty or non-text")
+    with pytest.raises(InputError, match=r"<dataset>:2: missing field 'messages'"):
+        read_dataset([lines(1)[0], {}])
     with pytest.raises(InputError, match="not found"):
         read_dataset(tmp_path / "missing.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(InputError, match="empty"):
+        read_dataset(tmp_path / "empty.jsonl")
+    path.write_text(good + "\n")
+    assert read_dataset(path) == [("What is 0 + 2?", "0 + 2 = 2\n#### 2")]
+    with pytest.raises(ConfigError, match="prompt"):
+        sft(path, "unused", tmp_path / "out", prompt_template="no placeholder")
 
 
-def test_loss_is_on_response_tokens_only(tiny_models):
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+@pytest.mark.parametrize("kind", ["chat", "base"])
+def test_loss_is_on_response_tokens_only(tiny_models, tmp_path, kind):
+    """The prompt tokens are those the engine generates from at evaluation and learnability
+    scoring conditions on; only the response tokens have labels; and the training loss of one
+    example is exactly -r_l (learnability's mean response-token log-probability)."""
+    import torch
 
-    from persyn.assets import load_causal_lm, load_tokenizer
-    from persyn.scoring.learnability import student_tokens
+    from persyn.config import StudentConfig, TeacherConfig
+    from persyn.engines.transformers_engine import render_teacher_prompt
+    from persyn.scoring.learnability import LearnabilityScorer, ScoreItem, student_tokens
 
-    tok = load_tokenizer(tiny_models["chat"])
-    pairs = read_dataset(lines(2))
-    trainer = SFTTrainer(
-        model=load_causal_lm(tiny_models["chat"], shared=False),
-        args=SFTConfig(
-            output_dir="/tmp/persyn-sft-mask", completion_only_loss=True, report_to=[], use_cpu=True
-        ),
-        train_dataset=Dataset.from_list(to_trl_examples(pairs, tok, "{prompt}")),
-        processing_class=tok,
+    ref, template = tiny_models[kind], "Question: {prompt}\nAnswer: "
+    pairs = read_dataset(lines(3))
+    trainer, tok, stats = make_trainer(pairs, ref, tmp_path / "w", SFTSettings(), template, progress=False)
+    assert stats["n_truncated"] == stats["n_dropped"] == 0
+    # What evaluation feeds the model (as persyn.evaluate builds the engine's teacher).
+    teacher = TeacherConfig(
+        name="eval", engine="transformers", model=ref, prompt_template=None if kind == "chat" else template
     )
-    batch = trainer.data_collator([trainer.train_dataset[0]])
-    labels = batch["labels"][0].tolist()
-    prompt_ids, response_ids = student_tokens(tok, *pairs[0], "{prompt}")
-    # The prompt (as learnability scoring renders it) is masked; the response is trained on.
-    assert batch["input_ids"][0].tolist()[: len(prompt_ids)] == prompt_ids
-    assert all(x == -100 for x in labels[: len(prompt_ids)])
-    trained = [x for x in labels if x != -100]
-    assert trained[: len(response_ids)] == response_ids
+    expected = {}
+    for i, (prompt, response) in enumerate(pairs):
+        p, r = student_tokens(tok, prompt, response, template)
+        engine_ids = tok(render_teacher_prompt(tok, teacher, prompt), add_special_tokens=False)["input_ids"]
+        assert engine_ids == p
+        row = trainer.train_dataset[i]
+        assert row["input_ids"] == p + r
+        assert row["labels"] == [-100] * len(p) + r  # response tokens only, end of turn / EOS included
+        expected[prompt] = (p, r)
+    if kind == "chat":
+        assert tok.convert_ids_to_tokens(r)[-1] == "<|im_end|>"
+    else:
+        assert r[-1] == tok.eos_token_id
+    # The padded batch keeps the masking; its loss on one example is -r_l.
+    batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
+    p0, r0 = expected[pairs[0][0]]
+    assert batch["labels"][0].tolist()[: len(p0) + len(r0)] == [-100] * len(p0) + r0
+    assert (batch["labels"][batch["attention_mask"] == 0] == -100).all()
+    one = trainer.data_collator([trainer.train_dataset[0]])
+    model = trainer.model.eval()
+    with torch.no_grad():
+        loss = float(
+            model(**{k: v for k, v in one.items() if k in ("input_ids", "attention_mask", "labels")}).loss
+        )
+    scorer = LearnabilityScorer(StudentConfig(model=ref, prompt_template=template, batching="per_prompt"))
+    [[(_, r_l, err)]] = list(scorer.score([ScoreItem("k", *pairs[0])]))
+    assert err is None and loss == pytest.approx(-r_l, rel=1e-5)
 
 
 def test_full_sft_lowers_the_loss_and_reproduces(tiny_models, tmp_path):
-    from persyn.assets import load_causal_lm, resolve_model
+    from persyn.assets import load_causal_lm, load_tokenizer, resolve_model
 
     s = SFTSettings(epochs=6, batch_size=4, learning_rate=3e-3, logging_steps=1, seed=0)
-    info = sft(lines(), tiny_models["chat"], tmp_path / "m1", s)
-    assert info["n_examples"] == 8 and info["steps"] == 12
-    assert info["losses"][-1] < info["losses"][0]
-    assert resolve_model(str(tmp_path / "m1")) and load_causal_lm(str(tmp_path / "m1"), shared=False)
-    assert not list(tmp_path.glob(".m1.training*"))
-    sft(lines(), tiny_models["chat"], tmp_path / "m2", s)
-    import safetensors.torch as st
+    ds = tmp_path / "dataset.jsonl"
+    ds.write_text("".join(json.dumps(x) + "\n" for x in lines()))
+    info = sft(ds, tiny_models["chat"], tmp_path / "m1", s, progress=False)
+    assert info["n_examples"] == info["n_trained"] == 8 and info["steps"] == 12
+    assert info["loss_steps"][0] == 1 and info["losses"][-1] < 0.7 * info["losses"][0]
+    assert info["final_loss"] == info["losses"][-1] and info["device"] == "cpu"
+    assert json.loads((tmp_path / "m1/persyn_sft.json").read_text()) == info
+    assert resolve_model(str(tmp_path / "m1")) == str(tmp_path / "m1")
+    model = load_causal_lm(str(tmp_path / "m1"), shared=False)
+    assert model.config.use_cache and load_tokenizer(str(tmp_path / "m1")).chat_template
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # Reproducibility (a shorter run): same seed, same weights; another seed, other weights.
+    short = s.model_copy(update={"epochs": 1})
 
-    a = st.load_file(tmp_path / "m1/model.safetensors")
-    b = st.load_file(tmp_path / "m2/model.safetensors")
-    assert all((a[k] == b[k]).all() for k in a)  # same seed, same weights
-    c = st.load_file(
-        sft(lines(), tiny_models["chat"], tmp_path / "m3", s.model_copy(update={"seed": 1}))
-        and tmp_path / "m3/model.safetensors"
-    )
+    def run(name, seed):
+        sft(
+            lines(),
+            tiny_models["chat"],
+            tmp_path / name,
+            short.model_copy(update={"seed": seed}),
+            progress=False,
+        )
+        return weights(tmp_path / name)
+
+    a, b, c = run("m2", 0), run("m3", 0), run("m4", 1)
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     assert any((a[k] != c[k]).any() for k in a)
 
 
-def test_lora_merges_into_a_plain_model_dir(tiny_models, tmp_path):
+def test_lora_merges_into_a_plain_model_dir_and_reproduces(tiny_models, tmp_path):
     from persyn.assets import load_causal_lm
 
-    info = sft(
-        lines(4),
-        tiny_models["base"],
-        tmp_path / "lora",
-        SFTSettings(method="lora", epochs=1, batch_size=2, lora_r=4),
-    )
-    assert info["settings"]["method"] == "lora" and info["steps"] == 2
+    s = SFTSettings(method="lora", epochs=1, batch_size=2, lora_r=4, learning_rate=1e-2)
+    info = sft(lines(4), tiny_models["base"], tmp_path / "lora", s, progress=False)
+    assert info["settings"]["method"] == "lora" and info["steps"] == 2 and info["learning_rate"] == 1e-2
+    assert info["prompt_format"] == "template"
     assert not (tmp_path / "lora/adapter_config.json").exists()
     model = load_causal_lm(str(tmp_path / "lora"), shared=False)
     assert not any("lora" in n for n, _ in model.named_parameters())
+    merged, base = weights(tmp_path / "lora"), load_causal_lm(tiny_models["base"], shared=False).state_dict()
+    assert merged.keys() <= base.keys() and any((merged[k] != base[k]).any() for k in merged)
+    sft(lines(4), tiny_models["base"], tmp_path / "lora2", s, progress=False)
+    again = weights(tmp_path / "lora2")
+    assert all((merged[k] == again[k]).all() for k in merged)
+    assert SFTSettings(method="lora").lr == 2e-4 and SFTSettings().lr == 5e-5
+
+
+def test_a_failed_run_keeps_the_previous_model(tiny_models, tmp_path, monkeypatch):
+    from trl import SFTTrainer
+
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "marker").write_text("previous model")
+
+    def boom(self, *a, **k):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(SFTTrainer, "train", boom)
+    with pytest.raises(RuntimeError, match="killed"):
+        sft(lines(2), tiny_models["chat"], out, SFTSettings(epochs=1), progress=False)
+    assert (out / "marker").read_text() == "previous model"
+    monkeypatch.undo()
+    sft(lines(2), tiny_models["chat"], out, SFTSettings(epochs=1), progress=False)  # replaces it
+    assert not (out / "marker").exists() and (out / "model.safetensors").exists()
+    assert not (tmp_path / ".m.training").exists()

@@ -1,28 +1,46 @@
 """Accuracy of a model on a held-out verifiable prompt set (greedy, batched), with a Wilson 95%
-interval, after checking that no evaluation prompt is a training prompt."""
+interval, after checking that no evaluation prompt is a training prompt.
+
+The model sees each prompt exactly as the student sees it in fine-tuning (``persyn.train``) and
+learnability scoring: the chat template over the user turn alone with the generation prompt (no
+system prompt), or for a model without a chat template the student's ``prompt_template``.
+Generation goes through ``TransformersEngine``; correctness is ``VerifierScorer``'s
+(math-verify: the response's final answer equals the gold answer).
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from persyn.config import StudentConfig
 from persyn.errors import InputError
 from persyn.prompts import Prompt
 
+#: The prompt format of a base (no chat template) model, as in ``StudentConfig`` and ``persyn.train``.
+DEFAULT_PROMPT_TEMPLATE: str = StudentConfig.model_fields["prompt_template"].default
+
 
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (Wilson 1927, JASA 22:209), 95% for
-    z = 1.96:  (p + z²/2n ± z·sqrt(p(1−p)/n + z²/4n²)) / (1 + z²/n).
+    """Wilson score interval of a binomial proportion (E. B. Wilson, "Probable inference, the
+    law of succession, and statistical inference", JASA 22(158):209-212, 1927); 95% for
+    z = 1.96. With p = correct / n:
 
-    Returns (0.0, 1.0) for n = 0 (no information).
+        (p + z²/2n ± z·sqrt(p(1−p)/n + z²/4n²)) / (1 + z²/n)
+
+    e.g. 8 of 10 → (0.490, 0.943). Returns ``(lo, hi)`` within [0, 1]; ``(0.0, 1.0)`` for
+    n = 0 (no observation: every proportion is possible).
 
     Raises:
-        ValueError: ``correct`` outside [0, n].
+        ValueError: ``n < 0`` or ``correct`` outside [0, n].
     """
+    if n < 0:
+        raise ValueError(f"n={n} is negative")
     if n == 0:
         return 0.0, 1.0
     if not 0 <= correct <= n:
@@ -34,18 +52,21 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _norm(text: str) -> str:
+def normalize_prompt(text: str) -> str:
+    """The form in which prompts are compared for overlap: whitespace runs → one space, stripped."""
     return " ".join(text.split())
 
 
 def training_prompts(dataset: str | Path) -> list[str]:
-    """The user turns of a persyn ``dataset.jsonl`` (the prompts a student was trained on).
+    """The user turns (prompts) of a persyn ``dataset.jsonl``, in file order; blank lines are
+    skipped.
 
     Raises:
-        InputError: a missing file, malformed JSON or a line without a user turn (file:line).
+        InputError: a missing file, malformed JSON or a line without a text user turn
+            (names the file and line).
     """
     path = Path(dataset)
-    if not path.exists():
+    if not path.is_file():
         raise InputError(f"{path}: dataset not found")
     out = []
     with open(path, encoding="utf-8") as f:
@@ -54,35 +75,52 @@ def training_prompts(dataset: str | Path) -> list[str]:
                 continue
             try:
                 rec = json.loads(line)
-                user = next(m["content"] for m in rec["messages"] if m["role"] == "user")
-            except (json.JSONDecodeError, KeyError, TypeError, StopIteration) as exc:
-                raise InputError(f"{path}:{i}: not a dataset line with a user message ({exc!r})") from None
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{i}: malformed JSON ({exc.msg})") from None
+            msgs = rec.get("messages") if isinstance(rec, dict) else None
+            user = next(
+                (m.get("content") for m in msgs or [] if isinstance(m, dict) and m.get("role") == "user"),
+                None,
+            )
+            if not isinstance(msgs, list) or not isinstance(user, str):
+                raise InputError(f"{path}:{i}: not a dataset line with 'messages' holding a user turn")
             out.append(user)
     return out
 
 
 def check_disjoint(prompts: list[Prompt], train_prompts: Iterable[str]) -> None:
-    """Raise when an evaluation prompt (whitespace-normalised) is also a training prompt.
+    """Refuse an evaluation set that shares a prompt with the training prompts (compared after
+    ``normalize_prompt``).
 
     Raises:
-        InputError: naming how many overlap and the first one's id and text.
+        InputError: naming how many evaluation prompts overlap, and the first one's id and
+            text (truncated to 80 characters).
     """
-    seen = {_norm(t) for t in train_prompts}
-    overlap = [p for p in prompts if _norm(p.text) in seen]
+    seen = {normalize_prompt(t) for t in train_prompts}
+    overlap = [p for p in prompts if normalize_prompt(p.text) in seen]
     if overlap:
         p = overlap[0]
         text = p.text if len(p.text) <= 80 else p.text[:77] + "..."
         raise InputError(
-            f"evaluation set overlaps the training prompts: {len(overlap)} of {len(prompts)} "
-            f"(first: {p.id}: {text!r}); draw the evaluation set with another seed or drop them"
+            f"the evaluation set overlaps the training prompts: {len(overlap)} of {len(prompts)} "
+            f"evaluation prompts are training prompts (first: id {p.id}: {text!r}); "
+            "draw the evaluation set with another seed or leave those prompts out"
         )
 
 
 @dataclass
 class EvalResult:
-    """``n`` prompts, ``correct`` of them right; ``accuracy`` = correct / n with its Wilson 95%
-    interval [``ci_low``, ``ci_high``]; ``records`` one dict per prompt (id, prompt, response,
-    gold, correct, error)."""
+    """The outcome of ``evaluate``.
+
+    ``n`` prompts, ``correct`` of them answered right, ``accuracy`` = correct / n, and its
+    Wilson 95% interval [``ci_low``, ``ci_high``]. ``n_failed``: completions that failed (e.g.
+    a prompt longer than the context, an empty response), counted as wrong. ``seconds``: wall
+    time of the whole evaluation (model loading, generation, verification). ``records``: one
+    dict per prompt, in the order given: ``id``, ``prompt``, ``response``, ``gold``,
+    ``correct`` (bool), ``error`` (None, or why the completion failed), ``note`` (None, or
+    the verifier's remark, e.g. no answer found in the response), ``finish_reason`` ("stop" |
+    "length" | None) and ``completion_tokens``.
+    """
 
     model: str
     n: int
@@ -91,9 +129,11 @@ class EvalResult:
     ci_low: float
     ci_high: float
     seconds: float
+    n_failed: int = 0
     records: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
+        """Every field but ``records``."""
         d = asdict(self)
         d.pop("records")
         return d
@@ -106,30 +146,49 @@ def evaluate(
     train_prompts: Iterable[str] = (),
     batch_size: int = 16,
     max_new_tokens: int = 256,
-    prompt_template: str | None = None,
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
     progress: bool = True,
 ) -> EvalResult:
-    """Greedy accuracy of ``model`` (alias, HF id or local path) on ``prompts``.
+    """Greedy accuracy of ``model`` (alias, HF id or local path, e.g. a ``persyn sft`` output)
+    on ``prompts`` (each with a gold ``answer``).
 
-    The prompt is rendered exactly as for training and learnability scoring: the chat template
-    over the single user turn with the generation prompt (``prompt_template`` for a model
-    without one). Correct = math-verify finds the gold answer equal to the response's final
-    answer (as ``VerifierScorer``). A failed completion (e.g. a prompt longer than the context)
-    counts as wrong and is recorded.
+    Before any generation, the prompts are checked against ``train_prompts`` (``check_disjoint``).
+    Generation: ``TransformersEngine`` with temperature 0, ``batch_size`` prompts at a time,
+    at most ``max_new_tokens`` new tokens; the prompt is the chat template over the user turn
+    (no system prompt), or ``prompt_template`` (with ``{prompt}``) for a model without a chat
+    template: the rendering ``persyn.train`` fine-tunes on. A model already loaded in the
+    shared cache is left there; one loaded here is released at the end.
+
+    A response is correct when ``VerifierScorer`` scores it 1.0 (math-verify finds its final
+    answer equal to the gold answer). A failed completion, or a response without a parsable
+    answer, is wrong and recorded with its ``error``.
 
     Raises:
-        InputError: an evaluation prompt is a training prompt, or one has no gold answer.
+        InputError: no prompts, duplicate prompt ids, a prompt without a gold answer, or an
+            evaluation prompt that is also a training prompt.
+        MissingAssetError: the model is not installed.
     """
-    from math_verify import parse, verify
     from tqdm.auto import tqdm
 
+    from persyn.assets import _LOADED, load_tokenizer, release_model, resolve_model
     from persyn.config import TeacherConfig
     from persyn.engines.transformers_engine import TransformersEngine
+    from persyn.scoring.learnability import ScoreItem
+    from persyn.scoring.quality import VerifierScorer
 
-    check_disjoint(prompts, train_prompts)
+    if not prompts:
+        raise InputError("the evaluation set is empty")
+    by_id: dict[str, Prompt] = {}
     for p in prompts:
+        if p.id in by_id:
+            raise InputError(f"evaluation prompt id {p.id} appears twice")
         if p.answer is None or not str(p.answer).strip():
             raise InputError(f"evaluation prompt {p.id}: no gold answer")
+        by_id[p.id] = p
+    check_disjoint(prompts, train_prompts)
+
+    start = time.perf_counter()
+    chat = bool(getattr(load_tokenizer(model), "chat_template", None))
     teacher = TeacherConfig(
         name="eval",
         engine="transformers",
@@ -137,58 +196,69 @@ def evaluate(
         temperature=0.0,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
-        prompt_template=None,
+        prompt_template=None if chat else prompt_template,
     )
-    from persyn.assets import _LOADED, release_model, resolve_model
-
-    start = time.perf_counter()
     was_loaded = resolve_model(model) in _LOADED
-    engine = TransformersEngine(teacher, seed=0)
-    if prompt_template and not getattr(engine.tokenizer, "chat_template", None):
-        teacher.prompt_template = prompt_template  # base model: the student's plain template
-    by_id = {p.id: p for p in prompts}
-    records = []
-    with tqdm(
-        total=len(prompts), desc=f"evaluate · {Path(model).name}", unit="prompt", disable=not progress
-    ) as bar:
-        for batch in engine.generate(prompts):
-            for pid, c in batch:
-                p = by_id[pid]
-                ok = False
-                if c.error is None:
-                    pred = parse(c.text)
-                    ok = bool(pred) and bool(verify(parse(str(p.answer)), pred))
-                records.append(
-                    {
+    try:
+        engine = TransformersEngine(teacher, seed=0)
+        _check_rendering(engine, prompts[0].text, prompt_template)
+        verifier = VerifierScorer({p.id: str(p.answer) for p in prompts})
+        records: dict[str, dict] = {}
+        desc = f"evaluate · {Path(model).name}"
+        with tqdm(total=len(prompts), desc=desc, unit="prompt", disable=not progress) as bar:
+            for batch in engine.generate(prompts):
+                ok = [(pid, c) for pid, c in batch if c.error is None]
+                items = [ScoreItem(pid, by_id[pid].text, c.text) for pid, c in ok]
+                scores = {key: (s, note) for part in verifier.score(items) for key, s, note in part}
+                for pid, c in batch:
+                    score, note = scores.get(pid, (None, None))
+                    records[pid] = {
                         "id": pid,
-                        "prompt": p.text,
+                        "prompt": by_id[pid].text,
                         "response": c.text,
-                        "gold": p.answer,
-                        "correct": ok,
+                        "gold": by_id[pid].answer,
+                        "correct": score == 1.0,
                         "error": c.error,
+                        "note": note,
+                        "finish_reason": c.finish_reason,
+                        "completion_tokens": c.completion_tokens,
                     }
-                )
-            bar.update(len(batch))
-    if not was_loaded:  # a fine-tuned student is evaluated once: free its memory
-        release_model(model)
-    correct = sum(r["correct"] for r in records)
-    lo, hi = wilson_interval(correct, len(records))
-    order = {p.id: i for i, p in enumerate(prompts)}
-    records.sort(key=lambda r: order[r["id"]])
-    return EvalResult(
-        model,
-        len(records),
-        correct,
-        correct / max(1, len(records)),
-        lo,
-        hi,
-        time.perf_counter() - start,
-        records,
-    )
+                bar.update(len(batch))
+    finally:
+        if not was_loaded:  # e.g. a fine-tuned student, evaluated once: free its memory
+            release_model(model)
+    rows = [records[p.id] for p in prompts]
+    n, correct = len(rows), sum(r["correct"] for r in rows)
+    lo, hi = wilson_interval(correct, n)
+    failed = sum(r["error"] is not None for r in rows)
+    return EvalResult(model, n, correct, correct / n, lo, hi, time.perf_counter() - start, failed, rows)
+
+
+def _check_rendering(engine, prompt: str, template: str) -> None:
+    """Warn when the engine's prompt tokens differ from those ``persyn.train`` fine-tunes on
+    (``student_tokens``; e.g. a tokenizer that adds a BOS token the engine leaves out)."""
+    from persyn.engines.transformers_engine import render_teacher_prompt
+    from persyn.scoring.learnability import student_tokens
+
+    tok = engine.tokenizer
+    seen = tok(render_teacher_prompt(tok, engine.teacher, prompt), add_special_tokens=False)["input_ids"]
+    trained = student_tokens(tok, prompt, "x", template)[0]
+    if seen != trained:
+        warnings.warn(
+            f"evaluate: the prompt tokens of {engine.teacher.model} differ from the fine-tuning "
+            f"format ({len(seen)} vs {len(trained)} tokens, e.g. a BOS token); accuracy may be "
+            "understated",
+            stacklevel=3,
+        )
 
 
 def write_eval(result: EvalResult, path: str | Path) -> None:
-    """Write ``{"summary": ..., "records": [...]}`` to ``path`` atomically."""
+    """Write ``{"summary": result.summary(), "records": result.records}`` as JSON to ``path``
+    (parent directories created), atomically: a temporary file renamed into place.
+
+    Raises:
+        PersynError: the file cannot be written.
+    """
     from persyn.pipeline import write_atomic
 
     path = Path(path)

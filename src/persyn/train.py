@@ -1,11 +1,29 @@
 """Student fine-tuning on a persyn dataset with TRL's SFTTrainer (loss on response tokens only).
 
-Each dataset line becomes a TRL *prompt-completion* example: for a chat student
-``{"prompt": [user turn], "completion": [assistant turn]}`` (TRL renders it with the student's
-chat template, exactly as learnability scoring and evaluation render the prompt: the user turn
-alone, with the generation prompt); for a base student the plain ``prompt_template`` text and the
-response followed by EOS. TRL's ``completion_only_loss`` then masks the prompt tokens, so the
-loss is on the response tokens only (PerSyn §3, "SFT the student with loss on responses").
+Each dataset line ``{"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}`` becomes
+one *prompt-completion* example, handed to TRL already tokenized as ``{"input_ids",
+"completion_mask"}``. The tokens are those of ``persyn.scoring.learnability.student_tokens``,
+the function that learnability scoring uses, so the student is trained on exactly the token
+sequences whose log-likelihood r_l measured, and sees at training the prompt it sees at
+evaluation (``persyn.evaluate`` generates through ``TransformersEngine`` with no system prompt):
+
+* chat student (the tokenizer has a chat template): prompt = the template over the user turn
+  alone with the generation prompt; completion = the rest of the rendered conversation up to and
+  including the end-of-turn token (trailing whitespace after it dropped);
+* base student: prompt = ``prompt_template`` filled with the prompt; completion = the response
+  followed by the EOS token; prompt and completion are tokenized separately (no token merges
+  across the boundary, e.g. the space that ends ``"Answer: "``).
+
+TRL's ``completion_only_loss`` turns ``completion_mask`` into labels (-100 on the prompt), so the
+loss is the mean negative log-likelihood of the response tokens: -r_l, averaged over a batch's
+response tokens (PerSyn §3: the student is fine-tuned on the responses).
+
+Why not TRL's own text formats: TRL renders a conversational prompt-completion pair as
+``template(prompt + completion)`` and so also trains on the newline the ChatML template writes
+after ``<|im_end|>``; for plain text it tokenizes ``prompt + completion`` as one string (tokens
+merge across the boundary: TRL then drops the prompt's last token from the training sequence)
+and adds BOS where the tokenizer adds one by default (Gemma), which neither the learnability
+scorer nor the generation engine do.
 """
 
 from __future__ import annotations
@@ -19,13 +37,26 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from persyn.errors import InputError
+from persyn.config import StudentConfig
+from persyn.errors import ConfigError, InputError
+
+#: The prompt format of a base (no chat template) student, as in ``StudentConfig``.
+DEFAULT_PROMPT_TEMPLATE: str = StudentConfig.model_fields["prompt_template"].default
 
 
 class SFTSettings(BaseModel):
-    """Fine-tuning settings. ``learning_rate`` None means 5e-5 for full fine-tuning and 2e-4
-    for LoRA. LoRA adapters are merged into the weights before saving, so the output is a plain
-    model directory. ``epochs`` may be fractional."""
+    """Fine-tuning settings.
+
+    ``method``: ``full`` (all weights) or ``lora`` (PEFT LoRA adapters of rank ``lora_r`` on
+    ``lora_target_modules``, merged into the weights before saving, so the output is a plain
+    model directory either way). ``epochs`` may be fractional. ``learning_rate`` None means 5e-5
+    for full fine-tuning and 2e-4 for LoRA (adapters start at zero and need a larger step).
+    ``batch_size`` is per device; one optimizer step sees ``batch_size * grad_accum`` examples.
+    ``max_length`` (tokens) truncates longer examples (their response end is cut).
+    ``warmup_ratio`` is the fraction of the steps with a linear warm-up. ``logging_steps``: the
+    loss is recorded every that many optimizer steps (and at the first). ``gradient_checkpointing``
+    trades ~20-30% more compute for less activation memory (off: a small student fits).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -37,33 +68,38 @@ class SFTSettings(BaseModel):
     max_length: Annotated[int, Field(ge=16)] = 512
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
-    lr_scheduler: str = "linear"
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     lora_r: Annotated[int, Field(ge=1)] = 16
     lora_alpha: Annotated[int, Field(ge=1)] = 32
     lora_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     lora_target_modules: str | list[str] = "all-linear"
+    gradient_checkpointing: bool = False
     seed: int = 0
     logging_steps: Annotated[int, Field(ge=1)] = 5
 
     @property
     def lr(self) -> float:
+        """The learning rate used: ``learning_rate``, else 5e-5 (full) or 2e-4 (LoRA)."""
         if self.learning_rate is not None:
             return self.learning_rate
         return 5e-5 if self.method == "full" else 2e-4
 
 
 def read_dataset(dataset: str | Path | list[dict]) -> list[tuple[str, str]]:
-    """(prompt, response) pairs of a persyn dataset (path to ``dataset.jsonl`` or its lines).
+    """(prompt, response) pairs of a persyn dataset: a path to ``dataset.jsonl`` or its lines
+    as dicts. Each line needs ``messages`` with a non-empty ``user`` and ``assistant`` turn
+    (other roles, e.g. a system turn, and other fields are ignored; blank lines are skipped).
 
     Raises:
-        InputError: a missing file, malformed JSON, or a line without a non-empty user and
-            assistant turn, naming the file and line.
+        InputError: a missing file, malformed JSON, a line without ``messages``, or without a
+            non-empty user or assistant turn, or an empty dataset; the message names the file
+            (``<dataset>`` for a list) and the 1-based line number.
     """
     if isinstance(dataset, list):
         where, lines = "<dataset>", [(i + 1, r) for i, r in enumerate(dataset)]
     else:
         path = Path(dataset)
-        if not path.exists():
+        if not path.is_file():
             raise InputError(f"{path}: dataset not found")
         where, lines = str(path), []
         with open(path, encoding="utf-8") as f:
@@ -78,55 +114,67 @@ def read_dataset(dataset: str | Path | list[dict]) -> list[tuple[str, str]]:
     for i, rec in lines:
         msgs = rec.get("messages") if isinstance(rec, dict) else None
         if not isinstance(msgs, list):
-            raise InputError(f"{where}:{i}: missing field 'messages'")
-        turns = {m.get("role"): m.get("content") for m in msgs if isinstance(m, dict)}
+            raise InputError(f"{where}:{i}: missing field 'messages' (a list of role/content turns)")
+        turns: dict[str, object] = {}
+        for m in msgs:
+            if isinstance(m, dict) and m.get("role") in ("user", "assistant"):
+                turns.setdefault(m["role"], m.get("content"))
         for role in ("user", "assistant"):
-            if not isinstance(turns.get(role), str) or not turns[role].strip():
-                raise InputError(f"{where}:{i}: 'messages' has no non-empty {role} turn")
+            if role not in turns:
+                raise InputError(f"{where}:{i}: 'messages' has no {role} turn")
+            content = turns[role]
+            if not isinstance(content, str) or not content.strip():
+                raise InputError(f"{where}:{i}: the {role} turn has empty or non-text 'content'")
         out.append((turns["user"], turns["assistant"]))
     if not out:
         raise InputError(f"{where}: the dataset is empty")
     return out
 
 
-def to_trl_examples(pairs: list[tuple[str, str]], tokenizer, prompt_template: str) -> list[dict]:
-    """TRL prompt-completion examples: conversational for a chat student, plain text (the
-    ``prompt_template`` and the response + EOS) for a base one."""
-    if getattr(tokenizer, "chat_template", None):
-        return [
-            {"prompt": [{"role": "user", "content": p}], "completion": [{"role": "assistant", "content": r}]}
-            for p, r in pairs
-        ]
-    eos = tokenizer.eos_token or ""
-    return [{"prompt": prompt_template.replace("{prompt}", p), "completion": r + eos} for p, r in pairs]
+def to_trl_examples(
+    pairs: list[tuple[str, str]], tokenizer, prompt_template: str = DEFAULT_PROMPT_TEMPLATE
+) -> list[dict]:
+    """Tokenized TRL prompt-completion examples ``{"input_ids": [...], "completion_mask":
+    [0]*len(prompt) + [1]*len(response)}``, one per (prompt, response) pair, rendered by
+    ``student_tokens`` (see the module docstring); ``prompt_template`` is used only when the
+    tokenizer has no chat template."""
+    from persyn.scoring.learnability import student_tokens
+
+    out = []
+    for prompt, response in pairs:
+        p, r = student_tokens(tokenizer, prompt, response, prompt_template)
+        out.append({"input_ids": p + r, "completion_mask": [0] * len(p) + [1] * len(r)})
+    return out
 
 
-def sft(
-    dataset: str | Path | list[dict],
+def make_trainer(
+    pairs: list[tuple[str, str]],
     model: str,
-    output_dir: str | Path,
-    settings: SFTSettings | None = None,
-    prompt_template: str = "Question: {prompt}\nAnswer: ",
-) -> dict:
-    """Fine-tune ``model`` (alias, HF id or local path) on ``dataset`` and save the result
-    (weights + tokenizer, safetensors) to ``output_dir``, a directory every persyn model slot
-    accepts. Trains in a temporary sibling directory renamed at the end, so a killed run never
-    leaves a half-written model. Runs on a GPU when one is visible, else on the CPU.
+    work_dir: str | Path,
+    settings: SFTSettings,
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+    progress: bool = True,
+):
+    """The ``SFTTrainer`` that ``sft`` runs (model loaded, dataset tokenized and labelled),
+    writing its scratch files under ``work_dir``. Seeds the RNGs with ``settings.seed`` first.
 
-    Returns (and writes to ``output_dir/persyn_sft.json``): settings, ``n_examples``, ``steps``,
-    ``losses`` (per logging step), ``final_loss``, ``seconds``.
+    Returns ``(trainer, tokenizer, stats)``; ``stats``: ``n_truncated`` (examples longer than
+    ``max_length``, cut) and ``n_dropped`` (examples whose prompt alone fills ``max_length``,
+    left out: no response token would remain).
 
     Raises:
-        InputError: a malformed dataset (file and line).
-        MissingAssetError: the model or TRL/PEFT are not installed.
+        MissingAssetError: the model, or TRL / PEFT, is not installed.
+        InputError: every example's prompt is longer than ``max_length``.
     """
     import importlib.util
 
     from persyn.errors import MissingAssetError
 
-    for pkg in ("trl",) + (("peft",) if settings and settings.method == "lora" else ()):
+    for pkg in ("trl", "datasets") + (("peft",) if settings.method == "lora" else ()):
         if importlib.util.find_spec(pkg) is None:
-            raise MissingAssetError(f"persyn sft needs '{pkg}': run `pip install 'persyn[train]'`")
+            raise MissingAssetError(
+                f"persyn sft needs the package '{pkg}': run `pip install 'persyn[train]'`"
+            )
     import torch
     from datasets import Dataset
     from transformers import set_seed
@@ -134,16 +182,18 @@ def sft(
 
     from persyn.assets import load_causal_lm, load_tokenizer
 
-    settings = settings or SFTSettings()
-    pairs = read_dataset(dataset)
-    out = Path(output_dir)
-    tmp = out.with_name(f".{out.name}.training")
-    shutil.rmtree(tmp, ignore_errors=True)
     set_seed(settings.seed)
     tokenizer = load_tokenizer(model, padding_side="right")
-    net = load_causal_lm(model, shared=False)
-    net.train()
     examples = to_trl_examples(pairs, tokenizer, prompt_template)
+    cap = settings.max_length
+    kept = [e for e in examples if e["completion_mask"].index(1) < cap]
+    stats = {
+        "n_truncated": sum(len(e["input_ids"]) > cap for e in kept),
+        "n_dropped": len(examples) - len(kept),
+    }
+    if not kept:
+        raise InputError(f"every prompt is at least max_length={cap} tokens long: nothing to train on")
+    net = load_causal_lm(model, shared=False)
     peft_config = None
     if settings.method == "lora":
         from peft import LoraConfig
@@ -155,62 +205,138 @@ def sft(
             target_modules=settings.lora_target_modules,
             task_type="CAUSAL_LM",
         )
-    cpu = not torch.cuda.is_available()
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
     args = SFTConfig(
-        output_dir=str(tmp),
+        output_dir=str(work_dir),
         num_train_epochs=settings.epochs,
         learning_rate=settings.lr,
         per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.grad_accum,
-        max_length=settings.max_length,
+        max_length=cap,
+        truncation_mode="keep_start",
         warmup_steps=settings.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
         weight_decay=settings.weight_decay,
         lr_scheduler_type=settings.lr_scheduler,
         completion_only_loss=True,
+        gradient_checkpointing=settings.gradient_checkpointing,  # TRL's default is True
         seed=settings.seed,
         data_seed=settings.seed,
         logging_steps=settings.logging_steps,
+        logging_first_step=True,
         save_strategy="no",
-        report_to=[],
-        use_cpu=cpu,
-        bf16=False,
+        report_to="none",
+        use_cpu=not cuda,
+        bf16=bf16,  # TRL's default is True, also on a CPU: mixed precision only on a capable GPU
         fp16=False,
         dataloader_num_workers=0,
-        dataset_num_proc=None,
-        disable_tqdm=False,
+        disable_tqdm=not progress,
     )
-    start = time.perf_counter()
     trainer = SFTTrainer(
         model=net,
         args=args,
-        train_dataset=Dataset.from_list(examples),
+        train_dataset=Dataset.from_list(kept),
         processing_class=tokenizer,
         peft_config=peft_config,
     )
-    trainer.train()
+    stats["device"] = "cuda" if cuda else "cpu"
+    stats["precision"] = "bf16-mixed" if bf16 else "fp32"
+    return trainer, tokenizer, stats
+
+
+def sft(
+    dataset: str | Path | list[dict],
+    model: str,
+    output_dir: str | Path,
+    settings: SFTSettings | None = None,
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+    *,
+    progress: bool = True,
+) -> dict:
+    """Fine-tune ``model`` (alias, HF id or local path) on ``dataset`` (a persyn
+    ``dataset.jsonl`` path or its lines as dicts) and save the result to ``output_dir``.
+
+    The output is a plain model directory (fp32 safetensors weights, config, generation config,
+    tokenizer) that every persyn model slot accepts; LoRA adapters are merged first. Training
+    runs in the hidden sibling directory ``.<name>.training`` (cleared at the start), and the
+    finished model is renamed into place at the end (a previous ``output_dir`` is replaced only
+    then), so a killed run never leaves a half-written model at ``output_dir``. Runs on the GPU
+    when one is visible (bf16 mixed precision when supported), else on the CPU in fp32.
+    Deterministic on a CPU: the same data, settings and seed give identical weights.
+
+    ``prompt_template`` (with ``{prompt}``) formats the prompt of a base student (no chat
+    template); pass the run's ``student.prompt_template``.
+
+    Returns (and writes to ``output_dir/persyn_sft.json``) a dict: ``model``,
+    ``prompt_format`` ("chat" | "template"), ``settings`` (``SFTSettings`` as a dict),
+    ``learning_rate`` (the one used), ``n_examples`` (valid dataset lines), ``n_trained``
+    (examples trained on), ``n_truncated``, ``n_dropped`` (see ``make_trainer``), ``steps``
+    (optimizer steps), ``losses`` and ``loss_steps`` (the mean training loss, nats per response
+    token, over each logging interval, and the step it was logged at), ``final_loss`` (the last
+    of ``losses``), ``train_loss`` (mean over the whole run), ``seconds`` (the training loop,
+    wall clock), ``seconds_per_step``, ``device``, ``precision``, ``versions``.
+
+    Raises:
+        InputError: a malformed dataset (names the file and line).
+        ConfigError: ``prompt_template`` without ``{prompt}``.
+        MissingAssetError: the model, or TRL / PEFT, is not installed.
+    """
+    import importlib.metadata
+
+    if "{prompt}" not in prompt_template:
+        raise ConfigError(f"prompt_template must contain '{{prompt}}', got {prompt_template!r}")
+    settings = settings or SFTSettings()
+    pairs = read_dataset(dataset)
+    out = Path(output_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.training")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    trainer, tokenizer, stats = make_trainer(
+        pairs, model, tmp / "trainer", settings, prompt_template, progress=progress
+    )
+    start = time.perf_counter()
+    result = trainer.train()
     seconds = time.perf_counter() - start
     trained = trainer.model
     if settings.method == "lora":
         trained = trained.merge_and_unload()
-    trained.eval()
+    trained = trained.float().eval()
+    trained.config.use_cache = True
     final = tmp / "model"
     trained.save_pretrained(final, safe_serialization=True)
-    tokenizer.padding_side = "right"
     tokenizer.save_pretrained(final)
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    steps = trainer.state.global_step
     info = {
         "model": model,
+        "prompt_format": "chat" if getattr(tokenizer, "chat_template", None) else "template",
+        "prompt_template": prompt_template,
         "settings": settings.model_dump(),
+        "learning_rate": settings.lr,
         "n_examples": len(pairs),
-        "steps": trainer.state.global_step,
-        "losses": losses,
-        "final_loss": losses[-1] if losses else None,
-        "seconds": round(seconds, 2),
-        "device": "cpu" if cpu else "cuda",
+        "n_trained": len(pairs) - stats["n_dropped"],
+        "n_truncated": stats["n_truncated"],
+        "n_dropped": stats["n_dropped"],
+        "steps": steps,
+        "losses": [float(h["loss"]) for h in logged],
+        "loss_steps": [int(h["step"]) for h in logged],
+        "final_loss": float(logged[-1]["loss"]) if logged else None,
+        "train_loss": float(result.training_loss),
+        "seconds": round(seconds, 3),
+        "seconds_per_step": round(seconds / max(1, steps), 4),
+        "device": stats["device"],
+        "precision": stats["precision"],
+        "versions": {
+            pkg: importlib.metadata.version(pkg)
+            for pkg in ("torch", "transformers", "trl") + (("peft",) if settings.method == "lora" else ())
+        },
     }
     (final / "persyn_sft.json").write_text(json.dumps(info, indent=2) + "\n")
+    del trainer, trained
+    old = tmp / "previous"
     if out.exists():
-        shutil.rmtree(out)
+        os.replace(out, old)
     os.replace(final, out)
     shutil.rmtree(tmp, ignore_errors=True)
     return info
