@@ -8,7 +8,7 @@ from conftest import tiny_config
 from typer.testing import CliRunner
 
 from persyn.cli import app
-from persyn.errors import ConfigError
+from persyn.errors import ConfigError, InputError
 from persyn.experiment import Experiment, parse_experiment
 
 EVAL = [
@@ -67,7 +67,10 @@ def test_experiment_smallest_scale(tiny_models, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in sorted((out / "evals").glob("*.json"))} == before
     assert not (out / "models").exists() or not any((out / "models").iterdir())  # deleted after eval
     sweeps = [json.loads(p.read_text()) for p in sorted((out / "sweeps").glob("*/sweep.json"))]
-    assert {(s["sweep"], s["n_calibration"]) for s in sweeps} >= {("calibration_size", 4), ("calibration_size", 6)}
+    assert {(s["sweep"], s["n_calibration"]) for s in sweeps} >= {
+        ("calibration_size", 4),
+        ("calibration_size", 6),
+    }
 
 
 def test_experiment_config_errors(tiny_models, tmp_path):
@@ -86,7 +89,13 @@ def test_experiment_refuses_an_overlapping_eval_set(tiny_models, tmp_path):
     overlap = tmp_path / "overlap.jsonl"
     overlap.write_text(json.dumps({"prompt": "What is 2 + 3?", "answer": "5"}) + "\n")  # a training prompt
     exp["eval"]["prompts"]["path"] = str(overlap)
-    res = CliRunner().invoke(app, ["experiment", "/dev/null"])
-    assert res.exit_code == 2
-    with pytest.raises(Exception, match="What is 2 \\+ 3"):
+    with pytest.raises(InputError, match="overlaps the training prompts.*What is 2 \\+ 3"):
         Experiment(parse_experiment(exp), log=lambda m: None).run()
+    exp["eval"]["exclude_training_prompts"] = True
+    overlap.write_text(overlap.read_text() + json.dumps({"prompt": "What is 40 + 2?", "answer": "42"}) + "\n")
+    rows = Experiment(parse_experiment(exp), log=lambda m: None).run()
+    assert rows[0]["n_eval"] == 1  # the training prompt was dropped, the other kept
+    yaml_path = tmp_path / "exp.yaml"
+    yaml_path.write_text("output_dir: x\nrun: {}\nseeds: []\n")
+    res = CliRunner().invoke(app, ["experiment", str(yaml_path)])
+    assert res.exit_code == 2 and "seeds" in res.output

@@ -99,10 +99,34 @@ def test_random_and_mix_are_seeded_and_exact():
     assert mix != mix_assign(ids, "a", "c", (1, 4), seed=1)
 
 
+def test_mix_with_only_the_weak_teacher_named(tiny_models, tmp_path):
+    from persyn.strategies import select
+
+    cfg = tiny_config(tiny_models, tmp_path, n=6)
+    cfg["calibration"] = {"size": 4}
+    cfg["strategy_options"] = {"mix": {"weak": "reference", "ratio": [1, 1]}}  # the strongest one
+    with Pipeline(parse_config(cfg)) as p:
+        picks, details = select(p, "mix")
+    assert details["weak"] == "reference" and details["strong"] != "reference"
+    assert sorted(picks.values()).count("reference") == 3
+
+
+def test_family_strong_fails_before_generating(tiny_models, tmp_path):
+    from persyn.strategies import select
+
+    cfg = tiny_config(tiny_models, tmp_path, n=6)
+    cfg["student"]["family"] = "llama"
+    with Pipeline(parse_config(cfg)) as p:
+        with pytest.raises(ConfigError, match="no teacher has family 'llama'"):
+            select(p, "family-strong")
+        assert p.store.generation_calls() == 0
+
+
 def test_reference_styles_spell_out_chains():
     assert chain_steps("12 + 7 - 30") == [(12, "+", 7, 19), (19, "-", 30, -11)]
     assert chain_steps("2 - -1") == [(2, "-", -1, 3)]
     assert chain_steps("( 1 + 2 ) * 3") is None
+    assert chain_steps("3+4-2") is None  # no spaces: not spelled out, no crash
     p = Prompt("x", "State the final answer: 12 + 7 - 30 =", "-11", "-11", {"expression": "12 + 7 - 30"})
     assert render_reference(p, "answer") == "#### -11"
     assert render_reference(p, "terse") == "12 + 7 = 19\n19 - 30 = -11\n#### -11"

@@ -260,6 +260,10 @@ def sft(
     learning_rate: float | None = typer.Option(None, "--lr", help="Default: 5e-5 full, 2e-4 LoRA."),
     batch_size: int = typer.Option(8),
     seed: int = typer.Option(0),
+    prompt_template: str = typer.Option(
+        "Question: {prompt}\nAnswer: ",
+        help="Base (no chat template) students only: as student.prompt_template.",
+    ),
 ) -> None:
     """Fine-tune the student on a dataset (TRL SFTTrainer, loss on response tokens only)."""
     from pydantic import ValidationError
@@ -277,7 +281,7 @@ def sft(
 
         _fail(PersynError(_format_validation_error(err, "persyn sft")))
     try:
-        info = run_sft(dataset, model, output_dir, settings)
+        info = run_sft(dataset, model, output_dir, settings, prompt_template=prompt_template)
     except PersynError as exc:
         _fail(exc)
     console.print(
@@ -298,6 +302,10 @@ def evaluate_cmd(
     max_new_tokens: int = typer.Option(128),
     batch_size: int = typer.Option(32),
     out: Path | None = typer.Option(None, "--out", help="Write the per-item results (JSON)."),
+    prompt_template: str = typer.Option(
+        "Question: {prompt}\nAnswer: ",
+        help="Base (no chat template) models only: as student.prompt_template.",
+    ),
 ) -> None:
     """Greedy accuracy of a model on a held-out verifiable set, with a Wilson 95% interval."""
     from persyn.config import PromptsConfig
@@ -314,8 +322,19 @@ def evaluate_cmd(
             )
         prompts, _ = load_prompts(pcfg, seed, require_answer=True)
         seen = [t for path in train for t in training_prompts(path)]
+        if not train:
+            console.print(
+                "[yellow]warning:[/] no --train dataset given: the held-out set is not checked "
+                "against training prompts",
+                highlight=False,
+            )
         res = evaluate(
-            model, prompts, train_prompts=seen, batch_size=batch_size, max_new_tokens=max_new_tokens
+            model,
+            prompts,
+            train_prompts=seen,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            prompt_template=prompt_template,
         )
         if out is not None:
             write_eval(res, out)

@@ -74,6 +74,15 @@ class ExperimentConfig(_Strict):
     sweeps: SweepConfig = Field(default_factory=SweepConfig)
     keep_models: bool = False
 
+    @field_validator("seeds")
+    @classmethod
+    def _check_seeds(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("needs at least one seed")
+        if len(set(v)) != len(v):
+            raise ValueError("seeds are listed twice")
+        return v
+
     @field_validator("strategies")
     @classmethod
     def _check_strategies(cls, v: list[str]) -> list[str]:
@@ -184,6 +193,20 @@ class Experiment:
         return out
 
     # -- fine-tune and evaluate -------------------------------------------------------------
+    def _student_id(self) -> list:
+        # Everything about the student that changes a fine-tune or an evaluation.
+        from persyn.assets import model_fingerprint
+
+        st = self.cfg.student
+        return [st.model, model_fingerprint(st.model), st.prompt_template]
+
+    def _eval_id(self) -> str:
+        # The evaluation settings and the exact prompts evaluated (file contents, not its path).
+        from persyn.store import stable_hash
+
+        prompts = [(p.id, p.text, p.answer) for p in self.eval_prompts()]
+        return stable_hash([self.exp.eval.model_dump(mode="json", exclude={"prompts"}), prompts])
+
     def eval_prompts(self):
         """The held-out prompts (without those any strategy trains on, when
         ``eval.exclude_training_prompts``)."""
@@ -223,14 +246,7 @@ class Experiment:
         from persyn.train import SFTSettings, sft
 
         settings = SFTSettings.model_validate({**self.exp.sft, "seed": seed})
-        key = stable_hash(
-            [
-                dataset_hash,
-                settings.model_dump(),
-                self.cfg.student.model,
-                self.exp.eval.model_dump(mode="json"),
-            ]
-        )
+        key = stable_hash([dataset_hash, settings.model_dump(), self._student_id(), self._eval_id()])
         done = self.out / "evals" / f"{key}.json"
         if done.exists():
             return json.loads(done.read_text())["summary"] | {
@@ -277,7 +293,7 @@ class Experiment:
         rows = []
         from persyn.store import stable_hash
 
-        base_key = stable_hash(["student", self.cfg.student.model, self.exp.eval.model_dump(mode="json")])
+        base_key = stable_hash(["student", self._student_id(), self._eval_id()])
         base = self._evaluate(self.cfg.student.model, f"student-{base_key}", all_train)
         rows.append(_row("student (no SFT)", None, base, None, None))
         self.log(f"student (no SFT): accuracy {base['accuracy']:.3f}")
@@ -304,20 +320,27 @@ class Experiment:
         for kind, value in points:
             d = self.out / "sweeps" / f"{kind}={value}"
             result_path = d / "sweep.json"
-            if result_path.exists():
-                rows.append(json.loads(result_path.read_text()))
-                continue
-            clone_store(self.out / "run", d)
             run = dict(self.exp.run, output_dir=str(d))
             if kind == "alpha":
                 run["alpha"] = value
             else:
                 run["calibration"] = {"size": value}
             cfg = parse_config(run, f"sweep {kind}={value}")
+            from persyn.store import stable_hash
+
+            point_key = stable_hash(
+                [cfg.model_dump(mode="json"), self.exp.sweeps.train, self.exp.sft, self._eval_id()]
+            )
+            if result_path.exists():
+                done = json.loads(result_path.read_text())
+                if done.get("key") == point_key:
+                    rows.append(done)
+                    continue
+            clone_store(self.out / "run", d)
             with Pipeline(cfg) as pipe:
                 if self.exp.sweeps.train:
                     summary = build_strategy(pipe, "persyn")
-                    routing = summary["routing"]
+                    routing = dict(Counter(t for t, _ in pipe._assignments().values()))
                 else:
                     pipe.calibrate()
                     pipe.score()
@@ -326,6 +349,7 @@ class Experiment:
                 ev = pipe.store.stage_done("train_router", pipe.store.get_meta("router_key") or "") or {}
                 n_cal = len(pipe.store.prompts(calibration=True))
             row = {
+                "key": point_key,
                 "sweep": kind,
                 "value": value,
                 "n_calibration": n_cal,

@@ -174,6 +174,9 @@ def select(pipe: Pipeline, name: str, seed: int | None = None) -> tuple[dict[str
     prompts = pipe.store.prompts()
     details: dict = {}
     means = None
+    if name == "family-strong":  # fail before any generation
+        families = {t.name: t.family for t in cfg.teachers}
+        family_strongest({n: TeacherMeans(0.0, None) for n in names}, names, families, cfg.student.family)
     if needs_calibration(cfg, name):
         pipe.calibrate()
         pipe.score()
@@ -198,8 +201,9 @@ def select(pipe: Pipeline, name: str, seed: int | None = None) -> tuple[dict[str
         return {p.id: random_pick(p.id, names, seed) for p in prompts}, details
     if name == "mix":
         mix = cfg.strategy_options.mix
-        strong = mix.strong or strongest(means, names)  # type: ignore[arg-type]
-        weak = mix.weak or weakest(means, [n for n in names], strong)  # type: ignore[arg-type]
+        others = [n for n in names if n != mix.weak]
+        strong = mix.strong or strongest(means, others)  # type: ignore[arg-type]
+        weak = mix.weak or weakest(means, names, strong)  # type: ignore[arg-type]
         details.update(strong=strong, weak=weak, ratio=list(mix.ratio))
         return mix_assign([p.id for p in prompts], strong, weak, mix.ratio, seed), details
     assert means is not None
@@ -310,7 +314,7 @@ def build_strategy(pipe: Pipeline, name: str, out_dir: Path | None = None, seed:
         "details": details,
         "failed": len(failures),
         "failures": failures,
-        "dataset_hash": stable_hash([x["id"] + x["messages"][1]["content"] for x in lines]),
+        "dataset_hash": stable_hash([[x["id"], x["messages"]] for x in lines]),
     }
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

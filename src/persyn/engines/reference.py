@@ -29,8 +29,10 @@ def chain_steps(expression: str) -> list[tuple[int, str, int, int]] | None:
     for tok in expression.split():
         if tok in "+-" and len(tok) == 1:
             ops.append(tok)
-        else:
+        elif re.fullmatch(r"-?\d+", tok):
             terms.append(int(tok))
+        else:  # e.g. "3+4" written without spaces: not spelled out
+            return None
     if len(terms) != len(ops) + 1:
         return None
     steps, acc = [], terms[0]
