@@ -21,6 +21,7 @@ from persyn.strategies import (
     mix_assign,
     per_prompt_pick,
     random_pick,
+    rescaled_quality,
     strongest,
     teacher_means,
     weakest,
@@ -74,6 +75,11 @@ def test_car_worked_example():
     assert max(car, key=car.get) == "b" and strongest(means, NAMES) == "a"
     assert car_scores(means, beta=0.0) == {"a": 0.9, "b": 0.6, "c": 0.3}  # β = 0: plain quality
     assert car_scores({"a": TeacherMeans(0.0, None)}, 1.0) == {"a": None}
+    # Negative reward-model means: rescaled to [0, 1] before CAR (a → 1, b → 0.5, c → 0).
+    neg = rescaled_quality(
+        {"a": TeacherMeans(-1.0, -2.0), "b": TeacherMeans(-2.0, -0.4), "c": TeacherMeans(-3.0, -0.1)}
+    )
+    assert [neg[n].quality for n in NAMES] == [1.0, 0.5, 0.0] and neg["b"].learnability == -0.4
 
 
 def test_per_prompt_picks_oracle_grape_best_of_n():

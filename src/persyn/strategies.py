@@ -114,10 +114,22 @@ def car_scores(means: dict[str, TeacherMeans], beta: float) -> dict[str, float |
 
         CAR = r̄ / (1 + β · L̄),  L̄ = −(mean log-prob per response token) ≥ 0 (student NLL)
 
-    with r̄ the teacher's mean calibration quality (our reward). None for a teacher without a
-    scored response."""
+    with r̄ the teacher's mean calibration quality (our reward; it must be ≥ 0: ``select``
+    rescales reward-model quality to [0, 1] first). None for a teacher without a scored
+    response."""
     return {
         n: None if m.learnability is None else m.quality / (1.0 + beta * -m.learnability)
+        for n, m in means.items()
+    }
+
+
+def rescaled_quality(means: dict[str, TeacherMeans]) -> dict[str, TeacherMeans]:
+    """Teacher means with quality min-max rescaled across teachers to [0, 1] (all 1.0 when
+    they tie), learnability unchanged."""
+    qs = [m.quality for m in means.values()]
+    lo, hi = min(qs), max(qs)
+    return {
+        n: TeacherMeans((m.quality - lo) / (hi - lo) if hi > lo else 1.0, m.learnability)
         for n, m in means.items()
     }
 
@@ -214,6 +226,10 @@ def select(pipe: Pipeline, name: str, seed: int | None = None) -> tuple[dict[str
         teacher = family_strongest(means, names, families, cfg.student.family)
         details["family"] = cfg.student.family
     else:  # car
+        if cfg.quality.kind == "reward_model":
+            # Raw reward-model scores can be negative, where r̄ / (1 + β·L̄) would favour a
+            # *higher* NLL: rescale the teachers' mean quality to [0, 1] first.
+            means = rescaled_quality(means)
         car = car_scores(means, cfg.strategy_options.car.beta)
         details.update(car=car, beta=cfg.strategy_options.car.beta)
         teacher = _argmax(names, car)
