@@ -36,7 +36,9 @@ def run_strategy(run_cfg: dict, strategy: str, root: Path) -> dict:
     import sqlite3
 
     with sqlite3.connect(root / strategy / "store.sqlite") as db:
-        rows = db.execute("SELECT teacher, COUNT(*), SUM(completion_tokens) FROM generations GROUP BY teacher").fetchall()
+        rows = db.execute(
+            "SELECT teacher, COUNT(*), SUM(completion_tokens) FROM generations GROUP BY teacher"
+        ).fetchall()
     return {
         "generations": sum(n for _, n, _ in rows),
         "model_generations": sum(n for t, n, _ in rows if t in models),
@@ -61,7 +63,9 @@ def main() -> None:
         root = Path(tmp)
         res = {s: run_strategy(run_cfg, s, root) for s in ("persyn", "oracle")}
     p, o = res["persyn"], res["oracle"]
-    print(f"pool: {len(run_cfg['teachers'])} teachers; {args.prompts} prompts; calibration {args.calibration}")
+    print(
+        f"pool: {len(run_cfg['teachers'])} teachers; {args.prompts} prompts; calibration {args.calibration}"
+    )
     print(f"{'':22}{'persyn':>12}{'oracle':>12}{'ratio':>10}")
     for key in ("generations", "model_generations", "model_tokens", "seconds"):
         print(f"{key:22}{p[key]:>12.0f}{o[key]:>12.0f}{p[key] / o[key]:>10.2f}")
