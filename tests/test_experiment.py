@@ -80,6 +80,11 @@ def test_experiment_config_errors(tiny_models, tmp_path):
     bad["run"]["student"]["family"] = "llama"
     with pytest.raises(ConfigError, match="no teacher has family 'llama'"):
         parse_experiment(bad)
+    with pytest.raises(ConfigError, match="--scale needs run.prompts.size"):
+        parse_experiment(experiment_dict(tiny_models, tmp_path), scale=2.0)  # a jsonl source
+    scaled = experiment_dict(tiny_models, tmp_path)
+    scaled["run"]["prompts"]["size"] = 4
+    assert parse_experiment(scaled, scale=2.0).run["prompts"]["size"] == 8
     with pytest.raises(ConfigError, match="sft"):
         parse_experiment(experiment_dict(tiny_models, tmp_path, sft={"methd": "full"}))
 

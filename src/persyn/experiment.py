@@ -127,7 +127,12 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
     run["output_dir"] = str(exp.output_dir / "run")
     if scale != 1.0:
         prompts = dict(run.get("prompts") or {})
-        prompts["size"] = max(4, round((prompts.get("size") or 120) * scale))
+        base = prompts.get("size") or (
+            120 if prompts.get("source", "reasoning_gym") == "reasoning_gym" else None
+        )
+        if base is None:  # a file without `size`: scaling would invent a size
+            raise ConfigError(f"{source}: --scale needs run.prompts.size for a {prompts['source']} source")
+        prompts["size"] = max(4, round(base * scale))
         run["prompts"] = prompts
         if exp.eval.prompts.size:
             exp.eval.prompts.size = max(4, round(exp.eval.prompts.size * scale))

@@ -1,0 +1,79 @@
+"""persyn sft and persyn evaluate from the command line, on the tiny models."""
+
+import json
+
+from typer.testing import CliRunner
+
+from persyn.cli import app
+
+
+def test_sft_then_evaluate_commands(tiny_models, tmp_path):
+    ds = tmp_path / "dataset.jsonl"
+    ds.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"p{i}",
+                    "messages": [
+                        {"role": "user", "content": f"What is {i} + 1?"},
+                        {"role": "assistant", "content": f"#### {i + 1}"},
+                    ],
+                }
+            )
+            + "\n"
+            for i in range(4)
+        )
+    )
+    runner = CliRunner()
+    model = tmp_path / "student"
+    res = runner.invoke(
+        app,
+        [
+            "sft",
+            str(ds),
+            "-o",
+            str(model),
+            "--model",
+            tiny_models["chat"],
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert (model / "persyn_sft.json").exists() and "fine-tuned" in res.output
+
+    held_out = tmp_path / "eval.jsonl"
+    held_out.write_text(json.dumps({"prompt": "What is 7 + 5?", "answer": "12"}) + "\n")
+    out = tmp_path / "eval.json"
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(model),
+            "--prompts",
+            str(held_out),
+            "--train",
+            str(ds),
+            "--max-new-tokens",
+            "4",
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "accuracy" in res.output and json.loads(out.read_text())["summary"]["n"] == 1
+
+    overlapping = tmp_path / "overlap.jsonl"
+    overlapping.write_text(json.dumps({"prompt": "What is 2 + 1?", "answer": "3"}) + "\n")
+    res = runner.invoke(app, ["evaluate", str(model), "--prompts", str(overlapping), "--train", str(ds)])
+    assert res.exit_code == 2 and "overlaps the training prompts" in res.output
+
+    res = runner.invoke(
+        app,
+        ["sft", str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "x"), "--model", tiny_models["chat"]],
+    )
+    assert res.exit_code == 2 and "missing.jsonl" in res.output
+    res = runner.invoke(app, ["sft", str(ds), "-o", str(tmp_path / "y"), "--method", "qlora"])
+    assert res.exit_code == 2 and "method" in res.output
