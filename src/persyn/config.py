@@ -90,7 +90,7 @@ class TeacherConfig(_Strict):
     """
 
     name: Annotated[str, Field(min_length=1)]
-    engine: Literal["transformers", "reference"]
+    engine: Literal["transformers", "reference", "openai"]
     model: str | None = None
     family: str | None = None
     system_prompt: str | None = None
@@ -101,11 +101,24 @@ class TeacherConfig(_Strict):
     batch_size: Annotated[int, Field(ge=1)] = 8
     stop: list[str] = Field(default_factory=list)
     style: Literal["solution", "answer", "terse", "verbose"] = "solution"
+    # engine: openai (any OpenAI-compatible chat-completions server; see engines.openai_engine)
+    base_url: str | None = None
+    api_key_env: str | None = None  # the NAME of an environment variable, never the key itself
+    concurrency: Annotated[int, Field(ge=1)] = 8
+    requests_per_minute: Annotated[float, Field(gt=0)] | None = None
+    tokens_per_minute: Annotated[float, Field(gt=0)] | None = None
+    timeout: Annotated[float, Field(gt=0)] = 60.0
+    max_retries: Annotated[int, Field(ge=0)] = 5
+    # USD per million tokens, for the cost figures in summary.json
+    price_input_per_million: Annotated[float, Field(ge=0)] | None = None
+    price_output_per_million: Annotated[float, Field(ge=0)] | None = None
 
     @model_validator(mode="after")
     def _check_engine(self) -> TeacherConfig:
         if self.engine == "transformers" and not self.model:
             raise ValueError("engine 'transformers' needs 'model' (alias, HF id or local path)")
+        if self.engine == "openai" and (not self.model or not self.base_url):
+            raise ValueError("engine 'openai' needs 'base_url' (e.g. http://127.0.0.1:8000/v1) and 'model'")
         if self.prompt_template is not None and "{prompt}" not in self.prompt_template:
             raise ValueError("prompt_template must contain '{prompt}'")
         return self
@@ -314,7 +327,12 @@ def _check_model_refs(cfg: RunConfig, source: str) -> None:
     from persyn.assets import check_model_ref
 
     slots = [("student.model", cfg.student.model), ("router.encoder", cfg.router.encoder)]
-    slots += [(f"teachers.{i}.model", t.model) for i, t in enumerate(cfg.teachers) if t.model]
+    # An openai teacher's model is a name on its server, not a local model.
+    slots += [
+        (f"teachers.{i}.model", t.model)
+        for i, t in enumerate(cfg.teachers)
+        if t.model and t.engine != "openai"
+    ]
     if cfg.quality.model:
         slots.append(("quality.model", cfg.quality.model))
     for field, ref in slots:

@@ -64,6 +64,20 @@ def write_atomic(path: Path, text: str) -> None:
         ) from exc
 
 
+NOT_IN_KEY = {
+    "batch_size",
+    "family",
+    "api_key_env",
+    "concurrency",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "timeout",
+    "max_retries",
+    "price_input_per_million",
+    "price_output_per_million",
+}
+
+
 def generation_key(teacher: TeacherConfig, prompt: Prompt, seed: int) -> str:
     """Cache key of one teacher response: hashes the teacher's name and every setting that
     changes its output (model and its weights' fingerprint, templates, decoding, stop strings,
@@ -71,8 +85,11 @@ def generation_key(teacher: TeacherConfig, prompt: Prompt, seed: int) -> str:
     the prompt text (for ``reference`` also the reference solution and answer)."""
     from persyn.assets import model_fingerprint
 
-    settings = teacher.model_dump(exclude={"batch_size", "family"})
-    if teacher.model:
+    # Throughput, retry and price settings do not change a response: not in the key.
+    settings = teacher.model_dump(
+        exclude=NOT_IN_KEY | ({"base_url"} if teacher.engine != "openai" else set())
+    )
+    if teacher.model and teacher.engine == "transformers":
         settings["weights"] = model_fingerprint(teacher.model)
     if teacher.engine == "reference":
         payload: Any = [prompt.text, prompt.solution, prompt.answer]
@@ -201,6 +218,7 @@ class Pipeline:
     def calibrate(self) -> None:
         """Every teacher answers every calibration prompt (what is stored is skipped)."""
         self.prepare()
+        self.preflight()
         with self._timed("calibrate"):
             cal = self.store.prompts(calibration=True)
             for t in self.cfg.teachers:
@@ -551,6 +569,7 @@ class Pipeline:
             "routing_routed": {t: sum(1 for v in assigned.values() if v[0] == t) for t in cfg.teacher_names},
             "oracle_calibration": {t: cal_route.get(t, 0) for t in cfg.teacher_names},
             "calibration_means": _calibration_means(table, cfg.teacher_names),
+            **_tokens_and_cost(cfg.teachers, list(cal_gens.values()) + list(routed_gens.values())),
             "router_eval": router_eval,
             "seeds": json.loads(self.store.get_meta("seeds") or "{}"),
             "alpha": cfg.alpha,
@@ -613,11 +632,19 @@ class Pipeline:
                 )
         return self.store.delete_generations(teacher)
 
+    def preflight(self) -> None:
+        """Connect to every served teacher (``engine: openai``) before any work: an unreachable
+        server, a missing API key or an unknown model fails here, not hours in."""
+        for t in self.cfg.teachers:
+            if t.engine == "openai":
+                self._engine(t)
+
     def run(self) -> dict:
         """All stages in order; returns the summary. With ``strategy`` other than ``persyn``
         in the config, runs what that strategy needs and writes its dataset (in
         ``strategies/NAME`` and as the top-level ``dataset.jsonl``) instead."""
         self.prepare()
+        self.preflight()
         if self.cfg.strategy != "persyn":
             from persyn.strategies import build_strategy
 
@@ -729,3 +756,24 @@ def _calibration_lines(
                 }
             )
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def _tokens_and_cost(teachers: list[TeacherConfig], gens: list[Generation]) -> dict:
+    """``tokens`` per teacher (prompt and completion tokens of the responses in the dataset's
+    run, as the teacher counted them) and ``cost_usd`` per teacher (None without prices)."""
+    tokens = {t.name: {"prompt": 0, "completion": 0} for t in teachers}
+    for g in gens:
+        if g.teacher in tokens:
+            tokens[g.teacher]["prompt"] += g.prompt_tokens or 0
+            tokens[g.teacher]["completion"] += g.completion_tokens or 0
+    cost: dict[str, float | None] = {}
+    for t in teachers:
+        if t.price_input_per_million is None and t.price_output_per_million is None:
+            cost[t.name] = None
+            continue
+        cost[t.name] = round(
+            tokens[t.name]["prompt"] * (t.price_input_per_million or 0.0) / 1e6
+            + tokens[t.name]["completion"] * (t.price_output_per_million or 0.0) / 1e6,
+            6,
+        )
+    return {"tokens": tokens, "cost_usd": cost}

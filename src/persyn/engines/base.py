@@ -36,6 +36,10 @@ def make_engine(teacher: TeacherConfig, seed: int) -> Engine:
         from persyn.engines.reference import ReferenceEngine
 
         return ReferenceEngine(teacher.style)
+    if teacher.engine == "openai":
+        from persyn.engines.openai_engine import OpenAIEngine
+
+        return OpenAIEngine(teacher, seed)
     from persyn.engines.transformers_engine import TransformersEngine
 
     return TransformersEngine(teacher, seed)

@@ -1,0 +1,233 @@
+"""A teacher behind any OpenAI-compatible chat-completions endpoint (vLLM, SGLang, llama.cpp's
+server, Ollama, hosted APIs).
+
+Requests run concurrently (``concurrency`` at a time) on one asyncio loop, under optional
+requests-per-minute and tokens-per-minute limits. A request is retried with exponential backoff
+and full jitter on 429 (honouring ``Retry-After``), 5xx, timeouts, dropped connections and
+malformed bodies; after ``max_retries`` retries, or at once on another 4xx, the prompt becomes a
+failed item carrying the last error. Token usage comes from the response's ``usage``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Iterator
+
+from persyn.config import TeacherConfig
+from persyn.engines.base import Completion
+from persyn.errors import ConfigError, MissingAssetError, PersynError
+from persyn.prompts import Prompt
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def _httpx():
+    try:
+        import httpx
+    except ImportError:
+        raise MissingAssetError("engine 'openai' needs httpx: run `pip install 'persyn[serve]'`") from None
+    return httpx
+
+
+def api_key(teacher: TeacherConfig) -> str | None:
+    """The API key from the environment variable ``api_key_env`` names (None when unset in the
+    config: local servers need none).
+
+    Raises:
+        ConfigError: the variable is named but not set.
+    """
+    if not teacher.api_key_env:
+        return None
+    key = os.environ.get(teacher.api_key_env)
+    if not key:
+        raise ConfigError(
+            f"teacher '{teacher.name}': api_key_env: environment variable {teacher.api_key_env} is not set"
+        )
+    return key
+
+
+class RateLimiter:
+    """Sliding 60-second windows over requests and tokens; ``acquire`` waits until one more
+    request of ``tokens`` estimated tokens fits both limits (None = unlimited)."""
+
+    def __init__(self, rpm: float | None, tpm: float | None):
+        self.rpm, self.tpm = rpm, tpm
+        self.events: deque[tuple[float, int]] = deque()
+        self.lock = asyncio.Lock()
+
+    async def acquire(self, tokens: int) -> None:
+        if self.rpm is None and self.tpm is None:
+            return
+        async with self.lock:
+            while True:
+                now = time.monotonic()
+                while self.events and now - self.events[0][0] >= 60.0:
+                    self.events.popleft()
+                used = sum(t for _, t in self.events)
+                ok_r = self.rpm is None or len(self.events) < self.rpm
+                ok_t = self.tpm is None or not self.events or used + tokens <= self.tpm
+                if ok_r and ok_t:
+                    self.events.append((now, tokens))
+                    return
+                await asyncio.sleep(max(0.01, 60.0 - (now - self.events[0][0])))
+
+
+class OpenAIEngine:
+    """``engine: openai``: one chat completion per prompt from ``base_url`` (e.g.
+    ``http://127.0.0.1:8000/v1``) for ``model``. See the module docstring for retries.
+
+    Raises (at construction, before any work):
+        ConfigError: a missing API key variable.
+        PersynError: an unreachable ``base_url`` (with the URL), or a model the server does not
+            list under ``/models``.
+    """
+
+    def __init__(self, teacher: TeacherConfig, seed: int, check: bool = True):
+        assert teacher.base_url and teacher.model
+        self.teacher = teacher
+        self.seed = seed
+        self.url = teacher.base_url.rstrip("/")
+        self.key = api_key(teacher)
+        if check:
+            self.check()
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"} if self.key else {}
+
+    def check(self) -> None:
+        """GET ``/models``: the server answers and lists the teacher's model."""
+        httpx = _httpx()
+        t = self.teacher
+        try:
+            r = httpx.get(f"{self.url}/models", headers=self._headers(), timeout=min(10.0, t.timeout))
+        except httpx.HTTPError as exc:
+            raise PersynError(
+                f"teacher '{t.name}': base_url {self.url} is unreachable ({exc.__class__.__name__}: {exc})"
+            ) from None
+        if r.status_code in (401, 403):
+            raise PersynError(f"teacher '{t.name}': {self.url} refused the API key (HTTP {r.status_code})")
+        if r.status_code != 200:
+            return  # some servers do not implement /models: let the requests tell
+        try:
+            ids = [m.get("id") for m in r.json().get("data", [])]
+        except (ValueError, AttributeError):
+            return
+        if ids and t.model not in ids:
+            raise PersynError(
+                f"teacher '{t.name}': model '{t.model}' is not served by {self.url} (served: {', '.join(map(str, ids))})"
+            )
+
+    def _messages(self, prompt: str) -> list[dict]:
+        t = self.teacher
+        content = t.prompt_template.replace("{prompt}", prompt) if t.prompt_template else prompt
+        msgs = [{"role": "system", "content": t.system_prompt}] if t.system_prompt else []
+        return msgs + [{"role": "user", "content": content}]
+
+    def _body(self, p: Prompt) -> dict:
+        t = self.teacher
+        body = {
+            "model": t.model,
+            "messages": self._messages(p.text),
+            "temperature": t.temperature,
+            "top_p": t.top_p,
+            "max_tokens": t.max_new_tokens,
+            "seed": self.seed,
+        }
+        if t.stop:
+            body["stop"] = t.stop
+        return body
+
+    async def _one(self, client, limiter: RateLimiter, p: Prompt) -> Completion:
+        httpx = _httpx()
+        t = self.teacher
+        estimate = len(p.text) // 4 + t.max_new_tokens
+        error = "no attempt"
+        wait = 0.0
+        started = time.perf_counter()
+        for attempt in range(t.max_retries + 1):
+            if attempt:
+                await asyncio.sleep(wait)
+            await limiter.acquire(estimate)
+            wait = random.uniform(0, min(30.0, 0.5 * 2**attempt))  # full jitter
+            try:
+                r = await client.post(
+                    f"{self.url}/chat/completions", json=self._body(p), headers=self._headers()
+                )
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                error = f"{exc.__class__.__name__}: {exc}".rstrip(": ")
+                continue
+            if r.status_code != 200:
+                error = f"HTTP {r.status_code}: {r.text[:200]}"
+                if r.status_code not in RETRY_STATUS:
+                    break
+                after = r.headers.get("retry-after")
+                if after:
+                    try:
+                        wait = max(wait, float(after))
+                    except ValueError:
+                        pass
+                continue
+            try:
+                data = r.json()
+                choice = data["choices"][0]
+                text = choice["message"]["content"] or ""
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                error = f"malformed response body ({exc.__class__.__name__}: {str(exc)[:100]})"
+                continue
+            usage = data.get("usage") or {}
+            c = Completion(
+                text.strip(),
+                usage.get("prompt_tokens"),
+                usage.get("completion_tokens"),
+                "length" if choice.get("finish_reason") == "length" else "stop",
+                seconds=time.perf_counter() - started,
+            )
+            if not c.text:
+                c.error = "empty response"
+            return c
+        return Completion(
+            "", error=f"failed after {attempt + 1} attempt(s): {error}", seconds=time.perf_counter() - started
+        )
+
+    async def _run(self, prompts: list[Prompt], out: asyncio.Queue) -> None:
+        httpx = _httpx()
+        t = self.teacher
+        limiter = RateLimiter(t.requests_per_minute, t.tokens_per_minute)
+        sem = asyncio.Semaphore(t.concurrency)
+        limits = httpx.Limits(max_connections=t.concurrency, max_keepalive_connections=t.concurrency)
+        async with httpx.AsyncClient(timeout=t.timeout, limits=limits) as client:
+
+            async def task(p: Prompt) -> None:
+                async with sem:
+                    await out.put((p.id, await self._one(client, limiter, p)))
+
+            await asyncio.gather(*(task(p) for p in prompts))
+        await out.put(None)
+
+    def generate(self, prompts: list[Prompt]) -> Iterator[list[tuple[str, Completion]]]:
+        """Yield completions ``batch_size`` at a time, in the order they finish, so the caller
+        stores them as they arrive (a crash loses at most the requests in flight)."""
+        if not prompts:
+            return
+        loop = asyncio.new_event_loop()
+        try:
+            queue: asyncio.Queue = asyncio.Queue()
+            runner = loop.create_task(self._run(prompts, queue))
+            batch: list[tuple[str, Completion]] = []
+            while True:
+                item = loop.run_until_complete(queue.get())
+                if item is None:
+                    break
+                batch.append(item)
+                if len(batch) >= self.teacher.batch_size:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+            loop.run_until_complete(runner)
+        finally:
+            loop.close()

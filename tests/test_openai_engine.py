@@ -1,0 +1,202 @@
+"""engine: openai against a small OpenAI-compatible server in the tests, with injected faults:
+429 with Retry-After, 500, a stalled response past the timeout, a dropped connection, a
+malformed JSON body. Every prompt ends answered or recorded as failed."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from conftest import PROBLEMS, tiny_config
+
+from persyn.config import TeacherConfig, parse_config
+from persyn.engines.openai_engine import OpenAIEngine
+from persyn.errors import ConfigError, PersynError
+from persyn.pipeline import Pipeline
+from persyn.prompts import Prompt
+
+ANSWERS = dict(PROBLEMS)
+
+
+class FakeServer:
+    """Serves ``/v1/models`` and ``/v1/chat/completions``; ``faults`` is consumed one per chat
+    request (then answers normally); prompts containing ``ALWAYS500`` always fail."""
+
+    def __init__(self, faults=()):
+        self.faults = list(faults)
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.bodies = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, code, body, headers=()):
+                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._send(200, {"data": [{"id": "tiny-teacher"}]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    server.requests += 1
+                    server.bodies.append(body)
+                    fault = server.faults.pop(0) if server.faults else None
+                user = body["messages"][-1]["content"]
+                if "ALWAYS500" in user:
+                    fault = "500"
+                if fault == "429":
+                    return self._send(429, {"error": "slow down"}, [("Retry-After", "0.2")])
+                if fault == "500":
+                    return self._send(500, {"error": "boom"})
+                if fault == "stall":
+                    time.sleep(1.5)
+                if fault == "drop":
+                    self.connection.shutdown(2)
+                    return
+                if fault == "badjson":
+                    return self._send(200, "{not json")
+                answer = ANSWERS.get(user, "0")
+                self._send(
+                    200,
+                    {
+                        "choices": [{"message": {"content": f"#### {answer}"}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 3},
+                    },
+                )
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture
+def server():
+    s = FakeServer()
+    yield s
+    s.close()
+
+
+def teacher(url, **over):
+    cfg = dict(name="served", engine="openai", base_url=url, model="tiny-teacher", timeout=0.5, max_retries=4)
+    cfg.update(over)
+    return TeacherConfig(**cfg)
+
+
+def prompts(n=6):
+    return [Prompt(f"p{i}", q, a) for i, (q, a) in enumerate(PROBLEMS[:n])]
+
+
+def test_every_fault_is_retried_and_every_prompt_answered(server):
+    server.faults = ["429", "500", "stall", "drop", "badjson"]
+    eng = OpenAIEngine(teacher(server.url, concurrency=2, batch_size=4), seed=0)
+    start = time.perf_counter()
+    out = [item for batch in eng.generate(prompts()) for item in batch]
+    assert sorted(pid for pid, _ in out) == [f"p{i}" for i in range(6)]
+    for pid, c in out:
+        assert c.error is None, (pid, c.error)
+        assert c.text == f"#### {ANSWERS[PROBLEMS[int(pid[1:])][0]]}"
+        assert (c.prompt_tokens, c.completion_tokens) == (10, 3)
+    assert server.requests == 6 + 5  # one retry per fault
+    assert time.perf_counter() - start >= 0.2  # Retry-After honoured
+
+
+def test_a_request_that_keeps_failing_is_a_failed_item(server):
+    ps = prompts(2) + [Prompt("bad", "ALWAYS500 what?", "1")]
+    eng = OpenAIEngine(teacher(server.url, max_retries=2), seed=0)
+    out = dict(item for batch in eng.generate(ps) for item in batch)
+    assert out["p0"].error is None and out["p1"].error is None
+    assert out["bad"].error.startswith("failed after 3 attempt(s): HTTP 500")
+
+
+def test_request_carries_the_teacher_settings(server):
+    t = teacher(
+        server.url, system_prompt="Be brief.", prompt_template="Q: {prompt}", stop=["\n\n"], temperature=0.0
+    )
+    list(OpenAIEngine(t, seed=7).generate(prompts(1)))
+    body = server.bodies[-1]
+    assert body["model"] == "tiny-teacher" and body["seed"] == 7 and body["stop"] == ["\n\n"]
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": f"Q: {PROBLEMS[0][0]}"},
+    ]
+
+
+def test_bad_server_settings_fail_before_any_work(server, monkeypatch):
+    with pytest.raises(PersynError, match="http://127.0.0.1:9/v1 is unreachable"):
+        OpenAIEngine(teacher("http://127.0.0.1:9/v1"), seed=0)
+    with pytest.raises(PersynError, match="model 'gpt-x' is not served by .*tiny-teacher"):
+        OpenAIEngine(teacher(server.url, model="gpt-x"), seed=0)
+    monkeypatch.delenv("PERSYN_TEST_KEY", raising=False)
+    with pytest.raises(ConfigError, match="PERSYN_TEST_KEY is not set"):
+        OpenAIEngine(teacher(server.url, api_key_env="PERSYN_TEST_KEY"), seed=0)
+    with pytest.raises(ConfigError, match="price_output_per_million"):
+        parse_config(
+            {
+                "output_dir": "x",
+                "student": {"model": "smollm2-135m-instruct"},
+                "teachers": [
+                    {"name": "a", "engine": "reference"},
+                    {
+                        "name": "b",
+                        "engine": "openai",
+                        "base_url": server.url,
+                        "model": "m",
+                        "price_output_per_million": -1,
+                    },
+                ],
+            }
+        )
+
+
+def test_persyn_run_with_a_served_teacher(tiny_models, tmp_path, server):
+    server.faults = ["429", "drop", "500"]
+    cfg = tiny_config(tiny_models, tmp_path, n=8)
+    cfg["teachers"][1] = {
+        "name": "served",
+        "engine": "openai",
+        "base_url": server.url,
+        "model": "tiny-teacher",
+        "timeout": 0.5,
+        "price_input_per_million": 1.0,
+        "price_output_per_million": 2.0,
+    }
+    cfg["calibration"] = {"size": 4}
+    with Pipeline(parse_config(cfg)) as p:
+        summary = p.run()
+    assert summary["n_dataset"] == 8 and summary["failed"] == 0
+    served = summary["tokens"]["served"]
+    n_served = 4 + summary["routing_routed"]["served"]
+    assert served == {"prompt": 10 * n_served, "completion": 3 * n_served}
+    assert summary["cost_usd"]["served"] == pytest.approx((10 * 1.0 + 3 * 2.0) * n_served / 1e6)
+    assert summary["cost_usd"]["a"] is None
+    # The served teacher is always right here: the Oracle picks it or the reference.
+    assert summary["calibration_means"]["served"]["quality"] == 1.0
+
+
+def test_an_unreachable_server_stops_the_run_before_any_generation(tiny_models, tmp_path):
+    cfg = tiny_config(tiny_models, tmp_path, n=6)
+    cfg["teachers"][2] = {
+        "name": "served",
+        "engine": "openai",
+        "base_url": "http://127.0.0.1:9/v1",
+        "model": "m",
+    }
+    with Pipeline(parse_config(cfg)) as p:
+        with pytest.raises(PersynError, match="base_url http://127.0.0.1:9/v1 is unreachable"):
+            p.run()
+        assert p.store.generation_calls() == 0  # teacher 'a' (listed first) never started
