@@ -233,6 +233,52 @@ def select_cmd(
         _fail(exc)
 
 
+@app.command("estimate")
+def estimate_cmd(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
+    """Generations, tokens and cost of Route-then-Generate vs Generate-then-Select, before
+    generating (from the calibration responses once they exist, from max_new_tokens before)."""
+    from persyn.estimate import estimate
+
+    try:
+        with _pipeline(config, output_dir) as p:
+            est = estimate(p)
+    except PersynError as exc:
+        _fail(exc)
+    t = Table(title=f"estimate · {est['n_prompts']} prompts, {est['n_calibration']} calibration")
+    for col in (
+        "teacher",
+        "from",
+        "tokens/resp (in+out)",
+        "RtG gens",
+        "RtG cost $",
+        "GtS gens",
+        "GtS cost $",
+    ):
+        t.add_column(col, justify="left" if col in ("teacher", "from") else "right")
+
+    def money(v):
+        return "-" if v is None else f"{v:.4f}"
+
+    for r in est["teachers"]:
+        t.add_row(
+            r.teacher,
+            r.source,
+            f"{r.prompt_tokens:.0f}+{r.completion_tokens:.0f}",
+            f"{r.rtg_generations:.0f}",
+            money(r.rtg_cost),
+            str(r.gts_generations),
+            money(r.gts_cost),
+        )
+    console.print(t)
+    tot = est["totals"]
+    console.print(
+        f"Route-then-Generate: {tot['rtg_generations']:.0f} generations, {tot['rtg_tokens']:.0f} tokens, "
+        f"${money(tot['rtg_cost'])}; Generate-then-Select: {tot['gts_generations']} generations, "
+        f"{tot['gts_tokens']:.0f} tokens, ${money(tot['gts_cost'])} (routed prompts split: {est['split']})",
+        highlight=False,
+    )
+
+
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="A run's output directory."),

@@ -1,0 +1,106 @@
+"""``persyn estimate``: generations, tokens and cost of Route-then-Generate vs
+Generate-then-Select for a config, before anything (more) is generated.
+
+Per teacher, a response is expected to cost its calibration responses' mean prompt and
+completion tokens once they exist; before that, ``max_new_tokens`` completion tokens and
+len(prompt) / 4 prompt tokens (plus the system prompt and template). ``engine: reference``
+teachers cost nothing. The routed prompts are split among teachers as the router assigned them
+when it has, else as the Oracle picks on the calibration set, else evenly.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from persyn.pipeline import Pipeline
+
+
+@dataclass
+class TeacherEstimate:
+    """Expected generations, tokens and cost (USD, None without prices) of one teacher under
+    Route-then-Generate (``rtg_*``) and Generate-then-Select (``gts_*``)."""
+
+    teacher: str
+    source: str  # "calibration" (measured means) or "settings" (max_new_tokens)
+    prompt_tokens: float
+    completion_tokens: float
+    rtg_generations: float
+    gts_generations: int
+    rtg_cost: float | None
+    gts_cost: float | None
+
+
+def estimate(pipe: Pipeline) -> dict:
+    """Estimate for ``pipe``'s config and store; returns ``{"n_prompts", "n_calibration",
+    "split", "teachers": [TeacherEstimate], "totals": {...}}``. Generates nothing."""
+    cfg = pipe.cfg
+    pipe.prepare()
+    prompts = pipe.store.prompts()
+    cal = [p for p in prompts if p.id in {q.id for q in pipe.store.prompts(calibration=True)}]
+    n, n_cal, names = len(prompts), len(cal), cfg.teacher_names
+    keys = {(p.id, t.name): pipe.key_of(t, p) for p in cal for t in cfg.teachers}
+    gens = pipe.store.generations(keys.values())
+
+    split, how = _routed_split(pipe, names)
+    mean_chars = sum(len(p.text) for p in prompts) / max(1, n)
+    rows = []
+    for t in cfg.teachers:
+        mine = [gens[keys[(p.id, t.name)]] for p in cal if keys[(p.id, t.name)] in gens]
+        mine = [g for g in mine if g.ok and g.completion_tokens is not None]
+        if t.engine == "reference":
+            pt = ct = 0.0
+            source = "not a model"
+        elif mine:
+            pt = sum(g.prompt_tokens or 0 for g in mine) / len(mine)
+            ct = sum(g.completion_tokens or 0 for g in mine) / len(mine)
+            source = "calibration"
+        else:
+            extra = len(t.system_prompt or "") + len(t.prompt_template or "")
+            pt, ct, source = (mean_chars + extra) / 4, float(t.max_new_tokens), "settings"
+        rtg = n_cal + (n - n_cal) * split[t.name]
+        rows.append(
+            TeacherEstimate(t.name, source, pt, ct, rtg, n, _cost(t, pt, ct, rtg), _cost(t, pt, ct, n))
+        )
+    totals = {
+        "rtg_generations": sum(r.rtg_generations for r in rows),
+        "gts_generations": n * len(names),
+        "rtg_tokens": sum(r.rtg_generations * (r.prompt_tokens + r.completion_tokens) for r in rows),
+        "gts_tokens": sum(r.gts_generations * (r.prompt_tokens + r.completion_tokens) for r in rows),
+        "rtg_cost": _sum([r.rtg_cost for r in rows]),
+        "gts_cost": _sum([r.gts_cost for r in rows]),
+    }
+    return {"n_prompts": n, "n_calibration": n_cal, "split": how, "teachers": rows, "totals": totals}
+
+
+def _routed_split(pipe: Pipeline, names: list[str]) -> tuple[dict[str, float], str]:
+    key = pipe.store.get_meta("route_key")
+    assigned = pipe.store.assignments(key) if key else {}
+    if assigned:
+        c = Counter(t for t, _ in assigned.values())
+        return {n: c.get(n, 0) / len(assigned) for n in names}, "router"
+    try:
+        from persyn.scoring.combine import oracle_pick
+
+        _, table, _ = pipe.reward_table()
+        picks = Counter(oracle_pick(cands) for cands in table.values())
+        total = sum(v for k, v in picks.items() if k is not None)
+        if total:
+            return {n: picks.get(n, 0) / total for n in names}, "oracle on calibration"
+    except Exception:  # noqa: BLE001 - nothing calibrated or scored yet: fall through
+        pass
+    return {n: 1 / len(names) for n in names}, "even"
+
+
+def _cost(t, prompt_tokens: float, completion_tokens: float, generations: float) -> float | None:
+    if t.price_input_per_million is None and t.price_output_per_million is None:
+        return None
+    per = prompt_tokens * (t.price_input_per_million or 0) + completion_tokens * (
+        t.price_output_per_million or 0
+    )
+    return generations * per / 1e6
+
+
+def _sum(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
