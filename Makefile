@@ -20,15 +20,25 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/persyn demo
 
-test: setup
+# llama-cpp-python has no wheel here: it compiles llama.cpp (~4 min on 2 cores), so only the
+# test set-up installs it (its tests start a real llama.cpp server); `make demo` does not need it.
+LLAMA_STAMP := $(VENV)/.persyn-llamacpp
+
+$(LLAMA_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[llamacpp]"
+	touch $(LLAMA_STAMP)
+
+test: setup $(LLAMA_STAMP)
 	$(PY) -m pytest -q
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
-bench: setup
+bench: setup $(LLAMA_STAMP)
 	$(PY) benchmarks/scoring.py
+	$(PY) benchmarks/generation.py
+	$(PY) benchmarks/cost.py
 
 clean:
 	rm -rf $(VENV) runs

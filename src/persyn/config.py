@@ -90,7 +90,7 @@ class TeacherConfig(_Strict):
     """
 
     name: Annotated[str, Field(min_length=1)]
-    engine: Literal["transformers", "reference", "openai"]
+    engine: Literal["transformers", "reference", "openai", "llamacpp"]
     model: str | None = None
     family: str | None = None
     system_prompt: str | None = None
@@ -117,6 +117,8 @@ class TeacherConfig(_Strict):
     def _check_engine(self) -> TeacherConfig:
         if self.engine == "transformers" and not self.model:
             raise ValueError("engine 'transformers' needs 'model' (alias, HF id or local path)")
+        if self.engine == "llamacpp" and not self.model:
+            raise ValueError("engine 'llamacpp' needs 'model' (a GGUF alias or a .gguf file)")
         if self.engine == "openai" and (not self.model or not self.base_url):
             raise ValueError("engine 'openai' needs 'base_url' (e.g. http://127.0.0.1:8000/v1) and 'model'")
         if self.prompt_template is not None and "{prompt}" not in self.prompt_template:

@@ -89,7 +89,7 @@ def generation_key(teacher: TeacherConfig, prompt: Prompt, seed: int) -> str:
     settings = teacher.model_dump(
         exclude=NOT_IN_KEY | ({"base_url"} if teacher.engine != "openai" else set())
     )
-    if teacher.model and teacher.engine == "transformers":
+    if teacher.model and teacher.engine in ("transformers", "llamacpp"):
         settings["weights"] = model_fingerprint(teacher.model)
     if teacher.engine == "reference":
         payload: Any = [prompt.text, prompt.solution, prompt.answer]

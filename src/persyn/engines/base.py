@@ -36,6 +36,10 @@ def make_engine(teacher: TeacherConfig, seed: int) -> Engine:
         from persyn.engines.reference import ReferenceEngine
 
         return ReferenceEngine(teacher.style)
+    if teacher.engine == "llamacpp":
+        from persyn.engines.llamacpp_engine import LlamaCppEngine
+
+        return LlamaCppEngine(teacher, seed)
     if teacher.engine == "openai":
         from persyn.engines.openai_engine import OpenAIEngine
 

@@ -1,0 +1,105 @@
+"""Real llama.cpp: the in-process engine, and its OpenAI-compatible server
+(`python -m llama_cpp.server`) on 127.0.0.1 with the packaged SmolLM2 GGUF driven through
+`engine: openai` in a real `persyn run`. Skipped where llama-cpp-python is not installed
+(`pip install 'persyn[llamacpp]'`)."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import tiny_config
+
+pytest.importorskip("llama_cpp")
+pytestmark = pytest.mark.integration
+
+from persyn.config import TeacherConfig, parse_config  # noqa: E402
+from persyn.engines.llamacpp_engine import LlamaCppEngine, gguf_path  # noqa: E402
+from persyn.pipeline import Pipeline  # noqa: E402
+from persyn.prompts import Prompt  # noqa: E402
+
+PROMPTS = [Prompt("a", "What is 2 + 3?", "5"), Prompt("b", "What is 10 - 4?", "6")]
+
+
+def test_in_process_llamacpp_teacher():
+    t = TeacherConfig(
+        name="l", engine="llamacpp", model="smollm2-135m-instruct", max_new_tokens=16, batch_size=1
+    )
+    eng = LlamaCppEngine(t, seed=0)
+    out = [item for batch in eng.generate(PROMPTS) for item in batch]
+    assert [pid for pid, _ in out] == ["a", "b"]
+    for _, c in out:
+        assert c.error is None and c.text and 0 < c.completion_tokens <= 16 and c.prompt_tokens > 5
+    again = [c.text for batch in LlamaCppEngine(t, seed=0).generate(PROMPTS) for _, c in batch]
+    assert again == [c.text for _, c in out]  # greedy: reproducible
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def llama_server():
+    import httpx
+
+    port = _free_port()
+    gguf = gguf_path("smollm2-135m-instruct")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--model_alias",
+            "smollm2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("llama_cpp.server did not start within 120 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_persyn_run_against_the_real_llama_cpp_server(tiny_models, tmp_path, llama_server):
+    cfg = tiny_config(tiny_models, tmp_path, n=6)
+    cfg["teachers"][1] = {
+        "name": "served-smollm2",
+        "engine": "openai",
+        "base_url": llama_server,
+        "model": "smollm2",
+        "max_new_tokens": 24,
+        "concurrency": 2,
+        "price_input_per_million": 0.1,
+        "price_output_per_million": 0.2,
+    }
+    cfg["calibration"] = {"size": 4}
+    with Pipeline(parse_config(cfg)) as p:
+        summary = p.run()
+    assert summary["n_dataset"] + summary["failed"] >= 6
+    lines = [json.loads(x) for x in (tmp_path / "run/dataset.jsonl").read_text().splitlines()]
+    assert len({x["id"] for x in lines}) == len(lines) == summary["n_dataset"]
+    tok = summary["tokens"]["served-smollm2"]
+    assert tok["prompt"] > 0 and tok["completion"] > 0 and summary["cost_usd"]["served-smollm2"] > 0
