@@ -103,3 +103,96 @@ def test_persyn_run_against_the_real_llama_cpp_server(tiny_models, tmp_path, lla
     assert len({x["id"] for x in lines}) == len(lines) == summary["n_dataset"]
     tok = summary["tokens"]["served-smollm2"]
     assert tok["prompt"] > 0 and tok["completion"] > 0 and summary["cost_usd"]["served-smollm2"] > 0
+
+
+class FaultProxy:
+    """Forwards to the real server, answering the first requests with injected faults instead:
+    429 with Retry-After, 500, a stall past the client timeout, a dropped connection, malformed
+    JSON."""
+
+    def __init__(self, upstream: str, faults: list[str]):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import httpx
+
+        self.faults, self.lock, self.seen = list(faults), threading.Lock(), []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _relay(self, r):
+                self.send_response(r.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(r.content)))
+                self.end_headers()
+                self.wfile.write(r.content)
+
+            def do_GET(self):
+                self._relay(httpx.get(upstream + self.path.removeprefix("/v1"), timeout=30))
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with proxy.lock:
+                    fault = proxy.faults.pop(0) if proxy.faults else None
+                    proxy.seen.append(fault)
+                if fault == "429":
+                    self.send_response(429)
+                    self.send_header("Retry-After", "0.2")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if fault == "500":
+                    self.send_response(500)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if fault == "stall":
+                    time.sleep(4)
+                if fault == "drop":
+                    self.connection.shutdown(2)
+                    return
+                if fault == "badjson":
+                    self.send_response(200)
+                    self.send_header("Content-Length", "9")
+                    self.end_headers()
+                    self.wfile.write(b"{not json")
+                    return
+                r = httpx.post(
+                    upstream + self.path.removeprefix("/v1"),
+                    content=body,
+                    timeout=60,
+                    headers={"Content-Type": "application/json"},
+                )
+                self._relay(r)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_faults_in_front_of_the_real_server(tiny_models, tmp_path, llama_server):
+    proxy = FaultProxy(llama_server, ["429", "500", "stall", "drop", "badjson"])
+    cfg = tiny_config(tiny_models, tmp_path, n=6)
+    cfg["teachers"][1] = {
+        "name": "served",
+        "engine": "openai",
+        "base_url": proxy.url,
+        "model": "smollm2",
+        "max_new_tokens": 16,
+        "concurrency": 2,
+        "timeout": 2.5,
+        "max_retries": 6,
+    }
+    cfg["calibration"] = {"size": 4}
+    with Pipeline(parse_config(cfg)) as p:
+        summary = p.run()
+        served = [g for g in p.store.generations(p.store.generation_keys()).values() if g.teacher == "served"]
+    assert proxy.seen[:5] == ["429", "500", "stall", "drop", "badjson"]  # every fault was served
+    # Every prompt the served teacher was asked is answered or a recorded failure; none lost.
+    assert len({g.prompt_id for g in served}) == len(served) >= 4
+    assert all(g.ok or g.error for g in served)
+    lines = (tmp_path / "run/dataset.jsonl").read_text().splitlines()
+    assert len(lines) + sum(1 for f in summary["failures"] if f["stage"] == "export") == 6
