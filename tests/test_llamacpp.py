@@ -196,3 +196,22 @@ def test_faults_in_front_of_the_real_server(tiny_models, tmp_path, llama_server)
     assert all(g.ok or g.error for g in served)
     lines = (tmp_path / "run/dataset.jsonl").read_text().splitlines()
     assert len(lines) + sum(1 for f in summary["failures"] if f["stage"] == "export") == 6
+
+
+def test_llamacpp_student_scorer_matches_transformers():
+    from persyn.config import StudentConfig
+    from persyn.scoring.learnability import LearnabilityScorer, ScoreItem
+
+    items = [
+        ScoreItem("k1", "What is 2 + 3?", "2 + 3 = 5\n#### 5"),
+        ScoreItem("k2", "What is 10 - 4?", "The answer is 6."),
+        ScoreItem("k3", "Name a colour.", "Blue."),
+    ]
+    hf = LearnabilityScorer(StudentConfig(model="smollm2-135m-instruct"))
+    ll = LearnabilityScorer(StudentConfig(model="smollm2-135m-instruct", backend="llamacpp"))
+    assert hf.key != ll.key  # cached apart
+    a = {k: v for rows in hf.score(items) for k, v, _ in rows}
+    b = {k: v for rows in ll.score(items) for k, v, _ in rows}
+    for k in a:  # same tokens, same (dequantised) weights: the numbers agree closely
+        assert b[k] == pytest.approx(a[k], abs=0.05), (k, a[k], b[k])
+    assert a["k1"] != pytest.approx(a["k3"], abs=0.05)

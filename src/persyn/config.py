@@ -75,6 +75,10 @@ class StudentConfig(_Strict):
     batch_tokens: Annotated[int, Field(ge=64)] = 8192
     batching: Literal["auto", "per_prompt", "padded"] = "auto"
     max_length: Annotated[int, Field(ge=16)] | None = None
+    # ``llamacpp``: log-likelihoods from llama.cpp on the student's GGUF (a GGUF alias or a
+    # .gguf path as ``gguf``), tokenised exactly as with transformers (persyn[llamacpp]).
+    backend: Literal["transformers", "llamacpp"] = "transformers"
+    gguf: str | None = None
 
 
 class TeacherConfig(_Strict):

@@ -98,6 +98,12 @@ class LearnabilityScorer:
     def _load(self) -> None:
         if self.model is None:
             self.tokenizer = load_tokenizer(self.cfg.model, padding_side="left")
+            if self.cfg.backend == "llamacpp":
+                # llama.cpp keeps logits for every position of its context (n_ctx × vocab
+                # floats): a bounded context, 1024 tokens unless max_length says otherwise.
+                self.model = "llamacpp"
+                self.ctx = self.cfg.max_length or 1024
+                return
             self.model = load_causal_lm(self.cfg.model)
             self.ctx = self.cfg.max_length or context_length(self.model)
 
@@ -107,7 +113,11 @@ class LearnabilityScorer:
         from persyn.assets import model_fingerprint
 
         cfg = self.cfg
-        return stable_hash(["learnability/v1", cfg.model, model_fingerprint(cfg.model), cfg.prompt_template])
+        parts = ["learnability/v1", cfg.model, model_fingerprint(cfg.model), cfg.prompt_template]
+        if cfg.backend == "llamacpp":  # other numbers (quantised weights): other scores
+            gguf = cfg.gguf or cfg.model
+            parts += ["llamacpp", gguf, model_fingerprint(gguf)]
+        return stable_hash(parts)
 
     def score(self, items: list[ScoreItem]) -> Iterator[list[tuple[str, float | None, str | None]]]:
         """Yield ``[(key, r_l or None, error or None), ...]`` batch by batch.
@@ -132,10 +142,37 @@ class LearnabilityScorer:
                 encoded.append((it.key, p, r))
         if failed:
             yield failed
-        if self._mode() == "padded":
+        if self.cfg.backend == "llamacpp":
+            yield from self._score_llamacpp(encoded)
+        elif self._mode() == "padded":
             yield from self._score_batched(encoded)
         else:
             yield from self._score_per_prompt(encoded)
+
+    def _score_llamacpp(self, encoded: list[tuple[str, list[int], list[int]]]):
+        """Eq. 1 with llama.cpp: the same token ids (the student's HF tokenizer and chat
+        template), logits of every position from the GGUF model, one sequence at a time."""
+        import numpy as np
+
+        from persyn.engines.llamacpp_engine import gguf_path
+
+        if getattr(self, "_llama", None) is None:
+            from llama_cpp import Llama
+
+            self._llama = Llama(
+                model_path=str(gguf_path(self.cfg.gguf or self.cfg.model)),
+                n_ctx=self.ctx,
+                logits_all=True,
+                verbose=False,
+            )
+        llm = self._llama
+        for key, p, r in encoded:
+            llm.reset()
+            llm.eval(p + r)
+            logits = np.asarray(llm.scores[len(p) - 1 : len(p) + len(r) - 1], dtype=np.float64)
+            top = logits.max(axis=1, keepdims=True)
+            logp = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+            yield [(key, float(logp[np.arange(len(r)), r].mean()), None)]
 
     def _mode(self) -> str:
         if self.cfg.batching != "auto":
