@@ -137,7 +137,11 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
         if exp.eval.prompts.size:
             exp.eval.prompts.size = max(4, round(exp.eval.prompts.size * scale))
     exp.run = run
-    check_strategy_family(parse_config(run, f"{source}: run"), exp.strategies)  # fail early
+    cfg = parse_config(run, f"{source}: run")  # fail early on a bad run section
+    if "family-strong" in exp.strategies:
+        from persyn.strategies import family_members
+
+        family_members(cfg.teacher_names, {t.name: t.family for t in cfg.teachers}, cfg.student.family)
     from persyn.train import SFTSettings
 
     try:
@@ -167,6 +171,8 @@ class Experiment:
     def __init__(self, exp: ExperimentConfig, log=print):
         self.exp = exp
         self.all_train: list[str] = []
+        self.eval_prompts: list = []  # set by _prepare_eval
+        self.eval_id = ""
         self.n_eval_excluded = 0
         self.out = exp.output_dir
         self.log = log
@@ -205,25 +211,27 @@ class Experiment:
         st = self.cfg.student
         return [st.model, model_fingerprint(st.model), st.prompt_template]
 
-    def _eval_id(self) -> str:
-        # The evaluation settings and the exact prompts evaluated (file contents, not its path).
+    def _prepare_eval(self) -> None:
+        """Load the held-out prompts once (without those any strategy trains on, when
+        ``eval.exclude_training_prompts``) and fix ``eval_id``: the evaluation settings and the
+        exact prompts evaluated (file contents, not its path), part of every evaluation key."""
+        from persyn.evaluate import normalize_prompt
+        from persyn.prompts import load_prompts
         from persyn.store import stable_hash
 
-        prompts = [(p.id, p.text, p.answer) for p in self.eval_prompts()]
-        return stable_hash([self.exp.eval.model_dump(mode="json", exclude={"prompts"}), prompts])
-
-    def eval_prompts(self):
-        """The held-out prompts (without those any strategy trains on, when
-        ``eval.exclude_training_prompts``)."""
-        from persyn.prompts import load_prompts
-
-        prompts = load_prompts(self.exp.eval.prompts, self.exp.eval.seed, require_answer=True)[0]
+        with_answers = load_prompts(self.exp.eval.prompts, self.exp.eval.seed, require_answer=True)[0]
+        prompts = with_answers
         if self.exp.eval.exclude_training_prompts:
-            seen = {_norm(t) for t in self.all_train}
-            kept = [p for p in prompts if _norm(p.text) not in seen]
-            self.n_eval_excluded = len(prompts) - len(kept)
-            prompts = kept
-        return prompts
+            seen = {normalize_prompt(t) for t in self.all_train}
+            prompts = [p for p in prompts if normalize_prompt(p.text) not in seen]
+        self.n_eval_excluded = len(with_answers) - len(prompts)
+        self.eval_prompts = prompts
+        self.eval_id = stable_hash(
+            [
+                self.exp.eval.model_dump(mode="json", exclude={"prompts"}),
+                [(p.id, p.text, p.answer) for p in prompts],
+            ]
+        )
 
     def _evaluate(self, model: str, key: str, train_prompts: list[str]) -> dict:
         from persyn.evaluate import evaluate, write_eval
@@ -234,7 +242,7 @@ class Experiment:
         path.parent.mkdir(parents=True, exist_ok=True)
         res = evaluate(
             model,
-            self.eval_prompts(),
+            self.eval_prompts,
             train_prompts=train_prompts,
             batch_size=self.exp.eval.batch_size,
             max_new_tokens=self.exp.eval.max_new_tokens,
@@ -251,12 +259,11 @@ class Experiment:
         from persyn.train import SFTSettings, sft
 
         settings = SFTSettings.model_validate({**self.exp.sft, "seed": seed})
-        key = stable_hash([dataset_hash, settings.model_dump(), self._student_id(), self._eval_id()])
+        key = stable_hash([dataset_hash, settings.model_dump(), self._student_id(), self.eval_id])
         done = self.out / "evals" / f"{key}.json"
         if done.exists():
-            return json.loads(done.read_text())["summary"] | {
-                "train": json.loads(done.read_text()).get("train")
-            }
+            record = json.loads(done.read_text())
+            return record["summary"] | {"train": record.get("train")}
         model_dir = self.out / "models" / key
         info_path = model_dir / "persyn_sft.json"
         train = json.loads(info_path.read_text()) if info_path.exists() else None
@@ -291,14 +298,15 @@ class Experiment:
         with Pipeline(self.cfg) as pipe:
             all_train = sorted({p.text for p in pipe.store.prompts()})
         self.all_train = all_train
+        self._prepare_eval()
         if self.exp.eval.exclude_training_prompts:
             self.log(
-                f"evaluation: {len(self.eval_prompts())} held-out prompts ({self.n_eval_excluded} dropped: in the training set)"
+                f"evaluation: {len(self.eval_prompts)} held-out prompts ({self.n_eval_excluded} dropped: in the training set)"
             )
         rows = []
         from persyn.store import stable_hash
 
-        base_key = stable_hash(["student", self._student_id(), self._eval_id()])
+        base_key = stable_hash(["student", self._student_id(), self.eval_id])
         base = self._evaluate(self.cfg.student.model, f"student-{base_key}", all_train)
         rows.append(_row("student (no SFT)", None, base, None, None))
         self.log(f"student (no SFT): accuracy {base['accuracy']:.3f}")
@@ -334,7 +342,7 @@ class Experiment:
             from persyn.store import stable_hash
 
             point_key = stable_hash(
-                [cfg.model_dump(mode="json"), self.exp.sweeps.train, self.exp.sft, self._eval_id()]
+                [cfg.model_dump(mode="json"), self.exp.sweeps.train, self.exp.sft, self.eval_id]
             )
             if result_path.exists():
                 done = json.loads(result_path.read_text())
@@ -375,10 +383,6 @@ class Experiment:
             rows.append(row)
             self.log(f"sweep {kind}={value}: top-1 {row['top1']}, regret {row['regret']}")
         return rows
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _row(name: str, seed: int | None, res: dict, summary: dict | None, train: dict | None) -> dict:
@@ -549,23 +553,6 @@ def _plots(out: Path, agg: list[dict], sweeps: list[dict], teachers: list[str]) 
         fig.tight_layout()
         fig.savefig(out / "sweeps.png", dpi=110)
         plt.close(fig)
-
-
-def check_strategy_family(cfg: RunConfig, strategies: list[str]) -> None:
-    """Fail before any work when ``family-strong`` is asked for and cannot be built.
-
-    Raises:
-        ConfigError: no student family, or no teacher of that family.
-    """
-    if "family-strong" not in strategies:
-        return
-    fam = cfg.student.family
-    if not fam:
-        raise ConfigError("strategy 'family-strong' needs run.student.family")
-    if not any(t.family == fam for t in cfg.teachers):
-        raise ConfigError(
-            f"strategy 'family-strong': no teacher has family '{fam}' (set run.teachers.N.family)"
-        )
 
 
 __all__ = ["ExperimentConfig", "Experiment", "load_experiment", "parse_experiment", "PersynError"]

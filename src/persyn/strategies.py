@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from persyn.config import STRATEGIES
 from persyn.errors import ConfigError, PersynError
-from persyn.scoring.combine import Candidate, combine, oracle_pick
+from persyn.scoring.combine import Candidate, oracle_pick
 from persyn.store import stable_hash
 
 if TYPE_CHECKING:
@@ -81,10 +81,8 @@ def strongest(means: dict[str, TeacherMeans], names: list[str]) -> str:
     return pick
 
 
-def family_strongest(
-    means: dict[str, TeacherMeans], names: list[str], families: dict[str, str | None], family: str | None
-) -> str:
-    """The strongest teacher whose ``family`` equals the student's ``family``.
+def family_members(names: list[str], families: dict[str, str | None], family: str | None) -> list[str]:
+    """The teachers (in order) whose ``family`` is the student's ``family``.
 
     Raises:
         ConfigError: the student has no family, or no teacher has it.
@@ -98,7 +96,18 @@ def family_strongest(
             f"strategy 'family-strong': no teacher has family '{family}' "
             f"(teachers' families: {', '.join(known) or 'none set'}); set teachers.N.family"
         )
-    return strongest(means, same)
+    return same
+
+
+def family_strongest(
+    means: dict[str, TeacherMeans], names: list[str], families: dict[str, str | None], family: str | None
+) -> str:
+    """The strongest teacher whose ``family`` equals the student's ``family``.
+
+    Raises:
+        ConfigError: see ``family_members``.
+    """
+    return strongest(means, family_members(names, families, family))
 
 
 def weakest(means: dict[str, TeacherMeans], names: list[str], exclude: str) -> str:
@@ -187,8 +196,7 @@ def select(pipe: Pipeline, name: str, seed: int | None = None) -> tuple[dict[str
     details: dict = {}
     means = None
     if name == "family-strong":  # fail before any generation
-        families = {t.name: t.family for t in cfg.teachers}
-        family_strongest({n: TeacherMeans(0.0, None) for n in names}, names, families, cfg.student.family)
+        family_members(names, {t.name: t.family for t in cfg.teachers}, cfg.student.family)
     if needs_calibration(cfg, name):
         pipe.calibrate()
         pipe.score()
@@ -334,11 +342,3 @@ def build_strategy(pipe: Pipeline, name: str, out_dir: Path | None = None, seed:
     }
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def candidates_from_scores(
-    names: list[str], row: dict[str, tuple[float | None, float | None]], alpha: float, how: str
-) -> list[Candidate]:
-    """Eq. 2 candidates for one prompt from ``{teacher: (quality, learnability)}``."""
-    cands = [Candidate(n, *row.get(n, (None, None))) for n in names]
-    return combine(cands, alpha, how)
