@@ -68,23 +68,18 @@ def training_prompts(dataset: str | Path) -> list[str]:
     path = Path(dataset)
     if not path.is_file():
         raise InputError(f"{path}: dataset not found")
+    from persyn.prompts import jsonl_records
+
     out = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{i}: malformed JSON ({exc.msg})") from None
-            msgs = rec.get("messages") if isinstance(rec, dict) else None
-            user = next(
-                (m.get("content") for m in msgs or [] if isinstance(m, dict) and m.get("role") == "user"),
-                None,
-            )
-            if not isinstance(msgs, list) or not isinstance(user, str):
-                raise InputError(f"{path}:{i}: not a dataset line with 'messages' holding a user turn")
-            out.append(user)
+    for loc, rec in jsonl_records(path, "dataset"):
+        msgs = rec.get("messages") if isinstance(rec, dict) else None
+        user = next(
+            (m.get("content") for m in msgs or [] if isinstance(m, dict) and m.get("role") == "user"),
+            None,
+        )
+        if not isinstance(msgs, list) or not isinstance(user, str):
+            raise InputError(f"{loc}: not a dataset line with 'messages' holding a user turn")
+        out.append(user)
     return out
 
 

@@ -119,11 +119,16 @@ def _from_records(records, cfg: PromptsConfig, source: str, require_answer: bool
     return out
 
 
-def _jsonl_records(path: Path):
+def jsonl_records(path: Path, what: str = "prompt file"):
+    """Yield ``("FILE:LINE", record)`` for each non-blank line of a JSONL file.
+
+    Raises:
+        InputError: an unreadable file, non-UTF-8 bytes or malformed JSON, naming file and line.
+    """
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"{path}: cannot read prompt file: {exc}") from None
+        raise InputError(f"{path}: cannot read {what}: {exc}") from None
     for lineno, line in enumerate(raw.split(b"\n"), start=1):
         where = f"{path}:{lineno}"
         try:
@@ -203,7 +208,7 @@ def load_prompts(
         assert cfg.path is not None
         if not cfg.path.exists():
             raise InputError(f"{cfg.path}: prompt file not found (prompts.path)")
-        records = _jsonl_records(cfg.path) if cfg.source == "jsonl" else _parquet_records(cfg.path)
+        records = jsonl_records(cfg.path) if cfg.source == "jsonl" else _parquet_records(cfg.path)
         col = _from_records(records, cfg, str(cfg.path), require_answer)
         where = str(cfg.path)
     if cfg.source != "reasoning_gym" and cfg.size is not None:

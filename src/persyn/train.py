@@ -95,36 +95,30 @@ def read_dataset(dataset: str | Path | list[dict]) -> list[tuple[str, str]]:
             non-empty user or assistant turn, or an empty dataset; the message names the file
             (``<dataset>`` for a list) and the 1-based line number.
     """
+    from persyn.prompts import jsonl_records
+
     if isinstance(dataset, list):
-        where, lines = "<dataset>", [(i + 1, r) for i, r in enumerate(dataset)]
+        where, lines = "<dataset>", [(f"<dataset>:{i + 1}", r) for i, r in enumerate(dataset)]
     else:
         path = Path(dataset)
         if not path.is_file():
             raise InputError(f"{path}: dataset not found")
-        where, lines = str(path), []
-        with open(path, encoding="utf-8") as f:
-            for i, raw in enumerate(f, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    lines.append((i, json.loads(raw)))
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{where}:{i}: malformed JSON ({exc.msg})") from None
+        where, lines = str(path), list(jsonl_records(path, "dataset"))
     out = []
-    for i, rec in lines:
+    for loc, rec in lines:
         msgs = rec.get("messages") if isinstance(rec, dict) else None
         if not isinstance(msgs, list):
-            raise InputError(f"{where}:{i}: missing field 'messages' (a list of role/content turns)")
+            raise InputError(f"{loc}: missing field 'messages' (a list of role/content turns)")
         turns: dict[str, object] = {}
         for m in msgs:
             if isinstance(m, dict) and m.get("role") in ("user", "assistant"):
                 turns.setdefault(m["role"], m.get("content"))
         for role in ("user", "assistant"):
             if role not in turns:
-                raise InputError(f"{where}:{i}: 'messages' has no {role} turn")
+                raise InputError(f"{loc}: 'messages' has no {role} turn")
             content = turns[role]
             if not isinstance(content, str) or not content.strip():
-                raise InputError(f"{where}:{i}: the {role} turn has empty or non-text 'content'")
+                raise InputError(f"{loc}: the {role} turn has empty or non-text 'content'")
         out.append((turns["user"], turns["assistant"]))
     if not out:
         raise InputError(f"{where}: the dataset is empty")
