@@ -347,6 +347,27 @@ def _check_model_refs(cfg: RunConfig, source: str) -> None:
             raise ConfigError(f"{source}: {field}: {problem}")
 
 
+def read_yaml(path: str | Path, what: str = "config") -> Any:
+    """The parsed YAML document at ``path``.
+
+    Raises:
+        ConfigError: a missing or unreadable file, or a YAML syntax error (with its line).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "unknown line"
+        raise ConfigError(f"{path}: YAML syntax error at {where}: {exc}") from None
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a YAML run configuration.
 
@@ -355,17 +376,4 @@ def load_config(path: str | Path) -> RunConfig:
     Raises:
         ConfigError: unreadable file, YAML syntax error (with line), or invalid fields.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "unknown line"
-        raise ConfigError(f"{path}: YAML syntax error at {where}: {exc}") from None
-    return parse_config(data, source=str(path))
+    return parse_config(read_yaml(path), source=str(path))

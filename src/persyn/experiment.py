@@ -24,7 +24,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from persyn.config import (
@@ -34,6 +33,7 @@ from persyn.config import (
     _format_validation_error,
     _Strict,
     parse_config,
+    read_yaml,
 )
 from persyn.errors import ConfigError, PersynError
 
@@ -101,13 +101,7 @@ def load_experiment(path: str | Path, scale: float = 1.0, output_dir: Path | Non
     Raises:
         ConfigError: unreadable file, bad YAML, or invalid fields (with their path).
     """
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: experiment file not found") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read experiment: {exc}") from None
+    data = read_yaml(path, "experiment")
     if isinstance(data, dict) and output_dir is not None:
         data["output_dir"] = str(output_dir)
     return parse_experiment(data, str(path), scale)
