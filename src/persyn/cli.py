@@ -20,14 +20,19 @@ app = typer.Typer(
 )
 console = Console()
 
+
+@app.callback()
+def _offline() -> None:
+    # Before every command: offline by construction (never reach for the hub), quiet loading.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
 ConfigArg = typer.Argument(..., help="Run configuration (YAML).", exists=False)
 OutputOpt = typer.Option(None, "--output-dir", "-o", help="Override output_dir of the config.")
 
 
 def _pipeline(config: Path, output_dir: Path | None):
-    # Offline by construction: never let transformers reach for the hub.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from persyn.config import load_config
     from persyn.pipeline import Pipeline
 
@@ -192,8 +197,6 @@ def export(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> Non
 
 def _pipeline_of_dir(output_dir: Path):
     # Commands that take a run's output directory rebuild its pipeline from run_config.json.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from persyn.config import parse_config
     from persyn.pipeline import Pipeline
 
@@ -317,7 +320,6 @@ def sft(
     from persyn.train import SFTSettings
     from persyn.train import sft as run_sft
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         settings = SFTSettings(
             method=method, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed
@@ -358,7 +360,6 @@ def evaluate_cmd(
     from persyn.evaluate import evaluate, training_prompts, write_eval
     from persyn.prompts import load_prompts
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         if prompts_file is not None:
             pcfg = PromptsConfig(source="jsonl", path=prompts_file, size=size)
@@ -403,8 +404,6 @@ def experiment(
     """Every strategy × seed: build the dataset, fine-tune the student, evaluate; results.md."""
     from persyn.experiment import Experiment, load_experiment
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         exp = load_experiment(config, scale, output_dir)
         Experiment(exp, log=lambda m: console.print(m, highlight=False)).run()
