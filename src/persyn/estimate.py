@@ -37,7 +37,7 @@ def estimate(pipe: Pipeline) -> dict:
     cfg = pipe.cfg
     pipe.prepare()
     prompts = pipe.store.prompts()
-    cal = [p for p in prompts if p.id in {q.id for q in pipe.store.prompts(calibration=True)}]
+    cal = pipe.store.prompts(calibration=True)
     n, n_cal, names = len(prompts), len(cal), cfg.teacher_names
     keys = {(p.id, t.name): pipe.key_of(t, p) for p in cal for t in cfg.teachers}
     gens = pipe.store.generations(keys.values())
