@@ -60,6 +60,19 @@ class PromptsConfig(_Strict):
         return self
 
 
+class ResourcesConfig(_Strict):
+    """What one Ray worker of a model asks the cluster for (``executor: ray`` only).
+
+    ``num_cpus`` / ``num_gpus`` are passed to Ray as the actor's resources (fractions allowed,
+    e.g. ``num_gpus: 0.5`` puts two workers on one GPU); ``replicas`` is the number of workers
+    (each loads the model once) that share the model's shards.
+    """
+
+    num_cpus: Annotated[float, Field(ge=0.0)] = 1.0
+    num_gpus: Annotated[float, Field(ge=0.0)] = 0.0
+    replicas: Annotated[int, Field(ge=1)] = 1
+
+
 class StudentConfig(_Strict):
     """The student whose learnability is measured (Eq. 1).
 
@@ -79,6 +92,8 @@ class StudentConfig(_Strict):
     # .gguf path as ``gguf``), tokenised exactly as with transformers (persyn[llamacpp]).
     backend: Literal["transformers", "llamacpp"] = "transformers"
     gguf: str | None = None
+    # executor: ray (the student's scoring workers)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
 
 class TeacherConfig(_Strict):
@@ -116,6 +131,8 @@ class TeacherConfig(_Strict):
     # USD per million tokens, for the cost figures in summary.json
     price_input_per_million: Annotated[float, Field(ge=0)] | None = None
     price_output_per_million: Annotated[float, Field(ge=0)] | None = None
+    # executor: ray (the teacher's workers; not part of any cache key)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
     @model_validator(mode="after")
     def _check_engine(self) -> TeacherConfig:
@@ -137,6 +154,8 @@ class QualityConfig(_Strict):
     kind: Literal["verifier", "reward_model"] = "verifier"
     model: str | None = None
     batch_size: Annotated[int, Field(ge=1)] = 8
+    # executor: ray (the quality scorer's workers)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
     @model_validator(mode="after")
     def _check_model(self) -> QualityConfig:
@@ -239,6 +258,21 @@ class StrategyOptions(_Strict):
     car: CarConfig = Field(default_factory=CarConfig)
 
 
+class RayConfig(_Strict):
+    """How ``executor: ray`` cuts and retries the work.
+
+    ``shard_size``: prompts (generation) or responses (scoring) per Ray task; a shard is made
+    of whole batches, so its results equal the local executor's. ``num_cpus``: CPUs of a
+    local Ray instance started by persyn (default: all; ignored when joining a cluster).
+    ``max_retries``: times a shard is re-run after its worker process died (the worker is
+    restarted each time) before its items are recorded as failed.
+    """
+
+    shard_size: Annotated[int, Field(ge=1)] = 32
+    num_cpus: Annotated[int, Field(ge=1)] | None = None
+    max_retries: Annotated[int, Field(ge=0)] = 3
+
+
 class RunConfig(_Strict):
     """A whole PerSyn run. See the module docstring for the YAML shape."""
 
@@ -254,6 +288,10 @@ class RunConfig(_Strict):
     router: RouterConfig = Field(default_factory=RouterConfig)
     strategy: str = "persyn"
     strategy_options: StrategyOptions = Field(default_factory=StrategyOptions)
+    # Where the heavy stages run: in this process, or as Ray tasks (persyn[ray]).
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None  # a cluster to join; else $RAY_ADDRESS; else a local instance
+    ray: RayConfig = Field(default_factory=RayConfig)
 
     @field_validator("strategy")
     @classmethod

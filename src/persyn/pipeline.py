@@ -17,6 +17,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 NOT_IN_KEY = {
+    "resources",
     "batch_size",
     "family",
     "api_key_env",
@@ -118,7 +120,7 @@ class Pipeline:
         self.store = Store(self.out / "store.sqlite")
         self.console = console
         self.new_generations = 0
-        self._engines: dict[str, Any] = {}
+        self._executor = None  # made on first use: exporting needs no Ray session
         self._learnability = LearnabilityScorer(cfg.student)
         self._prepared = False
 
@@ -133,12 +135,14 @@ class Pipeline:
             prev = float(self.store.get_meta(key) or 0.0)
             self.store.set_meta(key, f"{prev + time.perf_counter() - start:.3f}")
 
-    def _engine(self, teacher: TeacherConfig):
-        from persyn.engines import make_engine
+    @property
+    def executor(self):
+        """Where generation and scoring run (``cfg.executor``: local, or Ray)."""
+        if self._executor is None:
+            from persyn.executor import make_executor
 
-        if teacher.name not in self._engines:
-            self._engines[teacher.name] = make_engine(teacher, self.cfg.seed)
-        return self._engines[teacher.name]
+            self._executor = make_executor(self.cfg)
+        return self._executor
 
     def key_of(self, teacher: TeacherConfig, prompt: Prompt) -> str:
         return generation_key(teacher, prompt, self.cfg.seed)
@@ -185,18 +189,28 @@ class Pipeline:
                 )
         self._prepared = True
 
-    def _generate(self, teacher: TeacherConfig, prompts: list[Prompt], phase: str) -> None:
-        keys = {p.id: self.key_of(teacher, p) for p in prompts}
-        done = self.store.generation_keys(status="ok")  # failed items are retried
-        todo = [p for p in prompts if keys[p.id] not in done]
-        if not todo:
+    def _generate(self, work: list[tuple[TeacherConfig, list[Prompt]]], phase: str) -> None:
+        """Each teacher of ``work`` answers its prompts, except those answered in the store
+        (failed items are retried); every batch is stored as soon as it is back."""
+        from persyn.executor import teacher_job
+
+        done = self.store.generation_keys(status="ok")
+        keys: dict[str, dict[str, str]] = {}
+        jobs = []
+        for teacher, prompts in work:
+            keys[teacher.name] = {p.id: self.key_of(teacher, p) for p in prompts}
+            todo = [p for p in prompts if keys[teacher.name][p.id] not in done]
+            if todo:
+                jobs.append(teacher_job(self.cfg, teacher, todo))
+        if not jobs:
             return
-        engine = self._engine(teacher)
-        with _bar(len(todo), f"{phase} · {teacher.name}", "response") as bar:
-            for batch in engine.generate(todo):
+        names = ", ".join(j.tag.name for j in jobs)
+        with _bar(sum(len(j.items) for j in jobs), f"{phase} · {names}", "response") as bar:
+            for job, batch in self.executor.run(jobs):
+                teacher = job.tag
                 gens = [
                     Generation(
-                        keys[pid],
+                        keys[teacher.name][pid],
                         pid,
                         teacher.name,
                         c.text,
@@ -221,8 +235,7 @@ class Pipeline:
         self.preflight()
         with self._timed("calibrate"):
             cal = self.store.prompts(calibration=True)
-            for t in self.cfg.teachers:
-                self._generate(t, cal, "calibration")
+            self._generate([(t, cal) for t in self.cfg.teachers], "calibration")
 
     def _calibration_generations(self) -> tuple[list[Prompt], dict[tuple[str, str], Generation]]:
         cal = self.store.prompts(calibration=True)
@@ -249,21 +262,28 @@ class Pipeline:
     def score_generations(self, gens: list[Generation], by_id: dict[str, Prompt]) -> None:
         """Score the valid responses among ``gens`` (learnability, then quality) that the store
         does not hold yet; failed scores are retried."""
+        from persyn.executor import scorer_job
+
         items = [ScoreItem(g.key, by_id[g.prompt_id].text, g.response) for g in gens if g.ok]
         answers = {g.key: by_id[g.prompt_id].answer for g in gens}
-        scorers = [
-            ("learnability", self._learnability),
-            ("quality", self.quality_scorer(answers)),
-        ]
-        for kind, scorer in scorers:
-            done = self.store.scores(kind, scorer.key)
+        student, quality = self.cfg.student, self.cfg.quality
+        scorers = {
+            "learnability": (partial(LearnabilityScorer, student), student.resources, "student"),
+            "quality": (partial(make_quality_scorer, quality, answers), quality.resources, None),
+        }
+        keys = {"learnability": self._learnability.key, "quality": self.quality_scorer({}).key}
+        jobs = []
+        for kind, (build, resources, cache) in scorers.items():
+            done = self.store.scores(kind, keys[kind])
             todo = [it for it in items if done.get(it.key, (None, None))[0] is None]  # retry failed
-            with _bar(len(todo), f"score · {kind}", "response") as bar:
-                if todo:
-                    for rows in scorer.score(todo):
-                        self.store.add_scores(kind, scorer.key, rows)
-                        bar.update(len(rows))
-                        crash_point("score.batch")
+            if todo:
+                jobs.append(scorer_job(kind, build, todo, resources, cache))
+        desc = "score · " + ", ".join(j.tag for j in jobs)
+        with _bar(sum(len(j.items) for j in jobs), desc, "response") as bar:
+            for job, rows in self.executor.run(jobs):
+                self.store.add_scores(job.tag, keys[job.tag], rows)
+                bar.update(len(rows))
+                crash_point("score.batch")
 
     def full_reward_table(self) -> dict[str, list[Candidate]]:
         """Generate-then-Select: every teacher answers every prompt (stored responses reused),
@@ -271,8 +291,7 @@ class Pipeline:
         self.prepare()
         prompts = self.store.prompts()
         with self._timed("generate_then_select"):
-            for t in self.cfg.teachers:
-                self._generate(t, prompts, "generate-then-select")
+            self._generate([(t, prompts) for t in self.cfg.teachers], "generate-then-select")
             keys = {(p.id, t.name): self.key_of(t, p) for p in prompts for t in self.cfg.teachers}
             gens = self.store.generations(keys.values())
             self.score_generations(list(gens.values()), {p.id: p for p in prompts})
@@ -462,9 +481,9 @@ class Pipeline:
             by_teacher: dict[str, list[Prompt]] = defaultdict(list)
             for p in self.store.prompts(calibration=False):
                 by_teacher[assigned[p.id][0]].append(p)
-            for t in self.cfg.teachers:
-                if by_teacher.get(t.name):
-                    self._generate(t, by_teacher[t.name], "routed")
+            self._generate(
+                [(t, by_teacher[t.name]) for t in self.cfg.teachers if by_teacher.get(t.name)], "routed"
+            )
 
     def export(self) -> dict:
         """Write ``dataset.jsonl``, ``routing.jsonl`` and ``summary.json`` (atomically) and
@@ -635,9 +654,11 @@ class Pipeline:
     def preflight(self) -> None:
         """Connect to every served teacher (``engine: openai``) before any work: an unreachable
         server, a missing API key or an unknown model fails here, not hours in."""
+        from persyn.executor import teacher_job
+
         for t in self.cfg.teachers:
             if t.engine == "openai":
-                self._engine(t)
+                self.executor.check(teacher_job(self.cfg, t, []))
 
     def run(self) -> dict:
         """All stages in order; returns the summary. With ``strategy`` other than ``persyn``
@@ -664,6 +685,8 @@ class Pipeline:
         return self.export()
 
     def close(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
         self.store.close()
         self._lock.close()  # releases the lock
 

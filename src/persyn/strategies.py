@@ -280,9 +280,7 @@ def build_strategy(pipe: Pipeline, name: str, out_dir: Path | None = None, seed:
     for p in prompts:
         if p.id in picks:
             by_teacher[picks[p.id]].append(p)
-    for n in names:
-        if by_teacher[n]:
-            pipe._generate(teachers[n], by_teacher[n], name)
+    pipe._generate([(teachers[n], by_teacher[n]) for n in names if by_teacher[n]], name)
     keys = {p.id: pipe.key_of(teachers[picks[p.id]], p) for p in prompts if p.id in picks}
     gens = pipe.store.generations(keys.values())
     scores = pipe.stored_scores()

@@ -62,9 +62,8 @@ class TransformersEngine:
             eos.append(self.tokenizer.eos_token_id)
         self.eos_ids = set(eos)
 
-    def generate(self, prompts: list[Prompt]) -> Iterator[list[tuple[str, Completion]]]:
-        import torch
-
+    def _encode(self, prompts: list[Prompt]):
+        """(failed items, [(prompt, token ids)] in generation order: shortest first)."""
         t = self.teacher
         texts = [render_teacher_prompt(self.tokenizer, t, p.text) for p in prompts]
         ids = [self.tokenizer(x, add_special_tokens=False)["input_ids"] for x in texts]
@@ -73,7 +72,7 @@ class TransformersEngine:
             if len(x) >= self.ctx:
                 failed.append(
                     (
-                        p.id,
+                        p,
                         Completion(
                             "",
                             len(x),
@@ -82,10 +81,26 @@ class TransformersEngine:
                     )
                 )
             else:
-                todo.append((p.id, x))
+                todo.append((p, x))
+        todo.sort(key=lambda item: len(item[1]))  # stable: ties keep the given order
+        return failed, todo
+
+    def work_units(self, prompts: list[Prompt]) -> list[list[Prompt]]:
+        """The batches ``generate`` forms from ``prompts`` (prompts too long for the context
+        first, as one group): generating any run of whole batches forms the same batches."""
+        failed, todo = self._encode(prompts)
+        size = self.teacher.batch_size
+        units = [[p for p, _ in failed]] if failed else []
+        return units + [[p for p, _ in todo[i : i + size]] for i in range(0, len(todo), size)]
+
+    def generate(self, prompts: list[Prompt]) -> Iterator[list[tuple[str, Completion]]]:
+        import torch
+
+        t = self.teacher
+        failed, encoded = self._encode(prompts)
         if failed:
-            yield failed
-        todo.sort(key=lambda item: len(item[1]))
+            yield [(p.id, c) for p, c in failed]
+        todo = [(p.id, x) for p, x in encoded]
         pad = self.tokenizer.pad_token_id
         for start in range(0, len(todo), t.batch_size):
             batch = todo[start : start + t.batch_size]

@@ -119,11 +119,8 @@ class LearnabilityScorer:
             parts += ["llamacpp", gguf, model_fingerprint(gguf)]
         return stable_hash(parts)
 
-    def score(self, items: list[ScoreItem]) -> Iterator[list[tuple[str, float | None, str | None]]]:
-        """Yield ``[(key, r_l or None, error or None), ...]`` batch by batch.
-
-        A pair longer than the student's context, or with no response tokens, is a failed item.
-        """
+    def _encode(self, items: list[ScoreItem]):
+        """(failed rows, [(key, prompt ids, response ids)]) of ``items``, in the given order."""
         self._load()
         encoded, failed = [], []
         for it in items:
@@ -140,6 +137,33 @@ class LearnabilityScorer:
                 )
             else:
                 encoded.append((it.key, p, r))
+        return failed, encoded
+
+    def work_units(self, items: list[ScoreItem]) -> list[list[ScoreItem]]:
+        """The groups ``score`` computes together (items it cannot score first, as one group):
+        all the responses to one prompt (``per_prompt``: they share its KV cache), or one
+        token-budget batch (``padded``). Scoring any run of whole groups forms the same groups,
+        so the numbers do not depend on how the items are split."""
+        failed, encoded = self._encode(items)
+        by_key = {it.key: it for it in items}
+        units = [[by_key[k] for k, _, _ in failed]] if failed else []
+        if self.cfg.backend == "llamacpp":
+            return units + [[by_key[k]] for k, _, _ in encoded]
+        if self._mode() == "padded":
+            lengths = [len(p) + len(r) for _, p, r in encoded]
+            batches = token_budget_batches(lengths, self.cfg.batch_tokens)
+            return units + [[by_key[encoded[i][0]] for i in b] for b in batches]
+        groups: dict[tuple[int, ...], list[ScoreItem]] = {}
+        for k, p, _ in encoded:
+            groups.setdefault(tuple(p), []).append(by_key[k])
+        return units + list(groups.values())
+
+    def score(self, items: list[ScoreItem]) -> Iterator[list[tuple[str, float | None, str | None]]]:
+        """Yield ``[(key, r_l or None, error or None), ...]`` batch by batch.
+
+        A pair longer than the student's context, or with no response tokens, is a failed item.
+        """
+        failed, encoded = self._encode(items)
         if failed:
             yield failed
         if self.cfg.backend == "llamacpp":

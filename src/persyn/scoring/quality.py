@@ -90,9 +90,8 @@ class RewardModelScorer:
             return self.tokenizer.apply_chat_template(msgs, tokenize=False)
         return f"{prompt}\n\n{response}"
 
-    def score(self, items: list[ScoreItem]) -> Iterator[list[tuple[str, float | None, str | None]]]:
-        import torch
-
+    def _encode(self, items: list[ScoreItem]):
+        """(rows of pairs too long for the model, [(index in items, token ids)] that fit)."""
         self._load()
         texts = [self._render(it.prompt, it.response) for it in items]
         limit = getattr(self.model.config, "max_position_embeddings", None) or 4096
@@ -102,12 +101,30 @@ class RewardModelScorer:
             for i, e in enumerate(enc)
             if len(e) > limit
         ]
+        return too_long, [(i, e) for i, e in enumerate(enc) if len(e) <= limit]
+
+    def _batches(self, fits: list[tuple[int, list[int]]]) -> list[list[int]]:
+        lengths = [len(e) for _, e in fits]
+        return [
+            [fits[b][0] for b in batch] for batch in token_budget_batches(lengths, 512 * self.cfg.batch_size)
+        ]
+
+    def work_units(self, items: list[ScoreItem]) -> list[list[ScoreItem]]:
+        """The padded batches ``score`` forms (pairs too long for the model first, as one
+        group); scoring any run of whole batches forms the same batches."""
+        too_long, fits = self._encode(items)
+        by_key = {it.key: it for it in items}
+        units = [[by_key[k] for k, _, _ in too_long]] if too_long else []
+        return units + [[items[i] for i in batch] for batch in self._batches(fits)]
+
+    def score(self, items: list[ScoreItem]) -> Iterator[list[tuple[str, float | None, str | None]]]:
+        import torch
+
+        too_long, fits = self._encode(items)
         if too_long:
             yield too_long
-        ok = [i for i, e in enumerate(enc) if len(e) <= limit]
-        lengths = [len(enc[i]) for i in ok]
-        for batch in token_budget_batches(lengths, 512 * self.cfg.batch_size):
-            idx = [ok[b] for b in batch]
+        enc = dict(fits)
+        for idx in self._batches(fits):
             padded = self.tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt")
             with torch.inference_mode():
                 logits = self.model(**padded).logits
