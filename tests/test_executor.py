@@ -1,0 +1,140 @@
+"""The executor seam, without Ray: work units and shards give exactly the numbers of one pass
+over all items (what makes ``executor: ray`` equal to ``executor: local``)."""
+
+import functools
+
+import pytest
+
+from persyn.config import QualityConfig, StudentConfig, TeacherConfig
+from persyn.engines import make_engine
+from persyn.executor import Job, LocalExecutor, work_units
+from persyn.prompts import Prompt
+from persyn.ray_executor import shards_of
+from persyn.scoring.learnability import LearnabilityScorer, ScoreItem
+from persyn.scoring.quality import make_quality_scorer
+
+QUESTIONS = [
+    "What is 2 + 3?",
+    "Tom has 3 boxes of 4 apples. How many apples are there in all?",
+    "Hi",
+    "What is 9 + 9?",
+    "Anna has 5 pens and buys 4 more. How many pens does she have now?",
+    "What is 7 * 3?",
+    "How many wheels do 3 cars have?",
+]
+PROMPTS = [Prompt(str(i), q) for i, q in enumerate(QUESTIONS)] + [Prompt("long", "apples " * 600)]
+ITEMS = [  # three teachers' responses to each prompt (the calibration case), and a too long one
+    ScoreItem(f"{i}-{j}", q, ["5", "Let us compute step by step.\n#### 5", "The answer is " + "five " * j][j])
+    for i, q in enumerate(QUESTIONS)
+    for j in range(3)
+] + [ScoreItem("long", "Hi", "apples " * 600)]
+
+
+def rows_of(worker, method, items):
+    return [row for rows in getattr(worker, method)(items) for row in rows]
+
+
+def sharded(worker, method, items, shard_size):
+    """Every row of ``items`` computed shard by shard, as the Ray workers do."""
+    units = work_units(worker, items)
+    index = {id(it): i for i, it in enumerate(items)}
+    out = []
+    for shard in shards_of([[index[id(it)] for it in u] for u in units], shard_size):
+        out += rows_of(worker, method, [items[i] for i in shard])
+    return out
+
+
+def as_dict(rows):
+    """``{id: result}``; a generation's wall seconds are left out (they are not a result)."""
+    out = {}
+    for key, *rest in rows:
+        if hasattr(rest[0], "seconds"):
+            c = rest[0]
+            rest = [(c.text, c.prompt_tokens, c.completion_tokens, c.finish_reason, c.error)]
+        out[key] = tuple(rest)
+    return out
+
+
+def test_shards_are_whole_consecutive_units():
+    units = [[0, 1, 2], [3], [4, 5], [6, 7, 8, 9], [10]]
+    assert shards_of(units, 3) == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9], [10]]
+    assert shards_of(units, 100) == [list(range(11))]
+    assert shards_of(units, 1) == units
+    assert shards_of([], 4) == []
+
+
+def test_work_units_cover_every_item_once(tiny_models):
+    engine = make_engine(
+        TeacherConfig(name="a", engine="transformers", model=tiny_models["chat"], batch_size=3), 0
+    )
+    units = work_units(engine, PROMPTS)
+    assert sorted(p.id for u in units for p in u) == sorted(p.id for p in PROMPTS)
+    assert [p.id for p in units[0]] == ["long"]  # too long for the context: one group, first
+    assert [len(u) for u in units[1:]] == [3, 3, 1]  # batch_size, shortest prompts first
+    scorer = LearnabilityScorer(StudentConfig(model=tiny_models["chat"], batching="per_prompt"))
+    groups = work_units(scorer, ITEMS)
+    assert [it.key for it in groups[0]] == ["long"]
+    assert all(len({it.prompt for it in g}) == 1 for g in groups[1:])  # one prompt per group
+    assert sorted(it.key for g in groups for it in g) == sorted(it.key for it in ITEMS)
+    reference = make_engine(TeacherConfig(name="r", engine="reference"), 0)
+    assert work_units(reference, PROMPTS) == [[p] for p in PROMPTS]  # no batches: one by one
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+@pytest.mark.parametrize("shard_size", [1, 4])
+def test_sharded_generation_equals_one_pass(tiny_models, temperature, shard_size):
+    t = TeacherConfig(
+        name="a",
+        engine="transformers",
+        model=tiny_models["chat"],
+        max_new_tokens=12,
+        batch_size=3,
+        temperature=temperature,
+    )
+    engine = make_engine(t, 0)
+    whole = as_dict(rows_of(engine, "generate", PROMPTS))
+    parts = as_dict(sharded(engine, "generate", PROMPTS, shard_size))
+    assert parts == whole  # texts, token counts, finish reasons, errors: all equal
+    assert whole["long"][0][4].startswith("prompt too long")
+
+
+@pytest.mark.parametrize("batching", ["per_prompt", "padded"])
+def test_sharded_learnability_equals_one_pass_exactly(tiny_models, batching):
+    scorer = LearnabilityScorer(StudentConfig(model=tiny_models["chat"], batching=batching, batch_tokens=64))
+    whole = as_dict(rows_of(scorer, "score", ITEMS))
+    for shard_size in (1, 2, 5):
+        assert as_dict(sharded(scorer, "score", ITEMS, shard_size)) == whole  # bit for bit
+    assert whole["long"][0] is None and whole["long"][1].startswith("too long for the student")
+
+
+def test_sharded_reward_model_equals_one_pass_exactly(tiny_models):
+    scorer = make_quality_scorer(
+        QualityConfig(kind="reward_model", model=tiny_models["reward"], batch_size=1), {}
+    )
+    items = [ScoreItem(str(i), "What is 2 + 3?", "5 apples " * (i + 1)) for i in range(7)]
+    whole = as_dict(rows_of(scorer, "score", items))
+    assert as_dict(sharded(scorer, "score", items, 2)) == whole
+    # Batches differ from one pass over the items one at a time (padding), so the shards
+    # must follow the batches: this is what the equality above protects.
+    assert len(work_units(scorer, items)) < len(items)
+
+
+def test_local_executor_runs_jobs_in_order_and_keeps_cached_workers():
+    built = []
+
+    def build(name):
+        built.append(name)
+        return make_engine(TeacherConfig(name=name, engine="reference", style="answer"), 0)
+
+    prompts = [Prompt("p", "What is 2 + 3?", answer="5")]
+    fail = lambda items, error: []  # noqa: E731
+    jobs = [
+        Job("x", functools.partial(build, "x"), "generate", prompts, fail, cache="x"),
+        Job("y", functools.partial(build, "y"), "generate", prompts, fail, cache=None),
+        Job("empty", functools.partial(build, "z"), "generate", [], fail, cache="z"),
+    ]
+    ex = LocalExecutor()
+    got = [(job.name, [(pid, c.text) for pid, c in rows]) for job, rows in ex.run(jobs)]
+    assert got == [("x", [("p", "#### 5")]), ("y", [("p", "#### 5")])]
+    list(ex.run(jobs))
+    assert built == ["x", "y", "y"]  # x kept, y rebuilt, nothing built for a job with no items
