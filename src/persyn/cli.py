@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from enum import StrEnum
 from importlib.resources import files
 from pathlib import Path
 
@@ -32,13 +33,32 @@ ConfigArg = typer.Argument(..., help="Run configuration (YAML).", exists=False)
 OutputOpt = typer.Option(None, "--output-dir", "-o", help="Override output_dir of the config.")
 
 
-def _pipeline(config: Path, output_dir: Path | None):
+class Executor(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+ExecutorOpt = typer.Option(
+    None, "--executor", help="Override executor of the config: local, or ray (needs the ray extra)."
+)
+RayAddressOpt = typer.Option(
+    None, "--ray-address", help="Ray cluster to join (implies --executor ray); default $RAY_ADDRESS."
+)
+
+
+def _pipeline(
+    config: Path, output_dir: Path | None, executor: Executor | None = None, ray_address: str | None = None
+):
     from persyn.config import load_config
     from persyn.pipeline import Pipeline
 
     cfg = load_config(config)
     if output_dir is not None:
         cfg.output_dir = output_dir
+    if executor is not None:
+        cfg.executor = executor.value
+    if ray_address is not None:
+        cfg.executor, cfg.ray_address = "ray", ray_address
     return Pipeline(cfg, console)
 
 
@@ -103,11 +123,15 @@ RequireAllOpt = typer.Option(False, "--require-all", help="Exit with status 1 if
 
 @app.command()
 def run(
-    config: Path = ConfigArg, output_dir: Path | None = OutputOpt, require_all: bool = RequireAllOpt
+    config: Path = ConfigArg,
+    output_dir: Path | None = OutputOpt,
+    require_all: bool = RequireAllOpt,
+    executor: Executor | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """Run every stage (resumes from the store in the output directory)."""
     try:
-        with _pipeline(config, output_dir) as p:
+        with _pipeline(config, output_dir, executor, ray_address) as p:
             summary = p.run()
         if "strategy" in summary:
             print_strategy_summary(summary, p.out / "strategies" / summary["strategy"])
@@ -129,14 +153,19 @@ def demo_config_path() -> Path:
 def demo(output_dir: Path = typer.Option(Path("runs/demo"), "--output-dir", "-o")) -> None:
     """Run the packaged demo: PerSyn on GSM-Symbolic with the packaged small models."""
     console.print(f"config: {demo_config_path()}")
-    run(demo_config_path(), output_dir, require_all=False)
+    run(demo_config_path(), output_dir, require_all=False, executor=None, ray_address=None)
 
 
 @app.command()
-def calibrate(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
+def calibrate(
+    config: Path = ConfigArg,
+    output_dir: Path | None = OutputOpt,
+    executor: Executor | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
+) -> None:
     """Stage 1: every teacher answers the calibration prompts; score quality and learnability."""
     try:
-        with _pipeline(config, output_dir) as p:
+        with _pipeline(config, output_dir, executor, ray_address) as p:
             p.calibrate()
             p.score()
         console.print(f"calibration done: {p.new_generations} new generation(s)")
@@ -174,10 +203,15 @@ def route(
 
 
 @app.command()
-def generate(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
+def generate(
+    config: Path = ConfigArg,
+    output_dir: Path | None = OutputOpt,
+    executor: Executor | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
+) -> None:
     """Stage 4: only the routed teacher answers each routed prompt."""
     try:
-        with _pipeline(config, output_dir) as p:
+        with _pipeline(config, output_dir, executor, ray_address) as p:
             p.generate()
         console.print(f"generation done: {p.new_generations} new generation(s)")
     except PersynError as exc:

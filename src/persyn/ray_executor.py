@@ -133,6 +133,8 @@ class RayExecutor:
             }
             if address is None:
                 kwargs["num_cpus"] = cfg.ray.num_cpus
+            else:
+                _check_reachable(address, "ray_address" if cfg.ray_address else "RAY_ADDRESS")
             try:
                 ray.init(address=address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -281,6 +283,30 @@ class RayExecutor:
         if self._owns_session:
             _ray().shutdown()
             self._owns_session = False
+
+
+def _check_reachable(address: str, field_name: str, timeout: float = 5.0) -> None:
+    """Fail at once on a cluster address nobody answers at (``ray.init`` would retry for
+    minutes). ``auto`` and ``local`` are left to Ray.
+
+    Raises:
+        ConfigError: naming ``field_name`` and the address.
+    """
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"{field_name}: '{address}' is not HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"{field_name}: no Ray cluster answers at {address} ({exc.__class__.__name__}: {exc}); "
+            "start one with `ray start --head` or fix the address"
+        ) from None
 
 
 def _first_line(exc: Exception) -> str:
