@@ -229,6 +229,14 @@ def load_tokenizer(ref: str, padding_side: str = "right"):
 _LOADED: dict[str, object] = {}
 
 
+def inference_device() -> str:
+    """``cuda`` when torch sees a GPU (a GPU machine, or a Ray worker given ``num_gpus``),
+    else ``cpu``. ``CUDA_VISIBLE_DEVICES=`` keeps a run on the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def load_causal_lm(ref: str, shared: bool = True):
     """Load a causal LM (fp32, eval mode) from an alias, local path or HF id.
 
@@ -247,7 +255,7 @@ def load_causal_lm(ref: str, shared: bool = True):
         model = AutoModelForCausalLM.from_pretrained(path, **from_pretrained_kwargs(path))
     except OSError as exc:
         raise _not_local(ref, exc) from None
-    model.eval()
+    model.to(inference_device()).eval()
     if shared:
         _LOADED[path] = model
     return model

@@ -122,7 +122,11 @@ class TransformersEngine:
                 kwargs.update(stop_strings=t.stop, tokenizer=self.tokenizer)
             started = time.perf_counter()
             with torch.inference_mode():
-                out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
+                out = self.model.generate(
+                    input_ids=input_ids.to(self.model.device),
+                    attention_mask=mask.to(self.model.device),
+                    **kwargs,
+                )
             seconds = (time.perf_counter() - started) / len(batch)
             results = []
             for i, (pid, x) in enumerate(batch):

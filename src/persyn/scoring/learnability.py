@@ -263,9 +263,13 @@ class LearnabilityScorer:
                 ids[j, width - len(seq) :] = torch.tensor(seq)
                 mask[j, width - len(seq) :] = 1
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            device = self.model.device
             with torch.inference_mode():
                 logits = self.model(
-                    input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    position_ids=positions.to(device),
+                    logits_to_keep=keep,
                 ).logits
             # logits[:, k] predicts the token at absolute position width - keep + k + 1.
             targets = ids[:, width - keep + 1 :]

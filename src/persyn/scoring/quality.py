@@ -61,7 +61,7 @@ class RewardModelScorer:
     def _load(self) -> None:
         from transformers import AutoModelForSequenceClassification
 
-        from persyn.assets import _not_local, from_pretrained_kwargs
+        from persyn.assets import _not_local, from_pretrained_kwargs, inference_device
 
         if self.model is not None:
             return
@@ -74,7 +74,7 @@ class RewardModelScorer:
             )
         except OSError as exc:
             raise _not_local(cfg.model, exc) from None
-        self.model.eval()
+        self.model.to(inference_device()).eval()
         if self.model.config.pad_token_id is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
 
@@ -127,7 +127,7 @@ class RewardModelScorer:
         for idx in self._batches(fits):
             padded = self.tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt")
             with torch.inference_mode():
-                logits = self.model(**padded).logits
+                logits = self.model(**{k: v.to(self.model.device) for k, v in padded.items()}).logits
             yield [(items[i].key, float(logits[j, 0]), None) for j, i in enumerate(idx)]
 
 
