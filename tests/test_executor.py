@@ -2,6 +2,7 @@
 over all items (what makes ``executor: ray`` equal to ``executor: local``)."""
 
 import functools
+import os
 
 import pytest
 
@@ -138,3 +139,35 @@ def test_local_executor_runs_jobs_in_order_and_keeps_cached_workers():
     assert got == [("x", [("p", "#### 5")]), ("y", [("p", "#### 5")])]
     list(ex.run(jobs))
     assert built == ["x", "y", "y"]  # x kept, y rebuilt, nothing built for a job with no items
+
+
+def test_a_ray_worker_that_asked_for_no_gpu_sees_none(monkeypatch):
+    from persyn.ray_executor import PersynWorker
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    PersynWorker(object, "generate", num_gpus=0.5)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"  # Ray set it for its GPU share
+    PersynWorker(object, "generate", num_gpus=0)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == ""  # Ray leaves every GPU visible: hidden
+
+
+def test_served_teachers_get_shards_of_at_least_their_concurrency(tiny_models, tmp_path):
+    from conftest import tiny_config
+
+    from persyn.config import parse_config
+    from persyn.executor import teacher_job
+
+    cfg = tiny_config(tiny_models, tmp_path)
+    cfg["teachers"].append(
+        {
+            "name": "served",
+            "engine": "openai",
+            "base_url": "http://127.0.0.1:9/v1",
+            "model": "m",
+            "concurrency": 48,
+        }
+    )
+    run = parse_config(cfg)
+    assert teacher_job(run, run.teachers[3], []).min_shard == 48  # a worker runs one shard at a time
+    assert teacher_job(run, run.teachers[0], []).min_shard == 1
+    assert teacher_job(run, run.teachers[3], []).resources_field == "teachers.3.resources"

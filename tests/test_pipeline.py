@@ -205,3 +205,12 @@ def test_failed_jsonl_and_require_all(tiny_models, tmp_path):
     assert any("prompt too long" in x["error"] for x in failed)
     res = CliRunner().invoke(app, ["run", str(cfg_path)])
     assert res.exit_code == 0 and "failed item(s)" in res.output
+
+
+def test_ray_address_cannot_go_with_executor_local(tiny_models, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(tiny_models, tmp_path)))
+    res = CliRunner().invoke(app, ["run", str(path), "--executor", "local", "--ray-address", "auto"])
+    assert res.exit_code == 2
+    assert "--ray-address joins a Ray cluster: it cannot go with --executor local" in res.output
+    assert not (tmp_path / "run" / "store.sqlite").exists()  # refused before any work

@@ -55,11 +55,17 @@ def _pipeline(
     cfg = load_config(config)
     if output_dir is not None:
         cfg.output_dir = output_dir
+    _override_executor(cfg, executor, ray_address)
+    return Pipeline(cfg, console)
+
+
+def _override_executor(cfg, executor: Executor | None, ray_address: str | None) -> None:
+    if ray_address is not None and executor == Executor.local:
+        raise PersynError("--ray-address joins a Ray cluster: it cannot go with --executor local")
     if executor is not None:
         cfg.executor = executor.value
     if ray_address is not None:
         cfg.executor, cfg.ray_address = "ray", ray_address
-    return Pipeline(cfg, console)
 
 
 def _fail(exc: PersynError) -> None:
@@ -229,7 +235,7 @@ def export(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> Non
         _fail(exc)
 
 
-def _pipeline_of_dir(output_dir: Path):
+def _pipeline_of_dir(output_dir: Path, executor: Executor | None = None, ray_address: str | None = None):
     # Commands that take a run's output directory rebuild its pipeline from run_config.json.
     from persyn.config import parse_config
     from persyn.pipeline import Pipeline
@@ -245,6 +251,7 @@ def _pipeline_of_dir(output_dir: Path):
         raise PersynError(f"{path}: unreadable ({exc})") from None
     cfg = parse_config(data, source=str(path))
     cfg.output_dir = output_dir
+    _override_executor(cfg, executor, ray_address)
     return Pipeline(cfg, console)
 
 
@@ -257,12 +264,14 @@ def select_cmd(
         "-s",
         help="persyn, oracle, strongest, family-strong, random, mix, car, grape, best-of-n",
     ),
+    executor: Executor | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """Build a selection strategy's dataset into OUTPUT_DIR/strategies/NAME (repeatable)."""
     from persyn.strategies import build_strategy
 
     try:
-        with _pipeline_of_dir(output_dir) as p:
+        with _pipeline_of_dir(output_dir, executor, ray_address) as p:
             for name in strategy:
                 summary = build_strategy(p, name)
                 print_strategy_summary(summary, p.out / "strategies" / name)

@@ -338,6 +338,17 @@ class RunConfig(_Strict):
         return [t.name for t in self.teachers]
 
 
+# The settings that say where a run's work runs, not what it computes: left out of result keys.
+WHERE_IT_RUNS: dict = {
+    "executor": True,
+    "ray_address": True,
+    "ray": True,
+    "student": {"resources"},
+    "quality": {"resources"},
+    "teachers": {"__all__": {"resources"}},
+}
+
+
 def _format_validation_error(err: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid configuration"]
     for e in err.errors():

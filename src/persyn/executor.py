@@ -40,6 +40,8 @@ class Job:
         cache: the local executor keeps the worker under this key for later jobs (None: not
             kept).
         tag: the caller's handle (the teacher config, or the score kind).
+        min_shard: the fewest items a Ray shard should carry (a served teacher's
+            ``concurrency``: a worker runs one shard at a time).
     """
 
     name: str
@@ -51,6 +53,7 @@ class Job:
     resources_field: str = ""
     cache: str | None = None
     tag: Any = None
+    min_shard: int = 1
 
 
 def work_units(worker: Any, items: list) -> list[list]:
@@ -85,6 +88,7 @@ def teacher_job(cfg: RunConfig, teacher: TeacherConfig, prompts: list) -> Job:
         resources_field=f"teachers.{index}.resources",
         cache=f"teacher/{teacher.name}",
         tag=teacher,
+        min_shard=teacher.concurrency if teacher.engine == "openai" else 1,
     )
 
 

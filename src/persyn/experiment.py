@@ -28,6 +28,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from persyn.config import (
     STRATEGIES,
+    WHERE_IT_RUNS,
     PromptsConfig,
     RunConfig,
     _format_validation_error,
@@ -336,7 +337,12 @@ class Experiment:
             from persyn.store import stable_hash
 
             point_key = stable_hash(
-                [cfg.model_dump(mode="json"), self.exp.sweeps.train, self.exp.sft, self.eval_id]
+                [
+                    cfg.model_dump(mode="json", exclude=WHERE_IT_RUNS),
+                    self.exp.sweeps.train,
+                    self.exp.sft,
+                    self.eval_id,
+                ]
             )
             if result_path.exists():
                 done = json.loads(result_path.read_text())

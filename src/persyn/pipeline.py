@@ -16,7 +16,7 @@ import shutil
 import sys
 import time
 from collections import Counter, defaultdict
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -206,28 +206,30 @@ class Pipeline:
             return
         names = ", ".join(j.tag.name for j in jobs)
         with _bar(sum(len(j.items) for j in jobs), f"{phase} · {names}", "response") as bar:
-            for job, batch in self.executor.run(jobs):
-                teacher = job.tag
-                gens = [
-                    Generation(
-                        keys[teacher.name][pid],
-                        pid,
-                        teacher.name,
-                        c.text,
-                        "failed" if c.error else "ok",
-                        c.error,
-                        c.prompt_tokens,
-                        c.completion_tokens,
-                        c.finish_reason,
-                        c.seconds,
-                        phase,
-                    )
-                    for pid, c in batch
-                ]
-                self.store.add_generations(gens)
-                self.new_generations += len(gens)
-                bar.update(len(gens))
-                crash_point(f"{phase}.batch")
+            # closing(): a failed store write ends the Ray workers now, not at garbage collection
+            with closing(self.executor.run(jobs)) as results:
+                for job, batch in results:
+                    teacher = job.tag
+                    gens = [
+                        Generation(
+                            keys[teacher.name][pid],
+                            pid,
+                            teacher.name,
+                            c.text,
+                            "failed" if c.error else "ok",
+                            c.error,
+                            c.prompt_tokens,
+                            c.completion_tokens,
+                            c.finish_reason,
+                            c.seconds,
+                            phase,
+                        )
+                        for pid, c in batch
+                    ]
+                    self.store.add_generations(gens)
+                    self.new_generations += len(gens)
+                    bar.update(len(gens))
+                    crash_point(f"{phase}.batch")
 
     def calibrate(self) -> None:
         """Every teacher answers every calibration prompt (what is stored is skipped)."""
@@ -280,10 +282,11 @@ class Pipeline:
                 jobs.append(scorer_job(kind, build, todo, resources, cache))
         desc = "score · " + ", ".join(j.tag for j in jobs)
         with _bar(sum(len(j.items) for j in jobs), desc, "response") as bar:
-            for job, rows in self.executor.run(jobs):
-                self.store.add_scores(job.tag, keys[job.tag], rows)
-                bar.update(len(rows))
-                crash_point("score.batch")
+            with closing(self.executor.run(jobs)) as results:
+                for job, rows in results:
+                    self.store.add_scores(job.tag, keys[job.tag], rows)
+                    bar.update(len(rows))
+                    crash_point("score.batch")
 
     def full_reward_table(self) -> dict[str, list[Candidate]]:
         """Generate-then-Select: every teacher answers every prompt (stored responses reused),
@@ -685,10 +688,12 @@ class Pipeline:
         return self.export()
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.close()
-        self.store.close()
-        self._lock.close()  # releases the lock
+        try:
+            if self._executor is not None:
+                self._executor.close()
+        finally:
+            self.store.close()
+            self._lock.close()  # releases the lock
 
     def __enter__(self) -> Pipeline:
         return self

@@ -2,10 +2,10 @@
 
 Every job of a stage (one per teacher, or the student's and the quality scorer's scoring) runs
 at once. A job gets ``resources.replicas`` long-lived Ray actors (``PersynWorker``), each of
-which loads its model once, on its first task. The first actor cuts the job's items into the
+which loads its model once, on its first task. The first actor to be scheduled cuts the job's items into the
 groups its model processes together (``work_units``: a batch of length-sorted prompts, all the
 responses to one prompt); shards are consecutive whole groups of about ``ray.shard_size``
-items, so every worker computes exactly what the local executor would, and greedy runs give the
+items (at least a served teacher's ``concurrency``, so that its requests stay in flight), so every worker computes exactly what the local executor would, and greedy runs give the
 same dataset line for line.
 
 The driver owns the store: workers return result rows and the driver writes each shard as it
@@ -49,7 +49,11 @@ class PersynWorker:
     """A Ray actor that holds one model: ``job.build()`` runs on its first task, and every
     later task reuses it."""
 
-    def __init__(self, build, method: str):
+    def __init__(self, build, method: str, num_gpus: float):
+        if not num_gpus:
+            # Ray leaves every GPU visible to a worker that asked for none: hide them, or its
+            # model would land on a GPU that Ray never reserved for it.
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""
         self._build = build
         self._method = method
         self._worker = None
@@ -92,6 +96,7 @@ def shards_of(units: list[list[int]], shard_size: int) -> list[list[int]]:
 class _JobState:
     job: Job
     actors: list[Any]
+    planner: int | None = None  # the worker asked to plan the shards
     shards: deque | None = None  # None until the plan is in
     live: list[int] = field(default_factory=list)  # indices of actors known to be scheduled
     running: dict[int, int] = field(default_factory=dict)  # actor index → shards in flight
@@ -173,7 +178,7 @@ class RayExecutor:
             num_gpus=r.num_gpus,
             max_restarts=-1,  # a dead worker process comes back...
             max_task_retries=self.cfg.ray.max_retries,  # ...and re-runs its shard, this often
-        ).remote(job.build, job.method)
+        ).remote(job.build, job.method, r.num_gpus)
 
     def _result(self, ref, job: Job):
         """``ray.get(ref)``; an exception of the model code is re-raised as it is."""
@@ -215,10 +220,10 @@ class RayExecutor:
             for job in jobs:
                 st = _JobState(job, [self._actor(job) for _ in range(job.resources.replicas)])
                 states.append(st)
-                # The first worker plans the shards (loading its model); the others only show
-                # that they are scheduled before they are given any shard.
-                inflight[st.actors[0].plan.remote(job.items)] = ("plan", st, 0, None)
-                for i, actor in enumerate(st.actors[1:], start=1):
+                # Every worker first shows that it is scheduled; the first one that is plans
+                # the shards (loading its model). No worker is given work before that, so a
+                # worker still waiting for resources holds none.
+                for i, actor in enumerate(st.actors):
                     inflight[actor.ready.remote()] = ("ready", st, i, None)
             while inflight:
                 [ref], _ = ray.wait(list(inflight), num_returns=1)
@@ -232,14 +237,18 @@ class RayExecutor:
                             f"{job.name}: the Ray worker died {retries + 1} time(s) while loading its "
                             f"model; nothing stored is lost, re-run to resume ({exc})"
                         ) from None
-                    st.shards = deque(shards_of(units, self.cfg.ray.shard_size))
+                    st.shards = deque(shards_of(units, max(self.cfg.ray.shard_size, job.min_shard)))
                     st.live.append(i)
                 elif what == "ready":
                     try:
                         self._result(ref, job)
-                        st.live.append(i)
                     except RayError:
-                        pass  # this replica could not start; the others do the work
+                        continue  # this replica could not start; the others do the work
+                    if st.planner is None:
+                        st.planner = i
+                        inflight[st.actors[i].plan.remote(job.items)] = ("plan", st, i, None)
+                    else:
+                        st.live.append(i)
                 else:
                     st.running[i] -= 1
                     assert shard is not None
