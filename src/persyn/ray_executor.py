@@ -263,6 +263,12 @@ class RayExecutor:
                 self._dispatch(st, inflight)
                 if st.done:
                     self._release(st, inflight)
+            for st in states:
+                if not st.done:  # every worker of the job failed to start
+                    raise PersynError(
+                        f"{st.job.name}: no Ray worker could be started (see `ray status`); "
+                        "nothing stored is lost, re-run to resume"
+                    )
         finally:
             for st in states:
                 self._release(st, inflight)
