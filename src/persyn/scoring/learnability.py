@@ -73,6 +73,15 @@ def token_budget_batches(lengths: list[int], batch_tokens: int) -> list[list[int
     return batches
 
 
+def prompt_groups(encoded: list[tuple[str, list[int], list[int]]]) -> list[list[int]]:
+    """Indices of ``(key, prompt ids, response ids)`` items grouped by identical prompt ids,
+    groups in order of first appearance (the ``per_prompt`` path scores a group together)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, (_, p, _) in enumerate(encoded):
+        groups.setdefault(tuple(p), []).append(i)
+    return list(groups.values())
+
+
 def _mean_logprob(logits, targets) -> float:
     """Mean of log softmax(logits)[t, targets[t]] over t, computed as logit − logsumexp
     (no full log-softmax tensor is written)."""
@@ -153,10 +162,7 @@ class LearnabilityScorer:
             lengths = [len(p) + len(r) for _, p, r in encoded]
             batches = token_budget_batches(lengths, self.cfg.batch_tokens)
             return units + [[by_key[encoded[i][0]] for i in b] for b in batches]
-        groups: dict[tuple[int, ...], list[ScoreItem]] = {}
-        for k, p, _ in encoded:
-            groups.setdefault(tuple(p), []).append(by_key[k])
-        return units + list(groups.values())
+        return units + [[by_key[encoded[i][0]] for i in g] for g in prompt_groups(encoded)]
 
     def score(self, items: list[ScoreItem]) -> Iterator[list[tuple[str, float | None, str | None]]]:
         """Yield ``[(key, r_l or None, error or None), ...]`` batch by batch.
@@ -213,12 +219,10 @@ class LearnabilityScorer:
         import torch
         from transformers import DynamicCache
 
-        groups: dict[tuple[int, ...], list[tuple[str, list[int]]]] = {}
-        for key, p, r in encoded:
-            groups.setdefault(tuple(p), []).append((key, r))
         device = self.model.device
-        for prompt, rows in groups.items():
-            p = list(prompt)
+        for group in prompt_groups(encoded):
+            p = encoded[group[0]][1]
+            rows = [(encoded[i][0], encoded[i][2]) for i in group]
             if len(rows) == 1:  # nothing to share: one pass, logits for response positions only
                 key, r = rows[0]
                 ids = torch.tensor([p + r], device=device)
