@@ -57,9 +57,9 @@ def shard_overhead(n: int, small: int = 20, repeats: int = 2) -> dict:
     prompts (best of ``repeats``; each includes starting the worker), on a 2-CPU Ray instance."""
     import ray
 
-    from persyn.executor import teacher_job
-    from persyn.prompts import Prompt
-    from persyn.ray_executor import RayExecutor
+    from persyn.core.records import Prompt
+    from persyn.execution.jobs import teacher_job
+    from persyn.execution.ray_executor import RayExecutor
 
     started = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")

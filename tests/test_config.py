@@ -2,7 +2,7 @@ import pytest
 import yaml
 
 from persyn.config import CalibrationConfig, load_config, parse_config
-from persyn.errors import ConfigError
+from persyn.core.errors import ConfigError
 
 BASE = {
     "output_dir": "runs/x",

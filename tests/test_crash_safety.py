@@ -11,7 +11,7 @@ import yaml
 from conftest import tiny_config
 
 from persyn.config import parse_config
-from persyn.faults import POINTS
+from persyn.core.faults import POINTS
 from persyn.pipeline import Pipeline
 
 
@@ -34,7 +34,7 @@ def test_kill_at_every_point_then_resume_gives_the_uninterrupted_result(tiny_mod
     for t in cfg["teachers"][:2]:
         t["batch_size"] = 2  # several batches per teacher, so a kill lands mid-stage
     with Pipeline(parse_config({**cfg, "output_dir": str(tmp_path / "clean")})) as p:
-        clean = p.run()
+        clean = p.run().model_dump()
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
 

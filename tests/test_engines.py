@@ -1,7 +1,7 @@
 from persyn.config import TeacherConfig
+from persyn.core.records import Prompt
 from persyn.engines import make_engine
 from persyn.engines.transformers_engine import cut_at_stop, render_teacher_prompt
-from persyn.prompts import Prompt
 
 PROMPTS = [
     Prompt(str(i), q)

@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 
-from persyn.engines.base import Completion
-from persyn.errors import InputError
+from persyn.core.errors import InputError
+from persyn.core.records import Completion, Prompt
 from persyn.evaluate import (
     EvalResult,
     check_disjoint,
@@ -16,7 +16,6 @@ from persyn.evaluate import (
     wilson_interval,
     write_eval,
 )
-from persyn.prompts import Prompt
 
 PROMPTS = [Prompt(f"e{i}", f"What is {i} + {i}?", str(2 * i)) for i in range(1, 5)]
 
@@ -128,7 +127,7 @@ def test_evaluate_scores_known_answers(tiny_models, monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("kind", ["chat", "base"])
 def test_evaluate_real_generation_on_a_tiny_model(tiny_models, kind):
-    from persyn.assets import _LOADED, release_model, resolve_model
+    from persyn.assets import LOADED_MODELS, release_model, resolve_model
 
     release_model(tiny_models[kind])  # not in the shared cache (another test may have loaded it)
     prompts = PROMPTS[:3] + [Prompt("too-long", "1 + " * 400 + "1 = ?", "401")]  # > 512 tokens
@@ -140,4 +139,4 @@ def test_evaluate_real_generation_on_a_tiny_model(tiny_models, kind):
     assert [r["id"] for r in res.records] == ["e1", "e2", "e3", "too-long"]
     assert res.records[3]["correct"] is False and "too long" in res.records[3]["error"]
     assert res.n_failed >= 1 and all(r["completion_tokens"] <= 6 for r in res.records[:3])
-    assert resolve_model(tiny_models[kind]) not in _LOADED  # loaded for the evaluation only
+    assert resolve_model(tiny_models[kind]) not in LOADED_MODELS  # loaded for the evaluation only

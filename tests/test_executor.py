@@ -7,11 +7,12 @@ import os
 import pytest
 
 from persyn.config import QualityConfig, StudentConfig, TeacherConfig
+from persyn.core.records import Prompt, ScoreItem
 from persyn.engines import make_engine
-from persyn.executor import Job, LocalExecutor, work_units
-from persyn.prompts import Prompt
-from persyn.ray_executor import shards_of
-from persyn.scoring.learnability import LearnabilityScorer, ScoreItem
+from persyn.execution.jobs import Job, work_units
+from persyn.execution.local import LocalExecutor
+from persyn.execution.ray_executor import shards_of
+from persyn.scoring.learnability import LearnabilityScorer
 from persyn.scoring.quality import make_quality_scorer
 
 QUESTIONS = [
@@ -142,7 +143,7 @@ def test_local_executor_runs_jobs_in_order_and_keeps_cached_workers():
 
 
 def test_a_ray_worker_that_asked_for_no_gpu_sees_none(monkeypatch):
-    from persyn.ray_executor import PersynWorker
+    from persyn.execution.ray_executor import PersynWorker
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     PersynWorker(object, "generate", num_gpus=0.5)
@@ -155,7 +156,7 @@ def test_served_teachers_get_shards_of_at_least_their_concurrency(tiny_models, t
     from conftest import tiny_config
 
     from persyn.config import parse_config
-    from persyn.executor import teacher_job
+    from persyn.execution.jobs import teacher_job
 
     cfg = tiny_config(tiny_models, tmp_path)
     cfg["teachers"].append(

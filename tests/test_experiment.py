@@ -8,7 +8,7 @@ from conftest import tiny_config
 from typer.testing import CliRunner
 
 from persyn.cli import app
-from persyn.errors import ConfigError, InputError
+from persyn.core.errors import ConfigError, InputError
 from persyn.experiment import Experiment, parse_experiment
 
 EVAL = [

@@ -3,7 +3,8 @@ import torch
 
 from persyn.assets import load_causal_lm, load_tokenizer
 from persyn.config import StudentConfig
-from persyn.scoring.learnability import LearnabilityScorer, ScoreItem, student_tokens, token_budget_batches
+from persyn.core.records import ScoreItem
+from persyn.scoring.learnability import LearnabilityScorer, student_tokens, token_budget_batches
 
 PAIRS = [
     ("What is 2 + 3?", "The answer is 5."),

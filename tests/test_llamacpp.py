@@ -15,10 +15,11 @@ from conftest import tiny_config
 pytest.importorskip("llama_cpp")
 pytestmark = pytest.mark.integration
 
+from persyn.assets import gguf_path  # noqa: E402
 from persyn.config import TeacherConfig, parse_config  # noqa: E402
-from persyn.engines.llamacpp_engine import LlamaCppEngine, gguf_path  # noqa: E402
+from persyn.core.records import Prompt  # noqa: E402
+from persyn.engines.llamacpp_engine import LlamaCppEngine  # noqa: E402
 from persyn.pipeline import Pipeline  # noqa: E402
-from persyn.prompts import Prompt  # noqa: E402
 
 PROMPTS = [Prompt("a", "What is 2 + 3?", "5"), Prompt("b", "What is 10 - 4?", "6")]
 
@@ -97,7 +98,7 @@ def test_persyn_run_against_the_real_llama_cpp_server(tiny_models, tmp_path, lla
     }
     cfg["calibration"] = {"size": 4}
     with Pipeline(parse_config(cfg)) as p:
-        summary = p.run()
+        summary = p.run().model_dump()
     assert summary["n_dataset"] + summary["failed"] >= 6
     lines = [json.loads(x) for x in (tmp_path / "run/dataset.jsonl").read_text().splitlines()]
     assert len({x["id"] for x in lines}) == len(lines) == summary["n_dataset"]
@@ -188,7 +189,7 @@ def test_faults_in_front_of_the_real_server(tiny_models, tmp_path, llama_server)
     }
     cfg["calibration"] = {"size": 4}
     with Pipeline(parse_config(cfg)) as p:
-        summary = p.run()
+        summary = p.run().model_dump()
         served = [g for g in p.store.generations(p.store.generation_keys()).values() if g.teacher == "served"]
     assert proxy.seen[:5] == ["429", "500", "stall", "drop", "badjson"]  # every fault was served
     # Every prompt the served teacher was asked is answered or a recorded failure; none lost.
@@ -200,7 +201,8 @@ def test_faults_in_front_of_the_real_server(tiny_models, tmp_path, llama_server)
 
 def test_llamacpp_student_scorer_matches_transformers():
     from persyn.config import StudentConfig
-    from persyn.scoring.learnability import LearnabilityScorer, ScoreItem
+    from persyn.core.records import ScoreItem
+    from persyn.scoring.learnability import LearnabilityScorer
 
     items = [
         ScoreItem("k1", "What is 2 + 3?", "2 + 3 = 5\n#### 5"),

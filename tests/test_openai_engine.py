@@ -11,10 +11,10 @@ import pytest
 from conftest import PROBLEMS, tiny_config
 
 from persyn.config import TeacherConfig, parse_config
+from persyn.core.errors import ConfigError, PersynError
+from persyn.core.records import Prompt
 from persyn.engines.openai_engine import OpenAIEngine
-from persyn.errors import ConfigError, PersynError
 from persyn.pipeline import Pipeline
-from persyn.prompts import Prompt
 
 ANSWERS = dict(PROBLEMS)
 
@@ -184,7 +184,7 @@ def test_persyn_run_with_a_served_teacher(tiny_models, tmp_path, server):
     server.faults = ["429", "drop", "500"]
     cfg = priced_run(tiny_models, tmp_path, server.url, timeout=0.5)
     with Pipeline(parse_config(cfg)) as p:
-        summary = p.run()
+        summary = p.run().model_dump()
     assert summary["n_dataset"] == 8 and summary["failed"] == 0
     served = summary["tokens"]["served"]
     n_served = 4 + summary["routing_routed"]["served"]

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from persyn.cli import app
 from persyn.config import parse_config
-from persyn.engines.base import Completion
+from persyn.core.records import Completion
 from persyn.pipeline import Pipeline
 from persyn.router.model import BTRouter
 
@@ -18,7 +18,7 @@ from persyn.router.model import BTRouter
 def run(cfg_dict):
     p = Pipeline(parse_config(cfg_dict))
     try:
-        return p.run(), p
+        return p.run().model_dump(), p
     finally:
         p.close()
 
@@ -166,7 +166,7 @@ def test_import_persyn_is_light():
 
 
 def test_second_run_on_a_live_output_dir_is_refused(tiny_models, tmp_path):
-    from persyn.errors import PersynError
+    from persyn.core.errors import PersynError
 
     cfg = parse_config(tiny_config(tiny_models, tmp_path))
     with Pipeline(cfg):
@@ -180,7 +180,7 @@ def test_second_run_on_a_live_output_dir_is_refused(tiny_models, tmp_path):
 
 
 def test_output_dir_that_is_a_file(tiny_models, tmp_path):
-    from persyn.errors import PersynError
+    from persyn.core.errors import PersynError
 
     (tmp_path / "file").write_text("x")
     cfg = parse_config(tiny_config(tiny_models, tmp_path, output_dir=str(tmp_path / "file")))

@@ -3,8 +3,9 @@ import json
 import pytest
 
 from persyn.config import PromptsConfig
-from persyn.errors import InputError
-from persyn.prompts import content_id, load_prompts
+from persyn.core.errors import InputError
+from persyn.core.hashing import content_id
+from persyn.prompts import load_prompts
 
 
 def jsonl(tmp_path, lines, name="p.jsonl"):

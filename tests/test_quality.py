@@ -1,7 +1,7 @@
 import pytest
 
 from persyn.config import QualityConfig
-from persyn.scoring.learnability import ScoreItem
+from persyn.core.records import ScoreItem
 from persyn.scoring.quality import RewardModelScorer, VerifierScorer, make_quality_scorer
 
 

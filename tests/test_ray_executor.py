@@ -12,10 +12,10 @@ from conftest import tiny_config
 from raytools import worker_pids
 
 from persyn.config import TeacherConfig, parse_config
+from persyn.core.errors import ConfigError, MissingAssetError
+from persyn.core.records import Prompt
 from persyn.engines import make_engine
-from persyn.errors import ConfigError, MissingAssetError
-from persyn.executor import Job, teacher_job
-from persyn.prompts import Prompt
+from persyn.execution.jobs import Job, teacher_job
 
 ray = pytest.importorskip("ray")
 
@@ -28,7 +28,7 @@ def ray_session():
 
 
 def executor(tiny_models, tmp_path, **ray_opts):
-    from persyn.ray_executor import RayExecutor
+    from persyn.execution.ray_executor import RayExecutor
 
     cfg = parse_config(tiny_config(tiny_models, tmp_path, executor="ray", ray=ray_opts))
     return RayExecutor(cfg), cfg
@@ -129,7 +129,7 @@ def test_an_unreachable_cluster_fails_at_once_naming_the_field(tiny_models, tmp_
 def test_without_ray_installed_the_error_says_what_to_install(tiny_models, tmp_path, monkeypatch):
     import sys
 
-    from persyn.executor import make_executor
+    from persyn.execution import make_executor
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
     cfg = parse_config(tiny_config(tiny_models, tmp_path, executor="ray"))

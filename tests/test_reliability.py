@@ -14,14 +14,15 @@ from typer.testing import CliRunner
 
 from persyn.cli import app
 from persyn.config import CalibrationConfig, PromptsConfig, parse_config
-from persyn.errors import ConfigError, InputError, PersynError
+from persyn.core.errors import ConfigError, InputError, PersynError
+from persyn.core.hashing import content_id
 from persyn.pipeline import Pipeline
-from persyn.prompts import content_id, load_prompts
+from persyn.prompts import load_prompts
 
 
 def run(cfg):
     with Pipeline(parse_config(cfg)) as p:
-        return p.run()
+        return p.run().model_dump()
 
 
 def test_changed_weights_regenerate_that_teacher_only(tiny_models, tmp_path):
@@ -214,8 +215,8 @@ def test_calibration_count_is_between_2_and_the_prompt_count_or_an_error(size, n
 
 
 def test_rerun_retries_only_failed_items(tiny_models, tmp_path, monkeypatch):
+    from persyn.core.records import Completion
     from persyn.engines import reference
-    from persyn.engines.base import Completion
 
     cfg = tiny_config(tiny_models, tmp_path)
     real = reference.ReferenceEngine.generate

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from persyn.errors import PersynError
+from persyn.core.errors import PersynError
 from persyn.report import write_report
 
 TEACHERS = ["alpha-cot", "beta-fewshot", "reference"]

@@ -53,7 +53,7 @@ def test_router_without_pairs_is_an_error(tiny_models):
 
 
 def test_load_rejects_a_directory_that_is_not_a_router(tmp_path):
-    from persyn.errors import PersynError
+    from persyn.core.errors import PersynError
 
     with pytest.raises(PersynError, match="not a persyn router"):
         BTRouter.load(tmp_path)

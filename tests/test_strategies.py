@@ -9,13 +9,14 @@ from typer.testing import CliRunner
 
 from persyn.cli import app
 from persyn.config import parse_config
+from persyn.core.errors import ConfigError
+from persyn.core.records import Prompt
 from persyn.engines.reference import chain_steps, render_reference
-from persyn.errors import ConfigError
 from persyn.pipeline import Pipeline
-from persyn.prompts import Prompt
 from persyn.scoring.combine import Candidate, combine
-from persyn.strategies import (
-    TeacherMeans,
+from persyn.scoring.means import TeacherMeans
+from persyn.scoring.means import calibration_means as teacher_means
+from persyn.selection.rules import (
     car_scores,
     family_strongest,
     mix_assign,
@@ -23,7 +24,6 @@ from persyn.strategies import (
     random_pick,
     rescaled_quality,
     strongest,
-    teacher_means,
     weakest,
 )
 
@@ -106,25 +106,25 @@ def test_random_and_mix_are_seeded_and_exact():
 
 
 def test_mix_with_only_the_weak_teacher_named(tiny_models, tmp_path):
-    from persyn.strategies import select
+    from persyn.selection.base import select
 
     cfg = tiny_config(tiny_models, tmp_path, n=6)
     cfg["calibration"] = {"size": 4}
     cfg["strategy_options"] = {"mix": {"weak": "reference", "ratio": [1, 1]}}  # the strongest one
     with Pipeline(parse_config(cfg)) as p:
-        picks, details = select(p, "mix")
+        picks, details = select(p.ctx, "mix")
     assert details["weak"] == "reference" and details["strong"] != "reference"
     assert sorted(picks.values()).count("reference") == 3
 
 
 def test_family_strong_fails_before_generating(tiny_models, tmp_path):
-    from persyn.strategies import select
+    from persyn.selection.base import select
 
     cfg = tiny_config(tiny_models, tmp_path, n=6)
     cfg["student"]["family"] = "llama"
     with Pipeline(parse_config(cfg)) as p:
         with pytest.raises(ConfigError, match="no teacher has family 'llama'"):
-            select(p, "family-strong")
+            select(p.ctx, "family-strong")
         assert p.store.generation_calls() == 0
 
 
@@ -226,7 +226,7 @@ def test_strategy_errors(tiny_models, tmp_path):
 def test_run_with_strategy_in_config(tiny_models, tmp_path):
     cfg = tiny_config(tiny_models, tmp_path, n=6, strategy="random")
     with Pipeline(parse_config(cfg)) as p:
-        summary = p.run()
+        summary = p.run().model_dump()
         assert p.store.generation_calls() == 6  # no calibration: one response per prompt
     assert summary["strategy"] == "random" and summary["generations"] == 6
     lines = read_jsonl(tmp_path / "run/dataset.jsonl")

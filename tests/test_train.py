@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from persyn.errors import ConfigError, InputError
+from persyn.core.errors import ConfigError, InputError
 from persyn.train import SFTSettings, make_trainer, read_dataset, sft
 
 
@@ -80,8 +80,9 @@ def test_loss_is_on_response_tokens_only(tiny_models, tmp_path, kind):
     import torch
 
     from persyn.config import StudentConfig, TeacherConfig
+    from persyn.core.records import ScoreItem
     from persyn.engines.transformers_engine import render_teacher_prompt
-    from persyn.scoring.learnability import LearnabilityScorer, ScoreItem, student_tokens
+    from persyn.scoring.learnability import LearnabilityScorer, student_tokens
 
     ref, template = tiny_models[kind], "Question: {prompt}\nAnswer: "
     pairs = read_dataset(lines(3))

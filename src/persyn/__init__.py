@@ -8,7 +8,7 @@ only the routed teacher answers each remaining prompt (Route-then-Generate).
 need them.
 """
 
-from persyn.errors import ConfigError, InputError, MissingAssetError, PersynError
+from persyn.core.errors import ConfigError, InputError, MissingAssetError, PersynError
 
 __version__ = "0.1.0"
 

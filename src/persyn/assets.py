@@ -24,7 +24,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from persyn.errors import MissingAssetError
+from persyn.core.errors import MissingAssetError
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def _distribution_file(dist: str, suffix: str) -> Path:
     raise FileNotFoundError(f"{dist}: no file ending in {suffix}")
 
 
-def _gguf_source(alias: str) -> Path:
+def gguf_source(alias: str) -> Path:
     """The GGUF file behind a GGUF alias (assembled into the persyn cache if needed)."""
     if alias == "smollm2-135m-instruct":
         try:
@@ -155,7 +155,7 @@ def resolve_model(ref: str) -> str:
             with open(target.parent / f".{ref}.lock", "a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 if not (target / "config.json").exists():
-                    _convert_gguf(_gguf_source(ref), target)
+                    _convert_gguf(gguf_source(ref), target)
         return str(target)
     path = Path(ref).expanduser()
     if path.exists():
@@ -219,14 +219,14 @@ def load_tokenizer(ref: str, padding_side: str = "right"):
     try:
         tok = AutoTokenizer.from_pretrained(path, **from_pretrained_kwargs(path))
     except OSError as exc:
-        raise _not_local(ref, exc) from None
+        raise not_local_error(ref, exc) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
     tok.padding_side = padding_side
     return tok
 
 
-_LOADED: dict[str, object] = {}
+LOADED_MODELS: dict[str, object] = {}
 
 
 def inference_device() -> str:
@@ -249,26 +249,50 @@ def load_causal_lm(ref: str, shared: bool = True):
     from transformers import AutoModelForCausalLM
 
     path = resolve_model(ref)
-    if shared and path in _LOADED:
-        return _LOADED[path]
+    if shared and path in LOADED_MODELS:
+        return LOADED_MODELS[path]
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **from_pretrained_kwargs(path))
     except OSError as exc:
-        raise _not_local(ref, exc) from None
+        raise not_local_error(ref, exc) from None
     model.to(inference_device()).eval()
     if shared:
-        _LOADED[path] = model
+        LOADED_MODELS[path] = model
     return model
 
 
 def release_model(ref: str) -> None:
     """Drop ``ref`` from the shared in-memory models (e.g. a fine-tuned student once evaluated)."""
-    _LOADED.pop(resolve_model(ref), None)
+    LOADED_MODELS.pop(resolve_model(ref), None)
 
 
-def _not_local(ref: str, exc: Exception) -> MissingAssetError:
+def not_local_error(ref: str, exc: Exception) -> MissingAssetError:
     return MissingAssetError(
         f"model '{ref}' could not be loaded offline ({exc.__class__.__name__}: {exc}). "
         "persyn never downloads: pass a local path, or fetch the HF id on a connected machine "
         "(`hf download ORG/NAME`) so that it is in the local HF cache"
     )
+
+
+def context_length(model) -> int:
+    """The model's context window in tokens (max_position_embeddings, else 2048)."""
+    cfg = model.config
+    n = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+    return int(n) if n else 2048
+
+
+def gguf_path(ref: str) -> Path:
+    """The GGUF file of ``ref``: a packaged GGUF alias or a path to a ``.gguf`` file.
+
+    Raises:
+        MissingAssetError: neither (with what to install or pass).
+    """
+    if ref in ALIASES:
+        try:
+            return gguf_source(ref)
+        except KeyError:
+            raise MissingAssetError(f"engine 'llamacpp': alias '{ref}' is not a GGUF model") from None
+    path = Path(ref).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return path
+    raise MissingAssetError(f"engine 'llamacpp' needs a .gguf file or a GGUF alias, got '{ref}'")

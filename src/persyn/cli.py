@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from persyn.errors import PersynError
+from persyn.core.errors import PersynError
+from persyn.core.summary import RunSummary, StrategySummary
 
 app = typer.Typer(
     help="persyn: personalised SFT data for one student model (PerSyn, Route-then-Generate).",
@@ -73,28 +74,28 @@ def _fail(exc: PersynError) -> None:
     raise typer.Exit(2)
 
 
-def print_summary(summary: dict, out_dir: Path) -> None:
+def print_summary(summary: RunSummary, out_dir: Path) -> None:
     """The closing table: prompts per teacher, generations vs Generate-then-Select, router."""
     t = Table(title=f"persyn · {out_dir}", caption="calibration means: quality and learnability (nats/token)")
     for col in ("teacher", "dataset", "routed", "Oracle (cal.)", "quality", "learnability"):
         t.add_column(col, justify="left" if col == "teacher" else "right", no_wrap=True)
-    for name in summary["teachers"]:
-        m = summary["calibration_means"][name]
+    for name in summary.teachers:
+        m = summary.calibration_means[name]
         t.add_row(
             name,
-            str(summary["routing"][name]),
-            str(summary["routing_routed"][name]),
-            str(summary["oracle_calibration"][name]),
-            "-" if m["quality"] is None else f"{m['quality']:.3f}",
-            "-" if m["learnability"] is None else f"{m['learnability']:.3f}",
+            str(summary.routing[name]),
+            str(summary.routing_routed[name]),
+            str(summary.oracle_calibration[name]),
+            "-" if m.quality is None else f"{m.quality:.3f}",
+            "-" if m.learnability is None else f"{m.learnability:.3f}",
         )
     console.print(t)
-    gen, gts = summary["generations"], summary["generations_generate_then_select"]
+    gen, gts = summary.generations, summary.generations_generate_then_select
     console.print(
         f"generations: {gen} (Route-then-Generate) vs {gts} (Generate-then-Select): "
-        f"{gen / gts:.1%} of the cost; {summary['generations_new']} made by this command"
+        f"{gen / gts:.1%} of the cost; {summary.generations_new} made by this command"
     )
-    ev = summary.get("router_eval") or {}
+    ev = summary.router_eval
     if ev.get("top1") is not None:
         b = ev["best_single_teacher"]
         console.print(
@@ -104,24 +105,24 @@ def print_summary(summary: dict, out_dir: Path) -> None:
         )
     elif ev.get("note"):
         console.print(f"router: {ev['note']}")
-    if summary["failed"]:
-        console.print(f"[yellow]{summary['failed']} failed item(s), listed in summary.json[/]")
-    console.print(f"dataset: {summary['n_dataset']} lines → {out_dir / 'dataset.jsonl'}")
+    if summary.failed:
+        console.print(f"[yellow]{summary.failed} failed item(s), listed in summary.json[/]")
+    console.print(f"dataset: {summary.n_dataset} lines → {out_dir / 'dataset.jsonl'}")
 
 
-def print_strategy_summary(summary: dict, out_dir: Path) -> None:
+def print_strategy_summary(summary: StrategySummary, out_dir: Path) -> None:
     """A selection strategy's table: prompts per teacher and generations it needs."""
-    t = Table(title=f"strategy {summary['strategy']} · {out_dir}")
+    t = Table(title=f"strategy {summary.strategy} · {out_dir}")
     t.add_column("teacher")
     t.add_column("prompts", justify="right")
-    for name in summary["teachers"]:
-        t.add_row(name, str(summary["routing"][name]))
+    for name in summary.teachers:
+        t.add_row(name, str(summary.routing[name]))
     console.print(t)
-    gen, gts = summary["generations"], summary["generations_generate_then_select"]
+    gen, gts = summary.generations, summary.generations_generate_then_select
     console.print(f"generations needed: {gen} vs {gts} for Generate-then-Select ({gen / gts:.1%})")
-    if summary["failed"]:
-        console.print(f"[yellow]{summary['failed']} prompt(s) left out, listed in summary.json[/]")
-    console.print(f"dataset: {summary['n_dataset']} lines → {out_dir / 'dataset.jsonl'}")
+    if summary.failed:
+        console.print(f"[yellow]{summary.failed} prompt(s) left out, listed in summary.json[/]")
+    console.print(f"dataset: {summary.n_dataset} lines → {out_dir / 'dataset.jsonl'}")
 
 
 RequireAllOpt = typer.Option(False, "--require-all", help="Exit with status 1 if any item failed.")
@@ -139,14 +140,14 @@ def run(
     try:
         with _pipeline(config, output_dir, executor, ray_address) as p:
             summary = p.run()
-        if "strategy" in summary:
-            print_strategy_summary(summary, p.out / "strategies" / summary["strategy"])
+        if isinstance(summary, StrategySummary):
+            print_strategy_summary(summary, p.out / "strategies" / summary.strategy)
         else:
             print_summary(summary, p.out)
     except PersynError as exc:
         _fail(exc)
-    if require_all and summary["failed"]:
-        console.print(f"[bold red]--require-all:[/] {summary['failed']} item(s) failed (see failed.jsonl)")
+    if require_all and summary.failed:
+        console.print(f"[bold red]--require-all:[/] {summary.failed} item(s) failed (see failed.jsonl)")
         raise typer.Exit(1)
 
 
@@ -268,12 +269,11 @@ def select_cmd(
     ray_address: str | None = RayAddressOpt,
 ) -> None:
     """Build a selection strategy's dataset into OUTPUT_DIR/strategies/NAME (repeatable)."""
-    from persyn.strategies import build_strategy
 
     try:
         with _pipeline_of_dir(output_dir, executor, ray_address) as p:
             for name in strategy:
-                summary = build_strategy(p, name)
+                summary = p.build_strategy(name)
                 print_strategy_summary(summary, p.out / "strategies" / name)
     except PersynError as exc:
         _fail(exc)
@@ -368,9 +368,9 @@ def sft(
             method=method, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed
         )
     except ValidationError as err:
-        from persyn.config import _format_validation_error
+        from persyn.config import format_validation_error
 
-        _fail(PersynError(_format_validation_error(err, "persyn sft")))
+        _fail(PersynError(format_validation_error(err, "persyn sft")))
     try:
         info = run_sft(dataset, model, output_dir, settings, prompt_template=prompt_template)
     except PersynError as exc:

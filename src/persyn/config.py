@@ -25,15 +25,17 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from persyn.errors import ConfigError
+from persyn.core.errors import ConfigError
+from persyn.core.plugins import ENGINES, ROUTERS
+from persyn.core.plugins import STRATEGIES as STRATEGY_TABLE
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
     # Unknown keys are almost always typos: reject them instead of ignoring them.
     model_config = ConfigDict(extra="forbid")
 
 
-class PromptsConfig(_Strict):
+class PromptsConfig(StrictModel):
     """Where the prompts come from.
 
     ``source: reasoning_gym`` draws ``size`` problems of ``task`` (seeded by the run seed);
@@ -60,7 +62,7 @@ class PromptsConfig(_Strict):
         return self
 
 
-class ResourcesConfig(_Strict):
+class ResourcesConfig(StrictModel):
     """What one Ray worker of a model asks the cluster for (``executor: ray`` only).
 
     ``num_cpus`` / ``num_gpus`` are passed to Ray as the actor's resources (fractions allowed,
@@ -73,7 +75,7 @@ class ResourcesConfig(_Strict):
     replicas: Annotated[int, Field(ge=1)] = 1
 
 
-class StudentConfig(_Strict):
+class StudentConfig(StrictModel):
     """The student whose learnability is measured (Eq. 1).
 
     ``model``: alias, HF id or local path. ``prompt_template`` (with ``{prompt}``) is used only
@@ -96,7 +98,7 @@ class StudentConfig(_Strict):
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
 
-class TeacherConfig(_Strict):
+class TeacherConfig(StrictModel):
     """One teacher: a response generator (model + prompt rendering + decoding settings).
 
     ``engine: transformers`` runs ``model`` in-process; ``engine: reference`` answers with the
@@ -109,7 +111,7 @@ class TeacherConfig(_Strict):
     """
 
     name: Annotated[str, Field(min_length=1)]
-    engine: Literal["transformers", "reference", "openai", "llamacpp"]
+    engine: str
     model: str | None = None
     family: str | None = None
     system_prompt: str | None = None
@@ -134,6 +136,13 @@ class TeacherConfig(_Strict):
     # executor: ray (the teacher's workers; not part of any cache key)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, v: str) -> str:
+        if v not in ENGINES:
+            raise ValueError(f"unknown engine '{v}' (known: {', '.join(ENGINES)})")
+        return v
+
     @model_validator(mode="after")
     def _check_engine(self) -> TeacherConfig:
         if self.engine == "transformers" and not self.model:
@@ -147,7 +156,7 @@ class TeacherConfig(_Strict):
         return self
 
 
-class QualityConfig(_Strict):
+class QualityConfig(StrictModel):
     """Quality r_q. ``verifier``: 1 if the final answer matches the reference (math-verify),
     else 0. ``reward_model``: the scalar of a sequence classifier (``model``)."""
 
@@ -164,7 +173,7 @@ class QualityConfig(_Strict):
         return self
 
 
-class CalibrationConfig(_Strict):
+class CalibrationConfig(StrictModel):
     """Calibration set X_cal: a fraction of the prompts in (0, 1] (float) or a count >= 2."""
 
     size: float | int = 0.2
@@ -207,12 +216,13 @@ class CalibrationConfig(_Strict):
         return n
 
 
-class RouterConfig(_Strict):
-    """The Bradley–Terry router (PerSyn Eq. 3): encoder + linear head, one coefficient per
-    teacher. ``eval_fraction`` of the calibration prompts is held out to measure the router
+class RouterConfig(StrictModel):
+    """The router (``kind``, from ``persyn.core.plugins.ROUTERS``); ``bt-encoder`` is the
+    Bradley–Terry router of PerSyn Eq. 3: encoder + linear head, one coefficient per teacher. ``eval_fraction`` of the calibration prompts is held out to measure the router
     against the Oracle; with ``refit`` the router used for routing is then retrained on all
     calibration prompts. ``ties``: ``drop`` tied pairs or count them as half a win."""
 
+    kind: str = "bt-encoder"
     encoder: str = "minilm-l6"
     pooling: Literal["mean", "cls"] = "mean"
     max_length: Annotated[int, Field(ge=8)] = 256
@@ -225,11 +235,18 @@ class RouterConfig(_Strict):
     eval_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.25
     refit: bool = True
 
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in ROUTERS:
+            raise ValueError(f"unknown router kind '{v}' (known: {', '.join(ROUTERS)})")
+        return v
 
-STRATEGIES = ("persyn", "oracle", "strongest", "family-strong", "random", "mix", "car", "grape", "best-of-n")
+
+STRATEGIES = tuple(STRATEGY_TABLE)  # names, in the order of the docs
 
 
-class MixConfig(_Strict):
+class MixConfig(StrictModel):
     """Mix Distillation (arXiv 2502.12143): ``strong`` and ``weak`` teachers (default: the
     highest and lowest mean calibration quality) in the ratio ``ratio`` = [strong, weak]."""
 
@@ -245,20 +262,20 @@ class MixConfig(_Strict):
         return v
 
 
-class CarConfig(_Strict):
+class CarConfig(StrictModel):
     """CAR (arXiv 2411.07133): CAR = mean quality / (1 + beta · mean student NLL)."""
 
     beta: Annotated[float, Field(ge=0.0)] = 1.0
 
 
-class StrategyOptions(_Strict):
+class StrategyOptions(StrictModel):
     """Settings of the selection strategies that have any (see ``persyn.strategies``)."""
 
     mix: MixConfig = Field(default_factory=MixConfig)
     car: CarConfig = Field(default_factory=CarConfig)
 
 
-class RayConfig(_Strict):
+class RayConfig(StrictModel):
     """How ``executor: ray`` cuts and retries the work.
 
     ``shard_size``: prompts (generation) or responses (scoring) per Ray task; a shard is made
@@ -273,7 +290,7 @@ class RayConfig(_Strict):
     max_retries: Annotated[int, Field(ge=0)] = 3
 
 
-class RunConfig(_Strict):
+class RunConfig(StrictModel):
     """A whole PerSyn run. See the module docstring for the YAML shape."""
 
     output_dir: Path
@@ -349,7 +366,7 @@ WHERE_IT_RUNS: dict = {
 }
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
+def format_validation_error(err: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid configuration"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
@@ -371,7 +388,7 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, source)) from None
+        raise ConfigError(format_validation_error(err, source)) from None
     _check_model_refs(cfg, source)
     if base_dir is not None and cfg.prompts.path is not None and not cfg.prompts.path.is_absolute():
         cfg.prompts.path = base_dir / cfg.prompts.path

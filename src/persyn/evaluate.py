@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from persyn.config import StudentConfig
-from persyn.errors import InputError
-from persyn.prompts import Prompt
+from persyn.core.errors import InputError
+from persyn.core.records import Prompt
 
 #: The prompt format of a base (no chat template) model, as in ``StudentConfig`` and ``persyn.train``.
 DEFAULT_PROMPT_TEMPLATE: str = StudentConfig.model_fields["prompt_template"].default
@@ -165,10 +165,10 @@ def evaluate(
     """
     from tqdm.auto import tqdm
 
-    from persyn.assets import _LOADED, load_tokenizer, release_model, resolve_model
+    from persyn.assets import LOADED_MODELS, load_tokenizer, release_model, resolve_model
     from persyn.config import TeacherConfig
+    from persyn.core.records import ScoreItem
     from persyn.engines.transformers_engine import TransformersEngine
-    from persyn.scoring.learnability import ScoreItem
     from persyn.scoring.quality import VerifierScorer
 
     if not prompts:
@@ -193,7 +193,7 @@ def evaluate(
         batch_size=batch_size,
         prompt_template=None if chat else prompt_template,
     )
-    was_loaded = resolve_model(model) in _LOADED
+    was_loaded = resolve_model(model) in LOADED_MODELS
     try:
         engine = TransformersEngine(teacher, seed=0)
         _check_rendering(engine, prompts[0].text, prompt_template)
@@ -254,7 +254,7 @@ def write_eval(result: EvalResult, path: str | Path) -> None:
     Raises:
         PersynError: the file cannot be written.
     """
-    from persyn.pipeline import write_atomic
+    from persyn.core.io import write_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

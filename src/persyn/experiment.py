@@ -17,7 +17,6 @@ import csv
 import io
 import json
 import shutil
-import sqlite3
 import statistics
 import time
 from collections import Counter
@@ -31,15 +30,16 @@ from persyn.config import (
     WHERE_IT_RUNS,
     PromptsConfig,
     RunConfig,
-    _format_validation_error,
-    _Strict,
+    StrictModel,
+    format_validation_error,
     parse_config,
     read_yaml,
 )
-from persyn.errors import ConfigError, PersynError
+from persyn.core.errors import ConfigError, PersynError
+from persyn.store import Store
 
 
-class EvalConfig(_Strict):
+class EvalConfig(StrictModel):
     """The held-out evaluation set (drawn with its own ``seed``; checked disjoint from every
     training prompt, or with ``exclude_training_prompts`` made so) and greedy decoding."""
 
@@ -52,7 +52,7 @@ class EvalConfig(_Strict):
     exclude_training_prompts: bool = False
 
 
-class SweepConfig(_Strict):
+class SweepConfig(StrictModel):
     """Optional analyses. ``alpha``: values of α in Eq. 2 (router top-1 / regret and routing per
     value). ``calibration_size``: calibration sizes (fractions or counts) for router top-1 and
     regret vs calibration size. ``train``: also fine-tune and evaluate PerSyn at each point."""
@@ -62,7 +62,7 @@ class SweepConfig(_Strict):
     train: bool = False
 
 
-class ExperimentConfig(_Strict):
+class ExperimentConfig(StrictModel):
     """An experiment: a base ``run`` (the pipeline's config, inline), strategies × seeds,
     fine-tuning settings (``persyn.train.SFTSettings``), the evaluation set, sweeps."""
 
@@ -115,7 +115,7 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
     try:
         exp = ExperimentConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, source)) from None
+        raise ConfigError(format_validation_error(err, source)) from None
     if scale <= 0:
         raise ConfigError(f"--scale must be > 0, got {scale}")
     run = dict(exp.run)
@@ -142,22 +142,8 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
     try:
         SFTSettings.model_validate(exp.sft)
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, f"{source}: sft")) from None
+        raise ConfigError(format_validation_error(err, f"{source}: sft")) from None
     return exp
-
-
-def clone_store(src: Path, dst: Path) -> None:
-    """Copy a run's store into a new output directory (SQLite online backup), so that a sweep
-    point reuses every stored response and score."""
-    dst.mkdir(parents=True, exist_ok=True)
-    target = dst / "store.sqlite"
-    if target.exists():
-        return
-    tmp = dst / ".store.clone"
-    tmp.unlink(missing_ok=True)
-    with sqlite3.connect(src / "store.sqlite") as a, sqlite3.connect(tmp) as b:
-        a.backup(b)
-    tmp.rename(target)
 
 
 class Experiment:
@@ -179,7 +165,6 @@ class Experiment:
         others do not depend on the seed. Returns ``{(strategy, seed): (dataset path,
         strategy summary)}``."""
         from persyn.pipeline import Pipeline
-        from persyn.strategies import build_strategy
 
         out: dict[tuple[str, int], tuple[Path, dict]] = {}
         with Pipeline(self.cfg) as pipe:
@@ -187,10 +172,10 @@ class Experiment:
                 if name in ("random", "mix"):
                     for seed in self.exp.seeds:
                         d = pipe.out / "strategies" / f"{name}-seed{seed}"
-                        out[(name, seed)] = (d / "dataset.jsonl", build_strategy(pipe, name, d, seed=seed))
+                        out[(name, seed)] = (d / "dataset.jsonl", pipe.build_strategy(name, d, seed=seed))
                 else:
                     d = pipe.out / "strategies" / name
-                    summary = build_strategy(pipe, name, d)
+                    summary = pipe.build_strategy(name, d)
                     if name == "persyn":
                         pipe.export()  # the run's own outputs too (summary.json, report input)
                     for seed in self.exp.seeds:
@@ -210,9 +195,9 @@ class Experiment:
         """Load the held-out prompts once (without those any strategy trains on, when
         ``eval.exclude_training_prompts``) and fix ``eval_id``: the evaluation settings and the
         exact prompts evaluated (file contents, not its path), part of every evaluation key."""
+        from persyn.core.hashing import stable_hash
         from persyn.evaluate import normalize_prompt
         from persyn.prompts import load_prompts
-        from persyn.store import stable_hash
 
         with_answers = load_prompts(self.exp.eval.prompts, self.exp.eval.seed, require_answer=True)[0]
         prompts = with_answers
@@ -249,8 +234,8 @@ class Experiment:
     def train_and_evaluate(self, dataset: Path, seed: int, dataset_hash: str) -> dict:
         """Fine-tune the student on ``dataset`` with ``seed`` and evaluate it (cached by
         dataset content, SFT settings and seed)."""
+        from persyn.core.hashing import stable_hash
         from persyn.evaluate import training_prompts
-        from persyn.store import stable_hash
         from persyn.train import SFTSettings, sft
 
         settings = SFTSettings.model_validate({**self.exp.sft, "seed": seed})
@@ -273,7 +258,7 @@ class Experiment:
         summary = self._evaluate(str(model_dir), key, training_prompts(dataset) + self.all_train)
         record = json.loads(done.read_text())
         record["train"] = {k: train.get(k) for k in ("seconds", "steps", "final_loss", "n_examples")}
-        from persyn.pipeline import write_atomic
+        from persyn.core.io import write_atomic
 
         write_atomic(done, json.dumps(record, indent=2) + "\n")
         if not self.exp.keep_models:
@@ -299,14 +284,14 @@ class Experiment:
                 f"evaluation: {len(self.eval_prompts)} held-out prompts ({self.n_eval_excluded} dropped: in the training set)"
             )
         rows = []
-        from persyn.store import stable_hash
+        from persyn.core.hashing import stable_hash
 
         base_key = stable_hash(["student", self._student_id(), self.eval_id])
         base = self._evaluate(self.cfg.student.model, f"student-{base_key}", all_train)
         rows.append(_row("student (no SFT)", None, base, None, None))
         self.log(f"student (no SFT): accuracy {base['accuracy']:.3f}")
         for (name, seed), (path, summary) in sets.items():
-            res = self.train_and_evaluate(path, seed, summary["dataset_hash"])
+            res = self.train_and_evaluate(path, seed, summary.dataset_hash)
             rows.append(_row(name, seed, res, summary, res.get("train")))
             self.log(
                 f"{name} · seed {seed}: accuracy {res['accuracy']:.3f} [{res['ci_low']:.3f}, {res['ci_high']:.3f}]"
@@ -320,7 +305,6 @@ class Experiment:
         that the main run holds). One row per point: router top-1 / regret (and the best single
         teacher's) and routing; with ``sweeps.train`` also PerSyn's accuracy (first seed)."""
         from persyn.pipeline import Pipeline
-        from persyn.strategies import build_strategy
 
         points = [("alpha", a) for a in self.exp.sweeps.alpha]
         points += [("calibration_size", c) for c in self.exp.sweeps.calibration_size]
@@ -334,7 +318,7 @@ class Experiment:
             else:
                 run["calibration"] = {"size": value}
             cfg = parse_config(run, f"sweep {kind}={value}")
-            from persyn.store import stable_hash
+            from persyn.core.hashing import stable_hash
 
             point_key = stable_hash(
                 [
@@ -349,11 +333,12 @@ class Experiment:
                 if done.get("key") == point_key:
                     rows.append(done)
                     continue
-            clone_store(self.out / "run", d)
+            with Store(self.out / "run" / "store.sqlite") as src:
+                src.clone_to(d / "store.sqlite")
             with Pipeline(cfg) as pipe:
                 if self.exp.sweeps.train:
-                    summary = build_strategy(pipe, "persyn")
-                    routing = dict(Counter(t for t, _ in pipe._assignments().values()))
+                    summary = pipe.build_strategy("persyn")
+                    routing = dict(Counter(t for t, _ in pipe.assignments().values()))
                 else:
                     pipe.calibrate()
                     pipe.score()
@@ -374,10 +359,10 @@ class Experiment:
             }
             if self.exp.sweeps.train:
                 res = self.train_and_evaluate(
-                    d / "strategies/persyn/dataset.jsonl", self.exp.seeds[0], summary["dataset_hash"]
+                    d / "strategies/persyn/dataset.jsonl", self.exp.seeds[0], summary.dataset_hash
                 )
                 row.update(accuracy=res["accuracy"], ci_low=res["ci_low"], ci_high=res["ci_high"])
-            from persyn.pipeline import write_atomic
+            from persyn.core.io import write_atomic
 
             write_atomic(result_path, json.dumps(row, indent=2) + "\n")
             rows.append(row)
@@ -394,9 +379,9 @@ def _row(name: str, seed: int | None, res: dict, summary: dict | None, train: di
         "ci_high": res["ci_high"],
         "correct": res["correct"],
         "n_eval": res["n"],
-        "n_train": summary["n_dataset"] if summary else 0,
-        "generations": summary["generations"] if summary else 0,
-        "routing": json.dumps(summary["routing"]) if summary else "",
+        "n_train": summary.n_dataset if summary else 0,
+        "generations": summary.generations if summary else 0,
+        "routing": json.dumps(summary.routing) if summary else "",
         "train_seconds": (train or {}).get("seconds"),
         "final_loss": (train or {}).get("final_loss"),
     }
@@ -407,7 +392,7 @@ def write_results(
 ) -> None:
     """``results.csv`` (one row per model), ``results.md`` (means over seeds, sweeps) and the
     plots ``accuracy.png``, ``routing.png``, ``generations.png`` and the sweep plots."""
-    from persyn.pipeline import write_atomic
+    from persyn.core.io import write_atomic
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))

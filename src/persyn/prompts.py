@@ -7,7 +7,6 @@ Empty prompts and duplicate ids are not silently kept: they are skipped and repo
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 from dataclasses import dataclass, field
@@ -15,19 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from persyn.config import PromptsConfig
-from persyn.errors import InputError, MissingAssetError
-
-
-@dataclass
-class Prompt:
-    """One prompt x. ``answer`` is the reference final answer (for the verifier); ``solution``
-    the reference worked solution (for the ``reference`` teacher)."""
-
-    id: str
-    text: str
-    answer: str | None = None
-    solution: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+from persyn.core.errors import InputError, MissingAssetError
+from persyn.core.hashing import content_id
+from persyn.core.records import Prompt
 
 
 @dataclass
@@ -43,11 +32,6 @@ class LoadReport:
             "empty": self.empty,
             "duplicates": [{"at": a, "first_at": b, "id": i} for a, b, i in self.duplicates],
         }
-
-
-def content_id(text: str) -> str:
-    """A stable id for a prompt without one: the first 16 hex digits of sha256(text)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _as_text(value: Any) -> str | None:

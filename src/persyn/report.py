@@ -19,8 +19,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from persyn.errors import InputError, MissingAssetError, PersynError
-from persyn.pipeline import write_atomic
+from persyn.core.errors import InputError, MissingAssetError, PersynError
+from persyn.core.io import write_atomic
 
 # matplotlib's tab10: one colour per teacher, the same in every figure.
 _COLOURS = [

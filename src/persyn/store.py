@@ -8,18 +8,15 @@ committed in its own transaction (WAL mode), so a crash loses at most the batch 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from persyn.errors import PersynError
-from persyn.prompts import Prompt
+from persyn.core.errors import PersynError
+from persyn.core.records import Generation, Prompt
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -40,34 +37,6 @@ CREATE TABLE IF NOT EXISTS stages (name TEXT PRIMARY KEY, key TEXT, finished REA
 """
 
 
-def stable_hash(obj: Any) -> str:
-    """sha256 (hex, 24 digits) of the canonical JSON of ``obj``: the cache-key function."""
-    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
-
-
-@dataclass
-class Generation:
-    """One teacher response to one prompt. ``status`` is ``ok`` or ``failed`` (then ``error``
-    says why; ``response`` may be empty). Token counts are the teacher tokenizer's."""
-
-    key: str
-    prompt_id: str
-    teacher: str
-    response: str
-    status: str = "ok"
-    error: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    finish_reason: str | None = None
-    seconds: float = 0.0
-    phase: str = "calibration"
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-
 class Store:
     """A run's SQLite store. Open with ``Store(path)``; every write method commits."""
 
@@ -83,6 +52,27 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def clone_to(self, target: str | Path) -> None:
+        """Copy this store to ``target`` (SQLite online backup through a temporary file and a
+        rename), so that another output directory reuses every stored response and score; an
+        existing ``target`` is kept as it is."""
+        target = Path(target)
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.clone")
+        tmp.unlink(missing_ok=True)
+        with sqlite3.connect(tmp) as b:
+            self.db.backup(b)
+        b.close()
+        tmp.rename(target)
 
     @contextmanager
     def _tx(self) -> Iterator[None]:

@@ -38,7 +38,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from persyn.config import StudentConfig
-from persyn.errors import ConfigError, InputError
+from persyn.core.errors import ConfigError, InputError
 
 #: The prompt format of a base (no chat template) student, as in ``StudentConfig``.
 DEFAULT_PROMPT_TEMPLATE: str = StudentConfig.model_fields["prompt_template"].default
@@ -162,7 +162,7 @@ def make_trainer(
     """
     import importlib.util
 
-    from persyn.errors import MissingAssetError
+    from persyn.core.errors import MissingAssetError
 
     for pkg in ("trl", "datasets") + (("peft",) if settings.method == "lora" else ()):
         if importlib.util.find_spec(pkg) is None:

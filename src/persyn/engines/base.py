@@ -1,49 +1,31 @@
-"""The engine contract: prompts in, one completion per prompt out, batch by batch."""
+"""The engine contract: prompts in, one completion per prompt out, batch by batch.
+
+Engines are plug-ins: each lives in its own module of this package and is listed by name in
+``persyn.core.plugins.ENGINES``; ``make_engine`` builds the one a teacher names.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Protocol
 
 from persyn.config import TeacherConfig
-from persyn.prompts import Prompt
-
-
-@dataclass
-class Completion:
-    """A teacher's answer to one prompt. ``error`` set means the item failed (recorded, not
-    fatal): e.g. a prompt longer than the context, or an empty response."""
-
-    text: str
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    finish_reason: str | None = None  # "stop" | "length" | None
-    error: str | None = None
-    seconds: float = 0.0
+from persyn.core.plugins import ENGINES, load
+from persyn.core.records import Completion, Prompt
 
 
 class Engine(Protocol):
-    """A response generator. ``generate`` yields ``[(prompt_id, Completion), ...]`` one batch at
-    a time so that the caller can store each batch as soon as it is done."""
+    """A response generator, built as ``Engine(teacher, seed)``. ``generate`` yields
+    ``[(prompt_id, Completion), ...]`` one batch at a time so that the caller can store each
+    batch as soon as it is done."""
 
     def generate(self, prompts: list[Prompt]) -> Iterator[list[tuple[str, Completion]]]: ...
 
 
 def make_engine(teacher: TeacherConfig, seed: int) -> Engine:
-    """Build the engine for ``teacher`` (model loading happens here)."""
-    if teacher.engine == "reference":
-        from persyn.engines.reference import ReferenceEngine
+    """Build the engine for ``teacher`` (model loading happens here).
 
-        return ReferenceEngine(teacher.style)
-    if teacher.engine == "llamacpp":
-        from persyn.engines.llamacpp_engine import LlamaCppEngine
-
-        return LlamaCppEngine(teacher, seed)
-    if teacher.engine == "openai":
-        from persyn.engines.openai_engine import OpenAIEngine
-
-        return OpenAIEngine(teacher, seed)
-    from persyn.engines.transformers_engine import TransformersEngine
-
-    return TransformersEngine(teacher, seed)
+    Raises:
+        MissingAssetError: the teacher's model (or the engine's extra) is not installed.
+    """
+    return load(ENGINES, teacher.engine, "engine")(teacher, seed)

@@ -12,31 +12,11 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
+from persyn.assets import gguf_path
 from persyn.config import TeacherConfig
-from persyn.engines.base import Completion
-from persyn.errors import MissingAssetError
-from persyn.prompts import Prompt
-
-
-def gguf_path(ref: str) -> Path:
-    """The GGUF file of ``ref``: a packaged GGUF alias or a path to a ``.gguf`` file.
-
-    Raises:
-        MissingAssetError: neither (with what to install or pass).
-    """
-    from persyn.assets import ALIASES, _gguf_source
-
-    if ref in ALIASES:
-        try:
-            return _gguf_source(ref)
-        except KeyError:
-            raise MissingAssetError(f"engine 'llamacpp': alias '{ref}' is not a GGUF model") from None
-    path = Path(ref).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return path
-    raise MissingAssetError(f"engine 'llamacpp' needs a .gguf file or a GGUF alias, got '{ref}'")
+from persyn.core.errors import MissingAssetError
+from persyn.core.records import Completion, Prompt
 
 
 class LlamaCppEngine:

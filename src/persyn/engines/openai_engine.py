@@ -18,9 +18,8 @@ from collections import deque
 from collections.abc import Iterator
 
 from persyn.config import TeacherConfig
-from persyn.engines.base import Completion
-from persyn.errors import ConfigError, MissingAssetError, PersynError
-from persyn.prompts import Prompt
+from persyn.core.errors import ConfigError, MissingAssetError, PersynError
+from persyn.core.records import Completion, Prompt
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from persyn.engines.base import Completion
-from persyn.prompts import Prompt
+from persyn.config import TeacherConfig
+from persyn.core.records import Completion, Prompt
 
 STYLES = ("solution", "answer", "terse", "verbose")
 
@@ -90,7 +90,8 @@ class ReferenceEngine:
     """Answers every prompt with ``render_reference(prompt, style)``. A prompt without the
     field the style needs gives a failed item."""
 
-    def __init__(self, style: str = "solution"):
+    def __init__(self, teacher: TeacherConfig, seed: int = 0):
+        style = teacher.style
         if style not in STYLES:
             raise ValueError(f"unknown reference style '{style}' (known: {', '.join(STYLES)})")
         self.style = style

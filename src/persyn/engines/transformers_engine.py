@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from persyn.assets import load_causal_lm, load_tokenizer
+from persyn.assets import context_length, load_causal_lm, load_tokenizer
 from persyn.config import TeacherConfig
-from persyn.engines.base import Completion
-from persyn.prompts import Prompt
-from persyn.store import stable_hash
+from persyn.core.hashing import stable_hash
+from persyn.core.records import Completion, Prompt
 
 
 def render_teacher_prompt(tokenizer, teacher: TeacherConfig, prompt: str) -> str:
@@ -35,13 +34,6 @@ def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
     """Cut ``text`` at the earliest stop string; returns (text, whether a stop was found)."""
     cut = min((i for s in stops if s and (i := text.find(s)) >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
-
-
-def context_length(model) -> int:
-    """The model's context window in tokens (max_position_embeddings, else 2048)."""
-    cfg = model.config
-    n = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
-    return int(n) if n else 2048
 
 
 class TransformersEngine:

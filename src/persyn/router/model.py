@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from persyn.assets import _not_local, from_pretrained_kwargs, load_tokenizer, resolve_model
-from persyn.errors import PersynError
+from persyn.assets import from_pretrained_kwargs, load_tokenizer, not_local_error, resolve_model
+from persyn.core.errors import PersynError
 
 
 class BTRouter(nn.Module):
@@ -55,7 +55,7 @@ class BTRouter(nn.Module):
         try:
             encoder = AutoModel.from_pretrained(path, **from_pretrained_kwargs(path))
         except OSError as exc:
-            raise _not_local(ref, exc) from None
+            raise not_local_error(ref, exc) from None
         return cls(encoder, tokenizer, teachers, pooling, max_length)
 
     def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:

@@ -11,21 +11,11 @@ response ends with the EOS token.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from persyn.assets import load_causal_lm, load_tokenizer
+from persyn.assets import context_length, load_causal_lm, load_tokenizer
 from persyn.config import StudentConfig
-from persyn.engines.transformers_engine import context_length
-from persyn.store import stable_hash
-
-
-@dataclass
-class ScoreItem:
-    """One (prompt, response) pair to score; ``key`` is returned with the score."""
-
-    key: str
-    prompt: str
-    response: str
+from persyn.core.hashing import stable_hash
+from persyn.core.records import ScoreItem
 
 
 def student_tokens(tokenizer, prompt: str, response: str, template: str) -> tuple[list[int], list[int]]:
@@ -184,7 +174,7 @@ class LearnabilityScorer:
         template), logits of every position from the GGUF model, one sequence at a time."""
         import numpy as np
 
-        from persyn.engines.llamacpp_engine import gguf_path
+        from persyn.assets import gguf_path
 
         if getattr(self, "_llama", None) is None:
             from llama_cpp import Llama

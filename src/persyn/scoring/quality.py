@@ -11,8 +11,9 @@ from collections.abc import Iterator
 
 from persyn.assets import load_tokenizer, resolve_model
 from persyn.config import QualityConfig
-from persyn.scoring.learnability import ScoreItem, token_budget_batches
-from persyn.store import stable_hash
+from persyn.core.hashing import stable_hash
+from persyn.core.records import ScoreItem
+from persyn.scoring.learnability import token_budget_batches
 
 
 class VerifierScorer:
@@ -61,7 +62,7 @@ class RewardModelScorer:
     def _load(self) -> None:
         from transformers import AutoModelForSequenceClassification
 
-        from persyn.assets import _not_local, from_pretrained_kwargs, inference_device
+        from persyn.assets import from_pretrained_kwargs, inference_device, not_local_error
 
         if self.model is not None:
             return
@@ -73,7 +74,7 @@ class RewardModelScorer:
                 path, **from_pretrained_kwargs(path)
             )
         except OSError as exc:
-            raise _not_local(cfg.model, exc) from None
+            raise not_local_error(cfg.model, exc) from None
         self.model.to(inference_device()).eval()
         if self.model.config.pad_token_id is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id

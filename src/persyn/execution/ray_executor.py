@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from persyn.config import RunConfig
-from persyn.errors import ConfigError, MissingAssetError, PersynError
-from persyn.executor import Job, work_units
+from persyn.core.errors import ConfigError, MissingAssetError, PersynError
+from persyn.execution.jobs import Job, work_units
 
 IN_FLIGHT_PER_WORKER = 2  # one shard running, one queued: no idle round trip between shards
 ENV_PREFIXES = ("PERSYN_", "HF_", "TRANSFORMERS_")  # settings the workers need, on any node

@@ -1,0 +1,60 @@
+"""The plug-in tables: every engine, router kind, selection strategy and executor persyn knows,
+by name, as ``"module:attribute"``.
+
+Adding one is one new file and one line here. The tables hold strings, not imports, so this
+module imports nothing (config validates names against it, and no module imports its own
+plug-ins back); ``load`` imports a plug-in only when a run asks for it, which keeps
+``import persyn`` light and optional backends (Ray, llama.cpp) optional.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Teacher engines (``teachers.N.engine``); each is a class built as ``Cls(teacher, seed)``.
+ENGINES: dict[str, str] = {
+    "transformers": "persyn.engines.transformers_engine:TransformersEngine",
+    "reference": "persyn.engines.reference:ReferenceEngine",
+    "openai": "persyn.engines.openai_engine:OpenAIEngine",
+    "llamacpp": "persyn.engines.llamacpp_engine:LlamaCppEngine",
+}
+
+#: Router kinds (``router.kind``); each is a class with ``fit``/``save``/``load``/``scores``
+#: (see ``persyn.router.base.Router``).
+ROUTERS: dict[str, str] = {
+    "bt-encoder": "persyn.router.bt_encoder:BTEncoderRouter",
+}
+
+#: Selection strategies (``strategy``, ``persyn select -s``); each is a ``Strategy`` subclass
+#: (see ``persyn.selection.base``). The order is the order of the docs and of ``--help``.
+STRATEGIES: dict[str, str] = {
+    "persyn": "persyn.selection.routed:PerSyn",
+    "oracle": "persyn.selection.generate_then_select:OracleStrategy",
+    "strongest": "persyn.selection.single_teacher:Strongest",
+    "family-strong": "persyn.selection.single_teacher:FamilyStrong",
+    "random": "persyn.selection.random_teacher:RandomTeacher",
+    "mix": "persyn.selection.mix:Mix",
+    "car": "persyn.selection.single_teacher:CAR",
+    "grape": "persyn.selection.generate_then_select:Grape",
+    "best-of-n": "persyn.selection.generate_then_select:BestOfN",
+}
+
+#: Where generation and scoring run (``executor``); each is built as ``Cls(cfg)``.
+EXECUTORS: dict[str, str] = {
+    "local": "persyn.execution.local:LocalExecutor",
+    "ray": "persyn.execution.ray:RayExecutor",
+}
+
+
+def load(table: dict[str, str], name: str, what: str) -> Any:
+    """The plug-in ``name`` of ``table``, imported now.
+
+    Raises:
+        KeyError: ``name`` is not in the table (the message lists the known names; callers
+            validate names at config time, so this is a programming error).
+    """
+    if name not in table:
+        raise KeyError(f"unknown {what} '{name}' (known: {', '.join(table)})")
+    module, _, attr = table[name].partition(":")
+    return getattr(importlib.import_module(module), attr)

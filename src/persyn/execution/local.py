@@ -1,0 +1,40 @@
+"""``executor: local`` (the default): jobs run in this process, one after another; a model is
+loaded once per run and kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from persyn.config import RunConfig
+from persyn.execution.jobs import Job
+
+
+class LocalExecutor:
+    """Runs jobs in this process, in the order given; each yields its rows batch by batch."""
+
+    def __init__(self, cfg: RunConfig | None = None) -> None:
+        self._workers: dict[str, Any] = {}
+
+    def worker(self, job: Job) -> Any:
+        """The worker of ``job``: built now, or the one kept under ``job.cache``."""
+        if job.cache is None:
+            return job.build()
+        if job.cache not in self._workers:
+            self._workers[job.cache] = job.build()
+        return self._workers[job.cache]
+
+    def check(self, job: Job) -> None:
+        """Build the worker of ``job`` now (a served teacher checks its server here)."""
+        self.worker(job)
+
+    def run(self, jobs: list[Job]) -> Iterator[tuple[Job, list]]:
+        """Yield ``(job, rows)`` as each batch of each job is done."""
+        for job in jobs:
+            if not job.items:
+                continue
+            for rows in getattr(self.worker(job), job.method)(job.items):
+                yield job, rows
+
+    def close(self) -> None:
+        self._workers.clear()

@@ -1,0 +1,60 @@
+"""Per-teacher calibration means: the one aggregate that the summary, the strategies (strongest,
+CAR, mix) and the report read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from persyn.core.errors import PersynError
+from persyn.scoring.combine import Candidate
+
+
+@dataclass
+class TeacherMeans:
+    """A teacher's calibration means.
+
+    Attributes:
+        quality: mean quality over **every** calibration prompt, a failed response (generation
+            or score) counting as quality 0: a teacher that often fails is worse, not unseen.
+        learnability: mean student log-prob per response token (nats, ≤ 0) over its valid
+            responses; None when it has none (failures have no tokens to score).
+        valid: how many of its calibration responses have both scores (None when unknown).
+    """
+
+    quality: float
+    learnability: float | None
+    valid: int | None = None
+
+
+def calibration_means(table: dict[str, list[Candidate]], names: list[str]) -> dict[str, TeacherMeans]:
+    """Per-teacher means from ``table`` (prompt id → Eq. 2 candidates in teacher order, as the
+    reward table gives them); see ``TeacherMeans`` for how failures count.
+
+    Raises:
+        PersynError: an empty table (no calibration prompt).
+    """
+    if not table:
+        raise PersynError("no calibration prompts: the calibration means need calibration scores")
+    out = {}
+    for i, name in enumerate(names):
+        cands = [row[i] for row in table.values()]
+        q = [c.quality if c.quality is not None else 0.0 for c in cands]
+        lv = [c.learnability for c in cands if c.learnability is not None]
+        valid = sum(1 for c in cands if c.valid)
+        out[name] = TeacherMeans(sum(q) / len(q), sum(lv) / len(lv) if lv else None, valid)
+    return out
+
+
+def best_single_teacher(names: list[str], rewards: list[list[float | None]]) -> str:
+    """The teacher with the highest mean combined reward (Eq. 2) over prompts, ``rewards``
+    being one row per prompt in teacher order; a failed response counts as the prompt's lowest
+    valid reward, and the first teacher in order wins a tie."""
+    totals = [0.0] * len(names)
+    for row in rewards:
+        valid = [r for r in row if r is not None]
+        if not valid:
+            continue
+        floor = min(valid)
+        for i, r in enumerate(row):
+            totals[i] += floor if r is None else r
+    return names[max(range(len(names)), key=lambda i: (totals[i], -i))]

@@ -1,0 +1,102 @@
+"""The strategy contract, the registry lookup, and ``select``: run what a strategy needs on a
+run's store and return its picks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from persyn.config import RunConfig
+from persyn.core.errors import ConfigError
+from persyn.core.plugins import STRATEGIES, load
+from persyn.core.records import Prompt
+from persyn.scoring.means import TeacherMeans, calibration_means
+from persyn.stages.calibrate import calibrate
+from persyn.stages.context import RunContext
+from persyn.stages.prepare import prepare
+from persyn.stages.rewards import reward_table
+from persyn.stages.score import score
+
+
+class Strategy:
+    """A selection strategy. Subclasses set ``name`` and implement ``pick``; those that choose
+    from calibration scores return True from ``needs_calibration`` (then ``pick`` gets the
+    calibration means), Generate-then-Select ones set ``generate_then_select``."""
+
+    name: str = ""
+    generate_then_select: bool = False
+
+    def needs_calibration(self, cfg: RunConfig) -> bool:
+        """Whether the strategy chooses from calibration scores (then calibration is part of
+        its cost)."""
+        return False
+
+    def check(self, cfg: RunConfig) -> None:
+        """Refuse a config the strategy cannot serve, before anything is generated.
+
+        Raises:
+            ConfigError: names the field to set.
+        """
+
+    def pick(
+        self,
+        ctx: RunContext,
+        prompts: list[Prompt],
+        means: dict[str, TeacherMeans] | None,
+        seed: int,
+        details: dict[str, Any],
+    ) -> dict[str, str | None]:
+        """``{prompt id: teacher}`` (None: no valid candidate); may run stages and add the
+        strategy's own figures to ``details``."""
+        raise NotImplementedError
+
+
+def get_strategy(name: str) -> Strategy:
+    """The strategy registered as ``name``.
+
+    Raises:
+        ConfigError: an unknown name (the known ones are listed).
+    """
+    if name not in STRATEGIES:
+        raise ConfigError(f"--strategy: unknown strategy '{name}' (known: {', '.join(STRATEGIES)})")
+    return load(STRATEGIES, name, "strategy")()
+
+
+def select(ctx: RunContext, name: str, seed: int | None = None) -> tuple[dict[str, str], dict]:
+    """Run whatever strategy ``name`` needs on the run's store (calibration, scoring, router,
+    the Generate-then-Select responses; all reused when stored) and return
+    ``({prompt_id: teacher}, details)``; ``details`` holds the strategy's own figures (e.g. CAR
+    per teacher, the calibration means). A prompt with no valid candidate is left out (recorded
+    by the caller). ``seed`` (default: the run seed) draws the ``random`` and ``mix``
+    assignments.
+
+    Raises:
+        ConfigError: unknown strategy, or a config it cannot serve (e.g. a family no teacher has).
+    """
+    strategy = get_strategy(name)
+    cfg = ctx.cfg
+    seed = cfg.seed if seed is None else seed
+    prepare(ctx)
+    strategy.check(cfg)  # fail before any generation
+    details: dict[str, Any] = {}
+    means = None
+    if strategy.needs_calibration(cfg):
+        calibrate(ctx)
+        score(ctx)
+        _, table, _ = reward_table(ctx)
+        means = calibration_means(table, cfg.teacher_names)
+        details["calibration_means"] = {n: vars(m) for n, m in means.items()}
+    picks = strategy.pick(ctx, ctx.store.prompts(), means, seed, details)
+    return {k: v for k, v in picks.items() if v is not None}, details
+
+
+def generations_needed(cfg: RunConfig, name: str, n_prompts: int, n_calibration: int) -> int:
+    """Teacher generations strategy ``name`` needs in total on a fresh run: every teacher on
+    every prompt for Generate-then-Select; else the calibration set answered by every teacher
+    when it chooses from calibration scores, plus one response per other prompt."""
+    strategy = get_strategy(name)
+    n_t = len(cfg.teacher_names)
+    if strategy.generate_then_select:
+        return n_prompts * n_t
+    if strategy.needs_calibration(cfg):
+        return n_calibration * n_t + (n_prompts - n_calibration)
+    return n_prompts

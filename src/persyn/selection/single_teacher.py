@@ -1,0 +1,71 @@
+"""Strategies that give every prompt to one teacher chosen from the calibration means:
+``strongest``, ``family-strong`` and ``car``."""
+
+from __future__ import annotations
+
+from persyn.core.errors import PersynError
+from persyn.selection.base import Strategy
+from persyn.selection.rules import (
+    argmax,
+    car_scores,
+    family_members,
+    family_strongest,
+    rescaled_quality,
+    strongest,
+)
+
+
+class _SingleTeacher(Strategy):
+    def needs_calibration(self, cfg) -> bool:
+        return True
+
+    def teacher(self, cfg, means, details) -> str:
+        raise NotImplementedError
+
+    def pick(self, ctx, prompts, means, seed, details):
+        teacher = self.teacher(ctx.cfg, means, details)
+        details["teacher"] = teacher
+        return {p.id: teacher for p in prompts}
+
+
+class Strongest(_SingleTeacher):
+    """``strongest``: the teacher with the highest mean calibration quality."""
+
+    name = "strongest"
+
+    def teacher(self, cfg, means, details) -> str:
+        return strongest(means, cfg.teacher_names)
+
+
+class FamilyStrong(_SingleTeacher):
+    """``family-strong``: the strongest teacher of the student's ``family``."""
+
+    name = "family-strong"
+
+    def check(self, cfg) -> None:
+        family_members(cfg.teacher_names, {t.name: t.family for t in cfg.teachers}, cfg.student.family)
+
+    def teacher(self, cfg, means, details) -> str:
+        families = {t.name: t.family for t in cfg.teachers}
+        details["family"] = cfg.student.family
+        return family_strongest(means, cfg.teacher_names, families, cfg.student.family)
+
+
+class CAR(_SingleTeacher):
+    """``car``: the highest Compatibility-Adjusted Reward (arXiv 2411.07133; see
+    ``rules.car_scores``)."""
+
+    name = "car"
+
+    def teacher(self, cfg, means, details) -> str:
+        if cfg.quality.kind == "reward_model":
+            # Raw reward-model scores can be negative, where r̄ / (1 + β·L̄) would favour a
+            # *higher* NLL: rescale the teachers' mean quality to [0, 1] first.
+            means = rescaled_quality(means)
+        beta = cfg.strategy_options.car.beta
+        car = car_scores(means, beta)
+        details.update(car=car, beta=beta)
+        teacher = argmax(cfg.teacher_names, car)
+        if teacher is None:
+            raise PersynError("strategy 'car': no teacher has a scored calibration response")
+        return teacher

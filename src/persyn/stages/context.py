@@ -1,0 +1,146 @@
+"""What every stage of a run shares: the config, the store, the executor, the output
+directory's lock and the stage timer. Stages read it; none of them stores its results here
+(results go to the store and are returned)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from persyn.config import RunConfig, TeacherConfig
+from persyn.core.errors import PersynError
+from persyn.core.records import Prompt
+from persyn.stages.keys import generation_key
+from persyn.store import Store
+
+#: Stages whose wall time ``summary.json`` reports (``seconds``), in run order.
+TIMED_STAGES = [
+    "prepare",
+    "calibrate",
+    "score",
+    "train_router",
+    "route",
+    "generate",
+    "export",
+    "generate_then_select",
+]
+
+
+def progress(total: int, desc: str, unit: str = "item"):
+    """A progress bar with an ETA on stderr; disabled when there is nothing to do."""
+    return tqdm(total=total, desc=desc, unit=unit, disable=total == 0, file=sys.stderr, dynamic_ncols=True)
+
+
+def lock_output_dir(out: Path):
+    """Hold an exclusive lock on ``out`` for this process's lifetime; returns the open lock file
+    (closing it releases the lock).
+
+    The OS drops the lock when the process dies, so a lock left by a killed run is taken over.
+
+    Raises:
+        PersynError: another live persyn process holds the directory.
+    """
+    import fcntl
+
+    f = open(out / ".persyn.lock", "a+")  # noqa: SIM115 - held open on purpose
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        f.close()
+        raise PersynError(
+            f"output_dir {out} is in use by another persyn process (pid {holder}); "
+            "wait for it to finish or use another output_dir"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+class RunContext:
+    """One run's shared resources on one output directory (locked while open).
+
+    Attributes:
+        cfg: the validated run configuration.
+        out: the output directory.
+        store: the run's SQLite store.
+        executor: where generation and scoring run (made on first use: exporting needs no Ray).
+        prepared: whether ``stages.prepare`` has run in this process (it runs once).
+
+    Raises:
+        PersynError: ``output_dir`` is a file, or another live process holds it.
+    """
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        self.out = Path(cfg.output_dir)
+        if self.out.exists() and not self.out.is_dir():
+            raise PersynError(f"output_dir: {self.out} exists and is not a directory")
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_output_dir(self.out)
+        self.store = Store(self.out / "store.sqlite")
+        self._executor: Any = None
+        self.prepared = False
+
+    @property
+    def executor(self) -> Any:
+        """Where generation and scoring run (``cfg.executor``: local, or Ray)."""
+        if self._executor is None:
+            from persyn.execution import make_executor
+
+            self._executor = make_executor(self.cfg)
+        return self._executor
+
+    def key_of(self, teacher: TeacherConfig, prompt: Prompt) -> str:
+        """The cache key of ``teacher``'s response to ``prompt`` under this run's seed."""
+        return generation_key(teacher, prompt, self.cfg.seed)
+
+    @cached_property
+    def learnability_key(self) -> str:
+        """The learnability scorer's cache key (student model, its weights, settings)."""
+        from persyn.scoring.learnability import LearnabilityScorer
+
+        return LearnabilityScorer(self.cfg.student).key
+
+    @cached_property
+    def quality_key(self) -> str:
+        """The quality scorer's cache key (verifier, or reward model and its weights)."""
+        from persyn.scoring.quality import make_quality_scorer
+
+        return make_quality_scorer(self.cfg.quality, {}).key
+
+    @contextmanager
+    def timed(self, stage: str):
+        """Add the wall time of the block to ``seconds.STAGE`` in the store (summed over runs)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            key = f"seconds.{stage}"
+            prev = float(self.store.get_meta(key) or 0.0)
+            self.store.set_meta(key, f"{prev + time.perf_counter() - start:.3f}")
+
+    def seconds(self) -> dict[str, float]:
+        """Wall seconds per timed stage, summed over every run on this store."""
+        return {s: round(float(self.store.get_meta(f"seconds.{s}") or 0.0), 2) for s in TIMED_STAGES}
+
+    def close(self) -> None:
+        """Close the executor, the store and the lock (in that order, each even if one fails)."""
+        try:
+            if self._executor is not None:
+                self._executor.close()
+        finally:
+            try:
+                self.store.close()
+            finally:
+                self._lock.close()  # releases the lock

@@ -1,0 +1,169 @@
+"""Stage 7: write the run's outputs atomically: ``dataset.jsonl`` (SFT-ready), ``routing.jsonl``,
+``calibration.jsonl``, ``failed.jsonl`` and ``summary.json``."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from persyn.config import TeacherConfig
+from persyn.core.errors import PersynError
+from persyn.core.faults import crash_point
+from persyn.core.io import jsonl_text, write_atomic
+from persyn.core.records import DatasetLine, Failure, Generation, Prompt
+from persyn.core.summary import RunSummary
+from persyn.scoring.combine import oracle_pick
+from persyn.scoring.means import calibration_means
+from persyn.stages.context import RunContext
+from persyn.stages.prepare import prepare
+from persyn.stages.rewards import RewardTable, reward_table
+from persyn.stages.route import assignments
+
+
+def export(ctx: RunContext, new_generations: int = 0) -> RunSummary:
+    """Write the run's files and ``summary.json`` (``new_generations``: responses this command
+    generated) and return the summary.
+
+    Raises:
+        PersynError: a stage before export has not run (names which), or a file cannot be written.
+    """
+    prepare(ctx)
+    with ctx.timed("export"):
+        summary = _export(ctx, new_generations)
+    summary.seconds = ctx.seconds()
+    write_atomic(ctx.out / "summary.json", summary.to_json())
+    return summary
+
+
+def _export(ctx: RunContext, new_generations: int) -> RunSummary:
+    cfg = ctx.cfg
+    cal, table, cal_gens = reward_table(ctx)
+    assigned = assignments(ctx)
+    routed = ctx.store.prompts(calibration=False)
+    teachers = {t.name: t for t in cfg.teachers}
+    routed_keys = {p.id: ctx.key_of(teachers[assigned[p.id][0]], p) for p in routed}
+    routed_gens = ctx.store.generations(routed_keys.values())
+    all_prompts = ctx.store.prompts()
+    cal_ids = {p.id for p in cal}
+
+    lines: list[DatasetLine] = []
+    routing_lines = []
+    failures = [
+        Failure(g.phase, g.prompt_id, g.teacher, g.error)
+        for g in list(cal_gens.values()) + list(routed_gens.values())
+        if not g.ok
+    ]
+    for p in all_prompts:
+        if p.id in cal_ids:
+            cands = table[p.id]
+            pick = oracle_pick(cands)
+            if pick is None:
+                failures.append(
+                    Failure(
+                        "export", p.id, None, "no teacher gave a valid response to this calibration prompt"
+                    )
+                )
+                continue
+            c = next(c for c in cands if c.teacher == pick)
+            g = cal_gens[(p.id, pick)]
+            lines.append(
+                DatasetLine(
+                    p.id, p.text, g.response, pick, c.quality, c.learnability, c.reward, "calibration"
+                )
+            )
+        else:
+            pick, coef = assigned[p.id]
+            routing_lines.append({"id": p.id, "teacher": pick, "coefficients": coef})
+            g = routed_gens.get(routed_keys[p.id])
+            if g is None:
+                raise PersynError(f"prompt {p.id} has no response from {pick}: run `persyn generate` first")
+            if g.ok:  # a failed one is recorded in failures above
+                lines.append(DatasetLine(p.id, p.text, g.response, pick, None, None, None, "routed"))
+    write_atomic(ctx.out / "dataset.jsonl", jsonl_text(x.to_dict() for x in lines))
+    write_atomic(ctx.out / "routing.jsonl", jsonl_text(routing_lines, ascii_only=True))
+    write_atomic(ctx.out / "failed.jsonl", jsonl_text((f.to_dict() for f in failures), ascii_only=True))
+    write_atomic(ctx.out / "calibration.jsonl", jsonl_text(calibration_lines(cal, table, cal_gens)))
+    crash_point("export.dataset")
+
+    n, n_cal, names = len(all_prompts), len(cal), cfg.teacher_names
+    cal_route = Counter(oracle_pick(table[p.id]) for p in cal)
+    dataset_count = Counter(x.teacher for x in lines)
+    router_eval = ctx.store.stage_done("train_router", ctx.store.get_meta("router_key") or "") or {}
+    if table:
+        means = {t: vars(m) for t, m in calibration_means(table, names).items()}
+    else:
+        means = {t: {"quality": None, "learnability": None, "valid": 0} for t in names}
+    return RunSummary(
+        n_prompts=n,
+        n_calibration=n_cal,
+        n_routed=n - n_cal,
+        n_dataset=len(lines),
+        teachers=names,
+        generations=len(cal_gens) + len(routed_gens),
+        generations_new=new_generations,
+        generation_calls=ctx.store.generation_calls(),
+        generations_generate_then_select=n * len(names),
+        routing={t: dataset_count.get(t, 0) for t in names},
+        routing_routed={t: sum(1 for v in assigned.values() if v[0] == t) for t in names},
+        oracle_calibration={t: cal_route.get(t, 0) for t in names},
+        calibration_means=means,
+        **tokens_and_cost(cfg.teachers, list(cal_gens.values()) + list(routed_gens.values())),
+        router_eval=router_eval,
+        seeds=json.loads(ctx.store.get_meta("seeds") or "{}"),
+        alpha=cfg.alpha,
+        normalize=cfg.normalize,
+        failed=len(failures),
+        failures=[f.to_dict() for f in failures],
+        skipped_prompts=json.loads(ctx.store.get_meta("load_report") or "{}"),
+    )
+
+
+def calibration_lines(
+    cal: list[Prompt], table: RewardTable, gens: dict[tuple[str, str], Generation]
+) -> list[dict]:
+    """``calibration.jsonl`` rows: every teacher's response to every calibration prompt with its
+    scores (quality, learnability, normalised terms, Eq. 2 reward; null where it failed) and
+    whether it is the Oracle's pick."""
+    rows = []
+    for p in cal:
+        pick = oracle_pick(table[p.id])
+        for c in table[p.id]:
+            g = gens[(p.id, c.teacher)]
+            rows.append(
+                {
+                    "id": p.id,
+                    "teacher": c.teacher,
+                    "prompt": p.text,
+                    "response": g.response if g.ok else None,
+                    "error": g.error,
+                    "quality": c.quality,
+                    "learnability": c.learnability,
+                    "quality_norm": c.quality_norm,
+                    "learnability_norm": c.learnability_norm,
+                    "reward": c.reward,
+                    "oracle": c.teacher == pick,
+                }
+            )
+    return rows
+
+
+def tokens_and_cost(teachers: list[TeacherConfig], gens: list[Generation]) -> dict:
+    """``tokens`` per teacher (prompt and completion tokens of ``gens``, as the teacher counted
+    them) and ``cost_usd`` per teacher (USD from the teacher's prices per million tokens; None
+    without prices)."""
+    tokens = {t.name: {"prompt": 0, "completion": 0} for t in teachers}
+    for g in gens:
+        if g.teacher in tokens:
+            tokens[g.teacher]["prompt"] += g.prompt_tokens or 0
+            tokens[g.teacher]["completion"] += g.completion_tokens or 0
+    cost: dict[str, float | None] = {}
+    for t in teachers:
+        if t.price_input_per_million is None and t.price_output_per_million is None:
+            cost[t.name] = None
+            continue
+        cost[t.name] = round(
+            tokens[t.name]["prompt"] * (t.price_input_per_million or 0.0) / 1e6
+            + tokens[t.name]["completion"] * (t.price_output_per_million or 0.0) / 1e6,
+            6,
+        )
+    return {"tokens": tokens, "cost_usd": cost}

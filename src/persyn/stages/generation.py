@@ -1,0 +1,52 @@
+"""Teacher generation as every stage asks for it: the missing responses of some teachers to
+some prompts, stored batch by batch."""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+from persyn.config import TeacherConfig
+from persyn.core.faults import crash_point
+from persyn.core.records import Generation, Prompt
+from persyn.execution.jobs import teacher_job
+from persyn.stages.context import RunContext, progress
+
+
+def generate_responses(ctx: RunContext, work: list[tuple[TeacherConfig, list[Prompt]]], phase: str) -> int:
+    """Each teacher of ``work`` answers its prompts, except those answered in the store (failed
+    items are retried); every batch is stored as soon as it is back. ``phase`` is recorded
+    with each response (``calibration``, ``routed``, a strategy's name, ...).
+
+    Returns the number of responses generated (failed ones included).
+    """
+    done = ctx.store.generation_keys(status="ok")
+    keys: dict[str, dict[str, str]] = {}
+    jobs = []
+    for teacher, prompts in work:
+        keys[teacher.name] = {p.id: ctx.key_of(teacher, p) for p in prompts}
+        todo = [p for p in prompts if keys[teacher.name][p.id] not in done]
+        if todo:
+            jobs.append(teacher_job(ctx.cfg, teacher, todo))
+    if not jobs:
+        return 0
+    made = 0
+    names = ", ".join(j.tag.name for j in jobs)
+    with progress(sum(len(j.items) for j in jobs), f"{phase} · {names}", "response") as bar:
+        # closing(): a failed store write ends the Ray workers now, not at garbage collection
+        with closing(ctx.executor.run(jobs)) as results:
+            for job, batch in results:
+                name = job.tag.name
+                gens = [Generation.of(keys[name][pid], pid, name, c, phase) for pid, c in batch]
+                ctx.store.add_generations(gens)
+                made += len(gens)
+                bar.update(len(gens))
+                crash_point(f"{phase}.batch")
+    return made
+
+
+def preflight(ctx: RunContext) -> None:
+    """Connect to every served teacher (``engine: openai``) before any work: an unreachable
+    server, a missing API key or an unknown model fails here, not hours in."""
+    for t in ctx.cfg.teachers:
+        if t.engine == "openai":
+            ctx.executor.check(teacher_job(ctx.cfg, t, []))

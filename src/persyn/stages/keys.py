@@ -1,0 +1,45 @@
+"""Cache keys of teacher responses: what changes a response is in the key, nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from persyn.config import TeacherConfig
+from persyn.core.hashing import stable_hash
+from persyn.core.records import Prompt
+
+#: Teacher settings that do not change a response (throughput, retries, prices, placement).
+NOT_IN_KEY = {
+    "resources",
+    "batch_size",
+    "family",
+    "api_key_env",
+    "concurrency",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "timeout",
+    "max_retries",
+    "price_input_per_million",
+    "price_output_per_million",
+}
+
+
+def generation_key(teacher: TeacherConfig, prompt: Prompt, seed: int) -> str:
+    """Cache key of one teacher response: hashes the teacher's name and every setting that
+    changes its output (model and its weights' fingerprint, templates, decoding, stop strings,
+    the seed when sampling) and the prompt text (for ``reference`` also the reference solution
+    and answer)."""
+    from persyn.assets import model_fingerprint
+
+    settings = teacher.model_dump(
+        exclude=NOT_IN_KEY | ({"base_url"} if teacher.engine != "openai" else set())
+    )
+    if teacher.model and teacher.engine in ("transformers", "llamacpp"):
+        settings["weights"] = model_fingerprint(teacher.model)
+    if teacher.engine == "reference":
+        payload: Any = [prompt.text, prompt.solution, prompt.answer]
+        if prompt.metadata.get("expression"):  # the terse / verbose styles spell it out
+            payload.append(prompt.metadata["expression"])
+    else:
+        payload = [prompt.text, seed if teacher.temperature > 0 else None]
+    return stable_hash(["generation/v1", settings, payload])

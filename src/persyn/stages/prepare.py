@@ -1,0 +1,59 @@
+"""Stage 0: load the prompts, draw the calibration set (seeded) and store both."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+
+from tqdm.auto import tqdm
+
+from persyn.core.hashing import stable_hash
+from persyn.core.io import write_atomic
+from persyn.prompts import load_prompts
+from persyn.stages.context import RunContext
+
+
+def draw_calibration(prompt_ids: list[str], n_cal: int, seed: int) -> list[str]:
+    """The calibration subset X_cal: ``n_cal`` ids drawn uniformly without replacement with
+    ``random.Random(seed)``, kept in source order."""
+    rng = random.Random(seed)
+    return [prompt_ids[i] for i in sorted(rng.sample(range(len(prompt_ids)), n_cal))]
+
+
+def prepare(ctx: RunContext) -> None:
+    """Load the prompts, draw the calibration set and store both (once per process); write
+    ``run_config.json`` and record the seed each stage derives its randomness from.
+
+    Raises:
+        InputError / ConfigError: bad prompt file, or a calibration size that does not fit.
+    """
+    if ctx.prepared:
+        return
+    with ctx.timed("prepare"):
+        cfg = ctx.cfg
+        needs_answer = cfg.quality.kind == "verifier" or any(t.engine == "reference" for t in cfg.teachers)
+        prompts, report = load_prompts(cfg.prompts, cfg.seed, require_answer=needs_answer)
+        cal_ids = draw_calibration([p.id for p in prompts], cfg.calibration.count(len(prompts)), cfg.seed)
+        fingerprint = stable_hash([[(p.id, p.text, p.answer, p.solution) for p in prompts], cal_ids])
+        if ctx.store.get_meta("prompt_set") != fingerprint:
+            ctx.store.replace_prompts(prompts, cal_ids)
+            ctx.store.set_meta("prompt_set", fingerprint)
+        ctx.store.set_meta("load_report", json.dumps(report.as_dict()))
+        # The config this output dir was made with, for commands that take only the dir.
+        write_atomic(ctx.out / "run_config.json", cfg.model_dump_json(indent=2) + "\n")
+        seeds = {
+            "prompts": cfg.seed,
+            "calibration_draw": cfg.seed,
+            "sampling": cfg.seed,
+            "router_split": cfg.seed + 1,
+            "router_training": cfg.seed,
+        }
+        ctx.store.set_meta("seeds", json.dumps(seeds))
+        if report.empty or report.duplicates:
+            tqdm.write(
+                f"prompts: skipped {len(report.empty)} empty and {len(report.duplicates)} duplicate "
+                "prompt(s) (listed in summary.json)",
+                file=sys.stderr,
+            )
+    ctx.prepared = True

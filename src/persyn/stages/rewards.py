@@ -1,0 +1,68 @@
+"""Stage 3: the combined reward (PerSyn Eq. 2) of every teacher's response to a prompt, from
+the stored scores. One table builder serves the calibration set (strict: every response must
+be scored) and every prompt that all teachers answered (lenient)."""
+
+from __future__ import annotations
+
+from persyn.core.errors import PersynError
+from persyn.core.records import Generation, Prompt
+from persyn.scoring.combine import Candidate, combine
+from persyn.stages.calibrate import calibration_generations
+from persyn.stages.context import RunContext
+from persyn.stages.score import stored_scores
+
+RewardTable = dict[str, list[Candidate]]  # prompt id → Eq. 2 candidates in teacher order
+
+
+def reward_rows(ctx: RunContext, prompts: list[Prompt], require_all: bool) -> RewardTable:
+    """Eq. 2 candidates for every prompt of ``prompts`` whose teachers have all answered (ok or
+    failed); a failed response or score is an invalid candidate (reward None).
+
+    Raises:
+        PersynError: ``require_all`` and a prompt lacks a teacher's response.
+    """
+    cfg = ctx.cfg
+    keys = {(p.id, t.name): ctx.key_of(t, p) for p in prompts for t in cfg.teachers}
+    gens = ctx.store.generations(keys.values())
+    scores = stored_scores(ctx)
+    table = {}
+    for p in prompts:
+        if not all(keys[(p.id, n)] in gens for n in cfg.teacher_names):
+            if require_all:
+                raise PersynError(f"prompt {p.id} is missing a teacher's response")
+            continue
+        cands = []
+        for n in cfg.teacher_names:
+            g = gens[keys[(p.id, n)]]
+            q, lv = scores.get(g.key, (None, None)) if g.ok else (None, None)
+            cands.append(Candidate(n, q, lv))
+        table[p.id] = combine(cands, cfg.alpha, cfg.normalize)
+    return table
+
+
+def stored_rewards(ctx: RunContext, prompts: list[Prompt]) -> dict[tuple[str, str], float]:
+    """``{(prompt id, teacher): Eq. 2 reward}`` for the prompts that every teacher has answered
+    (the calibration set, and every prompt after Generate-then-Select)."""
+    table = reward_rows(ctx, prompts, require_all=False)
+    return {(pid, c.teacher): c.reward for pid, cands in table.items() for c in cands if c.reward is not None}
+
+
+def reward_table(ctx: RunContext) -> tuple[list[Prompt], RewardTable, dict[tuple[str, str], Generation]]:
+    """The calibration prompts, their Eq. 2 candidates (teacher order) and the calibration
+    generations by ``(prompt id, teacher)``.
+
+    Raises:
+        PersynError: a calibration response is missing or not scored (run ``persyn calibrate``).
+    """
+    cal, gens = calibration_generations(ctx)
+    # Scored = a stored row from both scorers (a failed score is a row with value None).
+    lscores = ctx.store.scores("learnability", ctx.learnability_key)
+    qscores = ctx.store.scores("quality", ctx.quality_key)
+    for p in cal:
+        for t in ctx.cfg.teachers:
+            g = gens[(p.id, t.name)]
+            if g.ok and (g.key not in lscores or g.key not in qscores):
+                raise PersynError(
+                    f"calibration response of {t.name} to {p.id} is not scored: run `persyn calibrate`"
+                )
+    return cal, reward_rows(ctx, cal, require_all=True), gens

@@ -1,0 +1,76 @@
+"""Stage 5: route every non-calibration prompt to argmax_n π_n(x) of the router, in chunks
+stored as they are decided (a killed run resumes at the next chunk)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from persyn.core.errors import PersynError
+from persyn.core.faults import crash_point
+from persyn.core.hashing import stable_hash
+from persyn.router.base import router_class, router_meta
+from persyn.stages.context import RunContext, progress
+from persyn.stages.prepare import prepare
+
+ROUTE_CHUNK = 64  # prompts per stored chunk of routing decisions
+
+
+def route(ctx: RunContext, router_dir: str | Path | None = None) -> dict[str, str]:
+    """Assign every non-calibration prompt to the router's argmax teacher.
+
+    Args:
+        router_dir: a saved router (default: ``OUTPUT_DIR/router`` from ``train_router``).
+
+    Returns ``{prompt_id: teacher}`` for the routed prompts.
+
+    Raises:
+        PersynError: no router, or a router trained for other teachers.
+    """
+    prepare(ctx)
+    with ctx.timed("route"):
+        path = Path(router_dir) if router_dir else ctx.out / "router"
+        meta = router_meta(path)
+        if meta["teachers"] != ctx.cfg.teacher_names:
+            raise PersynError(
+                f"{path}: router was trained for teachers {meta['teachers']}, "
+                f"the config has {ctx.cfg.teacher_names}"
+            )
+        kind = router_class(meta["kind"])
+        router_key = stable_hash(["route/v1", str(path.resolve()), kind.fingerprint(path)])
+        routed = ctx.store.prompts(calibration=False)
+        have = ctx.store.assignments(router_key)
+        todo = [p for p in routed if p.id not in have]
+        if todo:
+            router = kind.load(path)
+            names = router.teachers
+            with progress(len(todo), "route", "prompt") as bar:
+                for i in range(0, len(todo), ROUTE_CHUNK):
+                    chunk = todo[i : i + ROUTE_CHUNK]
+                    coef = router.scores([p.text for p in chunk])
+                    rows = []
+                    for p, c in zip(chunk, coef, strict=True):
+                        values = {n: float(v) for n, v in zip(names, c, strict=True)}
+                        rows.append((p.id, names[int(c.argmax())], values))
+                    ctx.store.set_assignments(router_key, rows)
+                    bar.update(len(chunk))
+                    crash_point("route.chunk")
+        ctx.store.set_meta("route_key", router_key)
+    return {pid: t for pid, (t, _) in ctx.store.assignments(router_key).items()}
+
+
+def assignments(ctx: RunContext) -> dict[str, tuple[str, dict[str, float]]]:
+    """The current routing decisions: ``{prompt id: (teacher, {teacher: π})}`` for every
+    non-calibration prompt, in source order.
+
+    Raises:
+        PersynError: a prompt is not routed yet (run ``persyn route``).
+    """
+    key = ctx.store.get_meta("route_key")
+    got = ctx.store.assignments(key) if key else {}
+    routed = ctx.store.prompts(calibration=False)
+    missing = [p.id for p in routed if p.id not in got]
+    if missing:
+        raise PersynError(
+            f"{len(missing)} prompt(s) are not routed (e.g. {missing[0]}): run `persyn route` first"
+        )
+    return {p.id: got[p.id] for p in routed}

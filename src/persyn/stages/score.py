@@ -1,0 +1,63 @@
+"""Stage 2: learnability (the student's log-likelihood, PerSyn Eq. 1) and quality of
+responses."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from functools import partial
+
+from persyn.core.faults import crash_point
+from persyn.core.records import Generation, Prompt, ScoreItem
+from persyn.execution.jobs import scorer_job
+from persyn.scoring.learnability import LearnabilityScorer
+from persyn.scoring.quality import make_quality_scorer
+from persyn.stages.calibrate import calibration_generations
+from persyn.stages.context import RunContext, progress
+from persyn.stages.prepare import prepare
+
+
+def score(ctx: RunContext) -> None:
+    """Score every calibration response (learnability, then quality) not scored yet.
+
+    Raises:
+        PersynError: a calibration response is missing (run ``persyn calibrate``).
+    """
+    prepare(ctx)
+    with ctx.timed("score"):
+        cal, gens = calibration_generations(ctx)
+        score_generations(ctx, list(gens.values()), {p.id: p for p in cal})
+
+
+def score_generations(ctx: RunContext, gens: list[Generation], by_id: dict[str, Prompt]) -> None:
+    """Score the valid responses among ``gens`` that the store does not hold yet (failed scores
+    are retried); each batch of scores is stored as it comes back."""
+    items = [ScoreItem(g.key, by_id[g.prompt_id].text, g.response) for g in gens if g.ok]
+    answers = {g.key: by_id[g.prompt_id].answer for g in gens}
+    student, quality = ctx.cfg.student, ctx.cfg.quality
+    scorers = {
+        "learnability": (partial(LearnabilityScorer, student), student.resources, "student"),
+        "quality": (partial(make_quality_scorer, quality, answers), quality.resources, None),
+    }
+    keys = {"learnability": ctx.learnability_key, "quality": ctx.quality_key}
+    jobs = []
+    for kind, (build, resources, cache) in scorers.items():
+        done = ctx.store.scores(kind, keys[kind])
+        todo = [it for it in items if done.get(it.key, (None, None))[0] is None]  # retry failed
+        if todo:
+            jobs.append(scorer_job(kind, build, todo, resources, cache))
+    desc = "score · " + ", ".join(j.tag for j in jobs)
+    with progress(sum(len(j.items) for j in jobs), desc, "response") as bar:
+        with closing(ctx.executor.run(jobs)) as results:
+            for job, rows in results:
+                ctx.store.add_scores(job.tag, keys[job.tag], rows)
+                bar.update(len(rows))
+                crash_point("score.batch")
+
+
+def stored_scores(ctx: RunContext) -> dict[str, tuple[float | None, float | None]]:
+    """``{generation key: (quality, learnability)}`` for the current scorers (None where not
+    scored or failed)."""
+    lscores = ctx.store.scores("learnability", ctx.learnability_key)
+    qscores = ctx.store.scores("quality", ctx.quality_key)
+    keys = set(lscores) | set(qscores)
+    return {k: (qscores.get(k, (None, None))[0], lscores.get(k, (None, None))[0]) for k in keys}
