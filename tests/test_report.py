@@ -7,7 +7,7 @@ import re
 import pytest
 
 from persyn.core.errors import PersynError
-from persyn.report import write_report
+from persyn.report.write import write_report
 
 TEACHERS = ["alpha-cot", "beta-fewshot", "reference"]
 EVIL = 'Is 3 < 4 & "5 > 2"? <script>alert(1)</script>'
@@ -90,6 +90,8 @@ def make_run(tmp_path, quality=(0.0, 1.0, 1.0)):
         "n_dataset": 6,
         "teachers": TEACHERS,
         "generations": 12,
+        "generations_new": 12,
+        "generation_calls": 12,
         "generations_generate_then_select": 18,
         "routing": {"alpha-cot": 1, "beta-fewshot": 1, "reference": 4},
         "routing_routed": {"alpha-cot": 1, "beta-fewshot": 0, "reference": 2},
@@ -102,8 +104,12 @@ def make_run(tmp_path, quality=(0.0, 1.0, 1.0)):
             "regret": 0.0421,
             "best_single_teacher": {"name": "reference", "top1": 0.5, "regret": 0.125},
         },
+        "tokens": {t: {"prompt": 10, "completion": 20} for t in TEACHERS},
+        "cost_usd": {t: None for t in TEACHERS},
+        "seeds": {"calibration": 0, "router": 0},
         "alpha": 0.4,
         "normalize": "minmax",
+        "skipped_prompts": {},
         "failed": 1,
         "failures": [
             {"stage": "generate", "prompt_id": "p9", "teacher": "beta-fewshot", "error": "<too long>"}
@@ -119,6 +125,22 @@ def make_run(tmp_path, quality=(0.0, 1.0, 1.0)):
 
 def images(page):
     return re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+
+
+def section(page, anchor):
+    """The HTML of one section (its ``<h2 id=anchor>`` up to the next ``<h2``), images removed:
+    base64 data holds digits and slashes, so text such as "2/3" could match inside one."""
+    body = page.split(f'<h2 id="{anchor}">', 1)[1].split("<h2", 1)[0]
+    return re.sub(r"<img [^>]*>", "", body)
+
+
+def row_of(html, first_cell):
+    """The cells' texts (tags stripped) of the table row whose first cell ends in ``first_cell``."""
+    for tr in re.findall(r"<tr>(.*?)</tr>", html, flags=re.S):
+        cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, flags=re.S)]
+        if cells and cells[0].endswith(first_cell):
+            return cells
+    raise AssertionError(f"no table row for {first_cell!r}")
 
 
 def test_report_is_self_contained_and_escaped(tmp_path):
@@ -143,8 +165,16 @@ def test_report_is_self_contained_and_escaped(tmp_path):
     assert "1.50" in page and "calibrate" in page
     # router vs best single teacher, formatted
     assert "0.81" in page and "0.042" in page and "0.125" in page
-    # verifier quality → accuracy per teacher
-    assert "accuracy" in page and "2/3" in page
+    # verifier quality → accuracy per teacher: each teacher is right on 2 of its 3 responses
+    calibration = section(page, "calibration")
+    assert "<th>correct</th><th>accuracy</th>" in calibration
+    for t in TEACHERS:
+        assert row_of(calibration, t)[1:5] == [
+            "3",
+            "0",
+            "2/3",
+            "66.7%",
+        ]  # responses, failed, correct, accuracy
     assert "not available" not in page.split('id="strategies"')[0]
     assert 'id="strategies"' in page  # no strategies/: the section says so
     assert "not available" in page.split('id="strategies"')[1]
@@ -196,10 +226,18 @@ def test_continuous_quality_and_strategies(tmp_path):
             json.dumps(
                 {
                     "strategy": name,
+                    "seed": 0,
+                    "n_prompts": 6,
+                    "n_calibration": 3,
                     "n_dataset": 6,
+                    "teachers": TEACHERS,
                     "generations": 7,
                     "generations_generate_then_select": 18,
                     "routing": routing,
+                    "details": {},
+                    "failed": 0,
+                    "failures": [],
+                    "dataset_hash": "0" * 16,
                 }
             )
         )

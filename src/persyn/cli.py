@@ -333,7 +333,7 @@ def report(
     seed: int = typer.Option(0, help="Seed of the sample."),
 ) -> None:
     """A self-contained HTML page for one run: summary, routing, scores, router vs Oracle."""
-    from persyn.report import write_report
+    from persyn.report.write import write_report
 
     try:
         path = write_report(run_dir, out, sample, seed)
