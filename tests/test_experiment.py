@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pytest
 from conftest import tiny_config
@@ -9,7 +10,8 @@ from typer.testing import CliRunner
 
 from persyn.cli import app
 from persyn.core.errors import ConfigError, InputError
-from persyn.experiment import Experiment, parse_experiment
+from persyn.experiment.config import parse_experiment
+from persyn.experiment.runner import Experiment
 
 EVAL = [
     ("What is 4 + 4?", "8"),
@@ -53,8 +55,17 @@ def test_experiment_smallest_scale(tiny_models, tmp_path):
         table = list(csv.DictReader(f))
     assert [r["strategy"] for r in table] == [r["strategy"] for r in rows]
     md = (out / "results.md").read_text()
-    for name in ("persyn", "oracle", "strongest", "random", "car", "student (no SFT)", "calibration_size"):
-        assert name in md
+    # One accuracy row per strategy, with its seed count, its training lines and its generations
+    # (the heading "# persyn experiment results" alone would satisfy `"persyn" in md`).
+    for name, seeds in (("student (no SFT)", 1), *((s, 2) for s in exp.strategies)):
+        first = next(r for r in rows if r["strategy"] == name)
+        assert re.search(
+            rf"^\| {re.escape(name)} \| {seeds} \| \d\.\d{{3}} ± \d\.\d{{3}} \| .* \| "
+            rf"{first['n_train']} \| {first['generations']} \|$",
+            md,
+            flags=re.M,
+        ), name
+    assert re.search(r"^\| calibration_size \| 4 \| 4 \| ", md, flags=re.M)  # the sweep row
     for png in ("accuracy.png", "routing.png", "generations.png", "sweeps.png"):
         assert (out / png).stat().st_size > 1000
     gens = {r["strategy"]: int(r["generations"]) for r in table}

@@ -445,7 +445,8 @@ def experiment(
     output_dir: Path | None = OutputOpt,
 ) -> None:
     """Every strategy × seed: build the dataset, fine-tune the student, evaluate; results.md."""
-    from persyn.experiment import Experiment, load_experiment
+    from persyn.experiment.config import load_experiment
+    from persyn.experiment.runner import Experiment
 
     try:
         exp = load_experiment(config, scale, output_dir)

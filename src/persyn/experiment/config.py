@@ -1,0 +1,134 @@
+"""The experiment configuration: ``EvalConfig``, ``SweepConfig``, ``ExperimentConfig`` and the
+functions that read and validate one (``load_experiment``, ``parse_experiment``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+
+from persyn.config import (
+    STRATEGIES,
+    PromptsConfig,
+    StrictModel,
+    format_validation_error,
+    parse_config,
+    read_yaml,
+)
+from persyn.core.errors import ConfigError
+
+
+class EvalConfig(StrictModel):
+    """The held-out evaluation set (drawn with its own ``seed``; checked disjoint from every
+    training prompt, or with ``exclude_training_prompts`` made so) and greedy decoding."""
+
+    prompts: PromptsConfig
+    seed: int = 12345
+    max_new_tokens: Annotated[int, Field(ge=1)] = 128
+    batch_size: Annotated[int, Field(ge=1)] = 32
+    # Small task spaces (e.g. one-digit sums) repeat prompts across draws: drop the eval prompts
+    # that a training set holds (counted in results.md) instead of failing the disjointness check.
+    exclude_training_prompts: bool = False
+
+
+class SweepConfig(StrictModel):
+    """Optional analyses. ``alpha``: values of α in Eq. 2 (router top-1 / regret and routing per
+    value). ``calibration_size``: calibration sizes (fractions or counts) for router top-1 and
+    regret vs calibration size. ``train``: also fine-tune and evaluate PerSyn at each point."""
+
+    alpha: list[Annotated[float, Field(ge=0.0, le=1.0)]] = Field(default_factory=list)
+    calibration_size: list[float | int] = Field(default_factory=list)
+    train: bool = False
+
+
+class ExperimentConfig(StrictModel):
+    """An experiment: a base ``run`` (the pipeline's config, inline), strategies × seeds,
+    fine-tuning settings (``persyn.train.SFTSettings``), the evaluation set, sweeps."""
+
+    output_dir: Path
+    run: dict[str, Any]
+    strategies: list[str] = Field(default_factory=lambda: list(STRATEGIES))
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    sft: dict[str, Any] = Field(default_factory=dict)
+    eval: EvalConfig
+    sweeps: SweepConfig = Field(default_factory=SweepConfig)
+    keep_models: bool = False
+
+    @field_validator("seeds")
+    @classmethod
+    def _check_seeds(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("needs at least one seed")
+        if len(set(v)) != len(v):
+            raise ValueError("seeds are listed twice")
+        return v
+
+    @field_validator("strategies")
+    @classmethod
+    def _check_strategies(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if name not in STRATEGIES:
+                raise ValueError(f"unknown strategy '{name}' (known: {', '.join(STRATEGIES)})")
+        if len(set(v)) != len(v):
+            raise ValueError("strategies are listed twice")
+        return v
+
+
+def load_experiment(path: str | Path, scale: float = 1.0, output_dir: Path | None = None) -> ExperimentConfig:
+    """Read and validate an experiment YAML; ``scale`` multiplies the prompt and evaluation set
+    sizes (``--scale``).
+
+    Raises:
+        ConfigError: unreadable file, bad YAML, or invalid fields (with their path).
+    """
+    data = read_yaml(path, "experiment")
+    if isinstance(data, dict) and output_dir is not None:
+        data["output_dir"] = str(output_dir)
+    return parse_experiment(data, str(path), scale)
+
+
+def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0) -> ExperimentConfig:
+    """Validate a mapping into an ExperimentConfig (see ``load_experiment``): ``run`` gets
+    ``output_dir`` ``OUTPUT_DIR/run``, and with ``scale`` != 1 its prompt set size (at least 4)
+    and the evaluation set size are multiplied.
+
+    Raises:
+        ConfigError: not a mapping, an invalid field (with its path), ``scale`` <= 0, a scale
+            for a prompt file without ``size``, an invalid run section, a ``family-strong``
+            strategy no teacher can serve, or invalid ``sft`` settings.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    try:
+        exp = ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None
+    if scale <= 0:
+        raise ConfigError(f"--scale must be > 0, got {scale}")
+    run = dict(exp.run)
+    run["output_dir"] = str(exp.output_dir / "run")
+    if scale != 1.0:
+        prompts = dict(run.get("prompts") or {})
+        base = prompts.get("size") or (
+            120 if prompts.get("source", "reasoning_gym") == "reasoning_gym" else None
+        )
+        if base is None:  # a file without `size`: scaling would invent a size
+            raise ConfigError(f"{source}: --scale needs run.prompts.size for a {prompts['source']} source")
+        prompts["size"] = max(4, round(base * scale))
+        run["prompts"] = prompts
+        if exp.eval.prompts.size:
+            exp.eval.prompts.size = max(4, round(exp.eval.prompts.size * scale))
+    exp.run = run
+    cfg = parse_config(run, f"{source}: run")  # fail early on a bad run section
+    if "family-strong" in exp.strategies:
+        from persyn.selection.rules import family_members
+
+        family_members(cfg.teacher_names, {t.name: t.family for t in cfg.teachers}, cfg.student.family)
+    from persyn.train import SFTSettings
+
+    try:
+        SFTSettings.model_validate(exp.sft)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, f"{source}: sft")) from None
+    return exp

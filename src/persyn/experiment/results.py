@@ -1,0 +1,157 @@
+"""The experiment's results: one row per evaluated model, the means over seeds per strategy,
+and the files ``results.csv`` and ``results.md`` (plus the plots of ``plots``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from pathlib import Path
+
+from persyn.core.io import write_atomic
+from persyn.core.summary import StrategySummary
+from persyn.experiment.plots import write_plots
+
+
+def result_row(
+    name: str, seed: int | None, res: dict, summary: StrategySummary | None, train: dict | None
+) -> dict:
+    """One ``results.csv`` row.
+
+    Args:
+        name: the strategy (or ``student (no SFT)``).
+        seed: the fine-tuning seed; None for the untouched student.
+        res: the evaluation summary (``accuracy``, ``ci_low``, ``ci_high``, ``correct``, ``n``).
+        summary: the strategy's dataset summary; None for the untouched student.
+        train: the fine-tune's record (``seconds``, ``final_loss``); None when not trained.
+
+    Returns:
+        ``strategy``, ``seed``, ``accuracy``, ``ci_low``, ``ci_high``, ``correct``, ``n_eval``,
+        ``n_train`` (dataset lines), ``generations``, ``routing`` (JSON text of ``{teacher:
+        lines}``, empty without a dataset), ``train_seconds`` and ``final_loss``.
+    """
+    return {
+        "strategy": name,
+        "seed": seed,
+        "accuracy": res["accuracy"],
+        "ci_low": res["ci_low"],
+        "ci_high": res["ci_high"],
+        "correct": res["correct"],
+        "n_eval": res["n"],
+        "n_train": summary.n_dataset if summary else 0,
+        "generations": summary.generations if summary else 0,
+        "routing": json.dumps(summary.routing) if summary else "",
+        "train_seconds": (train or {}).get("seconds"),
+        "final_loss": (train or {}).get("final_loss"),
+    }
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """Per strategy (in order of first row): ``seeds``, the ``mean`` and ``std`` of accuracy
+    over seeds (std 0 for one seed), the Wilson 95% interval of all seeds' answers pooled
+    (``pooled_low``, ``pooled_high``), ``accs`` per seed, and the first row's ``generations``,
+    ``routing`` (a dict) and ``n_train``."""
+    from persyn.evaluate import wilson_interval
+
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["strategy"], []).append(r)
+    agg = []
+    for name, rs in groups.items():
+        accs = [r["accuracy"] for r in rs]
+        correct, n = sum(r["correct"] for r in rs), sum(r["n_eval"] for r in rs)
+        lo, hi = wilson_interval(correct, n)
+        agg.append(
+            {
+                "strategy": name,
+                "seeds": len(rs),
+                "mean": statistics.fmean(accs),
+                "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "pooled_low": lo,
+                "pooled_high": hi,
+                "accs": accs,
+                "generations": rs[0]["generations"],
+                "routing": json.loads(rs[0]["routing"]) if rs[0]["routing"] else {},
+                "n_train": rs[0]["n_train"],
+            }
+        )
+    return agg
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def results_markdown(
+    rows: list[dict], agg: list[dict], sweeps: list[dict], teachers: list[str], seconds: float
+) -> str:
+    """The text of ``results.md``: wall time (``seconds``), accuracy per strategy (mean ± std,
+    pooled CI, per seed, train lines, generations), prompts per teacher and the sweep table."""
+    md = [
+        "# persyn experiment results",
+        "",
+        f"Wall time: {seconds / 60:.1f} min. Accuracy on {rows[0]['n_eval']} held-out prompts, greedy; "
+        "mean ± std over seeds, and the Wilson 95% interval of all seeds' answers pooled.",
+        "",
+        "| strategy | seeds | accuracy (mean ± std) | pooled 95% CI | per seed | train lines | generations |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
+    ]
+    for a in agg:
+        md.append(
+            f"| {a['strategy']} | {a['seeds']} | {a['mean']:.3f} ± {a['std']:.3f} | "
+            f"[{a['pooled_low']:.3f}, {a['pooled_high']:.3f}] | {', '.join(f'{x:.3f}' for x in a['accs'])} | "
+            f"{a['n_train']} | {a['generations']} |"
+        )
+    md += [
+        "",
+        "## Prompts per teacher",
+        "",
+        "| strategy | " + " | ".join(teachers) + " |",
+        "| --- |" + " ---: |" * len(teachers),
+    ]
+    for a in agg:
+        if a["routing"]:
+            md.append(
+                f"| {a['strategy']} | " + " | ".join(str(a["routing"].get(t, 0)) for t in teachers) + " |"
+            )
+    if sweeps:
+        md += [
+            "",
+            "## Sweeps",
+            "",
+            "| sweep | value | calibration prompts | router top-1 | regret | best single top-1 | best single regret | accuracy |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for s in sweeps:
+            md.append(
+                f"| {s['sweep']} | {s['value']} | {s['n_calibration']} | {_f(s['top1'])} | {_f(s['regret'])} | "
+                f"{_f(s['best_single_top1'])} | {_f(s['best_single_regret'])} | {_f(s.get('accuracy'))} |"
+            )
+    md += [
+        "",
+        "Plots: `accuracy.png`, `routing.png`, `generations.png`"
+        + (", `sweeps.png`" if sweeps else "")
+        + ".",
+    ]
+    return "\n".join(md) + "\n"
+
+
+def write_results(
+    out: Path, rows: list[dict], sweeps: list[dict], teachers: list[str], seconds: float
+) -> None:
+    """Write ``results.csv`` (one row per model, ``result_row``'s columns), ``results.md``
+    (means over seeds, sweeps; ``seconds``: the experiment's wall time) and the plots
+    ``accuracy.png``, ``routing.png``, ``generations.png`` and ``sweeps.png`` into ``out``.
+
+    Raises:
+        PersynError: a file cannot be written.
+    """
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    write_atomic(out / "results.csv", buf.getvalue())
+    agg = aggregate(rows)
+    write_atomic(out / "results.md", results_markdown(rows, agg, sweeps, teachers, seconds))
+    write_plots(out, agg, sweeps, teachers)

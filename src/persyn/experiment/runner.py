@@ -1,0 +1,236 @@
+"""``Experiment``: runs one ``ExperimentConfig``: every strategy's dataset, the untouched
+student's and every fine-tuned student's evaluation, the sweeps, then the results files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+from persyn.config import WHERE_IT_RUNS, RunConfig, parse_config
+from persyn.core.hashing import stable_hash
+from persyn.core.io import write_atomic
+from persyn.core.summary import StrategySummary
+from persyn.experiment.config import ExperimentConfig
+from persyn.experiment.results import result_row, write_results
+from persyn.store import Store
+
+
+class Experiment:
+    """Runs one ExperimentConfig (see ``persyn.experiment``); ``log`` takes progress lines.
+
+    Raises:
+        ConfigError: the run section is invalid (on construction).
+    """
+
+    def __init__(self, exp: ExperimentConfig, log=print):
+        self.exp = exp
+        self.all_train: list[str] = []
+        self.eval_prompts: list = []  # set by _prepare_eval
+        self.eval_id = ""
+        self.n_eval_excluded = 0
+        self.out = exp.output_dir
+        self.log = log
+        self.cfg: RunConfig = parse_config(exp.run, "experiment run")
+
+    # -- datasets -----------------------------------------------------------------------------
+    def datasets(self) -> dict[tuple[str, int], tuple[Path, StrategySummary]]:
+        """Build every (strategy, seed) dataset; ``random`` and ``mix`` draw per seed, the
+        others do not depend on the seed. Returns ``{(strategy, seed): (dataset path,
+        strategy summary)}``."""
+        from persyn.pipeline import Pipeline
+
+        out: dict[tuple[str, int], tuple[Path, StrategySummary]] = {}
+        with Pipeline(self.cfg) as pipe:
+            for name in self.exp.strategies:
+                if name in ("random", "mix"):
+                    for seed in self.exp.seeds:
+                        d = pipe.out / "strategies" / f"{name}-seed{seed}"
+                        out[(name, seed)] = (d / "dataset.jsonl", pipe.build_strategy(name, d, seed=seed))
+                else:
+                    d = pipe.out / "strategies" / name
+                    summary = pipe.build_strategy(name, d)
+                    if name == "persyn":
+                        pipe.export()  # the run's own outputs too (summary.json, report input)
+                    for seed in self.exp.seeds:
+                        out[(name, seed)] = (d / "dataset.jsonl", summary)
+                self.log(f"dataset · {name}: {out[(name, self.exp.seeds[0])][1].routing}")
+        return out
+
+    # -- fine-tune and evaluate -------------------------------------------------------------
+    def _student_id(self) -> list:
+        # Everything about the student that changes a fine-tune or an evaluation.
+        from persyn.assets import model_fingerprint
+
+        st = self.cfg.student
+        return [st.model, model_fingerprint(st.model), st.prompt_template]
+
+    def _prepare_eval(self) -> None:
+        """Load the held-out prompts once (without those any strategy trains on, when
+        ``eval.exclude_training_prompts``) and fix ``eval_id``: the evaluation settings and the
+        exact prompts evaluated (file contents, not its path), part of every evaluation key."""
+        from persyn.evaluate import normalize_prompt
+        from persyn.prompts import load_prompts
+
+        with_answers = load_prompts(self.exp.eval.prompts, self.exp.eval.seed, require_answer=True)[0]
+        prompts = with_answers
+        if self.exp.eval.exclude_training_prompts:
+            seen = {normalize_prompt(t) for t in self.all_train}
+            prompts = [p for p in prompts if normalize_prompt(p.text) not in seen]
+        self.n_eval_excluded = len(with_answers) - len(prompts)
+        self.eval_prompts = prompts
+        self.eval_id = stable_hash(
+            [
+                self.exp.eval.model_dump(mode="json", exclude={"prompts"}),
+                [(p.id, p.text, p.answer) for p in prompts],
+            ]
+        )
+
+    def _evaluate(self, model: str, key: str, train_prompts: list[str]) -> dict:
+        from persyn.evaluate import evaluate, write_eval
+
+        path = self.out / "evals" / f"{key}.json"
+        if path.exists():
+            return json.loads(path.read_text())["summary"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        res = evaluate(
+            model,
+            self.eval_prompts,
+            train_prompts=train_prompts,
+            batch_size=self.exp.eval.batch_size,
+            max_new_tokens=self.exp.eval.max_new_tokens,
+            prompt_template=self.cfg.student.prompt_template,
+        )
+        write_eval(res, path)
+        return json.loads(path.read_text())["summary"]
+
+    def train_and_evaluate(self, dataset: Path, seed: int, dataset_hash: str) -> dict:
+        """Fine-tune the student on ``dataset`` with ``seed`` and evaluate it (cached by
+        dataset content, SFT settings and seed)."""
+        from persyn.evaluate import training_prompts
+        from persyn.train import SFTSettings, sft
+
+        settings = SFTSettings.model_validate({**self.exp.sft, "seed": seed})
+        key = stable_hash([dataset_hash, settings.model_dump(), self._student_id(), self.eval_id])
+        done = self.out / "evals" / f"{key}.json"
+        if done.exists():
+            record = json.loads(done.read_text())
+            return record["summary"] | {"train": record.get("train")}
+        model_dir = self.out / "models" / key
+        info_path = model_dir / "persyn_sft.json"
+        train = json.loads(info_path.read_text()) if info_path.exists() else None
+        if train is None:
+            train = sft(
+                dataset,
+                self.cfg.student.model,
+                model_dir,
+                settings,
+                prompt_template=self.cfg.student.prompt_template,
+            )
+        summary = self._evaluate(str(model_dir), key, training_prompts(dataset) + self.all_train)
+        record = json.loads(done.read_text())
+        record["train"] = {k: train.get(k) for k in ("seconds", "steps", "final_loss", "n_examples")}
+        write_atomic(done, json.dumps(record, indent=2) + "\n")
+        if not self.exp.keep_models:
+            shutil.rmtree(model_dir, ignore_errors=True)
+        return summary | {"train": record["train"]}
+
+    # -- the whole experiment -------------------------------------------------------------------
+    def run(self) -> list[dict]:
+        """Datasets, the untouched student, every (strategy, seed) fine-tune; then sweeps and
+        the results files. Returns the result rows."""
+        start = time.perf_counter()
+        self.out.mkdir(parents=True, exist_ok=True)
+        sets = self.datasets()
+        # Every prompt any strategy trains on (the prompt set itself, whatever was selected).
+        from persyn.pipeline import Pipeline
+
+        with Pipeline(self.cfg) as pipe:
+            all_train = sorted({p.text for p in pipe.store.prompts()})
+        self.all_train = all_train
+        self._prepare_eval()
+        if self.exp.eval.exclude_training_prompts:
+            self.log(
+                f"evaluation: {len(self.eval_prompts)} held-out prompts ({self.n_eval_excluded} dropped: in the training set)"
+            )
+        rows = []
+        base_key = stable_hash(["student", self._student_id(), self.eval_id])
+        base = self._evaluate(self.cfg.student.model, f"student-{base_key}", all_train)
+        rows.append(result_row("student (no SFT)", None, base, None, None))
+        self.log(f"student (no SFT): accuracy {base['accuracy']:.3f}")
+        for (name, seed), (path, summary) in sets.items():
+            res = self.train_and_evaluate(path, seed, summary.dataset_hash)
+            rows.append(result_row(name, seed, res, summary, res.get("train")))
+            self.log(
+                f"{name} · seed {seed}: accuracy {res['accuracy']:.3f} [{res['ci_low']:.3f}, {res['ci_high']:.3f}]"
+            )
+        sweep_rows = self.sweeps()
+        write_results(self.out, rows, sweep_rows, self.cfg.teacher_names, time.perf_counter() - start)
+        return rows
+
+    def sweeps(self) -> list[dict]:
+        """Alpha and calibration-size sweeps on clones of the main store (nothing regenerated
+        that the main run holds). One row per point: router top-1 / regret (and the best single
+        teacher's) and routing; with ``sweeps.train`` also PerSyn's accuracy (first seed)."""
+        from persyn.pipeline import Pipeline
+
+        points = [("alpha", a) for a in self.exp.sweeps.alpha]
+        points += [("calibration_size", c) for c in self.exp.sweeps.calibration_size]
+        rows = []
+        for kind, value in points:
+            d = self.out / "sweeps" / f"{kind}={value}"
+            result_path = d / "sweep.json"
+            run = dict(self.exp.run, output_dir=str(d))
+            if kind == "alpha":
+                run["alpha"] = value
+            else:
+                run["calibration"] = {"size": value}
+            cfg = parse_config(run, f"sweep {kind}={value}")
+            point_key = stable_hash(
+                [
+                    cfg.model_dump(mode="json", exclude=WHERE_IT_RUNS),
+                    self.exp.sweeps.train,
+                    self.exp.sft,
+                    self.eval_id,
+                ]
+            )
+            if result_path.exists():
+                done = json.loads(result_path.read_text())
+                if done.get("key") == point_key:
+                    rows.append(done)
+                    continue
+            with Store(self.out / "run" / "store.sqlite") as src:
+                src.clone_to(d / "store.sqlite")
+            with Pipeline(cfg) as pipe:
+                if self.exp.sweeps.train:
+                    summary = pipe.build_strategy("persyn")
+                    routing = dict(Counter(t for t, _ in pipe.assignments().values()))
+                else:
+                    pipe.calibrate()
+                    pipe.score()
+                    pipe.train_router()
+                    routing = dict(Counter(pipe.route().values()))
+                ev = pipe.store.stage_done("train_router", pipe.store.get_meta("router_key") or "") or {}
+                n_cal = len(pipe.store.prompts(calibration=True))
+            row = {
+                "key": point_key,
+                "sweep": kind,
+                "value": value,
+                "n_calibration": n_cal,
+                "top1": ev.get("top1"),
+                "regret": ev.get("regret"),
+                "best_single_top1": (ev.get("best_single_teacher") or {}).get("top1"),
+                "best_single_regret": (ev.get("best_single_teacher") or {}).get("regret"),
+                "routing": routing,
+            }
+            if self.exp.sweeps.train:
+                res = self.train_and_evaluate(
+                    d / "strategies/persyn/dataset.jsonl", self.exp.seeds[0], summary.dataset_hash
+                )
+                row.update(accuracy=res["accuracy"], ci_low=res["ci_low"], ci_high=res["ci_high"])
+            write_atomic(result_path, json.dumps(row, indent=2) + "\n")
+            rows.append(row)
+            self.log(f"sweep {kind}={value}: top-1 {row['top1']}, regret {row['regret']}")
+        return rows
