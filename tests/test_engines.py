@@ -44,6 +44,11 @@ def test_sampling_is_seeded(tiny_models):
     first = {k: c.text for k, c in gen(make_engine(t, seed=1), PROMPTS).items()}
     again = {k: c.text for k, c in gen(make_engine(t, seed=1), PROMPTS).items()}
     assert first == again
+    # ...and it is sampling: another seed, and greedy decoding, give other responses.
+    other = {k: c.text for k, c in gen(make_engine(t, seed=2), PROMPTS).items()}
+    greedy_t = t.model_copy(update={"temperature": 0.0})
+    greedy = {k: c.text for k, c in gen(make_engine(greedy_t, seed=1), PROMPTS).items()}
+    assert other != first and greedy != first
 
 
 def test_prompt_longer_than_context_is_a_failed_item(tiny_models):

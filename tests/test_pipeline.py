@@ -1,9 +1,12 @@
+import itertools
 import json
 import os
 import sqlite3
 import subprocess
 import sys
+from collections import defaultdict
 
+import pytest
 import yaml
 from conftest import tiny_config
 from typer.testing import CliRunner
@@ -12,7 +15,10 @@ from persyn.cli import app
 from persyn.config import parse_config
 from persyn.core.records import Completion
 from persyn.pipeline import Pipeline
+from persyn.router.base import router_figures
 from persyn.router.model import BTRouter
+from persyn.scoring.means import best_single_teacher
+from persyn.stages.train_router import split_heldout
 
 
 def run(cfg_dict):
@@ -41,6 +47,22 @@ def test_route_then_generate_end_to_end_and_resume(tiny_models, tmp_path):
     assert ev["n_eval"] == 2 and ev["n_train"] == 4
     assert 0.0 <= ev["top1"] <= 1.0 and ev["regret"] >= 0.0
     assert set(ev["best_single_teacher"]) == {"name", "top1", "regret"}
+    # The figures recomputed from calibration.jsonl: the held-out split, the best single
+    # teacher on the training part and its figures exactly; the router's (top-1, regret) must
+    # be those of some choice of teachers for the held-out prompts.
+    rewards = defaultdict(dict)
+    for row in read_jsonl(tmp_path / "run/calibration.jsonl"):
+        rewards[row["id"]][row["teacher"]] = row["reward"]
+    eval_ids, train_ids = split_heldout(list(rewards), 0.25, 0 + 1)
+    names = summary["teachers"]
+    best = best_single_teacher(names, [[rewards[i][n] for n in names] for i in train_ids])
+    figs = router_figures([best] * len(eval_ids), [rewards[i] for i in eval_ids])
+    assert ev["best_single_teacher"] == {"name": best, "top1": figs["top1"], "regret": figs["regret"]}
+    achievable = [
+        router_figures(list(picks), [rewards[i] for i in eval_ids])
+        for picks in itertools.product(names, repeat=len(eval_ids))
+    ]
+    assert any(f["top1"] == ev["top1"] and f["regret"] == pytest.approx(ev["regret"]) for f in achievable)
     assert set(summary["seconds"]) >= {"calibrate", "score", "train_router", "route", "generate", "export"}
 
     out = tmp_path / "run"

@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from persyn.config import RouterConfig
+from persyn.router.base import RouterExample, router_figures
 from persyn.router.model import BTRouter
-from persyn.router.train import RouterExample, bt_loss, router_figures, train_router
+from persyn.router.train import bt_loss, train_router
 from persyn.scoring.combine import pair_labels
 
 

@@ -434,12 +434,16 @@ def read_yaml(path: str | Path, what: str = "config") -> Any:
         raise ConfigError(f"{path}: YAML syntax error at {where}: {exc}") from None
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read and validate a YAML run configuration.
+def load_config(source: str | Path | dict) -> RunConfig:
+    """Read and validate a run configuration: a YAML file's path, or the same content as a
+    dict (e.g. built in a notebook).
 
     Relative ``prompts.path`` is taken relative to the current directory, like ``output_dir``.
 
     Raises:
-        ConfigError: unreadable file, YAML syntax error (with line), or invalid fields.
+        ConfigError: unreadable file, YAML syntax error (with line), or invalid fields (the
+            field path is named).
     """
-    return parse_config(read_yaml(path), source=str(path))
+    if isinstance(source, dict):
+        return parse_config(source, source="<dict>")
+    return parse_config(read_yaml(source), source=str(source))

@@ -11,8 +11,9 @@ import torch
 
 from persyn.config import RouterConfig
 from persyn.core.hashing import stable_hash
+from persyn.router.base import RouterExample
 from persyn.router.model import BTRouter
-from persyn.router.train import RouterExample, steps_per_training, train_router
+from persyn.router.train import steps_per_training, train_router
 
 
 class BTEncoderRouter:

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F  # noqa: N812
 
 from persyn.config import RouterConfig
+from persyn.router.base import RouterExample
 from persyn.router.model import BTRouter
-
-
-@dataclass
-class RouterExample:
-    """One calibration prompt: its text and its pairs ``(a, b, C)`` over teacher indices, with
-    C = P(b beats a) as given by the combined reward (see ``scoring.combine.pair_labels``)."""
-
-    text: str
-    pairs: list[tuple[int, int, float]]
 
 
 def bt_loss(coef: torch.Tensor, pairs: list[tuple[int, int, int, float]]) -> torch.Tensor:
@@ -83,34 +74,3 @@ def train_router(
 def steps_per_training(cfg: RouterConfig, n_examples: int) -> int:
     """Optimizer steps ``train_router`` takes (for progress bars)."""
     return cfg.epochs * max(1, -(-n_examples // cfg.batch_size))
-
-
-def router_figures(picks: list[str], rewards: list[dict[str, float | None]]) -> dict[str, float]:
-    """Top-1 agreement with the Oracle and regret of a list of picks.
-
-    Args:
-        picks: the chosen teacher per prompt.
-        rewards: per prompt, ``{teacher: combined reward or None (failed)}``.
-
-    Returns:
-        ``{"top1": fraction of prompts where the pick's reward equals the Oracle's (ties count
-        as agreement), "regret": mean(Oracle reward − pick's reward), "n": prompts counted}``.
-        A pick whose response failed counts with the prompt's lowest valid reward; prompts with
-        no valid response are not counted.
-    """
-    hits, regret, n = 0, 0.0, 0
-    for pick, r in zip(picks, rewards, strict=True):
-        valid = [v for v in r.values() if v is not None]
-        if not valid:
-            continue
-        best = max(valid)
-        got = r.get(pick)
-        got = min(valid) if got is None else got
-        hits += int(got >= best - 1e-12)
-        regret += best - got
-        n += 1
-    return {
-        "top1": hits / n if n else float("nan"),
-        "regret": regret / n if n else float("nan"),
-        "n": n,
-    }

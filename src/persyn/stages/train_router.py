@@ -10,8 +10,7 @@ from typing import Any
 
 from persyn.core.faults import crash_point
 from persyn.core.hashing import stable_hash
-from persyn.router.base import router_class
-from persyn.router.train import RouterExample, router_figures
+from persyn.router.base import RouterExample, router_class, router_figures
 from persyn.scoring.combine import pair_labels
 from persyn.scoring.means import best_single_teacher
 from persyn.stages.context import RunContext, progress

@@ -1,0 +1,120 @@
+"""The house rules, checked on the source: imports point one way (no cycle between modules,
+function-local imports included), no module imports another's leading-underscore name, no
+class longer than 300 lines, and ``import persyn`` loads neither torch nor transformers."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "persyn"
+
+
+def module_name(path: Path) -> str:
+    parts = ["persyn", *path.relative_to(SRC).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in SRC.rglob("*.py")}
+
+
+def imports_of(name: str) -> list[tuple[str, list[str], int]]:
+    """Every ``import`` in module ``name``, at any depth (function bodies too): ``(imported
+    module, names taken from it, line)``; relative imports resolved."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(a.name, [], node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            out.append((base, [a.name for a in node.names], node.lineno))
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    """Module → the persyn modules it imports (``from pkg import submodule`` counts as the
+    submodule). A package's ``__init__`` running first is Python's doing, not an edge."""
+    edges: dict[str, set[str]] = {m: set() for m in MODULES}
+    for m in MODULES:
+        for target, names, _ in imports_of(m):
+            if not target.startswith("persyn"):
+                continue
+            subs = [f"{target}.{n}" for n in names if f"{target}.{n}" in MODULES]
+            for t in subs or [target]:
+                if t in MODULES and t != m:
+                    edges[m].add(t)
+    return edges
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> list[str] | None:
+        state[m] = 1
+        stack.append(m)
+        for t in sorted(edges[m]):
+            if state.get(t) == 1:
+                return stack[stack.index(t) :] + [t]
+            if t not in state and (c := visit(t)):
+                return c
+        stack.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(edges):
+        if m not in state and (c := visit(m)):
+            return c
+    return None
+
+
+def test_the_cycle_finder_finds_a_planted_cycle():
+    planted = {k: set(v) for k, v in graph().items()}
+    planted["persyn.core.errors"].add("persyn.pipeline")  # core → facade closes a loop
+    cycle = find_cycle(planted)
+    assert cycle is not None and cycle[0] == cycle[-1]
+
+
+def test_no_import_cycle_between_modules():
+    cycle = find_cycle(graph())
+    assert cycle is None, " → ".join(cycle or [])
+
+
+def test_core_imports_nothing_else_of_persyn():
+    edges = graph()
+    for m, targets in edges.items():
+        if m.startswith("persyn.core"):
+            assert all(t.startswith("persyn.core") for t in targets), (m, targets)
+
+
+def test_no_leading_underscore_name_imported_from_another_module():
+    bad = []
+    for m in MODULES:
+        for target, names, line in imports_of(m):
+            if target.startswith("persyn") and target != m:
+                bad += [f"{MODULES[m].name}:{line} {target}.{n}" for n in names if n.startswith("_")]
+    assert not bad, bad
+
+
+def test_no_class_longer_than_300_lines():
+    long = []
+    for m, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > 300:
+                long.append(f"{m}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not long, long
+
+
+def test_import_persyn_and_its_api_stay_light():
+    code = (
+        "import sys, persyn\n"
+        "persyn.Pipeline, persyn.load_config, persyn.RunSummary, persyn.DatasetLine\n"
+        "heavy = [m for m in ('torch', 'transformers', 'ray', 'llama_cpp') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
