@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from enum import StrEnum
 from importlib.resources import files
 from pathlib import Path
@@ -74,6 +75,15 @@ def _fail(exc: PersynError) -> None:
     raise typer.Exit(2)
 
 
+@contextmanager
+def reported_errors():
+    """A ``PersynError`` raised in the block is printed (no traceback) and exits with status 2."""
+    try:
+        yield
+    except PersynError as exc:
+        _fail(exc)
+
+
 def print_summary(summary: RunSummary, out_dir: Path) -> None:
     """The closing table: prompts per teacher, generations vs Generate-then-Select, router."""
     t = Table(title=f"persyn · {out_dir}", caption="calibration means: quality and learnability (nats/token)")
@@ -137,15 +147,13 @@ def run(
     ray_address: str | None = RayAddressOpt,
 ) -> None:
     """Run every stage (resumes from the store in the output directory)."""
-    try:
+    with reported_errors():
         with _pipeline(config, output_dir, executor, ray_address) as p:
             summary = p.run()
         if isinstance(summary, StrategySummary):
             print_strategy_summary(summary, p.out / "strategies" / summary.strategy)
         else:
             print_summary(summary, p.out)
-    except PersynError as exc:
-        _fail(exc)
     if require_all and summary.failed:
         console.print(f"[bold red]--require-all:[/] {summary.failed} item(s) failed (see failed.jsonl)")
         raise typer.Exit(1)
@@ -171,24 +179,20 @@ def calibrate(
     ray_address: str | None = RayAddressOpt,
 ) -> None:
     """Stage 1: every teacher answers the calibration prompts; score quality and learnability."""
-    try:
+    with reported_errors():
         with _pipeline(config, output_dir, executor, ray_address) as p:
             p.calibrate()
             p.score()
         console.print(f"calibration done: {p.new_generations} new generation(s)")
-    except PersynError as exc:
-        _fail(exc)
 
 
 @app.command("train-router")
 def train_router(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
     """Stage 2: train the Bradley–Terry router on the calibration rewards."""
-    try:
+    with reported_errors():
         with _pipeline(config, output_dir) as p:
             ev = p.train_router()
         console.print(f"router saved to {p.out / 'router'}: {ev}")
-    except PersynError as exc:
-        _fail(exc)
 
 
 @app.command()
@@ -198,15 +202,13 @@ def route(
     router: Path | None = typer.Option(None, help="A saved router directory (default: OUTPUT_DIR/router)."),
 ) -> None:
     """Stage 3: route every non-calibration prompt to one teacher."""
-    try:
+    with reported_errors():
         with _pipeline(config, output_dir) as p:
             assigned = p.route(router)
         counts: dict[str, int] = {}
         for t in assigned.values():
             counts[t] = counts.get(t, 0) + 1
         console.print(f"routed {len(assigned)} prompt(s): {counts}")
-    except PersynError as exc:
-        _fail(exc)
 
 
 @app.command()
@@ -217,23 +219,19 @@ def generate(
     ray_address: str | None = RayAddressOpt,
 ) -> None:
     """Stage 4: only the routed teacher answers each routed prompt."""
-    try:
+    with reported_errors():
         with _pipeline(config, output_dir, executor, ray_address) as p:
             p.generate()
         console.print(f"generation done: {p.new_generations} new generation(s)")
-    except PersynError as exc:
-        _fail(exc)
 
 
 @app.command()
 def export(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
     """Stage 5: write dataset.jsonl, routing.jsonl and summary.json."""
-    try:
+    with reported_errors():
         with _pipeline(config, output_dir) as p:
             summary = p.export()
         print_summary(summary, p.out)
-    except PersynError as exc:
-        _fail(exc)
 
 
 def _pipeline_of_dir(output_dir: Path, executor: Executor | None = None, ray_address: str | None = None):
@@ -270,13 +268,11 @@ def select_cmd(
 ) -> None:
     """Build a selection strategy's dataset into OUTPUT_DIR/strategies/NAME (repeatable)."""
 
-    try:
+    with reported_errors():
         with _pipeline_of_dir(output_dir, executor, ray_address) as p:
             for name in strategy:
                 summary = p.build_strategy(name)
                 print_strategy_summary(summary, p.out / "strategies" / name)
-    except PersynError as exc:
-        _fail(exc)
 
 
 @app.command("estimate")
@@ -285,11 +281,9 @@ def estimate_cmd(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) 
     generating (from the calibration responses once they exist, from max_new_tokens before)."""
     from persyn.estimate import estimate
 
-    try:
+    with reported_errors():
         with _pipeline(config, output_dir) as p:
             est = estimate(p)
-    except PersynError as exc:
-        _fail(exc)
     t = Table(title=f"estimate · {est['n_prompts']} prompts, {est['n_calibration']} calibration")
     for col in (
         "teacher",
@@ -335,10 +329,8 @@ def report(
     """A self-contained HTML page for one run: summary, routing, scores, router vs Oracle."""
     from persyn.report.write import write_report
 
-    try:
+    with reported_errors():
         path = write_report(run_dir, out, sample, seed)
-    except PersynError as exc:
-        _fail(exc)
     console.print(f"report: {path}")
 
 
@@ -371,10 +363,8 @@ def sft(
         from persyn.config import format_validation_error
 
         _fail(PersynError(format_validation_error(err, "persyn sft")))
-    try:
+    with reported_errors():
         info = run_sft(dataset, model, output_dir, settings, prompt_template=prompt_template)
-    except PersynError as exc:
-        _fail(exc)
     console.print(
         f"fine-tuned {model} on {info['n_examples']} examples in {info['seconds']:.0f} s "
         f"(final loss {info.get('final_loss')}) → {output_dir}"
@@ -448,11 +438,9 @@ def experiment(
     from persyn.experiment.config import load_experiment
     from persyn.experiment.runner import Experiment
 
-    try:
+    with reported_errors():
         exp = load_experiment(config, scale, output_dir)
         Experiment(exp, log=lambda m: console.print(m, highlight=False)).run()
-    except PersynError as exc:
-        _fail(exc)
     console.print(f"results: {exp.output_dir / 'results.md'}")
 
 
@@ -468,11 +456,9 @@ app.add_typer(cache_app, name="cache")
 @cache_app.command("info")
 def cache_info(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
     """Stored responses per teacher (current settings vs stale) and scores per scorer."""
-    try:
+    with reported_errors():
         with _pipeline(config, output_dir) as p:
             info = p.cache_info()
-    except PersynError as exc:
-        _fail(exc)
     t = Table(title=f"store · {p.out / 'store.sqlite'} ({info['store_bytes'] / 1e6:.1f} MB)")
     for col in ("teacher", "ok", "failed", "stale"):
         t.add_column(col, justify="left" if col == "teacher" else "right")
@@ -492,11 +478,9 @@ def cache_clear(
     teacher: str | None = typer.Option(None, help="Only this teacher's responses and their scores."),
 ) -> None:
     """Delete stored responses and scores (one teacher's, or everything computed)."""
-    try:
+    with reported_errors():
         with _pipeline(config, output_dir) as p:
             n = p.cache_clear(teacher)
-    except PersynError as exc:
-        _fail(exc)
     console.print(f"deleted {n} stored response(s){f' of {teacher}' if teacher else ' and all scores'}")
 
 
