@@ -118,3 +118,16 @@ def test_import_persyn_and_its_api_stay_light():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_plugin_in_the_tables_resolves():
+    # Each "module:Class" of core/plugins.py names a file and a class that exist (checked on
+    # the source, so optional backends need not be installed).
+    from persyn.core import plugins
+
+    for table in (plugins.ENGINES, plugins.ROUTERS, plugins.STRATEGIES, plugins.EXECUTORS):
+        for name, target in table.items():
+            module, _, attr = target.partition(":")
+            assert module in MODULES, (name, target)
+            tree = ast.parse(MODULES[module].read_text())
+            assert attr in {n.name for n in tree.body if isinstance(n, ast.ClassDef)}, (name, target)

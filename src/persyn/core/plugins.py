@@ -43,7 +43,7 @@ STRATEGIES: dict[str, str] = {
 #: Where generation and scoring run (``executor``); each is built as ``Cls(cfg)``.
 EXECUTORS: dict[str, str] = {
     "local": "persyn.execution.local:LocalExecutor",
-    "ray": "persyn.execution.ray:RayExecutor",
+    "ray": "persyn.execution.ray_executor:RayExecutor",
 }
 
 
