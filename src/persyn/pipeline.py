@@ -93,6 +93,9 @@ def generation_key(teacher: TeacherConfig, prompt: Prompt, seed: int) -> str:
     )
     if teacher.model and teacher.engine in ("transformers", "llamacpp"):
         settings["weights"] = model_fingerprint(teacher.model)
+        from persyn.tokenization import bos_policy_key
+
+        settings["bos"] = bos_policy_key(teacher.model)  # the tokenization rule (issue #17)
     if teacher.engine == "reference":
         payload: Any = [prompt.text, prompt.solution, prompt.answer]
         if prompt.metadata.get("expression"):  # the terse / verbose styles spell it out
