@@ -379,3 +379,37 @@ def test_llamacpp_engine_feeds_the_same_ids_as_transformers(teacher):
         assert ll.prompt_ids(prompt) == hf.prompt_ids(prompt)
     [[(_, c)]] = list(ll.generate([Prompt("p", CHAIN[0])]))
     assert c.prompt_tokens == len(hf.prompt_ids(CHAIN[0]))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gguf") is None, reason="gguf not installed")
+@pytest.mark.parametrize("add_bos", [True, False, None])
+def test_gguf_field_reads_the_flag_past_a_vocabulary(tmp_path, add_bos):
+    """The header reader skips arrays (a vocabulary of strings, scores) to the flag, as
+    ``gguf.GGUFReader`` reads it; an absent flag is None."""
+    import gguf
+    import numpy as np
+
+    from persyn.tokenization import gguf_field, gguf_wants_bos
+
+    path = tmp_path / f"tiny-{add_bos}.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_tokenizer_model("llama")
+    w.add_token_list([f"tok{i}" for i in range(300)])
+    w.add_token_scores([0.5] * 300)
+    w.add_bos_token_id(2)
+    if add_bos is not None:
+        w.add_add_bos_token(add_bos)
+    w.add_string("general.note", "after the flag")
+    w.add_tensor("w", np.zeros((2, 2), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    assert gguf_field(path, "tokenizer.ggml.add_bos_token") is add_bos
+    assert gguf_wants_bos(str(path)) is add_bos
+    assert gguf_field(path, "tokenizer.ggml.bos_token_id") == 2
+    assert gguf_field(path, "general.note") == "after the flag"
+    assert gguf_field(path, "tokenizer.ggml.tokens") is None  # arrays are not returned
+    reader = gguf.GGUFReader(str(path))
+    if add_bos is not None:
+        assert reader.fields["tokenizer.ggml.add_bos_token"].contents() is add_bos

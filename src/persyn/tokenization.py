@@ -81,18 +81,63 @@ def count_bos(ids: list[int], bos_id: int | None) -> int:
     return n
 
 
+# GGUF metadata value types: struct format of the fixed-size ones (8: string, 9: array).
+_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+
 def gguf_field(path: str | Path, name: str):
-    """The value of metadata field ``name`` of the GGUF file at ``path`` (None when absent).
+    """The value of the scalar or string metadata field ``name`` of the GGUF file at ``path``
+    (None when absent; arrays are skipped, never returned).
 
-    Needs the ``gguf`` package. Booleans come back as ``bool``, strings as ``str``.
+    Reads the key/value header in place (memory-mapped, stopping at ``name``) rather than
+    through ``gguf.GGUFReader``, which decodes every field (Gemma-3's 262k-token vocabulary:
+    seconds) and is not installed with llama-cpp-python alone. Format: the GGUF specification
+    (ggml's ``docs/gguf.md``), little-endian, versions 2 and 3.
+
+    Raises:
+        ValueError: not a GGUF file, or a header it cannot parse.
     """
-    import gguf
+    import mmap
+    import struct
 
-    reader = gguf.GGUFReader(str(path))
-    field = reader.fields.get(name)
-    if field is None:
-        return None
-    return field.contents()
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        if m[:4] != b"GGUF":
+            raise ValueError(f"{path}: not a GGUF file")
+        (version,) = struct.unpack_from("<I", m, 4)
+        if version < 2:
+            raise ValueError(f"{path}: GGUF version {version} is not supported")
+        (n_kv,) = struct.unpack_from("<Q", m, 16)
+        pos = 24
+
+        def string(at: int) -> tuple[str, int]:
+            (n,) = struct.unpack_from("<Q", m, at)
+            return m[at + 8 : at + 8 + n].decode("utf-8", "replace"), at + 8 + n
+
+        def skip(kind: int, at: int) -> int:
+            if kind in _GGUF_SCALARS:
+                return at + struct.calcsize(_GGUF_SCALARS[kind])
+            if kind == 8:
+                return string(at)[1]
+            if kind == 9:
+                elem, count = struct.unpack_from("<IQ", m, at)
+                at += 12
+                if elem in _GGUF_SCALARS:
+                    return at + count * struct.calcsize(_GGUF_SCALARS[elem])
+                for _ in range(count):
+                    at = skip(elem, at)
+                return at
+            raise ValueError(f"{path}: unknown GGUF value type {kind}")
+
+        for _ in range(n_kv):
+            key, pos = string(pos)
+            (kind,) = struct.unpack_from("<I", m, pos)
+            pos += 4
+            if key == name and kind != 9:
+                if kind == 8:
+                    return string(pos)[0]
+                return struct.unpack_from("<" + _GGUF_SCALARS[kind], m, pos)[0]
+            pos = skip(kind, pos)
+    return None
 
 
 @functools.cache
