@@ -14,6 +14,8 @@ SmolLM2-135M-Instruct (it only scores). Reports, from ``calibration.jsonl``:
 
 Run with the code under test first on ``PYTHONPATH`` (e.g. a checkout of an older commit) to
 compare rules. Usage: python benchmarks/gemma_bos.py [--out DIR] [--prompts 24] [--seed 0]
+``--count RUN_DIR`` only counts, in an existing run's ``calibration.jsonl`` (e.g. ``persyn demo``'s),
+the ``gemma-fewshot`` responses that follow the format and are correct.
 """
 
 from __future__ import annotations
@@ -51,12 +53,26 @@ def arithmetic_prompts(n: int, seed: int) -> list[dict]:
     return out
 
 
+def count(rows: list[dict]) -> tuple[int, int, int]:
+    """(responses, format followed, correct) of the ``gemma-fewshot`` rows of calibration.jsonl."""
+    rows = [r for r in rows if r["teacher"] == "gemma-fewshot"]
+    fmt = sum(bool(FORMAT.search(r["response"] or "")) for r in rows)
+    return len(rows), fmt, sum(r["quality"] == 1.0 for r in rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, help="output directory (default: a temporary one)")
     ap.add_argument("--prompts", type=int, default=24)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--count", type=Path, help="only count gemma-fewshot's responses in RUN_DIR")
     args = ap.parse_args()
+    if args.count:
+        n, fmt, correct = count(
+            [json.loads(x) for x in (args.count / "calibration.jsonl").read_text().splitlines()]
+        )
+        print(f"gemma-fewshot in {args.count}: format {fmt}/{n}, correct {correct}/{n}")
+        return
     experiment = yaml.safe_load(Path(str(files("persyn").joinpath("configs/experiment.yaml"))).read_text())
     [gemma] = [t for t in experiment["run"]["teachers"] if t["name"] == "gemma-fewshot"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,10 +103,8 @@ def main() -> None:
                     "SELECT prompt_tokens FROM generations WHERE teacher = ?", ("gemma-fewshot",)
                 )
             ]
+    n, fmt, correct = count(rows)
     rows = [r for r in rows if r["teacher"] == "gemma-fewshot"]
-    n = len(rows)
-    fmt = sum(bool(FORMAT.search(r["response"] or "")) for r in rows)
-    correct = sum(r["quality"] == 1.0 for r in rows)
     print(f"gemma-fewshot on {n} prompts `a ± b =` (persyn run, {seconds:.0f} s)")
     print(f"format followed ('#### <number>'): {fmt}/{n}")
     print(f"correct (verifier):                {correct}/{n}")
