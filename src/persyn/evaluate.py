@@ -196,7 +196,7 @@ def evaluate(
     was_loaded = resolve_model(model) in LOADED_MODELS
     try:
         engine = TransformersEngine(teacher, seed=0)
-        _check_rendering(engine, prompts[0].text, prompt_template)
+        check_rendering(engine, prompts[0].text, prompt_template)
         verifier = VerifierScorer({p.id: str(p.answer) for p in prompts})
         records: dict[str, dict] = {}
         desc = f"evaluate · {Path(model).name}"
@@ -229,19 +229,19 @@ def evaluate(
     return EvalResult(model, n, correct, correct / n, lo, hi, time.perf_counter() - start, failed, rows)
 
 
-def _check_rendering(engine, prompt: str, template: str) -> None:
-    """Warn when the engine's prompt tokens differ from those ``persyn.train`` fine-tunes on
-    (``student_tokens``; e.g. a tokenizer that adds a BOS token the engine leaves out)."""
-    from persyn.engines.transformers_engine import render_teacher_prompt
+def check_rendering(engine, prompt: str, template: str) -> None:
+    """Warn when the engine's prompt tokens (``TransformersEngine.prompt_ids``) differ from those
+    ``persyn.train`` fine-tunes on (``student_tokens``). Both follow ``persyn.tokenization``'s
+    BOS rule, so a difference means a rendering difference (e.g. a chat template that rewrites
+    earlier turns)."""
     from persyn.scoring.learnability import student_tokens
 
-    tok = engine.tokenizer
-    seen = tok(render_teacher_prompt(tok, engine.teacher, prompt), add_special_tokens=False)["input_ids"]
-    trained = student_tokens(tok, prompt, "x", template)[0]
+    seen = engine.prompt_ids(prompt)
+    trained = student_tokens(engine.tokenizer, prompt, "x", template)[0]
     if seen != trained:
         warnings.warn(
             f"evaluate: the prompt tokens of {engine.teacher.model} differ from the fine-tuning "
-            f"format ({len(seen)} vs {len(trained)} tokens, e.g. a BOS token); accuracy may be "
+            f"format ({len(seen)} vs {len(trained)} tokens); accuracy may be "
             "understated",
             stacklevel=3,
         )

@@ -22,8 +22,9 @@ Why not TRL's own text formats: TRL renders a conversational prompt-completion p
 ``template(prompt + completion)`` and so also trains on the newline the ChatML template writes
 after ``<|im_end|>``; for plain text it tokenizes ``prompt + completion`` as one string (tokens
 merge across the boundary: TRL then drops the prompt's last token from the training sequence)
-and adds BOS where the tokenizer adds one by default (Gemma), which neither the learnability
-scorer nor the generation engine do.
+and adds BOS by its own reading of the tokenizer. Here the BOS policy is the one rule of
+``persyn.tokenization`` (the model's metadata; BOS once when the model wants it, e.g. Gemma,
+never twice), the rule the teacher engines and evaluation also encode prompts with.
 """
 
 from __future__ import annotations

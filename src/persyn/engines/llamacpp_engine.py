@@ -3,8 +3,14 @@
 
 ``model`` is a GGUF path or a GGUF alias (``smollm2-135m-instruct``, ``gemma3-270m-base``: the
 packaged files themselves, not their converted HF copies). Chat models (a chat template in the
-GGUF metadata) get ``create_chat_completion`` over [system?, user]; base models get
-``create_completion`` over ``prompt_template``.
+GGUF metadata) get that template over [system?, user] with the generation prompt (rendered as
+llama-cpp-python's own chat handler renders it); base models get ``prompt_template``.
+
+The rendered text is tokenized by llama.cpp without special tokens added, and BOS is put in
+front by the one rule of ``persyn.tokenization`` (``apply_bos``) with the GGUF's
+``tokenizer.ggml.add_bos_token``: once when the model wants it, never a second time after a
+template that writes it. The token ids, not the text, go to ``create_completion`` (which then
+adds nothing).
 """
 
 from __future__ import annotations
@@ -17,6 +23,16 @@ from persyn.assets import gguf_path
 from persyn.config import TeacherConfig
 from persyn.core.errors import MissingAssetError
 from persyn.core.records import Completion, Prompt
+from persyn.tokenization import apply_bos
+
+
+def llama_wants_bos(llm) -> bool:
+    """The BOS policy of a loaded ``llama_cpp.Llama``: its GGUF's ``tokenizer.ggml.add_bos_token``
+    (llama.cpp's own default for the vocabulary type when the field is absent)."""
+    value = (llm.metadata or {}).get("tokenizer.ggml.add_bos_token")
+    if value is not None:
+        return str(value).lower() == "true"
+    return bool(llm._model.add_bos_token())  # noqa: SLF001 - llama.cpp's reading of the vocab
 
 
 class LlamaCppEngine:
@@ -35,34 +51,60 @@ class LlamaCppEngine:
         self.teacher = teacher
         self.seed = seed
         self.llm = Llama(model_path=str(gguf_path(teacher.model)), n_ctx=0, seed=seed, verbose=False)
-        self.chat = bool((self.llm.metadata or {}).get("tokenizer.chat_template"))
+        meta = self.llm.metadata or {}
+        self.bos = llama_wants_bos(self.llm)
+        self.formatter = None
+        if meta.get("tokenizer.chat_template"):
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            def text_of(tok: int) -> str:
+                return self.llm.detokenize([tok], special=True).decode("utf-8", "replace") if tok >= 0 else ""
+
+            self.formatter = Jinja2ChatFormatter(
+                template=meta["tokenizer.chat_template"],
+                eos_token=text_of(self.llm.token_eos()),
+                bos_token=text_of(self.llm.token_bos()),
+                stop_token_ids=[self.llm.token_eos()],
+            )
+        self.chat = self.formatter is not None
+
+    def render(self, prompt: str) -> tuple[str, list[str]]:
+        """(the text the model is fed for ``prompt``, extra stop strings of its chat template)."""
+        t = self.teacher
+        content = t.prompt_template.replace("{prompt}", prompt) if t.prompt_template else prompt
+        if self.formatter is not None:
+            msgs = [{"role": "system", "content": t.system_prompt}] if t.system_prompt else []
+            out = self.formatter(messages=msgs + [{"role": "user", "content": content}])
+            stops = out.stop if isinstance(out.stop, list) else [out.stop] if out.stop else []
+            return out.prompt, stops
+        text = content if t.prompt_template else f"{prompt}\n"
+        return (f"{t.system_prompt}\n\n{text}" if t.system_prompt else text), []
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """The token ids the model is fed for ``prompt``: ``render``, tokenized by llama.cpp
+        (special-token strings parsed, none added), then ``apply_bos`` with the GGUF's policy."""
+        return self._ids(self.render(prompt)[0])
+
+    def _ids(self, text: str) -> list[int]:
+        ids = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        return apply_bos(ids, self.llm.token_bos(), self.bos)
 
     def _one(self, p: Prompt) -> Completion:
         t = self.teacher
-        content = t.prompt_template.replace("{prompt}", p.text) if t.prompt_template else p.text
         kwargs = {
             "temperature": t.temperature,
             "top_p": t.top_p,
             "max_tokens": t.max_new_tokens,
-            "stop": t.stop or None,
             "seed": self.seed,
         }
         if t.temperature == 0:
             kwargs["top_k"] = 1
         started = time.perf_counter()
         try:
-            if self.chat:
-                msgs = [{"role": "system", "content": t.system_prompt}] if t.system_prompt else []
-                out = self.llm.create_chat_completion(
-                    messages=msgs + [{"role": "user", "content": content}], **kwargs
-                )
-                text = out["choices"][0]["message"]["content"] or ""
-            else:
-                prompt = content if t.prompt_template else f"{p.text}\n"
-                if t.system_prompt:
-                    prompt = f"{t.system_prompt}\n\n{prompt}"
-                out = self.llm.create_completion(prompt=prompt, **kwargs)
-                text = out["choices"][0]["text"] or ""
+            text, template_stops = self.render(p.text)
+            stops = [s for s in [*(t.stop or []), *template_stops] if s]
+            out = self.llm.create_completion(prompt=self._ids(text), stop=stops or None, **kwargs)
+            text = out["choices"][0]["text"] or ""
         except ValueError as exc:  # llama.cpp: prompt longer than the context
             return Completion("", error=f"llama.cpp: {exc}", seconds=time.perf_counter() - started)
         usage = out.get("usage") or {}

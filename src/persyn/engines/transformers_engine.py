@@ -9,6 +9,7 @@ from persyn.assets import context_length, load_causal_lm, load_tokenizer
 from persyn.config import TeacherConfig
 from persyn.core.hashing import stable_hash
 from persyn.core.records import Completion, Prompt
+from persyn.tokenization import encode_prompt, encode_text, wants_bos
 
 
 def render_teacher_prompt(tokenizer, teacher: TeacherConfig, prompt: str) -> str:
@@ -53,12 +54,18 @@ class TransformersEngine:
         if self.tokenizer.eos_token_id is not None:
             eos.append(self.tokenizer.eos_token_id)
         self.eos_ids = set(eos)
+        self.bos = wants_bos(self.tokenizer)  # the model's BOS policy (persyn.tokenization)
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """The token ids the model is fed for ``prompt``: ``render_teacher_prompt``, encoded by
+        ``persyn.tokenization.encode_prompt`` (BOS once when the model wants it, never twice)."""
+        return encode_prompt(
+            self.tokenizer, render_teacher_prompt(self.tokenizer, self.teacher, prompt), self.bos
+        )
 
     def _encode(self, prompts: list[Prompt]):
         """(failed items, [(prompt, token ids)] in generation order: shortest first)."""
-        t = self.teacher
-        texts = [render_teacher_prompt(self.tokenizer, t, p.text) for p in prompts]
-        ids = [self.tokenizer(x, add_special_tokens=False)["input_ids"] for x in texts]
+        ids = [self.prompt_ids(p.text) for p in prompts]
         failed, todo = [], []
         for p, x in zip(prompts, ids, strict=True):
             if len(x) >= self.ctx:
@@ -128,7 +135,7 @@ class TransformersEngine:
                 text, stopped = cut_at_stop(text, t.stop)
                 finish = "stop" if n < len(new) or stopped else "length"
                 if stopped:  # count only the tokens that were kept
-                    n = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+                    n = len(encode_text(self.tokenizer, text))
                 c = Completion(text.strip(), len(x), n, finish, seconds=seconds)
                 if not c.text:
                     c.error = "empty response"

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from persyn.assets import context_length, load_causal_lm, load_tokenizer
+from persyn.assets import bos_policy_key, context_length, load_causal_lm, load_tokenizer
 from persyn.config import StudentConfig
 from persyn.core.hashing import stable_hash
 from persyn.core.records import ScoreItem
+from persyn.tokenization import encode_prompt, encode_text
 
 
 def student_tokens(tokenizer, prompt: str, response: str, template: str) -> tuple[list[int], list[int]]:
@@ -25,6 +26,10 @@ def student_tokens(tokenizer, prompt: str, response: str, template: str) -> tupl
     rendering of the user turn with the generation prompt, and the response part is the rest
     with trailing whitespace after the end-of-turn token removed. Base models: ``template``
     filled with the prompt, then the response followed by EOS.
+
+    The prompt part is encoded by ``persyn.tokenization.encode_prompt`` (the rule the teacher
+    engines use: BOS once when the model wants it, never twice); the response part gets no
+    special tokens beyond those its text spells.
     """
     if getattr(tokenizer, "chat_template", None):
         user = [{"role": "user", "content": prompt}]
@@ -39,12 +44,7 @@ def student_tokens(tokenizer, prompt: str, response: str, template: str) -> tupl
     else:
         head = template.replace("{prompt}", prompt)
         tail = response + (tokenizer.eos_token or "")
-    p = tokenizer(head, add_special_tokens=False)["input_ids"]
-    if tokenizer.bos_token_id is not None and getattr(tokenizer, "add_bos_token", False):
-        if not p or p[0] != tokenizer.bos_token_id:
-            p = [tokenizer.bos_token_id] + p
-    r = tokenizer(tail, add_special_tokens=False)["input_ids"]
-    return p, r
+    return encode_prompt(tokenizer, head), encode_text(tokenizer, tail)
 
 
 def token_budget_batches(lengths: list[int], batch_tokens: int) -> list[list[int]]:
@@ -113,6 +113,7 @@ class LearnabilityScorer:
 
         cfg = self.cfg
         parts = ["learnability/v1", cfg.model, model_fingerprint(cfg.model), cfg.prompt_template]
+        parts.append(bos_policy_key(cfg.model))  # the tokenization rule (issue #17)
         if cfg.backend == "llamacpp":  # other numbers (quantised weights): other scores
             gguf = cfg.gguf or cfg.model
             parts += ["llamacpp", gguf, model_fingerprint(gguf)]

@@ -1,0 +1,147 @@
+"""The one rule that turns a prompt's text into a model's token ids (issue #17).
+
+Every path that feeds a causal LM a prompt (teacher generation with transformers or llama.cpp,
+learnability scoring, SFT, evaluation) encodes it with ``encode_prompt``; the BOS policy comes
+from the model's own metadata, never from a per-path choice:
+
+* an HF tokenizer (``wants_bos``): what the tokenizer itself does when asked for its special
+  tokens, i.e. whether ``tokenizer(text, add_special_tokens=True)`` starts with ``bos_token_id``.
+  This is its ``tokenizer.json`` post-processor (or, for a slow tokenizer, ``add_bos_token``).
+  The ``add_bos_token`` attribute alone is not trusted: transformers 5 neither saves nor
+  reloads it for fast tokenizers (a reloaded Gemma tokenizer reports ``False`` and still adds
+  ``<bos>``).
+* a GGUF file (``gguf_wants_bos``): its ``tokenizer.ggml.add_bos_token`` field, the flag llama.cpp
+  itself obeys. ``persyn.assets`` converts packaged GGUFs so that the converted tokenizer agrees.
+
+The rendered text (a chat template, a prompt template) is tokenized without special tokens, and
+BOS is put in front only when the model wants it and the text does not already start with it (a
+chat template that writes ``<bos>`` itself does not get a second one). Response text is never
+given a BOS: ``encode_text``.
+
+``bos_policy_key`` is the short string that enters the cache keys of teacher generations and
+learnability scores, so results made under another rule are stale.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+#: Bumped when the rule changes; part of every ``bos_policy_key``.
+RULE_VERSION = "tokenization/v2"
+
+_PROBE = "a"
+
+
+def wants_bos(tokenizer) -> bool:
+    """Whether the model of this HF tokenizer expects ``bos_token_id`` at the start of a sequence.
+
+    True when the tokenizer has a BOS token and, asked for its special tokens, puts it first
+    (the probe text ``"a"`` encoded with ``add_special_tokens=True``).
+    """
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return False
+    ids = tokenizer(_PROBE, add_special_tokens=True)["input_ids"]
+    return bool(ids) and ids[0] == bos
+
+
+def encode_text(tokenizer, text: str) -> list[int]:
+    """Token ids of ``text`` with no special tokens added (a response, a continuation)."""
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def apply_bos(ids: list[int], bos_id: int | None, bos: bool) -> list[int]:
+    """The rule itself: ``ids`` with ``bos_id`` put in front when ``bos`` (the model wants a BOS)
+    and ``ids`` does not already start with it; otherwise ``ids`` unchanged. Shared by the HF
+    tokenizer paths (``encode_prompt``) and the llama.cpp engine (llama.cpp's own tokenizer)."""
+    ids = list(ids)
+    if bos and bos_id is not None and bos_id >= 0 and (not ids or ids[0] != bos_id):
+        ids = [bos_id] + ids
+    return ids
+
+
+def encode_prompt(tokenizer, text: str, bos: bool | None = None) -> list[int]:
+    """Token ids of a rendered prompt as the model is fed it: ``text`` tokenized without special
+    tokens, with ``bos_token_id`` in front when the model wants a BOS (``wants_bos``, or
+    ``bos`` when given) and the ids do not already start with it (e.g. a chat template that
+    writes ``<bos>``). Special-token strings inside ``text`` (``<|im_start|>``, ``<bos>``) are
+    parsed as such, as the tokenizer does by default.
+    """
+    if bos is None:
+        bos = wants_bos(tokenizer)
+    return apply_bos(encode_text(tokenizer, text), tokenizer.bos_token_id, bos)
+
+
+def count_bos(ids: list[int], bos_id: int | None) -> int:
+    """How many leading ``bos_id`` tokens ``ids`` starts with (0 when ``bos_id`` is None)."""
+    n = 0
+    while bos_id is not None and n < len(ids) and ids[n] == bos_id:
+        n += 1
+    return n
+
+
+# GGUF metadata value types: struct format of the fixed-size ones (8: string, 9: array).
+_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+
+def gguf_field(path: str | Path, name: str):
+    """The value of the scalar or string metadata field ``name`` of the GGUF file at ``path``
+    (None when absent; arrays are skipped, never returned).
+
+    Reads the key/value header in place (memory-mapped, stopping at ``name``) rather than
+    through ``gguf.GGUFReader``, which decodes every field (Gemma-3's 262k-token vocabulary:
+    seconds) and is not installed with llama-cpp-python alone. Format: the GGUF specification
+    (ggml's ``docs/gguf.md``), little-endian, versions 2 and 3.
+
+    Raises:
+        ValueError: not a GGUF file, or a header it cannot parse.
+    """
+    import mmap
+    import struct
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        if m[:4] != b"GGUF":
+            raise ValueError(f"{path}: not a GGUF file")
+        (version,) = struct.unpack_from("<I", m, 4)
+        if version < 2:
+            raise ValueError(f"{path}: GGUF version {version} is not supported")
+        (n_kv,) = struct.unpack_from("<Q", m, 16)
+        pos = 24
+
+        def string(at: int) -> tuple[str, int]:
+            (n,) = struct.unpack_from("<Q", m, at)
+            return m[at + 8 : at + 8 + n].decode("utf-8", "replace"), at + 8 + n
+
+        def skip(kind: int, at: int) -> int:
+            if kind in _GGUF_SCALARS:
+                return at + struct.calcsize(_GGUF_SCALARS[kind])
+            if kind == 8:
+                return string(at)[1]
+            if kind == 9:
+                elem, count = struct.unpack_from("<IQ", m, at)
+                at += 12
+                if elem in _GGUF_SCALARS:
+                    return at + count * struct.calcsize(_GGUF_SCALARS[elem])
+                for _ in range(count):
+                    at = skip(elem, at)
+                return at
+            raise ValueError(f"{path}: unknown GGUF value type {kind}")
+
+        for _ in range(n_kv):
+            key, pos = string(pos)
+            (kind,) = struct.unpack_from("<I", m, pos)
+            pos += 4
+            if key == name and kind != 9:
+                if kind == 8:
+                    return string(pos)[0]
+                return struct.unpack_from("<" + _GGUF_SCALARS[kind], m, pos)[0]
+            pos = skip(kind, pos)
+    return None
+
+
+@functools.cache
+def gguf_wants_bos(path: str) -> bool | None:
+    """The GGUF file's ``tokenizer.ggml.add_bos_token`` (None when the field is absent)."""
+    value = gguf_field(path, "tokenizer.ggml.add_bos_token")
+    return None if value is None else bool(value)
