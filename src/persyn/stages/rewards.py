@@ -9,7 +9,7 @@ from persyn.core.records import Generation, Prompt
 from persyn.scoring.combine import Candidate, combine
 from persyn.stages.calibrate import calibration_generations
 from persyn.stages.context import RunContext
-from persyn.stages.score import stored_scores
+from persyn.stages.score import merge_scores, stored_scores
 
 RewardTable = dict[str, list[Candidate]]  # prompt id → Eq. 2 candidates in teacher order
 
@@ -21,19 +21,36 @@ def reward_rows(ctx: RunContext, prompts: list[Prompt], require_all: bool) -> Re
     Raises:
         PersynError: ``require_all`` and a prompt lacks a teacher's response.
     """
-    cfg = ctx.cfg
-    keys = {(p.id, t.name): ctx.key_of(t, p) for p in prompts for t in cfg.teachers}
+    keys = {(p.id, t.name): ctx.key_of(t, p) for p in prompts for t in ctx.cfg.teachers}
     gens = ctx.store.generations(keys.values())
-    scores = stored_scores(ctx)
+    responses = {k: gens[key] for k, key in keys.items() if key in gens}
+    return candidates_table(ctx, prompts, responses, stored_scores(ctx), require_all)
+
+
+def candidates_table(
+    ctx: RunContext,
+    prompts: list[Prompt],
+    responses: dict[tuple[str, str], Generation],
+    scores: dict[str, tuple[float | None, float | None]],
+    require_all: bool,
+) -> RewardTable:
+    """The Eq. 2 candidates of ``prompts`` from responses already read (by ``(prompt id,
+    teacher)``) and scores already read (``score.merge_scores``); prompts lacking a teacher's
+    response are left out, or refused when ``require_all``.
+
+    Raises:
+        PersynError: ``require_all`` and a prompt lacks a teacher's response.
+    """
+    cfg = ctx.cfg
     table = {}
     for p in prompts:
-        if not all(keys[(p.id, n)] in gens for n in cfg.teacher_names):
+        if not all((p.id, n) in responses for n in cfg.teacher_names):
             if require_all:
                 raise PersynError(f"prompt {p.id} is missing a teacher's response")
             continue
         cands = []
         for n in cfg.teacher_names:
-            g = gens[keys[(p.id, n)]]
+            g = responses[(p.id, n)]
             q, lv = scores.get(g.key, (None, None)) if g.ok else (None, None)
             cands.append(Candidate(n, q, lv))
         table[p.id] = combine(cands, cfg.alpha, cfg.normalize)
@@ -65,4 +82,4 @@ def reward_table(ctx: RunContext) -> tuple[list[Prompt], RewardTable, dict[tuple
                 raise PersynError(
                     f"calibration response of {t.name} to {p.id} is not scored: run `persyn calibrate`"
                 )
-    return cal, reward_rows(ctx, cal, require_all=True), gens
+    return cal, candidates_table(ctx, cal, gens, merge_scores(qscores, lscores), require_all=True), gens

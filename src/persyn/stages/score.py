@@ -59,5 +59,13 @@ def stored_scores(ctx: RunContext) -> dict[str, tuple[float | None, float | None
     scored or failed)."""
     lscores = ctx.store.scores("learnability", ctx.learnability_key)
     qscores = ctx.store.scores("quality", ctx.quality_key)
+    return merge_scores(qscores, lscores)
+
+
+def merge_scores(
+    qscores: dict[str, tuple[float | None, str | None]], lscores: dict[str, tuple[float | None, str | None]]
+) -> dict[str, tuple[float | None, float | None]]:
+    """``{generation key: (quality, learnability)}`` from the two scorers' stored rows (as
+    ``Store.scores`` gives them); None where a scorer has no row or failed."""
     keys = set(lscores) | set(qscores)
     return {k: (qscores.get(k, (None, None))[0], lscores.get(k, (None, None))[0]) for k in keys}
