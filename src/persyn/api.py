@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from persyn.config import RunConfig, load_config
@@ -9,6 +10,7 @@ from persyn.core.errors import InputError
 from persyn.core.records import DatasetLine
 from persyn.core.summary import RunSummary, StrategySummary
 from persyn.pipeline import Pipeline
+from persyn.prompts import jsonl_records
 
 
 def run(
@@ -35,20 +37,15 @@ def read_dataset(path: str | Path) -> list[DatasetLine]:
     Raises:
         InputError: the file is missing, or a line is not a dataset line (file:line named).
     """
-    import json
-
     path = Path(path)
     if path.is_dir():
         path = path / "dataset.jsonl"
     if not path.exists():
         raise InputError(f"{path}: not found (run `persyn run` first)")
     lines = []
-    with open(path, encoding="utf-8") as f:
-        for i, text in enumerate(f, 1):
-            if not text.strip():
-                continue
-            try:
-                lines.append(DatasetLine.from_dict(json.loads(text)))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise InputError(f"{path}:{i}: not a dataset line ({exc!r}: {text.strip()[:80]!r})") from None
+    for where, row in jsonl_records(path, "dataset"):
+        try:
+            lines.append(DatasetLine.from_dict(row))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"{where}: not a dataset line ({exc!r}: {json.dumps(row)[:80]!r})") from None
     return lines
