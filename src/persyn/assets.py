@@ -323,20 +323,30 @@ def context_length(model) -> int:
     return int(n) if n else 2048
 
 
+def gguf_of(ref: str) -> Path | None:
+    """The GGUF file behind ``ref`` when it has one: a packaged GGUF alias (assembled if needed)
+    or a path to a ``.gguf`` file; None for anything else.
+
+    Raises:
+        MissingAssetError: a GGUF alias whose package is not installed.
+    """
+    if ref in ALIASES:
+        return gguf_source(ref) if ALIASES[ref].kind != "hf-dir" else None
+    path = Path(ref).expanduser()
+    return path if path.is_file() and path.suffix == ".gguf" else None
+
+
 def gguf_path(ref: str) -> Path:
     """The GGUF file of ``ref``: a packaged GGUF alias or a path to a ``.gguf`` file.
 
     Raises:
         MissingAssetError: neither (with what to install or pass).
     """
-    if ref in ALIASES:
-        try:
-            return gguf_source(ref)
-        except KeyError:
-            raise MissingAssetError(f"engine 'llamacpp': alias '{ref}' is not a GGUF model") from None
-    path = Path(ref).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
+    path = gguf_of(ref)
+    if path is not None:
         return path
+    if ref in ALIASES:
+        raise MissingAssetError(f"engine 'llamacpp': alias '{ref}' is not a GGUF model")
     raise MissingAssetError(f"engine 'llamacpp' needs a .gguf file or a GGUF alias, got '{ref}'")
 
 
@@ -351,11 +361,7 @@ def model_wants_bos(ref: str) -> bool:
     Raises:
         MissingAssetError: the model is not installed / not in the local HF cache.
     """
-    gguf = None
-    if ref in ALIASES and ALIASES[ref].kind != "hf-dir":
-        gguf = gguf_source(ref)
-    elif Path(ref).expanduser().is_file() and ref.endswith(".gguf"):
-        gguf = Path(ref).expanduser()
+    gguf = gguf_of(ref)
     if gguf is not None:
         value = gguf_wants_bos(str(gguf))
         if value is not None:
