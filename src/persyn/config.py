@@ -30,6 +30,18 @@ from persyn.core.plugins import ENGINES, ROUTERS
 from persyn.core.plugins import STRATEGIES as STRATEGY_TABLE
 
 
+def registered(table: dict[str, str], name: str, what: str) -> str:
+    """``name`` when it is in plug-in ``table`` (``persyn.core.plugins``).
+
+    Raises:
+        ValueError: an unknown name; the message gives it and the known ones (pydantic turns it
+            into a field error).
+    """
+    if name not in table:
+        raise ValueError(f"unknown {what} '{name}' (known: {', '.join(table)})")
+    return name
+
+
 class StrictModel(BaseModel):
     # Unknown keys are almost always typos: reject them instead of ignoring them.
     model_config = ConfigDict(extra="forbid")
@@ -139,9 +151,7 @@ class TeacherConfig(StrictModel):
     @field_validator("engine")
     @classmethod
     def _known_engine(cls, v: str) -> str:
-        if v not in ENGINES:
-            raise ValueError(f"unknown engine '{v}' (known: {', '.join(ENGINES)})")
-        return v
+        return registered(ENGINES, v, "engine")
 
     @model_validator(mode="after")
     def _check_engine(self) -> TeacherConfig:
@@ -238,9 +248,7 @@ class RouterConfig(StrictModel):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, v: str) -> str:
-        if v not in ROUTERS:
-            raise ValueError(f"unknown router kind '{v}' (known: {', '.join(ROUTERS)})")
-        return v
+        return registered(ROUTERS, v, "router kind")
 
 
 STRATEGIES = tuple(STRATEGY_TABLE)  # names, in the order of the docs
