@@ -89,11 +89,10 @@ def select(ctx: RunContext, name: str, seed: int | None = None) -> tuple[dict[st
     return {k: v for k, v in picks.items() if v is not None}, details
 
 
-def generations_needed(cfg: RunConfig, name: str, n_prompts: int, n_calibration: int) -> int:
-    """Teacher generations strategy ``name`` needs in total on a fresh run: every teacher on
-    every prompt for Generate-then-Select; else the calibration set answered by every teacher
-    when it chooses from calibration scores, plus one response per other prompt."""
-    strategy = get_strategy(name)
+def generations_needed(cfg: RunConfig, strategy: Strategy, n_prompts: int, n_calibration: int) -> int:
+    """Teacher generations ``strategy`` needs in total on a fresh run: every teacher on every
+    prompt for Generate-then-Select; else the calibration set answered by every teacher when
+    it chooses from calibration scores, plus one response per other prompt."""
     n_t = len(cfg.teacher_names)
     if strategy.generate_then_select:
         return n_prompts * n_t

@@ -28,6 +28,7 @@ def build_strategy(
     Raises:
         ConfigError / PersynError: see ``select``.
     """
+    strategy = get_strategy(name)
     picks, details = select(ctx, name, seed)
     cfg = ctx.cfg
     names = cfg.teacher_names
@@ -73,10 +74,10 @@ def build_strategy(
         strategy=name,
         seed=cfg.seed if seed is None else seed,
         n_prompts=n,
-        n_calibration=n_cal if get_strategy(name).needs_calibration(cfg) else 0,
+        n_calibration=n_cal if strategy.needs_calibration(cfg) else 0,
         n_dataset=len(lines),
         teachers=names,
-        generations=generations_needed(cfg, name, n, n_cal),
+        generations=generations_needed(cfg, strategy, n, n_cal),
         generations_generate_then_select=n * len(names),
         routing={t: sum(1 for x in lines if x.teacher == t) for t in names},
         details=details,
