@@ -12,7 +12,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from persyn.core.errors import PersynError
@@ -69,9 +69,8 @@ class Store:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.clone")
         tmp.unlink(missing_ok=True)
-        with sqlite3.connect(tmp) as b:
-            self.db.backup(b)
-        b.close()
+        with closing(sqlite3.connect(tmp)) as copy:
+            self.db.backup(copy)
         tmp.rename(target)
 
     @contextmanager

@@ -18,8 +18,9 @@ BOS is put in front only when the model wants it and the text does not already s
 chat template that writes ``<bos>`` itself does not get a second one). Response text is never
 given a BOS: ``encode_text``.
 
-``bos_policy_key`` is the short string that enters the cache keys of teacher generations and
-learnability scores, so results made under another rule are stale.
+``persyn.assets.bos_policy_key`` (``RULE_VERSION`` and a model's policy) is the short string that
+enters the cache keys of teacher generations and learnability scores, so results made under
+another rule are stale. This module imports nothing else of persyn's.
 """
 
 from __future__ import annotations

@@ -86,19 +86,14 @@ class ScoreItem:
     response: str
 
 
-#: What produced a dataset line: the Oracle pick among every teacher's calibration responses
-#: (``calibration``), the router's teacher (``routed``), or a selection strategy's choice (the
-#: strategy's name, e.g. ``strongest``, ``oracle``, ``random``).
-SOURCES_OF_PERSYN = ("calibration", "routed")
-
-
 @dataclass
 class DatasetLine:
     """One SFT example in TRL's conversational format, with where it came from.
 
     ``quality``/``learnability``/``reward`` are the response's scores where it was scored
-    (calibration and Generate-then-Select responses), else None; ``source`` says what chose it
-    (see ``SOURCES_OF_PERSYN``; a strategy's lines carry the strategy's name).
+    (calibration and Generate-then-Select responses), else None; ``source`` says what chose it:
+    the Oracle pick among every teacher's calibration responses (``calibration``), the router's
+    teacher (``routed``), or a selection strategy (its name, e.g. ``strongest``, ``random``).
     """
 
     id: str
