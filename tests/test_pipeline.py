@@ -1,4 +1,3 @@
-import itertools
 import json
 import os
 import sqlite3
@@ -15,10 +14,8 @@ from persyn.cli import app
 from persyn.config import parse_config
 from persyn.core.records import Completion
 from persyn.pipeline import Pipeline
-from persyn.router.base import router_figures
-from persyn.router.model import BTRouter
+from persyn.router.base import fold_of, load_router, router_figures
 from persyn.scoring.means import best_single_teacher
-from persyn.stages.train_router import split_heldout
 
 
 def run(cfg_dict):
@@ -44,25 +41,31 @@ def test_route_then_generate_end_to_end_and_resume(tiny_models, tmp_path):
     assert summary["generations_generate_then_select"] == n * n_t
     assert sum(summary["routing"].values()) == summary["n_dataset"] == n
     ev = summary["router_eval"]
-    assert ev["n_eval"] == 2 and ev["n_train"] == 4
-    assert 0.0 <= ev["top1"] <= 1.0 and ev["regret"] >= 0.0
-    assert set(ev["best_single_teacher"]) == {"name", "top1", "regret"}
-    # The figures recomputed from calibration.jsonl: the held-out split, the best single
-    # teacher on the training part and its figures exactly; the router's (top-1, regret) must
-    # be those of some choice of teachers for the held-out prompts.
+    # Cross-validation: each of the 6 calibration prompts held out once, in 5 folds.
+    assert ev["n_eval"] == ev["n"] == n_cal and ev["folds"] == 5 and ev["requested"] == "auto"
+    assert set(ev["kinds"]) == {"prior", "bt-linear", "knn"}
+    # The figures recomputed from calibration.jsonl: the prior's out-of-fold picks (the best
+    # single teacher of the other folds) and its figures exactly.
     rewards = defaultdict(dict)
     for row in read_jsonl(tmp_path / "run/calibration.jsonl"):
         rewards[row["id"]][row["teacher"]] = row["reward"]
-    eval_ids, train_ids = split_heldout(list(rewards), 0.25, 0 + 1)
-    names = summary["teachers"]
-    best = best_single_teacher(names, [[rewards[i][n] for n in names] for i in train_ids])
-    figs = router_figures([best] * len(eval_ids), [rewards[i] for i in eval_ids])
-    assert ev["best_single_teacher"] == {"name": best, "top1": figs["top1"], "regret": figs["regret"]}
-    achievable = [
-        router_figures(list(picks), [rewards[i] for i in eval_ids])
-        for picks in itertools.product(names, repeat=len(eval_ids))
+    ids, names = list(rewards), summary["teachers"]
+    folds = fold_of(len(ids), 5, 0 + 1)
+    picks = [
+        best_single_teacher(
+            names, [[rewards[j][t] for t in names] for k, j in enumerate(ids) if folds[k] != folds[i]]
+        )
+        for i in range(len(ids))
     ]
-    assert any(f["top1"] == ev["top1"] and f["regret"] == pytest.approx(ev["regret"]) for f in achievable)
+    figs = router_figures(picks, [rewards[i] for i in ids])
+    assert ev["kinds"]["prior"]["top1"] == figs["top1"]
+    assert ev["kinds"]["prior"]["regret"] == pytest.approx(figs["regret"])
+    best = best_single_teacher(names, [[rewards[i][t] for t in names] for i in ids])
+    assert ev["best_single_teacher"] == {"name": best, "top1": figs["top1"], "regret": figs["regret"]}
+    # The reference is the Oracle's pick on every calibration prompt: the prior has no regret,
+    # so no learned kind can beat it and auto keeps it.
+    assert figs["regret"] == 0.0 and ev["kind"] == "prior" and ev["kinds"]["knn"]["gain"] is None
+    assert (ev["top1"], ev["regret"]) == (1.0, 0.0)
     assert set(summary["seconds"]) >= {"calibrate", "score", "train_router", "route", "generate", "export"}
 
     out = tmp_path / "run"
@@ -83,7 +86,7 @@ def test_route_then_generate_end_to_end_and_resume(tiny_models, tmp_path):
     for r in routing:
         assert set(r["coefficients"]) == {"a", "b", "reference"}
         assert r["teacher"] == max(r["coefficients"], key=r["coefficients"].get)
-    assert BTRouter.load(out / "router").teachers == ["a", "b", "reference"]
+    assert load_router(out / "router").teachers == ["a", "b", "reference"]
     db = sqlite3.connect(out / "store.sqlite")
     ok = dict(db.execute("SELECT teacher, COUNT(*) FROM generations WHERE status='ok' GROUP BY teacher"))
     assert ok["a"] >= 4 and ok["b"] >= 4  # the model teachers really answered (and were scored)

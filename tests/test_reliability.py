@@ -151,7 +151,7 @@ def test_jsonl_with_a_header_line(tmp_path):
 
 def test_seeds_are_recorded(tiny_models, tmp_path):
     summary = run(tiny_config(tiny_models, tmp_path, seed=7))
-    assert summary["seeds"]["calibration_draw"] == 7 and summary["seeds"]["router_split"] == 8
+    assert summary["seeds"]["calibration_draw"] == 7 and summary["seeds"]["router_cv_folds"] == 8
 
 
 # -- property-based: the prompt loader and the config ------------------------------------------

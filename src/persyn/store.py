@@ -1,5 +1,5 @@
 """The run's SQLite store (``OUTPUT_DIR/store.sqlite``): prompts, generations, scores,
-router assignments and stage markers.
+prompt embeddings, router assignments and stage markers.
 
 Everything expensive is keyed by a cache key that hashes what changes its output, so a re-run
 skips what is stored and a changed setting recomputes only what it affects. Each batch is
@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS scores (
 CREATE TABLE IF NOT EXISTS assignments (
     prompt_id TEXT PRIMARY KEY, teacher TEXT, coefficients TEXT, router TEXT);
 CREATE TABLE IF NOT EXISTS stages (name TEXT PRIMARY KEY, key TEXT, finished REAL, info TEXT);
+CREATE TABLE IF NOT EXISTS embeddings (
+    encoder TEXT, text_hash TEXT, vector BLOB, PRIMARY KEY (encoder, text_hash));
 """
 
 
@@ -251,11 +253,38 @@ class Store:
                 [(pid, t, json.dumps(c), router_key) for pid, t, c in rows],
             )
 
+    def assignment_ids(self, router_key: str) -> set[str]:
+        """Ids of the prompts routed by ``router_key``."""
+        return {
+            r[0] for r in self.db.execute("SELECT prompt_id FROM assignments WHERE router=?", (router_key,))
+        }
+
     def assignments(self, router_key: str) -> dict[str, tuple[str, dict[str, float]]]:
         rows = self.db.execute(
             "SELECT prompt_id, teacher, coefficients FROM assignments WHERE router=?", (router_key,)
         )
         return {r[0]: (r[1], json.loads(r[2])) for r in rows}
+
+    # -- embeddings ---------------------------------------------------------------------------
+    def add_embeddings(self, encoder: str, rows: Iterable[tuple[str, bytes]]) -> None:
+        """Insert ``(text hash, float32 vector bytes)`` rows of one encoder key."""
+        with self._tx():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO embeddings VALUES (?,?,?)", [(encoder, h, v) for h, v in rows]
+            )
+
+    def embeddings(self, encoder: str, text_hashes: Iterable[str]) -> dict[str, bytes]:
+        """``text hash -> vector bytes`` of the stored embeddings among ``text_hashes``."""
+        hashes = list(dict.fromkeys(text_hashes))
+        out: dict[str, bytes] = {}
+        for i in range(0, len(hashes), 500):  # SQLite's bound-parameter limit
+            part = hashes[i : i + 500]
+            rows = self.db.execute(
+                f"SELECT text_hash, vector FROM embeddings WHERE encoder=? AND text_hash IN ({','.join('?' * len(part))})",
+                (encoder, *part),
+            )
+            out.update({r[0]: r[1] for r in rows})
+        return out
 
     # -- stages -------------------------------------------------------------------------------
     def stage_done(self, name: str, key: str) -> dict | None:

@@ -23,6 +23,9 @@ ENGINES: dict[str, str] = {
 #: Router kinds (``router.kind``); each is a class with ``fit``/``save``/``load``/``scores``
 #: (see ``persyn.router.base.Router``).
 ROUTERS: dict[str, str] = {
+    "prior": "persyn.router.prior:PriorRouter",
+    "bt-linear": "persyn.router.bt_linear:BTLinearRouter",
+    "knn": "persyn.router.knn:KNNRouter",
     "bt-encoder": "persyn.router.bt_encoder:BTEncoderRouter",
 }
 

@@ -3,10 +3,13 @@
 A router kind gives per-teacher scores π(x) ∈ R^N for each prompt and is routed by argmax
 (PerSyn Eq. 3 for the Bradley–Terry kinds). Every kind is a class with:
 
+- ``kind`` (its registry name) and ``uses_embeddings`` (whether it reads the frozen prompt
+  embeddings of ``router.embeddings``);
 - ``fit(cfg, teachers, examples, seed, progress) -> Router`` (classmethod): train on calibration
-  ``RouterExample``s;
+  ``RouterExample``s, choosing its own hyperparameters on them (so a cross-validation around
+  ``fit`` is nested);
 - ``steps(cfg, n_examples) -> int`` (classmethod): progress units of one ``fit``;
-- ``scores(texts) -> Tensor [len(texts), N]`` and ``teachers`` (head order);
+- ``scores(texts, embeddings) -> ndarray [len(texts), N]`` and ``teachers`` (score order);
 - ``save(directory)``, and ``load(directory)`` / ``fingerprint(directory)`` (classmethods).
 
 ``save`` writes ``router.json`` with at least ``{"kind", "teachers"}``; ``load_router`` reads a
@@ -16,21 +19,81 @@ saved router of any kind back through the registry.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from persyn.core.errors import PersynError
+from persyn.core.hashing import stable_hash
+from persyn.core.io import write_atomic
 from persyn.core.plugins import ROUTERS, load
 
 
 @dataclass
 class RouterExample:
-    """One calibration prompt: its text and its pairs ``(a, b, C)`` over teacher indices, with
-    C = P(b beats a) as given by the combined reward (see ``scoring.combine.pair_labels``)."""
+    """One calibration prompt.
+
+    Attributes:
+        text: the prompt.
+        pairs: ``(a, b, C)`` over teacher indices, C = P(b beats a) as given by the combined
+            reward (see ``scoring.combine.pair_labels``).
+        rewards: the combined reward (Eq. 2) of each teacher's response, in teacher order; None
+            for a failed one.
+        embedding: the prompt's unit vector (``[hidden]``), when a kind that uses embeddings is
+            trained.
+    """
 
     text: str
     pairs: list[tuple[int, int, float]]
+    rewards: list[float | None] = field(default_factory=list)
+    embedding: np.ndarray | None = None
+
+
+def filled_rewards(rewards: list[float | None]) -> list[float] | None:
+    """``rewards`` with a failed response (None) counted as the prompt's lowest valid reward, as
+    ``router_figures`` counts it; None when no response is valid."""
+    valid = [r for r in rewards if r is not None]
+    if not valid:
+        return None
+    return [min(valid) if r is None else r for r in rewards]
+
+
+def reward_matrix(examples: list[RouterExample]) -> tuple[list[int], np.ndarray]:
+    """``(indices, R)``: the examples with a valid response and their filled rewards
+    ``R [len(indices), n_teachers]`` (float64)."""
+    rows = [(i, filled_rewards(e.rewards)) for i, e in enumerate(examples)]
+    kept = [(i, r) for i, r in rows if r is not None]
+    if not kept:
+        return [], np.zeros((0, 0))
+    return [i for i, _ in kept], np.array([r for _, r in kept], dtype=np.float64)
+
+
+def save_array_router(directory: str | Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Write a router that is arrays and settings: ``router.json`` (``meta``) and
+    ``weights.npz``."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    np.savez(d / "weights.npz", **arrays)
+    write_atomic(d / "router.json", json.dumps(meta, indent=2) + "\n")
+
+
+def load_array_router(directory: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(router.json, arrays)`` of a router written by ``save_array_router``.
+
+    Raises:
+        PersynError: no saved router there.
+    """
+    meta = router_meta(directory)
+    with np.load(Path(directory) / "weights.npz") as z:
+        return meta, {k: z[k] for k in z.files}
+
+
+def array_fingerprint(directory: str | Path) -> str:
+    """A hash of a saved array router (its settings and weights)."""
+    d = Path(directory)
+    return stable_hash([(d / "router.json").read_text(), (d / "weights.npz").read_bytes().hex()])
 
 
 def router_class(kind: str) -> Any:
@@ -95,3 +158,22 @@ def router_figures(picks: list[str], rewards: list[dict[str, float | None]]) -> 
         "regret": regret / n if n else float("nan"),
         "n": n,
     }
+
+
+def pick_regrets(picks: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+    """Per-prompt regret against the Oracle, ``max_n R[i, n] − R[i, pick_i]``.
+
+    Args:
+        picks: ``[m]`` teacher indices.
+        rewards: ``[m, n_teachers]`` filled rewards (``reward_matrix``).
+    """
+    return rewards.max(1) - rewards[np.arange(len(picks)), picks]
+
+
+def fold_of(n: int, folds: int, seed: int) -> np.ndarray:
+    """The fold (0..folds−1) of each of ``n`` items: a seeded shuffle dealt round-robin, so fold
+    sizes differ by at most one and each item is held out exactly once."""
+    order = np.random.default_rng(seed).permutation(n)
+    out = np.empty(n, dtype=np.int64)
+    out[order] = np.arange(n) % max(1, min(folds, n))
+    return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from persyn.config import RouterConfig
 from persyn.core.hashing import stable_hash
@@ -25,6 +25,7 @@ class BTEncoderRouter:
     """
 
     kind = "bt-encoder"
+    uses_embeddings = False
 
     def __init__(self, net: BTRouter):
         self.net = net
@@ -46,9 +47,10 @@ class BTEncoderRouter:
         """Optimizer steps of one ``fit`` on ``n_examples`` prompts."""
         return steps_per_training(cfg, n_examples)
 
-    def scores(self, texts: list[str]) -> torch.Tensor:
-        """π(x) per text, shape ``[len(texts), n_teachers]`` (float32, CPU)."""
-        return self.net.coefficients(texts)
+    def scores(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        """π(x) per text, shape ``[len(texts), n_teachers]`` (float32; the encoder reads the
+        texts, ``embeddings`` is not used)."""
+        return self.net.coefficients(texts).numpy()
 
     def save(self, directory: str | Path) -> None:
         """Write the network (``encoder/``, ``head.pt``) and ``router.json`` with the kind."""

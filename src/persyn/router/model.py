@@ -16,6 +16,7 @@ from torch import nn
 
 from persyn.assets import from_pretrained_kwargs, load_tokenizer, not_local_error, resolve_model
 from persyn.core.errors import PersynError
+from persyn.router.embeddings import pool
 
 
 class BTRouter(nn.Module):
@@ -25,8 +26,7 @@ class BTRouter(nn.Module):
         encoder: an ``AutoModel`` (BERT-like or decoder) returning ``last_hidden_state``.
         tokenizer: its tokenizer.
         teachers: the teacher names, in head order.
-        pooling: ``mean`` over non-padding tokens, or ``cls`` (first token; for a decoder with
-            left padding the last token is used instead).
+        pooling: ``mean`` over non-padding tokens, or ``cls`` (the first token).
         max_length: prompts are truncated to this many tokens.
     """
 
@@ -66,12 +66,7 @@ class BTRouter(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Coefficients π(x), shape ``[batch, n_teachers]``."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.pooling == "mean":
-            m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
-        else:
-            pooled = hidden[:, 0]
-        return self.head(pooled)
+        return self.head(pool(hidden, attention_mask, self.pooling))
 
     @torch.inference_mode()
     def coefficients(self, texts: list[str], batch_size: int = 32) -> torch.Tensor:

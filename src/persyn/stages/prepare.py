@@ -46,7 +46,8 @@ def prepare(ctx: RunContext) -> None:
             "prompts": cfg.seed,
             "calibration_draw": cfg.seed,
             "sampling": cfg.seed,
-            "router_split": cfg.seed + 1,
+            "router_cv_folds": cfg.seed + 1,
+            "router_bootstrap": cfg.seed + 2,
             "router_training": cfg.seed,
         }
         ctx.store.set_meta("seeds", json.dumps(seeds))

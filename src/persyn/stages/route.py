@@ -1,5 +1,7 @@
 """Stage 5: route every non-calibration prompt to argmax_n π_n(x) of the router, in chunks
-stored as they are decided (a killed run resumes at the next chunk)."""
+stored as they are decided (a killed run resumes at the next chunk). A router kind that reads
+prompt embeddings gets them chunk by chunk (computed once and stored), so memory stays bounded
+by the chunk, not the prompt set."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ from persyn.core.errors import PersynError
 from persyn.core.faults import crash_point
 from persyn.core.hashing import stable_hash
 from persyn.router.base import router_class, router_meta
+from persyn.router.embeddings import PromptEncoder
 from persyn.stages.context import RunContext, progress
+from persyn.stages.embed import prompt_embeddings
 from persyn.stages.prepare import prepare
 
-ROUTE_CHUNK = 64  # prompts per stored chunk of routing decisions
+ROUTE_CHUNK = 256  # prompts per stored chunk of routing decisions
 
 
 def route(ctx: RunContext, router_dir: str | Path | None = None) -> dict[str, str]:
@@ -36,17 +40,19 @@ def route(ctx: RunContext, router_dir: str | Path | None = None) -> dict[str, st
                 f"the config has {ctx.cfg.teacher_names}"
             )
         kind = router_class(meta["kind"])
-        router_key = stable_hash(["route/v1", str(path.resolve()), kind.fingerprint(path)])
-        routed = ctx.store.prompts(calibration=False)
-        have = ctx.store.assignments(router_key)
-        todo = [p for p in routed if p.id not in have]
+        router_key = stable_hash(["route/v2", str(path.resolve()), kind.fingerprint(path)])
+        have = ctx.store.assignment_ids(router_key)
+        todo = [p for p in ctx.store.prompts(calibration=False) if p.id not in have]
         if todo:
             router = kind.load(path)
             names = router.teachers
+            encoder = PromptEncoder.from_meta(meta["embedding"]) if kind.uses_embeddings else None
             with progress(len(todo), "route", "prompt") as bar:
                 for i in range(0, len(todo), ROUTE_CHUNK):
                     chunk = todo[i : i + ROUTE_CHUNK]
-                    coef = router.scores([p.text for p in chunk])
+                    texts = [p.text for p in chunk]
+                    emb = prompt_embeddings(ctx, texts, encoder) if encoder is not None else None
+                    coef = router.scores(texts, emb)
                     rows = []
                     for p, c in zip(chunk, coef, strict=True):
                         values = {n: float(v) for n, v in zip(names, c, strict=True)}

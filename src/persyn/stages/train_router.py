@@ -1,39 +1,60 @@
-"""Stage 4: train the router on the calibration rewards, measure it on held-out calibration
-prompts against the Oracle and the best single teacher, and save it to ``OUTPUT_DIR/router``."""
+"""Stage 4: cross-validate the router kinds on the calibration rewards against the Oracle and
+the best single teacher, pick the kind (``router.kind``, or ``auto``), train it on every
+calibration prompt and save it to ``OUTPUT_DIR/router``."""
 
 from __future__ import annotations
 
 import os
-import random
 import shutil
+import time
 from typing import Any
+
+import numpy as np
 
 from persyn.core.faults import crash_point
 from persyn.core.hashing import stable_hash
-from persyn.router.base import RouterExample, router_class, router_figures
+from persyn.router.base import RouterExample, router_class
+from persyn.router.cv import PRIOR, choose_kind, cross_validate, cv_steps, kind_figures
+from persyn.router.embeddings import PromptEncoder
 from persyn.scoring.combine import pair_labels
-from persyn.scoring.means import best_single_teacher
 from persyn.stages.context import RunContext, progress
+from persyn.stages.embed import prompt_embeddings
 from persyn.stages.prepare import prepare
 from persyn.stages.rewards import reward_table
 
 
-def split_heldout(ids: list[str], eval_fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """``(held-out ids, training ids)``: ``ids`` shuffled with ``random.Random(seed)``, the first
-    ``round(eval_fraction · n)`` held out (none with fewer than 4 prompts)."""
-    ids = list(ids)
-    random.Random(seed).shuffle(ids)
-    n_eval = round(eval_fraction * len(ids)) if len(ids) >= 4 else 0
-    return ids[:n_eval], ids[n_eval:]
+def router_examples(ctx: RunContext, embed: bool) -> list[RouterExample]:
+    """The calibration prompts as router examples (pairs, rewards and, with ``embed``, their
+    stored embeddings), in source order.
+
+    Raises:
+        PersynError: calibration responses missing or not scored.
+    """
+    cal, table, _ = reward_table(ctx)
+    vectors = (
+        prompt_embeddings(ctx, [p.text for p in cal], PromptEncoder.of(ctx.cfg.router)) if embed else None
+    )
+    out = []
+    for i, p in enumerate(cal):
+        rewards = [c.reward for c in table[p.id]]
+        emb = vectors[i] if vectors is not None else None
+        out.append(RouterExample(p.text, pair_labels(rewards, ctx.cfg.router.ties), rewards, emb))
+    return out
 
 
 def train_router(ctx: RunContext) -> dict[str, Any]:
-    """Train the router (``router.kind``) on the calibration rewards, evaluate it on the
-    held-out part, save it; skipped when the same inputs were trained on before.
+    """Cross-validate ``router.cv_kinds()`` on the calibration prompts, choose the kind, train it
+    on all of them and save it; skipped when the same inputs were trained on before.
 
-    Returns the router evaluation (also stored, and written to ``summary.json``): ``n_train``,
-    ``n_eval``, ``top1``, ``regret``, ``best_single_teacher`` (or a ``note`` when fewer than 4
-    calibration prompts leave nothing to hold out).
+    Returns the router evaluation (also stored, and written to ``summary.json``):
+
+    - ``kind`` (the kind that routes), ``requested``, ``reason``, ``folds``, ``n``;
+    - ``kinds``: per cross-validated kind, ``top1``, ``regret``, ``regret_vs_prior`` and
+      ``gain`` (Oracle gain recovered) with 95% intervals, seconds (see ``router.cv``);
+    - for the routing kind: ``top1``, ``regret``; and ``best_single_teacher``: the prior's
+      teacher on all calibration prompts with the prior's cross-validated ``top1``/``regret``;
+    - ``n_train`` (prompts the routing kind is trained on) and ``n_eval`` (prompts held out,
+      each once).
 
     Raises:
         PersynError: calibration responses missing or not scored.
@@ -41,46 +62,37 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
     """
     prepare(ctx)
     cfg, names = ctx.cfg, ctx.cfg.teacher_names
-    cal, table, _ = reward_table(ctx)
-    rewards = {pid: [c.reward for c in cands] for pid, cands in table.items()}
-    key = stable_hash(["router/v1", cfg.router.model_dump(), names, cfg.seed, rewards])
+    kinds = cfg.router.cv_kinds()
+    embed = any(router_class(k).uses_embeddings for k in kinds)
+    examples = router_examples(ctx, embed)
+    rewards = [e.rewards for e in examples]
+    key = stable_hash(
+        ["router/v2", cfg.router.model_dump(), names, cfg.seed, rewards, [e.text for e in examples]]
+    )
     router_dir = ctx.out / "router"
     done = ctx.store.stage_done("train_router", key)
     if done is not None and (router_dir / "router.json").exists():
         return done
-    kind = router_class(cfg.router.kind)
+    if not any(e.pairs for e in examples):
+        raise ValueError("no calibration prompt has a pair of teachers with different rewards")
     with ctx.timed("train_router"):
-        examples = {p.id: RouterExample(p.text, pair_labels(rewards[p.id], cfg.router.ties)) for p in cal}
-        eval_ids, train_ids = split_heldout([p.id for p in cal], cfg.router.eval_fraction, cfg.seed + 1)
-        n_eval = len(eval_ids)
-        runs = [train_ids] + ([eval_ids + train_ids] if n_eval and cfg.router.refit else [])
-        steps = sum(kind.steps(cfg.router, len(r)) for r in runs)
-        evaluation: dict[str, Any] = {"n_train": len(train_ids), "n_eval": n_eval}
-        with progress(steps, "router · train", "step") as bar:
-            router = kind.fit(cfg.router, names, [examples[i] for i in train_ids], cfg.seed, bar)
-            if n_eval:
-                coef = router.scores([examples[i].text for i in eval_ids])
-                picks = [names[int(j)] for j in coef.argmax(-1)]
-                per_prompt = [dict(zip(names, rewards[i], strict=True)) for i in eval_ids]
-                evaluation.update(router_figures(picks, per_prompt))
-                best = best_single_teacher(names, [rewards[i] for i in train_ids])
-                figs = router_figures([best] * n_eval, per_prompt)
-                evaluation["best_single_teacher"] = {
-                    "name": best,
-                    "top1": figs["top1"],
-                    "regret": figs["regret"],
-                }
-                if cfg.router.refit:
-                    router = kind.fit(
-                        cfg.router, names, [examples[i] for i in eval_ids + train_ids], cfg.seed, bar
-                    )
-            else:
-                evaluation.update(
-                    top1=None,
-                    regret=None,
-                    best_single_teacher=None,
-                    note="fewer than 4 calibration prompts: no held-out evaluation",
-                )
+        n_valid = sum(1 for r in rewards if any(v is not None for v in r))
+        steps = cv_steps(kinds, cfg.router, n_valid) + max(
+            router_class(k).steps(cfg.router, len(examples)) for k in kinds
+        )
+        with progress(steps, "router · cross-validate", "fit") as bar:
+            idx, cv = cross_validate(kinds, cfg.router, names, examples, cfg.seed + 1, bar)
+            evaluation = evaluate(ctx, cv, len(idx))
+            kind = router_class(evaluation["kind"])
+            start = time.perf_counter()
+            router = kind.fit(cfg.router, names, examples, cfg.seed, bar)
+            evaluation["train_seconds"] = round(time.perf_counter() - start, 3)
+        prior = router_class(PRIOR).fit(cfg.router, names, examples, cfg.seed)
+        evaluation["best_single_teacher"] = (
+            {"name": names[int(np.argmax(prior.means))], **_figs(evaluation["kinds"].get(PRIOR))}
+            if cv
+            else None
+        )
         crash_point("router.trained")
         tmp = ctx.out / f".router.tmp{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -90,4 +102,35 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
         crash_point("router.saved")
         ctx.store.mark_stage("train_router", key, evaluation)
         ctx.store.set_meta("router_key", key)
+    return evaluation
+
+
+def _figs(fig: dict | None) -> dict:
+    return {"top1": fig["top1"], "regret": fig["regret"]} if fig else {"top1": None, "regret": None}
+
+
+def evaluate(ctx: RunContext, cv: dict, n: int) -> dict[str, Any]:
+    """The evaluation record of the cross-validation ``cv`` over ``n`` prompts, with the kind
+    that routes (``router.kind``, or ``auto``'s choice)."""
+    r = ctx.cfg.router
+    evaluation: dict[str, Any] = {
+        "method": "cross-validation",
+        "requested": r.kind,
+        "folds": min(r.cv_folds, n) if cv else 0,
+        "n": n,
+        "n_train": n,
+        "n_eval": n if cv else 0,
+        "kinds": {},
+    }
+    if not cv:
+        kind = PRIOR if r.kind == "auto" else r.kind
+        reason = "fewer than 2 calibration prompts with a valid response: no cross-validation"
+        evaluation.update(kind=kind, reason=reason, note=reason, top1=None, regret=None)
+        return evaluation
+    figures = kind_figures(cv, r.bootstrap, ctx.cfg.seed + 2)
+    if r.kind == "auto":
+        kind, reason = choose_kind(figures)
+    else:
+        kind, reason = r.kind, f"router.kind is {r.kind}"
+    evaluation.update(kind=kind, reason=reason, kinds=figures, **_figs(figures[kind]))
     return evaluation

@@ -1,0 +1,154 @@
+"""Cross-validated router figures and ``router.kind: auto``.
+
+Every calibration prompt is held out once (K folds, ``router.cv_folds``); each kind is trained
+on the other folds (choosing its own hyperparameters there: nested) and picks a teacher for the
+held-out prompts. Per kind this gives, over the calibration prompts:
+
+- top-1: the fraction of prompts where its pick has the Oracle's reward;
+- regret: mean(Oracle reward − pick's reward) (Eq. 2 rewards);
+- Oracle gain recovered = (regret_prior − regret_kind) / regret_prior: the share of what the
+  Oracle gains over the best single teacher that the router recovers (None when ``prior``
+  already has zero regret);
+
+with paired bootstrap 95% intervals (the same resampled prompts for the kind and ``prior``).
+``auto`` routes with the learned kind of lowest regret among those whose interval of
+(regret − prior's regret) lies below 0, else with ``prior``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from persyn.config import RouterConfig
+from persyn.router.base import RouterExample, fold_of, pick_regrets, reward_matrix, router_class
+
+PRIOR = "prior"
+
+
+@dataclass
+class KindCV:
+    """Out-of-fold results of one router kind.
+
+    Attributes:
+        picks: ``[n]`` teacher index picked for each held-out prompt.
+        regrets: ``[n]`` the Oracle's reward minus the pick's.
+        train_seconds: wall seconds of all its fold fits.
+        route_seconds: wall seconds of scoring the held-out prompts.
+        fallback_folds: folds where the kind could not be trained (no pair to learn from) and
+            ``prior`` picked instead.
+    """
+
+    picks: np.ndarray
+    regrets: np.ndarray
+    train_seconds: float
+    route_seconds: float
+    fallback_folds: int = 0
+
+
+def cv_steps(kinds: list[str], cfg: RouterConfig, n: int) -> int:
+    """Progress units of ``cross_validate``."""
+    folds = max(1, min(cfg.cv_folds, n))
+    n_train = n - n // folds if folds > 1 else n
+    return sum(router_class(k).steps(cfg, n_train) * folds for k in kinds)
+
+
+def cross_validate(
+    kinds: list[str],
+    cfg: RouterConfig,
+    teachers: list[str],
+    examples: list[RouterExample],
+    seed: int,
+    progress=None,
+) -> tuple[list[int], dict[str, KindCV]]:
+    """Out-of-fold picks of each kind over the examples with a valid response.
+
+    Returns ``(indices of the examples counted, {kind: KindCV})``; no kind when fewer than 2
+    examples are valid.
+    """
+    idx, rewards = reward_matrix(examples)
+    n = len(idx)
+    out: dict[str, KindCV] = {}
+    if n < 2:
+        return idx, out
+    folds = fold_of(n, cfg.cv_folds, seed)
+    prior_cls = router_class(PRIOR)
+    for kind in kinds:
+        cls = router_class(kind)
+        picks = np.zeros(n, dtype=np.int64)
+        train_s = route_s = 0.0
+        fallbacks = 0
+        for f in sorted(set(folds.tolist())):
+            train = [idx[j] for j in range(n) if folds[j] != f]
+            test = [j for j in range(n) if folds[j] == f]
+            held = [examples[idx[j]] for j in test]
+            start = time.perf_counter()
+            try:
+                router = cls.fit(cfg, teachers, [examples[i] for i in train], seed, progress)
+            except ValueError:  # e.g. no pair to learn from in this fold
+                router = prior_cls.fit(cfg, teachers, [examples[i] for i in train], seed)
+                fallbacks += 1
+            train_s += time.perf_counter() - start
+            start = time.perf_counter()
+            emb = np.stack([e.embedding for e in held]) if router.uses_embeddings else None
+            picks[test] = np.asarray(router.scores([e.text for e in held], emb)).argmax(1)
+            route_s += time.perf_counter() - start
+        out[kind] = KindCV(picks, pick_regrets(picks, rewards), train_s, route_s, fallbacks)
+    return idx, out
+
+
+def interval(samples: np.ndarray) -> dict[str, float]:
+    """The percentile 95% interval of bootstrap ``samples``."""
+    lo, hi = np.percentile(samples, [2.5, 97.5])
+    return {"low": float(lo), "high": float(hi)}
+
+
+def kind_figures(cv: dict[str, KindCV], n_boot: int, seed: int) -> dict[str, dict]:
+    """Per kind: ``top1``, ``regret``, ``regret_vs_prior`` (mean and paired bootstrap 95%
+    interval of its per-prompt regret minus ``prior``'s; None for ``prior``), ``gain`` (Oracle
+    gain recovered with its interval; None when ``prior``'s regret is 0), seconds, and
+    ``fallback_folds``. ``cv`` must hold ``prior``."""
+    base = cv[PRIOR].regrets
+    n = len(base)
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    base_b = base[draws].mean(1)
+    figures = {}
+    for kind, r in cv.items():
+        fig: dict = {
+            "top1": float((r.regrets <= 1e-12).mean()),
+            "regret": float(r.regrets.mean()),
+            "train_seconds": round(r.train_seconds, 3),
+            "route_seconds": round(r.route_seconds, 4),
+            "fallback_folds": r.fallback_folds,
+            "regret_vs_prior": None,
+            "gain": None,
+        }
+        if kind != PRIOR:
+            diff = r.regrets - base
+            fig["regret_vs_prior"] = {"mean": float(diff.mean()), **interval(diff[draws].mean(1))}
+        if base.mean() > 1e-12:
+            kept = base_b > 1e-12
+            ratio = (base_b[kept] - r.regrets[draws[kept]].mean(1)) / base_b[kept]
+            fig["gain"] = {"mean": float((base.mean() - r.regrets.mean()) / base.mean()), **interval(ratio)}
+        figures[kind] = fig
+    return figures
+
+
+def choose_kind(figures: dict[str, dict]) -> tuple[str, str]:
+    """``(kind, reason)`` for ``auto``: the learned kind with the lowest regret among those whose
+    95% interval of (regret − prior's regret) lies below 0; else ``prior``."""
+    better = [
+        (f["regret"], k)
+        for k, f in figures.items()
+        if k != PRIOR and f["regret_vs_prior"] is not None and f["regret_vs_prior"]["high"] < 0
+    ]
+    if not better:
+        return PRIOR, "no learned kind beats prior: its 95% interval of regret − prior's regret reaches 0"
+    regret, kind = min(better)
+    d = figures[kind]["regret_vs_prior"]
+    return kind, (
+        f"{kind} beats prior: regret {regret:.3f} vs {figures[PRIOR]['regret']:.3f}, "
+        f"difference {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+    )

@@ -1,0 +1,66 @@
+"""Router kind ``prior``: the best single teacher, by mean combined reward over the calibration
+prompts (a failed response counts as the prompt's lowest valid reward). It ignores the prompt;
+it is the fallback every learned kind must beat (``router.kind: auto``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from persyn.config import RouterConfig
+from persyn.router.base import (
+    RouterExample,
+    array_fingerprint,
+    load_array_router,
+    reward_matrix,
+    save_array_router,
+)
+
+
+class PriorRouter:
+    """Scores every prompt with the teachers' mean calibration rewards.
+
+    Attributes:
+        teachers: teacher names (score order).
+        means: ``[n_teachers]`` mean filled reward (uniform zeros when no example is valid).
+    """
+
+    kind = "prior"
+    uses_embeddings = False
+
+    def __init__(self, teachers: list[str], means: np.ndarray):
+        self.teachers = list(teachers)
+        self.means = np.asarray(means, dtype=np.float64)
+
+    @classmethod
+    def fit(
+        cls, cfg: RouterConfig, teachers: list[str], examples: list[RouterExample], seed: int, progress=None
+    ) -> PriorRouter:
+        """The mean reward of each teacher over ``examples``; ties go to the first teacher in
+        order (``argmax``), as in ``scoring.means.best_single_teacher``."""
+        _, rewards = reward_matrix(examples)
+        means = rewards.mean(0) if len(rewards) else np.zeros(len(teachers))
+        if progress is not None:
+            progress.update(1)
+        return cls(teachers, means)
+
+    @classmethod
+    def steps(cls, cfg: RouterConfig, n_examples: int) -> int:
+        return 1
+
+    def scores(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        """The same ``means`` for every text, shape ``[len(texts), n_teachers]``."""
+        return np.tile(self.means, (len(texts), 1))
+
+    def save(self, directory: str | Path) -> None:
+        save_array_router(directory, {"kind": self.kind, "teachers": self.teachers}, {"means": self.means})
+
+    @classmethod
+    def load(cls, directory: str | Path) -> PriorRouter:
+        meta, arrays = load_array_router(directory)
+        return cls(meta["teachers"], arrays["means"])
+
+    @classmethod
+    def fingerprint(cls, directory: str | Path) -> str:
+        return array_fingerprint(directory)
