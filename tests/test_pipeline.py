@@ -239,3 +239,28 @@ def test_ray_address_cannot_go_with_executor_local(tiny_models, tmp_path):
     assert res.exit_code == 2
     assert "--ray-address joins a Ray cluster: it cannot go with --executor local" in res.output
     assert not (tmp_path / "run" / "store.sqlite").exists()  # refused before any work
+
+
+def test_an_embedding_router_routes_from_stored_embeddings(tiny_models, tmp_path):
+
+    from persyn.router.embeddings import PromptEncoder
+
+    cfg = tiny_config(tiny_models, tmp_path, router={"encoder": tiny_models["encoder"], "kind": "knn"})
+    summary, _ = run(cfg)
+    ev = summary["router_eval"]
+    assert ev["kind"] == "knn" and ev["requested"] == "knn" and set(ev["kinds"]) == {"prior", "knn"}
+    out = tmp_path / "run"
+    db = sqlite3.connect(out / "store.sqlite")
+    # Each of the 12 prompts is embedded once: the 6 calibration prompts for training, the 6
+    # others while routing.
+    assert db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 12
+    router = load_router(out / "router")
+    routing = read_jsonl(out / "routing.jsonl")
+    prompts = {p["id"]: p["messages"][0]["content"] for p in read_jsonl(out / "dataset.jsonl")}
+    texts = [prompts[r["id"]] for r in routing]
+    expect = router.scores(texts, PromptEncoder.from_meta(router.encoder).embed(texts))
+    for r, s in zip(routing, expect, strict=True):
+        assert [r["coefficients"][t] for t in router.teachers] == pytest.approx(s.tolist(), abs=1e-5)
+    # A second run routes nothing again and embeds nothing again.
+    run(cfg)
+    assert db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 12

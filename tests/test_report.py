@@ -98,11 +98,25 @@ def make_run(tmp_path, quality=(0.0, 1.0, 1.0)):
         "oracle_calibration": {"alpha-cot": 0, "beta-fewshot": 1, "reference": 2},
         "calibration_means": {t: {"quality": 0.5, "learnability": -1.5, "valid": 3} for t in TEACHERS},
         "router_eval": {
-            "n_train": 2,
-            "n_eval": 1,
+            "requested": "auto",
+            "kind": "knn",
+            "reason": "knn beats prior",
+            "folds": 3,
+            "n": 3,
+            "n_train": 3,
+            "n_eval": 3,
             "top1": 0.8125,
             "regret": 0.0421,
             "best_single_teacher": {"name": "reference", "top1": 0.5, "regret": 0.125},
+            "kinds": {
+                "prior": {"top1": 0.5, "regret": 0.125, "regret_vs_prior": None, "gain": None},
+                "knn": {
+                    "top1": 0.8125,
+                    "regret": 0.0421,
+                    "regret_vs_prior": {"mean": -0.0829, "low": -0.15, "high": -0.01},
+                    "gain": {"mean": 0.6632, "low": 0.2, "high": 0.95},
+                },
+            },
         },
         "tokens": {t: {"prompt": 10, "completion": 20} for t in TEACHERS},
         "cost_usd": {t: None for t in TEACHERS},
@@ -163,8 +177,16 @@ def test_report_is_self_contained_and_escaped(tmp_path):
     assert "12 Route-then-Generate vs 18 Generate-then-Select" in page and "66.7%" in page
     assert "&lt;too long&gt;" in page
     assert "1.50" in page and "calibrate" in page
-    # router vs best single teacher, formatted
-    assert "0.81" in page and "0.042" in page and "0.125" in page
+    # router kinds vs the prior, formatted, with their intervals; the routing kind marked
+    assert row_of(page, "knn (routes)") == [
+        "knn (routes)",
+        "0.81",
+        "0.042",
+        "-0.083 [-0.150, -0.010]",
+        "0.66 [0.20, 0.95]",
+    ]
+    assert row_of(page, "prior") == ["prior", "0.50", "0.125", "–", "n/a"]
+    assert "router.kind: auto → knn: knn beats prior." in page
     # verifier quality → accuracy per teacher: each teacher is right on 2 of its 3 responses
     calibration = section(page, "calibration")
     assert "<th>correct</th><th>accuracy</th>" in calibration

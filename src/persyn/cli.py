@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from persyn.core.errors import PersynError
-from persyn.core.summary import RunSummary, StrategySummary
+from persyn.core.summary import RunSummary, StrategySummary, interval_text
 
 app = typer.Typer(
     help="persyn: personalised SFT data for one student model (PerSyn, Route-then-Generate).",
@@ -105,19 +105,40 @@ def print_summary(summary: RunSummary, out_dir: Path) -> None:
         f"generations: {gen} (Route-then-Generate) vs {gts} (Generate-then-Select): "
         f"{gen / gts:.1%} of the cost; {summary.generations_new} made by this command"
     )
-    ev = summary.router_eval
-    if ev.get("top1") is not None:
-        b = ev["best_single_teacher"]
-        console.print(
-            f"router on {ev['n_eval']} held-out calibration prompts: top-1 vs Oracle {ev['top1']:.2f}, "
-            f"regret {ev['regret']:.3f}; best single teacher ({b['name']}): top-1 {b['top1']:.2f}, "
-            f"regret {b['regret']:.3f}"
-        )
-    elif ev.get("note"):
-        console.print(f"router: {ev['note']}")
+    print_router_eval(summary.router_eval)
     if summary.failed:
         console.print(f"[yellow]{summary.failed} failed item(s), listed in summary.json[/]")
     console.print(f"dataset: {summary.n_dataset} lines → {out_dir / 'dataset.jsonl'}")
+
+
+def print_router_eval(ev: dict) -> None:
+    """The router kinds' cross-validated figures and the kind that routes."""
+    if ev.get("kinds"):
+        t = Table(
+            title=f"router: {ev['requested']} → {ev['kind']} "
+            f"(cross-validated on {ev['n']} calibration prompts, {ev['folds']} folds)",
+            caption=ev.get("reason", ""),
+        )
+        for col in (
+            "kind",
+            "top-1 vs Oracle",
+            "regret",
+            "regret − prior's [95% CI]",
+            "Oracle gain recovered",
+        ):
+            t.add_column(col, justify="left" if col == "kind" else "right", no_wrap=True)
+        for kind, f in ev["kinds"].items():
+            d = f.get("regret_vs_prior")
+            t.add_row(
+                f"{kind} ◀" if kind == ev["kind"] else kind,
+                f"{f['top1']:.2f}",
+                f"{f['regret']:.3f}",
+                interval_text(d, "+.3f", "-"),
+                interval_text(f.get("gain"), ".2f", "n/a"),
+            )
+        console.print(t)
+    elif ev.get("note"):
+        console.print(f"router: {ev['kind'] if 'kind' in ev else ''} ({ev['note']})")
 
 
 def print_strategy_summary(summary: StrategySummary, out_dir: Path) -> None:

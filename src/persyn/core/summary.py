@@ -135,3 +135,12 @@ def parse_summary(data: Any, source: str = "summary.json") -> RunSummary | Strat
         e = err.errors()[0]
         where = ".".join(str(x) for x in e["loc"])
         raise InputError(f"{source}: {where}: {e['msg']} (given: {e.get('input')!r:.80})") from None
+
+
+def interval_text(figure: dict | None, spec: str, missing: str) -> str:
+    """``"mean [low, high]"`` of a figure with a 95% interval (``{"mean", "low", "high"}``)
+    formatted with ``spec``, or ``missing`` when there is none (e.g. ``n/a`` for the Oracle gain
+    recovered when the prior already has zero regret)."""
+    if not figure:
+        return missing
+    return f"{figure['mean']:{spec}} [{figure['low']:{spec}}, {figure['high']:{spec}}]"

@@ -7,6 +7,7 @@ import random
 from collections import defaultdict
 from typing import Any
 
+from persyn.core.summary import interval_text
 from persyn.report import compute
 from persyn.report.compute import num
 from persyn.report.html import esc, fmt, img, kv_table, note, pct, table, teacher_cell
@@ -217,29 +218,43 @@ def _calibration_means_only(ctx: ReportContext) -> str:
 
 
 def router_section(ctx: ReportContext) -> str:
-    """The router's held-out evaluation against the best single teacher, then the Oracle's picks
-    on the calibration set beside the router's picks (shares, table and bars)."""
-    parts = ["<h3>Held-out evaluation</h3>"]
+    """The router kinds' cross-validated figures against the best single teacher (and the kind
+    that routes), then the Oracle's picks on the calibration set beside the router's picks
+    (shares, table and bars)."""
+    parts = ["<h3>Router kinds, cross-validated on the calibration set</h3>"]
     ev = compute.summary_field(ctx.summary, "router_eval")
     if not isinstance(ev, dict) or not ev:
         parts.append(note("not available (no router evaluation in summary.json)"))
     else:
         best = ev.get("best_single_teacher") if isinstance(ev.get("best_single_teacher"), dict) else None
-        rows = [["router", fmt(ev.get("top1"), 2), fmt(ev.get("regret"))]]
-        if best:
-            rows.append(
-                [
-                    f"best single teacher ({ctx.teacher(str(best.get('name')))})",
-                    fmt(best.get("top1"), 2),
-                    fmt(best.get("regret")),
-                ]
-            )
-        parts.append(table(["picks by", "top-1 vs Oracle", "regret"], rows))
+        kinds = ev.get("kinds") if isinstance(ev.get("kinds"), dict) else {}
+        rows = [
+            [
+                f"<b>{esc(k)}</b> (routes)" if k == ev.get("kind") else esc(k),
+                fmt(f.get("top1"), 2),
+                fmt(f.get("regret")),
+                esc(interval_text(f.get("regret_vs_prior"), "+.3f", "–")),
+                esc(interval_text(f.get("gain"), ".2f", "n/a")),
+            ]
+            for k, f in kinds.items()
+        ]
+        if rows:
+            head = [
+                "kind",
+                "top-1 vs Oracle",
+                "regret",
+                "regret − prior's [95% CI]",
+                "Oracle gain recovered [95% CI]",
+            ]
+            parts.append(table(head, rows))
         parts.append(
             note(
-                f"on {fmt(ev.get('n_eval'))} held-out calibration prompt(s), router trained on "
-                f"{fmt(ev.get('n_train'))}; top-1: share of prompts where the pick's reward equals the "
-                "Oracle's; regret: mean Oracle reward minus the pick's."
+                f"router.kind: {esc(str(ev.get('requested', '?')))} → {esc(str(ev.get('kind', '?')))}: "
+                f"{esc(str(ev.get('reason', '')))}. Each of {fmt(ev.get('n_eval'))} calibration prompt(s) "
+                f"held out once ({fmt(ev.get('folds'))} folds). top-1: share of prompts where the pick's "
+                "reward equals the Oracle's; regret: mean Oracle reward minus the pick's; Oracle gain "
+                "recovered: (prior's regret − the kind's) / prior's regret (n/a when the best single "
+                f"teacher{' (' + ctx.teacher(str(best.get('name'))) + ')' if best else ''} already has no regret)."
             )
         )
         if ev.get("note"):
