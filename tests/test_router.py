@@ -154,7 +154,7 @@ def test_knn_scores_are_the_neighbours_mean_reward():
     x = np.array([[1, 0], [0.8, 0.6], [0, 1], [-1, 0]], dtype=np.float32)
     ex = [
         RouterExample(str(i), [], r, v)
-        for i, (r, v) in enumerate(zip([[1, 0], [0.5, 0.5], [0, 1], [0, 1]], x))
+        for i, (r, v) in enumerate(zip([[1, 0], [0.5, 0.5], [0, 1], [0, 1]], x, strict=True))
     ]
     router = router_class("knn").fit(RouterConfig(knn_k=[2]), ["a", "b"], ex, seed=0)
     assert router.k == 2
