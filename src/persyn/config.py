@@ -184,9 +184,21 @@ class QualityConfig(StrictModel):
 
 
 class CalibrationConfig(StrictModel):
-    """Calibration set X_cal: a fraction of the prompts in (0, 1] (float) or a count >= 2."""
+    """Calibration set X_cal: ``size``, a fraction of the prompts in (0, 1] (float) or a count
+    >= 2, chosen by ``select``:
+
+    - ``random``: drawn uniformly (seeded by the run seed);
+    - ``diverse``: k-center greedy on the prompts' ``router.encoder`` embeddings, the first
+      center drawn with the run seed, so the set covers the prompt distribution;
+    - ``active``: a diverse seed set of ``seed_fraction`` of ``size``, then ``rounds`` rounds
+      that each add the prompts on which routers trained on the set so far are least certain
+      or disagree most.
+    """
 
     size: float | int = 0.2
+    select: Literal["random", "diverse", "active"] = "random"
+    rounds: Annotated[int, Field(ge=1)] = 3
+    seed_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
 
     @field_validator("size")
     @classmethod
@@ -224,6 +236,12 @@ class CalibrationConfig(StrictModel):
                 f"{n_prompts}; at least 2 are needed"
             )
         return n
+
+    def first_count(self, n_prompts: int) -> int:
+        """Prompts chosen by ``prepare``: all ``count`` of them, or for ``active`` the seed
+        set (at least 2)."""
+        n = self.count(n_prompts)
+        return n if self.select != "active" else min(n, max(2, round(self.seed_fraction * n)))
 
 
 class RouterConfig(StrictModel):

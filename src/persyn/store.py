@@ -122,6 +122,11 @@ class Store:
                 ],
             )
 
+    def add_calibration(self, prompt_ids: Iterable[str]) -> None:
+        """Add prompts to the calibration subset (``active`` calibration rounds)."""
+        with self._tx():
+            self.db.executemany("UPDATE prompts SET calibration=1 WHERE id=?", [(i,) for i in prompt_ids])
+
     def prompts(self, calibration: bool | None = None) -> list[Prompt]:
         """Stored prompts in source order; ``calibration`` filters on membership of X_cal."""
         sql = "SELECT * FROM prompts"

@@ -10,8 +10,12 @@ from tqdm.auto import tqdm
 
 from persyn.core.hashing import stable_hash
 from persyn.core.io import write_atomic
+from persyn.core.records import Prompt
 from persyn.prompts import load_prompts
+from persyn.router.coverage import k_center
+from persyn.router.embeddings import PromptEncoder
 from persyn.stages.context import RunContext
+from persyn.stages.embed import prompt_embeddings
 
 
 def draw_calibration(prompt_ids: list[str], n_cal: int, seed: int) -> list[str]:
@@ -19,6 +23,18 @@ def draw_calibration(prompt_ids: list[str], n_cal: int, seed: int) -> list[str]:
     ``random.Random(seed)``, kept in source order."""
     rng = random.Random(seed)
     return [prompt_ids[i] for i in sorted(rng.sample(range(len(prompt_ids)), n_cal))]
+
+
+def choose_calibration(ctx: RunContext, prompts: list[Prompt]) -> list[str]:
+    """The calibration ids ``prepare`` fixes (``calibration.select``): a seeded uniform draw, or
+    k-center greedy on the stored embeddings (``diverse``, and the seed set of ``active``),
+    in source order."""
+    cal = ctx.cfg.calibration
+    n = cal.first_count(len(prompts))
+    if cal.select == "random":
+        return draw_calibration([p.id for p in prompts], n, ctx.cfg.seed)
+    x = prompt_embeddings(ctx, [p.text for p in prompts], PromptEncoder.of(ctx.cfg.router))
+    return [prompts[i].id for i in sorted(k_center(x, n, ctx.cfg.seed))]
 
 
 def prepare(ctx: RunContext) -> None:
@@ -34,10 +50,14 @@ def prepare(ctx: RunContext) -> None:
         cfg = ctx.cfg
         needs_answer = cfg.quality.kind == "verifier" or any(t.engine == "reference" for t in cfg.teachers)
         prompts, report = load_prompts(cfg.prompts, cfg.seed, require_answer=needs_answer)
-        cal_ids = draw_calibration([p.id for p in prompts], cfg.calibration.count(len(prompts)), cfg.seed)
-        fingerprint = stable_hash([[(p.id, p.text, p.answer, p.solution) for p in prompts], cal_ids])
+        cal_ids = choose_calibration(ctx, prompts)
+        fingerprint = stable_hash(
+            [[(p.id, p.text, p.answer, p.solution) for p in prompts], cal_ids, cfg.calibration.model_dump()]
+        )
         if ctx.store.get_meta("prompt_set") != fingerprint:
+            # (an ``active`` set grown in rounds on this prompt set is kept: same fingerprint)
             ctx.store.replace_prompts(prompts, cal_ids)
+            ctx.store.set_meta("calibration_rounds", "[]")
             ctx.store.set_meta("prompt_set", fingerprint)
         ctx.store.set_meta("load_report", json.dumps(report.as_dict()))
         # The config this output dir was made with, for commands that take only the dir.

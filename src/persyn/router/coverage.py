@@ -1,0 +1,58 @@
+"""Choosing calibration prompts on their embeddings: k-center greedy coverage (``diverse``) and
+the router-uncertainty ranking of ``active`` calibration rounds.
+
+k-center greedy (Sener & Savarese 2018, the core-set approach): repeatedly take the prompt
+farthest (cosine distance) from every prompt taken so far, so the set covers the prompt
+distribution instead of sampling its dense regions again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def k_center(x: np.ndarray, k: int, seed: int, taken: list[int] | None = None) -> list[int]:
+    """``k`` new row indices of ``x`` (``[n, hidden]`` unit vectors) by k-center greedy.
+
+    Args:
+        k: rows to add (capped at the rows not taken).
+        seed: picks the first center when ``taken`` is empty (so different seeds draw
+            different sets).
+        taken: rows already chosen (covered, never returned).
+
+    Returns the added indices, in the order they were taken; ties go to the lowest index.
+    """
+    n = len(x)
+    taken = list(taken or [])
+    k = min(k, n - len(taken))
+    if k <= 0:
+        return []
+    added: list[int] = []
+    if not taken:
+        first = int(np.random.default_rng(seed).integers(n))
+        added.append(first)
+        taken = [first]
+    dist = 1.0 - (x @ x[taken].T).max(1)
+    dist[taken] = -np.inf
+    while len(added) < k:
+        i = int(np.argmax(dist))
+        added.append(i)
+        dist = np.minimum(dist, 1.0 - x @ x[i])
+        dist[i] = -np.inf
+    return added
+
+
+def uncertainty_order(picks: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Candidates from the most to the least uncertain.
+
+    Args:
+        picks: ``[n_routers, n]`` each router's pick per candidate prompt.
+        scores: ``[n, n_teachers]`` one router's scores in reward units (e.g. ``knn``'s).
+
+    The routers' disagreement (distinct picks) ranks first; among equals, the smaller gap
+    between the best and second-best score (less certain) comes first.
+    """
+    disagree = np.array([len(set(col.tolist())) for col in picks.T])
+    top2 = np.sort(scores, axis=1)[:, -2:] if scores.shape[1] > 1 else np.zeros((len(scores), 2))
+    margin = top2[:, 1] - top2[:, 0]
+    return np.lexsort((np.arange(len(margin)), margin, -disagree))
