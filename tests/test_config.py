@@ -104,3 +104,22 @@ def test_load_config_yaml_errors(tmp_path):
     p.write_text("- just\n- a list\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(p)
+
+
+def test_students_list_names_and_one_form():
+    c = cfg(student=None, students=[{"model": "HuggingFaceTB/SmolLM2-135M"}, {"model": "x", "name": "b"}])
+    assert [s.name for s in c.students] == ["SmolLM2-135M", "b"] and c.student is c.students[0]
+    with pytest.raises(ConfigError, match="either 'student'.*or 'students'"):
+        cfg(students=[{"model": "x"}])
+    with pytest.raises(ConfigError, match="students: duplicate name 'b'"):
+        cfg(student=None, students=[{"model": "x", "name": "b"}, {"model": "y", "name": "b"}])
+    with pytest.raises(ConfigError, match=r"students.0.name: '\.\./evil' is not a valid directory name"):
+        cfg(student=None, students=[{"model": "x", "name": "../evil"}])
+
+
+def test_router_kind_auto_is_the_default_and_kinds_are_checked():
+    c = cfg()
+    assert c.router.kind == "auto" and c.router.cv_kinds() == ["prior", "bt-linear", "knn"]
+    assert cfg(router={"kind": "bt-encoder"}).router.cv_kinds() == ["prior", "bt-encoder"]
+    with pytest.raises(ConfigError, match="router.auto_kinds.*unknown router kind 'svm'"):
+        cfg(router={"auto_kinds": ["prior", "svm"]})

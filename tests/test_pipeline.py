@@ -264,3 +264,39 @@ def test_an_embedding_router_routes_from_stored_embeddings(tiny_models, tmp_path
     # A second run routes nothing again and embeds nothing again.
     run(cfg)
     assert db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 12
+
+
+def test_a_second_student_reuses_every_calibration_response(tiny_models, tmp_path):
+    cfg = tiny_config(tiny_models, tmp_path)
+    student = cfg.pop("student")
+    cfg["students"] = [
+        {**student, "name": "first"},
+        {**student, "model": tiny_models["chat2"], "name": "second"},
+    ]
+    res = CliRunner().invoke(app, ["run", str(write_yaml(tmp_path / "c.yaml", cfg))])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "run"
+    top = json.loads((out / "summary.json").read_text())
+    first, second = top["students"]["first"], top["students"]["second"]
+    assert first["generations_new"] == 6 * 3 + 6
+    # The second student: no calibration response made again; only the routed responses its own
+    # router asked for that the first student's dataset did not already have.
+    db1, db2 = (sqlite3.connect(out / "students" / s / "store.sqlite") for s in ("first", "second"))
+    gens1 = set(db1.execute("SELECT prompt_id, teacher FROM generations"))
+    routed2 = {(r["id"], r["teacher"]) for r in read_jsonl(out / "students/second/routing.jsonl")}
+    assert second["generations_new"] == len(routed2 - gens1)
+    cal2 = db2.execute("SELECT COUNT(*) FROM generations WHERE phase='calibration'").fetchone()[0]
+    assert cal2 == 6 * 3 and top["generations_shared"] == 6 * 3
+    assert top["generations_if_separate"] == 2 * (6 * 3 + 6)
+    assert top["generations_new"] == first["generations_new"] + second["generations_new"]
+    # Each student has its own learnability scores (two scorers in the second store) and dataset.
+    scorers = {r[0] for r in db2.execute("SELECT scorer FROM scores WHERE kind='learnability'")}
+    assert len(scorers) == 2
+    for s in ("first", "second"):
+        assert len(read_jsonl(out / "students" / s / "dataset.jsonl")) == 12
+    assert "18 calibration responses shared" in res.output
+
+
+def write_yaml(path, cfg):
+    path.write_text(yaml.safe_dump(cfg))
+    return path

@@ -15,9 +15,10 @@ from persyn.prompts import jsonl_records
 
 def run(
     config: RunConfig | str | Path | dict, output_dir: str | Path | None = None
-) -> RunSummary | StrategySummary:
+) -> RunSummary | StrategySummary | StudentsSummary:
     """Run every stage of ``config`` (a ``RunConfig``, a YAML path or a dict) and return the
-    summary; resumes from the output directory's store like ``persyn run``.
+    summary (for ``students:``, one run per student sharing the teachers' responses: see
+    ``persyn.students``); resumes from the output directory's store like ``persyn run``.
 
     Raises:
         ConfigError: an invalid config (the field is named).
@@ -26,6 +27,10 @@ def run(
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     if output_dir is not None:
         cfg = cfg.model_copy(update={"output_dir": Path(output_dir)})
+    if cfg.students is not None:
+        from persyn.students import run_students
+
+        return run_students(cfg)
     with Pipeline(cfg) as pipe:
         return pipe.run()
 

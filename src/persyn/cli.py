@@ -51,14 +51,21 @@ RayAddressOpt = typer.Option(
 def _pipeline(
     config: Path, output_dir: Path | None, executor: Executor | None = None, ray_address: str | None = None
 ):
-    from persyn.config import load_config
     from persyn.pipeline import Pipeline
+
+    return Pipeline(_config(config, output_dir, executor, ray_address), console)
+
+
+def _config(
+    config: Path, output_dir: Path | None, executor: Executor | None = None, ray_address: str | None = None
+):
+    from persyn.config import load_config
 
     cfg = load_config(config)
     if output_dir is not None:
         cfg.output_dir = output_dir
     _override_executor(cfg, executor, ray_address)
-    return Pipeline(cfg, console)
+    return cfg
 
 
 def _override_executor(cfg, executor: Executor | None, ray_address: str | None) -> None:
@@ -141,6 +148,17 @@ def print_router_eval(ev: dict) -> None:
         console.print(f"router: {ev['kind'] if 'kind' in ev else ''} ({ev['note']})")
 
 
+def print_students_summary(summary, out_dir: Path) -> None:
+    """Each student's closing table, then the generations the students shared."""
+    for name, st in summary.students.items():
+        print_summary(st, Path(out_dir) / "students" / name)
+    console.print(
+        f"students: {len(summary.students)}; teacher responses: {summary.generations} "
+        f"({summary.generations_shared} calibration responses shared) vs "
+        f"{summary.generations_if_separate} in separate runs; {summary.generations_new} made by this command"
+    )
+
+
 def print_strategy_summary(summary: StrategySummary, out_dir: Path) -> None:
     """A selection strategy's table: prompts per teacher and generations it needs."""
     t = Table(title=f"strategy {summary.strategy} · {out_dir}")
@@ -167,8 +185,20 @@ def run(
     executor: Executor | None = ExecutorOpt,
     ray_address: str | None = RayAddressOpt,
 ) -> None:
-    """Run every stage (resumes from the store in the output directory)."""
+    """Run every stage (resumes from the store in the output directory). With ``students:``,
+    one run per student in OUTPUT_DIR/students/NAME, sharing the teachers' responses."""
     with reported_errors():
+        cfg = _config(config, output_dir, executor, ray_address)
+        if cfg.students is not None:
+            from persyn.students import run_students
+
+            summary = run_students(cfg, console)
+            print_students_summary(summary, cfg.output_dir)
+            failed = sum(s.failed for s in summary.students.values())
+            if require_all and failed:
+                console.print(f"[bold red]--require-all:[/] {failed} item(s) failed (see failed.jsonl)")
+                raise typer.Exit(1)
+            return
         with _pipeline(config, output_dir, executor, ray_address) as p:
             summary = p.run()
         if isinstance(summary, StrategySummary):

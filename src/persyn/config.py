@@ -19,6 +19,7 @@ Example (the packaged demo is ``persyn/configs/demo.yaml``)::
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -97,6 +98,8 @@ class StudentConfig(StrictModel):
     """
 
     model: str
+    # ``students:`` only: the directory ``OUTPUT_DIR/students/NAME`` (default: from ``model``).
+    name: str | None = None
     family: str | None = None
     prompt_template: str = "Question: {prompt}\nAnswer: "
     batch_tokens: Annotated[int, Field(ge=64)] = 8192
@@ -346,13 +349,23 @@ class RayConfig(StrictModel):
     max_retries: Annotated[int, Field(ge=0)] = 3
 
 
+def student_dir_name(model: str) -> str:
+    """A directory name for a student model reference: its last path part, with characters
+    outside ``[A-Za-z0-9._-]`` replaced by ``-`` (``HuggingFaceTB/SmolLM2-135M`` → ``SmolLM2-135M``)."""
+    tail = model.rstrip("/").split("/")[-1] or "student"
+    return re.sub(r"[^A-Za-z0-9._-]", "-", tail).lstrip(".-_") or "student"
+
+
 class RunConfig(StrictModel):
     """A whole PerSyn run. See the module docstring for the YAML shape."""
 
     output_dir: Path
     seed: int = 0
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
-    student: StudentConfig
+    # One student (``student``), or several sharing one calibration (``students``: the first is
+    # also ``student``; see ``persyn.students``).
+    student: StudentConfig | None = None
+    students: list[StudentConfig] | None = None
     teachers: list[TeacherConfig]
     quality: QualityConfig = Field(default_factory=QualityConfig)
     alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.4
@@ -372,6 +385,31 @@ class RunConfig(StrictModel):
         if v not in STRATEGIES:
             raise ValueError(f"unknown strategy '{v}' (known: {', '.join(STRATEGIES)})")
         return v
+
+    @model_validator(mode="after")
+    def _check_students(self) -> RunConfig:
+        if (self.student is None) == (self.students is None):
+            raise ValueError(
+                "give either 'student' (one student) or 'students' (a list), not both or neither"
+            )
+        if self.students is not None:
+            if not self.students:
+                raise ValueError("students: the list is empty")
+            seen: dict[str, int] = {}
+            for i, st in enumerate(self.students):
+                st.name = st.name or student_dir_name(st.model)
+                if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", st.name):
+                    raise ValueError(
+                        f"students.{i}.name: '{st.name}' is not a valid directory name "
+                        "(letters, digits, '.', '_', '-'; e.g. 'smollm2-135m')"
+                    )
+                if st.name in seen:
+                    raise ValueError(
+                        f"students: duplicate name '{st.name}' (students {seen[st.name]} and {i})"
+                    )
+                seen[st.name] = i
+            self.student = self.students[0]
+        return self
 
     @model_validator(mode="after")
     def _check_strategy_teachers(self) -> RunConfig:

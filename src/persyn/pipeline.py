@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from persyn.config import RunConfig, TeacherConfig
+from persyn.core.errors import ConfigError
 from persyn.core.io import write_atomic
 from persyn.core.records import Prompt
 from persyn.core.summary import RunSummary, StrategySummary
@@ -46,6 +47,12 @@ class Pipeline:
     """
 
     def __init__(self, cfg: RunConfig, console=None):
+        if cfg.students is not None and len(cfg.students) > 1:
+            raise ConfigError(
+                f"students: {len(cfg.students)} students run with `persyn run` (persyn.run); "
+                f"for one student's stages give its directory: -o {cfg.output_dir}/students/NAME "
+                "with a config that has that one 'student'"
+            )
         self.ctx = RunContext(cfg)
         self.console = console
         self.new_generations = 0
