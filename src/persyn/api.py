@@ -8,7 +8,7 @@ from pathlib import Path
 from persyn.config import RunConfig, load_config
 from persyn.core.errors import InputError
 from persyn.core.records import DatasetLine
-from persyn.core.summary import RunSummary, StrategySummary
+from persyn.core.summary import RunSummary, StrategySummary, StudentsSummary
 from persyn.pipeline import Pipeline
 from persyn.prompts import jsonl_records
 
