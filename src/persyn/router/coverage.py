@@ -56,3 +56,39 @@ def uncertainty_order(picks: np.ndarray, scores: np.ndarray) -> np.ndarray:
     top2 = np.sort(scores, axis=1)[:, -2:] if scores.shape[1] > 1 else np.zeros((len(scores), 2))
     margin = top2[:, 1] - top2[:, 0]
     return np.lexsort((np.arange(len(margin)), margin, -disagree))
+
+
+#: Router kinds fitted each ``active`` round to measure uncertainty (fast, frozen-embedding kinds).
+ROUND_KINDS = ("prior", "bt-linear", "knn")
+
+
+def next_round(
+    cfg, teachers: list[str], examples: list, x_pool: np.ndarray, add: int, seed: int
+) -> list[int]:
+    """Indices into the candidate pool (embeddings ``x_pool [m, hidden]``) of the ``add``
+    prompts an ``active`` round answers next.
+
+    The routers of ``ROUND_KINDS`` are trained on ``examples`` (the calibration set so far, with
+    embeddings) under ``cfg`` (a ``RouterConfig``); ``uncertainty_order`` ranks the pool by
+    their disagreement and ``knn``'s margin; k-center greedy then takes ``add`` of the ``2·add``
+    most uncertain, away from the calibration set and from each other.
+    """
+    from persyn.router.base import router_class
+
+    picks, knn_scores = [], None
+    for kind in ROUND_KINDS:
+        try:
+            router = router_class(kind).fit(cfg, teachers, examples, seed)
+        except ValueError:  # nothing to learn from yet (e.g. no valid response)
+            continue
+        s = router.scores([""] * len(x_pool), x_pool)
+        picks.append(s.argmax(1))
+        if kind == "knn":
+            knn_scores = s
+    if knn_scores is None:
+        knn_scores = np.zeros((len(x_pool), len(teachers)))
+    order = uncertainty_order(np.array(picks) if picks else np.zeros((1, len(x_pool)), int), knn_scores)
+    candidates = order[: 2 * add].tolist()
+    x_cal = np.stack([e.embedding for e in examples])
+    added = k_center(np.concatenate([x_cal, x_pool[candidates]]), add, seed, taken=list(range(len(x_cal))))
+    return [candidates[i - len(x_cal)] for i in added]

@@ -8,9 +8,9 @@ The vectors are stored in the run's store by ``(encoder key, prompt-text hash)``
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from persyn.assets import (
     from_pretrained_kwargs,
@@ -20,6 +20,9 @@ from persyn.assets import (
     resolve_model,
 )
 from persyn.core.hashing import stable_hash
+
+if TYPE_CHECKING:  # torch loads only when a prompt is embedded (``import persyn`` stays light)
+    import torch
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -84,9 +87,16 @@ class PromptEncoder:
             raise not_local_error(self.ref, exc) from None
         return tokenizer, model
 
-    @torch.inference_mode()
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit vectors of ``texts``, shape ``[len(texts), hidden]`` (float32)."""
+        import torch
+
+        with torch.inference_mode():
+            return self._embed(texts)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        import torch
+
         tokenizer, model = self._model
         out = []
         for i in range(0, len(texts), self.batch_size):

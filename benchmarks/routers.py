@@ -1,0 +1,194 @@
+"""Benchmark: router kinds against the best single teacher (``prior``) at small calibration
+sizes, and calibration selection (random / diverse / active) at equal size (issue 12).
+
+For each pool, every teacher answers every prompt once (``persyn calibrate`` with
+``calibration.size: 1.0``; cached in ``--out``, so a re-run reuses them) and the Eq. 2 rewards
+are read back. A seeded shuffle fixes ``--test`` held-out prompts; calibration sets of each
+size are the first prompts of the rest, so the sizes are nested and share the held-out set.
+Per size it reports, for ``prior``, ``bt-linear``, ``knn`` and ``auto``:
+
+- CV: 5-fold cross-validation inside the calibration set (what ``summary.json`` reports);
+- held-out: each kind trained on the whole calibration set (``auto`` choosing by that CV)
+  and scored on the held-out prompts: top-1, regret, regret − prior's and the Oracle gain
+  recovered, with paired bootstrap 95% intervals;
+- train seconds of one fit (hyperparameter search included); ``bt-encoder`` (the paper's
+  fine-tuned router; slow) only at the sizes in ``--encoder-sizes``, held-out only.
+
+Then random vs diverse vs active calibration sets of ``--select-size`` prompts (3 draws each,
+different seeds), each routed by ``auto``, on the same held-out prompts.
+
+Usage: python benchmarks/routers.py [--pools experiment,demo] [--sizes 25,50,100,200]
+       [--test 60] [--encoder-sizes 25,100] [--select-size 50] [--out runs/bench-routers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from persyn.config import RouterConfig, parse_config
+from persyn.core.summary import interval_text
+from persyn.pipeline import Pipeline
+from persyn.router.base import pick_regrets, reward_matrix, router_class
+from persyn.router.coverage import k_center, next_round
+from persyn.router.cv import PRIOR, KindCV, choose_kind, cross_validate, kind_figures
+from persyn.stages.train_router import router_examples
+
+KINDS = ["prior", "bt-linear", "knn"]
+
+
+def pool_config(pool: str) -> dict:
+    configs = files("persyn") / "configs"
+    if pool == "experiment":
+        return yaml.safe_load((configs / "experiment.yaml").read_text())["run"]
+    return yaml.safe_load((configs / f"{pool}.yaml").read_text())
+
+
+def reward_data(pool: str, n_prompts: int, out: Path):
+    """Every teacher's scored response to ``n_prompts`` prompts of ``pool``: the router
+    examples (embedded) and the teacher names."""
+    cfg = pool_config(pool)
+    cfg["prompts"] = {**cfg["prompts"], "size": n_prompts}
+    cfg.update(output_dir=str(out / pool), calibration={"size": 1.0}, strategy="persyn")
+    with Pipeline(parse_config(cfg)) as p:
+        start = time.perf_counter()
+        p.calibrate()
+        p.score()
+        examples = router_examples(p.ctx, embed=True)
+        print(f"[{pool}] {len(examples)} prompts answered and scored in {time.perf_counter() - start:.0f} s")
+        return examples, p.cfg.teacher_names
+
+
+def held_out(kind: str, cfg: RouterConfig, names, cal, test, seed=0) -> tuple[KindCV, float]:
+    start = time.perf_counter()
+    router = router_class(kind).fit(cfg, names, cal, seed)
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    emb = np.stack([e.embedding for e in test]) if router.uses_embeddings else None
+    picks = np.asarray(router.scores([e.text for e in test], emb)).argmax(1)
+    route_s = time.perf_counter() - start
+    _, rewards = reward_matrix(test)
+    return KindCV(picks, pick_regrets(picks, rewards), train_s, route_s), train_s
+
+
+def auto_kind(cfg: RouterConfig, names, cal, seed=1) -> tuple[str, dict]:
+    _, cv = cross_validate(KINDS, cfg, names, cal, seed)
+    figures = kind_figures(cv, cfg.bootstrap, seed + 1)
+    return choose_kind(figures)[0], figures
+
+
+def row(kind: str, f: dict, train_s: float | None = None) -> str:
+    d = interval_text(f.get("regret_vs_prior"), "+.3f", "–")
+    g = interval_text(f.get("gain"), ".2f", "n/a")
+    t = "" if train_s is None else f"{train_s:.2f}"
+    return f"| {kind} | {f['top1']:.2f} | {f['regret']:.3f} | {d} | {g} | {t} |"
+
+
+def sizes_table(pool, examples, names, sizes, encoder_sizes, cfg, results):
+    print(f"\n### {pool}: router kinds by calibration size (held-out: {len(examples['test'])} prompts)\n")
+    test = examples["test"]
+    for size in sizes:
+        cal = examples["pool"][:size]
+        if len(cal) < size:
+            print(f"(only {len(cal)} prompts for size {size}: skipped)")
+            continue
+        chosen, cv_figs = auto_kind(cfg, names, cal)
+        evals, train = {}, {}
+        for kind in KINDS + (["bt-encoder"] if size in encoder_sizes else []):
+            evals[kind], train[kind] = held_out(kind, cfg, names, cal, test)
+        evals["auto"], train["auto"] = evals[chosen], train[chosen]
+        figs = kind_figures(evals, 2000, 7)
+        print(f"**{size} calibration prompts** (auto chose `{chosen}` by CV)\n")
+        print(
+            "| kind | held-out top-1 | regret | regret − prior's [95% CI] | Oracle gain recovered [95% CI] | train s |"
+        )
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for kind in evals:
+            print(row(f"auto → {chosen}" if kind == "auto" else kind, figs[kind], train[kind]))
+        print("\nCV inside the calibration set (what summary.json reports):\n")
+        print(
+            "| kind | CV top-1 | CV regret | regret − prior's [95% CI] | Oracle gain recovered [95% CI] | |"
+        )
+        print("| --- | ---: | ---: | ---: | ---: | --- |")
+        for kind, f in cv_figs.items():
+            print(row(kind, f))
+        print()
+        results.setdefault(pool, {})[str(size)] = {
+            "auto": chosen,
+            "held_out": figs,
+            "cv": cv_figs,
+            "train_seconds": train,
+        }
+
+
+def select_table(pool, examples, names, size, cfg, results):
+    test, rest = examples["test"], examples["pool"]
+    x = np.stack([e.embedding for e in rest])
+    regrets: dict[str, list] = {"random": [], "diverse": [], "active": []}
+    for seed in range(3):
+        rng = np.random.default_rng(100 + seed)
+        sets = {"random": rng.permutation(len(rest))[:size].tolist(), "diverse": k_center(x, size, seed)}
+        chosen = k_center(x, size // 2, seed)
+        while len(chosen) < size:
+            add = min(-(-(size - size // 2) // 3), size - len(chosen))
+            left = [i for i in range(len(rest)) if i not in set(chosen)]
+            picked = next_round(cfg, names, [rest[i] for i in chosen], x[left], add, seed)
+            chosen += [left[i] for i in picked]
+        sets["active"] = chosen
+        for how, idx in sets.items():
+            cal = [rest[i] for i in idx]
+            kind, _ = auto_kind(cfg, names, cal)
+            ev, _ = held_out(kind, cfg, names, cal, test)
+            regrets[how].append(float(ev.regrets.mean()))
+    print(f"\n### {pool}: calibration selection at {size} prompts (held-out regret of auto, 3 draws)\n")
+    print("| select | regret per draw | mean |")
+    print("| --- | --- | ---: |")
+    for how, r in regrets.items():
+        print(f"| {how} | {', '.join(f'{v:.3f}' for v in r)} | {np.mean(r):.3f} |")
+    results.setdefault(pool, {})[f"select@{size}"] = regrets
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pools", default="experiment,demo")
+    ap.add_argument("--sizes", default="25,50,100,200")
+    ap.add_argument("--test", type=int, default=60)
+    ap.add_argument("--encoder-sizes", default="25,100")
+    ap.add_argument("--select-size", type=int, default=50)
+    ap.add_argument("--out", type=Path, default=Path("runs/bench-routers"))
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    encoder_sizes = {int(s) for s in args.encoder_sizes.split(",") if s}
+    results: dict = {}
+    for pool in args.pools.split(","):
+        all_examples, names = reward_data(pool, max(sizes) + args.test, args.out)
+        idx, rewards = reward_matrix(all_examples)
+        valid = [all_examples[i] for i in idx]
+        order = np.random.default_rng(0).permutation(len(valid))
+        examples = {
+            "test": [valid[i] for i in order[: args.test]],
+            "pool": [valid[i] for i in order[args.test :]],
+        }
+        picks = Counter(names[int(j)] for j in rewards.argmax(1))
+        print(
+            f"\n[{pool}] Oracle's pick over {len(valid)} prompts: "
+            + ", ".join(f"{t} {picks[t]}" for t in names)
+        )
+        results[pool] = {"oracle_picks": dict(picks), "n": len(valid)}
+        cfg = RouterConfig(**{k: v for k, v in pool_config(pool).get("router", {}).items() if k != "kind"})
+        sizes_table(pool, examples, names, sizes, encoder_sizes, cfg, results)
+        select_table(pool, examples, names, args.select_size, cfg, results)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "routers.json").write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nresults: {args.out / 'routers.json'}; prior = {PRIOR}")
+
+
+if __name__ == "__main__":
+    main()
