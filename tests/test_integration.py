@@ -51,7 +51,9 @@ def test_persyn_run_with_real_smollm2(tmp_path):
     for name in ("smollm2-cot", "smollm2-direct"):
         assert math.isfinite(means[name]["learnability"]) and means[name]["learnability"] < 0
     assert means["smollm2-cot"]["learnability"] > means["reference"]["learnability"]
-    assert summary["router_eval"]["n_eval"] == 1
+    # Cross-validation: each of the 4 calibration prompts held out once (4 folds of one).
+    ev = summary["router_eval"]
+    assert ev["n_eval"] == 4 and ev["folds"] == 4 and set(ev["kinds"]) == {"prior", "bt-linear", "knn"}
     lines = [json.loads(x) for x in (tmp_path / "run" / "dataset.jsonl").read_text().splitlines()]
     assert len(lines) == 6 and all(x["messages"][1]["content"] for x in lines)
     assert "Route-then-Generate" in res.output
