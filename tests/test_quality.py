@@ -29,6 +29,23 @@ def test_verifier_scores_final_answer_correctness():
     assert got["nogold"] == (None, "no reference answer for this prompt")
 
 
+def test_verifier_refuses_an_echoed_expression_as_the_answer():
+    # A small model often echoes the question ("23 + 60 + 71 =") and stops: math-verify would
+    # evaluate that expression and call it right. A value is needed, unless the gold answer is
+    # itself an expression.
+    items = [
+        ScoreItem("echo", "q", "23 + 60 + 71 ="),
+        ScoreItem("cut", "q", "To calculate 88 * 53, we need"),
+        ScoreItem("worked", "q", "23 + 60 = 83\n83 + 71 = 154"),
+        ScoreItem("negative", "q", "#### -154"),
+        ScoreItem("fraction", "q", "1/2"),
+    ]
+    answers = {"echo": "154", "cut": "4664", "worked": "154", "negative": "-154", "fraction": "1/2"}
+    got = collect(VerifierScorer(answers), items)
+    assert got["echo"] == got["cut"] == (0.0, "the final answer is an unevaluated expression")
+    assert got["worked"] == got["negative"] == got["fraction"] == (1.0, None)
+
+
 def test_reward_model_batched_equals_one_at_a_time(tiny_models):
     cfg = QualityConfig(kind="reward_model", model=tiny_models["reward"], batch_size=2)
     scorer = make_quality_scorer(cfg, {})

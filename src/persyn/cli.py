@@ -124,16 +124,11 @@ def print_router_eval(ev: dict) -> None:
         t = Table(
             title=f"router: {ev['requested']} → {ev['kind']} "
             f"(cross-validated on {ev['n']} calibration prompts, {ev['folds']} folds)",
-            caption=ev.get("reason", ""),
+            caption=f"{ev.get('reason', '')}. top-1: picks with the Oracle's reward; regret: mean Oracle "
+            "reward − the pick's; Oracle gain recovered: (prior's regret − the kind's) / prior's",
         )
-        for col in (
-            "kind",
-            "top-1 vs Oracle",
-            "regret",
-            "regret − prior's [95% CI]",
-            "Oracle gain recovered",
-        ):
-            t.add_column(col, justify="left" if col == "kind" else "right", no_wrap=True)
+        for col in ("kind", "top-1", "regret", "regret − prior's [95% CI]", "Oracle gain recovered [95% CI]"):
+            t.add_column(col, justify="left" if col == "kind" else "right", overflow="fold")
         for kind, f in ev["kinds"].items():
             d = f.get("regret_vs_prior")
             t.add_row(

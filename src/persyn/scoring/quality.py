@@ -7,6 +7,7 @@ for math (1 if correct, else 0). No reward model ships offline; any
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from persyn.assets import load_tokenizer, resolve_model
@@ -16,15 +17,27 @@ from persyn.core.records import ScoreItem
 from persyn.scoring.learnability import token_budget_batches
 
 
+# Two numbers joined by an arithmetic operator: an expression left for the reader to compute.
+_OPERATION = re.compile(r"\d\s*(?:[-+*/×÷^]|\\times|\\cdot|\\div)\s*\(?-?\d")
+
+
+def unevaluated(parsed: list) -> bool:
+    """Whether math-verify's extraction (``parse`` output: ``[value, extracted text]``) is an
+    arithmetic expression of numbers rather than a value."""
+    return len(parsed) > 1 and isinstance(parsed[-1], str) and bool(_OPERATION.search(parsed[-1]))
+
+
 class VerifierScorer:
     """r_q = 1.0 when the response's final answer equals the reference answer under
     math-verify (``verify(parse(gold), parse(response))``), else 0.0.
 
-    A response with no parsable answer scores 0.0 (recorded with a note); a prompt without a
-    reference answer is a failed item.
+    A response with no parsable answer scores 0.0 (recorded with a note); so does a response
+    whose final answer is an unevaluated arithmetic expression (``23 + 60 + 71 =``: an echo of
+    the question, which math-verify would evaluate and accept) when the reference answer is not
+    one; a prompt without a reference answer is a failed item.
     """
 
-    key = stable_hash(["quality/verifier/math-verify/v1"])
+    key = stable_hash(["quality/verifier/math-verify/v2"])
 
     def __init__(self, answers: dict[str, str | None]):
         """``answers``: item key → reference answer."""
@@ -39,11 +52,14 @@ class VerifierScorer:
             if gold is None:
                 out.append((it.key, None, "no reference answer for this prompt"))
                 continue
-            pred = parse(it.response)
+            pred, gold_parsed = parse(it.response), parse(gold)
             if not pred:
                 out.append((it.key, 0.0, "no answer found in the response"))
                 continue
-            out.append((it.key, 1.0 if verify(parse(gold), pred) else 0.0, None))
+            if unevaluated(pred) and not unevaluated(gold_parsed):
+                out.append((it.key, 0.0, "the final answer is an unevaluated expression"))
+                continue
+            out.append((it.key, 1.0 if verify(gold_parsed, pred) else 0.0, None))
         yield out
 
 
