@@ -16,7 +16,6 @@ from persyn.core.hashing import stable_hash
 from persyn.core.records import ScoreItem
 from persyn.scoring.learnability import token_budget_batches
 
-
 # Two numbers joined by an arithmetic operator: an expression left for the reader to compute.
 _OPERATION = re.compile(r"\d\s*(?:[-+*/×÷^]|\\times|\\cdot|\\div)\s*\(?-?\d")
 
