@@ -295,6 +295,10 @@ def test_a_second_student_reuses_every_calibration_response(tiny_models, tmp_pat
     for s in ("first", "second"):
         assert len(read_jsonl(out / "students" / s / "dataset.jsonl")) == 12
     assert "18 calibration responses shared" in res.output
+    # The top-level directory is not one run: the report says which directories are.
+    res = CliRunner().invoke(app, ["report", str(out)])
+    flat = "".join(res.output.split())
+    assert res.exit_code == 2 and "arunof2students" in flat and str(out / "students" / "second") in flat
 
 
 def write_yaml(path, cfg):

@@ -131,7 +131,7 @@ def read_summary(path: str | Path) -> RunSummary | StrategySummary:
     return parse_summary(data, str(path))
 
 
-def parse_summary(data: Any, source: str = "summary.json") -> RunSummary | StrategySummary:
+def parse_summary(data: Any, source: str = "summary.json") -> RunSummary | StrategySummary | StudentsSummary:
     """Validate a summary object read from ``source``.
 
     Raises:
@@ -140,7 +140,7 @@ def parse_summary(data: Any, source: str = "summary.json") -> RunSummary | Strat
     """
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a JSON object, got {type(data).__name__}")
-    model = StrategySummary if "strategy" in data else RunSummary
+    model = StrategySummary if "strategy" in data else StudentsSummary if "students" in data else RunSummary
     try:
         return model.model_validate(data)
     except ValidationError as err:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from persyn.core.errors import InputError, PersynError
-from persyn.core.summary import RunSummary, StrategySummary, parse_summary
+from persyn.core.summary import RunSummary, StrategySummary, StudentsSummary, parse_summary
 
 
 @dataclass
@@ -49,6 +49,9 @@ def load_run(run_dir: Path) -> RunFiles:
         raise PersynError(f"{run_dir}: not a run directory; run `persyn run CONFIG.yaml` first")
     summary_path = run_dir / "summary.json"
     summary = parse_summary(read_json(summary_path, required=True), str(summary_path))
+    if isinstance(summary, StudentsSummary):
+        names = ", ".join(str(run_dir / "students" / n) for n in summary.students)
+        raise PersynError(f"{run_dir}: a run of {len(summary.students)} students; report each one: {names}")
     return RunFiles(
         run_dir=run_dir,
         summary=summary,
