@@ -52,16 +52,28 @@ class PromptsConfig(StrictModel):
     """Where the prompts come from.
 
     ``source: reasoning_gym`` draws ``size`` problems of ``task`` (seeded by the run seed);
-    ``jsonl`` / ``parquet`` read ``path`` with the named fields. ``solution_field`` names a
-    worked solution used by the ``reference`` teacher (default: the answer itself).
+    ``jsonl`` / ``parquet`` read ``path`` with the named fields; ``hf`` reads a Hugging Face
+    dataset with the ``datasets`` library: ``path`` a ``save_to_disk`` directory, or ``name``
+    (and ``config_name``) from the local HF cache (never downloaded), and its ``split``
+    (needed when the dataset has several).
+
+    ``prompt_field`` names a string column, or a chat ``messages`` column (a list of
+    ``{role, content}`` ending with a user turn: the whole conversation is the prompt).
+    ``input_field`` (Alpaca): appended to the prompt field's text after a blank line when
+    non-empty. ``solution_field`` names a worked solution used by the ``reference`` teacher
+    (default: the answer itself).
     """
 
-    source: Literal["reasoning_gym", "jsonl", "parquet"] = "reasoning_gym"
+    source: Literal["reasoning_gym", "jsonl", "parquet", "hf"] = "reasoning_gym"
     task: str = "gsm_symbolic"
     size: Annotated[int, Field(ge=1)] | None = None
     task_kwargs: dict[str, Any] = Field(default_factory=dict)
     path: Path | None = None
+    name: str | None = None
+    config_name: str | None = None
+    split: str | None = None
     prompt_field: str = "prompt"
+    input_field: str | None = None
     answer_field: str | None = "answer"
     solution_field: str | None = None
     id_field: str | None = None
@@ -70,6 +82,10 @@ class PromptsConfig(StrictModel):
     def _check_source(self) -> PromptsConfig:
         if self.source in ("jsonl", "parquet") and self.path is None:
             raise ValueError(f"source '{self.source}' needs 'path'")
+        if self.source == "hf" and (self.path is None) == (self.name is None):
+            raise ValueError(
+                "source 'hf' needs 'path' (a save_to_disk directory) or 'name' (a cached dataset)"
+            )
         if self.source == "reasoning_gym" and self.size is None:
             self.size = 120
         return self
@@ -374,6 +390,9 @@ class RunConfig(StrictModel):
     router: RouterConfig = Field(default_factory=RouterConfig)
     strategy: str = "persyn"
     strategy_options: StrategyOptions = Field(default_factory=StrategyOptions)
+    # Also write the dataset as Parquet (dataset.parquet) and/or a Hugging Face dataset
+    # (dataset_hf/, save_to_disk), with dataset.jsonl's columns: they load straight into TRL.
+    dataset_formats: list[Literal["parquet", "hf"]] = Field(default_factory=list)
     # Where the heavy stages run: in this process, or as Ray tasks (persyn[ray]).
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = None  # a cluster to join; else $RAY_ADDRESS; else a local instance

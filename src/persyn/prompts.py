@@ -1,6 +1,10 @@
-"""Prompt sources: built-in reasoning_gym task sets, JSONL and Parquet files.
+"""Prompt sources: built-in reasoning_gym task sets, JSONL and Parquet files, and Hugging Face
+datasets (``save_to_disk`` directories or datasets in the local cache).
 
-Every prompt gets a stable id (the ``id_field`` value, or a content hash of the prompt text).
+A prompt is a string, or a chat conversation (a ``messages`` list of ``{role, content}`` turns
+ending with a user turn), or Alpaca's ``instruction`` + ``input``. Every prompt gets a stable id
+(the ``id_field`` value, or a content hash of the prompt text; of the whole conversation for a
+chat prompt).
 Empty prompts and duplicate ids are not silently kept: they are skipped and reported in
 ``LoadReport`` (and from there in ``summary.json``).
 """
@@ -16,7 +20,9 @@ from typing import Any
 from persyn.config import PromptsConfig
 from persyn.core.errors import InputError, MissingAssetError
 from persyn.core.hashing import content_id
-from persyn.core.records import Prompt
+from persyn.core.records import Prompt, render_conversation
+
+ROLES = ("system", "user", "assistant")
 
 
 @dataclass
@@ -52,16 +58,46 @@ class _Collector:
         self.report = LoadReport()
         self._first: dict[str, str] = {}
 
-    def add(self, where: str, text: str, pid: str | None, answer, solution, metadata) -> None:
+    def add(self, where: str, text: str, pid: str | None, answer, solution, metadata, messages=None) -> None:
         if not text.strip():
             self.report.empty.append(where)
             return
-        pid = pid if pid is not None else content_id(text)
+        if pid is None:
+            pid = content_id(text) if messages is None else content_id(json.dumps(messages, sort_keys=True))
         if pid in self._first:
             self.report.duplicates.append((where, self._first[pid], pid))
             return
         self._first[pid] = where
-        self.prompts.append(Prompt(pid, text, _as_text(answer), _as_text(solution), metadata))
+        self.prompts.append(Prompt(pid, text, _as_text(answer), _as_text(solution), metadata, messages))
+
+
+def conversation(value: list, where: str, field_name: str) -> list[dict[str, str]] | None:
+    """A chat prompt's turns, checked: ``{role, content}`` dicts (role system, user or
+    assistant; content a string), ending with a user turn. A lone user turn is a text prompt
+    (None is returned: its text is the content).
+
+    Raises:
+        InputError: naming ``where`` (file and row), the field and the offending turn.
+    """
+    turns = []
+    for i, m in enumerate(value):
+        if not isinstance(m, dict) or not isinstance(m.get("content"), str) or m.get("role") not in ROLES:
+            shown = json.dumps(m)[:80] if isinstance(m, dict | list | str | int | float) else type(m).__name__
+            raise InputError(
+                f"{where}: field '{field_name}' turn {i} must be {{role, content}} with role "
+                f"system, user or assistant and text content, got {shown}"
+            )
+        turns.append({"role": m["role"], "content": m["content"]})
+    if not turns:
+        raise InputError(f"{where}: field '{field_name}' is an empty conversation")
+    if turns[-1]["role"] != "user":
+        raise InputError(
+            f"{where}: field '{field_name}' ends with a turn of role '{turns[-1]['role']}'; a prompt "
+            "conversation must end with the user turn the teachers answer"
+        )
+    if len(turns) == 1:
+        return None
+    return turns
 
 
 def _from_records(records, cfg: PromptsConfig, source: str, require_answer: bool) -> _Collector:
@@ -72,11 +108,30 @@ def _from_records(records, cfg: PromptsConfig, source: str, require_answer: bool
             raise InputError(f"{where}: expected a JSON object, got {type(rec).__name__}")
         if cfg.prompt_field not in rec:
             raise InputError(f"{where}: missing prompt field '{cfg.prompt_field}' (prompts.prompt_field)")
-        text = rec[cfg.prompt_field]
-        if not isinstance(text, str):
+        value = rec[cfg.prompt_field]
+        messages = None
+        if isinstance(value, list):
+            messages = conversation(value, where, cfg.prompt_field)
+            text = render_conversation(messages) if messages is not None else value[0]["content"]
+        elif isinstance(value, str):
+            text = value
+        else:
             raise InputError(
-                f"{where}: prompt field '{cfg.prompt_field}' must be a string, got {type(text).__name__}"
+                f"{where}: prompt field '{cfg.prompt_field}' must be a string or a list of "
+                f"{{role, content}} turns, got {type(value).__name__}"
             )
+        if cfg.input_field:
+            extra = rec.get(cfg.input_field)
+            if messages is not None or isinstance(value, list):
+                raise InputError(
+                    f"{where}: prompts.input_field is for a text prompt field, not a conversation"
+                )
+            if extra is not None and not isinstance(extra, str):
+                raise InputError(
+                    f"{where}: input field '{cfg.input_field}' must be a string, got {type(extra).__name__}"
+                )
+            if extra and extra.strip():
+                text = f"{text}\n\n{extra}"
         answer = None
         if cfg.answer_field:
             if cfg.answer_field not in rec and require_answer:
@@ -97,9 +152,9 @@ def _from_records(records, cfg: PromptsConfig, source: str, require_answer: bool
             if cfg.id_field not in rec:
                 raise InputError(f"{where}: missing id field '{cfg.id_field}' (prompts.id_field)")
             pid = str(rec[cfg.id_field])
-        used = {cfg.prompt_field, cfg.answer_field, cfg.solution_field, cfg.id_field}
+        used = {cfg.prompt_field, cfg.input_field, cfg.answer_field, cfg.solution_field, cfg.id_field}
         meta = {k: v for k, v in rec.items() if k not in used}
-        out.add(where, text, pid, answer, solution, meta)
+        out.add(where, text, pid, answer, solution, meta, messages)
     return out
 
 
@@ -138,6 +193,59 @@ def _parquet_records(path: Path):
         raise InputError(f"{path}: cannot read Parquet file: {exc}") from None
     for i, rec in enumerate(table.to_pylist()):
         yield f"{path}:row {i}", rec
+
+
+def _hf_records(cfg: PromptsConfig):
+    """``(location, record)`` of a Hugging Face dataset: a ``save_to_disk`` directory
+    (``path``) or a dataset in the local cache (``name``, ``config_name``), one ``split``.
+
+    Raises:
+        MissingAssetError: ``datasets`` not installed, or ``name`` not in the local cache.
+        InputError: ``path`` is not a saved dataset, or the split is unknown (the available
+            splits are named).
+    """
+    if importlib.util.find_spec("datasets") is None:
+        raise MissingAssetError(
+            "prompts.source 'hf' needs the datasets library: run `pip install 'persyn[hf]'`"
+        )
+    import datasets
+
+    if cfg.path is not None:
+        where = str(cfg.path)
+        if not cfg.path.exists():
+            raise InputError(f"{cfg.path}: dataset directory not found (prompts.path)")
+        try:
+            ds = datasets.load_from_disk(str(cfg.path))
+        except Exception as exc:  # datasets raises several types for a directory it cannot read
+            raise InputError(f"{cfg.path}: not a dataset saved with save_to_disk ({exc})") from None
+    else:
+        where = f"{cfg.name}" + (f" ({cfg.config_name})" if cfg.config_name else "")
+        datasets.config.HF_HUB_OFFLINE = True  # the local cache only: persyn never downloads
+        try:
+            ds = datasets.load_dataset(cfg.name, cfg.config_name)
+        except Exception as exc:  # offline misses surface as several exception types
+            raise MissingAssetError(
+                f"prompts.name '{cfg.name}': not in the local Hugging Face cache ({str(exc)[:200]}); "
+                "persyn never downloads: load it once where a network is available, or give a "
+                "save_to_disk directory as prompts.path"
+            ) from None
+    if isinstance(ds, datasets.DatasetDict):
+        splits = list(ds)
+        if cfg.split is None and len(splits) > 1:
+            raise InputError(f"{where}: has splits {', '.join(splits)}: choose one with prompts.split")
+        split = cfg.split if cfg.split is not None else splits[0]
+        if split not in ds:
+            raise InputError(
+                f"{where}: unknown split '{split}' (prompts.split; available: {', '.join(splits)})"
+            )
+        ds = ds[split]
+    elif cfg.split is not None and ds.split is not None and str(ds.split) != cfg.split:
+        raise InputError(
+            f"{where}: unknown split '{cfg.split}' (prompts.split; this dataset is '{ds.split}')"
+        )
+    split = cfg.split or (str(ds.split) if ds.split is not None else "")
+    for i, rec in enumerate(ds):
+        yield f"{where}{f'[{split}]' if split else ''}:row {i}", rec
 
 
 def _reasoning_gym(cfg: PromptsConfig, seed: int) -> _Collector:
@@ -188,6 +296,9 @@ def load_prompts(
     if cfg.source == "reasoning_gym":
         col = _reasoning_gym(cfg, seed)
         where = f"reasoning_gym task '{cfg.task}'"
+    elif cfg.source == "hf":
+        col = _from_records(_hf_records(cfg), cfg, str(cfg.path or cfg.name), require_answer)
+        where = str(cfg.path or cfg.name)
     else:
         assert cfg.path is not None
         if not cfg.path.exists():

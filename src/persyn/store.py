@@ -22,7 +22,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS prompts (
     id TEXT PRIMARY KEY, position INTEGER, text TEXT, answer TEXT, solution TEXT,
-    metadata TEXT, calibration INTEGER NOT NULL DEFAULT 0);
+    metadata TEXT, calibration INTEGER NOT NULL DEFAULT 0, messages TEXT);
 CREATE TABLE IF NOT EXISTS generations (
     key TEXT PRIMARY KEY, prompt_id TEXT, teacher TEXT, response TEXT, status TEXT, error TEXT,
     prompt_tokens INTEGER, completion_tokens INTEGER, finish_reason TEXT, seconds REAL,
@@ -50,6 +50,9 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(prompts)")}
+        if "messages" not in columns:  # a store made before chat prompts
+            self.db.execute("ALTER TABLE prompts ADD COLUMN messages TEXT")
         self.db.commit()
 
     def close(self) -> None:
@@ -107,7 +110,7 @@ class Store:
         with self._tx():
             self.db.execute("DELETE FROM prompts")
             self.db.executemany(
-                "INSERT INTO prompts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO prompts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         p.id,
@@ -117,6 +120,7 @@ class Store:
                         p.solution,
                         json.dumps(p.metadata),
                         int(p.id in cal),
+                        None if p.messages is None else json.dumps(p.messages),
                     )
                     for i, p in enumerate(prompts)
                 ],
@@ -136,7 +140,15 @@ class Store:
             args = (int(calibration),)
         rows = self.db.execute(sql + " ORDER BY position", args).fetchall()
         return [
-            Prompt(r["id"], r["text"], r["answer"], r["solution"], json.loads(r["metadata"])) for r in rows
+            Prompt(
+                r["id"],
+                r["text"],
+                r["answer"],
+                r["solution"],
+                json.loads(r["metadata"]),
+                None if r["messages"] is None else json.loads(r["messages"]),
+            )
+            for r in rows
         ]
 
     # -- generations --------------------------------------------------------------------------

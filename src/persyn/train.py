@@ -86,16 +86,21 @@ class SFTSettings(BaseModel):
         return 5e-5 if self.method == "full" else 2e-4
 
 
-def read_dataset(dataset: str | Path | list[dict]) -> list[tuple[str, str]]:
-    """(prompt, response) pairs of a persyn dataset: a path to ``dataset.jsonl`` or its lines
-    as dicts. Each line needs ``messages`` with a non-empty ``user`` and ``assistant`` turn
-    (other roles, e.g. a system turn, and other fields are ignored; blank lines are skipped).
+def read_dataset(dataset: str | Path | list[dict]) -> list[tuple]:
+    """The SFT examples of a persyn dataset: a path to ``dataset.jsonl`` or its lines as dicts.
+    Each line's ``messages`` ends with a non-empty assistant turn (the response) after at least
+    one non-empty user turn; other fields and blank lines are skipped.
+
+    Returns ``(prompt, response)`` for a line of one user turn and a response, and
+    ``(prompt, response, turns)`` for a chat line (a system message or earlier turns): ``turns``
+    are the messages before the response, ``prompt`` their ``render_conversation``.
 
     Raises:
-        InputError: a missing file, malformed JSON, a line without ``messages``, or without a
-            non-empty user or assistant turn, or an empty dataset; the message names the file
-            (``<dataset>`` for a list) and the 1-based line number.
+        InputError: a missing file, malformed JSON, a line without ``messages``, without a
+            non-empty user turn or a final non-empty assistant turn, or an empty dataset; the
+            message names the file (``<dataset>`` for a list) and the 1-based line number.
     """
+    from persyn.core.records import render_conversation
     from persyn.prompts import jsonl_records
 
     if isinstance(dataset, list):
@@ -105,45 +110,53 @@ def read_dataset(dataset: str | Path | list[dict]) -> list[tuple[str, str]]:
         if not path.is_file():
             raise InputError(f"{path}: dataset not found")
         where, lines = str(path), list(jsonl_records(path, "dataset"))
-    out = []
+    out: list[tuple] = []
     for loc, rec in lines:
         msgs = rec.get("messages") if isinstance(rec, dict) else None
         if not isinstance(msgs, list):
             raise InputError(f"{loc}: missing field 'messages' (a list of role/content turns)")
-        turns: dict[str, object] = {}
-        for m in msgs:
-            if isinstance(m, dict) and m.get("role") in ("user", "assistant"):
-                turns.setdefault(m["role"], m.get("content"))
+        turns = [m for m in msgs if isinstance(m, dict) and m.get("role") in ("system", "user", "assistant")]
         for role in ("user", "assistant"):
-            if role not in turns:
+            first = next((m for m in turns if m["role"] == role), None)
+            if first is None:
                 raise InputError(f"{loc}: 'messages' has no {role} turn")
-            content = turns[role]
+            content = first.get("content")
             if not isinstance(content, str) or not content.strip():
                 raise InputError(f"{loc}: the {role} turn has empty or non-text 'content'")
-        out.append((turns["user"], turns["assistant"]))
+        if turns[-1]["role"] != "assistant":
+            raise InputError(f"{loc}: 'messages' must end with the assistant turn (the response)")
+        head = [{"role": m["role"], "content": m["content"]} for m in turns[:-1]]
+        response = turns[-1]["content"]
+        if not isinstance(response, str) or not response.strip():
+            raise InputError(f"{loc}: the assistant turn has empty or non-text 'content'")
+        if len(head) == 1:
+            out.append((head[0]["content"], response))
+        else:
+            out.append((render_conversation(head), response, head))
     if not out:
         raise InputError(f"{where}: the dataset is empty")
     return out
 
 
 def to_trl_examples(
-    pairs: list[tuple[str, str]], tokenizer, prompt_template: str = DEFAULT_PROMPT_TEMPLATE
+    pairs: list[tuple], tokenizer, prompt_template: str = DEFAULT_PROMPT_TEMPLATE
 ) -> list[dict]:
     """Tokenized TRL prompt-completion examples ``{"input_ids": [...], "completion_mask":
-    [0]*len(prompt) + [1]*len(response)}``, one per (prompt, response) pair, rendered by
-    ``student_tokens`` (see the module docstring); ``prompt_template`` is used only when the
+    [0]*len(prompt) + [1]*len(response)}``, one per ``(prompt, response[, turns])`` of
+    ``read_dataset``, rendered by ``student_tokens`` (see the module docstring: a chat example's
+    turns go through the chat template whole); ``prompt_template`` is used only when the
     tokenizer has no chat template."""
     from persyn.scoring.learnability import student_tokens
 
     out = []
-    for prompt, response in pairs:
-        p, r = student_tokens(tokenizer, prompt, response, prompt_template)
+    for prompt, response, *turns in pairs:
+        p, r = student_tokens(tokenizer, prompt, response, prompt_template, turns[0] if turns else None)
         out.append({"input_ids": p + r, "completion_mask": [0] * len(p) + [1] * len(r)})
     return out
 
 
 def make_trainer(
-    pairs: list[tuple[str, str]],
+    pairs: list[tuple],
     model: str,
     work_dir: str | Path,
     settings: SFTSettings,

@@ -13,13 +13,33 @@ from typing import Any
 @dataclass
 class Prompt:
     """One prompt x. ``answer`` is the reference final answer (for the verifier); ``solution``
-    the reference worked solution (for the ``reference`` teacher)."""
+    the reference worked solution (for the ``reference`` teacher).
+
+    ``messages``: a chat prompt's conversation (``[{"role", "content"}]``, system message and
+    earlier turns included, ending with a user turn), or None for a one-turn text prompt. For a
+    chat prompt ``text`` is ``render_conversation(messages)`` (what the router embeds and the
+    reports show); what teachers and the student see is the conversation itself.
+    """
 
     id: str
     text: str
     answer: str | None = None
     solution: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    messages: list[dict[str, str]] | None = None
+
+    @property
+    def conversation(self) -> list[dict[str, str]]:
+        """The prompt as chat turns: ``messages``, or one user turn holding ``text``."""
+        return self.messages if self.messages is not None else [{"role": "user", "content": self.text}]
+
+
+def render_conversation(messages: list[dict[str, str]]) -> str:
+    """A conversation as one text: a lone user turn is its content; otherwise one paragraph per
+    turn, ``"ROLE: content"``, joined by blank lines (the rendering the router embeds)."""
+    if len(messages) == 1 and messages[0]["role"] == "user":
+        return messages[0]["content"]
+    return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
 @dataclass
@@ -79,11 +99,18 @@ class Generation:
 @dataclass
 class ScoreItem:
     """One (prompt, response) pair to score; ``key`` (the response's generation key) is
-    returned with the score."""
+    returned with the score. ``messages``: the prompt's conversation for a chat prompt (scored
+    as the turns before the response), else None (``prompt`` is one user turn)."""
 
     key: str
     prompt: str
     response: str
+    messages: list[dict[str, str]] | None = None
+
+    @property
+    def conversation(self) -> list[dict[str, str]]:
+        """The prompt as chat turns (see ``Prompt.conversation``)."""
+        return self.messages if self.messages is not None else [{"role": "user", "content": self.prompt}]
 
 
 @dataclass
@@ -104,16 +131,18 @@ class DatasetLine:
     learnability: float | None
     reward: float | None
     source: str
+    conversation: list[dict[str, str]] | None = None  # a chat prompt's turns (``Prompt.messages``)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``dataset.jsonl`` object (key order fixed: id, messages, teacher, quality,
-        learnability, reward, source)."""
+        learnability, reward, source); ``messages`` is the prompt's conversation (one user turn
+        for a text prompt) followed by the assistant's response."""
+        turns = (
+            self.conversation if self.conversation is not None else [{"role": "user", "content": self.prompt}]
+        )
         return {
             "id": self.id,
-            "messages": [
-                {"role": "user", "content": self.prompt},
-                {"role": "assistant", "content": self.response},
-            ],
+            "messages": [*turns, {"role": "assistant", "content": self.response}],
             "teacher": self.teacher,
             "quality": self.quality,
             "learnability": self.learnability,
@@ -123,21 +152,28 @@ class DatasetLine:
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> DatasetLine:
-        """Read one ``dataset.jsonl`` object back (the first user and assistant turns).
+        """Read one ``dataset.jsonl`` object back: the last turn is the response, the turns
+        before it the prompt (a conversation when there is more than one user turn).
 
         Raises:
             KeyError / ValueError: the object lacks ``id``, ``messages`` or ``teacher``.
         """
-        turns = {m["role"]: m["content"] for m in reversed(row["messages"])}
+        msgs = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
+        reply = msgs[-1]["content"] if msgs and msgs[-1]["role"] == "assistant" else ""
+        head = msgs[:-1] if msgs and msgs[-1]["role"] == "assistant" else msgs
+        if not any(m["role"] == "user" for m in head):
+            raise KeyError("user")
+        chat = not (len(head) == 1 and head[0]["role"] == "user")
         return cls(
             row["id"],
-            turns["user"],
-            turns.get("assistant", ""),
+            render_conversation(head),
+            reply,
             row["teacher"],
             row.get("quality"),
             row.get("learnability"),
             row.get("reward"),
             row.get("source", ""),
+            head if chat else None,
         )
 
 

@@ -29,3 +29,22 @@ def make_engine(teacher: TeacherConfig, seed: int) -> Engine:
         MissingAssetError: the teacher's model (or the engine's extra) is not installed.
     """
     return load(ENGINES, teacher.engine, "engine")(teacher, seed)
+
+
+def prompt_text(prompt: str | Prompt) -> str:
+    """The text of a prompt given as a string or a ``Prompt`` (a chat prompt's rendering)."""
+    return prompt if isinstance(prompt, str) else prompt.text
+
+
+def teacher_messages(teacher: TeacherConfig, prompt: str | Prompt) -> list[dict[str, str]]:
+    """The chat turns a teacher receives for ``prompt``: its conversation (one user turn for a
+    text prompt), with ``prompt_template`` filled with the last user turn's content, and the
+    teacher's ``system_prompt`` first unless the conversation brings its own system message."""
+    turns = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt.conversation
+    turns = [dict(m) for m in turns]
+    last = max(i for i, m in enumerate(turns) if m["role"] == "user")
+    if teacher.prompt_template:
+        turns[last]["content"] = teacher.prompt_template.replace("{prompt}", turns[last]["content"])
+    if teacher.system_prompt and turns[0]["role"] != "system":
+        turns.insert(0, {"role": "system", "content": teacher.system_prompt})
+    return turns

@@ -23,6 +23,7 @@ from persyn.assets import gguf_path
 from persyn.config import TeacherConfig
 from persyn.core.errors import MissingAssetError
 from persyn.core.records import Completion, Prompt
+from persyn.engines.base import prompt_text, teacher_messages
 from persyn.tokenization import apply_bos
 
 
@@ -68,19 +69,20 @@ class LlamaCppEngine:
             )
         self.chat = self.formatter is not None
 
-    def render(self, prompt: str) -> tuple[str, list[str]]:
-        """(the text the model is fed for ``prompt``, extra stop strings of its chat template)."""
+    def render(self, prompt: str | Prompt) -> tuple[str, list[str]]:
+        """(the text the model is fed for ``prompt``, extra stop strings of its chat template):
+        the GGUF's chat template over ``engines.base.teacher_messages``, or for a model without
+        one the prompt's text as ``TransformersEngine`` renders it for a base model."""
         t = self.teacher
-        content = t.prompt_template.replace("{prompt}", prompt) if t.prompt_template else prompt
         if self.formatter is not None:
-            msgs = [{"role": "system", "content": t.system_prompt}] if t.system_prompt else []
-            out = self.formatter(messages=msgs + [{"role": "user", "content": content}])
+            out = self.formatter(messages=teacher_messages(t, prompt))
             stops = out.stop if isinstance(out.stop, list) else [out.stop] if out.stop else []
             return out.prompt, stops
-        text = content if t.prompt_template else f"{prompt}\n"
-        return (f"{t.system_prompt}\n\n{text}" if t.system_prompt else text), []
+        text = prompt_text(prompt)
+        content = t.prompt_template.replace("{prompt}", text) if t.prompt_template else f"{text}\n"
+        return (f"{t.system_prompt}\n\n{content}" if t.system_prompt else content), []
 
-    def prompt_ids(self, prompt: str) -> list[int]:
+    def prompt_ids(self, prompt: str | Prompt) -> list[int]:
         """The token ids the model is fed for ``prompt``: ``render``, tokenized by llama.cpp
         (special-token strings parsed, none added), then ``apply_bos`` with the GGUF's policy."""
         return self._ids(self.render(prompt)[0])
@@ -101,7 +103,7 @@ class LlamaCppEngine:
             kwargs["top_k"] = 1
         started = time.perf_counter()
         try:
-            text, template_stops = self.render(p.text)
+            text, template_stops = self.render(p)
             stops = [s for s in [*(t.stop or []), *template_stops] if s]
             out = self.llm.create_completion(prompt=self._ids(text), stop=stops or None, **kwargs)
             text = out["choices"][0]["text"] or ""

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from persyn.config import TeacherConfig
 from persyn.core.errors import ConfigError, MissingAssetError, PersynError
 from persyn.core.records import Completion, Prompt
+from persyn.engines.base import teacher_messages
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -120,17 +121,11 @@ class OpenAIEngine:
                 f"teacher '{t.name}': model '{t.model}' is not served by {self.url} (served: {', '.join(map(str, ids))})"
             )
 
-    def _messages(self, prompt: str) -> list[dict]:
-        t = self.teacher
-        content = t.prompt_template.replace("{prompt}", prompt) if t.prompt_template else prompt
-        msgs = [{"role": "system", "content": t.system_prompt}] if t.system_prompt else []
-        return msgs + [{"role": "user", "content": content}]
-
     def _body(self, p: Prompt) -> dict:
         t = self.teacher
         body = {
             "model": t.model,
-            "messages": self._messages(p.text),
+            "messages": teacher_messages(self.teacher, p),
             "temperature": t.temperature,
             "top_p": t.top_p,
             "max_tokens": t.max_new_tokens,

@@ -9,25 +9,24 @@ from persyn.assets import context_length, load_causal_lm, load_tokenizer
 from persyn.config import TeacherConfig
 from persyn.core.hashing import stable_hash
 from persyn.core.records import Completion, Prompt
+from persyn.engines.base import prompt_text, teacher_messages
 from persyn.tokenization import encode_prompt, encode_text, wants_bos
 
 
-def render_teacher_prompt(tokenizer, teacher: TeacherConfig, prompt: str) -> str:
-    """The text a teacher model sees for ``prompt``.
+def render_teacher_prompt(tokenizer, teacher: TeacherConfig, prompt: str | Prompt) -> str:
+    """The text a teacher model sees for ``prompt`` (a string, or a ``Prompt`` whose chat
+    conversation is kept whole).
 
-    Chat models: the chat template over ``[system_prompt?, user]`` with the generation prompt;
-    the user turn is ``prompt_template`` filled with the prompt when one is given. Base models
-    (no chat template): ``prompt_template`` (default ``"{prompt}\\n"``) filled with the prompt.
+    Chat models: the chat template over ``engines.base.teacher_messages`` (``system_prompt``,
+    the conversation, ``prompt_template`` on its last user turn) with the generation prompt.
+    Base models (no chat template): ``prompt_template`` (default ``"{prompt}\\n"``) filled with
+    the prompt's text (a conversation's ``render_conversation``), after ``system_prompt``.
     """
-    content = teacher.prompt_template.replace("{prompt}", prompt) if teacher.prompt_template else prompt
     if getattr(tokenizer, "chat_template", None):
-        messages = []
-        if teacher.system_prompt:
-            messages.append({"role": "system", "content": teacher.system_prompt})
-        messages.append({"role": "user", "content": content})
+        messages = teacher_messages(teacher, prompt)
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    if not teacher.prompt_template:
-        content = f"{prompt}\n"
+    text = prompt_text(prompt)
+    content = teacher.prompt_template.replace("{prompt}", text) if teacher.prompt_template else f"{text}\n"
     return f"{teacher.system_prompt}\n\n{content}" if teacher.system_prompt else content
 
 
@@ -56,7 +55,7 @@ class TransformersEngine:
         self.eos_ids = set(eos)
         self.bos = wants_bos(self.tokenizer)  # the model's BOS policy (persyn.tokenization)
 
-    def prompt_ids(self, prompt: str) -> list[int]:
+    def prompt_ids(self, prompt: str | Prompt) -> list[int]:
         """The token ids the model is fed for ``prompt``: ``render_teacher_prompt``, encoded by
         ``persyn.tokenization.encode_prompt`` (BOS once when the model wants it, never twice)."""
         return encode_prompt(
@@ -65,7 +64,7 @@ class TransformersEngine:
 
     def _encode(self, prompts: list[Prompt]):
         """(failed items, [(prompt, token ids)] in generation order: shortest first)."""
-        ids = [self.prompt_ids(p.text) for p in prompts]
+        ids = [self.prompt_ids(p) for p in prompts]
         failed, todo = [], []
         for p, x in zip(prompts, ids, strict=True):
             if len(x) >= self.ctx:

@@ -19,11 +19,15 @@ from persyn.core.records import ScoreItem
 from persyn.tokenization import encode_prompt, encode_text
 
 
-def student_tokens(tokenizer, prompt: str, response: str, template: str) -> tuple[list[int], list[int]]:
+def student_tokens(
+    tokenizer, prompt: str, response: str, template: str, messages: list[dict[str, str]] | None = None
+) -> tuple[list[int], list[int]]:
     """Token ids (prompt part, response part) of one example as the student sees it in SFT.
 
     Chat models: the full conversation is rendered by the chat template; the prompt part is the
-    rendering of the user turn with the generation prompt, and the response part is the rest
+    rendering of the prompt's turns (``messages``, a chat prompt's conversation with its system
+    message and earlier turns, else one user turn holding ``prompt``) with the generation
+    prompt, and the response part is the rest
     with trailing whitespace after the end-of-turn token removed. Base models: ``template``
     filled with the prompt, then the response followed by EOS.
 
@@ -32,7 +36,7 @@ def student_tokens(tokenizer, prompt: str, response: str, template: str) -> tupl
     special tokens beyond those its text spells.
     """
     if getattr(tokenizer, "chat_template", None):
-        user = [{"role": "user", "content": prompt}]
+        user = list(messages) if messages is not None else [{"role": "user", "content": prompt}]
         head = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(
             user + [{"role": "assistant", "content": response}], tokenize=False
@@ -124,7 +128,9 @@ class LearnabilityScorer:
         self._load()
         encoded, failed = [], []
         for it in items:
-            p, r = student_tokens(self.tokenizer, it.prompt, it.response, self.cfg.prompt_template)
+            p, r = student_tokens(
+                self.tokenizer, it.prompt, it.response, self.cfg.prompt_template, it.messages
+            )
             if not r:
                 failed.append((it.key, None, "empty response"))
             elif len(p) + len(r) > self.ctx:

@@ -62,7 +62,15 @@ def build_strategy(
             source = name
         lines.append(
             DatasetLine(
-                p.id, p.text, g.response, picks[p.id], q, lv, rewards.get((p.id, picks[p.id])), source
+                p.id,
+                p.text,
+                g.response,
+                picks[p.id],
+                q,
+                lv,
+                rewards.get((p.id, picks[p.id])),
+                source,
+                p.messages,
             )
         )
     out = out_dir or ctx.out / "strategies" / name

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import shutil
 from collections import Counter
+from pathlib import Path
 
 from persyn.config import TeacherConfig
-from persyn.core.errors import PersynError
+from persyn.core.errors import MissingAssetError, PersynError
 from persyn.core.faults import crash_point
 from persyn.core.io import jsonl_text, write_atomic
 from persyn.core.records import DatasetLine, Failure, Generation, Prompt
@@ -68,7 +72,15 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
             g = cal_gens[(p.id, pick)]
             lines.append(
                 DatasetLine(
-                    p.id, p.text, g.response, pick, c.quality, c.learnability, c.reward, "calibration"
+                    p.id,
+                    p.text,
+                    g.response,
+                    pick,
+                    c.quality,
+                    c.learnability,
+                    c.reward,
+                    "calibration",
+                    p.messages,
                 )
             )
         else:
@@ -78,8 +90,12 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
             if g is None:
                 raise PersynError(f"prompt {p.id} has no response from {pick}: run `persyn generate` first")
             if g.ok:  # a failed one is recorded in failures above
-                lines.append(DatasetLine(p.id, p.text, g.response, pick, None, None, None, "routed"))
-    write_atomic(ctx.out / "dataset.jsonl", jsonl_text(x.to_dict() for x in lines))
+                lines.append(
+                    DatasetLine(p.id, p.text, g.response, pick, None, None, None, "routed", p.messages)
+                )
+    rows = [x.to_dict() for x in lines]
+    write_atomic(ctx.out / "dataset.jsonl", jsonl_text(rows))
+    write_dataset_formats(ctx.out, rows, cfg.dataset_formats)
     write_atomic(ctx.out / "routing.jsonl", jsonl_text(routing_lines, ascii_only=True))
     write_atomic(ctx.out / "failed.jsonl", jsonl_text((f.to_dict() for f in failures), ascii_only=True))
     write_atomic(ctx.out / "calibration.jsonl", jsonl_text(calibration_lines(cal, table, cal_gens)))
@@ -134,6 +150,7 @@ def calibration_lines(
                     "id": p.id,
                     "teacher": c.teacher,
                     "prompt": p.text,
+                    **({"messages": p.messages} if p.messages is not None else {}),
                     "response": g.response if g.ok else None,
                     "error": g.error,
                     "quality": c.quality,
@@ -167,3 +184,29 @@ def tokens_and_cost(teachers: list[TeacherConfig], gens: list[Generation]) -> di
             6,
         )
     return {"tokens": tokens, "cost_usd": cost}
+
+
+def write_dataset_formats(out: Path, rows: list[dict], formats: list[str]) -> None:
+    """Write the dataset lines ``rows`` as ``dataset.parquet`` and/or ``dataset_hf/``
+    (``datasets`` ``save_to_disk``), each through a temporary name and a rename.
+
+    Raises:
+        MissingAssetError: the ``datasets`` library is not installed.
+    """
+    if not formats:
+        return
+    if importlib.util.find_spec("datasets") is None:
+        raise MissingAssetError("dataset_formats needs the datasets library: run `pip install 'persyn[hf]'`")
+    import datasets
+
+    ds = datasets.Dataset.from_list(rows)
+    if "parquet" in formats:
+        tmp = out / f".dataset.parquet.tmp{os.getpid()}"
+        ds.to_parquet(str(tmp))
+        os.replace(tmp, out / "dataset.parquet")
+    if "hf" in formats:
+        tmp = out / f".dataset_hf.tmp{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        ds.save_to_disk(str(tmp))
+        shutil.rmtree(out / "dataset_hf", ignore_errors=True)
+        os.replace(tmp, out / "dataset_hf")

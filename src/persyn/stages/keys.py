@@ -27,8 +27,8 @@ NOT_IN_KEY = {
 def generation_key(teacher: TeacherConfig, prompt: Prompt, seed: int) -> str:
     """Cache key of one teacher response: hashes the teacher's name and every setting that
     changes its output (model and its weights' fingerprint, templates, decoding, stop strings,
-    the seed when sampling) and the prompt text (for ``reference`` also the reference solution
-    and answer)."""
+    the seed when sampling) and the prompt text (a chat prompt's whole conversation; for
+    ``reference`` also the reference solution and answer)."""
     from persyn.assets import bos_policy_key, model_fingerprint
 
     settings = teacher.model_dump(
@@ -43,4 +43,6 @@ def generation_key(teacher: TeacherConfig, prompt: Prompt, seed: int) -> str:
             payload.append(prompt.metadata["expression"])
     else:
         payload = [prompt.text, seed if teacher.temperature > 0 else None]
+    if prompt.messages is not None:  # every turn, roles included (text prompts keep their keys)
+        payload.append(prompt.messages)
     return stable_hash(["generation/v1", settings, payload])

@@ -31,7 +31,11 @@ def score(ctx: RunContext) -> None:
 def score_generations(ctx: RunContext, gens: list[Generation], by_id: dict[str, Prompt]) -> None:
     """Score the valid responses among ``gens`` that the store does not hold yet (failed scores
     are retried); each batch of scores is stored as it comes back."""
-    items = [ScoreItem(g.key, by_id[g.prompt_id].text, g.response) for g in gens if g.ok]
+    items = [
+        ScoreItem(g.key, by_id[g.prompt_id].text, g.response, by_id[g.prompt_id].messages)
+        for g in gens
+        if g.ok
+    ]
     answers = {g.key: by_id[g.prompt_id].answer for g in gens}
     student, quality = ctx.cfg.student, ctx.cfg.quality
     scorers = {
