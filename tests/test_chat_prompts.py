@@ -157,3 +157,11 @@ def test_ids_cover_the_whole_conversation_and_alpaca_fields_are_joined(tmp_path)
     )
     got, _ = load_prompts(cfg, 0, True)
     assert [p.text for p in got] == ["Add the numbers.\n\n2 and 3", "Say hi."]
+
+
+def test_a_named_dataset_is_read_from_the_local_cache_only():
+    from persyn.core.errors import MissingAssetError
+
+    cfg = PromptsConfig(source="hf", name="nobody/no-such-dataset", split="train")
+    with pytest.raises(MissingAssetError, match="not in the local Hugging Face cache.*OfflineModeIsEnabled"):
+        load_prompts(cfg, 0, False)
