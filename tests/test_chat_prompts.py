@@ -165,3 +165,24 @@ def test_a_named_dataset_is_read_from_the_local_cache_only():
     cfg = PromptsConfig(source="hf", name="nobody/no-such-dataset", split="train")
     with pytest.raises(MissingAssetError, match="not in the local Hugging Face cache.*OfflineModeIsEnabled"):
         load_prompts(cfg, 0, False)
+
+
+def test_sft_trains_on_the_whole_conversation(tiny_models):
+    from persyn.scoring.learnability import student_tokens
+    from persyn.train import read_dataset, to_trl_examples
+
+    turns = conversation("What is 2 + 3?")
+    line = {"id": "x", "messages": [*turns, {"role": "assistant", "content": "#### 5"}]}
+    plain = {"id": "y", "messages": [turns[-1], {"role": "assistant", "content": "#### 5"}]}
+    examples = read_dataset([line, plain])
+    assert examples[0] == (examples[0][0], "#### 5", turns) and examples[1] == ("What is 2 + 3?", "#### 5")
+    tok = load_tokenizer(tiny_models["chat"])
+    chat, single = to_trl_examples(examples, tok)
+    p, r = student_tokens(tok, "", "#### 5", "", turns)
+    assert chat["input_ids"] == p + r and chat["completion_mask"] == [0] * len(p) + [1] * len(r)
+    # The earlier turns are in the prompt part: longer than the last question alone.
+    assert chat["completion_mask"].count(0) > single["completion_mask"].count(0)
+    with pytest.raises(InputError, match="must end with the assistant turn"):
+        read_dataset(
+            [{"messages": [*turns, {"role": "assistant", "content": "5"}, {"role": "user", "content": "?"}]}]
+        )
