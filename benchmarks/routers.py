@@ -96,16 +96,16 @@ def sizes_table(pool, examples, names, sizes, encoder_sizes, cfg, results):
     test = examples["test"]
     for size in sizes:
         cal = examples["pool"][:size]
-        if len(cal) < size:
-            print(f"(only {len(cal)} prompts for size {size}: skipped)")
-            continue
+        label = f"{size} calibration prompts"
+        if len(cal) < size:  # fewer distinct prompts than asked (duplicates dropped): use them all
+            label = f"{len(cal)} calibration prompts (all that remain; {size} asked)"
         chosen, cv_figs = auto_kind(cfg, names, cal)
         evals, train = {}, {}
         for kind in KINDS + (["bt-encoder"] if size in encoder_sizes else []):
             evals[kind], train[kind] = held_out(kind, cfg, names, cal, test)
         evals["auto"], train["auto"] = evals[chosen], train[chosen]
         figs = kind_figures(evals, 2000, 7)
-        print(f"**{size} calibration prompts** (auto chose `{chosen}` by CV)\n")
+        print(f"**{label}** (auto chose `{chosen}` by CV)\n")
         print(
             "| kind | held-out top-1 | regret | regret − prior's [95% CI] | Oracle gain recovered [95% CI] | train s |"
         )

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import yaml
 
@@ -113,7 +115,7 @@ def test_students_list_names_and_one_form():
         cfg(students=[{"model": "x"}])
     with pytest.raises(ConfigError, match="students: duplicate name 'b'"):
         cfg(student=None, students=[{"model": "x", "name": "b"}, {"model": "y", "name": "b"}])
-    with pytest.raises(ConfigError, match=r"students.0.name: '\.\./evil' is not a valid directory name"):
+    with pytest.raises(ConfigError, match=r"students.0.name: .\.\./evil. is not a valid name:.*e.g. .evil."):
         cfg(student=None, students=[{"model": "x", "name": "../evil"}])
 
 
@@ -123,3 +125,57 @@ def test_router_kind_auto_is_the_default_and_kinds_are_checked():
     assert cfg(router={"kind": "bt-encoder"}).router.cv_kinds() == ["prior", "bt-encoder"]
     with pytest.raises(ConfigError, match="router.auto_kinds.*unknown router kind 'svm'"):
         cfg(router={"auto_kinds": ["prior", "svm"]})
+
+
+def test_every_refused_value_is_shown_and_secrets_are_not():
+    with pytest.raises(ConfigError) as err:
+        cfg(
+            teachers=[
+                {"name": "a", "engine": "telepathy"},
+                {
+                    "name": "b",
+                    "engine": "openai",
+                    "model": "m",
+                    "base_url": "https://user:hunter2@host/v1",
+                    "api_key_env": "sk-live-1234567890abcdef",
+                    "temperature": "hot",
+                },
+            ],
+            normalize="cube",
+            alpha=7,
+        )
+    text = str(err.value)
+    assert "teachers.0.engine: unknown engine 'telepathy'" in text and "(given: telepathy)" in text
+    assert "normalize: Input should be 'minmax' or 'zscore' (given: cube)" in text
+    assert "alpha: Input should be less than or equal to 1 (given: 7)" in text
+    assert "teachers.1.temperature:" in text and "(given: hot)" in text
+    # A key pasted where an environment variable's name belongs, and URL credentials, are never echoed.
+    assert "sk-live" not in text and "hunter2" not in text
+
+
+def test_redact_masks_keys_and_url_credentials_and_shortens():
+    from persyn.config import redact
+
+    assert redact("https://user:pw@h/v1") == "https://***@h/v1"
+    assert redact("sk-abc-123", "teachers.0.api_key_env").startswith("<redacted")
+    assert redact("OPENAI_API_KEY", "teachers.0.api_key_env") == "OPENAI_API_KEY"
+    assert (
+        redact({"api_key_env": "sk-1", "base_url": "http://u:p@x"})
+        == "{'api_key_env': '<redacted: looks like a key, not the name of an environment variable>', 'base_url': 'http://***@x'}"[
+            :77
+        ]
+        + "..."
+    )
+    assert len(redact("x" * 500)) == 80
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [("../../evil", "evil"), ("org/model", "org-model"), ("a b", "a-b"), (".hidden", "hidden")],
+)
+def test_names_that_could_escape_a_directory_are_refused_with_a_valid_form(name, suggestion):
+    with pytest.raises(
+        ConfigError,
+        match=rf"teachers.0.name: teacher name '{re.escape(name)}' is not a valid name.*e.g. '{suggestion}'",
+    ):
+        cfg(teachers=[{"name": name, "engine": "reference"}, BASE["teachers"][1]])

@@ -70,10 +70,25 @@ def test_empty_and_duplicate_prompts_are_reported_not_kept(tmp_path):
             json.dumps({"id": "q3", "prompt": "d", "answer": 1}),
         ],
     )
-    prompts, report = load(p, id_field="id")
+    # The same id for a different prompt: an error naming both lines, unless asked otherwise.
+    with pytest.raises(
+        InputError, match=rf"{p}:3: prompt id 'q1' is also used at {p}:1 by a different prompt \('c' vs 'a'\)"
+    ):
+        load(p, id_field="id")
+    prompts, report = load(p, id_field="id", on_duplicate="skip")
     assert [x.id for x in prompts] == ["q1", "q3"]
     assert report.empty == [f"{p}:2"]
     assert report.duplicates == [(f"{p}:3", f"{p}:1", "q1")]
+    prompts, report = load(p, id_field="id", on_duplicate="rename")
+    assert [(x.id, x.text) for x in prompts] == [("q1", "a"), ("q1~2", "c"), ("q3", "d")]
+    assert report.renamed == [(f"{p}:3", "q1", "q1~2")] and report.duplicates == []
+
+
+def test_an_exact_duplicate_line_is_skipped_with_a_notice(tmp_path):
+    line = json.dumps({"id": "q1", "prompt": "a", "answer": 1})
+    p = jsonl(tmp_path, [line, line])
+    prompts, report = load(p, id_field="id")
+    assert [x.id for x in prompts] == ["q1"] and report.duplicates == [(f"{p}:2", f"{p}:1", "q1")]
 
 
 def test_size_caps_a_file_and_missing_file(tmp_path):

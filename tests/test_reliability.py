@@ -171,7 +171,7 @@ def test_loader_keeps_each_nonempty_prompt_once_in_order(tmp_path_factory, recor
             seen.add(content_id(t))
             expected.append(t)
     try:
-        prompts, report = load_prompts(PromptsConfig(source="jsonl", path=path), 0)
+        prompts, report = load_prompts(PromptsConfig(source="jsonl", path=path, on_duplicate="skip"), 0)
     except InputError as exc:
         assert not expected and "no usable prompts" in str(exc)
         return

@@ -59,9 +59,11 @@ def _pipeline(
 def _config(
     config: Path, output_dir: Path | None, executor: Executor | None = None, ray_address: str | None = None
 ):
+    """The run config of ``config``: a YAML file, or an output directory (its
+    ``run_config.json``, with ``output_dir`` set to that directory)."""
     from persyn.config import load_config
 
-    cfg = load_config(config)
+    cfg = _config_of_dir(config) if config.is_dir() else load_config(config)
     if output_dir is not None:
         cfg.output_dir = output_dir
     _override_executor(cfg, executor, ray_address)
@@ -282,8 +284,21 @@ def export(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> Non
 
 def _pipeline_of_dir(output_dir: Path, executor: Executor | None = None, ray_address: str | None = None):
     # Commands that take a run's output directory rebuild its pipeline from run_config.json.
-    from persyn.config import parse_config
     from persyn.pipeline import Pipeline
+
+    cfg = _config_of_dir(output_dir)
+    _override_executor(cfg, executor, ray_address)
+    return Pipeline(cfg, console)
+
+
+def _config_of_dir(output_dir: Path):
+    """The config an output directory was made with (``run_config.json``), its ``output_dir``
+    set to that directory.
+
+    Raises:
+        PersynError: the directory holds no readable ``run_config.json``.
+    """
+    from persyn.config import parse_config
 
     path = output_dir / "run_config.json"
     if not path.exists():
@@ -296,8 +311,7 @@ def _pipeline_of_dir(output_dir: Path, executor: Executor | None = None, ray_add
         raise PersynError(f"{path}: unreadable ({exc})") from None
     cfg = parse_config(data, source=str(path))
     cfg.output_dir = output_dir
-    _override_executor(cfg, executor, ray_address)
-    return Pipeline(cfg, console)
+    return cfg
 
 
 @app.command("select")

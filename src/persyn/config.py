@@ -77,6 +77,9 @@ class PromptsConfig(StrictModel):
     answer_field: str | None = "answer"
     solution_field: str | None = None
     id_field: str | None = None
+    # Two prompts with the same id and different content: an error, or keep the first (skip),
+    # or keep both, the later ones as ID~2, ID~3... (rename). Exact duplicates are skipped.
+    on_duplicate: Literal["error", "skip", "rename"] = "error"
 
     @model_validator(mode="after")
     def _check_source(self) -> PromptsConfig:
@@ -141,7 +144,7 @@ class TeacherConfig(StrictModel):
     with ``{prompt}``. Generation stops at EOS or at any string of ``stop`` (which is cut off).
     """
 
-    name: Annotated[str, Field(min_length=1)]
+    name: str
     engine: str
     model: str | None = None
     family: str | None = None
@@ -171,6 +174,11 @@ class TeacherConfig(StrictModel):
     @classmethod
     def _known_engine(cls, v: str) -> str:
         return registered(ENGINES, v, "engine")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        return check_name(v, "teacher name")
 
     @model_validator(mode="after")
     def _check_engine(self) -> TeacherConfig:
@@ -417,11 +425,7 @@ class RunConfig(StrictModel):
             seen: dict[str, int] = {}
             for i, st in enumerate(self.students):
                 st.name = st.name or student_dir_name(st.model)
-                if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", st.name):
-                    raise ValueError(
-                        f"students.{i}.name: '{st.name}' is not a valid directory name "
-                        "(letters, digits, '.', '_', '-'; e.g. 'smollm2-135m')"
-                    )
+                check_name(st.name, f"students.{i}.name:")
                 if st.name in seen:
                     raise ValueError(
                         f"students: duplicate name '{st.name}' (students {seen[st.name]} and {i})"
@@ -479,12 +483,66 @@ WHERE_IT_RUNS: dict = {
 }
 
 
+#: Names that become directories, file names, store keys or HTML ids (teachers, students).
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+
+
+def check_name(value: str, what: str) -> str:
+    """``value`` when it matches ``NAME_PATTERN`` (a letter or digit, then up to 63 letters,
+    digits, ``.``, ``_`` or ``-``), so it cannot escape a directory or break an id.
+
+    Raises:
+        ValueError: naming the value and suggesting a valid form (``org/model`` → ``org-model``).
+    """
+    if re.fullmatch(NAME_PATTERN, value):
+        return value
+    suggestion = re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip(".-_")[:64] or "name"
+    raise ValueError(
+        f"{what} '{value}' is not a valid name: use letters, digits, '.', '_' and '-', starting with a "
+        f"letter or digit, at most 64 characters (e.g. '{suggestion}')"
+    )
+
+
+_SECRET_FIELDS = ("api_key", "token", "password", "secret")
+
+
+def redact(value: Any, field: str = "") -> str:
+    """A value as an error message may show it: shortened to 80 characters, with credentials
+    in a URL (``https://user:pass@host``) masked and the whole value masked when the field holds
+    a secret (an ``api_key_env`` that is not an environment variable name is taken to be a key
+    pasted by mistake)."""
+    value = _scrub(value, field.rsplit(".", 1)[-1])
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _scrub(value: Any, key: str) -> Any:
+    """``value`` with secrets masked, recursively through mappings and lists (see ``redact``)."""
+    if isinstance(value, dict):
+        return {k: _scrub(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, key) for v in value]
+    if not isinstance(value, str):
+        return value
+    if key == "api_key_env" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        return "<redacted: looks like a key, not the name of an environment variable>"
+    if key != "api_key_env" and any(s in key.lower() for s in _SECRET_FIELDS):
+        return "<redacted>"
+    return re.sub(r"(?<=://)[^/@\s]+@", "***@", value)
+
+
 def format_validation_error(err: ValidationError, source: str) -> str:
+    """The lines of a config validation error: per error the field path, what was wrong and
+    the value given (through ``redact``)."""
     lines = [f"{source}: invalid configuration"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"  {loc}: {msg}")
+        # The value given, for a field (a whole section's mapping would only repeat the file).
+        value = e.get("input")
+        shown = e["type"] != "missing" and e["loc"] and not isinstance(value, dict)
+        given = f" (given: {redact(value, loc)})" if shown else ""
+        lines.append(f"  {loc}: {msg}{given}")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from persyn.config import PromptsConfig
+from persyn.config import PromptsConfig, redact
 from persyn.core.errors import InputError, MissingAssetError
 from persyn.core.hashing import content_id
 from persyn.core.records import Prompt, render_conversation
@@ -32,11 +32,13 @@ class LoadReport:
 
     empty: list[str] = field(default_factory=list)
     duplicates: list[tuple[str, str, str]] = field(default_factory=list)
+    renamed: list[tuple[str, str, str]] = field(default_factory=list)  # (location, id given, new id)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "empty": self.empty,
             "duplicates": [{"at": a, "first_at": b, "id": i} for a, b, i in self.duplicates],
+            "renamed": [{"at": a, "id": i, "renamed_to": n} for a, i, n in self.renamed],
         }
 
 
@@ -53,10 +55,16 @@ def _as_text(value: Any) -> str | None:
 
 
 class _Collector:
-    def __init__(self) -> None:
+    """Prompts in source order. A repeated id whose content (text, conversation, answer,
+    solution) equals the first is skipped and reported; with different content it is an error
+    (``on_duplicate: error``), skipped (``skip``) or kept under a new id ``ID~2``, ``ID~3``...
+    (``rename``)."""
+
+    def __init__(self, on_duplicate: str = "error") -> None:
         self.prompts: list[Prompt] = []
         self.report = LoadReport()
-        self._first: dict[str, str] = {}
+        self.on_duplicate = on_duplicate
+        self._first: dict[str, tuple[str, Any]] = {}
 
     def add(self, where: str, text: str, pid: str | None, answer, solution, metadata, messages=None) -> None:
         if not text.strip():
@@ -64,10 +72,24 @@ class _Collector:
             return
         if pid is None:
             pid = content_id(text) if messages is None else content_id(json.dumps(messages, sort_keys=True))
+        content = (text, messages, _as_text(answer), _as_text(solution))
         if pid in self._first:
-            self.report.duplicates.append((where, self._first[pid], pid))
-            return
-        self._first[pid] = where
+            first_where, first_content = self._first[pid]
+            if content == first_content or self.on_duplicate == "skip":
+                self.report.duplicates.append((where, first_where, pid))
+                return
+            if self.on_duplicate == "error":
+                raise InputError(
+                    f"{where}: prompt id '{pid}' is also used at {first_where} by a different prompt "
+                    f"({redact(text)!r} vs {redact(first_content[0])!r}); set prompts.on_duplicate: skip "
+                    "(keep the first) or rename (keep both, the second as ID~2), or fix the ids"
+                )
+            n = 2
+            while f"{pid}~{n}" in self._first:
+                n += 1
+            self.report.renamed.append((where, pid, f"{pid}~{n}"))
+            pid = f"{pid}~{n}"
+        self._first[pid] = (where, content)
         self.prompts.append(Prompt(pid, text, _as_text(answer), _as_text(solution), metadata, messages))
 
 
@@ -82,10 +104,9 @@ def conversation(value: list, where: str, field_name: str) -> list[dict[str, str
     turns = []
     for i, m in enumerate(value):
         if not isinstance(m, dict) or not isinstance(m.get("content"), str) or m.get("role") not in ROLES:
-            shown = json.dumps(m)[:80] if isinstance(m, dict | list | str | int | float) else type(m).__name__
             raise InputError(
                 f"{where}: field '{field_name}' turn {i} must be {{role, content}} with role "
-                f"system, user or assistant and text content, got {shown}"
+                f"system, user or assistant and text content, got {redact(m)}"
             )
         turns.append({"role": m["role"], "content": m["content"]})
     if not turns:
@@ -102,12 +123,17 @@ def conversation(value: list, where: str, field_name: str) -> list[dict[str, str
 
 def _from_records(records, cfg: PromptsConfig, source: str, require_answer: bool) -> _Collector:
     """records: iterable of (location, dict)."""
-    out = _Collector()
+    out = _Collector(cfg.on_duplicate)
     for where, rec in records:
         if not isinstance(rec, dict):
-            raise InputError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+            raise InputError(
+                f"{where}: expected a JSON object, got {type(rec).__name__} (given: {redact(rec)})"
+            )
         if cfg.prompt_field not in rec:
-            raise InputError(f"{where}: missing prompt field '{cfg.prompt_field}' (prompts.prompt_field)")
+            raise InputError(
+                f"{where}: missing prompt field '{cfg.prompt_field}' (prompts.prompt_field; the record "
+                f"has: {redact(', '.join(map(str, rec)))})"
+            )
         value = rec[cfg.prompt_field]
         messages = None
         if isinstance(value, list):
@@ -118,7 +144,7 @@ def _from_records(records, cfg: PromptsConfig, source: str, require_answer: bool
         else:
             raise InputError(
                 f"{where}: prompt field '{cfg.prompt_field}' must be a string or a list of "
-                f"{{role, content}} turns, got {type(value).__name__}"
+                f"{{role, content}} turns, got {type(value).__name__} (given: {redact(value)})"
             )
         if cfg.input_field:
             extra = rec.get(cfg.input_field)
@@ -128,7 +154,8 @@ def _from_records(records, cfg: PromptsConfig, source: str, require_answer: bool
                 )
             if extra is not None and not isinstance(extra, str):
                 raise InputError(
-                    f"{where}: input field '{cfg.input_field}' must be a string, got {type(extra).__name__}"
+                    f"{where}: input field '{cfg.input_field}' must be a string, got "
+                    f"{type(extra).__name__} (given: {redact(extra)})"
                 )
             if extra and extra.strip():
                 text = f"{text}\n\n{extra}"
@@ -179,7 +206,9 @@ def jsonl_records(path: Path, what: str = "prompt file"):
         try:
             yield where, json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: malformed JSON: {exc.msg} (column {exc.colno})") from None
+            raise InputError(
+                f"{where}: malformed JSON: {exc.msg} (column {exc.colno}; the line: {redact(text.strip())})"
+            ) from None
 
 
 def _parquet_records(path: Path):
