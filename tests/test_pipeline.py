@@ -304,3 +304,18 @@ def test_a_second_student_reuses_every_calibration_response(tiny_models, tmp_pat
 def write_yaml(path, cfg):
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def test_commands_that_need_a_run_take_its_output_directory(tiny_models, tmp_path):
+    cfg = tiny_config(tiny_models, tmp_path)
+    run(cfg)
+    out = tmp_path / "run"
+    before = (out / "dataset.jsonl").read_text()
+    runner = CliRunner()
+    for cmd in (["cache", "info"], ["estimate"], ["export"], ["train-router"], ["select", "-s", "car"]):
+        res = runner.invoke(app, [*cmd, str(out)])
+        assert res.exit_code == 0, (cmd, res.output)
+        assert "Is a directory" not in res.output
+    assert (out / "dataset.jsonl").read_text() == before
+    res = runner.invoke(app, ["estimate", str(tmp_path)])
+    assert res.exit_code == 2 and "isnotapersynoutputdirectory" in "".join(res.output.split())
