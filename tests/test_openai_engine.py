@@ -60,6 +60,8 @@ class FakeServer:
                     return self._send(429, {"error": "slow down"}, [("Retry-After", "0.2")])
                 if fault == "500":
                     return self._send(500, {"error": "boom"})
+                if fault == "echo":  # a careless proxy that echoes the credentials it got
+                    return self._send(401, {"error": f"bad credentials: {self.headers.get('Authorization')}"})
                 if fault == "stall":
                     time.sleep(1.5)
                 if fault == "drop":

@@ -18,6 +18,7 @@ Example (the packaged demo is ``persyn/configs/demo.yaml``)::
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -503,7 +504,9 @@ def check_name(value: str, what: str) -> str:
     )
 
 
-_SECRET_FIELDS = ("api_key", "token", "password", "secret")
+# Field names whose values are secrets (``api_key``, ``hf_token``, ``password``...; not
+# ``max_new_tokens``). ``api_key_env`` holds a variable's name, which is not secret.
+_SECRET_FIELD = re.compile(r"(^|_)(api_key|token|password|secret)$", re.IGNORECASE)
 
 
 def redact(value: Any, field: str = "") -> str:
@@ -526,9 +529,22 @@ def _scrub(value: Any, key: str) -> Any:
         return value
     if key == "api_key_env" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
         return "<redacted: looks like a key, not the name of an environment variable>"
-    if key != "api_key_env" and any(s in key.lower() for s in _SECRET_FIELDS):
+    if _SECRET_FIELD.search(key):
         return "<redacted>"
-    return re.sub(r"(?<=://)[^/@\s]+@", "***@", value)
+    return redact_url(value)
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the credentials of every URL in it masked (``https://u:p@h`` →
+    ``https://***@h``)."""
+    return re.sub(r"(?<=://)[^/@\s]+@", "***@", text)
+
+
+def public_config_json(cfg: BaseModel) -> str:
+    """``cfg`` as JSON for files persyn writes (``run_config.json``): credentials in URLs and
+    secret fields masked as ``redact`` masks them (a command given the output directory then
+    runs without them: generating again needs the original config)."""
+    return json.dumps(_scrub(cfg.model_dump(mode="json"), ""), indent=2) + "\n"
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:

@@ -11,13 +11,15 @@ failed item carrying the last error. Token usage comes from the response's ``usa
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import random
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Iterator
 
-from persyn.config import TeacherConfig
+from persyn.config import TeacherConfig, redact_url
 from persyn.core.errors import ConfigError, MissingAssetError, PersynError
 from persyn.core.records import Completion, Prompt
 from persyn.engines.base import teacher_messages
@@ -92,8 +94,22 @@ class OpenAIEngine:
         self.seed = seed
         self.url = teacher.base_url.rstrip("/")
         self.key = api_key(teacher)
+        # What could be echoed back: the key, and URL credentials as httpx sends them (Basic).
+        self._secrets = [self.key] if self.key else []
+        userinfo = urllib.parse.urlsplit(self.url).netloc.rpartition("@")[0]
+        if userinfo:
+            raw = urllib.parse.unquote(userinfo)
+            self._secrets += [base64.b64encode(raw.encode()).decode(), raw.partition(":")[2] or raw]
+        self.shown_url = self.scrub(self.url)
         if check:
             self.check()
+
+    def scrub(self, text: str) -> str:
+        """``text`` (an error, a URL) with the API key and URL credentials masked: a server's
+        error body may echo the key, an HTTP error the URL with its ``user:password@``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return redact_url(text)
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"} if self.key else {}
@@ -106,10 +122,13 @@ class OpenAIEngine:
             r = httpx.get(f"{self.url}/models", headers=self._headers(), timeout=min(10.0, t.timeout))
         except httpx.HTTPError as exc:
             raise PersynError(
-                f"teacher '{t.name}': base_url {self.url} is unreachable ({exc.__class__.__name__}: {exc})"
+                f"teacher '{t.name}': base_url {self.shown_url} is unreachable "
+                f"({self.scrub(f'{exc.__class__.__name__}: {exc}')})"
             ) from None
         if r.status_code in (401, 403):
-            raise PersynError(f"teacher '{t.name}': {self.url} refused the API key (HTTP {r.status_code})")
+            raise PersynError(
+                f"teacher '{t.name}': {self.shown_url} refused the API key (HTTP {r.status_code})"
+            )
         if r.status_code != 200:
             return  # some servers do not implement /models: let the requests tell
         try:
@@ -118,7 +137,8 @@ class OpenAIEngine:
             return
         if ids and t.model not in ids:
             raise PersynError(
-                f"teacher '{t.name}': model '{t.model}' is not served by {self.url} (served: {', '.join(map(str, ids))})"
+                f"teacher '{t.name}': model '{t.model}' is not served by {self.shown_url} "
+                f"(served: {self.scrub(', '.join(map(str, ids)))})"
             )
 
     def _body(self, p: Prompt) -> dict:
@@ -152,10 +172,10 @@ class OpenAIEngine:
                     f"{self.url}/chat/completions", json=self._body(p), headers=self._headers()
                 )
             except (httpx.TimeoutException, httpx.TransportError) as exc:
-                error = f"{exc.__class__.__name__}: {exc}".rstrip(": ")
+                error = self.scrub(f"{exc.__class__.__name__}: {exc}".rstrip(": "))
                 continue
             if r.status_code != 200:
-                error = f"HTTP {r.status_code}: {r.text[:200]}"
+                error = f"HTTP {r.status_code}: {self.scrub(r.text)[:200]}"
                 if r.status_code not in RETRY_STATUS:
                     break
                 after = r.headers.get("retry-after")
@@ -170,7 +190,7 @@ class OpenAIEngine:
                 choice = data["choices"][0]
                 text = choice["message"]["content"] or ""
             except (ValueError, KeyError, IndexError, TypeError) as exc:
-                error = f"malformed response body ({exc.__class__.__name__}: {str(exc)[:100]})"
+                error = f"malformed response body ({exc.__class__.__name__}: {self.scrub(str(exc))[:100]})"
                 continue
             usage = data.get("usage") or {}
             c = Completion(

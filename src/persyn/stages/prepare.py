@@ -8,6 +8,7 @@ import sys
 
 from tqdm.auto import tqdm
 
+from persyn.config import public_config_json
 from persyn.core.hashing import stable_hash
 from persyn.core.io import write_atomic
 from persyn.core.records import Prompt
@@ -61,7 +62,7 @@ def prepare(ctx: RunContext) -> None:
             ctx.store.set_meta("prompt_set", fingerprint)
         ctx.store.set_meta("load_report", json.dumps(report.as_dict()))
         # The config this output dir was made with, for commands that take only the dir.
-        write_atomic(ctx.out / "run_config.json", cfg.model_dump_json(indent=2) + "\n")
+        write_atomic(ctx.out / "run_config.json", public_config_json(cfg))
         seeds = {
             "prompts": cfg.seed,
             "calibration_draw": cfg.seed,

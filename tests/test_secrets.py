@@ -1,0 +1,86 @@
+"""Secrets never written: an API key (from api_key_env) and credentials in a base_url are not
+in any output file, the store, captured output, or an error message."""
+
+import base64
+import os
+import subprocess
+import sys
+
+import yaml
+from conftest import tiny_config
+from test_openai_engine import FakeServer
+
+from persyn.config import TeacherConfig
+from persyn.core.errors import PersynError
+from persyn.engines.openai_engine import OpenAIEngine
+
+KEY = "sk-PLANTED-7f3c9a1e5b"
+PASSWORD = "pw-PLANTED-41d2"
+
+
+def test_a_planted_key_and_url_password_appear_nowhere(tiny_models, tmp_path):
+    # Every calibration request's error body echoes the credentials it got: a Bearer key from
+    # api_key_env for one teacher, Basic user:password from the base_url for the other.
+    server = FakeServer(faults=["echo"] * 8)
+    try:
+        cfg = tiny_config(tiny_models, tmp_path, n=8)
+        served = {"engine": "openai", "model": "tiny-teacher", "max_retries": 1}
+        cfg["teachers"][0] = {
+            **served,
+            "name": "keyed",
+            "base_url": server.url,
+            "api_key_env": "PERSYN_PLANTED_KEY",
+        }
+        cfg["teachers"][1] = {
+            **served,
+            "name": "userinfo",
+            "base_url": server.url.replace("http://", f"http://user:{PASSWORD}@"),
+        }
+        cfg["calibration"] = {"size": 4}
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        env = {**os.environ, "PERSYN_PLANTED_KEY": KEY}
+        res = subprocess.run(
+            [sys.executable, "-m", "persyn", "run", str(path)], env=env, capture_output=True, text=True
+        )
+        assert res.returncode == 0, res.stderr[-2000:]
+    finally:
+        server.close()
+    out = tmp_path / "run"
+    failed = (out / "failed.jsonl").read_text()
+    # Recorded as failed items, with the echoed credentials masked.
+    assert "bad credentials: Bearer ***" in failed and "bad credentials: Basic ***" in failed
+    basic = base64.b64encode(f"user:{PASSWORD}".encode())  # how the password travels
+    planted = [KEY.encode(), PASSWORD.encode(), basic]
+    files = [f for f in out.rglob("*") if f.is_file()]
+    assert {f.name for f in files} >= {
+        "store.sqlite",
+        "run_config.json",
+        "summary.json",
+        "failed.jsonl",
+        "calibration.jsonl",
+    }
+    for f in files:
+        data = f.read_bytes()
+        assert not any(p in data for p in planted), f
+    assert not any(p.decode() in res.stdout + res.stderr for p in planted)
+
+
+def test_an_unreachable_server_error_masks_the_url_password(monkeypatch):
+    monkeypatch.setenv("PERSYN_PLANTED_KEY", KEY)
+    t = TeacherConfig(
+        name="served",
+        engine="openai",
+        base_url=f"http://user:{PASSWORD}@127.0.0.1:9/v1",
+        model="m",
+        api_key_env="PERSYN_PLANTED_KEY",
+        timeout=0.5,
+    )
+    try:
+        OpenAIEngine(t, 0)
+    except PersynError as exc:
+        text = str(exc)
+    else:
+        raise AssertionError("no error for an unreachable server")
+    assert "is unreachable" in text
+    assert PASSWORD not in text and KEY not in text and "http://***@127.0.0.1:9/v1" in text
