@@ -14,10 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from persyn.config import RunConfig
+from persyn.core.faults import crash_point, register
 from persyn.core.io import write_atomic
 from persyn.core.summary import RunSummary, StudentsSummary
 from persyn.stages.context import TIMED_STAGES
 from persyn.store import Store
+
+STUDENT_SEEDED = register("students.seeded", "after a student's store is copied from the previous one")
+STUDENT_DONE = register("students.student", "after one student's run, before the next")
 
 
 def student_configs(cfg: RunConfig) -> list[tuple[str, RunConfig]]:
@@ -39,11 +43,19 @@ def seed_store(previous: Path, target: Path) -> None:
     stage timers reset so each student's ``seconds`` are its own."""
     if target.exists() or not previous.exists():
         return
+    # Copied and reset under a temporary name, then renamed: a kill leaves no half-made store.
+    tmp = target.with_name(f".{target.name}.seed")
+    tmp.unlink(missing_ok=True)
     with Store(previous) as src:
-        src.clone_to(target)
-    with Store(target) as st:
+        src.clone_to(tmp)
+    with Store(tmp) as st:
         for stage in TIMED_STAGES:
             st.set_meta(f"seconds.{stage}", "0")
+        st.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for suffix in ("-wal", "-shm"):
+        Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+    tmp.rename(target)
+    crash_point(STUDENT_SEEDED)
 
 
 def run_students(cfg: RunConfig, console=None) -> StudentsSummary:
@@ -67,6 +79,7 @@ def run_students(cfg: RunConfig, console=None) -> StudentsSummary:
             summary = p.run()
             keys.append(dataset_generation_keys(p))
         summaries[name] = summary
+        crash_point(STUDENT_DONE)
         previous = target
     first = next(iter(summaries.values()))
     total = StudentsSummary(

@@ -2,7 +2,7 @@
 SIGKILL itself the N-th time (default 1st) it reaches ``POINT``.
 
 The points sit right after durable work (a stored batch, a saved router, a written file), i.e.
-where a real crash would hurt most. Unset (the normal case), a crash point costs one dict lookup.
+where a real crash would hurt most. Each stage module registers its points (``register``). Unset (the normal case), a crash point costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -11,15 +11,17 @@ import os
 import signal
 from collections import Counter
 
-POINTS = (
-    "calibration.batch",  # after a batch of calibration responses is stored
-    "score.batch",  # after a batch of scores is stored
-    "router.trained",  # after the router is trained, before it is saved
-    "router.saved",  # after the router is saved, before its stage marker
-    "route.chunk",  # after a chunk of routing decisions is stored
-    "routed.batch",  # after a batch of routed responses is stored
-    "export.dataset",  # after dataset.jsonl is written, before summary.json
-)
+#: Every crash point, by name, with where it sits. Each stage registers its own (``register``)
+#: when its module is imported; the kill-at-every-point test reads this table.
+POINTS: dict[str, str] = {}
+
+
+def register(name: str, where: str) -> str:
+    """Declare crash point ``name`` (``where``: what durable work precedes it). Returns ``name``."""
+    POINTS[name] = where
+    return name
+
+
 _hits: Counter[str] = Counter()
 
 

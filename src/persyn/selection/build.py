@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
 from persyn.core.io import jsonl_text, write_atomic
 from persyn.core.records import DatasetLine, Failure
@@ -14,6 +15,10 @@ from persyn.stages.context import RunContext
 from persyn.stages.generation import generate_responses
 from persyn.stages.rewards import stored_rewards
 from persyn.stages.score import stored_scores
+
+STRATEGY_DATASET = register(
+    "strategy.dataset", "after a strategy's dataset.jsonl is written, before its summary"
+)
 
 
 def build_strategy(
@@ -77,6 +82,7 @@ def build_strategy(
     out.mkdir(parents=True, exist_ok=True)
     rows = [x.to_dict() for x in lines]
     write_atomic(out / "dataset.jsonl", jsonl_text(rows))
+    crash_point(STRATEGY_DATASET)
     n, n_cal = len(prompts), len(cal_ids)
     summary = StrategySummary(
         strategy=name,

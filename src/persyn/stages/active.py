@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 
-from persyn.core.faults import crash_point
+from persyn.core.faults import crash_point, register
 from persyn.router.coverage import next_round
 from persyn.router.embeddings import PromptEncoder
 from persyn.stages.calibrate import calibrate
@@ -20,6 +20,8 @@ from persyn.stages.embed import prompt_embeddings
 from persyn.stages.prepare import prepare
 from persyn.stages.score import score
 from persyn.stages.train_router import router_examples
+
+CALIBRATE_ROUND = register("calibrate.round", "after an active round's prompts join the calibration set")
 
 
 def build_calibration(ctx: RunContext) -> int:
@@ -62,4 +64,4 @@ def calibrate_actively(ctx: RunContext) -> int:
         chosen = [pool[i].id for i in picked]
         ctx.store.add_calibration(chosen)
         ctx.store.set_meta("calibration_rounds", json.dumps([*rounds, chosen]))
-        crash_point("calibrate.round")
+        crash_point(CALIBRATE_ROUND)

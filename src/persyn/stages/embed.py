@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
 from persyn.router.embeddings import PromptEncoder
 from persyn.stages.context import RunContext
 
 EMBED_CHUNK = 256  # texts embedded and stored per transaction (a killed run keeps the rest)
+EMBED_CHUNK_STORED = register("embed.chunk", "after a chunk of prompt embeddings is stored")
 
 
 def text_hash(text: str) -> str:
@@ -30,6 +32,7 @@ def prompt_embeddings(ctx: RunContext, texts: list[str], encoder: PromptEncoder)
             vecs = encoder.embed([text_of[h] for h in part])
             rows = [(h, v.astype(np.float32).tobytes()) for h, v in zip(part, vecs, strict=True)]
             ctx.store.add_embeddings(encoder.key, rows)
+            crash_point(EMBED_CHUNK_STORED)
             have.update(rows)
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from persyn.config import TeacherConfig
 from persyn.core.errors import MissingAssetError, PersynError
-from persyn.core.faults import crash_point
+from persyn.core.faults import crash_point, register
 from persyn.core.io import jsonl_text, write_atomic
 from persyn.core.records import DatasetLine, Failure, Generation, Prompt
 from persyn.core.summary import RunSummary
@@ -22,6 +22,10 @@ from persyn.stages.context import RunContext
 from persyn.stages.prepare import prepare
 from persyn.stages.rewards import RewardTable, reward_table
 from persyn.stages.route import assignments
+
+EXPORT_DATASET = register("export.dataset", "after dataset.jsonl is written, before the other files")
+EXPORT_FORMATS = register("export.formats", "after dataset.parquet / dataset_hf are written")
+EXPORT_SUMMARY = register("export.summary", "after summary.json is written (the run's last write)")
 
 
 def export(ctx: RunContext, new_generations: int = 0) -> RunSummary:
@@ -36,6 +40,7 @@ def export(ctx: RunContext, new_generations: int = 0) -> RunSummary:
         summary = _export(ctx, new_generations)
     summary.seconds = ctx.seconds()
     write_atomic(ctx.out / "summary.json", summary.to_json())
+    crash_point(EXPORT_SUMMARY)
     return summary
 
 
@@ -96,10 +101,12 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
     rows = [x.to_dict() for x in lines]
     write_atomic(ctx.out / "dataset.jsonl", jsonl_text(rows))
     write_dataset_formats(ctx.out, rows, cfg.dataset_formats)
+    if cfg.dataset_formats:
+        crash_point(EXPORT_FORMATS)
     write_atomic(ctx.out / "routing.jsonl", jsonl_text(routing_lines, ascii_only=True))
     write_atomic(ctx.out / "failed.jsonl", jsonl_text((f.to_dict() for f in failures), ascii_only=True))
     write_atomic(ctx.out / "calibration.jsonl", jsonl_text(calibration_lines(cal, table, cal_gens)))
-    crash_point("export.dataset")
+    crash_point(EXPORT_DATASET)
 
     n, n_cal, names = len(all_prompts), len(cal), cfg.teacher_names
     cal_route = Counter(oracle_pick(table[p.id]) for p in cal)

@@ -6,10 +6,15 @@ from __future__ import annotations
 from contextlib import closing
 
 from persyn.config import TeacherConfig
-from persyn.core.faults import crash_point
+from persyn.core.faults import crash_point, register
 from persyn.core.records import Generation, Prompt
 from persyn.execution.jobs import teacher_job
 from persyn.stages.context import RunContext, progress
+
+PHASES = ("calibration", "routed", "generate-then-select")
+for _phase in PHASES:
+    register(f"{_phase}.batch", f"after a batch of {_phase} responses is stored")
+STRATEGY_BATCH = register("strategy.batch", "after a batch of a selection strategy's responses is stored")
 
 
 def generate_responses(ctx: RunContext, work: list[tuple[TeacherConfig, list[Prompt]]], phase: str) -> int:
@@ -40,7 +45,7 @@ def generate_responses(ctx: RunContext, work: list[tuple[TeacherConfig, list[Pro
                 ctx.store.add_generations(gens)
                 made += len(gens)
                 bar.update(len(gens))
-                crash_point(f"{phase}.batch")
+                crash_point(f"{phase}.batch" if phase in PHASES else STRATEGY_BATCH)
     return made
 
 

@@ -9,6 +9,7 @@ import sys
 from tqdm.auto import tqdm
 
 from persyn.config import public_config_json
+from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
 from persyn.core.io import write_atomic
 from persyn.core.records import Prompt
@@ -17,6 +18,8 @@ from persyn.router.coverage import k_center
 from persyn.router.embeddings import PromptEncoder
 from persyn.stages.context import RunContext
 from persyn.stages.embed import prompt_embeddings
+
+PREPARE_PROMPTS = register("prepare.prompts", "after the prompt set is stored, before it is marked current")
 
 
 def draw_calibration(prompt_ids: list[str], n_cal: int, seed: int) -> list[str]:
@@ -58,6 +61,7 @@ def prepare(ctx: RunContext) -> None:
         if ctx.store.get_meta("prompt_set") != fingerprint:
             # (an ``active`` set grown in rounds on this prompt set is kept: same fingerprint)
             ctx.store.replace_prompts(prompts, cal_ids)
+            crash_point(PREPARE_PROMPTS)
             ctx.store.set_meta("calibration_rounds", "[]")
             ctx.store.set_meta("prompt_set", fingerprint)
         ctx.store.set_meta("load_report", json.dumps(report.as_dict()))

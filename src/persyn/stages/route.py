@@ -8,13 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from persyn.core.errors import PersynError
-from persyn.core.faults import crash_point
+from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
 from persyn.router.base import router_class, router_meta
 from persyn.router.embeddings import PromptEncoder
 from persyn.stages.context import RunContext, progress
 from persyn.stages.embed import prompt_embeddings
 from persyn.stages.prepare import prepare
+
+ROUTE_CHUNK_STORED = register("route.chunk", "after a chunk of routing decisions is stored")
+ROUTE_DONE = register("route.key", "after every prompt is routed, before the routing is marked current")
 
 ROUTE_CHUNK = 256  # prompts per stored chunk of routing decisions
 
@@ -59,7 +62,8 @@ def route(ctx: RunContext, router_dir: str | Path | None = None) -> dict[str, st
                         rows.append((p.id, names[int(c.argmax())], values))
                     ctx.store.set_assignments(router_key, rows)
                     bar.update(len(chunk))
-                    crash_point("route.chunk")
+                    crash_point(ROUTE_CHUNK_STORED)
+        crash_point(ROUTE_DONE)
         ctx.store.set_meta("route_key", router_key)
     return {pid: t for pid, (t, _) in ctx.store.assignments(router_key).items()}
 

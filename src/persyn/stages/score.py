@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import closing
 from functools import partial
 
-from persyn.core.faults import crash_point
+from persyn.core.faults import crash_point, register
 from persyn.core.records import Generation, Prompt, ScoreItem
 from persyn.execution.jobs import scorer_job
 from persyn.scoring.learnability import LearnabilityScorer
@@ -14,6 +14,9 @@ from persyn.scoring.quality import make_quality_scorer
 from persyn.stages.calibrate import calibration_generations
 from persyn.stages.context import RunContext, progress
 from persyn.stages.prepare import prepare
+
+for _kind in ("learnability", "quality"):
+    register(f"score.{_kind}", f"after a batch of {_kind} scores is stored")
 
 
 def score(ctx: RunContext) -> None:
@@ -55,7 +58,7 @@ def score_generations(ctx: RunContext, gens: list[Generation], by_id: dict[str, 
             for job, rows in results:
                 ctx.store.add_scores(job.tag, keys[job.tag], rows)
                 bar.update(len(rows))
-                crash_point("score.batch")
+                crash_point(f"score.{job.tag}")
 
 
 def stored_scores(ctx: RunContext) -> dict[str, tuple[float | None, float | None]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from persyn.core.faults import crash_point
+from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
 from persyn.router.base import RouterExample, router_class
 from persyn.router.cv import PRIOR, choose_kind, cross_validate, cv_steps, kind_figures
@@ -21,6 +21,10 @@ from persyn.stages.context import RunContext, progress
 from persyn.stages.embed import prompt_embeddings
 from persyn.stages.prepare import prepare
 from persyn.stages.rewards import reward_table
+
+ROUTER_CV = register("router.cv", "after the cross-validation, before the routing kind is trained")
+ROUTER_TRAINED = register("router.trained", "after the router is trained, before it is saved")
+ROUTER_SAVED = register("router.saved", "after the router is saved, before its stage marker")
 
 
 def router_examples(ctx: RunContext, embed: bool) -> list[RouterExample]:
@@ -83,6 +87,7 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
         with progress(steps, "router · cross-validate", "fit") as bar:
             idx, cv = cross_validate(kinds, cfg.router, names, examples, cfg.seed + 1, bar)
             evaluation = evaluate(ctx, cv, len(idx))
+            crash_point(ROUTER_CV)
             kind = router_class(evaluation["kind"])
             start = time.perf_counter()
             router = kind.fit(cfg.router, names, examples, cfg.seed, bar)
@@ -93,13 +98,13 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
             if cv
             else None
         )
-        crash_point("router.trained")
+        crash_point(ROUTER_TRAINED)
         tmp = ctx.out / f".router.tmp{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         router.save(tmp)
         shutil.rmtree(router_dir, ignore_errors=True)
         os.replace(tmp, router_dir)
-        crash_point("router.saved")
+        crash_point(ROUTER_SAVED)
         ctx.store.mark_stage("train_router", key, evaluation)
         ctx.store.set_meta("router_key", key)
     return evaluation
