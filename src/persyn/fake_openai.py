@@ -1,0 +1,132 @@
+"""A local OpenAI-compatible chat server with latency and injected faults, for load tests and
+benchmarks of ``engine: openai`` without a real server (loopback only).
+
+Each chat request waits ``latency_s``, then, drawn with the server's seeded RNG, either answers
+``#### <n>`` (n = the number of characters of the last user turn) or fails: a 429 with a
+``Retry-After`` of ``retry_after_s``, a 500, a stall past the client's timeout, or a dropped
+connection, at the rates given. It counts what it answered per prompt, so a test can check that
+nothing was lost or answered twice.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def answer_of(prompt: str) -> str:
+    """The fake server's answer to a prompt: the number of its characters."""
+    return str(len(prompt))
+
+
+class FakeOpenAIServer:
+    """Serves ``GET /v1/models`` and ``POST /v1/chat/completions`` on 127.0.0.1 (a free port).
+
+    Args:
+        latency_s: seconds every chat request takes before its answer or fault.
+        rates: fault → probability per request, faults ``429``, ``500``, ``stall``, ``drop``.
+        retry_after_s: the ``Retry-After`` of a 429 (seconds; fractions allowed).
+        stall_s: how long a stalled request hangs before answering.
+        seed: seeds the fault draws.
+
+    Attributes:
+        url: the base URL (``http://127.0.0.1:PORT/v1``).
+        answered: prompt (last user turn) → answers sent (200s).
+        faults: fault → times injected.
+    """
+
+    def __init__(
+        self,
+        latency_s: float = 0.0,
+        rates: dict[str, float] | None = None,
+        retry_after_s: float = 0.001,
+        stall_s: float = 2.0,
+        seed: int = 0,
+    ):
+        self.rates = dict(rates or {})
+        self.answered: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.requests = 0
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _send(self, code, body, headers=()):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._send(200, {"data": [{"id": "fake-teacher"}]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                prompt = body["messages"][-1]["content"]
+                fault = server.draw()
+                if latency_s:
+                    time.sleep(latency_s)
+                if fault == "429":
+                    return self._send(429, {"error": "rate limited"}, [("Retry-After", str(retry_after_s))])
+                if fault == "500":
+                    return self._send(500, {"error": "internal error"})
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if fault == "stall":
+                    time.sleep(stall_s)
+                with server._lock:
+                    server.answered[prompt] += 1
+                self._send(
+                    200,
+                    {
+                        "choices": [
+                            {"message": {"content": f"#### {answer_of(prompt)}"}, "finish_reason": "stop"}
+                        ],
+                        "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": 3},
+                    },
+                )
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def draw(self) -> str | None:
+        """The fault for the next request (None: answer), counted."""
+        with self._lock:
+            self.requests += 1
+            x, acc = self._rng.random(), 0.0
+            for fault, p in self.rates.items():
+                acc += p
+                if x < acc:
+                    self.faults[fault] += 1
+                    return fault
+        return None
+
+    def close(self) -> None:
+        """Stop serving and free the port."""
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
