@@ -45,7 +45,7 @@ SCENARIOS = {
             "router.saved",
             "route.chunk",
             "route.key",
-            "routed.batch:2",
+            "routed.batch",  # the reference teacher answers all its routed prompts in one batch
             "export.dataset",
             "export.formats",
             "export.summary",
@@ -61,7 +61,7 @@ SCENARIOS = {
 def scenario_config(tiny_models, tmp_path, name):
     over, _ = SCENARIOS[name]
     cfg = tiny_config(tiny_models, tmp_path)
-    for t in cfg["teachers"][:2]:
+    for t in cfg["teachers"]:
         t["batch_size"] = 2  # several batches per teacher, so a kill lands mid-stage
     if over is None:  # two students sharing one calibration
         student = cfg.pop("student")
@@ -80,7 +80,8 @@ def outputs(out):
 
 
 def test_every_registered_crash_point_is_in_a_scenario():
-    import persyn.selection.build  # noqa: F401 - the modules that register points
+    import persyn.pipeline  # noqa: F401 - the modules that register points
+    import persyn.selection.build  # noqa: F401
     import persyn.stages.active  # noqa: F401
     import persyn.students  # noqa: F401
 
