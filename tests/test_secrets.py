@@ -5,6 +5,7 @@ import base64
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 from conftest import tiny_config
@@ -84,3 +85,45 @@ def test_an_unreachable_server_error_masks_the_url_password(monkeypatch):
         raise AssertionError("no error for an unreachable server")
     assert "is unreachable" in text
     assert PASSWORD not in text and KEY not in text and "http://***@127.0.0.1:9/v1" in text
+
+
+def test_a_planted_key_is_not_in_the_ray_logs(tiny_models, tmp_path):
+    import glob
+
+    import pytest
+
+    pytest.importorskip("ray")
+    server = FakeServer(faults=["echo"] * 4)
+    import tempfile
+
+    # This run's own Ray session directory (logs included); short: Ray's socket paths must fit
+    # in 107 bytes.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))
+    try:
+        cfg = tiny_config(tiny_models, tmp_path, n=6, executor="ray")
+        cfg["ray"] = {"num_cpus": 2, "shard_size": 2}
+        cfg["teachers"][1] = {
+            "name": "keyed",
+            "engine": "openai",
+            "model": "tiny-teacher",
+            "max_retries": 1,
+            "base_url": server.url.replace("http://", f"http://user:{PASSWORD}@"),
+            "api_key_env": "PERSYN_PLANTED_KEY",
+        }
+        cfg["calibration"] = {"size": 4}
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        env.update(PERSYN_PLANTED_KEY=KEY, RAY_TMPDIR=str(ray_tmp))
+        res = subprocess.run(
+            [sys.executable, "-m", "persyn", "run", str(path)], env=env, capture_output=True, text=True
+        )
+        assert res.returncode == 0, res.stderr[-2000:]
+    finally:
+        server.close()
+    logs = [f for f in glob.glob(str(ray_tmp / "**" / "*"), recursive=True) if os.path.isfile(f)]
+    assert any("logs" in f for f in logs)  # the session really wrote its logs here
+    basic = base64.b64encode(f"user:{PASSWORD}".encode())
+    for f in logs:
+        data = open(f, "rb").read()
+        assert KEY.encode() not in data and PASSWORD.encode() not in data and basic not in data, f

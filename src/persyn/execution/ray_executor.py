@@ -49,7 +49,10 @@ class PersynWorker:
     """A Ray actor that holds one model: ``job.build()`` runs on its first task, and every
     later task reuses it."""
 
-    def __init__(self, build, method: str, num_gpus: float):
+    def __init__(self, build, method: str, num_gpus: float, secrets: dict[str, str] | None = None):
+        # API keys arrive as arguments, in memory: a runtime_env's env_vars are written to
+        # Ray's runtime_env_agent.log in clear.
+        os.environ.update(secrets or {})
         if not num_gpus:
             # Ray leaves every GPU visible to a worker that asked for none: hide them, or its
             # model would land on a GPU that Ray never reserved for it.
@@ -125,12 +128,12 @@ class RayExecutor:
         self._owns_session = False
         if not ray.is_initialized():
             address = cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
+            keys = {t.api_key_env for t in cfg.teachers if t.api_key_env}
             env = {
-                k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) and k != "PERSYN_CRASH_AT"
+                k: v
+                for k, v in os.environ.items()
+                if k.startswith(ENV_PREFIXES) and k != "PERSYN_CRASH_AT" and k not in keys
             }
-            for t in cfg.teachers:
-                if t.api_key_env and t.api_key_env in os.environ:
-                    env[t.api_key_env] = os.environ[t.api_key_env]
             kwargs: dict[str, Any] = {
                 "include_dashboard": False,
                 "logging_level": logging.WARNING,
@@ -149,6 +152,12 @@ class RayExecutor:
                 ) from None
             self._owns_session = True
         self._remote = ray.remote(PersynWorker)
+        # The served teachers' API keys, for the workers (never through runtime_env: logged).
+        self._secrets = {
+            t.api_key_env: os.environ[t.api_key_env]
+            for t in cfg.teachers
+            if t.api_key_env and t.api_key_env in os.environ
+        }
 
     # -- the work ------------------------------------------------------------------------------
     def check(self, job: Job) -> None:
@@ -178,7 +187,7 @@ class RayExecutor:
             num_gpus=r.num_gpus,
             max_restarts=-1,  # a dead worker process comes back...
             max_task_retries=self.cfg.ray.max_retries,  # ...and re-runs its shard, this often
-        ).remote(job.build, job.method, r.num_gpus)
+        ).remote(job.build, job.method, r.num_gpus, self._secrets)
 
     def _result(self, ref, job: Job):
         """``ray.get(ref)``; an exception of the model code is re-raised as it is."""
