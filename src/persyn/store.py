@@ -139,17 +139,34 @@ class Store:
             sql += " WHERE calibration=?"
             args = (int(calibration),)
         rows = self.db.execute(sql + " ORDER BY position", args).fetchall()
-        return [
-            Prompt(
-                r["id"],
-                r["text"],
-                r["answer"],
-                r["solution"],
-                json.loads(r["metadata"]),
-                None if r["messages"] is None else json.loads(r["messages"]),
-            )
-            for r in rows
-        ]
+        return [self._prompt(r) for r in rows]
+
+    def prompt_ids(self, calibration: bool | None = None) -> list[str]:
+        """Ids of the stored prompts in source order (``calibration`` as in ``prompts``)."""
+        sql, args = "SELECT id FROM prompts", ()
+        if calibration is not None:
+            sql, args = sql + " WHERE calibration=?", (int(calibration),)
+        return [r[0] for r in self.db.execute(sql + " ORDER BY position", args)]
+
+    def prompts_by_id(self, ids: list[str]) -> list[Prompt]:
+        """The stored prompts of ``ids``, in the order given (unknown ids left out)."""
+        out: dict[str, Prompt] = {}
+        for i in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+            part = ids[i : i + 500]
+            rows = self.db.execute(f"SELECT * FROM prompts WHERE id IN ({','.join('?' * len(part))})", part)
+            out.update((r["id"], self._prompt(r)) for r in rows)
+        return [out[i] for i in ids if i in out]
+
+    @staticmethod
+    def _prompt(r: sqlite3.Row) -> Prompt:
+        return Prompt(
+            r["id"],
+            r["text"],
+            r["answer"],
+            r["solution"],
+            json.loads(r["metadata"]),
+            None if r["messages"] is None else json.loads(r["messages"]),
+        )
 
     # -- generations --------------------------------------------------------------------------
     def generation_keys(self, status: str | None = None) -> set[str]:
@@ -275,6 +292,11 @@ class Store:
         return {
             r[0] for r in self.db.execute("SELECT prompt_id FROM assignments WHERE router=?", (router_key,))
         }
+
+    def assigned_teachers(self, router_key: str) -> dict[str, str]:
+        """``{prompt id: teacher}`` routed by ``router_key`` (without the coefficients)."""
+        rows = self.db.execute("SELECT prompt_id, teacher FROM assignments WHERE router=?", (router_key,))
+        return {r[0]: r[1] for r in rows}
 
     def assignments(self, router_key: str) -> dict[str, tuple[str, dict[str, float]]]:
         rows = self.db.execute(

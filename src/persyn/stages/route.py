@@ -45,14 +45,16 @@ def route(ctx: RunContext, router_dir: str | Path | None = None) -> dict[str, st
         kind = router_class(meta["kind"])
         router_key = stable_hash(["route/v2", str(path.resolve()), kind.fingerprint(path)])
         have = ctx.store.assignment_ids(router_key)
-        todo = [p for p in ctx.store.prompts(calibration=False) if p.id not in have]
+        # Ids only up front; the prompts themselves are read chunk by chunk (bounded memory).
+        todo = [i for i in ctx.store.prompt_ids(calibration=False) if i not in have]
+        del have
         if todo:
             router = kind.load(path)
             names = router.teachers
             encoder = PromptEncoder.from_meta(meta["embedding"]) if kind.uses_embeddings else None
             with progress(len(todo), "route", "prompt") as bar:
                 for i in range(0, len(todo), ROUTE_CHUNK):
-                    chunk = todo[i : i + ROUTE_CHUNK]
+                    chunk = ctx.store.prompts_by_id(todo[i : i + ROUTE_CHUNK])
                     texts = [p.text for p in chunk]
                     emb = prompt_embeddings(ctx, texts, encoder) if encoder is not None else None
                     coef = router.scores(texts, emb)
@@ -65,7 +67,7 @@ def route(ctx: RunContext, router_dir: str | Path | None = None) -> dict[str, st
                     crash_point(ROUTE_CHUNK_STORED)
         crash_point(ROUTE_DONE)
         ctx.store.set_meta("route_key", router_key)
-    return {pid: t for pid, (t, _) in ctx.store.assignments(router_key).items()}
+    return ctx.store.assigned_teachers(router_key)
 
 
 def assignments(ctx: RunContext) -> dict[str, tuple[str, dict[str, float]]]:
