@@ -96,6 +96,43 @@ def array_fingerprint(directory: str | Path) -> str:
     return stable_hash([(d / "router.json").read_text(), (d / "weights.npz").read_bytes().hex()])
 
 
+class ArrayRouter:
+    """What the kinds saved as arrays (``save_array_router``) share: one progress step per
+    ``fit`` and the fingerprint of their saved files. Subclasses set ``kind``."""
+
+    kind: str
+
+    @classmethod
+    def steps(cls, cfg: Any, n_examples: int) -> int:
+        return 1
+
+    @classmethod
+    def fingerprint(cls, directory: str | Path) -> str:
+        return array_fingerprint(directory)
+
+    @classmethod
+    def stacked_embeddings(cls, examples: list[RouterExample]) -> np.ndarray:
+        """The examples' embeddings as ``[len(examples), hidden]`` float32.
+
+        Raises:
+            ValueError: an example has no embedding.
+        """
+        if any(e.embedding is None for e in examples):
+            raise ValueError(f"the {cls.kind} router needs the prompts' embeddings")
+        return np.stack([e.embedding for e in examples]).astype(np.float32)
+
+    @classmethod
+    def query_embeddings(cls, embeddings: np.ndarray | None) -> np.ndarray:
+        """``embeddings`` to score, as float32.
+
+        Raises:
+            ValueError: none given.
+        """
+        if embeddings is None:
+            raise ValueError(f"the {cls.kind} router scores prompt embeddings; none were given")
+        return np.asarray(embeddings, dtype=np.float32)
+
+
 def router_class(kind: str) -> Any:
     """The class of router kind ``kind``.
 

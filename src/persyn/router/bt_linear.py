@@ -17,8 +17,8 @@ import torch
 
 from persyn.config import RouterConfig
 from persyn.router.base import (
+    ArrayRouter,
     RouterExample,
-    array_fingerprint,
     fold_of,
     load_array_router,
     pick_regrets,
@@ -87,7 +87,7 @@ def choose_l2(
     return max(v for v, r in figures.items() if r <= best + 1e-12), figures
 
 
-class BTLinearRouter:
+class BTLinearRouter(ArrayRouter):
     """A linear Bradley–Terry head on frozen prompt embeddings.
 
     Attributes:
@@ -112,9 +112,7 @@ class BTLinearRouter:
         Raises:
             ValueError: an example has no embedding.
         """
-        if any(e.embedding is None for e in examples):
-            raise ValueError("the bt-linear router needs the prompts' embeddings")
-        x = np.stack([e.embedding for e in examples]).astype(np.float32)
+        x = cls.stacked_embeddings(examples)
         l2, _ = choose_l2(examples, x, list(cfg.l2), len(teachers), seed)
         rows = list(range(len(examples)))
         w, b = fit_head(x, example_pairs(examples, rows), len(teachers), l2, seed)
@@ -122,19 +120,13 @@ class BTLinearRouter:
             progress.update(1)
         return cls(teachers, w, b, l2, PromptEncoder.of(cfg).meta())
 
-    @classmethod
-    def steps(cls, cfg: RouterConfig, n_examples: int) -> int:
-        return 1
-
     def scores(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         """π(x) = W·e(x) + b, shape ``[len(texts), n_teachers]``.
 
         Raises:
             ValueError: no embeddings given.
         """
-        if embeddings is None:
-            raise ValueError("the bt-linear router scores prompt embeddings; none were given")
-        return np.asarray(embeddings, dtype=np.float32) @ self.w + self.b
+        return self.query_embeddings(embeddings) @ self.w + self.b
 
     def save(self, directory: str | Path) -> None:
         meta = {"kind": self.kind, "teachers": self.teachers, "l2": self.l2, "embedding": self.encoder}
@@ -144,7 +136,3 @@ class BTLinearRouter:
     def load(cls, directory: str | Path) -> BTLinearRouter:
         meta, a = load_array_router(directory)
         return cls(meta["teachers"], a["w"], a["b"], meta["l2"], meta["embedding"])
-
-    @classmethod
-    def fingerprint(cls, directory: str | Path) -> str:
-        return array_fingerprint(directory)

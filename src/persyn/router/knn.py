@@ -11,8 +11,8 @@ import numpy as np
 
 from persyn.config import RouterConfig
 from persyn.router.base import (
+    ArrayRouter,
     RouterExample,
-    array_fingerprint,
     load_array_router,
     pick_regrets,
     reward_matrix,
@@ -50,7 +50,7 @@ def choose_k(x: np.ndarray, rewards: np.ndarray, grid: list[int]) -> tuple[int, 
     return max(k for k, v in figures.items() if v <= best + 1e-12), figures
 
 
-class KNNRouter:
+class KNNRouter(ArrayRouter):
     """Cosine k-nearest-neighbour router on frozen prompt embeddings.
 
     Attributes:
@@ -85,17 +85,11 @@ class KNNRouter:
         idx, rewards = reward_matrix(examples)
         if not idx:
             raise ValueError("no calibration prompt has a valid response")
-        if any(examples[i].embedding is None for i in idx):
-            raise ValueError("the knn router needs the prompts' embeddings")
-        x = np.stack([examples[i].embedding for i in idx]).astype(np.float32)
+        x = cls.stacked_embeddings([examples[i] for i in idx])
         k, _ = choose_k(x, rewards, list(cfg.knn_k))
         if progress is not None:
             progress.update(1)
         return cls(teachers, x, rewards, k, PromptEncoder.of(cfg).meta())
-
-    @classmethod
-    def steps(cls, cfg: RouterConfig, n_examples: int) -> int:
-        return 1
 
     def scores(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         """Neighbour-mean rewards ``[len(texts), n_teachers]`` of the query ``embeddings``.
@@ -103,9 +97,7 @@ class KNNRouter:
         Raises:
             ValueError: no embeddings given.
         """
-        if embeddings is None:
-            raise ValueError("the knn router scores prompt embeddings; none were given")
-        sims = np.asarray(embeddings, dtype=np.float32) @ self.x.T
+        sims = self.query_embeddings(embeddings) @ self.x.T
         return neighbour_scores(sims, self.rewards, self.rewards.mean(0), self.k)
 
     def save(self, directory: str | Path) -> None:
@@ -116,7 +108,3 @@ class KNNRouter:
     def load(cls, directory: str | Path) -> KNNRouter:
         meta, a = load_array_router(directory)
         return cls(meta["teachers"], a["x"], a["rewards"], meta["k"], meta["embedding"])
-
-    @classmethod
-    def fingerprint(cls, directory: str | Path) -> str:
-        return array_fingerprint(directory)

@@ -10,15 +10,15 @@ import numpy as np
 
 from persyn.config import RouterConfig
 from persyn.router.base import (
+    ArrayRouter,
     RouterExample,
-    array_fingerprint,
     load_array_router,
     reward_matrix,
     save_array_router,
 )
 
 
-class PriorRouter:
+class PriorRouter(ArrayRouter):
     """Scores every prompt with the teachers' mean calibration rewards.
 
     Attributes:
@@ -45,10 +45,6 @@ class PriorRouter:
             progress.update(1)
         return cls(teachers, means)
 
-    @classmethod
-    def steps(cls, cfg: RouterConfig, n_examples: int) -> int:
-        return 1
-
     def scores(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         """The same ``means`` for every text, shape ``[len(texts), n_teachers]``."""
         return np.tile(self.means, (len(texts), 1))
@@ -60,7 +56,3 @@ class PriorRouter:
     def load(cls, directory: str | Path) -> PriorRouter:
         meta, arrays = load_array_router(directory)
         return cls(meta["teachers"], arrays["means"])
-
-    @classmethod
-    def fingerprint(cls, directory: str | Path) -> str:
-        return array_fingerprint(directory)
