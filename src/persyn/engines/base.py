@@ -36,6 +36,14 @@ def prompt_text(prompt: str | Prompt) -> str:
     return prompt if isinstance(prompt, str) else prompt.text
 
 
+def base_model_prompt(teacher: TeacherConfig, prompt: str | Prompt) -> str:
+    """What a model without a chat template is fed: ``prompt_template`` (default
+    ``"{prompt}\\n"``) filled with the prompt's text, after ``system_prompt`` and a blank line."""
+    text = prompt_text(prompt)
+    content = teacher.prompt_template.replace("{prompt}", text) if teacher.prompt_template else f"{text}\n"
+    return f"{teacher.system_prompt}\n\n{content}" if teacher.system_prompt else content
+
+
 def teacher_messages(teacher: TeacherConfig, prompt: str | Prompt) -> list[dict[str, str]]:
     """The chat turns a teacher receives for ``prompt``: its conversation (one user turn for a
     text prompt), with ``prompt_template`` filled with the last user turn's content, and the

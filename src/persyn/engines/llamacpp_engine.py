@@ -23,7 +23,7 @@ from persyn.assets import gguf_path
 from persyn.config import TeacherConfig
 from persyn.core.errors import MissingAssetError
 from persyn.core.records import Completion, Prompt
-from persyn.engines.base import prompt_text, teacher_messages
+from persyn.engines.base import base_model_prompt, teacher_messages
 from persyn.tokenization import apply_bos
 
 
@@ -78,9 +78,7 @@ class LlamaCppEngine:
             out = self.formatter(messages=teacher_messages(t, prompt))
             stops = out.stop if isinstance(out.stop, list) else [out.stop] if out.stop else []
             return out.prompt, stops
-        text = prompt_text(prompt)
-        content = t.prompt_template.replace("{prompt}", text) if t.prompt_template else f"{text}\n"
-        return (f"{t.system_prompt}\n\n{content}" if t.system_prompt else content), []
+        return base_model_prompt(t, prompt), []
 
     def prompt_ids(self, prompt: str | Prompt) -> list[int]:
         """The token ids the model is fed for ``prompt``: ``render``, tokenized by llama.cpp

@@ -9,7 +9,7 @@ from persyn.assets import context_length, load_causal_lm, load_tokenizer
 from persyn.config import TeacherConfig
 from persyn.core.hashing import stable_hash
 from persyn.core.records import Completion, Prompt
-from persyn.engines.base import prompt_text, teacher_messages
+from persyn.engines.base import base_model_prompt, teacher_messages
 from persyn.tokenization import encode_prompt, encode_text, wants_bos
 
 
@@ -25,9 +25,7 @@ def render_teacher_prompt(tokenizer, teacher: TeacherConfig, prompt: str | Promp
     if getattr(tokenizer, "chat_template", None):
         messages = teacher_messages(teacher, prompt)
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    text = prompt_text(prompt)
-    content = teacher.prompt_template.replace("{prompt}", text) if teacher.prompt_template else f"{text}\n"
-    return f"{teacher.system_prompt}\n\n{content}" if teacher.system_prompt else content
+    return base_model_prompt(teacher, prompt)
 
 
 def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
