@@ -150,12 +150,15 @@ class Store:
 
     def prompts_by_id(self, ids: list[str]) -> list[Prompt]:
         """The stored prompts of ``ids``, in the order given (unknown ids left out)."""
-        out: dict[str, Prompt] = {}
-        for i in range(0, len(ids), 500):  # SQLite's bound-parameter limit
-            part = ids[i : i + 500]
-            rows = self.db.execute(f"SELECT * FROM prompts WHERE id IN ({','.join('?' * len(part))})", part)
-            out.update((r["id"], self._prompt(r)) for r in rows)
+        out = {r["id"]: self._prompt(r) for r in self._rows_in("SELECT * FROM prompts WHERE id", (), ids)}
         return [out[i] for i in ids if i in out]
+
+    def _rows_in(self, sql: str, args: tuple, keys: list[str]) -> Iterator[sqlite3.Row]:
+        """The rows of ``sql + " IN (keys)"`` (``args`` bound first), queried 500 keys at a time
+        (SQLite's bound-parameter limit)."""
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            yield from self.db.execute(f"{sql} IN ({','.join('?' * len(part))})", (*args, *part))
 
     @staticmethod
     def _prompt(r: sqlite3.Row) -> Prompt:
@@ -213,25 +216,21 @@ class Store:
 
     def generations(self, keys: Iterable[str]) -> dict[str, Generation]:
         """The stored generations among ``keys``, by key."""
-        keys = list(keys)
         out: dict[str, Generation] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
-            q = f"SELECT * FROM generations WHERE key IN ({','.join('?' * len(chunk))})"
-            for r in self.db.execute(q, chunk):
-                out[r["key"]] = Generation(
-                    r["key"],
-                    r["prompt_id"],
-                    r["teacher"],
-                    r["response"],
-                    r["status"],
-                    r["error"],
-                    r["prompt_tokens"],
-                    r["completion_tokens"],
-                    r["finish_reason"],
-                    r["seconds"],
-                    r["phase"],
-                )
+        for r in self._rows_in("SELECT * FROM generations WHERE key", (), list(keys)):
+            out[r["key"]] = Generation(
+                r["key"],
+                r["prompt_id"],
+                r["teacher"],
+                r["response"],
+                r["status"],
+                r["error"],
+                r["prompt_tokens"],
+                r["completion_tokens"],
+                r["finish_reason"],
+                r["seconds"],
+                r["phase"],
+            )
         return out
 
     def count_generations(self) -> int:
@@ -314,16 +313,8 @@ class Store:
 
     def embeddings(self, encoder: str, text_hashes: Iterable[str]) -> dict[str, bytes]:
         """``text hash -> vector bytes`` of the stored embeddings among ``text_hashes``."""
-        hashes = list(dict.fromkeys(text_hashes))
-        out: dict[str, bytes] = {}
-        for i in range(0, len(hashes), 500):  # SQLite's bound-parameter limit
-            part = hashes[i : i + 500]
-            rows = self.db.execute(
-                f"SELECT text_hash, vector FROM embeddings WHERE encoder=? AND text_hash IN ({','.join('?' * len(part))})",
-                (encoder, *part),
-            )
-            out.update({r[0]: r[1] for r in rows})
-        return out
+        sql = "SELECT text_hash, vector FROM embeddings WHERE encoder=? AND text_hash"
+        return {r[0]: r[1] for r in self._rows_in(sql, (encoder,), list(dict.fromkeys(text_hashes)))}
 
     # -- stages -------------------------------------------------------------------------------
     def stage_done(self, name: str, key: str) -> dict | None:
