@@ -18,7 +18,11 @@ Then random vs diverse vs active calibration sets of ``--select-size`` prompts (
 different seeds), each routed by ``auto``, on the same held-out prompts.
 
 Usage: python benchmarks/routers.py [--pools experiment,demo] [--sizes 25,50,100,200]
-       [--test 60] [--encoder-sizes 25,100] [--select-size 50] [--out runs/bench-routers]
+       [--test 60] [--encoder-sizes 25,100] [--select-size 50] [--draws 1] [--out runs/bench-routers]
+
+``--draws D`` repeats each size with D calibration draws (draw 0 the nested first N, the others
+seeded random subsets) and averages each held-out prompt's regret over the draws before the
+paired bootstrap, so one lucky or unlucky calibration set does not decide the figure.
 """
 
 from __future__ import annotations
@@ -91,40 +95,75 @@ def row(kind: str, f: dict, train_s: float | None = None) -> str:
     return f"| {kind} | {f['top1']:.2f} | {f['regret']:.3f} | {d} | {g} | {t} |"
 
 
-def sizes_table(pool, examples, names, sizes, encoder_sizes, cfg, results):
-    print(f"\n### {pool}: router kinds by calibration size (held-out: {len(examples['test'])} prompts)\n")
+def draw_calibration(rest: list, size: int, draw: int) -> list:
+    """Draw 0: the first ``size`` prompts (nested sizes); draw d > 0: a seeded random subset."""
+    if draw == 0:
+        return rest[:size]
+    idx = np.random.default_rng(1000 + draw).permutation(len(rest))[:size]
+    return [rest[i] for i in sorted(idx)]
+
+
+def mean_over_draws(evals: list[KindCV]) -> KindCV:
+    """One KindCV whose per-prompt regret is the mean over the calibration draws (still paired
+    by held-out prompt, so the bootstrap over prompts stays paired)."""
+    regrets = np.mean([e.regrets for e in evals], axis=0)
+    return KindCV(evals[0].picks, regrets, float(np.mean([e.train_seconds for e in evals])), 0.0)
+
+
+def sizes_table(pool, examples, names, sizes, encoder_sizes, cfg, results, draws=1):
     test = examples["test"]
+    print(
+        f"\n### {pool}: router kinds by calibration size (held-out: {len(test)} prompts; "
+        f"{draws} calibration draw(s) per size, regrets averaged over draws per held-out prompt)\n"
+    )
     for size in sizes:
-        cal = examples["pool"][:size]
-        label = f"{size} calibration prompts"
-        if len(cal) < size:  # fewer distinct prompts than asked (duplicates dropped): use them all
-            label = f"{len(cal)} calibration prompts (all that remain; {size} asked)"
-        chosen, cv_figs = auto_kind(cfg, names, cal)
-        evals, train = {}, {}
-        for kind in KINDS + (["bt-encoder"] if size in encoder_sizes else []):
-            evals[kind], train[kind] = held_out(kind, cfg, names, cal, test)
-        evals["auto"], train["auto"] = evals[chosen], train[chosen]
-        figs = kind_figures(evals, 2000, 7)
-        print(f"**{label}** (auto chose `{chosen}` by CV)\n")
+        if len(examples["pool"]) < size:  # fewer distinct prompts than asked: use them all, once
+            size_draws, label = (
+                1,
+                f"{len(examples['pool'])} calibration prompts (all that remain; {size} asked)",
+            )
+        else:
+            size_draws, label = draws, f"{size} calibration prompts"
+        per_draw: dict[str, list[KindCV]] = {}
+        top1: dict[str, list[float]] = {}
+        chosen_by_draw, cv_by_draw = [], []
+        for d in range(size_draws):
+            cal = draw_calibration(examples["pool"], size, d)
+            chosen, cv_figs = auto_kind(cfg, names, cal)
+            chosen_by_draw.append(chosen)
+            cv_by_draw.append(cv_figs)
+            evals = {}
+            for kind in KINDS + (["bt-encoder"] if size in encoder_sizes else []):
+                evals[kind], _ = held_out(kind, cfg, names, cal, test)
+            evals["auto"] = evals[chosen]
+            for kind, ev in evals.items():
+                per_draw.setdefault(kind, []).append(ev)
+                top1.setdefault(kind, []).append(float((ev.regrets <= 1e-12).mean()))
+        merged = {k: mean_over_draws(v) for k, v in per_draw.items()}
+        figs = kind_figures(merged, 2000, 7)
+        for kind in figs:
+            figs[kind]["top1"] = float(np.mean(top1[kind]))
+        picks = ", ".join(f"{k} {n}" for k, n in Counter(chosen_by_draw).items())
+        print(f"**{label}** (auto chose, per draw: {picks})\n")
         print(
             "| kind | held-out top-1 | regret | regret − prior's [95% CI] | Oracle gain recovered [95% CI] | train s |"
         )
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
-        for kind in evals:
-            print(row(f"auto → {chosen}" if kind == "auto" else kind, figs[kind], train[kind]))
-        print("\nCV inside the calibration set (what summary.json reports):\n")
+        for kind in figs:
+            print(row(kind, figs[kind], merged[kind].train_seconds))
+        print("\nCV inside the calibration set of draw 0 (what summary.json reports):\n")
         print(
             "| kind | CV top-1 | CV regret | regret − prior's [95% CI] | Oracle gain recovered [95% CI] | |"
         )
         print("| --- | ---: | ---: | ---: | ---: | --- |")
-        for kind, f in cv_figs.items():
+        for kind, f in cv_by_draw[0].items():
             print(row(kind, f))
         print()
         results.setdefault(pool, {})[str(size)] = {
-            "auto": chosen,
+            "auto": chosen_by_draw,
             "held_out": figs,
-            "cv": cv_figs,
-            "train_seconds": train,
+            "cv": cv_by_draw,
+            "train_seconds": {k: v.train_seconds for k, v in merged.items()},
         }
 
 
@@ -162,6 +201,7 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=60)
     ap.add_argument("--encoder-sizes", default="25,100")
     ap.add_argument("--select-size", type=int, default=50)
+    ap.add_argument("--draws", type=int, default=1, help="calibration draws per size")
     ap.add_argument("--out", type=Path, default=Path("runs/bench-routers"))
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -183,7 +223,7 @@ def main() -> None:
         )
         results[pool] = {"oracle_picks": dict(picks), "n": len(valid)}
         cfg = RouterConfig(**{k: v for k, v in pool_config(pool).get("router", {}).items() if k != "kind"})
-        sizes_table(pool, examples, names, sizes, encoder_sizes, cfg, results)
+        sizes_table(pool, examples, names, sizes, encoder_sizes, cfg, results, args.draws)
         select_table(pool, examples, names, args.select_size, cfg, results)
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "routers.json").write_text(json.dumps(results, indent=2, default=str))
