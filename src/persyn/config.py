@@ -65,7 +65,7 @@ class PromptsConfig(StrictModel):
     (default: the answer itself).
     """
 
-    source: Literal["reasoning_gym", "jsonl", "parquet", "hf"] = "reasoning_gym"
+    source: Literal["reasoning_gym", "jsonl", "parquet", "hf", "synthetic"] = "reasoning_gym"
     task: str = "gsm_symbolic"
     size: Annotated[int, Field(ge=1)] | None = None
     task_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -196,9 +196,12 @@ class TeacherConfig(StrictModel):
 
 class QualityConfig(StrictModel):
     """Quality r_q. ``verifier``: 1 if the final answer matches the reference (math-verify),
-    else 0. ``reward_model``: the scalar of a sequence classifier (``model``)."""
+    else 0. ``majority``: the same check against a pseudo-gold, the final answer most of the
+    calibration teachers give for the prompt (for prompts without answers; wrong when most
+    teachers are wrong alike; a tie or fewer than 2 parsable answers leaves the prompt's
+    responses unscored). ``reward_model``: the scalar of a sequence classifier (``model``)."""
 
-    kind: Literal["verifier", "reward_model"] = "verifier"
+    kind: Literal["verifier", "majority", "reward_model"] = "verifier"
     model: str | None = None
     batch_size: Annotated[int, Field(ge=1)] = 8
     # executor: ray (the quality scorer's workers)
@@ -359,6 +362,75 @@ class StrategyOptions(StrictModel):
     car: CarConfig = Field(default_factory=CarConfig)
 
 
+NOMAD_HEADER = "Write a new problem of the same kind as the training examples, then its solution."
+
+
+class SynthesisConfig(StrictModel):
+    """``persyn synthesize``: a generator writes new prompts from seed examples (see
+    ``persyn.stages.synthesize``); ``prompts.source: synthetic`` then reads them.
+
+    - ``generator: self-instruct``: ``model`` (any teacher-style model slot; a base model
+      continues the few-shot list best) is shown ``shots`` seed prompts and writes one more;
+      ``samples`` samples per request at ``model.temperature`` / ``model.top_p``
+      (Montessori-Instruct: 8 shots, n = 4, temperature 1.0, top_p 0.9).
+    - ``generator: nomad``: ``model`` is a generator fine-tuned by ``persyn train-generator`` on
+      seed (prompt, response) pairs; sampled from ``header`` alone, it writes a prompt and its
+      response.
+
+    A candidate is dropped as a near-duplicate when its ROUGE-L F-measure with a seed prompt or a
+    kept candidate exceeds ``rouge_threshold`` (0.7 as in Self-Instruct), or its embedding
+    cosine (``router.encoder``) exceeds ``embed_threshold`` (None: off). ``count`` candidates are
+    kept, from at most ``max_requests`` generator requests. ``answers: computed`` gives each
+    synthetic prompt the value of the arithmetic expression it states (sympy); ``none`` leaves
+    answers to ``quality.kind: majority``. ``target`` (a prompt source disjoint from every
+    evaluation set) enables relevance (NormSim_``normsim_p`` to the target); novelty is always
+    measured against the seeds; ``relevance_band`` [low, high] keeps the candidates whose
+    relevance lies between those percentiles (e.g. [25, 75]: NOMAD's median finding).
+    """
+
+    generator: Literal["self-instruct", "nomad"] = "self-instruct"
+    model: TeacherConfig
+    seeds: PromptsConfig
+    count: Annotated[int, Field(ge=1)] = 100
+    max_requests: Annotated[int, Field(ge=1)] | None = None
+    shots: Annotated[int, Field(ge=1)] = 8
+    samples: Annotated[int, Field(ge=1)] = 4
+    header: str = NOMAD_HEADER
+    rouge_threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.7
+    embed_threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = 0.95
+    answers: Literal["none", "computed"] = "none"
+    target: PromptsConfig | None = None
+    normsim_p: Annotated[float, Field(ge=1.0)] = math.inf
+    relevance_band: tuple[float, float] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("model"), dict):
+            data = {**data, "model": {"name": "generator", **data["model"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> SynthesisConfig:
+        if self.model.engine == "reference":
+            raise ValueError(
+                "model: the generator must be a model (engine 'reference' writes no new prompts)"
+            )
+        if self.relevance_band is not None:
+            low, high = self.relevance_band
+            if not (0 <= low < high <= 100):
+                raise ValueError(
+                    f"relevance_band needs 0 <= low < high <= 100, got {list(self.relevance_band)}"
+                )
+            if self.target is None:
+                raise ValueError("relevance_band needs 'target' (the set relevance is measured against)")
+        return self
+
+    def request_budget(self) -> int:
+        """Generator requests allowed: ``max_requests``, else 10 per candidate to keep."""
+        return self.max_requests or 10 * self.count
+
+
 class RayConfig(StrictModel):
     """How ``executor: ray`` cuts and retries the work.
 
@@ -406,6 +478,19 @@ class RunConfig(StrictModel):
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = None  # a cluster to join; else $RAY_ADDRESS; else a local instance
     ray: RayConfig = Field(default_factory=RayConfig)
+    # persyn synthesize: new prompts from seed examples (prompts.source: synthetic reads them).
+    synthesis: SynthesisConfig | None = None
+
+    @model_validator(mode="after")
+    def _synthetic_source(self) -> RunConfig:
+        if self.prompts.source == "synthetic":
+            if self.synthesis is None:
+                raise ValueError("prompts.source 'synthetic' needs a 'synthesis' section")
+            if self.prompts.path is None:  # what ``persyn synthesize`` writes
+                self.prompts.path = Path(self.output_dir) / "synthetic" / "prompts.jsonl"
+            self.prompts.id_field = self.prompts.id_field or "id"
+            self.prompts.solution_field = self.prompts.solution_field or "solution"
+        return self
 
     @field_validator("strategy")
     @classmethod

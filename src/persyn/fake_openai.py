@@ -32,6 +32,8 @@ class FakeOpenAIServer:
         retry_after_s: the ``Retry-After`` of a 429 (seconds; fractions allowed).
         stall_s: how long a stalled request hangs before answering.
         seed: seeds the fault draws.
+        answer: the reply text to a prompt (the last user turn); default ``#### <n>`` with
+            ``answer_of``.
 
     Attributes:
         url: the base URL (``http://127.0.0.1:PORT/v1``).
@@ -46,6 +48,7 @@ class FakeOpenAIServer:
         retry_after_s: float = 0.001,
         stall_s: float = 2.0,
         seed: int = 0,
+        answer=None,
     ):
         self.rates = dict(rates or {})
         self.answered: Counter[str] = Counter()
@@ -54,6 +57,7 @@ class FakeOpenAIServer:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         server = self
+        reply = answer or (lambda prompt: f"#### {answer_of(prompt)}")
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -95,9 +99,7 @@ class FakeOpenAIServer:
                 self._send(
                     200,
                     {
-                        "choices": [
-                            {"message": {"content": f"#### {answer_of(prompt)}"}, "finish_reason": "stop"}
-                        ],
+                        "choices": [{"message": {"content": reply(prompt)}, "finish_reason": "stop"}],
                         "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": 3},
                     },
                 )

@@ -74,6 +74,12 @@ class Pipeline:
         return self.ctx.key_of(teacher, prompt)
 
     # -- stages, in order ---------------------------------------------------------------------
+    def synthesize(self) -> dict:
+        """Write new prompts from seed examples (``stages.synthesize``); returns its summary."""
+        from persyn.stages.synthesize import synthesize
+
+        return synthesize(self.ctx)
+
     def prepare(self) -> None:
         """Load the prompts and draw the calibration set (``stages.prepare``)."""
         prepare(self.ctx)
@@ -105,7 +111,10 @@ class Pipeline:
     def run(self) -> RunSummary | StrategySummary:
         """All stages in order; returns the summary. With ``strategy`` other than ``persyn`` in
         the config, runs what that strategy needs and writes its dataset (in
-        ``strategies/NAME`` and as the top-level ``dataset.jsonl``) instead."""
+        ``strategies/NAME`` and as the top-level ``dataset.jsonl``) instead. With
+        ``prompts.source: synthetic``, synthesizes the prompts first (resumed from the store)."""
+        if self.cfg.prompts.source == "synthetic":
+            self.synthesize()
         self.prepare()
         preflight(self.ctx)
         if self.cfg.strategy != "persyn":

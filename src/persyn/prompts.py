@@ -331,8 +331,10 @@ def load_prompts(
     else:
         assert cfg.path is not None
         if not cfg.path.exists():
+            if cfg.source == "synthetic":
+                raise InputError(f"{cfg.path}: no synthetic prompts yet: run `persyn synthesize` first")
             raise InputError(f"{cfg.path}: prompt file not found (prompts.path)")
-        records = jsonl_records(cfg.path) if cfg.source == "jsonl" else _parquet_records(cfg.path)
+        records = _parquet_records(cfg.path) if cfg.source == "parquet" else jsonl_records(cfg.path)
         col = _from_records(records, cfg, str(cfg.path), require_answer)
         where = str(cfg.path)
     if cfg.source != "reasoning_gym" and cfg.size is not None:

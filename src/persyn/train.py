@@ -162,9 +162,12 @@ def make_trainer(
     settings: SFTSettings,
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
     progress: bool = True,
+    examples: list[dict] | None = None,
 ):
     """The ``SFTTrainer`` that ``sft`` runs (model loaded, dataset tokenized and labelled),
     writing its scratch files under ``work_dir``. Seeds the RNGs with ``settings.seed`` first.
+    ``examples`` (tokenized ``{"input_ids", "completion_mask"}``, the loss on the tokens where
+    the mask is 1) replaces the rendering of ``pairs`` (e.g. a generator's examples).
 
     Returns ``(trainer, tokenizer, stats)``; ``stats``: ``n_truncated`` (examples longer than
     ``max_length``, cut) and ``n_dropped`` (examples whose prompt alone fills ``max_length``,
@@ -192,7 +195,8 @@ def make_trainer(
 
     set_seed(settings.seed)
     tokenizer = load_tokenizer(model, padding_side="right")
-    examples = to_trl_examples(pairs, tokenizer, prompt_template)
+    if examples is None:
+        examples = to_trl_examples(pairs, tokenizer, prompt_template)
     cap = settings.max_length
     kept = [e for e in examples if e["completion_mask"].index(1) < cap]
     stats = {
@@ -260,6 +264,7 @@ def sft(
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
     *,
     progress: bool = True,
+    examples: list[dict] | None = None,
 ) -> dict:
     """Fine-tune ``model`` (alias, HF id or local path) on ``dataset`` (a persyn
     ``dataset.jsonl`` path or its lines as dicts) and save the result to ``output_dir``.
@@ -273,7 +278,9 @@ def sft(
     Deterministic on a CPU: the same data, settings and seed give identical weights.
 
     ``prompt_template`` (with ``{prompt}``) formats the prompt of a base student (no chat
-    template); pass the run's ``student.prompt_template``.
+    template); pass the run's ``student.prompt_template``. ``examples``: tokenized examples
+    trained on instead of ``dataset``'s rendering (see ``make_trainer``; ``dataset`` then only
+    counts the examples).
 
     Returns (and writes to ``output_dir/persyn_sft.json``) a dict: ``model``,
     ``prompt_format`` ("chat" | "template"), ``settings`` (``SFTSettings`` as a dict),
@@ -301,7 +308,7 @@ def sft(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     trainer, tokenizer, stats = make_trainer(
-        pairs, model, tmp / "trainer", settings, prompt_template, progress=progress
+        pairs, model, tmp / "trainer", settings, prompt_template, progress=progress, examples=examples
     )
     start = time.perf_counter()
     result = trainer.train()

@@ -62,7 +62,8 @@ def score_failed(items: list, error: str) -> list:
 
 def teacher_job(cfg: RunConfig, teacher: TeacherConfig, prompts: list) -> Job:
     """The job of ``teacher`` answering ``prompts``; result rows are ``(prompt id, Completion)``."""
-    index = cfg.teacher_names.index(teacher.name)
+    names = cfg.teacher_names
+    where = f"teachers.{names.index(teacher.name)}" if teacher.name in names else "synthesis.model"
     return Job(
         name=f"teacher '{teacher.name}'",
         build=functools.partial(make_engine, teacher, cfg.seed),
@@ -70,7 +71,7 @@ def teacher_job(cfg: RunConfig, teacher: TeacherConfig, prompts: list) -> Job:
         items=prompts,
         fail=generation_failed,
         resources=teacher.resources,
-        resources_field=f"teachers.{index}.resources",
+        resources_field=f"{where}.resources",
         cache=f"teacher/{teacher.name}",
         tag=teacher,
         min_shard=teacher.concurrency if teacher.engine == "openai" else 1,

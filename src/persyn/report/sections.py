@@ -157,7 +157,7 @@ def calibration_section(ctx: ReportContext) -> str:
         return note("calibration.jsonl is empty: not available")
     stats = compute.calibration_stats(calibration)
     kind = ctx.quality_kind()
-    binary = kind == "verifier" or (kind is None and compute.is_binary(stats.all_quality()))
+    binary = kind in ("verifier", "majority") or (kind is None and compute.is_binary(stats.all_quality()))
     uri = calibration_figure(ctx.plots, ctx.teachers, ctx.colours, stats, binary)
     parts = [img(uri, "quality and learnability per teacher")]
 

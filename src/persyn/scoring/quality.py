@@ -147,8 +147,36 @@ class RewardModelScorer:
             yield [(items[i].key, float(logits[j, 0]), None) for j, i in enumerate(idx)]
 
 
-def make_quality_scorer(cfg: QualityConfig, answers: dict[str, str | None]):
-    """The quality scorer for ``cfg``; ``answers`` maps item keys to reference answers."""
+class MajorityScorer(VerifierScorer):
+    """``quality.kind: majority``: the verifier against a pseudo-gold, the answer most
+    calibration teachers give for the prompt (``persyn.synthesis.answers.majority_answer``,
+    computed by the score stage over all of a prompt's responses). An item whose prompt has no
+    majority (a tie, or fewer than 2 parsable answers) is a failed item with the reason."""
+
+    def __init__(self, answers: dict[str, str | None], notes: dict[str, str] | None = None, pool=()):
+        """``answers``: item key → pseudo-gold (None: no majority, reason in ``notes``);
+        ``pool``: the teacher names that vote (part of the cache key)."""
+        super().__init__(answers)
+        self.notes = notes or {}
+        self.key = stable_hash(["quality/majority/v1", VerifierScorer.key, sorted(pool)])
+
+    def score(self, items: list[ScoreItem]) -> Iterator[list[tuple[str, float | None, str | None]]]:
+        no_gold = [it for it in items if self.answers.get(it.key) is None]
+        rows = [
+            (it.key, None, self.notes.get(it.key, "no majority answer for this prompt")) for it in no_gold
+        ]
+        has_gold = [it for it in items if self.answers.get(it.key) is not None]
+        for batch in super().score(has_gold):
+            rows.extend((k, v, note or self.notes.get(k)) for k, v, note in batch)  # + the agreement
+        yield rows
+
+
+def make_quality_scorer(cfg: QualityConfig, answers: dict[str, str | None], notes=None, pool=()):
+    """The quality scorer for ``cfg``; ``answers`` maps item keys to reference answers (for
+    ``majority``: to the pseudo-gold, with ``notes`` for the items without one, and ``pool`` the
+    voting teachers)."""
     if cfg.kind == "verifier":
         return VerifierScorer(answers)
+    if cfg.kind == "majority":
+        return MajorityScorer(answers, notes, pool)
     return RewardModelScorer(cfg)

@@ -117,7 +117,7 @@ class RunContext:
         """The quality scorer's cache key (verifier, or reward model and its weights)."""
         from persyn.scoring.quality import make_quality_scorer
 
-        return make_quality_scorer(self.cfg.quality, {}).key
+        return make_quality_scorer(self.cfg.quality, {}, pool=self.cfg.teacher_names).key
 
     @contextmanager
     def timed(self, stage: str):

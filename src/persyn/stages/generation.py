@@ -11,7 +11,7 @@ from persyn.core.records import Generation, Prompt
 from persyn.execution.jobs import teacher_job
 from persyn.stages.context import RunContext, progress
 
-PHASES = ("calibration", "routed", "generate-then-select")
+PHASES = ("calibration", "routed", "generate-then-select", "synthesis")
 for _phase in PHASES:
     register(f"{_phase}.batch", f"after a batch of {_phase} responses is stored")
 STRATEGY_BATCH = register("strategy.batch", "after a batch of a selection strategy's responses is stored")

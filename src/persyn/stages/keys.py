@@ -24,6 +24,11 @@ NOT_IN_KEY = {
 }
 
 
+#: Prompt metadata that numbers the samples of one generator request (``persyn synthesize``):
+#: the same request text sampled n times gives n keys.
+SAMPLE = "synthesis_sample"
+
+
 def generation_key(teacher: TeacherConfig, prompt: Prompt, seed: int) -> str:
     """Cache key of one teacher response: hashes the teacher's name and every setting that
     changes its output (model and its weights' fingerprint, templates, decoding, stop strings,
@@ -43,6 +48,8 @@ def generation_key(teacher: TeacherConfig, prompt: Prompt, seed: int) -> str:
             payload.append(prompt.metadata["expression"])
     else:
         payload = [prompt.text, seed if teacher.temperature > 0 else None]
+        if SAMPLE in prompt.metadata:  # the n-th sample of one synthesis request
+            payload.append(["sample", prompt.metadata[SAMPLE]])
     if prompt.messages is not None:  # every turn, roles included (text prompts keep their keys)
         payload.append(prompt.messages)
     return stable_hash(["generation/v1", settings, payload])

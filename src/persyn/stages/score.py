@@ -39,11 +39,16 @@ def score_generations(ctx: RunContext, gens: list[Generation], by_id: dict[str, 
         for g in gens
         if g.ok
     ]
-    answers = {g.key: by_id[g.prompt_id].answer for g in gens}
     student, quality = ctx.cfg.student, ctx.cfg.quality
+    notes: dict[str, str] = {}
+    if quality.kind == "majority":
+        answers, notes = majority_golds(gens)
+    else:
+        answers = {g.key: by_id[g.prompt_id].answer for g in gens}
+    build_quality = partial(make_quality_scorer, quality, answers, notes, ctx.cfg.teacher_names)
     scorers = {
         "learnability": (partial(LearnabilityScorer, student), student.resources, "student"),
-        "quality": (partial(make_quality_scorer, quality, answers), quality.resources, None),
+        "quality": (build_quality, quality.resources, None),
     }
     keys = {"learnability": ctx.learnability_key, "quality": ctx.quality_key}
     jobs = []
@@ -59,6 +64,32 @@ def score_generations(ctx: RunContext, gens: list[Generation], by_id: dict[str, 
                 ctx.store.add_scores(job.tag, keys[job.tag], rows)
                 bar.update(len(rows))
                 crash_point(f"score.{job.tag}")
+
+
+def majority_golds(gens: list[Generation]) -> tuple[dict[str, str | None], dict[str, str]]:
+    """``quality.kind: majority``: per generation key, the pseudo-gold of its prompt (the
+    majority final answer over all of that prompt's valid responses among ``gens``), and per key
+    without one, the reason (a tie, too few answers). The note of a scored item records the
+    agreement."""
+    from persyn.synthesis.answers import majority_answer
+
+    by_prompt: dict[str, list[Generation]] = {}
+    for g in gens:
+        if g.ok:
+            by_prompt.setdefault(g.prompt_id, []).append(g)
+    answers: dict[str, str | None] = {}
+    notes: dict[str, str] = {}
+    for group in by_prompt.values():
+        vote = majority_answer([g.response for g in group])
+        note = (
+            vote.note
+            if vote.answer is None
+            else (f"pseudo-gold {vote.answer}: {vote.votes} of {vote.voters} answers agree")
+        )
+        for g in group:
+            answers[g.key] = vote.answer
+            notes[g.key] = note or "no majority answer"
+    return answers, notes
 
 
 def stored_scores(ctx: RunContext) -> dict[str, tuple[float | None, float | None]]:
