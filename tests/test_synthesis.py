@@ -273,3 +273,44 @@ def test_synthesize_rejects_an_empty_seed_set(tiny_models, tmp_path):
     cfg["synthesis"]["seeds"] = {"source": "jsonl", "path": str(tmp_path / "empty.jsonl")}
     with Pipeline(parse_config(cfg)) as p, pytest.raises(InputError, match="empty.jsonl: no usable prompts"):
         p.synthesize()
+
+
+def test_train_generator_cli_trains_on_prompt_tokens_only_without_masking(tiny_models, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from persyn.cli import app
+
+    cfg = synthetic_config(tiny_models, tmp_path, "http://127.0.0.1:9/v1", generator="nomad")
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    infos = {}
+    for masking in ("off", "on"):
+        out = tmp_path / f"gen-{masking}"
+        res = CliRunner().invoke(
+            app,
+            [
+                "train-generator",
+                str(path),
+                "--output",
+                str(out),
+                "--prompt-masking",
+                masking,
+                "--epochs",
+                "1",
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        infos[masking] = json.loads((out / "persyn_sft.json").read_text())
+        assert (out / "config.json").exists() and infos[masking]["prompt_masking"] == (masking == "on")
+    from persyn.assets import load_tokenizer
+
+    tok = load_tokenizer(tiny_models["chat"])
+    prompt_tokens = sum(
+        len(tok(q, add_special_tokens=False)["input_ids"]) for q, _ in __import__("conftest").PROBLEMS
+    )
+    assert infos["off"]["loss_tokens"] - infos["on"]["loss_tokens"] == prompt_tokens
+    bad = CliRunner().invoke(
+        app, ["train-generator", str(path), "--output", str(tmp_path / "x"), "--prompt-masking", "maybe"]
+    )
+    assert bad.exit_code != 0 and "--prompt-masking must be 'on' or 'off', got 'maybe'" in bad.output
