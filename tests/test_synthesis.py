@@ -314,3 +314,23 @@ def test_train_generator_cli_trains_on_prompt_tokens_only_without_masking(tiny_m
         app, ["train-generator", str(path), "--output", str(tmp_path / "x"), "--prompt-masking", "maybe"]
     )
     assert bad.exit_code != 0 and "--prompt-masking must be 'on' or 'off', got 'maybe'" in bad.output
+
+
+def test_paired_difference_matches_a_direct_computation():
+    from persyn.experiment.paired import paired_difference
+
+    rng = np.random.default_rng(5)
+    a = (rng.random((3, 40)) < 0.6).astype(float)
+    b = (rng.random((3, 40)) < 0.4).astype(float)
+    got = paired_difference(a, b, n_boot=500, seed=9)
+    d = a.mean(0) - b.mean(0)
+    idx = np.random.default_rng(9).integers(0, 40, size=(500, 40))
+    boot = d[idx].mean(1)
+    assert got["mean"] == pytest.approx(a.mean() - b.mean())
+    assert (got["low"], got["high"]) == pytest.approx((np.percentile(boot, 2.5), np.percentile(boot, 97.5)))
+    assert got["per_seed"] == pytest.approx(list(a.mean(1) - b.mean(1)))
+    assert got["seed_std"] == pytest.approx(np.std(a.mean(1) - b.mean(1), ddof=1))
+    same = paired_difference(a, a)
+    assert same["mean"] == same["low"] == same["high"] == 0.0
+    with pytest.raises(InputError, match="equal"):
+        paired_difference(a, b[:, :10])

@@ -125,7 +125,8 @@ def print_router_eval(ev: dict) -> None:
     if ev.get("kinds"):
         t = Table(
             title=f"router: {ev['requested']} → {ev['kind']} "
-            f"(cross-validated on {ev['n']} calibration prompts, {ev['folds']} folds)",
+            f"(cross-validated on {ev['n']} calibration prompts, {ev['folds']} folds"
+            f"{' × ' + str(ev['repeats']) + ' repeats' if ev.get('repeats', 1) > 1 else ''})",
             caption=f"{ev.get('reason', '')}. top-1: picks with the Oracle's reward; regret: mean Oracle "
             "reward − the pick's; Oracle gain recovered: (prior's regret − the kind's) / prior's",
         )

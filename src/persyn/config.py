@@ -285,7 +285,8 @@ class RouterConfig(StrictModel):
       among ``l2``;
     - ``knn``: mean reward of the k nearest calibration prompts, k chosen among ``knn_k``;
     - ``prior``: the best single teacher by mean calibration reward;
-    - ``auto`` (default): ``cv_folds``-fold cross-validation over the calibration prompts picks,
+    - ``auto`` (default): ``cv_folds``-fold cross-validation over the calibration prompts,
+      repeated ``cv_repeats`` times with other folds (per-prompt regrets averaged), picks,
       among ``auto_kinds``, the learned kind whose regret beats ``prior``'s with a paired
       bootstrap 95% interval (``bootstrap`` resamples) below 0, else ``prior``.
 
@@ -310,6 +311,7 @@ class RouterConfig(StrictModel):
         default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0], min_length=1
     )
     cv_folds: Annotated[int, Field(ge=2)] = 5
+    cv_repeats: Annotated[int, Field(ge=1)] = 5
     bootstrap: Annotated[int, Field(ge=100)] = 2000
     ties: Literal["drop", "half"] = "drop"
 

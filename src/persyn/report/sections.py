@@ -251,7 +251,8 @@ def router_section(ctx: ReportContext) -> str:
             note(
                 f"router.kind: {esc(str(ev.get('requested', '?')))} → {esc(str(ev.get('kind', '?')))}: "
                 f"{esc(str(ev.get('reason', '')))}. Each of {fmt(ev.get('n_eval'))} calibration prompt(s) "
-                f"held out once ({fmt(ev.get('folds'))} folds). top-1: share of prompts where the pick's "
+                f"held out once in each of {fmt(ev.get('repeats', 1))} repetition(s) of {fmt(ev.get('folds'))}-fold "
+                "cross-validation (regrets averaged over the repetitions). top-1: share of picks where the pick's "
                 "reward equals the Oracle's; regret: mean Oracle reward minus the pick's; Oracle gain "
                 "recovered: (prior's regret − the kind's) / prior's regret (n/a when the best single "
                 f"teacher{' (' + ctx.teacher(str(best.get('name'))) + ')' if best else ''} already has no regret)."

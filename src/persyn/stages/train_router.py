@@ -122,6 +122,7 @@ def evaluate(ctx: RunContext, cv: dict, n: int) -> dict[str, Any]:
         "method": "cross-validation",
         "requested": r.kind,
         "folds": min(r.cv_folds, n) if cv else 0,
+        "repeats": r.cv_repeats if cv else 0,
         "n": n,
         "n_train": n,
         "n_eval": n if cv else 0,
