@@ -76,6 +76,8 @@ def synthesize(cfg: dict, out: Path, name: str, model: dict, count: int, extra: 
             "target": target_pc.model_dump(mode="json"),
             "count": count,
             "answers": "computed",
+            "rouge_threshold": cfg["rouge_threshold"],
+            "embed_threshold": cfg["embed_threshold"],
             **extra,
         },
     }
