@@ -168,7 +168,7 @@ def main() -> None:
             f"nomad-{masking}",
             model,
             2 * big,
-            {"generator": "nomad", "samples": 4, "max_requests": 2 * big},
+            {"generator": "nomad", "samples": 4, "max_requests": 8 * big},
         )
 
     # 2. the arms' synthetic sets (contaminated prompts, equal to a held-out prompt, dropped)
