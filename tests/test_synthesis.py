@@ -334,3 +334,29 @@ def test_paired_difference_matches_a_direct_computation():
     assert same["mean"] == same["low"] == same["high"] == 0.0
     with pytest.raises(InputError, match="equal"):
         paired_difference(a, b[:, :10])
+
+
+def test_a_resumed_synthesize_does_not_retry_failed_samples(tiny_models, tmp_path):
+    # Every third request gets an empty reply (a failed sample). Retrying it on resume would draw
+    # a new sample, change what is kept and so every later round's requests.
+    calls = {"n": 0}
+
+    def reply(prompt: str) -> str:
+        calls["n"] += 1
+        return "" if calls["n"] % 3 == 0 else _reply(prompt)
+
+    server = FakeOpenAIServer(answer=reply)
+    try:
+        cfg = parse_config(synthetic_config(tiny_models, tmp_path, server.url))
+        with Pipeline(cfg) as p:
+            first = p.synthesize()
+        assert first["failed"] > 0
+        asked = server.requests
+        with Pipeline(cfg) as p:
+            again = p.synthesize()
+        assert server.requests == asked
+        assert {k: again[k] for k in ("samples", "failed", "kept")} == {
+            k: first[k] for k in ("samples", "failed", "kept")
+        }
+    finally:
+        server.close()

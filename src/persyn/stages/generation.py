@@ -17,14 +17,17 @@ for _phase in PHASES:
 STRATEGY_BATCH = register("strategy.batch", "after a batch of a selection strategy's responses is stored")
 
 
-def generate_responses(ctx: RunContext, work: list[tuple[TeacherConfig, list[Prompt]]], phase: str) -> int:
+def generate_responses(
+    ctx: RunContext, work: list[tuple[TeacherConfig, list[Prompt]]], phase: str, retry_failed: bool = True
+) -> int:
     """Each teacher of ``work`` answers its prompts, except those answered in the store (failed
-    items are retried); every batch is stored as soon as it is back. ``phase`` is recorded
-    with each response (``calibration``, ``routed``, a strategy's name, ...).
+    items are retried, unless ``retry_failed`` is False: then any stored row counts as done);
+    every batch is stored as soon as it is back. ``phase`` is recorded with each response
+    (``calibration``, ``routed``, a strategy's name, ...).
 
     Returns the number of responses generated (failed ones included).
     """
-    done = ctx.store.generation_keys(status="ok")
+    done = ctx.store.generation_keys(status="ok" if retry_failed else None)
     keys: dict[str, dict[str, str]] = {}
     jobs = []
     for teacher, prompts in work:

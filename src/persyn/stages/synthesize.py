@@ -95,7 +95,9 @@ def synthesize(ctx: RunContext) -> dict:
             need = math.ceil((syn.count - len(kept)) / syn.samples)
             n = min(budget - counts["requests"], max(1, need))
             reqs = _requests(syn, seeds, [k["prompt"] for k in kept], round_no, n, ctx.cfg.seed)
-            generate_responses(ctx, [(syn.model, reqs)], "synthesis")
+            # A failed sample is not retried: a resumed run must see what the first run saw, or the
+            # prompts it keeps, and so every later round's requests, would differ.
+            generate_responses(ctx, [(syn.model, reqs)], "synthesis", retry_failed=False)
             keys = {p.id: ctx.key_of(syn.model, p) for p in reqs}
             gens = ctx.store.generations(keys.values())
             counts["requests"] += n
