@@ -115,6 +115,7 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=Path(str(files("persyn") / "configs" / "synthesis.yaml")))
     ap.add_argument("--out", type=Path)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--results-only", action="store_true", help="only write the tables from what is done")
     args = ap.parse_args()
     cfg = yaml.safe_load(args.config.read_text())
     out = args.out or Path(cfg["output_dir"])
@@ -193,7 +194,7 @@ def main() -> None:
     times: list[float] = []
     for i, (arm, s, sd) in enumerate(jobs):
         path = res_dir / f"{arm}-{s}-{sd}.json"
-        if path.exists():
+        if path.exists() or args.results_only:
             continue
         start = time.perf_counter()
         if arm == "untouched":
@@ -272,7 +273,7 @@ def write_results(out, cfg, sets, sizes, sft_seeds, cands, contaminated, gen_inf
     lines += [
         "\n## Students\n",
         f"Untouched student: {unt['accuracy']:.3f}.\n" if unt else "",
-        "| arm | S | accuracy mean ± std (seeds) | per seed | − seed-only [95% CI] (seed std) |",
+        "| arm | S (synthetic prompts used) | accuracy mean ± std (seeds) | per seed | − seed-only [95% CI] (seed std) |",
         "| --- | ---: | --- | --- | --- |",
     ]
     base = np.array(
@@ -289,7 +290,7 @@ def write_results(out, cfg, sets, sizes, sft_seeds, cands, contaminated, gen_inf
         diff = "–"
         if arm != "seed" and len(base) == len(mat):
             d = paired_difference(mat, base)
-            diff = f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] ({d['seed_std']:.3f})"
+            diff = f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] (seed std {d['seed_std']:.3f}, {d['n_seeds']} seeds)"
         lines.append(
             f"| {arm} | {s} | {np.mean(acc):.3f} ± {np.std(acc, ddof=1) if len(acc) > 1 else 0:.3f} "
             f"| {', '.join(f'{a:.3f}' for a in acc)} | {diff} |"
@@ -305,10 +306,14 @@ def write_results(out, cfg, sets, sizes, sft_seeds, cands, contaminated, gen_inf
             ("nomad-off", "self-instruct"),
             ("nomad-off-band", "nomad-off"),
         ):
-            if (a, s) in table and (b, s) in table and table[(a, s)].shape == table[(b, s)].shape:
-                d = paired_difference(table[(a, s)], table[(b, s)])
+            common = sorted(set(table.get((a, s), {})) & set(table.get((b, s), {})))
+            if common:
+                d = paired_difference(
+                    np.array([table[(a, s)][sd] for sd in common], dtype=float),
+                    np.array([table[(b, s)][sd] for sd in common], dtype=float),
+                )
                 lines.append(
-                    f"| {a} − {b} | {s} | {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] ({d['seed_std']:.3f}) |"
+                    f"| {a} − {b} | {s} | {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] (seed std {d['seed_std']:.3f}, {d['n_seeds']} seeds) |"
                 )
     text = "\n".join(lines) + "\n"
     (out / "results.md").write_text(text)
