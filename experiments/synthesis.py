@@ -7,8 +7,9 @@ Arms (``persyn/configs/synthesis.yaml`` fixes every size and setting):
   (b) self-instruct: seed + S prompts from few-shot prompting;
   (c) nomad-off: seed + S prompts from a generator trained without prompt masking (NOMAD);
   (d) nomad-on: the same with prompt masking (loss on the response only: the ablation);
-  (e) nomad-off-band: seed + S prompts of (c)'s generator, taken from its first 2S kept
-      candidates whose relevance (NormSim_inf to the target set) lies in the 25-75 percentile band;
+  (e) nomad-off-band: seed + up to S prompts of (c)'s generator, taken from its first 2S kept
+      candidates (at the largest S, from the 1.5 S it keeps) whose relevance (NormSim_inf to the
+      target set) lies in the 25-75 percentile band;
 for S in ``synthetic_sizes``, each fine-tuned with every seed of ``sft_seeds``, plus the
 untouched student. Every response is the reference answer in terse steps (for synthetic prompts,
 from the sympy-computed answer), so the arms differ only in their prompts.
@@ -168,8 +169,8 @@ def main() -> None:
             out,
             f"nomad-{masking}",
             model,
-            2 * big,
-            {"generator": "nomad", "samples": 4, "max_requests": 8 * big},
+            3 * big // 2,  # the band arm takes the middle half of 2S candidates; at the largest S, of these
+            {"generator": "nomad", "samples": 4, "max_requests": 4 * big},
         )
 
     # 2. the arms' synthetic sets (contaminated prompts, equal to a held-out prompt, dropped)
