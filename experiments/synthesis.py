@@ -271,7 +271,7 @@ def write_results(out, cfg, sets, sizes, sft_seeds, cands, contaminated, gen_inf
     lines = [
         "## Generators\n",
         "| generator | samples | unparsable | duplicate rate | no answer | kept | generator's answers correct "
-        "| relevance (NormSim_inf) mean | novelty mean | s per kept |",
+        "| relevance (NormSim_inf) mean | novelty mean | generator s per kept |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in ("self-instruct", "nomad-off", "nomad-on"):
@@ -280,7 +280,7 @@ def write_results(out, cfg, sets, sizes, sft_seeds, cands, contaminated, gen_inf
         lines.append(
             f"| {name} | {s['samples']} | {s['unparsable']} | {s['duplicate_rate']:.2f} | {s['no_answer']} | {s['kept']} "
             f"| {'–' if corr is None else f'{corr:.2f}'} | {s['relevance_mean']:.3f} | {s['novelty_mean']:.3f} "
-            f"| {s['seconds_per_kept']:.2f} |"
+            f"| {s['generation_seconds_per_kept']:.2f} |"
         )
     lines.append(f"\nSynthetic prompts equal to a held-out prompt, dropped: {contaminated}.")
     for (arm, s), s2 in same_as.items():
