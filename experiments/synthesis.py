@@ -248,7 +248,7 @@ def main() -> None:
                     "steps": info.get("steps"),
                     "sft_seconds": info.get("seconds"),
                     "eval_seconds": ev.seconds,
-                    "correct": [bool(r["correct"]) for r in ev.rows],
+                    "correct": [bool(r["correct"]) for r in ev.records],
                 }
             )
         )
