@@ -127,6 +127,14 @@ def main() -> None:
     big = max(sizes)
     _, seeds = prompt_set(cfg, "seed_set")
     _, evals = prompt_set(cfg, "eval_set")
+    # held-out prompts that are also seed or target prompts (a small problem space) are left out
+    taken = {
+        normalize_prompt(p.text) for part in ("seed_set", "target_set") for p in prompt_set(cfg, part)[1]
+    }
+    evals = [p for p in evals if normalize_prompt(p.text) not in taken]
+    log(
+        f"held-out prompts: {len(evals)} (of {cfg['eval_set']['size']} drawn; the rest are seed or target prompts)"
+    )
     eval_texts = {normalize_prompt(p.text) for p in evals}
 
     # 1. generators and their synthetic prompts
