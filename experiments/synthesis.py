@@ -307,23 +307,27 @@ def write_results(out, cfg, sets, sizes, sft_seeds, cands, contaminated, gen_inf
         "| arm | S (synthetic prompts used) | accuracy mean ± std (seeds) | per seed | − seed-only [95% CI] (seed std) |",
         "| --- | ---: | --- | --- | --- |",
     ]
-    base = np.array(
-        [res[("seed", 0, sd)]["correct"] for sd in sft_seeds if ("seed", 0, sd) in res], dtype=float
-    )
     table = {}
     for arm, s in sets:
-        got = [res[(arm, s, sd)] for sd in sft_seeds if (arm, s, sd) in res]
-        if not got:
+        if (arm, s) in same_as:
+            lines.append(f"| {arm} | {s}: the same prompts as at {same_as[(arm, s)]} | – | – | – |")
             continue
-        acc = [g["accuracy"] for g in got]
-        mat = np.array([g["correct"] for g in got], dtype=float)
-        table[(arm, s)] = mat
+        done = [sd for sd in sft_seeds if (arm, s, sd) in res]
+        if not done:
+            continue
+        acc = [res[(arm, s, sd)]["accuracy"] for sd in done]
+        table[(arm, s)] = {sd: res[(arm, s, sd)]["correct"] for sd in done}
         diff = "–"
-        if arm != "seed" and len(base) == len(mat):
-            d = paired_difference(mat, base)
+        common = [sd for sd in done if ("seed", 0, sd) in res]
+        if arm != "seed" and common:  # paired over the seeds both sides have
+            d = paired_difference(
+                np.array([res[(arm, s, sd)]["correct"] for sd in common], dtype=float),
+                np.array([res[("seed", 0, sd)]["correct"] for sd in common], dtype=float),
+            )
             diff = f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] (seed std {d['seed_std']:.3f}, {d['n_seeds']} seeds)"
+        std = np.std(acc, ddof=1) if len(acc) > 1 else 0.0
         lines.append(
-            f"| {arm} | {s} | {np.mean(acc):.3f} ± {np.std(acc, ddof=1) if len(acc) > 1 else 0:.3f} "
+            f"| {arm} | {s} (n={len(sets[(arm, s)])}) | {np.mean(acc):.3f} ± {std:.3f} "
             f"| {', '.join(f'{a:.3f}' for a in acc)} | {diff} |"
         )
     lines += [
