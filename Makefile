@@ -32,8 +32,8 @@ test: setup $(LLAMA_STAMP)
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks experiments
+	$(VENV)/bin/ruff format --check src tests benchmarks experiments
 
 bench: setup $(LLAMA_STAMP)
 	$(PY) benchmarks/scoring.py
