@@ -86,6 +86,10 @@ def test_computed_answer_evaluates_the_one_expression():
     assert computed_answer("No numbers here.") is None
     assert computed_answer("What is 5 / 0?") is None
     assert computed_answer("Add 3 + 4, then 5 + 6.") is None  # two expressions: ambiguous
+    assert computed_answer("Solve x^3 + 4x^2 = 4x^3.") is None  # algebra, not "3 + 4"
+    assert (
+        computed_answer("State the final answer to the following arithmetic problem: 23 + 60 - 71 =") == "12"
+    )
 
 
 def test_majority_answer_counts_equivalent_answers_and_refuses_ties():

@@ -14,13 +14,15 @@ import re
 from dataclasses import dataclass
 
 # Numbers, + - * / ^ and parentheses, with at least one operator between two operands.
-_EXPR = re.compile(r"[-(]*\d[\d.]*(?:\s*[-+*/^×÷]\s*[-(]*\d[\d.]*\)*)+\)*")
+# Not part of a longer token: no letter, digit, ^ or $ right before or after it ("x^3 + 4x^2" is
+# algebra, not the expression "3 + 4").
+_EXPR = re.compile(r"(?<![\w^$.])[-(]*\d[\d.]*(?:\s*[-+*/^×÷]\s*[-(]*\d[\d.]*\)*)+\)*(?![\w^$])")
 
 
 def arithmetic_expression(prompt: str) -> str | None:
     """The one arithmetic expression of numbers that ``prompt`` states (e.g. ``"12 + 7 - 30"``),
     or None when it states none or several different ones."""
-    found = {m.group(0).strip() for m in _EXPR.finditer(prompt)}
+    found = {m.group(0).strip().rstrip(".") for m in _EXPR.finditer(prompt)}
     return found.pop() if len(found) == 1 else None
 
 
