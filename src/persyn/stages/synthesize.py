@@ -86,8 +86,18 @@ def synthesize(ctx: RunContext) -> dict:
     rouge = RougeDedup(syn.rouge_threshold, seen=seeds)
     kept: list[dict] = []
     kept_emb: list[np.ndarray] = []
-    counts = dict(requests=0, samples=0, failed=0, unparsable=0, rouge_duplicates=0, embedding_duplicates=0)
-    counts["no_answer"] = 0
+    counts = dict.fromkeys(
+        (
+            "requests",
+            "samples",
+            "failed",
+            "unparsable",
+            "rouge_duplicates",
+            "embedding_duplicates",
+            "no_answer",
+        ),
+        0,
+    )
     example_unparsable: str | None = None
     budget, round_no = syn.request_budget(), 0
     generation_seconds = 0.0  # the generator's time on the stored samples (a resumed run counts them too)
@@ -125,15 +135,15 @@ def synthesize(ctx: RunContext) -> dict:
                     counts["rouge_duplicates"] += 1
                     continue
                 fresh.append({"prompt": text, "response": response, "answer": answer, "sample": p.id})
-            if fresh and syn.embed_threshold is not None:
+            if fresh:
                 emb = prompt_embeddings(ctx, [f["prompt"] for f in fresh], encoder)
-                seen = np.concatenate([seed_emb, np.stack(kept_emb)]) if kept_emb else seed_emb
-                dup = cosine_duplicates(emb, syn.embed_threshold, seen)
-                counts["embedding_duplicates"] += int(dup.sum())
+                dup = np.zeros(len(fresh), dtype=bool)
+                if syn.embed_threshold is not None:
+                    seen = np.concatenate([seed_emb, np.stack(kept_emb)]) if kept_emb else seed_emb
+                    dup = cosine_duplicates(emb, syn.embed_threshold, seen)
+                    counts["embedding_duplicates"] += int(dup.sum())
                 fresh = [f for f, d in zip(fresh, dup, strict=True) if not d]
                 kept_emb += [e for e, d in zip(emb, dup, strict=True) if not d]
-            elif fresh:
-                kept_emb += list(prompt_embeddings(ctx, [f["prompt"] for f in fresh], encoder))
             kept += fresh
             round_no += 1
         kept, kept_emb = kept[: syn.count], kept_emb[: syn.count]
