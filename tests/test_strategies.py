@@ -48,11 +48,14 @@ def test_teacher_means_count_failed_as_zero_quality():
 
 def test_strongest_weakest_and_ties():
     means = {"a": TeacherMeans(0.2, -1), "b": TeacherMeans(0.8, -1), "c": TeacherMeans(0.8, -2)}
-    assert strongest(means, NAMES) == "b"  # tie b/c → first in order
+    # b and c tie on quality: the more learnable b wins, in any config order.
+    assert strongest(means, NAMES) == strongest(means, ["c", "b", "a"]) == "b"
     assert weakest(means, NAMES, exclude="b") == "a"
-    tied = {n: TeacherMeans(0.5, -1) for n in NAMES}
-    assert strongest(tied, NAMES) == "a"
-    assert weakest(tied, NAMES, exclude="a") == "b"
+    # and the less learnable one is the weakest
+    assert weakest(means, ["c", "b", "a"], exclude="a") == "c"
+    tied = {n: TeacherMeans(0.5, -1) for n in NAMES}  # tied on everything: the first name
+    assert strongest(tied, ["c", "b", "a"]) == "a"
+    assert weakest(tied, ["c", "b", "a"], exclude="a") == "b"
 
 
 def test_family_strong():
@@ -87,7 +90,8 @@ def test_per_prompt_picks_oracle_grape_best_of_n():
     # rewards (α 0.5, min-max): a 0.5·1 + 0.5·0 = 0.5; b 0.5 + 0.5·(1.5/1.9); c 0 + 0.5·1 = 0.5
     assert per_prompt_pick(t, "reward") == "b"
     assert per_prompt_pick(t, "learnability") == "c"  # GRAPE
-    assert per_prompt_pick(t, "quality") == "a"  # best-of-n: a and b tie → first in order
+    # best-of-n: a and b tie on quality → the more learnable b, whatever the order
+    assert per_prompt_pick(t, "quality") == per_prompt_pick(t[::-1], "quality") == "b"
     failed = table({"p": [(None, None), (0.0, -1.0), (0.0, -1.0)]})["p"]
     assert per_prompt_pick(failed, "reward") == "b"  # tie b/c, a failed
     assert per_prompt_pick(table({"p": [(None, None)] * 3})["p"], "reward") is None
@@ -182,10 +186,13 @@ def test_every_strategy_on_one_store_generates_nothing_twice(tiny_models, tmp_pa
     with Pipeline(parse_config(cfg)) as p:
         table = p.full_reward_table()
 
-    def first_best(pid, by):
-        vals = [(getattr(c, by), c.teacher) for c in table[pid] if getattr(c, by) is not None]
-        top = max(v for v, _ in vals)
-        return next(t for v, t in vals if v == top)
+    order = {"quality": ("quality", "learnability"), "learnability": ("learnability", "quality")}
+    order["reward"] = ("reward", "quality", "learnability")
+
+    def first_best(pid, by):  # the documented tie rule: next criteria, then the first name
+        cands = [c for c in table[pid] if getattr(c, by) is not None]
+        top = max(tuple(getattr(c, k) for k in order[by]) for c in cands)
+        return min(c.teacher for c in cands if tuple(getattr(c, k) for k in order[by]) == top)
 
     for name, by in (("best-of-n", "quality"), ("grape", "learnability"), ("oracle", "reward")):
         for x in read_jsonl(out / f"strategies/{name}/dataset.jsonl"):
@@ -231,3 +238,13 @@ def test_run_with_strategy_in_config(tiny_models, tmp_path):
     assert summary["strategy"] == "random" and summary["generations"] == 6
     lines = read_jsonl(tmp_path / "run/dataset.jsonl")
     assert len(lines) == 6 and lines == read_jsonl(tmp_path / "run/strategies/random/dataset.jsonl")
+
+
+def test_ranking_best_breaks_ties_by_the_next_criterion_then_the_name():
+    from persyn.core.ranking import best
+
+    q = {"x": 1.0, "y": 1.0, "z": 0.5}
+    assert best(["x", "y", "z"], q, {"x": -2.0, "y": -1.0, "z": 0.0}) == "y"
+    assert best(["y", "x", "z"], q, {"x": -1.0, "y": -1.0}) == "x"  # tie on both: the name
+    assert best(["x", "y"], q, {"x": None, "y": -9.0}) == "y"  # a missing value ranks lowest
+    assert best(["x", "y"], {"x": None, "y": None}) is None

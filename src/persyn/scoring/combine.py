@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from persyn.core.ranking import best
+
 
 def normalize(values: list[float], how: str = "minmax") -> list[float]:
     """Normalise one prompt's values across its candidates.
@@ -71,13 +73,15 @@ def combine(cands: list[Candidate], alpha: float, how: str = "minmax") -> list[C
 
 
 def oracle_pick(cands: list[Candidate]) -> str | None:
-    """The Oracle router's teacher: argmax of the combined reward over valid candidates (the
-    first in teacher order on a tie), or None when no candidate is valid."""
-    best: Candidate | None = None
-    for c in cands:
-        if c.reward is not None and (best is None or c.reward > best.reward):  # type: ignore[operator]
-            best = c
-    return best.teacher if best else None
+    """The Oracle router's teacher: argmax of the combined reward over valid candidates (on a
+    tie: the higher quality, then the higher learnability, then the alphabetically first
+    teacher; ``core.ranking``), or None when no candidate is valid."""
+    return best(
+        [c.teacher for c in cands],
+        {c.teacher: c.reward for c in cands},
+        {c.teacher: c.quality for c in cands},
+        {c.teacher: c.learnability for c in cands},
+    )
 
 
 def pair_labels(rewards: list[float | None], ties: str = "drop") -> list[tuple[int, int, float]]:

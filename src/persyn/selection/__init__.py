@@ -14,7 +14,8 @@
 - ``random``: a uniformly random teacher per prompt (seeded).
 
 Each strategy is a ``selection.base.Strategy`` in its own module, listed by name in
-``persyn.core.plugins.STRATEGIES``. Ties always go to the teacher listed first in the config.
+``persyn.core.plugins.STRATEGIES``. Ties are broken by the next criterion, then the name (``selection.rules``, ``core.ranking``),
+never by the order of the config's teacher list.
 Responses are shared through the store's cache keys, so running several strategies on one
 output directory never generates a response twice.
 """

@@ -1,28 +1,22 @@
 """Selection rules on scores (pure functions): which teacher(s) a strategy picks from the
-calibration means or a prompt's candidates. Ties always go to the teacher listed first."""
+calibration means or a prompt's candidates. Ties are broken by ``core.ranking.best``: the next
+criterion (for a pick by quality: mean learnability; by learnability: quality; by CAR or the
+Eq. 2 reward: quality, then learnability), then the alphabetically first name, never the order
+of the config's teacher list."""
 
 from __future__ import annotations
 
 from persyn.core.errors import ConfigError
 from persyn.core.hashing import stable_hash
+from persyn.core.ranking import best
 from persyn.scoring.combine import Candidate
 from persyn.scoring.means import TeacherMeans
 
 
-def argmax(names: list[str], value: dict[str, float | None]) -> str | None:
-    """The name with the highest value among those that have one (None when none has); the
-    first in ``names`` order on a tie."""
-    best = None
-    for n in names:  # strict > keeps the first in order on a tie
-        v = value.get(n)
-        if v is not None and (best is None or v > value[best]):
-            best = n
-    return best
-
-
 def strongest(means: dict[str, TeacherMeans], names: list[str]) -> str:
-    """The teacher with the highest mean calibration quality (first in order on a tie)."""
-    pick = argmax(names, {n: means[n].quality for n in names})
+    """The teacher with the highest mean calibration quality; on a tie, the highest mean
+    learnability (the student's log-prob per token), then the alphabetically first name."""
+    pick = best(names, {n: means[n].quality for n in names}, {n: means[n].learnability for n in names})
     assert pick is not None
     return pick
 
@@ -57,9 +51,10 @@ def family_strongest(
 
 
 def weakest(means: dict[str, TeacherMeans], names: list[str], exclude: str) -> str:
-    """The teacher with the lowest mean calibration quality other than ``exclude`` (first in
-    order on a tie)."""
-    pick = argmax([n for n in names if n != exclude], {n: -means[n].quality for n in names})
+    """The teacher with the lowest mean calibration quality other than ``exclude``; on a tie,
+    the lowest mean learnability, then the alphabetically first name."""
+    low = {n: None if means[n].learnability is None else -means[n].learnability for n in names}
+    pick = best([n for n in names if n != exclude], {n: -means[n].quality for n in names}, low)
     assert pick is not None
     return pick
 
@@ -89,12 +84,20 @@ def rescaled_quality(means: dict[str, TeacherMeans]) -> dict[str, TeacherMeans]:
     }
 
 
+# A per-prompt pick's tie-breakers, after its own criterion.
+TIE_BREAKS = {
+    "reward": ("quality", "learnability"),
+    "quality": ("learnability",),
+    "learnability": ("quality",),
+}
+
+
 def per_prompt_pick(cands: list[Candidate], by: str) -> str | None:
     """Generate-then-Select pick for one prompt: the candidate with the highest ``by``
-    (``reward``, ``quality`` or ``learnability``) among those that have it; first in teacher
-    order on a tie; None when none has it."""
-    values = {c.teacher: getattr(c, by) for c in cands}
-    return argmax([c.teacher for c in cands], values)
+    (``reward``, ``quality`` or ``learnability``) among those that have it; on a tie the next
+    of ``TIE_BREAKS[by]``, then the alphabetically first teacher; None when none has it."""
+    crit = [{c.teacher: getattr(c, k) for c in cands} for k in (by, *TIE_BREAKS[by])]
+    return best([c.teacher for c in cands], *crit)
 
 
 def random_pick(prompt_id: str, names: list[str], seed: int) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from persyn.core.errors import PersynError
 from persyn.selection.base import Strategy
+from persyn.core.ranking import best
 from persyn.selection.rules import (
-    argmax,
     car_scores,
     family_members,
     family_strongest,
@@ -65,7 +65,13 @@ class CAR(_SingleTeacher):
         beta = cfg.strategy_options.car.beta
         car = car_scores(means, beta)
         details.update(car=car, beta=beta)
-        teacher = argmax(cfg.teacher_names, car)
+        # Ties: mean quality, then mean learnability, then the name (``core.ranking``).
+        teacher = best(
+            cfg.teacher_names,
+            car,
+            {n: m.quality for n, m in means.items()},
+            {n: m.learnability for n, m in means.items()},
+        )
         if teacher is None:
             raise PersynError("strategy 'car': no teacher has a scored calibration response")
         return teacher

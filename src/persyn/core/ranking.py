@@ -1,0 +1,32 @@
+"""The one tie-breaking rule of every pick by a criterion (a strategy's teacher, a prompt's
+Oracle / GRAPE / best-of-n candidate): the highest value of the criterion; on a tie, the highest
+value of the next criterion given, and so on; a tie on every criterion goes to the
+alphabetically first name. The order in which a config lists its teachers never decides."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+def best(names: Sequence[str], *criteria: Mapping[str, float | None]) -> str | None:
+    """The name ranked first by ``criteria`` (higher is better; a missing or None value ranks
+    below every number), among the names that have a value for the first criterion.
+
+    Args:
+        names: the candidates (any order: the result does not depend on it).
+        criteria: ``{name: value}`` mappings, the first the main criterion, the others its
+            tie-breakers in order.
+
+    Returns:
+        The winning name, or None when no name has a value for the first criterion.
+    """
+
+    def rank(n: str) -> tuple:
+        vals = tuple(c.get(n) for c in criteria)
+        # (has a value, value) per criterion: None ranks below any number.
+        return tuple(x for v in vals for x in ((v is not None), v if v is not None else 0.0))
+
+    have = sorted(n for n in names if criteria and criteria[0].get(n) is not None)
+    if not have:
+        return None
+    return max(have, key=rank)  # max keeps the first of equal keys: the alphabetical first
