@@ -77,11 +77,61 @@ def test_experiment_smallest_scale(tiny_models, tmp_path):
     assert [r["accuracy"] for r in rows2] == [r["accuracy"] for r in rows]
     assert {p.name: p.stat().st_mtime_ns for p in sorted((out / "evals").glob("*.json"))} == before
     assert not (out / "models").exists() or not any((out / "models").iterdir())  # deleted after eval
+    check_seeds_and_paired(out, table, exp)
     sweeps = [json.loads(p.read_text()) for p in sorted((out / "sweeps").glob("*/sweep.json"))]
     assert {(s["sweep"], s["n_calibration"]) for s in sweeps} >= {
         ("calibration_size", 4),
         ("calibration_size", 6),
     }
+
+
+def check_seeds_and_paired(out, table, exp):
+    import sqlite3
+
+    import numpy as np
+
+    from persyn.store import Store
+
+    # Each seed is its own run: one prompt set, its own calibration draw; the seed-1 store
+    # started from seed 0's, so every (teacher, prompt) response was generated exactly once.
+    cal, texts = {}, {}
+    for seed in (0, 1):
+        with Store(out / "run" / f"seed-{seed}" / "store.sqlite") as st:
+            cal[seed] = sorted(p.id for p in st.prompts(calibration=True))
+            texts[seed] = sorted(p.text for p in st.prompts())
+            calls, keys = st.generation_calls(), st.generation_keys()
+    assert texts[0] == texts[1] and cal[0] != cal[1] and len(cal[0]) == len(cal[1]) == 4
+    assert calls == len(keys) == 8 * 3  # the Oracle needs every teacher on every prompt
+    with sqlite3.connect(out / "run" / "seed-0" / "store.sqlite") as db:
+        assert db.execute("SELECT value FROM meta WHERE key='generation_calls'").fetchone()[0] == "24"
+
+    # The paired statistics against a direct computation from the per-prompt records.
+    def correct(strategy):
+        mats = []
+        for r in sorted((r for r in table if r["strategy"] == strategy), key=lambda r: r["seed"]):
+            recs = json.loads((out / "evals" / f"{r['eval_key']}.json").read_text())["records"]
+            mats.append([float(x["correct"]) for x in recs])  # held-out order
+        return np.array(mats)
+
+    with open(out / "paired.csv") as f:
+        paired = {r["b"]: r for r in csv.DictReader(f)}
+    assert set(paired) == {"student (no SFT)", *(s for s in exp.strategies if s != "persyn")}
+    a = correct("persyn")
+    for other in ("oracle", "random", "student (no SFT)"):
+        b = correct(other)
+        b = np.repeat(b, 2, 0) if len(b) == 1 else b
+        per_seed = a.mean(1) - b.mean(1)
+        row = paired[other]
+        assert float(row["mean"]) == pytest.approx(per_seed.mean())
+        assert json.loads(row["per_seed"]) == pytest.approx(per_seed.tolist())
+        assert float(row["seed_std"]) == pytest.approx(per_seed.std(ddof=1))
+        diff = a.mean(0) - b.mean(0)
+        boot = diff[np.random.default_rng(0).integers(0, len(diff), (2000, len(diff)))].mean(1)
+        assert float(row["low"]) == pytest.approx(np.percentile(boot, 2.5))
+        assert float(row["high"]) == pytest.approx(np.percentile(boot, 97.5))
+    md = (out / "results.md").read_text()
+    o = paired["oracle"]
+    assert f"| persyn − oracle | {float(o['mean']):+.3f}" in md
 
 
 def test_experiment_config_errors(tiny_models, tmp_path):

@@ -52,7 +52,8 @@ class StrictModel(BaseModel):
 class PromptsConfig(StrictModel):
     """Where the prompts come from.
 
-    ``source: reasoning_gym`` draws ``size`` problems of ``task`` (seeded by the run seed);
+    ``source: reasoning_gym`` draws ``size`` problems of ``task``, seeded by ``seed`` when given,
+    else by the run seed (an experiment pins it, so that its seeds share one prompt set);
     ``jsonl`` / ``parquet`` read ``path`` with the named fields; ``hf`` reads a Hugging Face
     dataset with the ``datasets`` library: ``path`` a ``save_to_disk`` directory, or ``name``
     (and ``config_name``) from the local HF cache (never downloaded), and its ``split``
@@ -69,6 +70,7 @@ class PromptsConfig(StrictModel):
     task: str = "gsm_symbolic"
     size: Annotated[int, Field(ge=1)] | None = None
     task_kwargs: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = None
     path: Path | None = None
     name: str | None = None
     config_name: str | None = None

@@ -311,7 +311,7 @@ def load_prompts(
 
     Args:
         cfg: the ``prompts`` section of the run config.
-        seed: the run seed (draws reasoning_gym problems).
+        seed: the run seed (draws reasoning_gym problems unless ``cfg.seed`` is set).
         require_answer: raise when a record lacks the answer field (verifier / reference need it).
 
     Returns:
@@ -323,7 +323,7 @@ def load_prompts(
         MissingAssetError: the package a source needs is not installed.
     """
     if cfg.source == "reasoning_gym":
-        col = _reasoning_gym(cfg, seed)
+        col = _reasoning_gym(cfg, seed if cfg.seed is None else cfg.seed)
         where = f"reasoning_gym task '{cfg.task}'"
     elif cfg.source == "hf":
         col = _from_records(_hf_records(cfg), cfg, str(cfg.path or cfg.name), require_answer)

@@ -44,7 +44,13 @@ class SweepConfig(StrictModel):
 
 class ExperimentConfig(StrictModel):
     """An experiment: a base ``run`` (the pipeline's config, inline), strategies × seeds,
-    fine-tuning settings (``persyn.train.SFTSettings``), the evaluation set, sweeps."""
+    fine-tuning settings (``persyn.train.SFTSettings``), the evaluation set, sweeps.
+
+    Each seed is a run of its own (``OUTPUT_DIR/run/seed-S``, its ``seed`` S): the calibration
+    draw, router training, the random / mix draws and the SFT order all follow it, while the
+    prompt set stays the one drawn with ``run.seed`` (``run.prompts.seed`` is pinned to it).
+    A seed's store starts as a copy of the previous seed's, so no (teacher, prompt) response is
+    generated twice across seeds."""
 
     output_dir: Path
     run: dict[str, Any]
@@ -90,8 +96,9 @@ def load_experiment(path: str | Path, scale: float = 1.0, output_dir: Path | Non
 
 def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0) -> ExperimentConfig:
     """Validate a mapping into an ExperimentConfig (see ``load_experiment``): ``run`` gets
-    ``output_dir`` ``OUTPUT_DIR/run``, and with ``scale`` != 1 its prompt set size (at least 4)
-    and the evaluation set size are multiplied.
+    ``output_dir`` ``OUTPUT_DIR/run/seed-S`` (S: the first seed) and ``prompts.seed`` (the run
+    seed, unless given), and with ``scale`` != 1 its prompt set size (at least 4) and the
+    evaluation set size are multiplied.
 
     Raises:
         ConfigError: not a mapping, an invalid field (with its path), ``scale`` <= 0, a scale
@@ -107,7 +114,11 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
     if scale <= 0:
         raise ConfigError(f"--scale must be > 0, got {scale}")
     run = dict(exp.run)
-    run["output_dir"] = str(exp.output_dir / "run")
+    run["output_dir"] = str(exp.output_dir / "run" / f"seed-{exp.seeds[0]}")
+    prompts = dict(run.get("prompts") or {})
+    if prompts.get("seed") is None:  # one prompt set for every seed: the one run.seed draws
+        prompts["seed"] = run.get("seed", 0)
+    run["prompts"] = prompts
     if scale != 1.0:
         prompts = dict(run.get("prompts") or {})
         base = prompts.get("size") or (

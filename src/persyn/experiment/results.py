@@ -22,14 +22,15 @@ def result_row(
     Args:
         name: the strategy (or ``student (no SFT)``).
         seed: the fine-tuning seed; None for the untouched student.
-        res: the evaluation summary (``accuracy``, ``ci_low``, ``ci_high``, ``correct``, ``n``).
+        res: the evaluation summary (``accuracy``, ``ci_low``, ``ci_high``, ``correct``, ``n``)
+            and ``eval_key`` (the name of its ``evals/`` record file).
         summary: the strategy's dataset summary; None for the untouched student.
         train: the fine-tune's record (``seconds``, ``final_loss``); None when not trained.
 
     Returns:
         ``strategy``, ``seed``, ``accuracy``, ``ci_low``, ``ci_high``, ``correct``, ``n_eval``,
         ``n_train`` (dataset lines), ``generations``, ``routing`` (JSON text of ``{teacher:
-        lines}``, empty without a dataset), ``train_seconds`` and ``final_loss``.
+        lines}``, empty without a dataset), ``train_seconds``, ``final_loss`` and ``eval_key``.
     """
     return {
         "strategy": name,
@@ -44,14 +45,16 @@ def result_row(
         "routing": json.dumps(summary.routing) if summary else "",
         "train_seconds": (train or {}).get("seconds"),
         "final_loss": (train or {}).get("final_loss"),
+        "eval_key": res["eval_key"],
     }
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
     """Per strategy (in order of first row): ``seeds``, the ``mean`` and ``std`` of accuracy
     over seeds (std 0 for one seed), the Wilson 95% interval of all seeds' answers pooled
-    (``pooled_low``, ``pooled_high``), ``accs`` per seed, and the first row's ``generations``,
-    ``routing`` (a dict) and ``n_train``."""
+    (``pooled_low``, ``pooled_high``), ``accs`` per seed, ``routing`` (``{teacher: dataset
+    lines}`` averaged over seeds: each seed draws its own calibration set) and the first row's
+    ``generations`` and ``n_train``."""
     from persyn.evaluate import wilson_interval
 
     groups: dict[str, list[dict]] = {}
@@ -72,22 +75,78 @@ def aggregate(rows: list[dict]) -> list[dict]:
                 "pooled_high": hi,
                 "accs": accs,
                 "generations": rs[0]["generations"],
-                "routing": json.loads(rs[0]["routing"]) if rs[0]["routing"] else {},
+                "routing": _mean_routing([json.loads(r["routing"]) for r in rs if r["routing"]]),
                 "n_train": rs[0]["n_train"],
             }
         )
     return agg
 
 
+def _mean_routing(routings: list[dict[str, int]]) -> dict[str, float]:
+    teachers = sorted({t for r in routings for t in r})
+    return {t: sum(r.get(t, 0) for r in routings) / len(routings) for t in teachers}
+
+
+def _count(v: float) -> str:
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+
+
 def _f(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
+def paired_markdown(paired: list[dict], gain: dict | None) -> list[str]:
+    """The lines of ``results.md``'s paired section: one row per comparison
+    (``comparisons.paired_table``) and the Oracle gain recovered (``comparisons.oracle_gain``)."""
+    if not paired:
+        return []
+    a = paired[0]["a"]
+    md = [
+        "",
+        f"## Paired differences: {a} − each strategy",
+        "",
+        f"Accuracy of {a} minus the other's, on the same {paired[0]['n_prompts']} held-out prompts and "
+        f"{paired[0]['n_seeds']} seeds: the mean over seeds, its 95% interval from a paired bootstrap "
+        "over prompts (of each prompt's seed-mean difference), and the difference per seed with its "
+        "std (the bootstrap does not see training's seed-to-seed variance). "
+        "An interval that excludes 0 is marked ✓.",
+        "",
+        "| comparison | difference | 95% interval | per seed | seed std |",
+        "| --- | ---: | ---: | --- | ---: |",
+    ]
+    for p in paired:
+        shown = " ✓" if p["low"] > 0 or p["high"] < 0 else ""
+        md.append(
+            f"| {p['a']} − {p['b']} | {p['mean']:+.3f}{shown} | [{p['low']:+.3f}, {p['high']:+.3f}] | "
+            f"{', '.join(f'{x:+.3f}' for x in p['per_seed'])} | {p['seed_std']:.3f} |"
+        )
+    if gain is not None:
+        g = gain["oracle_minus_best"]
+        line = (
+            f"Oracle gain recovered in accuracy, (persyn − best single) / (oracle − best single), best "
+            f"single = `{gain['best']}` by mean accuracy: oracle − {gain['best']} = {g['mean']:+.3f} "
+            f"[{g['low']:+.3f}, {g['high']:+.3f}]"
+        )
+        if gain["recovered"] is None:
+            line += "; the interval does not exclude 0, so no share is reported."
+        else:
+            line += f"; recovered: **{gain['recovered']:.2f}**."
+        md += ["", line]
+    return md
+
+
 def results_markdown(
-    rows: list[dict], agg: list[dict], sweeps: list[dict], teachers: list[str], seconds: float
+    rows: list[dict],
+    agg: list[dict],
+    sweeps: list[dict],
+    teachers: list[str],
+    seconds: float,
+    paired: list[dict] | None = None,
+    gain: dict | None = None,
 ) -> str:
     """The text of ``results.md``: wall time (``seconds``), accuracy per strategy (mean ± std,
-    pooled CI, per seed, train lines, generations), prompts per teacher and the sweep table."""
+    pooled CI, per seed, train lines, generations), the paired differences (``paired``,
+    ``gain``: see ``paired_markdown``), prompts per teacher and the sweep table."""
     md = [
         "# persyn experiment results",
         "",
@@ -103,9 +162,12 @@ def results_markdown(
             f"[{a['pooled_low']:.3f}, {a['pooled_high']:.3f}] | {', '.join(f'{x:.3f}' for x in a['accs'])} | "
             f"{a['n_train']} | {a['generations']} |"
         )
+    md += paired_markdown(paired or [], gain)
     md += [
         "",
         "## Prompts per teacher",
+        "",
+        "Dataset lines per teacher, averaged over seeds (each seed draws its own calibration set).",
         "",
         "| strategy | " + " | ".join(teachers) + " |",
         "| --- |" + " ---: |" * len(teachers),
@@ -113,7 +175,7 @@ def results_markdown(
     for a in agg:
         if a["routing"]:
             md.append(
-                f"| {a['strategy']} | " + " | ".join(str(a["routing"].get(t, 0)) for t in teachers) + " |"
+                f"| {a['strategy']} | " + " | ".join(_count(a["routing"].get(t, 0)) for t in teachers) + " |"
             )
     if sweeps:
         md += [
@@ -138,20 +200,39 @@ def results_markdown(
 
 
 def write_results(
-    out: Path, rows: list[dict], sweeps: list[dict], teachers: list[str], seconds: float
+    out: Path,
+    rows: list[dict],
+    sweeps: list[dict],
+    teachers: list[str],
+    seconds: float,
+    eval_ids: list[str],
 ) -> None:
-    """Write ``results.csv`` (one row per model, ``result_row``'s columns), ``results.md``
-    (means over seeds, sweeps; ``seconds``: the experiment's wall time) and the plots
-    ``accuracy.png``, ``routing.png``, ``generations.png`` and ``sweeps.png`` into ``out``.
+    """Write ``results.csv`` (one row per model, ``result_row``'s columns), ``paired.csv``
+    (PerSyn − each other strategy, paired over the held-out prompts ``eval_ids`` and seeds;
+    ``comparisons``), ``results.md`` (means over seeds, paired differences, sweeps;
+    ``seconds``: the experiment's wall time) and the plots ``accuracy.png``, ``routing.png``,
+    ``generations.png`` and ``sweeps.png`` into ``out``.
 
     Raises:
         PersynError: a file cannot be written.
+        InputError: an evaluation's per-prompt records are missing.
     """
+    from persyn.experiment.comparisons import correctness, oracle_gain, paired_table
+
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()
     w.writerows(rows)
     write_atomic(out / "results.csv", buf.getvalue())
     agg = aggregate(rows)
-    write_atomic(out / "results.md", results_markdown(rows, agg, sweeps, teachers, seconds))
+    matrices = correctness(out, rows, eval_ids)
+    paired = paired_table(matrices, "persyn")
+    gain = oracle_gain(matrices)
+    if paired:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(paired[0]))
+        w.writeheader()
+        w.writerows({**p, "per_seed": json.dumps(p["per_seed"])} for p in paired)
+        write_atomic(out / "paired.csv", buf.getvalue())
+    write_atomic(out / "results.md", results_markdown(rows, agg, sweeps, teachers, seconds, paired, gain))
     write_plots(out, agg, sweeps, teachers)

@@ -36,27 +36,36 @@ class Experiment:
         self.cfg: RunConfig = parse_config(exp.run, "experiment run")
 
     # -- datasets -----------------------------------------------------------------------------
+    def seed_config(self, seed: int) -> RunConfig:
+        """The run of one seed: the base run with ``seed`` and ``output_dir``
+        ``OUTPUT_DIR/run/seed-SEED`` (its prompt set pinned by ``prompts.seed``)."""
+        run = dict(self.exp.run, seed=seed, output_dir=str(self.out / "run" / f"seed-{seed}"))
+        return parse_config(run, f"experiment run, seed {seed}")
+
     def datasets(self) -> dict[tuple[str, int], tuple[Path, StrategySummary]]:
-        """Build every (strategy, seed) dataset; ``random`` and ``mix`` draw per seed, the
-        others do not depend on the seed. Returns ``{(strategy, seed): (dataset path,
+        """Build every (strategy, seed) dataset, each seed in its own run (calibration draw,
+        router, random / mix draws). A seed's store starts as a copy of the previous seed's,
+        so a response is never generated twice. Returns ``{(strategy, seed): (dataset path,
         strategy summary)}``."""
         from persyn.pipeline import Pipeline
 
         out: dict[tuple[str, int], tuple[Path, StrategySummary]] = {}
-        with Pipeline(self.cfg) as pipe:
-            for name in self.exp.strategies:
-                if name in ("random", "mix"):
-                    for seed in self.exp.seeds:
-                        d = pipe.out / "strategies" / f"{name}-seed{seed}"
-                        out[(name, seed)] = (d / "dataset.jsonl", pipe.build_strategy(name, d, seed=seed))
-                else:
+        previous: Path | None = None
+        for seed in self.exp.seeds:
+            cfg = self.seed_config(seed)
+            store = cfg.output_dir / "store.sqlite"
+            if previous is not None and not store.exists():
+                with Store(previous) as src:
+                    src.clone_to(store)
+            with Pipeline(cfg) as pipe:
+                for name in self.exp.strategies:
                     d = pipe.out / "strategies" / name
-                    summary = pipe.build_strategy(name, d)
+                    out[(name, seed)] = (d / "dataset.jsonl", pipe.build_strategy(name, d, seed=seed))
                     if name == "persyn":
                         pipe.export()  # the run's own outputs too (summary.json, report input)
-                    for seed in self.exp.seeds:
-                        out[(name, seed)] = (d / "dataset.jsonl", summary)
-                self.log(f"dataset · {name}: {out[(name, self.exp.seeds[0])][1].routing}")
+                    self.log(f"dataset · seed {seed} · {name}: {out[(name, seed)][1].routing}")
+                self.log(f"seed {seed}: {pipe.new_generations} teacher responses generated")
+            previous = store
         return out
 
     # -- fine-tune and evaluate -------------------------------------------------------------
@@ -108,7 +117,9 @@ class Experiment:
 
     def train_and_evaluate(self, dataset: Path, seed: int, dataset_hash: str) -> dict:
         """Fine-tune the student on ``dataset`` with ``seed`` and evaluate it (cached by
-        dataset content, SFT settings and seed)."""
+        dataset content, SFT settings and seed). Returns the evaluation summary with ``train``
+        (the fine-tune's record) and ``eval_key`` (``evals/EVAL_KEY.json`` holds the
+        per-prompt records)."""
         from persyn.evaluate import training_prompts
         from persyn.train import SFTSettings, sft
 
@@ -117,7 +128,7 @@ class Experiment:
         done = self.out / "evals" / f"{key}.json"
         if done.exists():
             record = json.loads(done.read_text())
-            return record["summary"] | {"train": record.get("train")}
+            return record["summary"] | {"train": record.get("train"), "eval_key": key}
         model_dir = self.out / "models" / key
         info_path = model_dir / "persyn_sft.json"
         train = json.loads(info_path.read_text()) if info_path.exists() else None
@@ -135,7 +146,7 @@ class Experiment:
         write_atomic(done, json.dumps(record, indent=2) + "\n")
         if not self.exp.keep_models:
             shutil.rmtree(model_dir, ignore_errors=True)
-        return summary | {"train": record["train"]}
+        return summary | {"train": record["train"], "eval_key": key}
 
     # -- the whole experiment -------------------------------------------------------------------
     def run(self) -> list[dict]:
@@ -147,9 +158,11 @@ class Experiment:
         # Every prompt any strategy trains on (the prompt set itself, whatever was selected).
         from persyn.pipeline import Pipeline
 
-        with Pipeline(self.cfg) as pipe:
-            all_train = sorted({p.text for p in pipe.store.prompts()})
-        self.all_train = all_train
+        all_train: set[str] = set()
+        for seed in self.exp.seeds:
+            with Pipeline(self.seed_config(seed)) as pipe:
+                all_train |= {p.text for p in pipe.store.prompts()}
+        self.all_train = all_train = sorted(all_train)
         self._prepare_eval()
         if self.exp.eval.exclude_training_prompts:
             self.log(
@@ -158,7 +171,9 @@ class Experiment:
         rows = []
         base_key = stable_hash(["student", self._student_id(), self.eval_id])
         base = self._evaluate(self.cfg.student.model, f"student-{base_key}", all_train)
-        rows.append(result_row("student (no SFT)", None, base, None, None))
+        rows.append(
+            result_row("student (no SFT)", None, base | {"eval_key": f"student-{base_key}"}, None, None)
+        )
         self.log(f"student (no SFT): accuracy {base['accuracy']:.3f}")
         for (name, seed), (path, summary) in sets.items():
             res = self.train_and_evaluate(path, seed, summary.dataset_hash)
@@ -167,7 +182,14 @@ class Experiment:
                 f"{name} · seed {seed}: accuracy {res['accuracy']:.3f} [{res['ci_low']:.3f}, {res['ci_high']:.3f}]"
             )
         sweep_rows = self.sweeps()
-        write_results(self.out, rows, sweep_rows, self.cfg.teacher_names, time.perf_counter() - start)
+        write_results(
+            self.out,
+            rows,
+            sweep_rows,
+            self.cfg.teacher_names,
+            time.perf_counter() - start,
+            [p.id for p in self.eval_prompts],
+        )
         return rows
 
     def sweeps(self) -> list[dict]:
@@ -201,7 +223,7 @@ class Experiment:
                 if done.get("key") == point_key:
                     rows.append(done)
                     continue
-            with Store(self.out / "run" / "store.sqlite") as src:
+            with Store(self.seed_config(self.exp.seeds[0]).output_dir / "store.sqlite") as src:
                 src.clone_to(d / "store.sqlite")
             with Pipeline(cfg) as pipe:
                 if self.exp.sweeps.train:
