@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from persyn.core.errors import PersynError
-from persyn.selection.base import Strategy
 from persyn.core.ranking import best
+from persyn.selection.base import Strategy
 from persyn.selection.rules import (
     car_scores,
     family_members,
