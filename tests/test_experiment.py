@@ -134,6 +134,47 @@ def check_seeds_and_paired(out, table, exp):
     assert f"| persyn − oracle | {float(o['mean']):+.3f}" in md
 
 
+def test_experiment_two_students_personalisation_matrix(tiny_models, tmp_path):
+    exp = experiment_dict(tiny_models, tmp_path, strategies=["persyn", "strongest"], seeds=[0, 1], sweeps={})
+    student = exp["run"].pop("student")
+    exp["run"]["students"] = [{**student, "name": "one"}, {"model": tiny_models["chat2"], "name": "two"}]
+    exp["student_strategies"] = {"two": ["persyn"]}
+    rows = Experiment(parse_experiment(exp), log=lambda m: None).run()
+    out = tmp_path / "exp"
+    got = {(r["student"], r["strategy"]) for r in rows}
+    assert got == {
+        ("one", "student (no SFT)"),
+        ("one", "persyn"),
+        ("one", "strongest"),
+        ("one", "persyn (for two)"),
+        ("two", "student (no SFT)"),
+        ("two", "persyn"),
+        ("two", "persyn (for one)"),
+    }
+    assert len(rows) == 2 + 5 * 2
+    # Student one on two's dataset is trained on exactly two's PerSyn dataset of that seed.
+    for seed in (0, 1):
+        own = out / "run" / f"seed-{seed}" / "students" / "two" / "strategies" / "persyn" / "dataset.jsonl"
+        assert own.exists()
+    with open(out / "paired.csv") as f:
+        paired = list(csv.DictReader(f))
+    cross = {(p["student"], p["b"]): float(p["mean"]) for p in paired if p["b"].startswith("persyn (for")}
+    acc = {}
+    for r in rows:
+        acc.setdefault((r["student"], r["strategy"]), []).append(r["accuracy"])
+    for st, other in (("one", "two"), ("two", "one")):
+        direct = sum(acc[(st, "persyn")]) / 2 - sum(acc[(st, f"persyn (for {other})")]) / 2
+        assert cross[(st, f"persyn (for {other})")] == pytest.approx(direct)
+    md = (out / "results.md").read_text()
+    assert "## Personalisation matrix" in md and "## one: Accuracy" in md and "## two: Accuracy" in md
+    assert re.search(r"^\| two \| persyn − persyn \(for one\) \| [+-]\d\.\d{3}", md, flags=re.M)
+    # No teacher response was generated twice over 2 seeds × 2 students.
+    from persyn.store import Store
+
+    with Store(out / "run" / "seed-1" / "students" / "two" / "store.sqlite") as st:
+        assert st.generation_calls() == len(st.generation_keys())
+
+
 def test_experiment_config_errors(tiny_models, tmp_path):
     with pytest.raises(ConfigError, match="unknown strategy 'best'"):
         parse_experiment(experiment_dict(tiny_models, tmp_path, strategies=["best"]))
@@ -146,6 +187,9 @@ def test_experiment_config_errors(tiny_models, tmp_path):
     scaled = experiment_dict(tiny_models, tmp_path)
     scaled["run"]["prompts"]["size"] = 4
     assert parse_experiment(scaled, scale=2.0).run["prompts"]["size"] == 8
+    named = experiment_dict(tiny_models, tmp_path, student_strategies={"nobody": ["persyn"]})
+    with pytest.raises(ConfigError, match="no student named 'nobody'"):
+        parse_experiment(named)
     with pytest.raises(ConfigError, match="sft"):
         parse_experiment(experiment_dict(tiny_models, tmp_path, sft={"methd": "full"}))
 

@@ -60,6 +60,13 @@ class ExperimentConfig(StrictModel):
     eval: EvalConfig
     sweeps: SweepConfig = Field(default_factory=SweepConfig)
     keep_models: bool = False
+    # With ``run.students``: the strategies of a student other than the first, by name (default:
+    # ``strategies``). Each student is also trained on every other student's PerSyn dataset.
+    student_strategies: dict[str, list[str]] = Field(default_factory=dict)
+
+    def strategies_for(self, student: str) -> list[str]:
+        """The strategies built and fine-tuned for ``student``."""
+        return self.student_strategies.get(student, self.strategies)
 
     @field_validator("seeds")
     @classmethod
@@ -68,6 +75,13 @@ class ExperimentConfig(StrictModel):
             raise ValueError("needs at least one seed")
         if len(set(v)) != len(v):
             raise ValueError("seeds are listed twice")
+        return v
+
+    @field_validator("student_strategies")
+    @classmethod
+    def _check_student_strategies(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for names in v.values():
+            cls._check_strategies(names)
         return v
 
     @field_validator("strategies")
@@ -103,7 +117,7 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
     Raises:
         ConfigError: not a mapping, an invalid field (with its path), ``scale`` <= 0, a scale
             for a prompt file without ``size``, an invalid run section, a ``family-strong``
-            strategy no teacher can serve, or invalid ``sft`` settings.
+            strategy no teacher can serve, ``student_strategies`` naming no student, or invalid ``sft`` settings.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping")
@@ -132,10 +146,18 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
             exp.eval.prompts.size = max(4, round(exp.eval.prompts.size * scale))
     exp.run = run
     cfg = parse_config(run, f"{source}: run")  # fail early on a bad run section
-    if "family-strong" in exp.strategies:
-        from persyn.selection.rules import family_members
+    students = cfg.students or [cfg.student]
+    names = [st.name or "student" for st in students]
+    for name in exp.student_strategies:
+        if name not in names:
+            raise ConfigError(
+                f"{source}: student_strategies: no student named '{name}' (students: {', '.join(names)})"
+            )
+    for name, st in zip(names, students, strict=True):
+        if "family-strong" in exp.strategies_for(name):
+            from persyn.selection.rules import family_members
 
-        family_members(cfg.teacher_names, {t.name: t.family for t in cfg.teachers}, cfg.student.family)
+            family_members(cfg.teacher_names, {t.name: t.family for t in cfg.teachers}, st.family)
     from persyn.train import SFTSettings
 
     try:

@@ -15,7 +15,12 @@ from persyn.experiment.plots import write_plots
 
 
 def result_row(
-    name: str, seed: int | None, res: dict, summary: StrategySummary | None, train: dict | None
+    name: str,
+    seed: int | None,
+    res: dict,
+    summary: StrategySummary | None,
+    train: dict | None,
+    student: str = "student",
 ) -> dict:
     """One ``results.csv`` row.
 
@@ -26,13 +31,15 @@ def result_row(
             and ``eval_key`` (the name of its ``evals/`` record file).
         summary: the strategy's dataset summary; None for the untouched student.
         train: the fine-tune's record (``seconds``, ``final_loss``); None when not trained.
+        student: the name of the student fine-tuned and evaluated.
 
     Returns:
-        ``strategy``, ``seed``, ``accuracy``, ``ci_low``, ``ci_high``, ``correct``, ``n_eval``,
+        ``student``, ``strategy``, ``seed``, ``accuracy``, ``ci_low``, ``ci_high``, ``correct``, ``n_eval``,
         ``n_train`` (dataset lines), ``generations``, ``routing`` (JSON text of ``{teacher:
         lines}``, empty without a dataset), ``train_seconds``, ``final_loss`` and ``eval_key``.
     """
     return {
+        "student": student,
         "strategy": name,
         "seed": seed,
         "accuracy": res["accuracy"],
@@ -135,23 +142,40 @@ def paired_markdown(paired: list[dict], gain: dict | None) -> list[str]:
     return md
 
 
-def results_markdown(
-    rows: list[dict],
-    agg: list[dict],
-    sweeps: list[dict],
-    teachers: list[str],
-    seconds: float,
-    paired: list[dict] | None = None,
-    gain: dict | None = None,
-) -> str:
-    """The text of ``results.md``: wall time (``seconds``), accuracy per strategy (mean ± std,
-    pooled CI, per seed, train lines, generations), the paired differences (``paired``,
-    ``gain``: see ``paired_markdown``), prompts per teacher and the sweep table."""
+def personalisation_markdown(cross: list[dict]) -> list[str]:
+    """The personalisation matrix: one row per (student, other student's PerSyn dataset), the
+    paired difference own − other's on the student's held-out answers (``paired_table`` rows
+    whose ``b`` is a ``persyn (for OWNER)`` strategy)."""
+    if not cross:
+        return []
     md = [
-        "# persyn experiment results",
         "",
-        f"Wall time: {seconds / 60:.1f} min. Accuracy on {rows[0]['n_eval']} held-out prompts, greedy; "
-        "mean ± std over seeds, and the Wilson 95% interval of all seeds' answers pooled.",
+        "## Personalisation matrix",
+        "",
+        "Each student fine-tuned on its own PerSyn dataset minus the same student fine-tuned on "
+        "another student's, paired over its held-out prompts and seeds.",
+        "",
+        "| student | own − other's dataset | difference | 95% interval | per seed |",
+        "| --- | --- | ---: | ---: | --- |",
+    ]
+    for p in cross:
+        shown = " ✓" if p["low"] > 0 or p["high"] < 0 else ""
+        md.append(
+            f"| {p['student']} | persyn − {p['b']} | {p['mean']:+.3f}{shown} | [{p['low']:+.3f}, {p['high']:+.3f}] | "
+            f"{', '.join(f'{x:+.3f}' for x in p['per_seed'])} |"
+        )
+    return md
+
+
+def student_markdown(
+    agg: list[dict], teachers: list[str], paired: list[dict], gain: dict | None, heading: str
+) -> list[str]:
+    """One student's block of ``results.md``: accuracy per strategy (mean ± std, pooled CI,
+    per seed, train lines, generations), its paired differences and its prompts per teacher;
+    ``heading`` prefixes the section titles (e.g. the student's name)."""
+    md = [
+        "",
+        f"## {heading}Accuracy",
         "",
         "| strategy | seeds | accuracy (mean ± std) | pooled 95% CI | per seed | train lines | generations |",
         "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
@@ -162,10 +186,13 @@ def results_markdown(
             f"[{a['pooled_low']:.3f}, {a['pooled_high']:.3f}] | {', '.join(f'{x:.3f}' for x in a['accs'])} | "
             f"{a['n_train']} | {a['generations']} |"
         )
-    md += paired_markdown(paired or [], gain)
+    block = paired_markdown(paired, gain)
+    if block:
+        block[1] = block[1].replace("## ", f"## {heading}", 1)
+    md += block
     md += [
         "",
-        "## Prompts per teacher",
+        f"## {heading}Prompts per teacher",
         "",
         "Dataset lines per teacher, averaged over seeds (each seed draws its own calibration set).",
         "",
@@ -177,6 +204,24 @@ def results_markdown(
             md.append(
                 f"| {a['strategy']} | " + " | ".join(_count(a["routing"].get(t, 0)) for t in teachers) + " |"
             )
+    return md
+
+
+def results_markdown(
+    rows: list[dict],
+    blocks: list[str],
+    sweeps: list[dict],
+    seconds: float,
+) -> str:
+    """The text of ``results.md``: wall time (``seconds``), the per-student ``blocks``
+    (``student_markdown``, ``personalisation_markdown``) and the sweep table."""
+    md = [
+        "# persyn experiment results",
+        "",
+        f"Wall time: {seconds / 60:.1f} min. Accuracy on {rows[0]['n_eval']} held-out prompts, greedy; "
+        "mean ± std over seeds, and the Wilson 95% interval of all seeds' answers pooled.",
+        *blocks,
+    ]
     if sweeps:
         md += [
             "",
@@ -199,6 +244,14 @@ def results_markdown(
     return "\n".join(md) + "\n"
 
 
+def _csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
 def write_results(
     out: Path,
     rows: list[dict],
@@ -208,10 +261,11 @@ def write_results(
     eval_ids: list[str],
 ) -> None:
     """Write ``results.csv`` (one row per model, ``result_row``'s columns), ``paired.csv``
-    (PerSyn − each other strategy, paired over the held-out prompts ``eval_ids`` and seeds;
-    ``comparisons``), ``results.md`` (means over seeds, paired differences, sweeps;
-    ``seconds``: the experiment's wall time) and the plots ``accuracy.png``, ``routing.png``,
-    ``generations.png`` and ``sweeps.png`` into ``out``.
+    (per student, PerSyn − each other strategy, paired over the held-out prompts ``eval_ids``
+    and seeds; ``comparisons``), ``results.md`` (means over seeds, paired differences, the
+    personalisation matrix with several students, sweeps; ``seconds``: the experiment's wall
+    time) and the plots ``accuracy.png``, ``routing.png``, ``generations.png`` and
+    ``sweeps.png`` into ``out``.
 
     Raises:
         PersynError: a file cannot be written.
@@ -219,20 +273,24 @@ def write_results(
     """
     from persyn.experiment.comparisons import correctness, oracle_gain, paired_table
 
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    write_atomic(out / "results.csv", buf.getvalue())
-    agg = aggregate(rows)
-    matrices = correctness(out, rows, eval_ids)
-    paired = paired_table(matrices, "persyn")
-    gain = oracle_gain(matrices)
-    if paired:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(paired[0]))
-        w.writeheader()
-        w.writerows({**p, "per_seed": json.dumps(p["per_seed"])} for p in paired)
-        write_atomic(out / "paired.csv", buf.getvalue())
-    write_atomic(out / "results.md", results_markdown(rows, agg, sweeps, teachers, seconds, paired, gain))
-    write_plots(out, agg, sweeps, teachers)
+    write_atomic(out / "results.csv", _csv(rows))
+    students = list(dict.fromkeys(r["student"] for r in rows))
+    blocks: list[str] = []
+    all_paired: list[dict] = []
+    plot_agg: list[dict] = []
+    for student in students:
+        mine = [r for r in rows if r["student"] == student]
+        agg = aggregate(mine)
+        matrices = correctness(out, mine, eval_ids)
+        paired = [{"student": student, **p} for p in paired_table(matrices, "persyn")]
+        all_paired += paired
+        heading = f"{student}: " if len(students) > 1 else ""
+        blocks += student_markdown(agg, teachers, paired, oracle_gain(matrices), heading)
+        plot_agg += [{**a, "strategy": f"{heading}{a['strategy']}"} for a in agg]
+    blocks += personalisation_markdown([p for p in all_paired if p["b"].startswith("persyn (for ")])
+    if all_paired:
+        write_atomic(
+            out / "paired.csv", _csv([{**p, "per_seed": json.dumps(p["per_seed"])} for p in all_paired])
+        )
+    write_atomic(out / "results.md", results_markdown(rows, blocks, sweeps, seconds))
+    write_plots(out, plot_agg, sweeps, teachers)
