@@ -175,6 +175,42 @@ def test_experiment_two_students_personalisation_matrix(tiny_models, tmp_path):
         assert st.generation_calls() == len(st.generation_keys())
 
 
+def test_experiment_alpha_and_epochs_by_validation(tiny_models, tmp_path):
+    exp = experiment_dict(tiny_models, tmp_path, strategies=["persyn"], seeds=[0])
+    val = tmp_path / "val.jsonl"
+    val_rows = [
+        ("What is 6 + 1?", "7"),
+        ("What is 9 - 2?", "7"),
+        ("What is 3 * 5?", "15"),
+    ]  # 3 * 5: a test prompt
+    val.write_text("".join(json.dumps({"prompt": q, "answer": a}) + "\n" for q, a in val_rows))
+    exp["validation"] = {"prompts": {"source": "jsonl", "path": str(val)}, "max_new_tokens": 8}
+    exp["sweeps"] = {"alpha": [0.0, 1.0], "choose_alpha": True, "sft_epochs": [0.5, 1.0]}
+    logs = []
+    Experiment(parse_experiment(exp), log=logs.append).run()
+    out = tmp_path / "exp"
+    assert any("validation: 2 prompts (1 dropped" in m for m in logs)
+    with open(out / "validation.csv") as f:
+        val_table = list(csv.DictReader(f))
+    alphas = [r for r in val_table if r["sweep"] == "alpha"]
+    assert [float(r["value"]) for r in alphas] == [0.0, 1.0]
+    for r in val_table:  # evaluated on the validation prompts, never the test set
+        recs = json.loads((out / "evals" / f"{r['eval_key']}.json").read_text())["records"]
+        assert [x["prompt"] for x in recs] == ["What is 6 + 1?", "What is 9 - 2?"]
+    accs = {float(r["value"]): float(r["accuracy"]) for r in alphas}
+    top = max(accs.values())
+    tied = sorted(a for a, v in accs.items() if v == top)
+    chosen = 0.4 if 0.4 in tied else tied[0]  # the run's α (0.4, tiny_config's) wins a tie
+    run_cfg = json.loads((out / "run" / "seed-0" / "run_config.json").read_text())
+    assert run_cfg["alpha"] == chosen
+    md = (out / "results.md").read_text()
+    assert f"Chosen: student α = {chosen}." in md
+    epochs = [r for r in val_table if r["sweep"] == "sft_epochs"]
+    steps = [int(r["steps"]) for r in epochs]
+    assert [float(r["value"]) for r in epochs] == [0.5, 1.0] and steps[0] < steps[1]
+    assert re.search(rf"^\| 1.0 \| {steps[1]} \| \d\.\d{{3}} \|", md, flags=re.M)
+
+
 def test_experiment_config_errors(tiny_models, tmp_path):
     with pytest.raises(ConfigError, match="unknown strategy 'best'"):
         parse_experiment(experiment_dict(tiny_models, tmp_path, strategies=["best"]))
@@ -190,6 +226,10 @@ def test_experiment_config_errors(tiny_models, tmp_path):
     named = experiment_dict(tiny_models, tmp_path, student_strategies={"nobody": ["persyn"]})
     with pytest.raises(ConfigError, match="no student named 'nobody'"):
         parse_experiment(named)
+    with pytest.raises(ConfigError, match="sweeps.choose_alpha needs a validation split"):
+        parse_experiment(
+            experiment_dict(tiny_models, tmp_path, sweeps={"alpha": [0.4], "choose_alpha": True})
+        )
     with pytest.raises(ConfigError, match="sft"):
         parse_experiment(experiment_dict(tiny_models, tmp_path, sft={"methd": "full"}))
 

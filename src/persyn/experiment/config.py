@@ -33,13 +33,20 @@ class EvalConfig(StrictModel):
 
 
 class SweepConfig(StrictModel):
-    """Optional analyses. ``alpha``: values of α in Eq. 2 (router top-1 / regret and routing per
-    value). ``calibration_size``: calibration sizes (fractions or counts) for router top-1 and
-    regret vs calibration size. ``train``: also fine-tune and evaluate PerSyn at each point."""
+    """Optional analyses. ``alpha``: values of α in Eq. 2: with a ``validation`` split, PerSyn's
+    dataset per value fine-tuned (first seed) and scored by the student's validation accuracy,
+    and with ``choose_alpha`` each student's main α is the best of them; without one, router
+    top-1 / regret and routing per value. ``calibration_size``: calibration sizes (fractions or
+    counts) for router top-1 and regret vs calibration size. ``train``: also fine-tune and
+    evaluate PerSyn at each router point. ``sft_epochs``: the accuracy-vs-steps curve of
+    ``sft_strategy``'s dataset (first student and seed) on the validation split."""
 
     alpha: list[Annotated[float, Field(ge=0.0, le=1.0)]] = Field(default_factory=list)
     calibration_size: list[float | int] = Field(default_factory=list)
     train: bool = False
+    choose_alpha: bool = False
+    sft_epochs: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)
+    sft_strategy: str = "persyn"
 
 
 class ExperimentConfig(StrictModel):
@@ -58,6 +65,9 @@ class ExperimentConfig(StrictModel):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     sft: dict[str, Any] = Field(default_factory=dict)
     eval: EvalConfig
+    # A validation split for the choices made by measurement (α, SFT epochs): never the test
+    # set; its prompts that are training or test prompts are always dropped.
+    validation: EvalConfig | None = None
     sweeps: SweepConfig = Field(default_factory=SweepConfig)
     keep_models: bool = False
     # With ``run.students``: the strategies of a student other than the first, by name (default:
@@ -117,7 +127,9 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
     Raises:
         ConfigError: not a mapping, an invalid field (with its path), ``scale`` <= 0, a scale
             for a prompt file without ``size``, an invalid run section, a ``family-strong``
-            strategy no teacher can serve, ``student_strategies`` naming no student, or invalid ``sft`` settings.
+            strategy no teacher can serve, ``student_strategies`` naming no student,
+            ``choose_alpha`` / ``sft_epochs`` without a validation split or ``sft_strategy``
+            not among the strategies, or invalid ``sft`` settings.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping")
@@ -146,6 +158,16 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
             exp.eval.prompts.size = max(4, round(exp.eval.prompts.size * scale))
     exp.run = run
     cfg = parse_config(run, f"{source}: run")  # fail early on a bad run section
+    sw = exp.sweeps
+    if (sw.choose_alpha or sw.sft_epochs) and exp.validation is None:
+        what = "sweeps.choose_alpha" if sw.choose_alpha else "sweeps.sft_epochs"
+        raise ConfigError(f"{source}: {what} needs a validation split (validation: {{prompts: ...}})")
+    if sw.choose_alpha and not sw.alpha:
+        raise ConfigError(f"{source}: sweeps.choose_alpha needs values in sweeps.alpha")
+    if sw.sft_epochs and sw.sft_strategy not in exp.strategies:
+        raise ConfigError(
+            f"{source}: sweeps.sft_strategy '{sw.sft_strategy}' is not one of strategies ({', '.join(exp.strategies)})"
+        )
     students = cfg.students or [cfg.student]
     names = [st.name or "student" for st in students]
     for name in exp.student_strategies:

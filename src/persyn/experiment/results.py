@@ -207,6 +207,49 @@ def student_markdown(
     return md
 
 
+def validation_markdown(rows: list[dict], alpha: dict[str, float]) -> list[str]:
+    """The choices made on the validation split: student accuracy per α (Eq. 2) with the α
+    chosen per student, and the accuracy-vs-steps curve of the SFT-epochs sweep."""
+    md: list[str] = []
+    alphas = [r for r in rows if r["sweep"] == "alpha"]
+    if alphas:
+        md += [
+            "",
+            "## α by the student's validation accuracy",
+            "",
+            "PerSyn's dataset built with each α, fine-tuned with the first seed and evaluated on the "
+            "validation split (never the test set)."
+            + (
+                " Chosen: " + ", ".join(f"{s} α = {a}" for s, a in alpha.items()) + "."
+                if alpha
+                else " No α was chosen from it (sweeps.choose_alpha is off)."
+            ),
+            "",
+            "| student | α | validation accuracy | 95% CI | router | routing |",
+            "| --- | ---: | ---: | ---: | --- | --- |",
+        ]
+        for r in alphas:
+            routing = ", ".join(f"{t} {n}" for t, n in (r.get("routing") or {}).items())
+            md.append(
+                f"| {r['student']} | {r['value']} | {r['accuracy']:.3f} | [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | "
+                f"{r.get('router') or '-'} | {routing} |"
+            )
+    epochs = [r for r in rows if r["sweep"] == "sft_epochs"]
+    if epochs:
+        md += [
+            "",
+            f"## SFT length: accuracy vs steps ({epochs[0]['student']}, `{epochs[0]['strategy']}`)",
+            "",
+            "| epochs | optimizer steps | validation accuracy | 95% CI |",
+            "| ---: | ---: | ---: | ---: |",
+        ]
+        for r in epochs:
+            md.append(
+                f"| {r['value']} | {r['steps']} | {r['accuracy']:.3f} | [{r['ci_low']:.3f}, {r['ci_high']:.3f}] |"
+            )
+    return md
+
+
 def results_markdown(
     rows: list[dict],
     blocks: list[str],
@@ -246,7 +289,7 @@ def results_markdown(
 
 def _csv(rows: list[dict]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
@@ -259,12 +302,15 @@ def write_results(
     teachers: list[str],
     seconds: float,
     eval_ids: list[str],
+    validation: list[dict] | None = None,
+    alpha: dict[str, float] | None = None,
 ) -> None:
     """Write ``results.csv`` (one row per model, ``result_row``'s columns), ``paired.csv``
     (per student, PerSyn − each other strategy, paired over the held-out prompts ``eval_ids``
     and seeds; ``comparisons``), ``results.md`` (means over seeds, paired differences, the
     personalisation matrix with several students, sweeps; ``seconds``: the experiment's wall
-    time) and the plots ``accuracy.png``, ``routing.png``, ``generations.png`` and
+    time; ``validation``: the α and SFT-epochs rows measured on the validation split, and
+    ``alpha`` each student's α chosen from them) and the plots ``accuracy.png``, ``routing.png``, ``generations.png`` and
     ``sweeps.png`` into ``out``.
 
     Raises:
@@ -291,6 +337,11 @@ def write_results(
     if all_paired:
         write_atomic(
             out / "paired.csv", _csv([{**p, "per_seed": json.dumps(p["per_seed"])} for p in all_paired])
+        )
+    blocks += validation_markdown(validation or [], alpha or {})
+    if validation:
+        write_atomic(
+            out / "validation.csv", _csv([{**v, "routing": json.dumps(v.get("routing"))} for v in validation])
         )
     write_atomic(out / "results.md", results_markdown(rows, blocks, sweeps, seconds))
     write_plots(out, plot_agg, sweeps, teachers)

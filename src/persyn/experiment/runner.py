@@ -7,17 +7,31 @@ import json
 import shutil
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from persyn.config import WHERE_IT_RUNS, RunConfig, StudentConfig, parse_config
+from persyn.core.errors import InputError
 from persyn.core.hashing import stable_hash
 from persyn.core.io import write_atomic
+from persyn.core.records import Prompt
 from persyn.core.summary import StrategySummary
 from persyn.experiment.comparisons import UNTRAINED
-from persyn.experiment.config import ExperimentConfig
+from persyn.experiment.config import EvalConfig, ExperimentConfig
 from persyn.experiment.results import result_row, write_results
 from persyn.store import Store
 from persyn.students import seed_store, student_configs
+
+
+@dataclass
+class Split:
+    """An evaluation split: its settings, the prompts kept, its key part and how many prompts
+    were dropped (training or test prompts)."""
+
+    spec: EvalConfig
+    prompts: list[Prompt]
+    id: str
+    excluded: int
 
 
 def cross_name(owner: str) -> str:
@@ -37,6 +51,9 @@ class Experiment:
         self.all_train: list[str] = []
         self.eval_prompts: list = []  # set by _prepare_eval
         self.eval_id = ""
+        self.splits: dict[str, Split] = {}  # "test", and "validation" when configured
+        self.alpha: dict[str, float] = {}  # a student's α chosen on validation (choose_alpha)
+        self.chain: Path | None = None  # the last store made: the next run's store starts from it
         self.n_eval_excluded = 0
         self.out = exp.output_dir
         self.log = log
@@ -54,9 +71,99 @@ class Experiment:
         ``student:`` config (named ``student``, or its ``name``), else one run per student of
         ``students:`` in ``seed-SEED/students/NAME`` (``persyn.students``)."""
         cfg = self.seed_config(seed)
-        if cfg.students is None:
-            return [(cfg.student.name or "student", cfg)]
-        return student_configs(cfg)
+        runs = [(cfg.student.name or "student", cfg)] if cfg.students is None else student_configs(cfg)
+        return [
+            (name, one.model_copy(update={"alpha": self.alpha.get(name, one.alpha)})) for name, one in runs
+        ]
+
+    def _chained(self, run_dir: Path) -> Path:
+        """The store of a new run in ``run_dir``, started as a copy of the last one made (so a
+        teacher response is never generated twice in the experiment); it becomes the last."""
+        store = Path(run_dir) / "store.sqlite"
+        if self.chain is not None:
+            seed_store(self.chain, store)
+        self.chain = store
+        return store
+
+    def alpha_by_validation(self) -> list[dict]:
+        """The α sweep by the student's accuracy (``sweeps.alpha``, first seed): per α and
+        student, PerSyn's dataset with that α, fine-tuned and evaluated on the validation split,
+        with the router's figures. With ``sweeps.choose_alpha``, each student's α becomes the
+        one of highest validation accuracy (a tie: the run's α if tied, else the smallest).
+        Returns one row per (α, student)."""
+        from persyn.pipeline import Pipeline
+
+        seed, rows = self.exp.seeds[0], []
+        for value in self.exp.sweeps.alpha:
+            for student, cfg in self.student_runs(seed):
+                d = self.out / "sweeps" / f"alpha={value}" / student
+                one = cfg.model_copy(update={"alpha": value, "output_dir": d})
+                self._chained(d)
+                with Pipeline(one) as pipe:
+                    summary = pipe.build_strategy("persyn", d / "strategies" / "persyn", seed=seed)
+                    ev = pipe.store.stage_done("train_router", pipe.store.get_meta("router_key") or "") or {}
+                res = self.train_and_evaluate(
+                    one.student,
+                    d / "strategies/persyn/dataset.jsonl",
+                    seed,
+                    summary.dataset_hash,
+                    "validation",
+                )
+                rows.append(
+                    {
+                        "sweep": "alpha",
+                        "value": value,
+                        "student": student,
+                        "accuracy": res["accuracy"],
+                        "ci_low": res["ci_low"],
+                        "ci_high": res["ci_high"],
+                        "router": ev.get("kind"),
+                        "top1": ev.get("top1"),
+                        "routing": summary.routing,
+                        "eval_key": res["eval_key"],
+                    }
+                )
+                self.log(f"α {value} · {student}: validation accuracy {res['accuracy']:.3f}")
+        if self.exp.sweeps.choose_alpha:
+            for student in self.students():
+                mine = [r for r in rows if r["student"] == student]
+                top = max(r["accuracy"] for r in mine)
+                tied = sorted(r["value"] for r in mine if r["accuracy"] == top)
+                self.alpha[student] = self.cfg.alpha if self.cfg.alpha in tied else tied[0]
+                self.log(f"{student}: α {self.alpha[student]} chosen on validation")
+        return rows
+
+    def epochs_by_validation(self, sets: dict) -> list[dict]:
+        """The accuracy-vs-steps curve (``sweeps.sft_epochs``): the first student's
+        ``sweeps.sft_strategy`` dataset of the first seed, fine-tuned for each number of
+        epochs and evaluated on the validation split. Returns one row per point."""
+        if not self.exp.sweeps.sft_epochs or "validation" not in self.splits:
+            return []
+        seed = self.exp.seeds[0]
+        student, st = next(iter(self.students().items()))
+        path, summary = sets[(student, self.exp.sweeps.sft_strategy, seed)]
+        rows = []
+        for epochs in self.exp.sweeps.sft_epochs:
+            res = self.train_and_evaluate(
+                st, path, seed, summary.dataset_hash, "validation", sft_over={"epochs": epochs}
+            )
+            rows.append(
+                {
+                    "sweep": "sft_epochs",
+                    "value": epochs,
+                    "student": student,
+                    "strategy": self.exp.sweeps.sft_strategy,
+                    "steps": (res.get("train") or {}).get("steps"),
+                    "accuracy": res["accuracy"],
+                    "ci_low": res["ci_low"],
+                    "ci_high": res["ci_high"],
+                    "eval_key": res["eval_key"],
+                }
+            )
+            self.log(
+                f"epochs {epochs} ({rows[-1]['steps']} steps): validation accuracy {res['accuracy']:.3f}"
+            )
+        return rows
 
     def datasets(self) -> dict[tuple[str, str, int], tuple[Path, StrategySummary]]:
         """Build every (student, strategy, seed) dataset, each seed and student in its own run
@@ -67,12 +174,9 @@ class Experiment:
         from persyn.pipeline import Pipeline
 
         out: dict[tuple[str, str, int], tuple[Path, StrategySummary]] = {}
-        previous: Path | None = None
         for seed in self.exp.seeds:
             for student, cfg in self.student_runs(seed):
-                store = cfg.output_dir / "store.sqlite"
-                if previous is not None:
-                    seed_store(previous, store)
+                self._chained(cfg.output_dir)
                 with Pipeline(cfg) as pipe:
                     for name in self.exp.strategies_for(student):
                         d = pipe.out / "strategies" / name
@@ -86,7 +190,6 @@ class Experiment:
                             f"dataset · seed {seed} · {student} · {name}: {out[(student, name, seed)][1].routing}"
                         )
                     self.log(f"seed {seed} · {student}: {pipe.new_generations} teacher responses generated")
-                previous = store
         students = list(dict.fromkeys(s for s, _, _ in out))
         for student in students:
             for owner in students:
@@ -103,71 +206,98 @@ class Experiment:
 
         return [st.model, model_fingerprint(st.model), st.prompt_template]
 
-    def _prepare_eval(self) -> None:
-        """Load the held-out prompts once (without those any strategy trains on, when
-        ``eval.exclude_training_prompts``) and fix ``eval_id``: the evaluation settings and the
-        exact prompts evaluated (file contents, not its path), part of every evaluation key."""
+    def _load_split(self, spec: EvalConfig, drop: set[str], always_drop: bool) -> Split:
+        """Load an evaluation split; its prompts in ``drop`` (normalised texts: training or
+        test prompts) are left out when ``always_drop`` or ``spec.exclude_training_prompts``.
+        Its ``id`` (the settings and the exact prompts, not the file's path) is part of every
+        evaluation key made on it."""
         from persyn.evaluate import normalize_prompt
         from persyn.prompts import load_prompts
 
-        with_answers = load_prompts(self.exp.eval.prompts, self.exp.eval.seed, require_answer=True)[0]
-        prompts = with_answers
-        if self.exp.eval.exclude_training_prompts:
-            seen = {normalize_prompt(t) for t in self.all_train}
-            prompts = [p for p in prompts if normalize_prompt(p.text) not in seen]
-        self.n_eval_excluded = len(with_answers) - len(prompts)
-        self.eval_prompts = prompts
-        self.eval_id = stable_hash(
-            [
-                self.exp.eval.model_dump(mode="json", exclude={"prompts"}),
-                [(p.id, p.text, p.answer) for p in prompts],
-            ]
+        loaded = load_prompts(spec.prompts, spec.seed, require_answer=True)[0]
+        prompts = loaded
+        if always_drop or spec.exclude_training_prompts:
+            prompts = [p for p in loaded if normalize_prompt(p.text) not in drop]
+        if not prompts:
+            raise InputError(f"evaluation split: all {len(loaded)} prompts are training or test prompts")
+        split_id = stable_hash(
+            [spec.model_dump(mode="json", exclude={"prompts"}), [(p.id, p.text, p.answer) for p in prompts]]
         )
+        return Split(spec, prompts, split_id, len(loaded) - len(prompts))
 
-    def _evaluate(self, model: str, key: str, train_prompts: list[str], template: str) -> dict:
+    def _prepare_eval(self) -> None:
+        """Load the held-out test prompts (without those any strategy trains on, when
+        ``eval.exclude_training_prompts``) and the ``validation`` split (without any training
+        or test prompt, always)."""
+        from persyn.evaluate import normalize_prompt
+
+        train = {normalize_prompt(t) for t in self.all_train}
+        self.splits["test"] = test = self._load_split(self.exp.eval, train, False)
+        self.eval_prompts, self.eval_id, self.n_eval_excluded = test.prompts, test.id, test.excluded
+        if self.exp.validation is not None:
+            drop = train | {normalize_prompt(p.text) for p in test.prompts}
+            self.splits["validation"] = val = self._load_split(self.exp.validation, drop, True)
+            self.log(
+                f"validation: {len(val.prompts)} prompts ({val.excluded} dropped: training or test prompts)"
+            )
+
+    def _evaluate(self, model: str, key: str, train_prompts: list[str], template: str, split: str) -> dict:
         from persyn.evaluate import evaluate, write_eval
 
         path = self.out / "evals" / f"{key}.json"
         if path.exists():
             return json.loads(path.read_text())["summary"]
         path.parent.mkdir(parents=True, exist_ok=True)
+        sp = self.splits[split]
         res = evaluate(
             model,
-            self.eval_prompts,
+            sp.prompts,
             train_prompts=train_prompts,
-            batch_size=self.exp.eval.batch_size,
-            max_new_tokens=self.exp.eval.max_new_tokens,
+            batch_size=sp.spec.batch_size,
+            max_new_tokens=sp.spec.max_new_tokens,
             prompt_template=template,
         )
         write_eval(res, path)
         return json.loads(path.read_text())["summary"]
 
-    def evaluate_untrained(self, st: StudentConfig) -> dict:
-        """The untouched student's evaluation (cached), with its ``eval_key``."""
-        key = f"student-{stable_hash(['student', self._student_id(st), self.eval_id])}"
-        return self._evaluate(st.model, key, self.all_train, st.prompt_template) | {"eval_key": key}
+    def evaluate_untrained(self, st: StudentConfig, split: str = "test") -> dict:
+        """The untouched student's evaluation on ``split`` (cached), with its ``eval_key``."""
+        key = f"student-{stable_hash(['student', self._student_id(st), self.splits[split].id])}"
+        return self._evaluate(st.model, key, self.all_train, st.prompt_template, split) | {"eval_key": key}
 
-    def train_and_evaluate(self, st: StudentConfig, dataset: Path, seed: int, dataset_hash: str) -> dict:
-        """Fine-tune student ``st`` on ``dataset`` with ``seed`` and evaluate it (cached by
-        dataset content, SFT settings, student and seed). Returns the evaluation summary with ``train``
-        (the fine-tune's record) and ``eval_key`` (``evals/EVAL_KEY.json`` holds the
-        per-prompt records)."""
+    def train_and_evaluate(
+        self,
+        st: StudentConfig,
+        dataset: Path,
+        seed: int,
+        dataset_hash: str,
+        split: str = "test",
+        sft_over: dict | None = None,
+    ) -> dict:
+        """Fine-tune student ``st`` on ``dataset`` with ``seed`` (and the ``sft`` settings
+        updated by ``sft_over``) and evaluate it on ``split`` (``test`` or ``validation``),
+        cached by dataset content, SFT settings, student, seed and split. Returns the
+        evaluation summary with ``train`` (the fine-tune's record) and ``eval_key``
+        (``evals/EVAL_KEY.json`` holds the per-prompt records)."""
         from persyn.evaluate import training_prompts
         from persyn.train import SFTSettings, sft
 
-        settings = SFTSettings.model_validate({**self.exp.sft, "seed": seed})
-        key = stable_hash([dataset_hash, settings.model_dump(), self._student_id(st), self.eval_id])
+        settings = SFTSettings.model_validate({**self.exp.sft, **(sft_over or {}), "seed": seed})
+        key = stable_hash([dataset_hash, settings.model_dump(), self._student_id(st), self.splits[split].id])
         done = self.out / "evals" / f"{key}.json"
         if done.exists():
             record = json.loads(done.read_text())
             return record["summary"] | {"train": record.get("train"), "eval_key": key}
-        model_dir = self.out / "models" / key
+        # The fine-tune does not depend on the split: its directory is keyed without it.
+        model_dir = (
+            self.out / "models" / stable_hash([dataset_hash, settings.model_dump(), self._student_id(st)])
+        )
         info_path = model_dir / "persyn_sft.json"
         train = json.loads(info_path.read_text()) if info_path.exists() else None
         if train is None:
             train = sft(dataset, st.model, model_dir, settings, prompt_template=st.prompt_template)
         summary = self._evaluate(
-            str(model_dir), key, training_prompts(dataset) + self.all_train, st.prompt_template
+            str(model_dir), key, training_prompts(dataset) + self.all_train, st.prompt_template, split
         )
         record = json.loads(done.read_text())
         record["train"] = {k: train.get(k) for k in ("seconds", "steps", "final_loss", "n_examples")}
@@ -177,28 +307,30 @@ class Experiment:
         return summary | {"train": record["train"], "eval_key": key}
 
     # -- the whole experiment -------------------------------------------------------------------
+    def students(self) -> dict[str, StudentConfig]:
+        """``{name: student}`` in config order."""
+        return {name: cfg.student for name, cfg in self.student_runs(self.exp.seeds[0])}
+
     def run(self) -> list[dict]:
-        """Datasets, the untouched student, every (strategy, seed) fine-tune; then sweeps and
-        the results files. Returns the result rows."""
+        """The evaluation splits; with a validation split, the α sweep (which fixes each
+        student's α when ``sweeps.choose_alpha``) and the SFT-epochs curve; every dataset, the
+        untouched students, every (student, strategy, seed) fine-tune; then the router sweeps
+        and the results files. Returns the result rows."""
+        from persyn.prompts import load_prompts
+
         start = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
-        sets = self.datasets()
-        # Every prompt any strategy trains on (the prompt set itself, whatever was selected).
-        from persyn.pipeline import Pipeline
-
-        all_train: set[str] = set()
-        students: dict[str, StudentConfig] = {}
-        for seed in self.exp.seeds:
-            for student, cfg in self.student_runs(seed):
-                students[student] = cfg.student
-                with Pipeline(cfg) as pipe:
-                    all_train |= {p.text for p in pipe.store.prompts()}
-        self.all_train = sorted(all_train)
+        # Every prompt any strategy trains on: the prompt set (one for every seed).
+        self.all_train = sorted({p.text for p in load_prompts(self.cfg.prompts, self.cfg.seed, False)[0]})
         self._prepare_eval()
         if self.exp.eval.exclude_training_prompts:
             self.log(
                 f"evaluation: {len(self.eval_prompts)} held-out prompts ({self.n_eval_excluded} dropped: in the training set)"
             )
+        students = self.students()
+        validation_rows = self.alpha_by_validation() if "validation" in self.splits else []
+        sets = self.datasets()
+        validation_rows += self.epochs_by_validation(sets)
         rows = []
         for student, st in students.items():
             base = self.evaluate_untrained(st)
@@ -219,6 +351,8 @@ class Experiment:
             self.cfg.teacher_names,
             time.perf_counter() - start,
             [p.id for p in self.eval_prompts],
+            validation_rows,
+            self.alpha,
         )
         return rows
 
@@ -228,7 +362,8 @@ class Experiment:
         teacher's) and routing; with ``sweeps.train`` also PerSyn's accuracy (first seed)."""
         from persyn.pipeline import Pipeline
 
-        points = [("alpha", a) for a in self.exp.sweeps.alpha]
+        # With a validation split the α sweep is by the student's accuracy (alpha_by_validation).
+        points = [] if "validation" in self.splits else [("alpha", a) for a in self.exp.sweeps.alpha]
         points += [("calibration_size", c) for c in self.exp.sweeps.calibration_size]
         # The sweeps are the first student's, on a copy of its first seed's store.
         _, first = self.student_runs(self.exp.seeds[0])[0]
