@@ -116,8 +116,35 @@ def test_reasoning_gym_prompts_carry_answer_and_worked_solution():
 
 
 def test_unknown_reasoning_gym_task():
-    with pytest.raises(InputError, match="prompts.task 'no_such_task'"):
+    with pytest.raises(InputError, match="prompts: task 'no_such_task'"):
         load_prompts(PromptsConfig(source="reasoning_gym", task="no_such_task", size=2), seed=0)
+
+
+def test_a_mixed_reasoning_gym_set_follows_the_weights_and_pins_its_seed():
+    from pydantic import ValidationError
+
+    mix = [
+        {"task": "chain_sum", "task_kwargs": {"min_terms": 2, "max_terms": 2}},
+        {"task": "spell_backward", "weight": 2},
+    ]
+    cfg = PromptsConfig(source="reasoning_gym", size=9, tasks=mix, seed=5)
+    prompts, _ = load_prompts(cfg, seed=0)
+    tasks = [p.metadata["source_dataset"] for p in prompts]
+    assert tasks == ["chain_sum"] * 3 + ["spell_backward"] * 6
+    # prompts.seed, not the run seed, draws the set
+    assert [p.id for p in load_prompts(cfg, seed=1)[0]] == [p.id for p in prompts]
+    # only the non-numeric task carries the metadata its own answer check reads
+    assert all(
+        ("task_metadata" in p.metadata) == (t == "spell_backward")
+        for p, t in zip(prompts, tasks, strict=True)
+    )
+    assert prompts[3].metadata["task_metadata"]["word"][::-1] == prompts[3].answer
+    with pytest.raises(InputError, match=r"prompts.tasks.1: task 'nope'"):
+        load_prompts(PromptsConfig(source="reasoning_gym", size=4, tasks=[mix[0], {"task": "nope"}]), 0)
+    with pytest.raises(ValidationError, match="listed twice"):
+        PromptsConfig(source="reasoning_gym", tasks=[mix[0], mix[0]])
+    with pytest.raises(ValidationError, match="needs source 'reasoning_gym'"):
+        PromptsConfig(source="jsonl", path="x.jsonl", tasks=mix)
 
 
 def test_missing_solution_and_id_fields(tmp_path):

@@ -29,6 +29,37 @@ def test_verifier_scores_final_answer_correctness():
     assert got["nogold"] == (None, "no reference answer for this prompt")
 
 
+def test_final_answer_and_a_task_s_own_check():
+    from persyn.scoring.tasks import final_answer, task_check
+
+    assert final_answer("Steps\nThe answer is **42**.") == "42"
+    assert final_answer("1 + 2 = 3\n#### -7\n") == "-7"
+    assert final_answer("<answer>b, a</answer> then more") == "b, a"
+    assert final_answer("first\nsuon") == "suon" and final_answer("  ") is None
+    assert task_check("spell_backward", "Backward:\n#### nus", "nus", {}) == (1.0, None)
+    # reasoning-gym gives "sun" partial credit against "nus": still wrong, and said so
+    assert task_check("spell_backward", "#### sun", "nus", {}) == (
+        0.0,
+        "partial credit 0.33 counted as wrong",
+    )
+    assert task_check("spell_backward", "#### xyz", "nus", {}) == (0.0, None)
+    assert task_check("spell_backward", "", "nus", {})[1] == "no answer found in the response"
+
+
+def test_verifier_uses_the_task_check_for_non_numeric_tasks():
+    items = [
+        ScoreItem("word", "Spell sun backward", "The answer is nus."),
+        ScoreItem("word-wrong", "Spell sun backward", "The answer is sun."),
+        ScoreItem("num", "2 + 3", "#### 5.0"),  # math-verify: 5.0 equals 5
+    ]
+    answers = {"word": "nus", "word-wrong": "nus", "num": "5"}
+    tasks = {"word": ("spell_backward", {}), "word-wrong": ("spell_backward", {})}
+    got = collect(VerifierScorer(answers, tasks), items)
+    assert got["word"] == (1.0, None) and got["num"] == (1.0, None) and got["word-wrong"][0] == 0.0
+    # without the task check math-verify finds no number in "nus"
+    assert collect(VerifierScorer(answers), items[:1])["word"][0] == 0.0
+
+
 def test_verifier_refuses_an_echoed_expression_as_the_answer():
     # A small model often echoes the question ("23 + 60 + 71 =") and stops: math-verify would
     # evaluate that expression and call it right. A value is needed, unless the gold answer is

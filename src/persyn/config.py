@@ -49,11 +49,22 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class TaskMix(StrictModel):
+    """One task of a mixed reasoning_gym prompt set: its name, its share of ``size``
+    (``weight``, relative to the others') and its generator arguments."""
+
+    task: str
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    task_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
 class PromptsConfig(StrictModel):
     """Where the prompts come from.
 
     ``source: reasoning_gym`` draws ``size`` problems of ``task``, seeded by ``seed`` when given,
-    else by the run seed (an experiment pins it, so that its seeds share one prompt set);
+    else by the run seed (an experiment pins it, so that its seeds share one prompt set); with
+    ``tasks`` (a list of ``TaskMix``) it draws a mixed set instead, each task's share of
+    ``size`` in proportion to its ``weight`` (rounded, at least 1), task after task;
     ``jsonl`` / ``parquet`` read ``path`` with the named fields; ``hf`` reads a Hugging Face
     dataset with the ``datasets`` library: ``path`` a ``save_to_disk`` directory, or ``name``
     (and ``config_name``) from the local HF cache (never downloaded), and its ``split``
@@ -70,6 +81,7 @@ class PromptsConfig(StrictModel):
     task: str = "gsm_symbolic"
     size: Annotated[int, Field(ge=1)] | None = None
     task_kwargs: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[TaskMix] | None = None
     seed: int | None = None
     path: Path | None = None
     name: str | None = None
@@ -94,6 +106,14 @@ class PromptsConfig(StrictModel):
             )
         if self.source == "reasoning_gym" and self.size is None:
             self.size = 120
+        if self.tasks is not None:
+            if self.source != "reasoning_gym":
+                raise ValueError(f"'tasks' (a mixed set) needs source 'reasoning_gym', got '{self.source}'")
+            if not self.tasks:
+                raise ValueError("tasks: the list is empty")
+            names = [t.task for t in self.tasks]
+            if len(set(names)) != len(names):
+                raise ValueError(f"tasks: a task is listed twice ({', '.join(names)})")
         return self
 
 

@@ -5,7 +5,8 @@ The model sees each prompt exactly as the student sees it in fine-tuning (``pers
 learnability scoring: the chat template over the user turn alone with the generation prompt (no
 system prompt), or for a model without a chat template the student's ``prompt_template``.
 Generation goes through ``TransformersEngine``; correctness is ``VerifierScorer``'s
-(math-verify: the response's final answer equals the gold answer).
+(math-verify: the response's final answer equals the gold answer; for a non-numeric
+reasoning_gym task, the task's own ``score_answer``: ``scoring.tasks``).
 """
 
 from __future__ import annotations
@@ -155,7 +156,8 @@ def evaluate(
     shared cache is left there; one loaded here is released at the end.
 
     A response is correct when ``VerifierScorer`` scores it 1.0 (math-verify finds its final
-    answer equal to the gold answer). A failed completion, or a response without a parsable
+    answer equal to the gold answer; a prompt of a non-numeric reasoning_gym task, by that
+    task's own ``score_answer``: ``scoring.tasks``). A failed completion, or a response without a parsable
     answer, is wrong and recorded with its ``error``.
 
     Raises:
@@ -170,6 +172,7 @@ def evaluate(
     from persyn.core.records import ScoreItem
     from persyn.engines.transformers_engine import TransformersEngine
     from persyn.scoring.quality import VerifierScorer
+    from persyn.scoring.tasks import task_of
 
     if not prompts:
         raise InputError("the evaluation set is empty")
@@ -197,7 +200,8 @@ def evaluate(
     try:
         engine = TransformersEngine(teacher, seed=0)
         check_rendering(engine, prompts[0].text, prompt_template)
-        verifier = VerifierScorer({p.id: str(p.answer) for p in prompts})
+        tasks = {p.id: t for p in prompts if (t := task_of(p.metadata)) is not None}
+        verifier = VerifierScorer({p.id: str(p.answer) for p in prompts}, tasks)
         records: dict[str, dict] = {}
         desc = f"evaluate · {Path(model).name}"
         with tqdm(total=len(prompts), desc=desc, unit="prompt", disable=not progress) as bar:

@@ -21,6 +21,7 @@ from persyn.config import PromptsConfig, redact
 from persyn.core.errors import InputError, MissingAssetError
 from persyn.core.hashing import content_id
 from persyn.core.records import Prompt, render_conversation
+from persyn.scoring.tasks import NUMERIC_TASKS
 
 ROLES = ("system", "user", "assistant")
 
@@ -277,31 +278,56 @@ def _hf_records(cfg: PromptsConfig):
         yield f"{where}{f'[{split}]' if split else ''}:row {i}", rec
 
 
+def task_sizes(size: int, weights: list[float]) -> list[int]:
+    """Each task's share of ``size`` prompts, in proportion to ``weights`` (rounded; at least 1
+    each)."""
+    total = sum(weights)
+    return [max(1, round(size * w / total)) for w in weights]
+
+
 def _reasoning_gym(cfg: PromptsConfig, seed: int) -> _Collector:
     if importlib.util.find_spec("reasoning_gym") is None:
         raise MissingAssetError(
             "prompts.source 'reasoning_gym' needs the package: run `pip install reasoning-gym`"
         )
+    out = _Collector()
+    if cfg.tasks is None:
+        _draw_task(out, cfg.task, cfg.size or 120, cfg.task_kwargs, seed, "prompts")
+        return out
+    sizes = task_sizes(cfg.size or 120, [t.weight for t in cfg.tasks])
+    for i, (mix, n) in enumerate(zip(cfg.tasks, sizes, strict=True)):
+        _draw_task(out, mix.task, n, mix.task_kwargs, seed, f"prompts.tasks.{i}")
+    return out
+
+
+# Metadata kept from a reasoning_gym entry: where it came from, and (``task_metadata``) what the
+# task's own answer check may read.
+_KEPT = ("source_dataset", "source_index", "difficulty", "expression")
+
+
+def _draw_task(out: _Collector, task: str, size: int, kwargs: dict, seed: int, where: str) -> None:
     import reasoning_gym
 
     try:
-        ds = reasoning_gym.create_dataset(cfg.task, size=cfg.size, seed=seed, **cfg.task_kwargs)
+        ds = reasoning_gym.create_dataset(task, size=size, seed=seed, **kwargs)
     except (KeyError, ValueError, TypeError) as exc:
-        raise InputError(f"prompts.task '{cfg.task}' / prompts.task_kwargs: {exc}") from None
-    out = _Collector()
+        raise InputError(f"{where}: task '{task}' / task_kwargs {kwargs}: {exc}") from None
     for i, entry in enumerate(ds):
         meta = dict(entry.get("metadata") or {})
         answer = entry.get("answer")
         cot = meta.pop("answer_cot", None)
         # A worked solution that ends in the GSM8K-style final-answer line when the task has one.
         solution = f"{cot.rsplit('####', 1)[0].rstrip()}\n#### {answer}" if cot else answer
-        meta = {
-            k: v
-            for k, v in meta.items()
-            if k in ("source_dataset", "source_index", "difficulty", "expression")
-        }
-        out.add(f"reasoning_gym:{cfg.task}[{i}]", entry["question"], None, answer, solution, meta)
-    return out
+        full = meta
+        meta = {k: v for k, v in full.items() if k in _KEPT}
+        meta.setdefault("source_dataset", task)
+        if task not in NUMERIC_TASKS:  # checked by the task's own score_answer, which may read it
+            meta["task_metadata"] = _json_safe(full)
+        out.add(f"reasoning_gym:{task}[{i}]", entry["question"], None, answer, solution, meta)
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
 
 
 def load_prompts(

@@ -71,7 +71,8 @@ def render_reference(p: Prompt, style: str) -> str | None:
         if steps:
             lines = [f"{_fmt(a)} {op} {_fmt(b)} = {r}" for a, op, b, r in steps]
         else:
-            lines = [ln.strip() for ln in body.splitlines() if "=" in ln] or [f"{expr} = {answer}"]
+            lines = [ln.strip() for ln in body.splitlines() if "=" in ln]
+            lines = lines or ([f"{expr} = {answer}"] if expr else [])  # no steps to show: the answer
         return "\n".join(lines + [f"#### {answer}"])
     if steps:
         lines = [f"We need to compute {expr}. Let's work from left to right, one operation at a time."]

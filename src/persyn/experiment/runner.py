@@ -4,34 +4,20 @@ student's and every fine-tuned student's evaluation, the sweeps, then the result
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from persyn.config import WHERE_IT_RUNS, RunConfig, StudentConfig, parse_config
-from persyn.core.errors import InputError
 from persyn.core.hashing import stable_hash
 from persyn.core.io import write_atomic
-from persyn.core.records import Prompt
 from persyn.core.summary import StrategySummary
 from persyn.experiment.comparisons import UNTRAINED
-from persyn.experiment.config import EvalConfig, ExperimentConfig
+from persyn.experiment.config import ExperimentConfig
+from persyn.experiment.finetune import StudentTrainer
 from persyn.experiment.results import result_row, write_results
 from persyn.store import Store
 from persyn.students import seed_store, student_configs
-
-
-@dataclass
-class Split:
-    """An evaluation split: its settings, the prompts kept, its key part and how many prompts
-    were dropped (training or test prompts)."""
-
-    spec: EvalConfig
-    prompts: list[Prompt]
-    id: str
-    excluded: int
 
 
 def cross_name(owner: str) -> str:
@@ -48,13 +34,9 @@ class Experiment:
 
     def __init__(self, exp: ExperimentConfig, log=print):
         self.exp = exp
-        self.all_train: list[str] = []
-        self.eval_prompts: list = []  # set by _prepare_eval
-        self.eval_id = ""
-        self.splits: dict[str, Split] = {}  # "test", and "validation" when configured
+        self.trainer = StudentTrainer(exp.output_dir, exp.sft, exp.keep_models, log)
         self.alpha: dict[str, float] = {}  # a student's α chosen on validation (choose_alpha)
         self.chain: Path | None = None  # the last store made: the next run's store starts from it
-        self.n_eval_excluded = 0
         self.out = exp.output_dir
         self.log = log
         self.cfg: RunConfig = parse_config(exp.run, "experiment run")
@@ -102,7 +84,7 @@ class Experiment:
                 with Pipeline(one) as pipe:
                     summary = pipe.build_strategy("persyn", d / "strategies" / "persyn", seed=seed)
                     ev = pipe.store.stage_done("train_router", pipe.store.get_meta("router_key") or "") or {}
-                res = self.train_and_evaluate(
+                res = self.trainer.train_and_evaluate(
                     one.student,
                     d / "strategies/persyn/dataset.jsonl",
                     seed,
@@ -137,14 +119,14 @@ class Experiment:
         """The accuracy-vs-steps curve (``sweeps.sft_epochs``): the first student's
         ``sweeps.sft_strategy`` dataset of the first seed, fine-tuned for each number of
         epochs and evaluated on the validation split. Returns one row per point."""
-        if not self.exp.sweeps.sft_epochs or "validation" not in self.splits:
+        if not self.exp.sweeps.sft_epochs or "validation" not in self.trainer.splits:
             return []
         seed = self.exp.seeds[0]
         student, st = next(iter(self.students().items()))
         path, summary = sets[(student, self.exp.sweeps.sft_strategy, seed)]
         rows = []
         for epochs in self.exp.sweeps.sft_epochs:
-            res = self.train_and_evaluate(
+            res = self.trainer.train_and_evaluate(
                 st, path, seed, summary.dataset_hash, "validation", sft_over={"epochs": epochs}
             )
             rows.append(
@@ -198,114 +180,6 @@ class Experiment:
                         out[(student, cross_name(owner), seed)] = out[(owner, "persyn", seed)]
         return out
 
-    # -- fine-tune and evaluate -------------------------------------------------------------
-    @staticmethod
-    def _student_id(st: StudentConfig) -> list:
-        # Everything about the student that changes a fine-tune or an evaluation.
-        from persyn.assets import model_fingerprint
-
-        return [st.model, model_fingerprint(st.model), st.prompt_template]
-
-    def _load_split(self, spec: EvalConfig, drop: set[str], always_drop: bool) -> Split:
-        """Load an evaluation split; its prompts in ``drop`` (normalised texts: training or
-        test prompts) are left out when ``always_drop`` or ``spec.exclude_training_prompts``.
-        Its ``id`` (the settings and the exact prompts, not the file's path) is part of every
-        evaluation key made on it."""
-        from persyn.evaluate import normalize_prompt
-        from persyn.prompts import load_prompts
-
-        loaded = load_prompts(spec.prompts, spec.seed, require_answer=True)[0]
-        prompts = loaded
-        if always_drop or spec.exclude_training_prompts:
-            prompts = [p for p in loaded if normalize_prompt(p.text) not in drop]
-        if not prompts:
-            raise InputError(f"evaluation split: all {len(loaded)} prompts are training or test prompts")
-        split_id = stable_hash(
-            [spec.model_dump(mode="json", exclude={"prompts"}), [(p.id, p.text, p.answer) for p in prompts]]
-        )
-        return Split(spec, prompts, split_id, len(loaded) - len(prompts))
-
-    def _prepare_eval(self) -> None:
-        """Load the held-out test prompts (without those any strategy trains on, when
-        ``eval.exclude_training_prompts``) and the ``validation`` split (without any training
-        or test prompt, always)."""
-        from persyn.evaluate import normalize_prompt
-
-        train = {normalize_prompt(t) for t in self.all_train}
-        self.splits["test"] = test = self._load_split(self.exp.eval, train, False)
-        self.eval_prompts, self.eval_id, self.n_eval_excluded = test.prompts, test.id, test.excluded
-        if self.exp.validation is not None:
-            drop = train | {normalize_prompt(p.text) for p in test.prompts}
-            self.splits["validation"] = val = self._load_split(self.exp.validation, drop, True)
-            self.log(
-                f"validation: {len(val.prompts)} prompts ({val.excluded} dropped: training or test prompts)"
-            )
-
-    def _evaluate(self, model: str, key: str, train_prompts: list[str], template: str, split: str) -> dict:
-        from persyn.evaluate import evaluate, write_eval
-
-        path = self.out / "evals" / f"{key}.json"
-        if path.exists():
-            return json.loads(path.read_text())["summary"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sp = self.splits[split]
-        res = evaluate(
-            model,
-            sp.prompts,
-            train_prompts=train_prompts,
-            batch_size=sp.spec.batch_size,
-            max_new_tokens=sp.spec.max_new_tokens,
-            prompt_template=template,
-        )
-        write_eval(res, path)
-        return json.loads(path.read_text())["summary"]
-
-    def evaluate_untrained(self, st: StudentConfig, split: str = "test") -> dict:
-        """The untouched student's evaluation on ``split`` (cached), with its ``eval_key``."""
-        key = f"student-{stable_hash(['student', self._student_id(st), self.splits[split].id])}"
-        return self._evaluate(st.model, key, self.all_train, st.prompt_template, split) | {"eval_key": key}
-
-    def train_and_evaluate(
-        self,
-        st: StudentConfig,
-        dataset: Path,
-        seed: int,
-        dataset_hash: str,
-        split: str = "test",
-        sft_over: dict | None = None,
-    ) -> dict:
-        """Fine-tune student ``st`` on ``dataset`` with ``seed`` (and the ``sft`` settings
-        updated by ``sft_over``) and evaluate it on ``split`` (``test`` or ``validation``),
-        cached by dataset content, SFT settings, student, seed and split. Returns the
-        evaluation summary with ``train`` (the fine-tune's record) and ``eval_key``
-        (``evals/EVAL_KEY.json`` holds the per-prompt records)."""
-        from persyn.evaluate import training_prompts
-        from persyn.train import SFTSettings, sft
-
-        settings = SFTSettings.model_validate({**self.exp.sft, **(sft_over or {}), "seed": seed})
-        key = stable_hash([dataset_hash, settings.model_dump(), self._student_id(st), self.splits[split].id])
-        done = self.out / "evals" / f"{key}.json"
-        if done.exists():
-            record = json.loads(done.read_text())
-            return record["summary"] | {"train": record.get("train"), "eval_key": key}
-        # The fine-tune does not depend on the split: its directory is keyed without it.
-        model_dir = (
-            self.out / "models" / stable_hash([dataset_hash, settings.model_dump(), self._student_id(st)])
-        )
-        info_path = model_dir / "persyn_sft.json"
-        train = json.loads(info_path.read_text()) if info_path.exists() else None
-        if train is None:
-            train = sft(dataset, st.model, model_dir, settings, prompt_template=st.prompt_template)
-        summary = self._evaluate(
-            str(model_dir), key, training_prompts(dataset) + self.all_train, st.prompt_template, split
-        )
-        record = json.loads(done.read_text())
-        record["train"] = {k: train.get(k) for k in ("seconds", "steps", "final_loss", "n_examples")}
-        write_atomic(done, json.dumps(record, indent=2) + "\n")
-        if not self.exp.keep_models:
-            shutil.rmtree(model_dir, ignore_errors=True)
-        return summary | {"train": record["train"], "eval_key": key}
-
     # -- the whole experiment -------------------------------------------------------------------
     def students(self) -> dict[str, StudentConfig]:
         """``{name: student}`` in config order."""
@@ -321,23 +195,24 @@ class Experiment:
         start = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
         # Every prompt any strategy trains on: the prompt set (one for every seed).
-        self.all_train = sorted({p.text for p in load_prompts(self.cfg.prompts, self.cfg.seed, False)[0]})
-        self._prepare_eval()
+        all_train = sorted({p.text for p in load_prompts(self.cfg.prompts, self.cfg.seed, False)[0]})
+        self.trainer.prepare(all_train, self.exp.eval, self.exp.validation)
+        test = self.trainer.splits["test"]
         if self.exp.eval.exclude_training_prompts:
             self.log(
-                f"evaluation: {len(self.eval_prompts)} held-out prompts ({self.n_eval_excluded} dropped: in the training set)"
+                f"evaluation: {len(test.prompts)} held-out prompts ({test.excluded} dropped: in the training set)"
             )
         students = self.students()
-        validation_rows = self.alpha_by_validation() if "validation" in self.splits else []
+        validation_rows = self.alpha_by_validation() if "validation" in self.trainer.splits else []
         sets = self.datasets()
         validation_rows += self.epochs_by_validation(sets)
         rows = []
         for student, st in students.items():
-            base = self.evaluate_untrained(st)
+            base = self.trainer.evaluate_untrained(st)
             rows.append(result_row(UNTRAINED, None, base, None, None, student=student))
             self.log(f"{student} · {UNTRAINED}: accuracy {base['accuracy']:.3f}")
         for (student, name, seed), (path, summary) in sets.items():
-            res = self.train_and_evaluate(students[student], path, seed, summary.dataset_hash)
+            res = self.trainer.train_and_evaluate(students[student], path, seed, summary.dataset_hash)
             rows.append(result_row(name, seed, res, summary, res.get("train"), student=student))
             self.log(
                 f"{student} · {name} · seed {seed}: accuracy {res['accuracy']:.3f} "
@@ -350,7 +225,7 @@ class Experiment:
             sweep_rows,
             self.cfg.teacher_names,
             time.perf_counter() - start,
-            [p.id for p in self.eval_prompts],
+            [p.id for p in test.prompts],
             validation_rows,
             self.alpha,
         )
@@ -363,7 +238,7 @@ class Experiment:
         from persyn.pipeline import Pipeline
 
         # With a validation split the α sweep is by the student's accuracy (alpha_by_validation).
-        points = [] if "validation" in self.splits else [("alpha", a) for a in self.exp.sweeps.alpha]
+        points = [] if "validation" in self.trainer.splits else [("alpha", a) for a in self.exp.sweeps.alpha]
         points += [("calibration_size", c) for c in self.exp.sweeps.calibration_size]
         # The sweeps are the first student's, on a copy of its first seed's store.
         _, first = self.student_runs(self.exp.seeds[0])[0]
@@ -384,7 +259,7 @@ class Experiment:
                     cfg.model_dump(mode="json", exclude=WHERE_IT_RUNS),
                     self.exp.sweeps.train,
                     self.exp.sft,
-                    self.eval_id,
+                    self.trainer.splits["test"].id,
                 ]
             )
             if result_path.exists():
@@ -417,7 +292,7 @@ class Experiment:
                 "routing": routing,
             }
             if self.exp.sweeps.train:
-                res = self.train_and_evaluate(
+                res = self.trainer.train_and_evaluate(
                     first.student,
                     d / "strategies/persyn/dataset.jsonl",
                     self.exp.seeds[0],

@@ -15,6 +15,7 @@ from persyn.config import QualityConfig
 from persyn.core.hashing import stable_hash
 from persyn.core.records import ScoreItem
 from persyn.scoring.learnability import token_budget_batches
+from persyn.scoring.tasks import task_check
 
 # Two numbers joined by an arithmetic operator: an expression left for the reader to compute.
 _OPERATION = re.compile(r"\d\s*(?:[-+*/×÷^]|\\times|\\cdot|\\div)\s*\(?-?\d")
@@ -33,14 +34,18 @@ class VerifierScorer:
     A response with no parsable answer scores 0.0 (recorded with a note); so does a response
     whose final answer is an unevaluated arithmetic expression (``23 + 60 + 71 =``: an echo of
     the question, which math-verify would evaluate and accept) when the reference answer is not
-    one; a prompt without a reference answer is a failed item.
+    one; a prompt without a reference answer is a failed item. An item of a non-numeric
+    reasoning_gym task (in ``tasks``) is checked by that task's own ``score_answer`` instead
+    (``scoring.tasks``).
     """
 
-    key = stable_hash(["quality/verifier/math-verify/v2"])
+    key = stable_hash(["quality/verifier/math-verify/v2", "tasks/v1"])
 
-    def __init__(self, answers: dict[str, str | None]):
-        """``answers``: item key → reference answer."""
+    def __init__(self, answers: dict[str, str | None], tasks: dict[str, tuple[str, dict]] | None = None):
+        """``answers``: item key → reference answer; ``tasks``: item key → (reasoning_gym task,
+        entry metadata) for the items its own check scores (``scoring.tasks.task_of``)."""
         self.answers = answers
+        self.tasks = tasks or {}
 
     def score(self, items: list[ScoreItem]) -> Iterator[list[tuple[str, float | None, str | None]]]:
         from math_verify import parse, verify
@@ -50,6 +55,10 @@ class VerifierScorer:
             gold = self.answers.get(it.key)
             if gold is None:
                 out.append((it.key, None, "no reference answer for this prompt"))
+                continue
+            if it.key in self.tasks:
+                task, metadata = self.tasks[it.key]
+                out.append((it.key, *task_check(task, it.response, gold, metadata)))
                 continue
             pred, gold_parsed = parse(it.response), parse(gold)
             if not pred:
@@ -171,12 +180,12 @@ class MajorityScorer(VerifierScorer):
         yield rows
 
 
-def make_quality_scorer(cfg: QualityConfig, answers: dict[str, str | None], notes=None, pool=()):
+def make_quality_scorer(cfg: QualityConfig, answers: dict[str, str | None], notes=None, pool=(), tasks=None):
     """The quality scorer for ``cfg``; ``answers`` maps item keys to reference answers (for
     ``majority``: to the pseudo-gold, with ``notes`` for the items without one, and ``pool`` the
-    voting teachers)."""
+    voting teachers); ``tasks``: the items checked by their reasoning_gym task's own check."""
     if cfg.kind == "verifier":
-        return VerifierScorer(answers)
+        return VerifierScorer(answers, tasks)
     if cfg.kind == "majority":
         return MajorityScorer(answers, notes, pool)
     return RewardModelScorer(cfg)

@@ -11,6 +11,7 @@ from persyn.core.records import Generation, Prompt, ScoreItem
 from persyn.execution.jobs import scorer_job
 from persyn.scoring.learnability import LearnabilityScorer
 from persyn.scoring.quality import make_quality_scorer
+from persyn.scoring.tasks import task_of
 from persyn.stages.calibrate import calibration_generations
 from persyn.stages.context import RunContext, progress
 from persyn.stages.prepare import prepare
@@ -45,7 +46,8 @@ def score_generations(ctx: RunContext, gens: list[Generation], by_id: dict[str, 
         answers, notes = majority_golds(gens)
     else:
         answers = {g.key: by_id[g.prompt_id].answer for g in gens}
-    build_quality = partial(make_quality_scorer, quality, answers, notes, ctx.cfg.teacher_names)
+    tasks = {g.key: t for g in gens if (t := task_of(by_id[g.prompt_id].metadata)) is not None}
+    build_quality = partial(make_quality_scorer, quality, answers, notes, ctx.cfg.teacher_names, tasks)
     scorers = {
         "learnability": (partial(LearnabilityScorer, student), student.resources, "student"),
         "quality": (build_quality, quality.resources, None),

@@ -1,0 +1,149 @@
+"""Fine-tuning a student and evaluating it on the experiment's splits: ``Split`` (the held-out
+``test`` prompts, and a ``validation`` split for choices made by measurement) and
+``StudentTrainer``, which caches every fine-tune and evaluation by content."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from persyn.config import StudentConfig
+from persyn.core.errors import InputError
+from persyn.core.hashing import stable_hash
+from persyn.core.io import write_atomic
+from persyn.core.records import Prompt
+from persyn.experiment.config import EvalConfig
+
+
+@dataclass
+class Split:
+    """An evaluation split: its settings, the prompts kept, its key part and how many prompts
+    were dropped (training or test prompts)."""
+
+    spec: EvalConfig
+    prompts: list[Prompt]
+    id: str
+    excluded: int
+
+
+class StudentTrainer:
+    """Fine-tunes students and evaluates them, each result stored once under ``out``
+    (``evals/KEY.json``; model directories under ``models/``, deleted after evaluation unless
+    ``keep_models``). ``sft``: the experiment's SFT settings; ``log`` takes progress lines."""
+
+    def __init__(self, out: Path, sft: dict, keep_models: bool, log=print):
+        self.out = out
+        self.sft = sft
+        self.keep_models = keep_models
+        self.log = log
+        self.splits: dict[str, Split] = {}  # "test", and "validation" when configured
+        self.all_train: list[str] = []
+
+    @staticmethod
+    def _student_id(st: StudentConfig) -> list:
+        # Everything about the student that changes a fine-tune or an evaluation.
+        from persyn.assets import model_fingerprint
+
+        return [st.model, model_fingerprint(st.model), st.prompt_template]
+
+    def _load_split(self, spec: EvalConfig, drop: set[str], always_drop: bool) -> Split:
+        """Load an evaluation split; its prompts in ``drop`` (normalised texts: training or
+        test prompts) are left out when ``always_drop`` or ``spec.exclude_training_prompts``.
+        Its ``id`` (the settings and the exact prompts, not the file's path) is part of every
+        evaluation key made on it."""
+        from persyn.evaluate import normalize_prompt
+        from persyn.prompts import load_prompts
+
+        loaded = load_prompts(spec.prompts, spec.seed, require_answer=True)[0]
+        prompts = loaded
+        if always_drop or spec.exclude_training_prompts:
+            prompts = [p for p in loaded if normalize_prompt(p.text) not in drop]
+        if not prompts:
+            raise InputError(f"evaluation split: all {len(loaded)} prompts are training or test prompts")
+        split_id = stable_hash(
+            [spec.model_dump(mode="json", exclude={"prompts"}), [(p.id, p.text, p.answer) for p in prompts]]
+        )
+        return Split(spec, prompts, split_id, len(loaded) - len(prompts))
+
+    def prepare(self, all_train: list[str], test: EvalConfig, validation: EvalConfig | None) -> None:
+        """Load the held-out test prompts (without those any strategy trains on, when
+        ``eval.exclude_training_prompts``) and the ``validation`` split (without any training
+        or test prompt, always)."""
+        from persyn.evaluate import normalize_prompt
+
+        self.all_train = all_train
+        train = {normalize_prompt(t) for t in all_train}
+        self.splits["test"] = t = self._load_split(test, train, False)
+        if validation is not None:
+            drop = train | {normalize_prompt(p.text) for p in t.prompts}
+            self.splits["validation"] = val = self._load_split(validation, drop, True)
+            self.log(
+                f"validation: {len(val.prompts)} prompts ({val.excluded} dropped: training or test prompts)"
+            )
+
+    def _evaluate(self, model: str, key: str, train_prompts: list[str], template: str, split: str) -> dict:
+        from persyn.evaluate import evaluate, write_eval
+
+        path = self.out / "evals" / f"{key}.json"
+        if path.exists():
+            return json.loads(path.read_text())["summary"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sp = self.splits[split]
+        res = evaluate(
+            model,
+            sp.prompts,
+            train_prompts=train_prompts,
+            batch_size=sp.spec.batch_size,
+            max_new_tokens=sp.spec.max_new_tokens,
+            prompt_template=template,
+        )
+        write_eval(res, path)
+        return json.loads(path.read_text())["summary"]
+
+    def evaluate_untrained(self, st: StudentConfig, split: str = "test") -> dict:
+        """The untouched student's evaluation on ``split`` (cached), with its ``eval_key``."""
+        key = f"student-{stable_hash(['student', self._student_id(st), self.splits[split].id])}"
+        return self._evaluate(st.model, key, self.all_train, st.prompt_template, split) | {"eval_key": key}
+
+    def train_and_evaluate(
+        self,
+        st: StudentConfig,
+        dataset: Path,
+        seed: int,
+        dataset_hash: str,
+        split: str = "test",
+        sft_over: dict | None = None,
+    ) -> dict:
+        """Fine-tune student ``st`` on ``dataset`` with ``seed`` (and the ``sft`` settings
+        updated by ``sft_over``) and evaluate it on ``split`` (``test`` or ``validation``),
+        cached by dataset content, SFT settings, student, seed and split. Returns the
+        evaluation summary with ``train`` (the fine-tune's record) and ``eval_key``
+        (``evals/EVAL_KEY.json`` holds the per-prompt records)."""
+        from persyn.evaluate import training_prompts
+        from persyn.train import SFTSettings, sft
+
+        settings = SFTSettings.model_validate({**self.sft, **(sft_over or {}), "seed": seed})
+        key = stable_hash([dataset_hash, settings.model_dump(), self._student_id(st), self.splits[split].id])
+        done = self.out / "evals" / f"{key}.json"
+        if done.exists():
+            record = json.loads(done.read_text())
+            return record["summary"] | {"train": record.get("train"), "eval_key": key}
+        # The fine-tune does not depend on the split: its directory is keyed without it.
+        model_dir = (
+            self.out / "models" / stable_hash([dataset_hash, settings.model_dump(), self._student_id(st)])
+        )
+        info_path = model_dir / "persyn_sft.json"
+        train = json.loads(info_path.read_text()) if info_path.exists() else None
+        if train is None:
+            train = sft(dataset, st.model, model_dir, settings, prompt_template=st.prompt_template)
+        summary = self._evaluate(
+            str(model_dir), key, training_prompts(dataset) + self.all_train, st.prompt_template, split
+        )
+        record = json.loads(done.read_text())
+        record["train"] = {k: train.get(k) for k in ("seconds", "steps", "final_loss", "n_examples")}
+        write_atomic(done, json.dumps(record, indent=2) + "\n")
+        if not self.keep_models:
+            shutil.rmtree(model_dir, ignore_errors=True)
+        return summary | {"train": record["train"], "eval_key": key}
