@@ -175,8 +175,16 @@ def test_experiment_two_students_personalisation_matrix(tiny_models, tmp_path):
         assert st.generation_calls() == len(st.generation_keys())
 
 
+def cal_ids(run_dir):
+    from persyn.store import Store
+
+    with Store(run_dir / "store.sqlite") as st:
+        return {p.id for p in st.prompts(calibration=True)}
+
+
 def test_experiment_alpha_and_epochs_by_validation(tiny_models, tmp_path):
-    exp = experiment_dict(tiny_models, tmp_path, strategies=["persyn"], seeds=[0])
+    exp = experiment_dict(tiny_models, tmp_path, strategies=["persyn", "persyn (prior)"], seeds=[0])
+    exp["variants"] = {"persyn (prior)": {"router": {"kind": "prior"}}}  # a strategy of its own
     val = tmp_path / "val.jsonl"
     val_rows = [
         ("What is 6 + 1?", "7"),
@@ -209,6 +217,16 @@ def test_experiment_alpha_and_epochs_by_validation(tiny_models, tmp_path):
     steps = [int(r["steps"]) for r in epochs]
     assert [float(r["value"]) for r in epochs] == [0.5, 1.0] and steps[0] < steps[1]
     assert re.search(rf"^\| 1.0 \| {steps[1]} \| \d\.\d{{3}} \|", md, flags=re.M)
+    # The variant: PerSyn on the run with router.kind prior, which sends every prompt to one teacher.
+    variant = out / "run" / "seed-0" / "variants" / "persyn-prior"
+    router = json.loads((variant / "router" / "router.json").read_text())
+    assert router["kind"] == "prior" and run_cfg["router"]["kind"] != "prior"
+    lines = [json.loads(x) for x in (variant / "strategies/persyn/dataset.jsonl").read_text().splitlines()]
+    with open(out / "results.csv") as f:
+        variant_rows = [r for r in csv.DictReader(f) if r["strategy"] == "persyn (prior)"]
+    routed = json.loads(variant_rows[0]["routing"])
+    assert len(variant_rows) == 1 and sum(routed.values()) == len(lines)
+    assert len({x["teacher"] for x in lines if x["id"] not in cal_ids(variant)}) == 1
 
 
 def test_experiment_config_errors(tiny_models, tmp_path):
@@ -223,6 +241,11 @@ def test_experiment_config_errors(tiny_models, tmp_path):
     scaled = experiment_dict(tiny_models, tmp_path)
     scaled["run"]["prompts"]["size"] = 4
     assert parse_experiment(scaled, scale=2.0).run["prompts"]["size"] == 8
+    with pytest.raises(ConfigError, match="unknown strategy 'persyn-x'"):
+        parse_experiment(experiment_dict(tiny_models, tmp_path, strategies=["persyn-x"]))
+    bad_variant = experiment_dict(tiny_models, tmp_path, strategies=["v"], variants={"v": {"alpha": 3}})
+    with pytest.raises(ConfigError, match="variants.v"):
+        parse_experiment(bad_variant)
     named = experiment_dict(tiny_models, tmp_path, student_strategies={"nobody": ["persyn"]})
     with pytest.raises(ConfigError, match="no student named 'nobody'"):
         parse_experiment(named)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from persyn.config import (
     STRATEGIES,
@@ -73,6 +73,9 @@ class ExperimentConfig(StrictModel):
     # With ``run.students``: the strategies of a student other than the first, by name (default:
     # ``strategies``). Each student is also trained on every other student's PerSyn dataset.
     student_strategies: dict[str, list[str]] = Field(default_factory=dict)
+    # PerSyn on a changed run, as strategies of their own, e.g. the paper's router:
+    # {"persyn (bt-encoder)": {router: {kind: bt-encoder}}} (merged into the run section).
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def strategies_for(self, student: str) -> list[str]:
         """The strategies built and fine-tuned for ``student``."""
@@ -87,22 +90,30 @@ class ExperimentConfig(StrictModel):
             raise ValueError("seeds are listed twice")
         return v
 
-    @field_validator("student_strategies")
-    @classmethod
-    def _check_student_strategies(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
-        for names in v.values():
-            cls._check_strategies(names)
-        return v
+    @model_validator(mode="after")
+    def _check_strategies(self) -> ExperimentConfig:
+        known = [*STRATEGIES, *self.variants]
+        for where, names in [("strategies", self.strategies)] + [
+            (f"student_strategies.{s}", v) for s, v in self.student_strategies.items()
+        ]:
+            for name in names:
+                if name not in known:
+                    raise ValueError(f"{where}: unknown strategy '{name}' (known: {', '.join(known)})")
+            if len(set(names)) != len(names):
+                raise ValueError(f"{where}: a strategy is listed twice")
+        for name in self.variants:
+            if name in STRATEGIES:
+                raise ValueError(f"variants: '{name}' is a built-in strategy's name")
+        return self
 
-    @field_validator("strategies")
-    @classmethod
-    def _check_strategies(cls, v: list[str]) -> list[str]:
-        for name in v:
-            if name not in STRATEGIES:
-                raise ValueError(f"unknown strategy '{name}' (known: {', '.join(STRATEGIES)})")
-        if len(set(v)) != len(v):
-            raise ValueError("strategies are listed twice")
-        return v
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over``'s keys set, mappings merged key by key (a variant's ``router:
+    {kind: ...}`` keeps the run's other router settings)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def load_experiment(path: str | Path, scale: float = 1.0, output_dir: Path | None = None) -> ExperimentConfig:
@@ -168,6 +179,8 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
         raise ConfigError(
             f"{source}: sweeps.sft_strategy '{sw.sft_strategy}' is not one of strategies ({', '.join(exp.strategies)})"
         )
+    for name, over in exp.variants.items():
+        parse_config(deep_merge(run, over), f"{source}: variants.{name}")
     students = cfg.students or [cfg.student]
     names = [st.name or "student" for st in students]
     for name in exp.student_strategies:

@@ -4,6 +4,7 @@ student's and every fine-tuned student's evaluation, the sweeps, then the result
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -13,7 +14,7 @@ from persyn.core.hashing import stable_hash
 from persyn.core.io import write_atomic
 from persyn.core.summary import StrategySummary
 from persyn.experiment.comparisons import UNTRAINED
-from persyn.experiment.config import ExperimentConfig
+from persyn.experiment.config import ExperimentConfig, deep_merge
 from persyn.experiment.finetune import StudentTrainer
 from persyn.experiment.results import result_row, write_results
 from persyn.store import Store
@@ -147,6 +148,27 @@ class Experiment:
             )
         return rows
 
+    def variant(self, name: str, cfg: RunConfig, seed: int) -> tuple[Path, StrategySummary]:
+        """PerSyn's dataset on the run ``cfg`` changed by ``variants[name]`` (its own run in
+        ``cfg``'s ``variants/NAME``, its store chained like every run's)."""
+        from persyn.pipeline import Pipeline
+
+        over = self.exp.variants[name]
+        d = Path(cfg.output_dir) / "variants" / re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
+        raw = deep_merge(dict(self.exp.run), over)
+        raw.pop("students", None)
+        raw.update(
+            seed=seed,
+            output_dir=str(d),
+            student=cfg.student.model_dump(mode="json"),
+            alpha=over.get("alpha", cfg.alpha),
+        )
+        self._chained(d)
+        with Pipeline(parse_config(raw, f"variant {name}")) as pipe:
+            summary = pipe.build_strategy("persyn", d / "strategies" / "persyn", seed=seed)
+            self.log(f"dataset · seed {seed} · {cfg.student.name or 'student'} · {name}: {summary.routing}")
+        return d / "strategies" / "persyn" / "dataset.jsonl", summary
+
     def datasets(self) -> dict[tuple[str, str, int], tuple[Path, StrategySummary]]:
         """Build every (student, strategy, seed) dataset, each seed and student in its own run
         (calibration draw, learnability, router, random / mix draws). A run's store starts as
@@ -159,8 +181,9 @@ class Experiment:
         for seed in self.exp.seeds:
             for student, cfg in self.student_runs(seed):
                 self._chained(cfg.output_dir)
+                names = self.exp.strategies_for(student)
                 with Pipeline(cfg) as pipe:
-                    for name in self.exp.strategies_for(student):
+                    for name in [n for n in names if n not in self.exp.variants]:
                         d = pipe.out / "strategies" / name
                         out[(student, name, seed)] = (
                             d / "dataset.jsonl",
@@ -172,6 +195,8 @@ class Experiment:
                             f"dataset · seed {seed} · {student} · {name}: {out[(student, name, seed)][1].routing}"
                         )
                     self.log(f"seed {seed} · {student}: {pipe.new_generations} teacher responses generated")
+                for name in [n for n in names if n in self.exp.variants]:
+                    out[(student, name, seed)] = self.variant(name, cfg, seed)
         students = list(dict.fromkeys(s for s, _, _ in out))
         for student in students:
             for owner in students:
