@@ -132,8 +132,8 @@ def load_experiment(path: str | Path, scale: float = 1.0, output_dir: Path | Non
 def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0) -> ExperimentConfig:
     """Validate a mapping into an ExperimentConfig (see ``load_experiment``): ``run`` gets
     ``output_dir`` ``OUTPUT_DIR/run/seed-S`` (S: the first seed) and ``prompts.seed`` (the run
-    seed, unless given), and with ``scale`` != 1 its prompt set size (at least 4) and the
-    evaluation set size are multiplied.
+    seed, unless given), and with ``scale`` != 1 its prompt set size (at least 4), a calibration
+    count, and the evaluation and validation set sizes are multiplied.
 
     Raises:
         ConfigError: not a mapping, an invalid field (with its path), ``scale`` <= 0, a scale
@@ -165,8 +165,13 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
             raise ConfigError(f"{source}: --scale needs run.prompts.size for a {prompts['source']} source")
         prompts["size"] = max(4, round(base * scale))
         run["prompts"] = prompts
-        if exp.eval.prompts.size:
-            exp.eval.prompts.size = max(4, round(exp.eval.prompts.size * scale))
+        cal = dict(run.get("calibration") or {})
+        if isinstance(cal.get("size"), int) and cal["size"] > 1:  # a count, not a fraction
+            cal["size"] = max(2, round(cal["size"] * scale))
+            run["calibration"] = cal
+        for split in (exp.eval, exp.validation):
+            if split is not None and split.prompts.size:
+                split.prompts.size = max(4, round(split.prompts.size * scale))
     exp.run = run
     cfg = parse_config(run, f"{source}: run")  # fail early on a bad run section
     sw = exp.sweeps
