@@ -102,6 +102,13 @@ def _f(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
+def _difference_cells(p: dict) -> str:
+    # "mean (✓ when the interval excludes 0) | [low, high] | per seed"
+    shown = " ✓" if p["low"] > 0 or p["high"] < 0 else ""
+    per_seed = ", ".join(f"{x:+.3f}" for x in p["per_seed"])
+    return f"{p['mean']:+.3f}{shown} | [{p['low']:+.3f}, {p['high']:+.3f}] | {per_seed}"
+
+
 def paired_markdown(paired: list[dict], gain: dict | None) -> list[str]:
     """The lines of ``results.md``'s paired section: one row per comparison
     (``comparisons.paired_table``) and the Oracle gain recovered (``comparisons.oracle_gain``)."""
@@ -121,12 +128,7 @@ def paired_markdown(paired: list[dict], gain: dict | None) -> list[str]:
         "| comparison | difference | 95% interval | per seed | seed std |",
         "| --- | ---: | ---: | --- | ---: |",
     ]
-    for p in paired:
-        shown = " ✓" if p["low"] > 0 or p["high"] < 0 else ""
-        md.append(
-            f"| {p['a']} − {p['b']} | {p['mean']:+.3f}{shown} | [{p['low']:+.3f}, {p['high']:+.3f}] | "
-            f"{', '.join(f'{x:+.3f}' for x in p['per_seed'])} | {p['seed_std']:.3f} |"
-        )
+    md += [f"| {p['a']} − {p['b']} | {_difference_cells(p)} | {p['seed_std']:.3f} |" for p in paired]
     if gain is not None:
         g = gain["oracle_minus_best"]
         line = (
@@ -158,12 +160,7 @@ def personalisation_markdown(cross: list[dict]) -> list[str]:
         "| student | own − other's dataset | difference | 95% interval | per seed |",
         "| --- | --- | ---: | ---: | --- |",
     ]
-    for p in cross:
-        shown = " ✓" if p["low"] > 0 or p["high"] < 0 else ""
-        md.append(
-            f"| {p['student']} | persyn − {p['b']} | {p['mean']:+.3f}{shown} | [{p['low']:+.3f}, {p['high']:+.3f}] | "
-            f"{', '.join(f'{x:+.3f}' for x in p['per_seed'])} |"
-        )
+    md += [f"| {p['student']} | persyn − {p['b']} | {_difference_cells(p)} |" for p in cross]
     return md
 
 
