@@ -21,6 +21,22 @@ from persyn.store import Store
 from persyn.students import seed_store, student_configs
 
 
+def router_figures(pipe) -> dict:
+    """The trained router's cross-validation figures in ``pipe``'s store: the kind that routes,
+    the calibration prompts, top-1 and regret, and the best single teacher's top-1 and
+    regret (None where not measured)."""
+    ev = pipe.store.stage_done("train_router", pipe.store.get_meta("router_key") or "") or {}
+    best = ev.get("best_single_teacher") or {}
+    return {
+        "kind": ev.get("kind"),
+        "n_calibration": len(pipe.store.prompts(calibration=True)),
+        "top1": ev.get("top1"),
+        "regret": ev.get("regret"),
+        "best_single_top1": best.get("top1"),
+        "best_single_regret": best.get("regret"),
+    }
+
+
 def cross_name(owner: str) -> str:
     """The strategy name of another student's PerSyn dataset (the personalisation matrix)."""
     return f"persyn (for {owner})"
@@ -84,7 +100,7 @@ class Experiment:
                 self._chained(d)
                 with Pipeline(one) as pipe:
                     summary = pipe.build_strategy("persyn", d / "strategies" / "persyn", seed=seed)
-                    ev = pipe.store.stage_done("train_router", pipe.store.get_meta("router_key") or "") or {}
+                    figures = router_figures(pipe)
                 res = self.trainer.train_and_evaluate(
                     one.student,
                     d / "strategies/persyn/dataset.jsonl",
@@ -100,8 +116,8 @@ class Experiment:
                         "accuracy": res["accuracy"],
                         "ci_low": res["ci_low"],
                         "ci_high": res["ci_high"],
-                        "router": ev.get("kind"),
-                        "top1": ev.get("top1"),
+                        "router": figures["kind"],
+                        "top1": figures["top1"],
                         "routing": summary.routing,
                         "eval_key": res["eval_key"],
                     }
@@ -303,19 +319,8 @@ class Experiment:
                     pipe.score()
                     pipe.train_router()
                     routing = dict(Counter(pipe.route().values()))
-                ev = pipe.store.stage_done("train_router", pipe.store.get_meta("router_key") or "") or {}
-                n_cal = len(pipe.store.prompts(calibration=True))
-            row = {
-                "key": point_key,
-                "sweep": kind,
-                "value": value,
-                "n_calibration": n_cal,
-                "top1": ev.get("top1"),
-                "regret": ev.get("regret"),
-                "best_single_top1": (ev.get("best_single_teacher") or {}).get("top1"),
-                "best_single_regret": (ev.get("best_single_teacher") or {}).get("regret"),
-                "routing": routing,
-            }
+                figures = router_figures(pipe)
+            row = {"key": point_key, "sweep": kind, "value": value, **figures, "routing": routing}
             if self.exp.sweeps.train:
                 res = self.trainer.train_and_evaluate(
                     first.student,
