@@ -120,14 +120,21 @@ def main() -> None:
                 "sft_seconds": info.get("seconds"),
                 "eval_seconds": ev.seconds,
                 "samples": [
-                    {k: r[k] for k in ("prompt", "response", "gold", "correct")} for r in ev.records[:: len(evals) // 12]
+                    {k: r[k] for k in ("prompt", "response", "gold", "correct")}
+                    for r in ev.records[:: len(evals) // 12]
                 ],
             }
             path.write_text(json.dumps(result, indent=1) + "\n")
-            log(f"{name} · {phase}: {ev.accuracy:.3f} {result['per_task']} ({time.perf_counter() - start:.0f} s)")
+            log(
+                f"{name} · {phase}: {ev.accuracy:.3f} {result['per_task']} ({time.perf_counter() - start:.0f} s)"
+            )
     rows = ["| task | " + " | ".join(f"{s} untouched | {s} after SFT" for s in STUDENTS) + " |"]
     rows.append("| --- |" + " ---: | ---: |" * len(STUDENTS))
-    res = {(s, ph): json.loads((out / f"{s}-{ph}.json").read_text()) for s in STUDENTS for ph in ("untouched", "sft")}
+    res = {
+        (s, ph): json.loads((out / f"{s}-{ph}.json").read_text())
+        for s in STUDENTS
+        for ph in ("untouched", "sft")
+    }
     for t in TASKS:
         cells = [f"{res[(s, ph)]['per_task'].get(t, 0):.2f}" for s in STUDENTS for ph in ("untouched", "sft")]
         rows.append(f"| {t} | " + " | ".join(cells) + " |")

@@ -14,6 +14,15 @@ from persyn.core.errors import InputError
 from persyn.experiment.paired import paired_difference
 
 UNTRAINED = "student (no SFT)"
+CROSS_PREFIX = "persyn (for "
+
+
+def cross_name(owner: str) -> str:
+    """The strategy name of student ``owner``'s PerSyn dataset when another student is trained
+    on it (the personalisation matrix)."""
+    return f"{CROSS_PREFIX}{owner})"
+
+
 # Strategies that give every prompt to one teacher: "best single" is the best of these.
 SINGLE_TEACHER = ("strongest", "family-strong", "car")
 

@@ -314,7 +314,7 @@ def write_results(
         PersynError: a file cannot be written.
         InputError: an evaluation's per-prompt records are missing.
     """
-    from persyn.experiment.comparisons import correctness, oracle_gain, paired_table
+    from persyn.experiment.comparisons import CROSS_PREFIX, correctness, oracle_gain, paired_table
 
     write_atomic(out / "results.csv", _csv(rows))
     students = list(dict.fromkeys(r["student"] for r in rows))
@@ -330,7 +330,7 @@ def write_results(
         heading = f"{student}: " if len(students) > 1 else ""
         blocks += student_markdown(agg, teachers, paired, oracle_gain(matrices), heading)
         plot_agg += [{**a, "strategy": f"{heading}{a['strategy']}"} for a in agg]
-    blocks += personalisation_markdown([p for p in all_paired if p["b"].startswith("persyn (for ")])
+    blocks += personalisation_markdown([p for p in all_paired if p["b"].startswith(CROSS_PREFIX)])
     if all_paired:
         write_atomic(
             out / "paired.csv", _csv([{**p, "per_seed": json.dumps(p["per_seed"])} for p in all_paired])

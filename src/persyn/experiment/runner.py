@@ -13,7 +13,7 @@ from persyn.config import WHERE_IT_RUNS, RunConfig, StudentConfig, parse_config
 from persyn.core.hashing import stable_hash
 from persyn.core.io import write_atomic
 from persyn.core.summary import StrategySummary
-from persyn.experiment.comparisons import UNTRAINED
+from persyn.experiment.comparisons import UNTRAINED, cross_name
 from persyn.experiment.config import ExperimentConfig, deep_merge
 from persyn.experiment.finetune import StudentTrainer
 from persyn.experiment.results import result_row, write_results
@@ -35,11 +35,6 @@ def router_figures(pipe) -> dict:
         "best_single_top1": best.get("top1"),
         "best_single_regret": best.get("regret"),
     }
-
-
-def cross_name(owner: str) -> str:
-    """The strategy name of another student's PerSyn dataset (the personalisation matrix)."""
-    return f"persyn (for {owner})"
 
 
 class Experiment:
@@ -213,12 +208,11 @@ class Experiment:
                     self.log(f"seed {seed} · {student}: {pipe.new_generations} teacher responses generated")
                 for name in [n for n in names if n in self.exp.variants]:
                     out[(student, name, seed)] = self.variant(name, cfg, seed)
-        students = list(dict.fromkeys(s for s, _, _ in out))
-        for student in students:
-            for owner in students:
-                for seed in self.exp.seeds:
-                    if owner != student and (owner, "persyn", seed) in out:
-                        out[(student, cross_name(owner), seed)] = out[(owner, "persyn", seed)]
+        persyn = {(owner, seed): built for (owner, name, seed), built in out.items() if name == "persyn"}
+        for student in dict.fromkeys(s for s, _, _ in list(out)):
+            for (owner, seed), built in persyn.items():
+                if owner != student:
+                    out[(student, cross_name(owner), seed)] = built
         return out
 
     # -- the whole experiment -------------------------------------------------------------------

@@ -72,16 +72,27 @@ def combine(cands: list[Candidate], alpha: float, how: str = "minmax") -> list[C
     return cands
 
 
+# A per-prompt pick's tie-breakers, after its own criterion.
+TIE_BREAKS = {
+    "reward": ("quality", "learnability"),
+    "quality": ("learnability",),
+    "learnability": ("quality",),
+}
+
+
+def pick_by(cands: list[Candidate], by: str) -> str | None:
+    """The teacher of the candidate with the highest ``by`` (``reward``, ``quality`` or
+    ``learnability``) among those that have it; on a tie the next of ``TIE_BREAKS[by]``, then
+    the alphabetically first teacher (``core.ranking``); None when none has it."""
+    crit = [{c.teacher: getattr(c, k) for c in cands} for k in (by, *TIE_BREAKS[by])]
+    return best([c.teacher for c in cands], *crit)
+
+
 def oracle_pick(cands: list[Candidate]) -> str | None:
     """The Oracle router's teacher: argmax of the combined reward over valid candidates (on a
     tie: the higher quality, then the higher learnability, then the alphabetically first
-    teacher; ``core.ranking``), or None when no candidate is valid."""
-    return best(
-        [c.teacher for c in cands],
-        {c.teacher: c.reward for c in cands},
-        {c.teacher: c.quality for c in cands},
-        {c.teacher: c.learnability for c in cands},
-    )
+    teacher), or None when no candidate is valid."""
+    return pick_by(cands, "reward")
 
 
 def pair_labels(rewards: list[float | None], ties: str = "drop") -> list[tuple[int, int, float]]:

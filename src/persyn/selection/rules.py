@@ -9,7 +9,7 @@ from __future__ import annotations
 from persyn.core.errors import ConfigError
 from persyn.core.hashing import stable_hash
 from persyn.core.ranking import best
-from persyn.scoring.combine import Candidate
+from persyn.scoring.combine import Candidate, pick_by
 from persyn.scoring.means import TeacherMeans
 
 
@@ -84,20 +84,11 @@ def rescaled_quality(means: dict[str, TeacherMeans]) -> dict[str, TeacherMeans]:
     }
 
 
-# A per-prompt pick's tie-breakers, after its own criterion.
-TIE_BREAKS = {
-    "reward": ("quality", "learnability"),
-    "quality": ("learnability",),
-    "learnability": ("quality",),
-}
-
-
 def per_prompt_pick(cands: list[Candidate], by: str) -> str | None:
     """Generate-then-Select pick for one prompt: the candidate with the highest ``by``
-    (``reward``, ``quality`` or ``learnability``) among those that have it; on a tie the next
-    of ``TIE_BREAKS[by]``, then the alphabetically first teacher; None when none has it."""
-    crit = [{c.teacher: getattr(c, k) for c in cands} for k in (by, *TIE_BREAKS[by])]
-    return best([c.teacher for c in cands], *crit)
+    (``reward``, ``quality`` or ``learnability``), ties broken as the Oracle's are
+    (``scoring.combine.pick_by``); None when none has it."""
+    return pick_by(cands, by)
 
 
 def random_pick(prompt_id: str, names: list[str], seed: int) -> str:
