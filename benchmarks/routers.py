@@ -17,7 +17,7 @@ Per size it reports, for ``prior``, ``bt-linear``, ``knn`` and ``auto``:
 Then random vs diverse vs active calibration sets of ``--select-size`` prompts (3 draws each,
 different seeds), each routed by ``auto``, on the same held-out prompts.
 
-Usage: python benchmarks/routers.py [--pools experiment,demo] [--sizes 25,50,100,200]
+Usage: python benchmarks/routers.py [--pools experiment,demo,personal-smollm2] [--sizes 25,50,100,200]
        [--test 60] [--encoder-sizes 25,100] [--select-size 50] [--draws 1] [--out runs/bench-routers]
 
 ``--draws D`` repeats each size with D calibration draws (draw 0 the nested first N, the others
@@ -49,9 +49,18 @@ KINDS = ["prior", "bt-linear", "knn"]
 
 
 def pool_config(pool: str) -> dict:
+    """The run config of ``pool``: ``experiment``, ``demo``, or ``personal-NAME`` (the issue-13
+    mixed-task pool of ``personal.yaml``, scored for its student NAME)."""
     configs = files("persyn") / "configs"
     if pool == "experiment":
         return yaml.safe_load((configs / "experiment.yaml").read_text())["run"]
+    if pool.startswith("personal-"):
+        run = yaml.safe_load((configs / "personal.yaml").read_text())["run"]
+        students = {s["name"]: s for s in run.pop("students")}
+        name = pool.removeprefix("personal-")
+        if name not in students:
+            raise SystemExit(f"--pools: {pool}: personal.yaml has no student '{name}' ({', '.join(students)})")
+        return {**run, "student": students[name]}
     return yaml.safe_load((configs / f"{pool}.yaml").read_text())
 
 

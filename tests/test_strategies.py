@@ -2,15 +2,16 @@
 strategy end to end on one store with no response generated twice."""
 
 import json
+import re
 
 import pytest
 from conftest import tiny_config
 from typer.testing import CliRunner
 
 from persyn.cli import app
-from persyn.config import parse_config
+from persyn.config import PromptsConfig, parse_config
 from persyn.core.errors import ConfigError
-from persyn.core.records import Prompt
+from persyn.core.records import Prompt, ScoreItem
 from persyn.engines.reference import chain_steps, render_reference
 from persyn.pipeline import Pipeline
 from persyn.scoring.combine import Candidate, combine
@@ -145,6 +146,62 @@ def test_reference_styles_spell_out_chains():
     assert verbose.endswith("#### -11")
     no_answer = Prompt("y", "q", None, None, {})
     assert render_reference(no_answer, "terse") is None
+
+
+@pytest.mark.parametrize(
+    "task, kwargs",
+    [
+        ("chain_sum", {"min_terms": 2, "max_terms": 4}),
+        ("leg_counting", {"min_animals": 1, "max_animals": 3, "max_instances": 3}),
+        ("letter_counting", {"min_words": 3, "max_words": 5}),
+        ("gcd", {"min_numbers": 2, "max_numbers": 3, "min_value": 2, "max_value": 200}),
+    ],
+)
+def test_worked_steps_of_every_task_reach_the_task_s_answer(task, kwargs):
+    from persyn.engines.worked_steps import worked_steps
+    from persyn.prompts import load_prompts
+    from persyn.scoring.quality import VerifierScorer
+
+    cfg = PromptsConfig(source="reasoning_gym", task=task, task_kwargs=kwargs, size=60, seed=3)
+    prompts, _ = load_prompts(cfg, seed=0)
+    items, answers = [], {}
+    for p in prompts:
+        worked = worked_steps(p.metadata)
+        assert worked is not None, p.metadata
+        # the last computation line ends in the answer, computed from the metadata alone
+        assert worked.steps[-1].terse.rsplit("=", 1)[-1].strip() == p.answer
+        terse, verbose = render_reference(p, "terse"), render_reference(p, "verbose")
+        assert terse == "\n".join([s.terse for s in worked.steps] + [f"#### {p.answer}"])
+        # verbose says every step in words, with every number of its computation line
+        assert len(verbose) > len(terse) and len(worked.steps) + 3 == len(verbose.splitlines())
+        for step in worked.steps:
+            assert set(re.findall(r"\d+", step.terse)) <= set(re.findall(r"\d+", step.verbose))
+        for style, text in (("terse", terse), ("verbose", verbose)):
+            items.append(ScoreItem(f"{p.id}/{style}", p.text, text))
+            answers[f"{p.id}/{style}"] = p.answer
+    # and the answer check the pipeline uses scores every one of them right
+    scores = {k: q for batch in VerifierScorer(answers).score(items) for k, q, _ in batch}
+    assert set(scores.values()) == {1.0}
+
+
+def test_worked_steps_need_their_fields():
+    from persyn.engines.worked_steps import worked_steps
+
+    assert worked_steps({"source_dataset": "gcd", "task_metadata": {"numbers": [12]}}) is None
+    assert (
+        worked_steps({"source_dataset": "leg_counting", "task_metadata": {"animals": {"unicorn": 1}}}) is None
+    )
+    assert worked_steps({"source_dataset": "spell_backward", "task_metadata": {"word": "sun"}}) is None
+    gcd = worked_steps({"source_dataset": "gcd", "task_metadata": {"numbers": [12, 18, 8]}})
+    assert [s.terse for s in gcd.steps] == [
+        "18 = 1 * 12 + 6",
+        "12 = 2 * 6 + 0",
+        "8 = 1 * 6 + 2",
+        "6 = 3 * 2 + 0",
+        "gcd = 2",
+    ]
+    # a prompt of any source with an arithmetic chain in its metadata is still spelled out
+    assert worked_steps({"expression": "1 + 2"}).steps[0].terse == "1 + 2 = 3"
 
 
 def read_jsonl(path):

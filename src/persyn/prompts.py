@@ -21,7 +21,6 @@ from persyn.config import PromptsConfig, redact
 from persyn.core.errors import InputError, MissingAssetError
 from persyn.core.hashing import content_id
 from persyn.core.records import Prompt, render_conversation
-from persyn.scoring.tasks import NUMERIC_TASKS
 
 ROLES = ("system", "user", "assistant")
 
@@ -301,7 +300,7 @@ def _reasoning_gym(cfg: PromptsConfig, seed: int) -> _Collector:
 
 
 # Metadata kept from a reasoning_gym entry: where it came from, and (``task_metadata``) what the
-# task's own answer check may read.
+# task's own answer check and the reference teacher's worked steps may read.
 _KEPT = ("source_dataset", "source_index", "difficulty", "expression")
 
 
@@ -321,8 +320,7 @@ def _draw_task(out: _Collector, task: str, size: int, kwargs: dict, seed: int, w
         full = meta
         meta = {k: v for k, v in full.items() if k in _KEPT}
         meta.setdefault("source_dataset", task)
-        if task not in NUMERIC_TASKS:  # checked by the task's own score_answer, which may read it
-            meta["task_metadata"] = _json_safe(full)
+        meta["task_metadata"] = _json_safe(full)
         out.add(f"reasoning_gym:{task}[{i}]", entry["question"], None, answer, solution, meta)
 
 

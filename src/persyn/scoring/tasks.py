@@ -97,6 +97,7 @@ def task_check(task: str, response: str, gold: str, metadata: dict) -> tuple[flo
 def task_of(metadata: dict) -> tuple[str, dict] | None:
     """``(task, entry metadata)`` of a prompt checked by its task's own ``score_answer`` (a
     reasoning_gym prompt of a non-numeric task), else None (math-verify checks it)."""
-    if "task_metadata" not in metadata:
+    task = str(metadata.get("source_dataset"))
+    if "task_metadata" not in metadata or task in NUMERIC_TASKS:
         return None
-    return str(metadata.get("source_dataset")), metadata["task_metadata"]
+    return task, metadata["task_metadata"]

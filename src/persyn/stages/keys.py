@@ -46,6 +46,8 @@ def generation_key(teacher: TeacherConfig, prompt: Prompt, seed: int) -> str:
         payload: Any = [prompt.text, prompt.solution, prompt.answer]
         if prompt.metadata.get("expression"):  # the terse / verbose styles spell it out
             payload.append(prompt.metadata["expression"])
+        if prompt.metadata.get("task_metadata"):  # ... and the worked steps of other tasks
+            payload.append(["task_metadata", prompt.metadata["task_metadata"]])
     else:
         payload = [prompt.text, seed if teacher.temperature > 0 else None]
         if SAMPLE in prompt.metadata:  # the n-th sample of one synthesis request
