@@ -12,19 +12,27 @@ from persyn.router.base import RouterExample
 from persyn.router.model import BTRouter
 
 
-def bt_loss(coef: torch.Tensor, pairs: list[tuple[int, int, int, float]]) -> torch.Tensor:
-    """Binary cross-entropy of σ(π_b − π_a) against C, averaged over pairs.
+def pair_tensors(
+    pairs: list[tuple[int, int, int, float]], dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(rows, a, b, C)`` of ``pairs`` as tensors, built once for a loss evaluated many times."""
+    rows, a, b, c = zip(*pairs, strict=True) if pairs else ((), (), (), ())
+    return torch.tensor(rows), torch.tensor(a), torch.tensor(b), torch.tensor(c, dtype=dtype)
+
+
+def bt_loss(
+    coef: torch.Tensor,
+    pairs: list[tuple[int, int, int, float]] | tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
+    """Binary cross-entropy of σ(π_b − π_a) against C, averaged over pairs (PerSyn Eq. 3).
 
     Args:
         coef: ``[batch, n_teachers]`` coefficients.
-        pairs: ``(row, a, b, C)`` with ``row`` indexing ``coef``.
+        pairs: ``(row, a, b, C)`` with ``row`` indexing ``coef``, or their ``pair_tensors``.
     """
-    rows = torch.tensor([p[0] for p in pairs])
-    a = torch.tensor([p[1] for p in pairs])
-    b = torch.tensor([p[2] for p in pairs])
-    target = torch.tensor([p[3] for p in pairs], dtype=coef.dtype)
+    rows, a, b, target = pairs if isinstance(pairs, tuple) else pair_tensors(pairs, coef.dtype)
     logits = coef[rows, b] - coef[rows, a]
-    return F.binary_cross_entropy_with_logits(logits, target)
+    return F.binary_cross_entropy_with_logits(logits, target.to(coef.dtype))
 
 
 def train_router(
