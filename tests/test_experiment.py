@@ -3,6 +3,7 @@
 import csv
 import json
 import re
+from pathlib import Path
 
 import pytest
 from conftest import tiny_config
@@ -182,7 +183,17 @@ def cal_ids(run_dir):
         return {p.id for p in st.prompts(calibration=True)}
 
 
-def test_experiment_alpha_and_epochs_by_validation(tiny_models, tmp_path):
+def test_experiment_alpha_and_epochs_by_validation(tiny_models, tmp_path, monkeypatch):
+    import persyn.train
+
+    fine_tunes = []  # (dataset content, settings) of every fine-tune made
+    real_sft = persyn.train.sft
+
+    def counting_sft(dataset, *args, **kwargs):
+        fine_tunes.append((Path(dataset).read_text(), args[2].model_dump_json()))
+        return real_sft(dataset, *args, **kwargs)
+
+    monkeypatch.setattr(persyn.train, "sft", counting_sft)
     exp = experiment_dict(tiny_models, tmp_path, strategies=["persyn", "persyn (prior)"], seeds=[0])
     exp["variants"] = {"persyn (prior)": {"router": {"kind": "prior"}}}  # a strategy of its own
     val = tmp_path / "val.jsonl"
@@ -227,6 +238,10 @@ def test_experiment_alpha_and_epochs_by_validation(tiny_models, tmp_path):
     routed = json.loads(variant_rows[0]["routing"])
     assert len(variant_rows) == 1 and sum(routed.values()) == len(lines)
     assert len({x["teacher"] for x in lines if x["id"] not in cal_ids(variant)}) == 1
+    # A model the validation sweeps trained is kept for the main run, which trains it again
+    # otherwise: every fine-tune is made once, and none is left on disk.
+    assert len(fine_tunes) == len(set(fine_tunes)) and len(fine_tunes) < len(val_table) + 2
+    assert not (out / "models").exists()
 
 
 def test_experiment_config_errors(tiny_models, tmp_path):

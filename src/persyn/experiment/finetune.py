@@ -115,12 +115,15 @@ class StudentTrainer:
         dataset_hash: str,
         split: str = "test",
         sft_over: dict | None = None,
+        keep: bool = False,
     ) -> dict:
         """Fine-tune student ``st`` on ``dataset`` with ``seed`` (and the ``sft`` settings
         updated by ``sft_over``) and evaluate it on ``split`` (``test`` or ``validation``),
         cached by dataset content, SFT settings, student, seed and split. Returns the
         evaluation summary with ``train`` (the fine-tune's record) and ``eval_key``
-        (``evals/EVAL_KEY.json`` holds the per-prompt records)."""
+        (``evals/EVAL_KEY.json`` holds the per-prompt records). ``keep``: keep the model for an
+        evaluation on another split (a validation sweep's point that the main run may train
+        again); ``remove_models`` deletes what is left."""
         from persyn.evaluate import training_prompts
         from persyn.train import SFTSettings, sft
 
@@ -144,6 +147,11 @@ class StudentTrainer:
         record = json.loads(done.read_text())
         record["train"] = {k: train.get(k) for k in ("seconds", "steps", "final_loss", "n_examples")}
         write_atomic(done, json.dumps(record, indent=2) + "\n")
-        if not self.keep_models:
+        if not (self.keep_models or keep):
             shutil.rmtree(model_dir, ignore_errors=True)
         return summary | {"train": record["train"], "eval_key": key}
+
+    def remove_models(self) -> None:
+        """Delete the fine-tuned models kept for another split (unless ``keep_models``)."""
+        if not self.keep_models:
+            shutil.rmtree(self.out / "models", ignore_errors=True)

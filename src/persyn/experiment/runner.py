@@ -102,6 +102,7 @@ class Experiment:
                     seed,
                     summary.dataset_hash,
                     "validation",
+                    keep=True,  # the main run trains this very model again when this α wins
                 )
                 rows.append(
                     {
@@ -139,7 +140,7 @@ class Experiment:
         rows = []
         for epochs in self.exp.sweeps.sft_epochs:
             res = self.trainer.train_and_evaluate(
-                st, path, seed, summary.dataset_hash, "validation", sft_over={"epochs": epochs}
+                st, path, seed, summary.dataset_hash, "validation", sft_over={"epochs": epochs}, keep=True
             )
             rows.append(
                 {
@@ -254,6 +255,7 @@ class Experiment:
                 f"[{res['ci_low']:.3f}, {res['ci_high']:.3f}]"
             )
         sweep_rows = self.sweeps()
+        self.trainer.remove_models()
         write_results(
             self.out,
             rows,
