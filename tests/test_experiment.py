@@ -256,6 +256,13 @@ def test_experiment_config_errors(tiny_models, tmp_path):
     scaled = experiment_dict(tiny_models, tmp_path)
     scaled["run"]["prompts"]["size"] = 4
     assert parse_experiment(scaled, scale=2.0).run["prompts"]["size"] == 8
+    # a scale below 1 also applies the `small` overrides (a quick look); 1 and above do not
+    scaled["small"] = {"seeds": [0], "strategies": ["persyn"], "run": {"router": {"kind": "prior"}}}
+    small = parse_experiment(scaled, scale=0.5)
+    assert small.seeds == [0] and small.strategies == ["persyn"] and small.run["prompts"]["size"] == 4
+    assert small.run["router"] == {**scaled["run"]["router"], "kind": "prior"}  # merged, not replaced
+    full = parse_experiment(scaled, scale=1.0)
+    assert full.seeds == scaled["seeds"] and full.strategies == scaled["strategies"]
     with pytest.raises(ConfigError, match="unknown strategy 'persyn-x'"):
         parse_experiment(experiment_dict(tiny_models, tmp_path, strategies=["persyn-x"]))
     bad_variant = experiment_dict(tiny_models, tmp_path, strategies=["v"], variants={"v": {"alpha": 3}})

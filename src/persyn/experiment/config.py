@@ -76,6 +76,9 @@ class ExperimentConfig(StrictModel):
     # PerSyn on a changed run, as strategies of their own, e.g. the paper's router:
     # {"persyn (bt-encoder)": {router: {kind: bt-encoder}}} (merged into the run section).
     variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # What ``--scale`` below 1 also changes, merged into this mapping (``deep_merge``; lists are
+    # replaced): e.g. one seed, fewer strategies, no sweeps, so a look at the setting is quick.
+    small: dict[str, Any] = Field(default_factory=dict)
 
     def strategies_for(self, student: str) -> list[str]:
         """The strategies built and fine-tuned for ``student``."""
@@ -133,7 +136,8 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
     """Validate a mapping into an ExperimentConfig (see ``load_experiment``): ``run`` gets
     ``output_dir`` ``OUTPUT_DIR/run/seed-S`` (S: the first seed) and ``prompts.seed`` (the run
     seed, unless given), and with ``scale`` != 1 its prompt set size (at least 4), a calibration
-    count, and the evaluation and validation set sizes are multiplied.
+    count, and the evaluation and validation set sizes are multiplied; with ``scale`` < 1 the
+    ``small`` overrides are merged in first.
 
     Raises:
         ConfigError: not a mapping, an invalid field (with its path), ``scale`` <= 0, a scale
@@ -144,6 +148,8 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping")
+    if 0 < scale < 1 and isinstance(data.get("small"), dict):
+        data = deep_merge({k: v for k, v in data.items() if k != "small"}, data["small"])
     try:
         exp = ExperimentConfig.model_validate(data)
     except ValidationError as err:
