@@ -293,6 +293,27 @@ def train_generator_cmd(
 
 
 @app.command()
+def influence(
+    config: Path = ConfigArg,
+    examples: Path = typer.Option(..., "--examples", help="A persyn dataset JSONL of the examples to probe."),
+    output: Path = typer.Option(..., "--output", help="Where influence.jsonl and the warm-up go."),
+) -> None:
+    """Local data influence (Montessori-Instruct) of each example on the student, with its loss
+    and learnability (``influence`` section: warm-up and reference sets). Resumes."""
+    from persyn.stages.influence import run_influence
+
+    with reported_errors():
+        cfg = _config(config, None)
+        s = run_influence(cfg, examples, output, log=console.print)
+        console.print(
+            f"influence: {s['examples']} examples ({s['failed']} failed, {s['probed_now']} probed now), "
+            f"{s['helpful']} helpful / {s['harmful']} harmful; reference loss {s['reference_loss']:.4f} "
+            f"over {s['reference_examples']} examples; {s['seconds_per_example']} s per example "
+            f"→ {output / 'influence.jsonl'}"
+        )
+
+
+@app.command()
 def calibrate(
     config: Path = ConfigArg,
     output_dir: Path | None = OutputOpt,

@@ -455,6 +455,38 @@ class SynthesisConfig(StrictModel):
         return self.max_requests or 10 * self.count
 
 
+class InfluenceConfig(StrictModel):
+    """``persyn influence``: the local data influence of examples on the run's student
+    (Montessori-Instruct; see ``persyn.influence``).
+
+    ``warmup`` and ``reference`` are persyn dataset files (JSONL lines with ``messages``).
+    The student is fine-tuned on ``warmup`` with ``sft`` (``persyn.train.SFTSettings``;
+    Montessori-Instruct: 1 epoch, lr 5e-6), keeping its optimizer state; ``reference`` (a
+    validation split, never an evaluation set) holds D_ref, its first ``reference_size`` lines
+    (the paper's code: 256). ``probe_lr``: the probing step's learning rate (None: the
+    warm-up's). ``signals``: what is measured per example. ``max_length``: tokens per example;
+    ``batch_size``: of the passes over the reference set.
+    """
+
+    warmup: Path
+    reference: Path
+    reference_size: Annotated[int, Field(ge=1)] = 64
+    sft: dict[str, Any] = Field(default_factory=lambda: {"epochs": 1.0, "learning_rate": 5e-6})
+    probe_lr: Annotated[float, Field(gt=0)] | None = None
+    signals: list[Literal["influence", "loss", "learnability"]] = Field(
+        default_factory=lambda: ["influence", "loss", "learnability"]
+    )
+    max_length: Annotated[int, Field(ge=16)] = 512
+    batch_size: Annotated[int, Field(ge=1)] = 8
+
+    @field_validator("signals")
+    @classmethod
+    def _check_signals(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"needs at least one signal, each once, got {v}")
+        return v
+
+
 class RayConfig(StrictModel):
     """How ``executor: ray`` cuts and retries the work.
 
@@ -504,6 +536,8 @@ class RunConfig(StrictModel):
     ray: RayConfig = Field(default_factory=RayConfig)
     # persyn synthesize: new prompts from seed examples (prompts.source: synthetic reads them).
     synthesis: SynthesisConfig | None = None
+    # persyn influence: local data influence of examples on the student (Montessori-Instruct).
+    influence: InfluenceConfig | None = None
 
     @model_validator(mode="after")
     def _synthetic_source(self) -> RunConfig:

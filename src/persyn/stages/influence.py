@@ -1,0 +1,232 @@
+"""``persyn influence``: per-example signals for adapting a generator to the student
+(Montessori-Instruct's local data influence, the student's loss, PerSyn's learnability).
+
+1. Warm-up: the run's student is fine-tuned on ``influence.warmup`` (``persyn.train``'s TRL
+   trainer); its weights and optimizer state are saved once under ``OUTPUT/warmup/`` with the
+   key of everything that made them, so a resumed run loads them instead of training again.
+2. Each example of the examples file is probed from that state (``persyn.influence``) and its
+   line appended to ``OUTPUT/influence.jsonl`` at once (fsynced): a killed run resumes after the
+   last stored example. A line carries the settings' key; lines of other settings are ignored.
+3. ``OUTPUT/summary.json``: counts, the warm-up's and the probes' seconds, the reference loss.
+
+An examples file is a persyn dataset (``messages``); each line's ``id`` names it (else a hash
+of its messages) and ``group`` (else ``metadata.group``, else the id) says which generation
+request produced it: Montessori-Instruct pairs examples within a group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from persyn.config import InfluenceConfig, RunConfig, StudentConfig
+from persyn.core.errors import ConfigError, InputError
+from persyn.core.faults import crash_point, register
+from persyn.core.hashing import stable_hash
+from persyn.core.io import write_atomic
+
+EXAMPLE_STORED = register("influence.example", "one example's signals appended to influence.jsonl")
+WARMUP_SAVED = register("influence.warmup", "the warm-up weights and optimizer state saved")
+
+
+def read_examples(path: Path) -> list[dict]:
+    """The lines of an examples file: ``{"id", "group", "pair", "messages"}`` with ``pair`` the
+    ``(prompt, response[, turns])`` SFT renders.
+
+    Raises:
+        InputError: a missing or empty file, a malformed line (names the file and line), or an
+            id used twice.
+    """
+    from persyn.prompts import jsonl_records
+    from persyn.train import read_dataset
+
+    if not Path(path).is_file():
+        raise InputError(f"{path}: examples file not found")
+    out, seen = [], {}
+    for where, rec in jsonl_records(Path(path), "examples file"):
+        try:
+            (pair,) = read_dataset([rec])
+        except InputError as exc:
+            raise InputError(f"{where}: {str(exc).split(': ', 1)[-1]}") from None
+        ex_id = str(rec.get("id") or stable_hash(["example", rec["messages"]])[:16])
+        if ex_id in seen:
+            raise InputError(f"{where}: id '{ex_id}' is used twice (first at {seen[ex_id]})")
+        seen[ex_id] = where
+        meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
+        group = rec.get("group", meta.get("group", ex_id))
+        out.append({"id": ex_id, "group": str(group), "pair": pair, "messages": rec["messages"]})
+    if not out:
+        raise InputError(f"{path}: the examples file is empty")
+    return out
+
+
+def _file_hash(path: Path) -> str:
+    return stable_hash(["file", Path(path).read_bytes().decode("utf-8", "replace")])
+
+
+def _student(cfg: RunConfig) -> StudentConfig:
+    return cfg.student if cfg.student is not None else cfg.students[0]  # type: ignore[index]
+
+
+def _warm_up(cfg: RunConfig, ic: InfluenceConfig, settings, out: Path, key: str, log):
+    """``(model, optimizer, tokenizer, seconds)``: the warm-up state, loaded from
+    ``out/warmup`` when saved under ``key``, else trained and saved."""
+    import torch
+
+    from persyn.assets import load_causal_lm, load_tokenizer
+    from persyn.train import make_trainer, read_dataset
+
+    st = _student(cfg)
+    where = out / "warmup"
+    meta_path = where / "warmup.json"
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
+        meta = json.loads(meta_path.read_text())
+        model = load_causal_lm(str(where / "model"), shared=False)
+        saved = torch.load(where / "optimizer.pt", weights_only=True)
+        named = dict(model.named_parameters())
+        groups = [
+            {**hyper, "params": [named[n] for n in names]}
+            for hyper, names in zip(meta["group_hyper"], meta["group_names"], strict=True)
+        ]
+        optimizer = torch.optim.AdamW(groups)
+        optimizer.load_state_dict(saved)
+        log(f"warm-up state loaded from {where}")
+        return model, optimizer, load_tokenizer(str(where / "model")), meta["seconds"]
+    pairs = read_dataset(ic.warmup)
+    trainer, tokenizer, _ = make_trainer(
+        pairs, st.model, out / ".warmup-trainer", settings, st.prompt_template
+    )
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    model = trainer.model.float().eval()
+    optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # accelerate wraps it
+    if not isinstance(optimizer, torch.optim.AdamW):
+        raise ConfigError(f"influence: the warm-up optimizer is {type(optimizer).__name__}, not AdamW")
+    names = {id(p): n for n, p in model.named_parameters()}
+    meta = {
+        "key": key,
+        "seconds": round(seconds, 3),
+        "steps": trainer.state.global_step,
+        "group_names": [[names[id(p)] for p in g["params"]] for g in optimizer.param_groups],
+        "group_hyper": [
+            {k: v for k, v in g.items() if k != "params" and isinstance(v, (int, float, bool, list, tuple))}
+            for g in optimizer.param_groups
+        ],
+    }
+    where.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(where / "model", safe_serialization=True)
+    tokenizer.save_pretrained(where / "model")
+    torch.save(optimizer.state_dict(), where / "optimizer.pt")
+    write_atomic(meta_path, json.dumps(meta, indent=2) + "\n")  # last: marks the state complete
+    crash_point(WARMUP_SAVED)
+    log(f"warm-up: {len(pairs)} examples, {meta['steps']} steps in {seconds:.1f} s")
+    return model, optimizer, tokenizer, seconds
+
+
+def _done(path: Path, key: str) -> dict[str, dict]:
+    """The stored lines of ``influence.jsonl`` made with ``key``, by example id (a torn last
+    line, from a kill mid-write, is ignored)."""
+    out: dict[str, dict] = {}
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if rec.get("key") == key:
+            out[rec["id"]] = rec
+    return out
+
+
+def run_influence(cfg: RunConfig, examples_path: Path, out: Path, log=print) -> dict:
+    """Measure ``cfg.influence.signals`` for every example of ``examples_path`` into ``out``
+    (see the module docstring). Returns the summary.
+
+    Raises:
+        ConfigError: no ``influence`` section.
+        InputError: a bad examples, warm-up or reference file (names it), an empty reference
+            set, or no reference example with a response token within ``max_length``.
+    """
+    import torch
+
+    from persyn.assets import load_causal_lm, model_fingerprint
+    from persyn.influence import InfluenceProbe, example_losses, mean_loss, tokenized_examples
+    from persyn.train import SFTSettings, read_dataset
+
+    ic = cfg.influence
+    if ic is None:
+        raise ConfigError("persyn influence needs an 'influence' section (warmup, reference) in the config")
+    try:
+        settings = SFTSettings.model_validate({**ic.sft, "max_length": ic.max_length, "seed": cfg.seed})
+    except ValueError as exc:
+        raise ConfigError(f"influence.sft: {exc}") from None
+    st = _student(cfg)
+    examples = read_examples(examples_path)
+    reference_pairs = read_dataset(ic.reference)[: ic.reference_size]
+    warm_key = stable_hash(
+        ["influence-warmup/v1", st.model, model_fingerprint(st.model), st.prompt_template]
+        + [settings.model_dump(), _file_hash(ic.warmup)]
+    )
+    key = stable_hash(["influence/v1", warm_key, _file_hash(ic.reference), ic.reference_size, ic.probe_lr])
+    key = stable_hash([key, ic.signals, ic.batch_size])
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "influence.jsonl"
+    done = _done(results, key)
+    todo = [e for e in examples if e["id"] not in done]
+    log(f"influence: {len(examples)} examples, {len(done)} already stored, {len(todo)} to probe")
+    model, optimizer, tokenizer, warm_seconds = _warm_up(cfg, ic, settings, out, warm_key, log)
+    pad = tokenizer.pad_token_id
+    reference = tokenized_examples(reference_pairs, tokenizer, st.prompt_template, ic.max_length)
+    try:  # the probing step's lr: a warm-up schedule has decayed the optimizer's to ~0
+        probe = InfluenceProbe(model, optimizer, reference, pad, ic.probe_lr or settings.lr, ic.batch_size)
+    except ValueError as exc:
+        raise InputError(f"{ic.reference}: {exc}") from None
+    base = load_causal_lm(st.model, shared=False) if "learnability" in ic.signals else None
+    probe_seconds = []
+    with results.open("a") as f:
+        for ex in todo:
+            (tok,) = tokenized_examples([ex["pair"]], tokenizer, st.prompt_template, ic.max_length)
+            rec = {"key": key, "id": ex["id"], "group": ex["group"]}
+            start = time.perf_counter()
+            if not bool((tok.labels != -100).any()):
+                rec["error"] = f"no response token within max_length={ic.max_length}"
+            else:
+                if "influence" in ic.signals:
+                    rec["influence"], loss = probe.probe(tok)
+                else:
+                    with torch.no_grad():
+                        loss = float(example_losses(model, [tok], pad)[0])
+                if "loss" in ic.signals:
+                    rec["loss"] = loss
+                if base is not None:
+                    with torch.no_grad():  # Eq. 1 under the untouched student
+                        rec["learnability"] = -float(example_losses(base, [tok], pad)[0])
+            rec["seconds"] = round(time.perf_counter() - start, 4)
+            probe_seconds.append(rec["seconds"])
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+            done[ex["id"]] = rec
+            crash_point(EXAMPLE_STORED)
+    stored = [done[e["id"]] for e in examples]
+    summary = {
+        "examples": len(examples),
+        "failed": sum("error" in r for r in stored),
+        "probed_now": len(todo),
+        "reference_examples": len(probe.reference),
+        "reference_loss": probe.base_loss if "influence" in ic.signals else mean_loss(model, reference, pad),
+        "probe_lr": optimizer.param_groups[0]["lr"],
+        "warmup_seconds": warm_seconds,
+        "seconds_per_example": (
+            round(sum(r["seconds"] for r in stored) / len(stored), 4) if stored else None
+        ),
+        "signals": list(ic.signals),
+        "helpful": sum(r.get("influence", 0) < 0 for r in stored if "influence" in r),
+        "harmful": sum(r.get("influence", 0) > 0 for r in stored if "influence" in r),
+    }
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
