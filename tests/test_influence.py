@@ -94,6 +94,7 @@ def _dataset(path, pairs, groups=None):
         }
         if groups:
             rec["group"] = groups[i]
+            rec["request"] = f"Write a new problem like these ({groups[i]}):"
         lines.append(json.dumps(rec))
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -147,6 +148,30 @@ def test_influence_command_resumes_after_a_kill(tiny_models, tmp_path):
     assert summary["examples"] == 8 and summary["probed_now"] == 5 and summary["failed"] == 0
     assert summary["helpful"] + summary["harmful"] == 8
 
+    # adapt-generator: pairs within each request's group, then DPO of the generator on them
+    from typer.testing import CliRunner
+
+    from persyn.cli import app
+    from persyn.synthesis.montessori import preference_pairs
+
+    args = [
+        "adapt-generator",
+        str(cfg),
+        "--influence",
+        str(tmp_path / "crashed"),
+        "--examples",
+        str(examples),
+    ]
+    args += ["--output", str(tmp_path / "gen"), "--model", tiny_models["chat"], "--rule", "rank"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "gen" / "pairs.json").read_text())
+    assert [tuple(p) for p in saved["pairs"]] == preference_pairs(got, "influence", "rank")[0]
+    assert saved["note"]["groups"] == 2 and all(
+        int(c[1:]) % 4 // 2 == int(r[1:]) % 4 // 2 for c, r in saved["pairs"]
+    )  # a pair never crosses groups (e0, e1, e4, e5: g0)
+    assert json.loads((tmp_path / "gen" / "persyn_dpo.json").read_text())["pairs"] == len(saved["pairs"])
+
 
 def test_influence_bad_input_names_the_file(tiny_models, tmp_path):
     from persyn.stages.influence import read_examples, run_influence
@@ -160,3 +185,73 @@ def test_influence_bad_input_names_the_file(tiny_models, tmp_path):
     (tmp_path / "reference.jsonl").write_text("\n")
     with pytest.raises(InputError, match=r"reference.jsonl: the dataset is empty"):
         run_influence(cfg, _dataset(tmp_path / "ex.jsonl", PAIRS), tmp_path / "out", log=lambda m: None)
+
+
+def test_preference_pairs_follow_the_grouping_rule():
+    from persyn.synthesis.montessori import preference_pairs
+
+    recs = [
+        {"id": "a1", "group": "a", "influence": -0.3},
+        {"id": "a2", "group": "a", "influence": 0.2},
+        {"id": "a3", "group": "a", "influence": -0.1},
+        {"id": "b1", "group": "b", "influence": -0.2},  # no harmful example: no pair under sign
+        {"id": "b2", "group": "b", "influence": -0.4},
+        {"id": "c1", "group": "c", "influence": 0.5},  # alone in its group
+        {"id": "d1", "group": "d", "influence": 0.1},
+        {"id": "d2", "group": "d", "influence": -0.1},
+        {"id": "d3", "group": "d"},  # failed: no signal
+    ]
+    pairs, note = preference_pairs(recs, "influence", "sign")
+    assert sorted(pairs) == [("a1", "a2"), ("a3", "a2"), ("d2", "d1")]  # chosen × rejected, per group
+    assert note["rule"] == "sign" and note["both_sides"] == 2 and note["groups_with_pairs"] == 2
+    assert preference_pairs(recs, "influence", "auto")[1]["rule"] == "sign"  # 2 of 3 groups
+    # rank: the most helpful third against the least helpful third of each group of 2 or more
+    pairs, note = preference_pairs(recs, "influence", "rank")
+    assert sorted(pairs) == [("a1", "a2"), ("b2", "b1"), ("d2", "d1")] and note["rule"] == "rank"
+    # learnability: higher is better; loss: lower is better
+    lr = [{"id": "x", "group": "g", "learnability": -1.0}, {"id": "y", "group": "g", "learnability": -2.0}]
+    assert preference_pairs(lr, "learnability")[0] == [("x", "y")]
+    loss = [{"id": "x", "group": "g", "loss": 1.0}, {"id": "y", "group": "g", "loss": 2.0}]
+    assert preference_pairs(loss, "loss")[0] == [("x", "y")]
+    # few harmful examples: auto falls back to the ranking, and says so
+    mostly_helpful = [
+        {"id": f"{g}{i}", "group": g, "influence": -0.1 * (i + 1)} for g in "pq" for i in range(3)
+    ]
+    assert preference_pairs(mostly_helpful, "influence", "auto")[1]["rule"] == "rank"
+    with pytest.raises(InputError, match="no group has both a helpful .* and a harmful"):
+        preference_pairs(mostly_helpful, "influence", "sign")
+    with pytest.raises(InputError, match="the sign rule needs the influence signal"):
+        preference_pairs(lr, "learnability", "sign")
+
+
+def test_dpo_moves_the_generator_toward_the_chosen_outputs(tiny_models, tmp_path):
+    from persyn.influence import example_losses
+    from persyn.synthesis.montessori import DPOSettings, dpo_generator
+
+    rows = [
+        {"prompt": "Write a problem:", "chosen": " What is 2 + 3?", "rejected": " hello hello hello"},
+        {"prompt": "Write a problem:", "chosen": " What is 4 + 1?", "rejected": " zzz zzz"},
+    ]
+    settings = DPOSettings(learning_rate=5e-3, epochs=3, batch_size=2, max_length=64)
+    info = dpo_generator(rows, tiny_models["base"], tmp_path / "gen", settings)
+    assert info["pairs"] == 2 and info["steps"] == 3 and len(info["margins"]) == 3
+    assert (tmp_path / "gen" / "persyn_dpo.json").exists()
+
+    def margin(model_ref):
+        # log p(chosen) − log p(rejected), summed over the output tokens
+        model, tok = load_causal_lm(model_ref, shared=False), load_tokenizer(model_ref)
+        total = 0.0
+        for r in rows:
+            for side, sign in (("chosen", 1), ("rejected", -1)):
+                p = tok(r["prompt"])["input_ids"]
+                ids = tok(r["prompt"] + r[side])["input_ids"]
+                labels = [-100] * len(p) + ids[len(p) :]
+                ex = type("E", (), {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)})
+                with torch.no_grad():
+                    nll = float(example_losses(model, [ex], tok.pad_token_id)[0])
+                total -= sign * nll * (len(ids) - len(p))
+        return total
+
+    assert margin(str(tmp_path / "gen")) > margin(tiny_models["base"])
+    with pytest.raises(InputError, match="preference pair 0: empty or missing 'rejected'"):
+        dpo_generator([{"prompt": "p", "chosen": "c"}], tiny_models["base"], tmp_path / "x")

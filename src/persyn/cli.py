@@ -313,6 +313,61 @@ def influence(
         )
 
 
+@app.command("adapt-generator")
+def adapt_generator_cmd(
+    config: Path = ConfigArg,
+    influence_dir: Path = typer.Option(..., "--influence", help="A `persyn influence` output directory."),
+    examples: Path = typer.Option(..., "--examples", help="The examples file that was probed."),
+    output: Path = typer.Option(..., "--output", help="Where to save the tuned generator."),
+    model: str | None = typer.Option(None, "--model", help="Generator to tune (default: synthesis.model)."),
+    signal: str = typer.Option("influence", help="influence | loss | learnability"),
+    rule: str = typer.Option("auto", help="Pairing rule: auto | sign | rank."),
+    method: str = typer.Option("full", help="full | lora"),
+    learning_rate: float = typer.Option(1e-6, "--lr"),
+    beta: float = typer.Option(0.1),
+    epochs: float = typer.Option(1.0),
+    seed: int = typer.Option(0),
+) -> None:
+    """Montessori-Instruct: DPO of the generator on preference pairs of its own outputs, chosen
+    and rejected by their signal within each generation request (``group``). Each example line
+    needs ``request`` (the generator's prompt); its output is ``generated`` (default: the
+    example's user turn, the instruction it wrote)."""
+    from persyn.stages.influence import read_examples
+    from persyn.synthesis.montessori import DPOSettings, dpo_generator, preference_pairs
+
+    with reported_errors():
+        cfg = _config(config, None)
+        generator = model or (
+            cfg.synthesis.model.model if cfg.synthesis and cfg.synthesis.model.model else None
+        )
+        if generator is None:
+            raise InputError("--model is needed when the config has no synthesis.model")
+        by_id = {e["id"]: e for e in read_examples(examples)}
+        path = influence_dir / "influence.jsonl"
+        if not path.exists():
+            raise InputError(f"{path}: not found (run `persyn influence` first)")
+        records = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        pairs, note = preference_pairs([r for r in records if r.get("id") in by_id], signal, rule)
+        rows = []
+        for c, r in pairs:
+            request = by_id[c]["raw"].get("request")
+            if not isinstance(request, str) or not request.strip():
+                raise InputError(f"{examples}: example '{c}' has no 'request' (the generator's prompt)")
+            rows.append(
+                {"prompt": request, "chosen": by_id[c]["generated"], "rejected": by_id[r]["generated"]}
+            )
+        settings = DPOSettings(
+            method=method, learning_rate=learning_rate, beta=beta, epochs=epochs, seed=seed
+        )
+        info = dpo_generator(rows, generator, output, settings)
+        (output / "pairs.json").write_text(json.dumps({"note": note, "pairs": pairs}, indent=2) + "\n")
+        console.print(
+            f"pairs: {note['pairs']} by rule '{note['rule']}' ({note['groups_with_pairs']} of "
+            f"{note['groups']} groups); DPO {info['steps']} steps in {info['seconds']:.0f} s, "
+            f"last margin {info['margins'][-1] if info['margins'] else float('nan'):.4f} → {output}"
+        )
+
+
 @app.command()
 def calibrate(
     config: Path = ConfigArg,

@@ -32,8 +32,9 @@ WARMUP_SAVED = register("influence.warmup", "the warm-up weights and optimizer s
 
 
 def read_examples(path: Path) -> list[dict]:
-    """The lines of an examples file: ``{"id", "group", "pair", "messages"}`` with ``pair`` the
-    ``(prompt, response[, turns])`` SFT renders.
+    """The lines of an examples file: ``{"id", "group", "pair", "generated", "raw"}`` with
+    ``pair`` the ``(prompt, response[, turns])`` SFT renders, ``generated`` the line's
+    ``generated`` text (what the generator wrote; default: the prompt) and ``raw`` the line.
 
     Raises:
         InputError: a missing or empty file, a malformed line (names the file and line), or an
@@ -56,7 +57,8 @@ def read_examples(path: Path) -> list[dict]:
         seen[ex_id] = where
         meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
         group = rec.get("group", meta.get("group", ex_id))
-        out.append({"id": ex_id, "group": str(group), "pair": pair, "messages": rec["messages"]})
+        generated = rec.get("generated") or pair[0]  # what the generator wrote: the instruction
+        out.append({"id": ex_id, "group": str(group), "pair": pair, "generated": generated, "raw": rec})
     if not out:
         raise InputError(f"{path}: the examples file is empty")
     return out

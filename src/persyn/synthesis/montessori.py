@@ -1,0 +1,231 @@
+"""Montessori-Instruct (arXiv 2410.14208): preference pairs from per-example signals, and DPO of
+the generator on them.
+
+Examples are grouped by the generation request that produced them. Within a group, an example's
+*helpfulness* is its signal turned so that higher is better:
+
+- ``influence`` (local data influence, ``persyn.influence``): −influence (a step on a helpful
+  example lowers the reference loss);
+- ``loss`` (the warm-up student's loss on the example): −loss;
+- ``learnability`` (PerSyn's r_l, Eq. 1): r_l.
+
+Pairing rules (``preference_pairs``):
+
+- ``sign`` (the paper's, influence only): chosen = influence < 0, rejected = influence > 0, every
+  chosen × rejected pair of a group; a group lacking a side gives none;
+- ``rank``: in each group of at least 2 examples, the top ``fraction`` by helpfulness (at least
+  one) are chosen, the bottom ``fraction`` rejected, every pair between them (for signals without
+  a natural zero, and for an influence where nearly every step helps);
+- ``auto``: ``sign`` for influence when at least half of the groups of 2 or more examples have
+  both sides, else ``rank``. The rule used and the counts are returned with the pairs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from persyn.core.errors import InputError
+
+#: Signal → sign that turns it into helpfulness (higher is better).
+DIRECTION = {"influence": -1.0, "loss": -1.0, "learnability": 1.0}
+
+
+def preference_pairs(
+    records: list[dict], signal: str = "influence", rule: str = "auto", fraction: float = 1 / 3
+) -> tuple[list[tuple[str, str]], dict]:
+    """``[(chosen id, rejected id)]`` and a note: ``rule`` (the one used), ``groups``,
+    ``groups_with_pairs``, ``pairs``, ``both_sides`` (groups with a helpful and a harmful
+    example under the sign rule).
+
+    Args:
+        records: ``{"id", "group", SIGNAL}`` per example (``influence.jsonl`` lines); lines
+            without the signal (failed examples) are left out.
+        signal: ``influence`` | ``loss`` | ``learnability``.
+        rule: ``auto`` | ``sign`` | ``rank`` (see the module docstring).
+        fraction: the share of a group taken as chosen and as rejected by ``rank``.
+
+    Raises:
+        InputError: an unknown signal or rule, ``sign`` with another signal than influence, no
+            record with the signal, or no group that yields a pair (the message says why).
+    """
+    if signal not in DIRECTION:
+        raise InputError(f"unknown signal '{signal}' (known: {', '.join(DIRECTION)})")
+    if rule not in ("auto", "sign", "rank"):
+        raise InputError(f"unknown pairing rule '{rule}' (known: auto, sign, rank)")
+    if rule == "sign" and signal != "influence":
+        raise InputError(
+            f"the sign rule needs the influence signal (a zero that means 'no effect'), got '{signal}'"
+        )
+    if not 0 < fraction <= 0.5:
+        raise InputError(f"fraction must be in (0, 0.5], got {fraction}")
+    groups: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for r in records:
+        value = r.get(signal)
+        if value is not None and math.isfinite(value):
+            groups[str(r["group"])].append((DIRECTION[signal] * value, str(r["id"])))
+    if not groups:
+        raise InputError(f"no example has the signal '{signal}'")
+    multi = {g: v for g, v in groups.items() if len(v) >= 2}
+    both = [g for g, v in multi.items() if any(h > 0 for h, _ in v) and any(h < 0 for h, _ in v)]
+    used = rule
+    if rule == "auto":
+        used = "sign" if signal == "influence" and multi and len(both) * 2 >= len(multi) else "rank"
+    pairs: list[tuple[str, str]] = []
+    with_pairs = 0
+    for g in sorted(multi):
+        items = sorted(multi[g], key=lambda x: (-x[0], x[1]))  # most helpful first; ties by id
+        if used == "sign":
+            chosen = [i for h, i in items if h > 0]
+            rejected = [i for h, i in items if h < 0]
+        else:
+            k = max(1, int(len(items) * fraction))
+            chosen = [i for _, i in items[:k]]
+            rejected = [i for h, i in items[-k:] if h < items[k - 1][0]]  # strictly less helpful
+        new = [(c, r) for c in chosen for r in rejected]
+        with_pairs += bool(new)
+        pairs += new
+    note = {
+        "rule": used,
+        "signal": signal,
+        "groups": len(groups),
+        "groups_of_two_or_more": len(multi),
+        "both_sides": len(both),
+        "groups_with_pairs": with_pairs,
+        "pairs": len(pairs),
+    }
+    if not pairs:
+        why = (
+            "no group has both a helpful (influence < 0) and a harmful (influence > 0) example"
+            if used == "sign"
+            else "no group has 2 or more examples with different values"
+        )
+        raise InputError(
+            f"no preference pair: {why} ({len(groups)} groups, {len(multi)} with 2 or more examples)"
+        )
+    return pairs, note
+
+
+class DPOSettings(BaseModel):
+    """DPO of the generator (TRL ``DPOTrainer``; reference model: the generator before DPO).
+    Montessori-Instruct's code: β 0.1, lr 1e-6, 1 epoch, batch 2. ``method``: ``full`` or
+    ``lora`` (adapters merged before saving)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["full", "lora"] = "full"
+    beta: Annotated[float, Field(gt=0)] = 0.1
+    learning_rate: Annotated[float, Field(gt=0)] = 1e-6
+    epochs: Annotated[float, Field(gt=0)] = 1.0
+    batch_size: Annotated[int, Field(ge=1)] = 2
+    max_length: Annotated[int, Field(ge=16)] = 512
+    lora_r: Annotated[int, Field(ge=1)] = 16
+    lora_alpha: Annotated[int, Field(ge=1)] = 32
+    seed: int = 0
+
+
+def dpo_generator(
+    rows: list[dict], model: str, output_dir: str | Path, settings: DPOSettings | None = None
+) -> dict:
+    """Train ``model`` (alias, HF id or local path) by DPO on ``rows`` (``{"prompt", "chosen",
+    "rejected"}`` texts: the generation request and two of its outputs) and save a plain model
+    directory at ``output_dir`` that any persyn model slot loads.
+
+    Returns (and writes to ``output_dir/persyn_dpo.json``): ``model``, ``settings``, ``pairs``,
+    ``steps``, ``seconds``, and from TRL's log, per logged step: ``loss``, ``margins``
+    (mean of β·(log-ratio chosen − log-ratio rejected)) and ``accuracies`` (share of pairs with a
+    positive margin).
+
+    Raises:
+        InputError: no rows, or a row without non-empty prompt / chosen / rejected text.
+        MissingAssetError: the model, or TRL / PEFT, is not installed.
+    """
+    import json
+    import shutil
+    import time
+
+    import torch
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import DPOConfig, DPOTrainer
+
+    from persyn.assets import load_causal_lm, load_tokenizer
+
+    settings = settings or DPOSettings()
+    if not rows:
+        raise InputError("DPO needs at least one preference pair")
+    for i, r in enumerate(rows):
+        for k in ("prompt", "chosen", "rejected"):
+            if not isinstance(r.get(k), str) or not r[k].strip():
+                raise InputError(f"preference pair {i}: empty or missing '{k}'")
+    set_seed(settings.seed)
+    out = Path(output_dir)
+    work = out.with_name(f".{out.name}.dpo")
+    shutil.rmtree(work, ignore_errors=True)
+    tokenizer = load_tokenizer(model, padding_side="left")
+    net = load_causal_lm(model, shared=False)
+    net.train()
+    peft_config = None
+    if settings.method == "lora":
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=settings.lora_r,
+            lora_alpha=settings.lora_alpha,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
+    cuda = torch.cuda.is_available()
+    args = DPOConfig(
+        output_dir=str(work),
+        beta=settings.beta,
+        learning_rate=settings.learning_rate,
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        max_length=settings.max_length,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        seed=settings.seed,
+        data_seed=settings.seed,
+        disable_tqdm=True,
+        gradient_checkpointing=False,
+    )
+    data = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
+    trainer = DPOTrainer(
+        model=net, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config
+    )
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    trained = trainer.model
+    if settings.method == "lora":
+        trained = trained.merge_and_unload()
+    trained = trained.float().eval()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    info = {
+        "model": model,
+        "settings": settings.model_dump(),
+        "pairs": len(rows),
+        "steps": trainer.state.global_step,
+        "seconds": round(seconds, 3),
+        "loss": [float(h["loss"]) for h in logs],
+        "margins": [float(h.get("rewards/margins", float("nan"))) for h in logs],
+        "accuracies": [float(h.get("rewards/accuracies", float("nan"))) for h in logs],
+    }
+    tmp = work / "model"
+    trained.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.padding_side = "right"
+    tokenizer.save_pretrained(tmp)
+    (tmp / "persyn_dpo.json").write_text(json.dumps(info, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    shutil.rmtree(work, ignore_errors=True)
+    return info
