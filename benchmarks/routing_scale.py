@@ -44,7 +44,9 @@ def write_prompts(path: Path, n: int) -> None:
             a, b, c = rng.randint(1, 99), rng.randint(1, 99), rng.randint(1, 99)
             w = rng.choice(WORDS)
             text = f"The {w} puzzle {i}: what is {a} + {b} - {c}?"
-            f.write(json.dumps({"id": f"p{i}", "prompt": text, "answer": str(a + b - c)}) + "\n")
+            # the expression lets the terse teacher spell out its steps (else it equals "answer")
+            row = {"id": f"p{i}", "prompt": text, "answer": str(a + b - c), "expression": f"{a} + {b} - {c}"}
+            f.write(json.dumps(row) + "\n")
 
 
 def config(root: Path, n: int, run: str = "run") -> dict:
