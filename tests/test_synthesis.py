@@ -235,6 +235,13 @@ def test_synthesize_writes_prompts_with_computed_answers_and_resumes(tiny_models
         for r in rows:
             assert r["answer"] == computed_answer(r["prompt"]) and r["answer_source"] == "computed (sympy)"
             assert 0.0 <= r["novelty"] <= 1.0 and r["relevance"] is not None
+            # the request that produced it, for Montessori-Instruct's pairs within a request
+            assert r["group"] == r["from_sample"].rsplit(":s", 1)[0] and r["prompt"] in r["generated"]
+            assert r["request"].rstrip().endswith(f"Problem {cfg.synthesis.shots + 1}:")  # few-shot request
+        by_group = {}
+        for r in rows:
+            by_group.setdefault(r["group"], set()).add(r["request"])
+        assert all(len(v) == 1 for v in by_group.values())  # one request text per group
         chosen = [
             json.loads(x) for x in (tmp_path / "run" / "synthetic" / "prompts.jsonl").read_text().splitlines()
         ]

@@ -216,6 +216,7 @@ def run_influence(cfg: RunConfig, examples_path: Path, out: Path, log=print) -> 
             crash_point(EXAMPLE_STORED)
     stored = [done[e["id"]] for e in examples]
     summary = {
+        "key": key,
         "examples": len(examples),
         "failed": sum("error" in r for r in stored),
         "probed_now": len(todo),

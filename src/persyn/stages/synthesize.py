@@ -10,7 +10,8 @@ Kept prompts get novelty against the seeds and, with a ``target`` set, relevance
 ``relevance_band`` then selects what ``prompts.source: synthetic`` reads.
 
 Writes ``OUTPUT_DIR/synthetic/``: ``prompts.jsonl`` (the selected prompts), ``candidates.jsonl``
-(every kept candidate with its measures and whether it was selected) and ``summary.json``.
+(every kept candidate with its measures, whether it was selected, and the request that produced
+it: ``group``, its ``request`` text and the generator's raw output ``generated``) and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -134,7 +135,17 @@ def synthesize(ctx: RunContext) -> dict:
                 if not rouge.add(text):
                     counts["rouge_duplicates"] += 1
                     continue
-                fresh.append({"prompt": text, "response": response, "answer": answer, "sample": p.id})
+                fresh.append(
+                    {
+                        "prompt": text,
+                        "response": response,
+                        "answer": answer,
+                        "sample": p.id,
+                        "group": p.id.rsplit(":s", 1)[0],  # the request: Montessori-Instruct pairs within it
+                        "request": p.text,
+                        "generated": g.response,
+                    }
+                )
             if fresh:
                 emb = prompt_embeddings(ctx, [f["prompt"] for f in fresh], encoder)
                 dup = np.zeros(len(fresh), dtype=bool)
@@ -189,7 +200,16 @@ def _measure_and_write(ctx, syn, kept, emb, seed_emb, encoder, counts) -> dict:
         }
         if row["answer"] is not None:
             row["expression"] = arithmetic_expression(k["prompt"])  # the reference styles spell it out
-        rows.append({**row, "selected": bool(selected[i]), "from_sample": k["sample"]})
+        rows.append(
+            {
+                **row,
+                "selected": bool(selected[i]),
+                "from_sample": k["sample"],
+                "group": k["group"],
+                "request": k["request"],
+                "generated": k["generated"],
+            }
+        )
         if selected[i]:
             chosen.append(row)
     write_atomic(out / "candidates.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
