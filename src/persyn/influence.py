@@ -85,19 +85,37 @@ def mean_loss(model, examples: list[Example], pad_id: int, batch_size: int = 8) 
 
 
 class WarmState:
-    """An in-memory snapshot of a model's weights and its optimizer's state, to restore bit for
-    bit after each probe (cheaper than reloading from disk: two tensor copies)."""
+    """An in-memory snapshot of a model's weights and its optimizer's state, restored bit for bit
+    after each probe by copying into the live tensors (no reload from disk, and no new memory
+    per probe: a fresh copy of AdamW's state would cost twice the model's size each time)."""
 
     def __init__(self, model, optimizer: torch.optim.Optimizer):
         self.model, self.optimizer = model, optimizer
         self._weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        self._optimizer = copy.deepcopy(optimizer.state_dict())
+        self._state = {
+            p: {k: v.detach().clone() if torch.is_tensor(v) else copy.deepcopy(v) for k, v in s.items()}
+            for p, s in optimizer.state.items()
+        }
+        self._groups = [
+            {k: copy.deepcopy(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups
+        ]
 
     @torch.no_grad()
     def restore(self) -> None:
         for k, v in self.model.state_dict().items():
             v.copy_(self._weights[k])
-        self.optimizer.load_state_dict(copy.deepcopy(self._optimizer))
+        state = self.optimizer.state
+        for p in [p for p in state if p not in self._state]:  # state a probe created: none before
+            del state[p]
+        for p, saved in self._state.items():
+            live = state[p]
+            for k, v in saved.items():
+                if torch.is_tensor(v) and torch.is_tensor(live.get(k)) and live[k].shape == v.shape:
+                    live[k].copy_(v)
+                else:
+                    live[k] = v.clone() if torch.is_tensor(v) else copy.deepcopy(v)
+        for group, saved in zip(self.optimizer.param_groups, self._groups, strict=True):
+            group.update(copy.deepcopy(saved))
         self.optimizer.zero_grad(set_to_none=True)
 
 
