@@ -59,7 +59,9 @@ def pool_config(pool: str) -> dict:
         students = {s["name"]: s for s in run.pop("students")}
         name = pool.removeprefix("personal-")
         if name not in students:
-            raise SystemExit(f"--pools: {pool}: personal.yaml has no student '{name}' ({', '.join(students)})")
+            raise SystemExit(
+                f"--pools: {pool}: personal.yaml has no student '{name}' ({', '.join(students)})"
+            )
         return {**run, "student": students[name]}
     return yaml.safe_load((configs / f"{pool}.yaml").read_text())
 
