@@ -255,3 +255,16 @@ def test_dpo_moves_the_generator_toward_the_chosen_outputs(tiny_models, tmp_path
     assert margin(str(tmp_path / "gen")) > margin(tiny_models["base"])
     with pytest.raises(InputError, match="preference pair 0: empty or missing 'rejected'"):
         dpo_generator([{"prompt": "p", "chosen": "c"}], tiny_models["base"], tmp_path / "x")
+
+
+def test_stored_signals_are_the_last_run_s_only(tmp_path):
+    from persyn.stages.influence import stored_signals
+
+    with pytest.raises(InputError, match="summary.json: not found"):
+        stored_signals(tmp_path)
+    lines = [{"key": "old", "id": "a", "influence": 1.0}, {"key": "new", "id": "a", "influence": -1.0}]
+    (tmp_path / "influence.jsonl").write_text(
+        "".join(json.dumps(x) + "\n" for x in lines) + '{"key": "new", "id"'
+    )
+    (tmp_path / "summary.json").write_text(json.dumps({"key": "new"}))
+    assert stored_signals(tmp_path) == [lines[1]]  # another setting's line and a torn line left out

@@ -332,7 +332,7 @@ def adapt_generator_cmd(
     and rejected by their signal within each generation request (``group``). Each example line
     needs ``request`` (the generator's prompt); its output is ``generated`` (default: the
     example's user turn, the instruction it wrote)."""
-    from persyn.stages.influence import read_examples
+    from persyn.stages.influence import read_examples, stored_signals
     from persyn.synthesis.montessori import DPOSettings, dpo_generator, preference_pairs
 
     with reported_errors():
@@ -343,10 +343,7 @@ def adapt_generator_cmd(
         if generator is None:
             raise InputError("--model is needed when the config has no synthesis.model")
         by_id = {e["id"]: e for e in read_examples(examples)}
-        path = influence_dir / "influence.jsonl"
-        if not path.exists():
-            raise InputError(f"{path}: not found (run `persyn influence` first)")
-        records = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        records = stored_signals(influence_dir)
         pairs, note = preference_pairs([r for r in records if r.get("id") in by_id], signal, rule)
         rows = []
         for c, r in pairs:

@@ -21,7 +21,7 @@ import os
 import time
 from pathlib import Path
 
-from persyn.config import InfluenceConfig, RunConfig, StudentConfig
+from persyn.config import InfluenceConfig, RunConfig
 from persyn.core.errors import ConfigError, InputError
 from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
@@ -68,10 +68,6 @@ def _file_hash(path: Path) -> str:
     return stable_hash(["file", Path(path).read_bytes().decode("utf-8", "replace")])
 
 
-def _student(cfg: RunConfig) -> StudentConfig:
-    return cfg.student if cfg.student is not None else cfg.students[0]  # type: ignore[index]
-
-
 def _warm_up(cfg: RunConfig, ic: InfluenceConfig, settings, out: Path, key: str, log):
     """``(model, optimizer, tokenizer, seconds)``: the warm-up state, loaded from
     ``out/warmup`` when saved under ``key``, else trained and saved."""
@@ -80,11 +76,11 @@ def _warm_up(cfg: RunConfig, ic: InfluenceConfig, settings, out: Path, key: str,
     from persyn.assets import load_causal_lm, load_tokenizer
     from persyn.train import make_trainer, read_dataset
 
-    st = _student(cfg)
+    st = cfg.student  # with `students:`, the first
     where = out / "warmup"
     meta_path = where / "warmup.json"
-    if meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
-        meta = json.loads(meta_path.read_text())
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if meta.get("key") == key:
         model = load_causal_lm(str(where / "model"), shared=False)
         saved = torch.load(where / "optimizer.pt", weights_only=True)
         named = dict(model.named_parameters())
@@ -128,6 +124,19 @@ def _warm_up(cfg: RunConfig, ic: InfluenceConfig, settings, out: Path, key: str,
     return model, optimizer, tokenizer, seconds
 
 
+def stored_signals(out: Path) -> list[dict]:
+    """The ``influence.jsonl`` lines of the last ``persyn influence`` run into ``out`` (its
+    settings' key, from ``summary.json``): lines of earlier settings in the same file are left out.
+
+    Raises:
+        InputError: no finished run in ``out``.
+    """
+    summary = out / "summary.json"
+    if not summary.exists():
+        raise InputError(f"{summary}: not found (run `persyn influence` into {out} first)")
+    return list(_done(out / "influence.jsonl", json.loads(summary.read_text())["key"]).values())
+
+
 def _done(path: Path, key: str) -> dict[str, dict]:
     """The stored lines of ``influence.jsonl`` made with ``key``, by example id (a torn last
     line, from a kill mid-write, is ignored)."""
@@ -155,8 +164,10 @@ def run_influence(cfg: RunConfig, examples_path: Path, out: Path, log=print) -> 
     """
     import torch
 
-    from persyn.assets import load_causal_lm, model_fingerprint
-    from persyn.influence import InfluenceProbe, example_losses, mean_loss, tokenized_examples
+    from persyn.assets import model_fingerprint
+    from persyn.core.records import ScoreItem
+    from persyn.influence import InfluenceProbe, example_losses, tokenized_examples
+    from persyn.scoring.learnability import LearnabilityScorer
     from persyn.train import SFTSettings, read_dataset
 
     ic = cfg.influence
@@ -166,15 +177,17 @@ def run_influence(cfg: RunConfig, examples_path: Path, out: Path, log=print) -> 
         settings = SFTSettings.model_validate({**ic.sft, "max_length": ic.max_length, "seed": cfg.seed})
     except ValueError as exc:
         raise ConfigError(f"influence.sft: {exc}") from None
-    st = _student(cfg)
+    st = cfg.student  # with `students:`, the first
     examples = read_examples(examples_path)
     reference_pairs = read_dataset(ic.reference)[: ic.reference_size]
     warm_key = stable_hash(
         ["influence-warmup/v1", st.model, model_fingerprint(st.model), st.prompt_template]
         + [settings.model_dump(), _file_hash(ic.warmup)]
     )
-    key = stable_hash(["influence/v1", warm_key, _file_hash(ic.reference), ic.reference_size, ic.probe_lr])
-    key = stable_hash([key, ic.signals, ic.batch_size])
+    key = stable_hash(
+        ["influence/v1", warm_key, _file_hash(ic.reference), ic.reference_size, ic.probe_lr]
+        + [ic.signals, ic.batch_size]
+    )
     out.mkdir(parents=True, exist_ok=True)
     results = out / "influence.jsonl"
     done = _done(results, key)
@@ -187,8 +200,10 @@ def run_influence(cfg: RunConfig, examples_path: Path, out: Path, log=print) -> 
         probe = InfluenceProbe(model, optimizer, reference, pad, ic.probe_lr or settings.lr, ic.batch_size)
     except ValueError as exc:
         raise InputError(f"{ic.reference}: {exc}") from None
-    base = load_causal_lm(st.model, shared=False) if "learnability" in ic.signals else None
-    probe_seconds = []
+    learnability: dict[str, float | None] = {}
+    if "learnability" in ic.signals:  # PerSyn's r_l: the scorer the pipeline uses (untouched student)
+        items = [ScoreItem(e["id"], e["pair"][0], e["pair"][1], (e["pair"][2:] or [None])[0]) for e in todo]
+        learnability = {k: v for batch in LearnabilityScorer(st).score(items) for k, v, _ in batch}
     with results.open("a") as f:
         for ex in todo:
             (tok,) = tokenized_examples([ex["pair"]], tokenizer, st.prompt_template, ic.max_length)
@@ -204,11 +219,9 @@ def run_influence(cfg: RunConfig, examples_path: Path, out: Path, log=print) -> 
                         loss = float(example_losses(model, [tok], pad)[0])
                 if "loss" in ic.signals:
                     rec["loss"] = loss
-                if base is not None:
-                    with torch.no_grad():  # Eq. 1 under the untouched student
-                        rec["learnability"] = -float(example_losses(base, [tok], pad)[0])
+                if "learnability" in ic.signals:
+                    rec["learnability"] = learnability.get(ex["id"])
             rec["seconds"] = round(time.perf_counter() - start, 4)
-            probe_seconds.append(rec["seconds"])
             f.write(json.dumps(rec) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -221,7 +234,7 @@ def run_influence(cfg: RunConfig, examples_path: Path, out: Path, log=print) -> 
         "failed": sum("error" in r for r in stored),
         "probed_now": len(todo),
         "reference_examples": len(probe.reference),
-        "reference_loss": probe.base_loss if "influence" in ic.signals else mean_loss(model, reference, pad),
+        "reference_loss": probe.base_loss,
         "probe_lr": optimizer.param_groups[0]["lr"],
         "warmup_seconds": warm_seconds,
         "seconds_per_example": (

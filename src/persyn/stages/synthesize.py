@@ -48,6 +48,9 @@ def synthesis_config(cfg: RunConfig) -> SynthesisConfig:
     return cfg.synthesis
 
 
+GROUP = "synthesis_request"
+
+
 def _requests(syn: SynthesisConfig, seeds: list[str], kept: list[str], round_no: int, n: int, seed: int):
     """Round ``round_no``'s ``n`` requests, each sampled ``syn.samples`` times, as Prompts."""
     rng = random.Random(int(stable_hash(["synthesis-round", seed, round_no])[:12], 16))
@@ -58,7 +61,10 @@ def _requests(syn: SynthesisConfig, seeds: list[str], kept: list[str], round_no:
             pid = f"synthesis:r{round_no}:q{i}:s{j}"
             # nomad's requests are one text: number the samples across the run
             sample = f"r{round_no}q{i}s{j}" if syn.generator == "nomad" else j
-            out.append(Prompt(id=pid, text=text, metadata={SAMPLE: sample}))
+            # GROUP: the request the sample answers (Montessori-Instruct pairs samples within it)
+            out.append(
+                Prompt(id=pid, text=text, metadata={SAMPLE: sample, GROUP: f"synthesis:r{round_no}:q{i}"})
+            )
     return out
 
 
@@ -141,7 +147,7 @@ def synthesize(ctx: RunContext) -> dict:
                         "response": response,
                         "answer": answer,
                         "sample": p.id,
-                        "group": p.id.rsplit(":s", 1)[0],  # the request: Montessori-Instruct pairs within it
+                        "group": p.metadata[GROUP],
                         "request": p.text,
                         "generated": g.response,
                     }
