@@ -332,8 +332,8 @@ def adapt_generator_cmd(
     and rejected by their signal within each generation request (``group``). Each example line
     needs ``request`` (the generator's prompt); its output is ``generated`` (default: the
     example's user turn, the instruction it wrote)."""
-    from persyn.stages.influence import read_examples, stored_signals
-    from persyn.synthesis.montessori import DPOSettings, dpo_generator, preference_pairs
+    from persyn.stages.adapt import adapt_generator
+    from persyn.synthesis.montessori import DPOSettings
 
     with reported_errors():
         cfg = _config(config, None)
@@ -342,22 +342,11 @@ def adapt_generator_cmd(
         )
         if generator is None:
             raise InputError("--model is needed when the config has no synthesis.model")
-        by_id = {e["id"]: e for e in read_examples(examples)}
-        records = stored_signals(influence_dir)
-        pairs, note = preference_pairs([r for r in records if r.get("id") in by_id], signal, rule)
-        rows = []
-        for c, r in pairs:
-            request = by_id[c]["raw"].get("request")
-            if not isinstance(request, str) or not request.strip():
-                raise InputError(f"{examples}: example '{c}' has no 'request' (the generator's prompt)")
-            rows.append(
-                {"prompt": request, "chosen": by_id[c]["generated"], "rejected": by_id[r]["generated"]}
-            )
         settings = DPOSettings(
             method=method, learning_rate=learning_rate, beta=beta, epochs=epochs, seed=seed
         )
-        info = dpo_generator(rows, generator, output, settings)
-        (output / "pairs.json").write_text(json.dumps({"note": note, "pairs": pairs}, indent=2) + "\n")
+        info = adapt_generator(examples, influence_dir, generator, output, settings, signal, rule)
+        note = info["note"]
         console.print(
             f"pairs: {note['pairs']} by rule '{note['rule']}' ({note['groups_with_pairs']} of "
             f"{note['groups']} groups); DPO {info['steps']} steps in {info['seconds']:.0f} s, "

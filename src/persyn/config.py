@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from persyn.core.errors import ConfigError
 from persyn.core.plugins import ENGINES, ROUTERS
 from persyn.core.plugins import STRATEGIES as STRATEGY_TABLE
+from persyn.synthesis.montessori import DPOSettings
 
 
 def registered(table: dict[str, str], name: str, what: str) -> str:
@@ -389,6 +390,33 @@ class StrategyOptions(StrictModel):
 NOMAD_HEADER = "Write a new problem of the same kind as the training examples, then its solution."
 
 
+class MontessoriConfig(StrictModel):
+    """``synthesis.generator: montessori``: Montessori-Instruct (arXiv 2410.14208, Sec. 3) run as
+    ``iterations`` rounds before the synthesis itself (``persyn.stages.montessori``). Each round
+    the current generator writes ``probe_count`` prompts Self-Instruct's way (``samples`` per
+    request: a request's kept samples are a group), PerSyn routes and answers them, the run's
+    ``influence`` section measures ``signal`` per example, ``rule`` pairs the examples within
+    each group (``fraction``: the share taken as chosen and as rejected by ``rank``), and DPO
+    (``dpo``: ``persyn.synthesis.montessori.DPOSettings``) tunes the generator. The last tuned
+    generator then writes the run's synthetic prompts.
+    """
+
+    iterations: Annotated[int, Field(ge=1)] = 1
+    probe_count: Annotated[int, Field(ge=2)] = 64
+    signal: Literal["influence", "loss", "learnability"] = "influence"
+    rule: Literal["auto", "sign", "rank"] = "auto"
+    fraction: Annotated[float, Field(gt=0.0, le=0.5)] = 1 / 3
+    dpo: DPOSettings = Field(default_factory=DPOSettings)
+
+    @model_validator(mode="after")
+    def _check_rule(self) -> MontessoriConfig:
+        if self.rule == "sign" and self.signal != "influence":
+            raise ValueError(
+                f"rule 'sign' needs signal 'influence' (a zero that means no effect), got '{self.signal}'"
+            )
+        return self
+
+
 class SynthesisConfig(StrictModel):
     """``persyn synthesize``: a generator writes new prompts from seed examples (see
     ``persyn.stages.synthesize``); ``prompts.source: synthetic`` then reads them.
@@ -400,6 +428,9 @@ class SynthesisConfig(StrictModel):
     - ``generator: nomad``: ``model`` is a generator fine-tuned by ``persyn train-generator`` on
       seed (prompt, response) pairs; sampled from ``header`` alone, it writes a prompt and its
       response.
+    - ``generator: montessori``: ``model`` (a local model: it is trained) is first tuned to the
+      student by ``montessori`` (``MontessoriConfig``; needs the run's ``influence`` section),
+      then writes Self-Instruct's way.
 
     A candidate is dropped as a near-duplicate when its ROUGE-L F-measure with a seed prompt or a
     kept candidate exceeds ``rouge_threshold`` (0.7 as in Self-Instruct), or its embedding
@@ -412,8 +443,9 @@ class SynthesisConfig(StrictModel):
     relevance lies between those percentiles (e.g. [25, 75]: NOMAD's median finding).
     """
 
-    generator: Literal["self-instruct", "nomad"] = "self-instruct"
+    generator: Literal["self-instruct", "nomad", "montessori"] = "self-instruct"
     model: TeacherConfig
+    montessori: MontessoriConfig | None = None
     seeds: PromptsConfig
     count: Annotated[int, Field(ge=1)] = 100
     max_requests: Annotated[int, Field(ge=1)] | None = None
@@ -440,6 +472,15 @@ class SynthesisConfig(StrictModel):
             raise ValueError(
                 "model: the generator must be a model (engine 'reference' writes no new prompts)"
             )
+        if self.generator == "montessori":
+            if self.model.engine != "transformers":
+                raise ValueError(
+                    f"model.engine: the montessori generator is trained by DPO, so it must be a local "
+                    f"'transformers' model, got '{self.model.engine}'"
+                )
+            self.montessori = self.montessori or MontessoriConfig()
+        elif self.montessori is not None:
+            raise ValueError(f"montessori: only read with generator 'montessori', got '{self.generator}'")
         if self.relevance_band is not None:
             low, high = self.relevance_band
             if not (0 <= low < high <= 100):
@@ -538,6 +579,15 @@ class RunConfig(StrictModel):
     synthesis: SynthesisConfig | None = None
     # persyn influence: local data influence of examples on the student (Montessori-Instruct).
     influence: InfluenceConfig | None = None
+
+    @model_validator(mode="after")
+    def _montessori_needs_influence(self) -> RunConfig:
+        if self.synthesis is not None and self.synthesis.generator == "montessori" and self.influence is None:
+            raise ValueError(
+                "synthesis.generator 'montessori' needs an 'influence' section (warmup, reference): "
+                "the signal is measured on the student"
+            )
+        return self
 
     @model_validator(mode="after")
     def _synthetic_source(self) -> RunConfig:

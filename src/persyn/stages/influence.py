@@ -68,16 +68,15 @@ def _file_hash(path: Path) -> str:
     return stable_hash(["file", Path(path).read_bytes().decode("utf-8", "replace")])
 
 
-def _warm_up(cfg: RunConfig, ic: InfluenceConfig, settings, out: Path, key: str, log):
-    """``(model, optimizer, tokenizer, seconds)``: the warm-up state, loaded from
-    ``out/warmup`` when saved under ``key``, else trained and saved."""
+def _warm_up(cfg: RunConfig, ic: InfluenceConfig, settings, where: Path, key: str, log):
+    """``(model, optimizer, tokenizer, seconds)``: the warm-up state, loaded from ``where`` when
+    saved under ``key``, else trained and saved there."""
     import torch
 
     from persyn.assets import load_causal_lm, load_tokenizer
     from persyn.train import make_trainer, read_dataset
 
     st = cfg.student  # with `students:`, the first
-    where = out / "warmup"
     meta_path = where / "warmup.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     if meta.get("key") == key:
@@ -94,7 +93,7 @@ def _warm_up(cfg: RunConfig, ic: InfluenceConfig, settings, out: Path, key: str,
         return model, optimizer, load_tokenizer(str(where / "model")), meta["seconds"]
     pairs = read_dataset(ic.warmup)
     trainer, tokenizer, _ = make_trainer(
-        pairs, st.model, out / ".warmup-trainer", settings, st.prompt_template
+        pairs, st.model, where.with_name(".warmup-trainer"), settings, st.prompt_template
     )
     start = time.perf_counter()
     trainer.train()
@@ -153,9 +152,12 @@ def _done(path: Path, key: str) -> dict[str, dict]:
     return out
 
 
-def run_influence(cfg: RunConfig, examples_path: Path, out: Path, log=print) -> dict:
+def run_influence(
+    cfg: RunConfig, examples_path: Path, out: Path, log=print, warmup_dir: Path | None = None
+) -> dict:
     """Measure ``cfg.influence.signals`` for every example of ``examples_path`` into ``out``
-    (see the module docstring). Returns the summary.
+    (see the module docstring). Returns the summary. ``warmup_dir`` (default ``out/warmup``):
+    where the warm-up state is kept, so runs on several example files can share one.
 
     Raises:
         ConfigError: no ``influence`` section.
@@ -193,7 +195,9 @@ def run_influence(cfg: RunConfig, examples_path: Path, out: Path, log=print) -> 
     done = _done(results, key)
     todo = [e for e in examples if e["id"] not in done]
     log(f"influence: {len(examples)} examples, {len(done)} already stored, {len(todo)} to probe")
-    model, optimizer, tokenizer, warm_seconds = _warm_up(cfg, ic, settings, out, warm_key, log)
+    model, optimizer, tokenizer, warm_seconds = _warm_up(
+        cfg, ic, settings, warmup_dir or out / "warmup", warm_key, log
+    )
     pad = tokenizer.pad_token_id
     reference = tokenized_examples(reference_pairs, tokenizer, st.prompt_template, ic.max_length)
     try:  # the probing step's lr: a warm-up schedule has decayed the optimizer's to ~0

@@ -86,6 +86,11 @@ def synthesize(ctx: RunContext) -> dict:
     """
     syn = synthesis_config(ctx.cfg)
     start = time.perf_counter()
+    model = syn.model
+    if syn.generator == "montessori":  # tune the generator to the student first, then write
+        from persyn.stages.montessori import adapt_loop
+
+        model = model.model_copy(update={"model": adapt_loop(ctx.cfg)})
     seed_prompts, _ = load_prompts(syn.seeds, ctx.cfg.seed, require_answer=False)
     seeds = [p.text for p in seed_prompts]
     encoder = PromptEncoder.of(ctx.cfg.router)
@@ -115,8 +120,8 @@ def synthesize(ctx: RunContext) -> dict:
             reqs = _requests(syn, seeds, [k["prompt"] for k in kept], round_no, n, ctx.cfg.seed)
             # A failed sample is not retried: a resumed run must see what the first run saw, or the
             # prompts it keeps, and so every later round's requests, would differ.
-            generate_responses(ctx, [(syn.model, reqs)], "synthesis", retry_failed=False)
-            keys = {p.id: ctx.key_of(syn.model, p) for p in reqs}
+            generate_responses(ctx, [(model, reqs)], "synthesis", retry_failed=False)
+            keys = {p.id: ctx.key_of(model, p) for p in reqs}
             gens = ctx.store.generations(keys.values())
             counts["requests"] += n
             fresh: list[dict] = []
@@ -167,13 +172,14 @@ def synthesize(ctx: RunContext) -> dict:
         if not kept:
             shown = (example_unparsable or "")[:200]
             raise PersynError(
-                f"synthesize: the generator '{syn.model.model}' wrote no usable prompt in "
+                f"synthesize: the generator '{model.model}' wrote no usable prompt in "
                 f"{counts['samples']} sample(s) ({counts['unparsable']} unparsable, "
                 f"{counts['rouge_duplicates'] + counts['embedding_duplicates']} duplicates, "
                 f"{counts['no_answer']} without an answer, {counts['failed']} failed)"
                 + (f"; e.g. it wrote: {shown!r}" if shown else "")
             )
         summary = _measure_and_write(ctx, syn, kept, np.stack(kept_emb), seed_emb, encoder, counts)
+        summary["model"] = model.model  # with montessori: the tuned generator
     summary["seconds"] = round(time.perf_counter() - start, 2)  # this call's wall time
     summary["generation_seconds"] = round(generation_seconds, 2)
     summary["generation_seconds_per_kept"] = round(generation_seconds / len(kept), 3)
