@@ -39,33 +39,20 @@ from pathlib import Path
 import numpy as np
 import yaml
 from scipy.stats import spearmanr
+from synthesis import log, prompt_set  # the synthesis experiment's (same setting)
 
-from persyn.config import PromptsConfig, parse_config
+from persyn.config import parse_config
 from persyn.core.records import Prompt
 from persyn.engines.reference import render_reference
 from persyn.evaluate import evaluate, normalize_prompt
 from persyn.experiment.paired import paired_difference
 from persyn.pipeline import Pipeline
-from persyn.prompts import load_prompts
 from persyn.synthesis.answers import arithmetic_expression
 from persyn.synthesis.montessori import DPOSettings
 from persyn.train import SFTSettings, sft
 
 ARMS = ["base", "influence-1", "loss-1", "learnability-1", "influence-2"]
 SIGNALS = ("influence", "loss", "learnability")
-T0 = time.perf_counter()
-
-
-def log(msg: str) -> None:
-    print(f"[{(time.perf_counter() - T0) / 60:6.1f} min] {msg}", flush=True)
-
-
-def prompt_set(cfg: dict, part: str) -> tuple[PromptsConfig, list[Prompt]]:
-    spec = cfg[part]
-    pc = PromptsConfig(
-        source="reasoning_gym", task=cfg["task"], size=spec["size"], task_kwargs=cfg["task_kwargs"]
-    )
-    return pc, load_prompts(pc, spec["seed"])[0]
 
 
 def example(text: str, answer: str, **extra) -> dict:
