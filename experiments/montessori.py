@@ -252,12 +252,13 @@ def main() -> None:
             )
 
     students(["base", "influence-1"])
+    # influence-1's set probed from the same warm-up state: the shift DPO caused, and iteration 2's input
+    signals(cfg, out, "influence-1", sets["influence-1"])
     for signal in ("loss", "learnability"):
         tuned, _ = adapt(cfg, out, f"{signal}-1", base_model, signal, "base")
         sets[f"{signal}-1"] = synthesize(cfg, out, f"{signal}-1", tuned, tc, eval_texts)
     students(["loss-1", "learnability-1"])
-    # iteration 2 (influence): probe influence-1's set from the same warm-up state, DPO again
-    signals(cfg, out, "influence-1", sets["influence-1"])
+    # iteration 2 (influence): DPO again from influence-1, on its probed set
     inf2, _ = adapt(cfg, out, "influence-2", inf1, "influence", "influence-1")
     sets["influence-2"] = synthesize(cfg, out, "influence-2", inf2, tc, eval_texts)
     students(["influence-2"])
@@ -322,8 +323,9 @@ def write_results(out: Path, cfg: dict) -> None:
     lines += [
         "\n## DPO of the generator\n",
         "| tuned generator | signal | probed set | rule | groups (2+ examples) | both sides | groups with pairs "
-        "| pairs | steps | seconds | reward margin first → last (mean of last 5) | accuracy last 5 |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+        "| pairs | steps | seconds | reward margin, epoch 1 (pairs not yet trained on) | last epoch "
+        "| pair accuracy, epoch 1 | last epoch |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for arm in ARMS[1:]:
         p = out / "generators" / f"{arm}-model" / "persyn_dpo.json"
@@ -331,12 +333,14 @@ def write_results(out: Path, cfg: dict) -> None:
             continue
         d = json.loads(p.read_text())
         n, mg, acc = d["note"], d["margins"], d["accuracies"]
+        # TRL logs each step's margin before that step's update: in epoch 1 on unseen pairs
+        per = max(1, len(mg) // max(1, round(d["settings"]["epochs"])))
         summary["dpo"][arm] = {k: d[k] for k in ("note", "steps", "seconds", "margins", "accuracies", "loss")}
         probed = "influence-1" if arm == "influence-2" else "base"
         lines.append(
             f"| {arm} | {n['signal']} | {probed} | {n['rule']} | {n['groups_of_two_or_more']} | {n['both_sides']} "
             f"| {n['groups_with_pairs']} | {n['pairs']} | {d['steps']} | {d['seconds']:.0f} "
-            f"| {mg[0]:+.3f} → {mg[-1]:+.3f} ({np.mean(mg[-5:]):+.3f}) | {np.mean(acc[-5:]):.2f} |"
+            f"| {np.mean(mg[:per]):+.3f} | {np.mean(mg[-per:]):+.3f} | {np.mean(acc[:per]):.2f} | {np.mean(acc[-per:]):.2f} |"
         )
     for arm, c in summary["signals"].items():
         lines.append(

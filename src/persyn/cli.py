@@ -223,7 +223,9 @@ def demo(output_dir: Path = typer.Option(Path("runs/demo"), "--output-dir", "-o"
 @app.command()
 def synthesize(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
     """Write new prompts from the seed examples with the config's generator (``synthesis``):
-    OUTPUT_DIR/synthetic/prompts.jsonl, read by ``prompts.source: synthetic``. Resumes."""
+    OUTPUT_DIR/synthetic/prompts.jsonl, read by ``prompts.source: synthetic``. With
+    ``generator: montessori`` the generator is first tuned to the student (OUTPUT_DIR/montessori).
+    Resumes."""
     with reported_errors():
         with _pipeline(config, output_dir) as p:
             s = p.synthesize()
