@@ -263,7 +263,7 @@ def main() -> None:
     sets["influence-2"] = synthesize(cfg, out, "influence-2", inf2, tc, eval_texts)
     students(["influence-2"])
     # the shift: every signal on each tuned generator's training prompts
-    for arm in ("loss-1", "learnability-1", "influence-2"):
+    for arm in ("influence-2", "loss-1", "learnability-1"):
         signals(cfg, out, arm, sets[arm][:tc])
     write_results(out, cfg)
 
