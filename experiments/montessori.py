@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import time
 from importlib.resources import files
@@ -53,6 +54,7 @@ from persyn.train import SFTSettings, sft
 
 ARMS = ["base", "influence-1", "loss-1", "learnability-1", "influence-2"]
 SIGNALS = ("influence", "loss", "learnability")
+WORDING = "State the final answer to the following arithmetic problem"  # chain_sum's own prompt
 
 
 def example(text: str, answer: str, **extra) -> dict:
@@ -286,8 +288,9 @@ def write_results(out: Path, cfg: dict) -> None:
     lines = [
         "## Generators\n",
         "| generator | samples | kept | duplicate rate | no answer | relevance | novelty "
-        "| mean influence (train prompts) | helpful share | mean loss | mean learnability |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| in the task's wording | negative answer | prompt chars | numbers per prompt "
+        "| mean influence | helpful share | mean loss | mean learnability |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for arm in ARMS:
         sp = out / "generators" / f"{arm}.summary.json"
@@ -306,9 +309,18 @@ def write_results(out: Path, cfg: dict) -> None:
         helpful = float(np.mean([x < 0 for x in infl])) if infl else None
         summary["generators"][arm] = {**s, **{f"mean_{k}": v for k, v in m.items()}, "helpful_share": helpful}
         fmt = lambda v, p=4: "–" if v is None else f"{v:.{p}f}"  # noqa: E731
+        train = rows[:tc]  # what the arm trains on (the signal columns: the same prompts)
+        shape = {
+            "wording": float(np.mean([WORDING in r["prompt"] for r in train])),
+            "negative": float(np.mean([float(r["answer"]) < 0 for r in train])),
+            "chars": float(np.mean([len(r["prompt"]) for r in train])),
+            "numbers": float(np.mean([len(re.findall(r"\d+", r["prompt"])) for r in train])),
+        }
+        summary["generators"][arm]["train_prompts"] = shape
         lines.append(
             f"| {arm} | {s['samples']} | {s['kept']} | {fmt(s['duplicate_rate'], 2)} | {s['no_answer']} "
-            f"| {fmt(s['relevance_mean'], 3)} | {fmt(s['novelty_mean'], 3)} | {fmt(m['influence'])} "
+            f"| {fmt(s['relevance_mean'], 3)} | {fmt(s['novelty_mean'], 3)} | {shape['wording']:.2f} "
+            f"| {shape['negative']:.2f} | {shape['chars']:.0f} | {shape['numbers']:.1f} | {fmt(m['influence'])} "
             f"| {fmt(helpful, 2)} | {fmt(m['loss'])} | {fmt(m['learnability'])} |"
         )
         if len(rec) >= 8 and arm in ("base", "influence-1"):
