@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from persyn.core.errors import ConfigError
 from persyn.core.plugins import ENGINES, ROUTERS
 from persyn.core.plugins import STRATEGIES as STRATEGY_TABLE
-from persyn.synthesis.montessori import DPOSettings
 
 
 def registered(table: dict[str, str], name: str, what: str) -> str:
@@ -390,6 +389,22 @@ class StrategyOptions(StrictModel):
 NOMAD_HEADER = "Write a new problem of the same kind as the training examples, then its solution."
 
 
+class DPOSettings(StrictModel):
+    """DPO of the generator (TRL ``DPOTrainer``; reference model: the generator before DPO).
+    Montessori-Instruct's code: β 0.1, lr 1e-6, 1 epoch, batch 2. ``method``: ``full`` or
+    ``lora`` (adapters merged before saving)."""
+
+    method: Literal["full", "lora"] = "full"
+    beta: Annotated[float, Field(gt=0)] = 0.1
+    learning_rate: Annotated[float, Field(gt=0)] = 1e-6
+    epochs: Annotated[float, Field(gt=0)] = 1.0
+    batch_size: Annotated[int, Field(ge=1)] = 2
+    max_length: Annotated[int, Field(ge=16)] = 512
+    lora_r: Annotated[int, Field(ge=1)] = 16
+    lora_alpha: Annotated[int, Field(ge=1)] = 32
+    seed: int = 0
+
+
 class MontessoriConfig(StrictModel):
     """``synthesis.generator: montessori``: Montessori-Instruct (arXiv 2410.14208, Sec. 3) run as
     ``iterations`` rounds before the synthesis itself (``persyn.stages.montessori``). Each round
@@ -397,7 +412,7 @@ class MontessoriConfig(StrictModel):
     request: a request's kept samples are a group), PerSyn routes and answers them, the run's
     ``influence`` section measures ``signal`` per example, ``rule`` pairs the examples within
     each group (``fraction``: the share taken as chosen and as rejected by ``rank``), and DPO
-    (``dpo``: ``persyn.synthesis.montessori.DPOSettings``) tunes the generator. The last tuned
+    (``dpo``: ``DPOSettings``) tunes the generator. The last tuned
     generator then writes the run's synthetic prompts.
     """
 

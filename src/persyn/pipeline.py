@@ -75,10 +75,11 @@ class Pipeline:
 
     # -- stages, in order ---------------------------------------------------------------------
     def synthesize(self) -> dict:
-        """Write new prompts from seed examples (``stages.synthesize``); returns its summary."""
+        """Write new prompts from seed examples (``stages.synthesize``); returns its summary.
+        ``generator: montessori`` first runs whole pipelines on its iterations' prompts."""
         from persyn.stages.synthesize import synthesize
 
-        return synthesize(self.ctx)
+        return synthesize(self.ctx, answer=_run_pipeline)
 
     def prepare(self) -> None:
         """Load the prompts and draw the calibration set (``stages.prepare``)."""
@@ -180,3 +181,9 @@ class Pipeline:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _run_pipeline(cfg: RunConfig) -> RunSummary | StrategySummary:
+    """Every stage of ``cfg``'s run (what a stage that needs a whole sub-run is handed)."""
+    with Pipeline(cfg) as p:
+        return p.run()

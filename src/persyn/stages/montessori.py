@@ -20,6 +20,7 @@ margins.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from persyn.config import RunConfig, parse_config
@@ -61,17 +62,17 @@ def _examples(where: Path) -> Path:
     return path
 
 
-def adapt_loop(cfg: RunConfig, log=None) -> str:
+def adapt_loop(cfg: RunConfig, answer: Callable[[RunConfig], object], log=None) -> str:
     """Run ``cfg.synthesis.montessori.iterations`` iterations (see the module docstring) and
-    return the path of the last tuned generator. ``log``: where progress lines go (default:
-    ``tqdm.write``, between the progress bars).
+    return the path of the last tuned generator. ``answer(config)`` runs PerSyn end to end on
+    an iteration's config (``Pipeline.run``: the pipeline hands itself in, so stages never
+    import it). ``log``: where progress lines go (default: ``tqdm.write``, between the bars).
 
     Raises:
         ConfigError / InputError / PersynError: from the stages it runs (e.g. an iteration whose
             examples give no preference pair says why: no group with both sides, or no group of
             2 or more examples).
     """
-    from persyn.pipeline import Pipeline
     from persyn.stages.adapt import adapt_generator
     from persyn.stages.influence import run_influence, stored_signals
 
@@ -89,8 +90,7 @@ def adapt_loop(cfg: RunConfig, log=None) -> str:
         log(
             f"montessori iteration {i}/{m.iterations}: {generator} writes {m.probe_count} prompts; PerSyn answers them"
         )
-        with Pipeline(sub) as p:
-            p.run()
+        answer(sub)
         examples = _examples(where)
         s = run_influence(sub, examples, where / "influence", log=log, warmup_dir=root / "warmup")
         values = [r[m.signal] for r in stored_signals(where / "influence") if r.get(m.signal) is not None]

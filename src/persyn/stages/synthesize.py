@@ -20,6 +20,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -75,9 +76,10 @@ def _parse(syn: SynthesisConfig, text: str) -> tuple[str, str | None] | None:
     return (prompt, None) if prompt else None
 
 
-def synthesize(ctx: RunContext) -> dict:
+def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = None) -> dict:
     """Run the generator until ``synthesis.count`` prompts are kept or the request budget is
-    spent; write the files (see the module docstring). Returns the summary.
+    spent; write the files (see the module docstring). Returns the summary. ``answer``: runs
+    PerSyn end to end on a config; needed by ``generator: montessori`` (``stages.montessori``).
 
     Raises:
         ConfigError: no ``synthesis`` section.
@@ -90,7 +92,9 @@ def synthesize(ctx: RunContext) -> dict:
     if syn.generator == "montessori":  # tune the generator to the student first, then write
         from persyn.stages.montessori import adapt_loop
 
-        model = model.model_copy(update={"model": adapt_loop(ctx.cfg)})
+        if answer is None:
+            raise ConfigError("synthesis.generator 'montessori' runs PerSyn inside: use Pipeline.synthesize")
+        model = model.model_copy(update={"model": adapt_loop(ctx.cfg, answer)})
     seed_prompts, _ = load_prompts(syn.seeds, ctx.cfg.seed, require_answer=False)
     seeds = [p.text for p in seed_prompts]
     encoder = PromptEncoder.of(ctx.cfg.router)

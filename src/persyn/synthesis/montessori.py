@@ -25,11 +25,11 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from persyn.config import DPOSettings
 from persyn.core.errors import InputError
+
+__all__ = ["DIRECTION", "DPOSettings", "dpo_generator", "preference_pairs"]
 
 #: Signal → sign that turns it into helpfulness (higher is better).
 DIRECTION = {"influence": -1.0, "loss": -1.0, "learnability": 1.0}
@@ -108,24 +108,6 @@ def preference_pairs(
             f"no preference pair: {why} ({len(groups)} groups, {len(multi)} with 2 or more examples)"
         )
     return pairs, note
-
-
-class DPOSettings(BaseModel):
-    """DPO of the generator (TRL ``DPOTrainer``; reference model: the generator before DPO).
-    Montessori-Instruct's code: β 0.1, lr 1e-6, 1 epoch, batch 2. ``method``: ``full`` or
-    ``lora`` (adapters merged before saving)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    method: Literal["full", "lora"] = "full"
-    beta: Annotated[float, Field(gt=0)] = 0.1
-    learning_rate: Annotated[float, Field(gt=0)] = 1e-6
-    epochs: Annotated[float, Field(gt=0)] = 1.0
-    batch_size: Annotated[int, Field(ge=1)] = 2
-    max_length: Annotated[int, Field(ge=16)] = 512
-    lora_r: Annotated[int, Field(ge=1)] = 16
-    lora_alpha: Annotated[int, Field(ge=1)] = 32
-    seed: int = 0
 
 
 def dpo_generator(
