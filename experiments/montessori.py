@@ -354,6 +354,22 @@ def write_results(out: Path, cfg: dict) -> None:
             f"| {n['groups_with_pairs']} | {n['pairs']} | {d['steps']} | {d['seconds']:.0f} "
             f"| {np.mean(mg[:per]):+.3f} | {np.mean(mg[-per:]):+.3f} | {np.mean(acc[:per]):.2f} | {np.mean(acc[-per:]):.2f} |"
         )
+    # do the signals choose the same pairs? (on the base probing set, where all three were paired)
+    chosen = {}
+    for arm in ("influence-1", "loss-1", "learnability-1"):
+        pp = out / "generators" / f"{arm}-model" / "pairs.json"
+        if pp.exists():
+            chosen[arm] = {tuple(x) for x in json.loads(pp.read_text())["pairs"]}
+    names = list(chosen)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            same = len(chosen[a] & chosen[b])
+            flipped = len({(r, c) for c, r in chosen[a]} & chosen[b])
+            summary["dpo"][f"pairs {a} vs {b}"] = {"same": same, "reversed": flipped}
+            lines.append(
+                f"\nPairs of {a} and {b} (same groups): {same} the same, {flipped} reversed, of "
+                f"{len(chosen[a])} and {len(chosen[b])}."
+            )
     for arm, c in summary["signals"].items():
         lines.append(
             f"\nSpearman across {arm}'s {c['n']} probed examples: influence~loss {c['influence~loss']:+.2f}, "
