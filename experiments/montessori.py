@@ -142,14 +142,17 @@ def signals(cfg: dict, out: Path, name: str, rows: list[dict]) -> tuple[Path, Pa
         for r in rows
     ]
     examples.write_text("".join(json.dumps(x) + "\n" for x in lines))
-    shared = out / "signals" / "base" / "warmup"  # one warm-up state for every probe
-    if name != "base" and shared.exists() and not (where / "warmup").exists():
-        shutil.copytree(shared, where / "warmup")
     if not (where / "summary.json").exists() or json.loads((where / "summary.json").read_text())[
         "examples"
     ] != len(lines):
         start = time.perf_counter()
-        s = run_influence(parse_config(base_run(cfg, out)), examples, where, log=lambda m: None)
+        s = run_influence(
+            parse_config(base_run(cfg, out)),
+            examples,
+            where,
+            log=lambda m: None,
+            warmup_dir=out / "signals" / "warmup",  # one warm-up state for every probe
+        )
         log(
             f"signals {name}: {s['examples']} examples, {s['helpful']} helpful / {s['harmful']} harmful, "
             f"{s['seconds_per_example']} s per example ({time.perf_counter() - start:.0f} s)"
