@@ -22,9 +22,15 @@ demo: setup
 
 # llama-cpp-python has no wheel here: it compiles llama.cpp (~4 min on 2 cores), so only the
 # test set-up installs it (its tests start a real llama.cpp server); `make demo` does not need it.
-LLAMA_STAMP := $(VENV)/.persyn-llamacpp
+# Built without llama.cpp's AMX path (it segfaults on CPUs with AMX, ggml-org/llama.cpp#20824):
+# GGML_NATIVE=OFF and only the instruction sets /proc/cpuinfo lists (persyn.core.hardware);
+# --no-cache-dir so a wheel pip built earlier with other flags is never reused. The stamp names
+# the build recipe, so a venv holding an older (native) build is rebuilt.
+LLAMA_STAMP := $(VENV)/.persyn-llamacpp-noamx-1
 
 $(LLAMA_STAMP): $(STAMP)
+	CMAKE_ARGS="$$($(PY) -m persyn.core.hardware cmake-args)" $(PY) -m pip install -q --no-cache-dir \
+		--force-reinstall --no-deps "llama-cpp-python==0.3.36"
 	$(PY) -m pip install -q -e ".[llamacpp]"
 	touch $(LLAMA_STAMP)
 

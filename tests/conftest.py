@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# `@pytest.mark.isolated`: the test runs in a child process (a native crash fails it alone).
+from isolation import pytest_configure, pytest_runtest_logreport, pytest_runtest_protocol  # noqa: F401
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 

@@ -365,6 +365,7 @@ needs_llamacpp = pytest.mark.skipif(
 
 @needs_assets
 @needs_llamacpp
+@pytest.mark.isolated  # llama.cpp in-process: a native crash fails this test alone
 @pytest.mark.parametrize("teacher", ["gemma-fewshot", "smollm2-steps"])
 def test_llamacpp_engine_feeds_the_same_ids_as_transformers(teacher):
     """The llama.cpp engine applies the same rule with the GGUF's flag: for the packaged models

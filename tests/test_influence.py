@@ -142,8 +142,10 @@ def test_influence_command_resumes_after_a_kill(tiny_models, tmp_path):
     assert [r["id"] for r in got] == [f"e{i}" for i in range(8)]  # each example probed once
     for a, b in zip(got, want, strict=True):  # the saved warm-up state gives the same figures
         assert a["group"] == b["group"]
-        for signal in ("influence", "loss", "learnability"):
+        for signal in ("influence", "loss"):
             assert a[signal] == pytest.approx(b[signal], abs=1e-6), (a["id"], signal)
+        # the same computation (every example scored in the same groups): the same float
+        assert a["learnability"] == b["learnability"], a["id"]
     summary = json.loads((tmp_path / "crashed" / "summary.json").read_text())
     assert summary["examples"] == 8 and summary["probed_now"] == 5 and summary["failed"] == 0
     assert summary["helpful"] + summary["harmful"] == 8

@@ -1,7 +1,11 @@
 """Real llama.cpp: the in-process engine, and its OpenAI-compatible server
 (`python -m llama_cpp.server`) on 127.0.0.1 with the packaged SmolLM2 GGUF driven through
 `engine: openai` in a real `persyn run`. Skipped where llama-cpp-python is not installed
-(`pip install 'persyn[llamacpp]'`)."""
+(`pip install 'persyn[llamacpp]'`).
+
+Tests that load llama.cpp in-process are ``isolated`` (a child process each): llama.cpp's AMX
+path segfaults on some CPUs, and a segfault must fail one test, not end the suite. The server
+already runs in a process of its own."""
 
 import json
 import socket
@@ -24,6 +28,27 @@ from persyn.pipeline import Pipeline  # noqa: E402
 PROMPTS = [Prompt("a", "What is 2 + 3?", "5"), Prompt("b", "What is 10 - 4?", "6")]
 
 
+@pytest.mark.isolated
+def test_the_installed_llamacpp_is_the_safe_build(capfd):
+    """The build the install line makes: llama.cpp reports no AMX feature, loading the packaged
+    SmolLM2 GGUF allocates no AMX buffer, and a 4-token greedy completion returns. Fails on any
+    machine (AMX or not) if the install line regresses to the native build on an AMX CPU, or to
+    a build with the AMX options on."""
+    from llama_cpp import Llama
+
+    from persyn.core.hardware import amx_in_system_info, llamacpp_system_info
+
+    info = llamacpp_system_info()
+    assert "CPU" in info and not amx_in_system_info(info), info
+    llm = Llama(model_path=str(gguf_path("smollm2-135m-instruct")), n_ctx=256, seed=0, verbose=True)
+    out = llm.create_completion("1, 2, 3, 4, 5,", max_tokens=4, temperature=0, top_k=1)
+    log = capfd.readouterr().err
+    assert "model buffer size" in log, log[-2000:]  # the load log was captured...
+    assert "AMX" not in log, [x for x in log.splitlines() if "AMX" in x]  # ...and names no AMX buffer
+    assert out["usage"]["completion_tokens"] == 4 and out["choices"][0]["text"].strip()
+
+
+@pytest.mark.isolated
 def test_in_process_llamacpp_teacher():
     t = TeacherConfig(
         name="l", engine="llamacpp", model="smollm2-135m-instruct", max_new_tokens=16, batch_size=1
@@ -199,6 +224,7 @@ def test_faults_in_front_of_the_real_server(tiny_models, tmp_path, llama_server)
     assert len(lines) + sum(1 for f in summary["failures"] if f["stage"] == "export") == 6
 
 
+@pytest.mark.isolated
 def test_llamacpp_student_scorer_matches_transformers():
     from persyn.config import StudentConfig
     from persyn.core.records import ScoreItem

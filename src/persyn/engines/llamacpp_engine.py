@@ -48,6 +48,9 @@ class LlamaCppEngine:
             )
         from llama_cpp import Llama
 
+        from persyn.core.hardware import warn_if_llamacpp_uses_amx
+
+        warn_if_llamacpp_uses_amx()  # before the load that may crash (upstream AMX bug)
         assert teacher.model
         self.teacher = teacher
         self.seed = seed

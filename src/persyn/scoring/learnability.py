@@ -186,6 +186,9 @@ class LearnabilityScorer:
         if getattr(self, "_llama", None) is None:
             from llama_cpp import Llama
 
+            from persyn.core.hardware import warn_if_llamacpp_uses_amx
+
+            warn_if_llamacpp_uses_amx()  # before the load that may crash (upstream AMX bug)
             self._llama = Llama(
                 model_path=str(gguf_path(self.cfg.gguf or self.cfg.model)),
                 n_ctx=self.ctx,

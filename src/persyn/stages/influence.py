@@ -205,8 +205,13 @@ def run_influence(
     except ValueError as exc:
         raise InputError(f"{ic.reference}: {exc}") from None
     learnability: dict[str, float | None] = {}
-    if "learnability" in ic.signals:  # PerSyn's r_l: the scorer the pipeline uses (untouched student)
-        items = [ScoreItem(e["id"], e["pair"][0], e["pair"][1], (e["pair"][2:] or [None])[0]) for e in todo]
+    if "learnability" in ic.signals and todo:  # PerSyn's r_l: the pipeline's scorer (untouched student)
+        # Every example, not only those left to probe: the scorer runs the responses that share
+        # a prompt on one KV cache, and a lone response in one pass, which differ in the last
+        # float bits; scoring only the rest after a resume would split such groups.
+        items = [
+            ScoreItem(e["id"], e["pair"][0], e["pair"][1], (e["pair"][2:] or [None])[0]) for e in examples
+        ]
         learnability = {k: v for batch in LearnabilityScorer(st).score(items) for k, v, _ in batch}
     with results.open("a") as f:
         for ex in todo:
