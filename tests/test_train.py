@@ -5,6 +5,7 @@ outputs are plain loadable model directories, seeds reproduce, a failed run leav
 import json
 
 import pytest
+import torch
 
 from persyn.core.errors import ConfigError, InputError
 from persyn.train import SFTSettings, make_trainer, read_dataset, sft
@@ -86,7 +87,8 @@ def test_loss_is_on_response_tokens_only(tiny_models, tmp_path, kind):
 
     ref, template = tiny_models[kind], "Question: {prompt}\nAnswer: "
     pairs = read_dataset(lines(3))
-    trainer, tok, stats = make_trainer(pairs, ref, tmp_path / "w", SFTSettings(), template, progress=False)
+    padded = SFTSettings(padding_free=False, lm_head="all", dtype="float32")  # the padded recipe
+    trainer, tok, stats = make_trainer(pairs, ref, tmp_path / "w", padded, template, progress=False)
     assert stats["n_truncated"] == stats["n_dropped"] == 0
     # What evaluation feeds the model (as persyn.evaluate builds the engine's teacher).
     teacher = TeacherConfig(
@@ -116,9 +118,77 @@ def test_loss_is_on_response_tokens_only(tiny_models, tmp_path, kind):
         loss = float(
             model(**{k: v for k, v in one.items() if k in ("input_ids", "attention_mask", "labels")}).loss
         )
-    scorer = LearnabilityScorer(StudentConfig(model=ref, prompt_template=template, batching="per_prompt"))
+    scorer = LearnabilityScorer(
+        StudentConfig(model=ref, prompt_template=template, batching="per_prompt", dtype="float32")
+    )
     [[(_, r_l, err)]] = list(scorer.score([ScoreItem("k", *pairs[0])]))
     assert err is None and loss == pytest.approx(-r_l, rel=1e-5)
+
+
+def _first_batch_loss_and_grads(trainer):
+    """The loss ``trainer.compute_loss`` gives its first training batch, and every parameter's
+    gradient of it."""
+    model = trainer.model.train()
+    model.zero_grad()
+    batch = next(iter(trainer.get_train_dataloader()))
+    n = int((batch["labels"][:, 1:] != -100).sum())
+    loss = trainer.compute_loss(model, batch, num_items_in_batch=n)
+    loss.backward()
+    return float(loss), {
+        k: p.grad.detach().clone() for k, p in model.named_parameters() if p.grad is not None
+    }
+
+
+@pytest.mark.parametrize("kind", ["chat", "base"])
+def test_padding_free_response_head_loss_equals_the_padded_recipe(tiny_models, tmp_path, kind):
+    """In fp32, the new recipe (one padding-free row, the LM head on response positions only)
+    gives the padded recipe's loss (TRL's head over every position) to 1e-5 and the same
+    gradient for every parameter; and it does compute fewer head positions."""
+    from persyn.response_loss import response_nll, supports_response_head
+
+    pairs = read_dataset(lines(4))
+    ref, template = tiny_models[kind], "Question: {prompt}\nAnswer: "
+    old = SFTSettings(batch_size=4, padding_free=False, lm_head="all", dtype="float32")
+    new = SFTSettings(batch_size=4, dtype="float32")  # padding_free + lm_head: response by default
+    t_old, _, _ = make_trainer(pairs, ref, tmp_path / "old", old, template, progress=False)
+    t_new, _, _ = make_trainer(pairs, ref, tmp_path / "new", new, template, progress=False)
+    assert type(t_new).__name__ == "ResponseHeadSFTTrainer" and supports_response_head(t_new.model)
+    loss_old, g_old = _first_batch_loss_and_grads(t_old)
+    loss_new, g_new = _first_batch_loss_and_grads(t_new)
+    batch_new = next(iter(t_new.get_train_dataloader()))
+    assert batch_new["input_ids"].shape[0] == 1 and "attention_mask" not in batch_new  # no padding
+    assert loss_new == pytest.approx(loss_old, abs=1e-5)
+    assert g_new.keys() == g_old.keys() and len(g_new) > 5
+    for k in g_old:
+        assert torch.allclose(g_new[k], g_old[k], atol=1e-5, rtol=1e-4), k
+    _, n_head = response_nll(t_new.model, batch_new)
+    assert 0 < n_head < batch_new["input_ids"].shape[1] - 1  # only the response positions
+
+
+def test_bf16_sft_is_mixed_precision_and_close_to_fp32(tiny_models, tmp_path):
+    """``dtype: bfloat16`` trains with bf16 autocast over fp32 master weights (the saved model is
+    fp32) and its first-batch loss is within bf16 rounding of the fp32 one."""
+    pairs = read_dataset(lines(4))
+    t32, _, s32 = make_trainer(
+        pairs, tiny_models["chat"], tmp_path / "a", SFTSettings(dtype="float32"), progress=False
+    )
+    t16, _, s16 = make_trainer(
+        pairs, tiny_models["chat"], tmp_path / "b", SFTSettings(dtype="bfloat16"), progress=False
+    )
+    assert (s32["precision"], s16["precision"]) == ("fp32", "bf16-mixed")
+    assert t16.args.bf16 and not t32.args.bf16
+    assert all(p.dtype == torch.float32 for p in t16.model.parameters())  # master weights
+    l32, _ = _first_batch_loss_and_grads(t32)
+    l16, _ = _first_batch_loss_and_grads(t16)
+    assert l16 != l32 and l16 == pytest.approx(l32, rel=2e-2)
+    info = sft(
+        lines(2), tiny_models["chat"], tmp_path / "m", SFTSettings(epochs=1, dtype="bfloat16"), progress=False
+    )
+    assert info["precision"] == "bf16-mixed" and info["dtype_reason"] == "set in the config"
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "m" / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}
 
 
 def test_full_sft_lowers_the_loss_and_reproduces(tiny_models, tmp_path):

@@ -279,33 +279,72 @@ def inference_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_causal_lm(ref: str, shared: bool = True):
-    """Load a causal LM (fp32, eval mode) from an alias, local path or HF id.
+@functools.cache
+def model_dtype(setting: str = "auto") -> tuple[str, str]:
+    """``(dtype, reason)`` for a model slot's ``dtype`` setting on this process's device
+    (``persyn.core.hardware.resolve_dtype``): ``auto`` is bf16 on a CPU with AMX-BF16 or
+    AVX512-BF16 and on a CUDA device with bf16, else fp32.
 
-    With ``shared`` the same in-memory model is returned for the same reference (teachers and
-    the student built on one model share it; use it for inference only).
+    Raises:
+        ValueError: an unknown setting (the value is named).
+    """
+    import torch
+
+    from persyn.core.hardware import resolve_dtype
+
+    device = inference_device()
+    return resolve_dtype(setting, device, cuda_bf16=device == "cuda" and torch.cuda.is_bf16_supported())
+
+
+def dtype_key(setting: str) -> list[str]:
+    """What a slot's dtype adds to a cache key: nothing in fp32 (the keys made before dtypes
+    existed stay valid), ``["dtype", "bfloat16"]`` in bf16, so fp32 and bf16 results never mix."""
+    dtype = model_dtype(setting)[0]
+    return [] if dtype == "float32" else ["dtype", dtype]
+
+
+def load_causal_lm(ref: str, shared: bool = True, dtype: str = "float32"):
+    """Load a causal LM (eval mode, weights in ``dtype``: ``float32`` or ``bfloat16``, or a
+    setting ``model_dtype`` resolves) from an alias, local path or HF id.
+
+    With ``shared`` the same in-memory model is returned for the same reference and dtype
+    (teachers and the student built on one model share it; use it for inference only).
 
     Raises:
         MissingAssetError: the model is not installed or not in the local HF cache.
     """
+    import torch
     from transformers import AutoModelForCausalLM
 
+    dtype = model_dtype(dtype)[0]
     path = resolve_model(ref)
-    if shared and path in LOADED_MODELS:
-        return LOADED_MODELS[path]
+    slot = path if dtype == "float32" else f"{path}@{dtype}"
+    if shared and slot in LOADED_MODELS:
+        return LOADED_MODELS[slot]
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, **from_pretrained_kwargs(path))
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=getattr(torch, dtype), **from_pretrained_kwargs(path)
+        )
     except OSError as exc:
         raise not_local_error(ref, exc) from None
     model.to(inference_device()).eval()
     if shared:
-        LOADED_MODELS[path] = model
+        LOADED_MODELS[slot] = model
     return model
 
 
+def is_loaded(ref: str, dtype: str = "float32") -> bool:
+    """Whether ``ref`` in ``dtype`` (a setting ``model_dtype`` resolves) is in the shared cache."""
+    path, resolved = resolve_model(ref), model_dtype(dtype)[0]
+    return (path if resolved == "float32" else f"{path}@{resolved}") in LOADED_MODELS
+
+
 def release_model(ref: str) -> None:
-    """Drop ``ref`` from the shared in-memory models (e.g. a fine-tuned student once evaluated)."""
-    LOADED_MODELS.pop(resolve_model(ref), None)
+    """Drop ``ref`` (every dtype) from the shared in-memory models (e.g. a fine-tuned student
+    once evaluated)."""
+    path = resolve_model(ref)
+    for slot in [k for k in LOADED_MODELS if k == path or k.startswith(f"{path}@")]:
+        LOADED_MODELS.pop(slot, None)
 
 
 def not_local_error(ref: str, exc: Exception) -> MissingAssetError:

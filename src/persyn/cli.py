@@ -545,6 +545,10 @@ def sft(
         "Question: {prompt}\nAnswer: ",
         help="Base (no chat template) students only: as student.prompt_template.",
     ),
+    dtype: str = typer.Option(
+        "auto",
+        help="auto | float32 | bfloat16 (bf16 autocast, fp32 master weights); auto: bf16 where the hardware has it.",
+    ),
 ) -> None:
     """Fine-tune the student on a dataset (TRL SFTTrainer, loss on response tokens only)."""
     from pydantic import ValidationError
@@ -554,7 +558,12 @@ def sft(
 
     try:
         settings = SFTSettings(
-            method=method, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed
+            method=method,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            seed=seed,
+            dtype=dtype,
         )
     except ValidationError as err:
         from persyn.config import format_validation_error
@@ -564,7 +573,7 @@ def sft(
         info = run_sft(dataset, model, output_dir, settings, prompt_template=prompt_template)
     console.print(
         f"fine-tuned {model} on {info['n_examples']} examples in {info['seconds']:.0f} s "
-        f"(final loss {info.get('final_loss')}) → {output_dir}"
+        f"(final loss {info.get('final_loss')}, {info['precision']}: {info['dtype_reason']}) → {output_dir}"
     )
 
 
@@ -583,6 +592,9 @@ def evaluate_cmd(
     prompt_template: str = typer.Option(
         "Question: {prompt}\nAnswer: ",
         help="Base (no chat template) models only: as student.prompt_template.",
+    ),
+    dtype: str = typer.Option(
+        "auto", help="auto | float32 | bfloat16: the weights' dtype; auto: bf16 where the hardware has it."
     ),
 ) -> None:
     """Greedy accuracy of a model on a held-out verifiable set, with a Wilson 95% interval."""
@@ -612,6 +624,7 @@ def evaluate_cmd(
             batch_size=batch_size,
             max_new_tokens=max_new_tokens,
             prompt_template=prompt_template,
+            dtype=dtype,
         )
         if out is not None:
             write_eval(res, out)
@@ -621,7 +634,7 @@ def evaluate_cmd(
         _fail(exc)
     console.print(
         f"{model}: accuracy {res.accuracy:.3f} ({res.correct}/{res.n}), "
-        f"95% CI [{res.ci_low:.3f}, {res.ci_high:.3f}]"
+        f"95% CI [{res.ci_low:.3f}, {res.ci_high:.3f}] ({res.dtype}: {res.dtype_reason})"
     )
 
 

@@ -117,6 +117,11 @@ class PromptsConfig(StrictModel):
         return self
 
 
+#: A model slot's weights dtype: ``auto`` is bf16 where the hardware runs it natively (a CPU with
+#: AMX-BF16 or AVX512-BF16, a CUDA device with bf16), else fp32 (``persyn.core.hardware``).
+Dtype = Literal["auto", "float32", "bfloat16"]
+
+
 class ResourcesConfig(StrictModel):
     """What one Ray worker of a model asks the cluster for (``executor: ray`` only).
 
@@ -136,7 +141,8 @@ class StudentConfig(StrictModel):
     ``model``: alias, HF id or local path. ``prompt_template`` (with ``{prompt}``) is used only
     when the tokenizer has no chat template (a base model). ``batching``: how log-likelihoods
     are computed (see ``LearnabilityScorer``); ``batch_tokens`` bounds the padded tokens of one
-    ``padded`` batch (memory).
+    ``padded`` batch (memory). ``dtype``: the scorer's weights (log-softmax and the mean
+    log-likelihood are computed in fp32 over the logits either way).
     """
 
     model: str
@@ -151,6 +157,7 @@ class StudentConfig(StrictModel):
     # .gguf path as ``gguf``), tokenised exactly as with transformers (persyn[llamacpp]).
     backend: Literal["transformers", "llamacpp"] = "transformers"
     gguf: str | None = None
+    dtype: Dtype = "auto"
     # executor: ray (the student's scoring workers)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
@@ -165,6 +172,7 @@ class TeacherConfig(StrictModel):
     ``persyn.engines.reference``). Chat models render the prompt with their chat template
     (with ``system_prompt`` if given); base models (no chat template) use ``prompt_template``
     with ``{prompt}``. Generation stops at EOS or at any string of ``stop`` (which is cut off).
+    ``dtype``: the weights of a ``transformers`` teacher (other engines ignore it).
     """
 
     name: str
@@ -179,6 +187,7 @@ class TeacherConfig(StrictModel):
     batch_size: Annotated[int, Field(ge=1)] = 8
     stop: list[str] = Field(default_factory=list)
     style: Literal["solution", "answer", "terse", "verbose"] = "solution"
+    dtype: Dtype = "auto"
     # engine: openai (any OpenAI-compatible chat-completions server; see engines.openai_engine)
     base_url: str | None = None
     api_key_env: str | None = None  # the NAME of an environment variable, never the key itself
@@ -226,6 +235,7 @@ class QualityConfig(StrictModel):
     kind: Literal["verifier", "majority", "reward_model"] = "verifier"
     model: str | None = None
     batch_size: Annotated[int, Field(ge=1)] = 8
+    dtype: Dtype = "auto"  # the reward model's weights
     # executor: ray (the quality scorer's workers)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
@@ -403,6 +413,13 @@ class DPOSettings(StrictModel):
     lora_r: Annotated[int, Field(ge=1)] = 16
     lora_alpha: Annotated[int, Field(ge=1)] = 32
     seed: int = 0
+    dtype: Dtype = "auto"  # bf16: mixed precision (autocast, fp32 master weights)
+
+    def key_fields(self) -> dict:
+        """The settings for cache keys, ``dtype`` resolved on this machine."""
+        from persyn.assets import model_dtype
+
+        return {**self.model_dump(), "dtype": model_dtype(self.dtype)[0]}
 
 
 class MontessoriConfig(StrictModel):

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from persyn.config import StudentConfig
-from persyn.core.errors import InputError
+from persyn.core.errors import ConfigError, InputError
 from persyn.core.records import Prompt
 
 #: The prompt format of a base (no chat template) model, as in ``StudentConfig`` and ``persyn.train``.
@@ -127,6 +127,8 @@ class EvalResult:
     seconds: float
     n_failed: int = 0
     records: list[dict] = field(default_factory=list)
+    dtype: str = "float32"  # the weights' dtype the answers were generated in
+    dtype_reason: str = ""
 
     def summary(self) -> dict:
         """Every field but ``records``."""
@@ -144,6 +146,7 @@ def evaluate(
     max_new_tokens: int = 256,
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
     progress: bool = True,
+    dtype: str = "auto",
 ) -> EvalResult:
     """Greedy accuracy of ``model`` (alias, HF id or local path, e.g. a ``persyn sft`` output)
     on ``prompts`` (each with a gold ``answer``).
@@ -153,7 +156,9 @@ def evaluate(
     at most ``max_new_tokens`` new tokens; the prompt is the chat template over the user turn
     (no system prompt), or ``prompt_template`` (with ``{prompt}``) for a model without a chat
     template: the rendering ``persyn.train`` fine-tunes on. A model already loaded in the
-    shared cache is left there; one loaded here is released at the end.
+    shared cache is left there; one loaded here is released at the end. ``dtype``: the weights'
+    dtype (``auto``: bf16 where the hardware runs it natively, ``persyn.assets.model_dtype``);
+    the result records the dtype used and why.
 
     A response is correct when ``VerifierScorer`` scores it 1.0 (math-verify finds its final
     answer equal to the gold answer; a prompt of a non-numeric reasoning_gym task, by that
@@ -167,13 +172,16 @@ def evaluate(
     """
     from tqdm.auto import tqdm
 
-    from persyn.assets import LOADED_MODELS, load_tokenizer, release_model, resolve_model
+    from persyn.assets import is_loaded, load_tokenizer, model_dtype, release_model
     from persyn.config import TeacherConfig
+    from persyn.core.hardware import DTYPE_SETTINGS
     from persyn.core.records import ScoreItem
     from persyn.engines.transformers_engine import TransformersEngine
     from persyn.scoring.quality import VerifierScorer
     from persyn.scoring.tasks import task_of
 
+    if dtype not in DTYPE_SETTINGS:
+        raise ConfigError(f"dtype must be one of {', '.join(DTYPE_SETTINGS)}, got {dtype!r}")
     if not prompts:
         raise InputError("the evaluation set is empty")
     by_id: dict[str, Prompt] = {}
@@ -195,8 +203,10 @@ def evaluate(
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         prompt_template=None if chat else prompt_template,
+        dtype=dtype,
     )
-    was_loaded = resolve_model(model) in LOADED_MODELS
+    resolved, reason = model_dtype(dtype)
+    was_loaded = is_loaded(model, dtype)
     try:
         engine = TransformersEngine(teacher, seed=0)
         check_rendering(engine, prompts[0].text, prompt_template)
@@ -230,7 +240,8 @@ def evaluate(
     n, correct = len(rows), sum(r["correct"] for r in rows)
     lo, hi = wilson_interval(correct, n)
     failed = sum(r["error"] is not None for r in rows)
-    return EvalResult(model, n, correct, correct / n, lo, hi, time.perf_counter() - start, failed, rows)
+    seconds = time.perf_counter() - start
+    return EvalResult(model, n, correct, correct / n, lo, hi, seconds, failed, rows, resolved, reason)
 
 
 def check_rendering(engine, prompt: str, template: str) -> None:

@@ -38,7 +38,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from persyn.config import StudentConfig
+from persyn.config import Dtype, StudentConfig
 from persyn.core.errors import ConfigError, InputError
 
 #: The prompt format of a base (no chat template) student, as in ``StudentConfig``.
@@ -57,6 +57,15 @@ class SFTSettings(BaseModel):
     ``warmup_ratio`` is the fraction of the steps with a linear warm-up. ``logging_steps``: the
     loss is recorded every that many optimizer steps (and at the first). ``gradient_checkpointing``
     trades ~20-30% more compute for less activation memory (off: a small student fits).
+
+    What a step computes (``docs/benchmarks.md``, "SFT on the CPU"): ``padding_free`` concatenates
+    a batch's examples into one row with per-example positions (TRL's padding-free collator; the
+    attention stays within each example), so no padding is computed; ``lm_head: response``
+    projects only the positions that predict a response token (``persyn.response_loss``),
+    ``all`` is TRL's head over every position. Both give today's loss. ``dtype``: ``bfloat16`` is
+    mixed precision (bf16 autocast, fp32 master weights and optimizer state), ``float32`` is
+    fp32 throughout, ``auto`` is bf16 where the hardware runs it natively
+    (``persyn.assets.model_dtype``); the saved model is fp32 either way.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -77,6 +86,16 @@ class SFTSettings(BaseModel):
     gradient_checkpointing: bool = False
     seed: int = 0
     logging_steps: Annotated[int, Field(ge=1)] = 5
+    dtype: Dtype = "auto"
+    padding_free: bool = True
+    lm_head: Literal["response", "all"] = "response"
+
+    def key_fields(self) -> dict:
+        """The settings as a dict for cache keys, ``dtype`` resolved on this machine (``auto``
+        is not a dtype: a bf16 and an fp32 run must never share a key)."""
+        from persyn.assets import model_dtype
+
+        return {**self.model_dump(), "dtype": model_dtype(self.dtype)[0]}
 
     @property
     def lr(self) -> float:
@@ -191,7 +210,8 @@ def make_trainer(
     from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
 
-    from persyn.assets import load_causal_lm, load_tokenizer
+    from persyn.assets import load_causal_lm, load_tokenizer, model_dtype
+    from persyn.response_loss import response_head_trainer_class
 
     set_seed(settings.seed)
     tokenizer = load_tokenizer(model, padding_side="right")
@@ -205,7 +225,11 @@ def make_trainer(
     }
     if not kept:
         raise InputError(f"every prompt is at least max_length={cap} tokens long: nothing to train on")
-    net = load_causal_lm(model, shared=False)
+    # Cut here, keeping the start (TRL's truncation_mode keep_start): TRL's padding-free collator
+    # does not truncate.
+    kept = [{k: e[k][:cap] for k in ("input_ids", "completion_mask")} for e in kept]
+    dtype, dtype_reason = model_dtype(settings.dtype)
+    net = load_causal_lm(model, shared=False)  # fp32 master weights; bf16 is autocast
     peft_config = None
     if settings.method == "lora":
         from peft import LoraConfig
@@ -218,15 +242,15 @@ def make_trainer(
             task_type="CAUSAL_LM",
         )
     cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
+    bf16 = dtype == "bfloat16"
     args = SFTConfig(
         output_dir=str(work_dir),
         num_train_epochs=settings.epochs,
         learning_rate=settings.lr,
         per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.grad_accum,
-        max_length=cap,
-        truncation_mode="keep_start",
+        max_length=None,  # cut above
+        padding_free=settings.padding_free,
         warmup_steps=settings.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
         weight_decay=settings.weight_decay,
         lr_scheduler_type=settings.lr_scheduler,
@@ -239,12 +263,13 @@ def make_trainer(
         save_strategy="no",
         report_to="none",
         use_cpu=not cuda,
-        bf16=bf16,  # TRL's default is True, also on a CPU: mixed precision only on a capable GPU
+        bf16=bf16,  # mixed precision (autocast) on the CPU too; TRL's default is True everywhere
         fp16=False,
         dataloader_num_workers=0,
         disable_tqdm=not progress,
     )
-    trainer = SFTTrainer(
+    trainer_class = response_head_trainer_class() if settings.lm_head == "response" else SFTTrainer
+    trainer = trainer_class(
         model=net,
         args=args,
         train_dataset=Dataset.from_list(kept),
@@ -253,6 +278,7 @@ def make_trainer(
     )
     stats["device"] = "cuda" if cuda else "cpu"
     stats["precision"] = "bf16-mixed" if bf16 else "fp32"
+    stats["dtype_reason"] = dtype_reason
     return trainer, tokenizer, stats
 
 
@@ -274,8 +300,9 @@ def sft(
     runs in the hidden sibling directory ``.<name>.training`` (cleared at the start), and the
     finished model is renamed into place at the end (a previous ``output_dir`` is replaced only
     then), so a killed run never leaves a half-written model at ``output_dir``. Runs on the GPU
-    when one is visible (bf16 mixed precision when supported), else on the CPU in fp32.
-    Deterministic on a CPU: the same data, settings and seed give identical weights.
+    when one is visible; ``settings.dtype`` chooses fp32 or bf16 mixed precision (``auto``: bf16
+    where the hardware runs it natively). Deterministic on a CPU: the same data, settings and
+    seed give identical weights.
 
     ``prompt_template`` (with ``{prompt}``) formats the prompt of a base student (no chat
     template); pass the run's ``student.prompt_template``. ``examples``: tokenized examples
@@ -289,7 +316,8 @@ def sft(
     (optimizer steps), ``losses`` and ``loss_steps`` (the mean training loss, nats per response
     token, over each logging interval, and the step it was logged at), ``final_loss`` (the last
     of ``losses``), ``train_loss`` (mean over the whole run), ``seconds`` (the training loop,
-    wall clock), ``seconds_per_step``, ``device``, ``precision``, ``versions``.
+    wall clock), ``seconds_per_step``, ``device``, ``precision`` (``fp32`` | ``bf16-mixed``),
+    ``dtype_reason`` (why), ``versions``.
 
     Raises:
         InputError: a malformed dataset (names the file and line).
@@ -342,6 +370,7 @@ def sft(
         "seconds_per_step": round(seconds / max(1, steps), 4),
         "device": stats["device"],
         "precision": stats["precision"],
+        "dtype_reason": stats["dtype_reason"],
         "versions": {
             pkg: importlib.metadata.version(pkg)
             for pkg in ("torch", "transformers", "trl") + (("peft",) if settings.method == "lora" else ())

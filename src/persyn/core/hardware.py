@@ -1,5 +1,6 @@
-"""What this machine's CPU can run, read from ``/proc/cpuinfo``, and what follows for native
-builds: the llama.cpp build line without the AMX path, and whether a loaded llama.cpp uses AMX.
+"""What this machine's CPU can run, read from ``/proc/cpuinfo``, and what follows: the dtype
+``auto`` picks for a model (bf16 only where the hardware runs it natively), the llama.cpp build
+line without the AMX path, and whether a loaded llama.cpp uses AMX.
 
 Why the llama.cpp build is spelled out: with its default ``GGML_NATIVE=ON`` llama.cpp compiles
 with ``-march=native``, which on a CPU with AMX (Sapphire Rapids and later Xeons) compiles its
@@ -60,6 +61,46 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
 def has_amx(flags: frozenset[str] | None = None) -> bool:
     """Whether the CPU has AMX tiles (``amx_tile`` in ``/proc/cpuinfo``)."""
     return "amx_tile" in (cpu_flags() if flags is None else flags)
+
+
+#: The dtype settings of a model slot: ``auto`` resolves by ``resolve_dtype``.
+DTYPE_SETTINGS = ("auto", "float32", "bfloat16")
+
+
+def bf16_is_fast(
+    device: str = "cpu", flags: frozenset[str] | None = None, cuda_bf16: bool = False
+) -> tuple[bool, str]:
+    """Whether bf16 matmuls run natively on ``device`` (``cpu`` or ``cuda``), and why: on a CPU
+    when ``/proc/cpuinfo`` lists ``amx_bf16`` or ``avx512_bf16`` (oneDNN's bf16 kernels; without
+    them bf16 is emulated and slower than fp32), on CUDA when the caller found bf16 support
+    (``torch.cuda.is_bf16_supported()``, passed as ``cuda_bf16``)."""
+    if device == "cuda":
+        if cuda_bf16:
+            return True, "the CUDA device supports bf16"
+        return False, "the CUDA device has no bf16 support"
+    flags = cpu_flags() if flags is None else flags
+    if "amx_bf16" in flags:
+        return True, "the CPU has AMX-BF16 (amx_bf16 in /proc/cpuinfo)"
+    if "avx512_bf16" in flags:
+        return True, "the CPU has AVX512-BF16 (avx512_bf16 in /proc/cpuinfo)"
+    return False, "the CPU has neither amx_bf16 nor avx512_bf16: bf16 would be emulated, slower than fp32"
+
+
+def resolve_dtype(
+    setting: str, device: str = "cpu", flags: frozenset[str] | None = None, cuda_bf16: bool = False
+) -> tuple[str, str]:
+    """``(dtype, reason)``: ``float32`` or ``bfloat16`` for a slot's ``dtype`` setting. An
+    explicit dtype is kept; ``auto`` is bf16 where ``bf16_is_fast`` says so, else fp32.
+
+    Raises:
+        ValueError: ``setting`` is not one of ``DTYPE_SETTINGS`` (the value is named).
+    """
+    if setting not in DTYPE_SETTINGS:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPE_SETTINGS)}, got {setting!r}")
+    if setting != "auto":
+        return setting, "set in the config"
+    fast, why = bf16_is_fast(device, flags, cuda_bf16)
+    return ("bfloat16" if fast else "float32"), f"auto: {why}"
 
 
 def llamacpp_cmake_args(flags: frozenset[str] | None = None, machine: str | None = None) -> list[str]:

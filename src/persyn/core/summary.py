@@ -80,6 +80,11 @@ class RunSummary(_Summary):
     failed: int
     failures: list[FailedItem]
     skipped_prompts: dict[str, Any]
+    precision: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="the weights' dtype of each model slot run with transformers, and why: "
+        "{'student' | 'teacher:NAME' | 'reward_model': {'dtype', 'reason'}}",
+    )
     seconds: dict[str, float] = Field(default_factory=dict)
 
 

@@ -44,7 +44,7 @@ class TransformersEngine:
         self.teacher = teacher
         self.seed = seed
         self.tokenizer = load_tokenizer(teacher.model, padding_side="left")
-        self.model = load_causal_lm(teacher.model)
+        self.model = load_causal_lm(teacher.model, dtype=teacher.dtype)
         self.ctx = context_length(self.model)
         eos = self.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos] if eos is not None else []

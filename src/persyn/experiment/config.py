@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from persyn.config import (
     STRATEGIES,
+    Dtype,
     PromptsConfig,
     StrictModel,
     format_validation_error,
@@ -27,6 +28,7 @@ class EvalConfig(StrictModel):
     seed: int = 12345
     max_new_tokens: Annotated[int, Field(ge=1)] = 128
     batch_size: Annotated[int, Field(ge=1)] = 32
+    dtype: Dtype = "auto"  # the evaluated model's weights (resolved into the split's key)
     # Small task spaces (e.g. one-digit sums) repeat prompts across draws: drop the eval prompts
     # that a training set holds (counted in results.md) instead of failing the disjointness check.
     exclude_training_prompts: bool = False

@@ -62,9 +62,13 @@ class StudentTrainer:
             prompts = [p for p in loaded if normalize_prompt(p.text) not in drop]
         if not prompts:
             raise InputError(f"evaluation split: all {len(loaded)} prompts are training or test prompts")
-        split_id = stable_hash(
-            [spec.model_dump(mode="json", exclude={"prompts"}), [(p.id, p.text, p.answer) for p in prompts]]
-        )
+        from persyn.assets import model_dtype
+
+        settings = spec.model_dump(mode="json", exclude={"prompts"})
+        settings["dtype"] = model_dtype(spec.dtype)[0]  # resolved: bf16 and fp32 answers never mix
+        if settings["dtype"] == "float32":
+            del settings["dtype"]  # keys made before dtypes existed stay valid
+        split_id = stable_hash([settings, [(p.id, p.text, p.answer) for p in prompts]])
         return Split(spec, prompts, split_id, len(loaded) - len(prompts))
 
     def prepare(self, all_train: list[str], test: EvalConfig, validation: EvalConfig | None) -> None:
@@ -98,6 +102,7 @@ class StudentTrainer:
             batch_size=sp.spec.batch_size,
             max_new_tokens=sp.spec.max_new_tokens,
             prompt_template=template,
+            dtype=sp.spec.dtype,
         )
         write_eval(res, path)
         return json.loads(path.read_text())["summary"]
@@ -128,14 +133,14 @@ class StudentTrainer:
         from persyn.train import SFTSettings, sft
 
         settings = SFTSettings.model_validate({**self.sft, **(sft_over or {}), "seed": seed})
-        key = stable_hash([dataset_hash, settings.model_dump(), self._student_id(st), self.splits[split].id])
+        key = stable_hash([dataset_hash, settings.key_fields(), self._student_id(st), self.splits[split].id])
         done = self.out / "evals" / f"{key}.json"
         if done.exists():
             record = json.loads(done.read_text())
             return record["summary"] | {"train": record.get("train"), "eval_key": key}
         # The fine-tune does not depend on the split: its directory is keyed without it.
         model_dir = (
-            self.out / "models" / stable_hash([dataset_hash, settings.model_dump(), self._student_id(st)])
+            self.out / "models" / stable_hash([dataset_hash, settings.key_fields(), self._student_id(st)])
         )
         info_path = model_dir / "persyn_sft.json"
         train = json.loads(info_path.read_text()) if info_path.exists() else None

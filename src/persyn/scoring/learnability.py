@@ -107,7 +107,7 @@ class LearnabilityScorer:
                 self.model = "llamacpp"
                 self.ctx = self.cfg.max_length or 1024
                 return
-            self.model = load_causal_lm(self.cfg.model)
+            self.model = load_causal_lm(self.cfg.model, dtype=self.cfg.dtype)
             self.ctx = self.cfg.max_length or context_length(self.model)
 
     @property
@@ -121,6 +121,10 @@ class LearnabilityScorer:
         if cfg.backend == "llamacpp":  # other numbers (quantised weights): other scores
             gguf = cfg.gguf or cfg.model
             parts += ["llamacpp", gguf, model_fingerprint(gguf)]
+        else:
+            from persyn.assets import dtype_key
+
+            parts += dtype_key(cfg.dtype)  # bf16 scores apart from fp32 ones
         return stable_hash(parts)
 
     def _encode(self, items: list[ScoreItem]):

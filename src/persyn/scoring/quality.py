@@ -84,9 +84,10 @@ class RewardModelScorer:
         self.model = None  # loaded on first use
 
     def _load(self) -> None:
+        import torch
         from transformers import AutoModelForSequenceClassification
 
-        from persyn.assets import from_pretrained_kwargs, inference_device, not_local_error
+        from persyn.assets import from_pretrained_kwargs, inference_device, model_dtype, not_local_error
 
         if self.model is not None:
             return
@@ -95,7 +96,7 @@ class RewardModelScorer:
         self.tokenizer = load_tokenizer(cfg.model, padding_side="right")
         try:
             self.model = AutoModelForSequenceClassification.from_pretrained(
-                path, **from_pretrained_kwargs(path)
+                path, dtype=getattr(torch, model_dtype(cfg.dtype)[0]), **from_pretrained_kwargs(path)
             )
         except OSError as exc:
             raise not_local_error(cfg.model, exc) from None
@@ -105,9 +106,12 @@ class RewardModelScorer:
 
     @property
     def key(self) -> str:
-        from persyn.assets import model_fingerprint
+        from persyn.assets import dtype_key, model_fingerprint
 
-        return stable_hash(["quality/reward_model/v1", self.cfg.model, model_fingerprint(self.cfg.model)])
+        cfg = self.cfg
+        return stable_hash(
+            ["quality/reward_model/v1", cfg.model, model_fingerprint(cfg.model), *dtype_key(cfg.dtype)]
+        )
 
     def _render(self, prompt: str, response: str) -> str:
         if getattr(self.tokenizer, "chat_template", None):

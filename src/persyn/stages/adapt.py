@@ -62,7 +62,7 @@ def adapt_generator(
     records = [r for r in stored_signals(influence_dir) if r.get("id") in examples]
     pairs, note = preference_pairs(records, signal, rule, fraction)
     rows = dpo_rows(examples, pairs, examples_path)
-    key = stable_hash(["adapt/v1", generator, rows, settings.model_dump()])
+    key = stable_hash(["adapt/v1", generator, rows, settings.key_fields()])
     done = output / "persyn_dpo.json"
     if done.exists():
         info = json.loads(done.read_text())

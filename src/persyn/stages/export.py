@@ -138,7 +138,25 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
         failed=len(failures),
         failures=[f.to_dict() for f in failures],
         skipped_prompts=json.loads(ctx.store.get_meta("load_report") or "{}"),
+        precision=precision_table(cfg),
     )
+
+
+def precision_table(cfg) -> dict[str, dict[str, str]]:
+    """The dtype each transformers model slot of ``cfg`` runs in and why
+    (``persyn.assets.model_dtype``): the student (unless scored by llama.cpp), each
+    ``transformers`` teacher, the reward model."""
+    from persyn.assets import model_dtype
+
+    slots = {}
+    if cfg.student.backend == "transformers":
+        slots["student"] = cfg.student.dtype
+    for t in cfg.teachers:
+        if t.engine == "transformers":
+            slots[f"teacher:{t.name}"] = t.dtype
+    if cfg.quality.kind == "reward_model":
+        slots["reward_model"] = cfg.quality.dtype
+    return {k: dict(zip(("dtype", "reason"), model_dtype(v), strict=True)) for k, v in slots.items()}
 
 
 def calibration_lines(

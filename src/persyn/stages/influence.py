@@ -184,7 +184,7 @@ def run_influence(
     reference_pairs = read_dataset(ic.reference)[: ic.reference_size]
     warm_key = stable_hash(
         ["influence-warmup/v1", st.model, model_fingerprint(st.model), st.prompt_template]
-        + [settings.model_dump(), _file_hash(ic.warmup)]
+        + [settings.key_fields(), _file_hash(ic.warmup)]
     )
     key = stable_hash(
         ["influence/v1", warm_key, _file_hash(ic.reference), ic.reference_size, ic.probe_lr]

@@ -34,14 +34,16 @@ def generation_key(teacher: TeacherConfig, prompt: Prompt, seed: int) -> str:
     changes its output (model and its weights' fingerprint, templates, decoding, stop strings,
     the seed when sampling) and the prompt text (a chat prompt's whole conversation; for
     ``reference`` also the reference solution and answer)."""
-    from persyn.assets import bos_policy_key, model_fingerprint
+    from persyn.assets import bos_policy_key, dtype_key, model_fingerprint
 
     settings = teacher.model_dump(
-        exclude=NOT_IN_KEY | ({"base_url"} if teacher.engine != "openai" else set())
+        exclude=NOT_IN_KEY | {"dtype"} | ({"base_url"} if teacher.engine != "openai" else set())
     )
     if teacher.model and teacher.engine in ("transformers", "llamacpp"):
         settings["weights"] = model_fingerprint(teacher.model)
         settings["bos"] = bos_policy_key(teacher.model)  # the tokenization rule (issue #17)
+    if teacher.engine == "transformers" and (dt := dtype_key(teacher.dtype)):
+        settings["dtype"] = dt  # the resolved dtype (fp32 adds nothing: older keys stay valid)
     if teacher.engine == "reference":
         payload: Any = [prompt.text, prompt.solution, prompt.answer]
         if prompt.metadata.get("expression"):  # the terse / verbose styles spell it out

@@ -135,7 +135,7 @@ def dpo_generator(
     from transformers import set_seed
     from trl import DPOConfig, DPOTrainer
 
-    from persyn.assets import load_causal_lm, load_tokenizer
+    from persyn.assets import load_causal_lm, load_tokenizer, model_dtype
 
     settings = settings or DPOSettings()
     if not rows:
@@ -173,7 +173,7 @@ def dpo_generator(
         save_strategy="no",
         report_to="none",
         use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
+        bf16=model_dtype(settings.dtype)[0] == "bfloat16",  # mixed precision, CPU included
         seed=settings.seed,
         data_seed=settings.seed,
         disable_tqdm=True,
@@ -193,7 +193,7 @@ def dpo_generator(
     logs = [h for h in trainer.state.log_history if "loss" in h]
     info = {
         "model": model,
-        "settings": settings.model_dump(),
+        "settings": settings.key_fields(),
         "pairs": len(rows),
         "steps": trainer.state.global_step,
         "seconds": round(seconds, 3),
