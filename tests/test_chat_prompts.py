@@ -69,6 +69,7 @@ def test_a_chat_dataset_goes_through_the_run_whole(tiny_models, tmp_path):
         }
         cfg["calibration"] = {"size": 4}
         cfg["dataset_formats"] = ["parquet", "hf"]
+        cfg["student"]["dtype"] = "float32"  # learnability is checked against an fp32 computation
         with Pipeline(parse_config(cfg)) as p:
             summary = p.run().model_dump()
         assert summary["n_dataset"] == 8

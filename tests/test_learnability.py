@@ -53,7 +53,7 @@ def run(scorer, pairs):
 @pytest.mark.parametrize("batching", ["padded", "per_prompt"])
 @pytest.mark.parametrize("which", ["chat", "base"])
 def test_batched_scores_equal_the_per_example_definition(tiny_models, which, batching):
-    cfg = StudentConfig(model=tiny_models[which], batch_tokens=96, batching=batching)  # several batches
+    cfg = StudentConfig(model=tiny_models[which], batch_tokens=96, batching=batching, dtype="float32")  # several batches
     scores = run(LearnabilityScorer(cfg), PAIRS)
     expected = reference_loop(tiny_models[which], cfg.prompt_template)
     assert [e for _, e in scores] == [None] * len(PAIRS)
@@ -63,7 +63,7 @@ def test_batched_scores_equal_the_per_example_definition(tiny_models, which, bat
 
 @pytest.mark.parametrize("batching", ["padded", "per_prompt", "auto"])
 def test_shared_prompt_scores_equal_the_per_example_definition(tiny_models, batching):
-    cfg = StudentConfig(model=tiny_models["chat"], batch_tokens=64, batching=batching)
+    cfg = StudentConfig(model=tiny_models["chat"], batch_tokens=64, batching=batching, dtype="float32")
     scores = run(LearnabilityScorer(cfg), SHARED)
     expected = reference_loop(tiny_models["chat"], cfg.prompt_template, SHARED)
     assert [v for v, _ in scores] == pytest.approx(expected, abs=1e-4)

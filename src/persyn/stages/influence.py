@@ -98,7 +98,10 @@ def _warm_up(cfg: RunConfig, ic: InfluenceConfig, settings, where: Path, key: st
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
-    model = trainer.model.float().eval()
+    # Without accelerate's wrapper: under bf16 mixed precision it autocasts every later forward,
+    # and the probes would run in bf16 here but in fp32 after a resume loads the saved state.
+    # The probes run in fp32 (the influence is a small difference of two losses).
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False).float().eval()
     optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # accelerate wraps it
     if not isinstance(optimizer, torch.optim.AdamW):
         raise ConfigError(f"influence: the warm-up optimizer is {type(optimizer).__name__}, not AdamW")
