@@ -53,7 +53,9 @@ def run(scorer, pairs):
 @pytest.mark.parametrize("batching", ["padded", "per_prompt"])
 @pytest.mark.parametrize("which", ["chat", "base"])
 def test_batched_scores_equal_the_per_example_definition(tiny_models, which, batching):
-    cfg = StudentConfig(model=tiny_models[which], batch_tokens=96, batching=batching, dtype="float32")  # several batches
+    cfg = StudentConfig(
+        model=tiny_models[which], batch_tokens=96, batching=batching, dtype="float32"
+    )  # several batches
     scores = run(LearnabilityScorer(cfg), PAIRS)
     expected = reference_loop(tiny_models[which], cfg.prompt_template)
     assert [e for _, e in scores] == [None] * len(PAIRS)
