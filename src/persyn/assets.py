@@ -303,6 +303,11 @@ def dtype_key(setting: str) -> list[str]:
     return [] if dtype == "float32" else ["dtype", dtype]
 
 
+def _slot(path: str, dtype: str) -> str:
+    """The shared-cache name of a resolved model path in a resolved dtype (fp32: the path)."""
+    return path if dtype == "float32" else f"{path}@{dtype}"
+
+
 def load_causal_lm(ref: str, shared: bool = True, dtype: str = "float32"):
     """Load a causal LM (eval mode, weights in ``dtype``: ``float32`` or ``bfloat16``, or a
     setting ``model_dtype`` resolves) from an alias, local path or HF id.
@@ -318,7 +323,7 @@ def load_causal_lm(ref: str, shared: bool = True, dtype: str = "float32"):
 
     dtype = model_dtype(dtype)[0]
     path = resolve_model(ref)
-    slot = path if dtype == "float32" else f"{path}@{dtype}"
+    slot = _slot(path, dtype)
     if shared and slot in LOADED_MODELS:
         return LOADED_MODELS[slot]
     try:
@@ -335,8 +340,7 @@ def load_causal_lm(ref: str, shared: bool = True, dtype: str = "float32"):
 
 def is_loaded(ref: str, dtype: str = "float32") -> bool:
     """Whether ``ref`` in ``dtype`` (a setting ``model_dtype`` resolves) is in the shared cache."""
-    path, resolved = resolve_model(ref), model_dtype(dtype)[0]
-    return (path if resolved == "float32" else f"{path}@{resolved}") in LOADED_MODELS
+    return _slot(resolve_model(ref), model_dtype(dtype)[0]) in LOADED_MODELS
 
 
 def release_model(ref: str) -> None:

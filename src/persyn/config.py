@@ -122,6 +122,20 @@ class PromptsConfig(StrictModel):
 Dtype = Literal["auto", "float32", "bfloat16"]
 
 
+class TrainingPrecision(StrictModel):
+    """The ``dtype`` of a fine-tuning run (SFT, DPO): ``bfloat16`` is mixed precision (bf16
+    autocast, fp32 master weights), ``auto`` bf16 where the hardware runs it natively."""
+
+    dtype: Dtype = "auto"
+
+    def key_fields(self) -> dict:
+        """The settings as a dict for cache keys, ``dtype`` resolved on this machine (``auto``
+        is not a dtype: a bf16 and an fp32 run must never share a key)."""
+        from persyn.assets import model_dtype
+
+        return {**self.model_dump(), "dtype": model_dtype(self.dtype)[0]}
+
+
 class ResourcesConfig(StrictModel):
     """What one Ray worker of a model asks the cluster for (``executor: ray`` only).
 
@@ -399,7 +413,7 @@ class StrategyOptions(StrictModel):
 NOMAD_HEADER = "Write a new problem of the same kind as the training examples, then its solution."
 
 
-class DPOSettings(StrictModel):
+class DPOSettings(TrainingPrecision):
     """DPO of the generator (TRL ``DPOTrainer``; reference model: the generator before DPO).
     Montessori-Instruct's code: β 0.1, lr 1e-6, 1 epoch, batch 2. ``method``: ``full`` or
     ``lora`` (adapters merged before saving)."""
@@ -413,13 +427,6 @@ class DPOSettings(StrictModel):
     lora_r: Annotated[int, Field(ge=1)] = 16
     lora_alpha: Annotated[int, Field(ge=1)] = 32
     seed: int = 0
-    dtype: Dtype = "auto"  # bf16: mixed precision (autocast, fp32 master weights)
-
-    def key_fields(self) -> dict:
-        """The settings for cache keys, ``dtype`` resolved on this machine."""
-        from persyn.assets import model_dtype
-
-        return {**self.model_dump(), "dtype": model_dtype(self.dtype)[0]}
 
 
 class MontessoriConfig(StrictModel):

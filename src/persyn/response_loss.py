@@ -21,12 +21,18 @@ from __future__ import annotations
 UNSUPPORTED_LOGIT_FIELDS = ("logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")
 
 
+def _causal_lm(model):
+    """``(causal LM, its text config)``: a PEFT model unwrapped to the model whose layers it
+    adapted (its adapters stay in the computation)."""
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return lm, (lm.config.get_text_config() if hasattr(lm.config, "get_text_config") else lm.config)
+
+
 def supports_response_head(model) -> bool:
     """Whether ``response_nll`` computes ``model``'s loss exactly: a causal LM whose logits are
     ``lm_head(hidden)`` (optionally soft-capped, as Gemma-2), with none of the scalings of
     ``UNSUPPORTED_LOGIT_FIELDS``."""
-    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    cfg = lm.config.get_text_config() if hasattr(lm.config, "get_text_config") else lm.config
+    lm, cfg = _causal_lm(model)
     if any(getattr(cfg, f, None) not in (None, 1, 1.0) for f in UNSUPPORTED_LOGIT_FIELDS):
         return False
     return lm.get_output_embeddings() is not None and getattr(lm, "base_model", lm) is not lm
@@ -44,7 +50,7 @@ def response_nll(model, inputs: dict, num_items_in_batch=None):
     import torch
 
     labels = inputs["labels"]
-    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    lm, cfg = _causal_lm(model)
     backbone_inputs = {k: v for k, v in inputs.items() if k != "labels"}
     backbone_inputs["use_cache"] = False
     hidden = lm.base_model(**backbone_inputs).last_hidden_state[:, :-1]
@@ -52,7 +58,6 @@ def response_nll(model, inputs: dict, num_items_in_batch=None):
     mask = targets != -100
     head = lm.get_output_embeddings()
     logits = head(hidden[mask]).float()  # only the response positions, then fp32
-    cfg = lm.config.get_text_config() if hasattr(lm.config, "get_text_config") else lm.config
     cap = getattr(cfg, "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap

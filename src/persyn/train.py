@@ -36,16 +36,16 @@ import time
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from persyn.config import Dtype, StudentConfig
+from persyn.config import StudentConfig, TrainingPrecision
 from persyn.core.errors import ConfigError, InputError
 
 #: The prompt format of a base (no chat template) student, as in ``StudentConfig``.
 DEFAULT_PROMPT_TEMPLATE: str = StudentConfig.model_fields["prompt_template"].default
 
 
-class SFTSettings(BaseModel):
+class SFTSettings(TrainingPrecision):
     """Fine-tuning settings.
 
     ``method``: ``full`` (all weights) or ``lora`` (PEFT LoRA adapters of rank ``lora_r`` on
@@ -58,7 +58,7 @@ class SFTSettings(BaseModel):
     loss is recorded every that many optimizer steps (and at the first). ``gradient_checkpointing``
     trades ~20-30% more compute for less activation memory (off: a small student fits).
 
-    What a step computes (``docs/benchmarks.md``, "SFT on the CPU"): ``padding_free`` concatenates
+    What a step computes (``docs/benchmarks.md``, "Precision and SFT on the CPU"): ``padding_free`` concatenates
     a batch's examples into one row with per-example positions (TRL's padding-free collator; the
     attention stays within each example), so no padding is computed; ``lm_head: response``
     projects only the positions that predict a response token (``persyn.response_loss``),
@@ -67,8 +67,6 @@ class SFTSettings(BaseModel):
     fp32 throughout, ``auto`` is bf16 where the hardware runs it natively
     (``persyn.assets.model_dtype``); the saved model is fp32 either way.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     method: Literal["full", "lora"] = "full"
     epochs: Annotated[float, Field(gt=0)] = 2.0
@@ -86,16 +84,8 @@ class SFTSettings(BaseModel):
     gradient_checkpointing: bool = False
     seed: int = 0
     logging_steps: Annotated[int, Field(ge=1)] = 5
-    dtype: Dtype = "auto"
     padding_free: bool = True
     lm_head: Literal["response", "all"] = "response"
-
-    def key_fields(self) -> dict:
-        """The settings as a dict for cache keys, ``dtype`` resolved on this machine (``auto``
-        is not a dtype: a bf16 and an fp32 run must never share a key)."""
-        from persyn.assets import model_dtype
-
-        return {**self.model_dump(), "dtype": model_dtype(self.dtype)[0]}
 
     @property
     def lr(self) -> float:

@@ -41,7 +41,6 @@ X86_OPTIONS: dict[str, tuple[str, ...]] = {
     "GGML_AVX512_BF16": ("avx512f", "avx512_bf16"),
 }
 AMX_OPTIONS = ("GGML_AMX_TILE", "GGML_AMX_INT8", "GGML_AMX_BF16")
-AMX_FLAGS = ("amx_tile", "amx_int8", "amx_bf16")
 
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:

@@ -62,13 +62,13 @@ class StudentTrainer:
             prompts = [p for p in loaded if normalize_prompt(p.text) not in drop]
         if not prompts:
             raise InputError(f"evaluation split: all {len(loaded)} prompts are training or test prompts")
-        from persyn.assets import model_dtype
+        from persyn.assets import dtype_key
 
-        settings = spec.model_dump(mode="json", exclude={"prompts"})
-        settings["dtype"] = model_dtype(spec.dtype)[0]  # resolved: bf16 and fp32 answers never mix
-        if settings["dtype"] == "float32":
-            del settings["dtype"]  # keys made before dtypes existed stay valid
-        split_id = stable_hash([settings, [(p.id, p.text, p.answer) for p in prompts]])
+        settings = spec.model_dump(mode="json", exclude={"prompts", "dtype"})
+        # the resolved dtype (fp32 adds nothing: keys made before dtypes existed stay valid)
+        split_id = stable_hash(
+            [settings, [(p.id, p.text, p.answer) for p in prompts], *dtype_key(spec.dtype)]
+        )
         return Split(spec, prompts, split_id, len(loaded) - len(prompts))
 
     def prepare(self, all_train: list[str], test: EvalConfig, validation: EvalConfig | None) -> None:
