@@ -397,7 +397,7 @@ def write_results(out: Path, cfg: dict) -> None:
                 np.array([res[("base", sd)]["correct"] for sd in common], dtype=float),
             )
             summary["paired"][f"{arm} - base"] = d
-            diff = f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] (seed std {d['seed_std']:.3f}, {d['n_seeds']} seeds)"
+            diff = f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] seed-aware, [{d['prompt_low']:+.3f}, {d['prompt_high']:+.3f}] prompt-only (seed std {d['seed_std']:.3f}, {d['n_seeds']} seeds)"
         std = float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0
         summary["students"][arm] = {"accuracy": acc, "seeds": done}
         lines.append(
@@ -417,7 +417,7 @@ def write_results(out: Path, cfg: dict) -> None:
             )
             summary["paired"][f"{a} - {b}"] = d
             lines.append(
-                f"\n{a} − {b}: {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] (seed std {d['seed_std']:.3f}, {d['n_seeds']} seeds)"
+                f"\n{a} − {b}: {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] seed-aware, [{d['prompt_low']:+.3f}, {d['prompt_high']:+.3f}] prompt-only (seed std {d['seed_std']:.3f}, {d['n_seeds']} seeds)"
             )
     text = "\n".join(lines) + "\n"
     (out / "results.md").write_text(text)

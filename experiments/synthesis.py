@@ -324,7 +324,7 @@ def write_results(out, cfg, sets, sizes, sft_seeds, cands, contaminated, gen_inf
                 np.array([res[(arm, s, sd)]["correct"] for sd in common], dtype=float),
                 np.array([res[("seed", 0, sd)]["correct"] for sd in common], dtype=float),
             )
-            diff = f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] (seed std {d['seed_std']:.3f}, {d['n_seeds']} seeds)"
+            diff = f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] seed-aware, [{d['prompt_low']:+.3f}, {d['prompt_high']:+.3f}] prompt-only (seed std {d['seed_std']:.3f}, {d['n_seeds']} seeds)"
         std = np.std(acc, ddof=1) if len(acc) > 1 else 0.0
         lines.append(
             f"| {arm} | {s} (n={len(sets[(arm, s)])}) | {np.mean(acc):.3f} ± {std:.3f} "
@@ -348,7 +348,7 @@ def write_results(out, cfg, sets, sizes, sft_seeds, cands, contaminated, gen_inf
                     np.array([table[(b, s)][sd] for sd in common], dtype=float),
                 )
                 lines.append(
-                    f"| {a} − {b} | {s} | {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] (seed std {d['seed_std']:.3f}, {d['n_seeds']} seeds) |"
+                    f"| {a} − {b} | {s} | {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] seed-aware, [{d['prompt_low']:+.3f}, {d['prompt_high']:+.3f}] prompt-only (seed std {d['seed_std']:.3f}, {d['n_seeds']} seeds) |"
                 )
     text = "\n".join(lines) + "\n"
     (out / "results.md").write_text(text)

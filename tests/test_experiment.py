@@ -36,7 +36,12 @@ def experiment_dict(tiny_models, tmp_path, **over):
         "strategies": ["persyn", "oracle", "strongest", "random", "car"],
         "seeds": [0, 1],
         "sft": {"epochs": 1, "batch_size": 4, "max_length": 128},
-        "eval": {"prompts": {"source": "jsonl", "path": str(eval_path)}, "max_new_tokens": 8},
+        # the tiny teachers' longest response fits (the budget check is tested on its own)
+        "eval": {
+            "prompts": {"source": "jsonl", "path": str(eval_path)},
+            "max_new_tokens": 32,
+            "length_margin": 0,
+        },
         "sweeps": {"alpha": [0.0, 1.0], "calibration_size": [4, 6]},
     }
     exp.update(over)
@@ -62,7 +67,7 @@ def test_experiment_smallest_scale(tiny_models, tmp_path):
         first = next(r for r in rows if r["strategy"] == name)
         assert re.search(
             rf"^\| {re.escape(name)} \| {seeds} \| \d\.\d{{3}} ± \d\.\d{{3}} \| .* \| "
-            rf"{first['n_train']} \| {first['generations']} \|$",
+            rf"(\d+\.\d%|0\.0%) \| {first['n_train']} \| {first['generations']} \| \d+\.\d \|$",
             md,
             flags=re.M,
         ), name
@@ -128,11 +133,32 @@ def check_seeds_and_paired(out, table, exp):
         assert float(row["seed_std"]) == pytest.approx(per_seed.std(ddof=1))
         diff = a.mean(0) - b.mean(0)
         boot = diff[np.random.default_rng(0).integers(0, len(diff), (2000, len(diff)))].mean(1)
-        assert float(row["low"]) == pytest.approx(np.percentile(boot, 2.5))
-        assert float(row["high"]) == pytest.approx(np.percentile(boot, 97.5))
+        assert float(row["prompt_low"]) == pytest.approx(np.percentile(boot, 2.5))
+        assert float(row["prompt_high"]) == pytest.approx(np.percentile(boot, 97.5))
+        # the seed-aware interval: seeds, then prompts, resampled from one generator
+        rng = np.random.default_rng(0)
+        s_idx, p_idx = rng.integers(0, 2, (2000, 2)), rng.integers(0, len(diff), (2000, len(diff)))
+        grid = np.array([(a - b)[np.ix_(s_idx[k], p_idx[k])].mean() for k in range(2000)])
+        assert float(row["low"]) == pytest.approx(np.percentile(grid, 2.5))
+        assert float(row["high"]) == pytest.approx(np.percentile(grid, 97.5))
+    # strongest and car are the primary comparisons (the default), listed first, Holm-corrected
+    with open(out / "paired.csv") as f:
+        order = [(r["b"], r["role"]) for r in csv.DictReader(f)]
+    assert order[:2] == [("strongest", "primary"), ("car", "primary")]
+    assert {role for _, role in order[2:]} == {"exploratory"}
+    from persyn.experiment.paired import holm
+
+    adjusted = holm([float(paired["strongest"]["p"]), float(paired["car"]["p"])])
+    assert [float(paired[n]["p_holm"]) for n in ("strongest", "car")] == pytest.approx(adjusted)
+    assert paired["oracle"]["p_holm"] == ""
     md = (out / "results.md").read_text()
     o = paired["oracle"]
-    assert f"| persyn − oracle | {float(o['mean']):+.3f}" in md
+    assert f"| persyn − oracle | exploratory | {float(o['mean']):+.3f}" in md
+    # each answer cut by the evaluation budget is counted, per evaluation
+    for r in table:
+        recs = json.loads((out / "evals" / f"{r['eval_key']}.json").read_text())["records"]
+        cut = sum(x["finish_reason"] == "length" for x in recs) / len(recs)
+        assert float(r["truncated"]) == pytest.approx(cut)
 
 
 def test_experiment_two_students_personalisation_matrix(tiny_models, tmp_path):
@@ -140,31 +166,37 @@ def test_experiment_two_students_personalisation_matrix(tiny_models, tmp_path):
     student = exp["run"].pop("student")
     exp["run"]["students"] = [{**student, "name": "one"}, {"model": tiny_models["chat2"], "name": "two"}]
     exp["student_strategies"] = {"two": ["persyn"]}
-    rows = Experiment(parse_experiment(exp), log=lambda m: None).run()
+    exp["student_seeds"] = {"two": [1]}  # the second student on one seed only
+    logs = []
+    rows = Experiment(parse_experiment(exp), log=logs.append).run()
     out = tmp_path / "exp"
-    got = {(r["student"], r["strategy"]) for r in rows}
-    assert got == {
-        ("one", "student (no SFT)"),
-        ("one", "persyn"),
-        ("one", "strongest"),
-        ("one", "persyn (for two)"),
-        ("two", "student (no SFT)"),
-        ("two", "persyn"),
-        ("two", "persyn (for one)"),
-    }
-    assert len(rows) == 2 + 5 * 2
+    got = sorted((r["student"], r["strategy"], r["seed"] if r["seed"] is not None else -1) for r in rows)
+    assert got == sorted(
+        [
+            ("one", "student (no SFT)", -1),
+            ("one", "persyn", 0),
+            ("one", "persyn", 1),
+            ("one", "strongest", 0),
+            ("one", "strongest", 1),
+            ("one", "persyn (for two)", 1),
+            ("two", "student (no SFT)", -1),
+            ("two", "persyn", 1),
+            ("two", "persyn (for one)", 1),
+        ]
+    )
+    # Fine-tuned seed by seed: every seed-0 model before any seed-1 one.
+    done = [m for m in logs if " fine-tunes, " in m]
+    assert [" seed 0:" in m for m in done] == [True, True] + [False] * 5
     # Student one on two's dataset is trained on exactly two's PerSyn dataset of that seed.
-    for seed in (0, 1):
-        own = out / "run" / f"seed-{seed}" / "students" / "two" / "strategies" / "persyn" / "dataset.jsonl"
-        assert own.exists()
+    own = out / "run" / "seed-1" / "students" / "two" / "strategies" / "persyn" / "dataset.jsonl"
+    assert own.exists() and not (out / "run" / "seed-0" / "students" / "two").exists()
     with open(out / "paired.csv") as f:
         paired = list(csv.DictReader(f))
     cross = {(p["student"], p["b"]): float(p["mean"]) for p in paired if p["b"].startswith("persyn (for")}
-    acc = {}
-    for r in rows:
-        acc.setdefault((r["student"], r["strategy"]), []).append(r["accuracy"])
+    acc = {(r["student"], r["strategy"], r["seed"]): r["accuracy"] for r in rows}
     for st, other in (("one", "two"), ("two", "one")):
-        direct = sum(acc[(st, "persyn")]) / 2 - sum(acc[(st, f"persyn (for {other})")]) / 2
+        # paired on the seed both have: seed 1
+        direct = acc[(st, "persyn", 1)] - acc[(st, f"persyn (for {other})", 1)]
         assert cross[(st, f"persyn (for {other})")] == pytest.approx(direct)
     md = (out / "results.md").read_text()
     assert "## Personalisation matrix" in md and "## one: Accuracy" in md and "## two: Accuracy" in md
@@ -174,6 +206,44 @@ def test_experiment_two_students_personalisation_matrix(tiny_models, tmp_path):
 
     with Store(out / "run" / "seed-1" / "students" / "two" / "store.sqlite") as st:
         assert st.generation_calls() == len(st.generation_keys())
+
+
+def test_experiment_schedule_puts_optional_strategies_last(tiny_models, tmp_path):
+    exp = experiment_dict(
+        tiny_models, tmp_path, strategies=["persyn", "random", "strongest"], optional=["random"]
+    )
+    e = Experiment(parse_experiment(exp), log=lambda m: None)
+    sets = {("student", n, s): None for s in (0, 1) for n in ("random", "persyn", "strongest")}
+    assert e.schedule(sets) == [
+        ("student", "persyn", 0),
+        ("student", "strongest", 0),
+        ("student", "persyn", 1),
+        ("student", "strongest", 1),
+        ("student", "random", 0),
+        ("student", "random", 1),
+    ]
+    with pytest.raises(ConfigError, match="optional: unknown strategy 'nope'"):
+        parse_experiment(experiment_dict(tiny_models, tmp_path, optional=["nope"]))
+    with pytest.raises(ConfigError, match=r"student_seeds.student: \[5\] must be a non-empty subset"):
+        parse_experiment(experiment_dict(tiny_models, tmp_path, student_seeds={"student": [5]}))
+    with pytest.raises(ConfigError, match="headroom: needs two of the strategies"):
+        parse_experiment(experiment_dict(tiny_models, tmp_path, headroom=["oracle", "mix"]))
+    with pytest.raises(ConfigError, match="primary: 'mix' is not a strategy"):
+        parse_experiment(experiment_dict(tiny_models, tmp_path, primary=["mix"]))
+
+
+def test_experiment_stop_rule_ends_a_setting_without_headroom(tiny_models, tmp_path):
+    # The tiny random students answer nothing right: oracle − strongest is 0 on the first seed.
+    exp = experiment_dict(
+        tiny_models, tmp_path, strategies=["persyn", "oracle", "strongest"], seeds=[0, 1], sweeps={}
+    )
+    exp["headroom"] = ["oracle", "strongest"]
+    logs = []
+    rows = Experiment(parse_experiment(exp), log=logs.append).run()
+    assert {r["seed"] for r in rows} == {None, 0}  # nothing of seed 1 was fine-tuned
+    assert any(m.startswith("stop rule: oracle − strongest on seed 0: +0.000") for m in logs)
+    md = (tmp_path / "exp" / "results.md").read_text()
+    assert "the setting has no headroom; the run stopped" in md
 
 
 def cal_ids(run_dir):
@@ -194,7 +264,9 @@ def test_experiment_alpha_and_epochs_by_validation(tiny_models, tmp_path, monkey
         return real_sft(dataset, *args, **kwargs)
 
     monkeypatch.setattr(persyn.train, "sft", counting_sft)
-    exp = experiment_dict(tiny_models, tmp_path, strategies=["persyn", "persyn (prior)"], seeds=[0])
+    exp = experiment_dict(
+        tiny_models, tmp_path, strategies=["persyn", "persyn (prior)", "strongest", "oracle"], seeds=[0]
+    )
     exp["variants"] = {"persyn (prior)": {"router": {"kind": "prior"}}}  # a strategy of its own
     val = tmp_path / "val.jsonl"
     val_rows = [
@@ -203,8 +275,18 @@ def test_experiment_alpha_and_epochs_by_validation(tiny_models, tmp_path, monkey
         ("What is 3 * 5?", "15"),
     ]  # 3 * 5: a test prompt
     val.write_text("".join(json.dumps({"prompt": q, "answer": a}) + "\n" for q, a in val_rows))
-    exp["validation"] = {"prompts": {"source": "jsonl", "path": str(val)}, "max_new_tokens": 8}
-    exp["sweeps"] = {"alpha": [0.0, 1.0], "choose_alpha": True, "sft_epochs": [0.5, 1.0]}
+    exp["validation"] = {
+        "prompts": {"source": "jsonl", "path": str(val)},
+        "max_new_tokens": 32,
+        "length_margin": 0,
+    }
+    exp["sweeps"] = {
+        "alpha": [0.0, 1.0],
+        "choose_alpha": True,
+        "sft_epochs": [0.5, 1.0],
+        "sft_strategy": ["persyn", "strongest"],
+        "choose_epochs": True,
+    }
     logs = []
     Experiment(parse_experiment(exp), log=logs.append).run()
     out = tmp_path / "exp"
@@ -225,9 +307,24 @@ def test_experiment_alpha_and_epochs_by_validation(tiny_models, tmp_path, monkey
     md = (out / "results.md").read_text()
     assert f"Chosen: student α = {chosen}." in md
     epochs = [r for r in val_table if r["sweep"] == "sft_epochs"]
+    assert [(r["strategy"], float(r["value"])) for r in epochs] == [
+        ("persyn", 0.5),
+        ("persyn", 1.0),
+        ("strongest", 0.5),
+        ("strongest", 1.0),
+    ]
     steps = [int(r["steps"]) for r in epochs]
-    assert [float(r["value"]) for r in epochs] == [0.5, 1.0] and steps[0] < steps[1]
-    assert re.search(rf"^\| 1.0 \| {steps[1]} \| \d\.\d{{3}} \|", md, flags=re.M)
+    assert steps[0] < steps[1]
+    # The epochs of highest mean validation accuracy over both curves (a tie: the fewest),
+    # and the main fine-tunes made with them.
+    mean = {e: sum(float(r["accuracy"]) for r in epochs if float(r["value"]) == e) for e in (0.5, 1.0)}
+    chosen_epochs = min(e for e in mean if mean[e] == max(mean.values()))
+    assert f"SFT epochs chosen on validation: {chosen_epochs}." in md
+    with open(out / "results.csv") as f:
+        main_persyn = next(r for r in csv.DictReader(f) if r["strategy"] == "persyn")
+    curve_steps = {float(r["value"]): r["steps"] for r in epochs if r["strategy"] == "persyn"}
+    assert main_persyn["train_steps"] == curve_steps[chosen_epochs]
+    assert re.search(rf"^\| persyn \| 1.0 \| {steps[1]} \| \d\.\d{{3}} \|", md, flags=re.M)
     # The variant: PerSyn on the run with router.kind prior, which sends every prompt to one teacher.
     variant = out / "run" / "seed-0" / "variants" / "persyn-prior"
     router = json.loads((variant / "router" / "router.json").read_text())
@@ -238,9 +335,16 @@ def test_experiment_alpha_and_epochs_by_validation(tiny_models, tmp_path, monkey
     routed = json.loads(variant_rows[0]["routing"])
     assert len(variant_rows) == 1 and sum(routed.values()) == len(lines)
     assert len({x["teacher"] for x in lines if x["id"] not in cal_ids(variant)}) == 1
+    # The Oracle-gain ratio's best single teacher is chosen on validation: strongest, the only
+    # single-teacher strategy, evaluated on the validation prompts as well as the test set.
+    picks = [r for r in val_table if r["sweep"] == "best_single"]
+    assert [(r["value"], r["seed"]) for r in picks] == [("strongest", "0")]
+    recs = json.loads((out / "evals" / f"{picks[0]['eval_key']}.json").read_text())["records"]
+    assert [x["prompt"] for x in recs] == ["What is 6 + 1?", "What is 9 - 2?"]
+    assert "best single = `strongest` (chosen on the validation split)" in md
     # A model the validation sweeps trained is kept for the main run, which trains it again
     # otherwise: every fine-tune is made once, and none is left on disk.
-    assert len(fine_tunes) == len(set(fine_tunes)) and len(fine_tunes) < len(val_table) + 2
+    assert len(fine_tunes) == len(set(fine_tunes)) and len(fine_tunes) < len(val_table) + 4
     assert not (out / "models").exists()
 
 
@@ -279,6 +383,21 @@ def test_experiment_config_errors(tiny_models, tmp_path):
         parse_experiment(experiment_dict(tiny_models, tmp_path, sft={"methd": "full"}))
 
 
+def test_experiment_refuses_an_eval_budget_below_the_longest_response(tiny_models, tmp_path):
+    exp = experiment_dict(tiny_models, tmp_path, strategies=["strongest"], seeds=[0], sweeps={})
+    exp["eval"].update(max_new_tokens=8, length_margin=4)
+    with pytest.raises(
+        ConfigError, match=r"eval.max_new_tokens is 8, but .*dataset.jsonl has a response of (\d+) tokens"
+    ) as err:
+        Experiment(parse_experiment(exp), log=lambda m: None).run()
+    longest = int(re.search(r"a response of (\d+) tokens", str(err.value)).group(1))
+    assert f"needs at least {longest + 4} new tokens" in str(err.value)
+    assert not list((tmp_path / "exp").glob("evals/*.json"))  # refused before any evaluation
+    exp["eval"].update(max_new_tokens=longest + 4)
+    rows = Experiment(parse_experiment(exp), log=lambda m: None).run()
+    assert [r["strategy"] for r in rows] == ["student (no SFT)", "strongest"]
+
+
 def test_experiment_refuses_an_overlapping_eval_set(tiny_models, tmp_path):
     exp = experiment_dict(tiny_models, tmp_path, strategies=["random"], seeds=[0], sweeps={})
     overlap = tmp_path / "overlap.jsonl"
@@ -294,3 +413,34 @@ def test_experiment_refuses_an_overlapping_eval_set(tiny_models, tmp_path):
     yaml_path.write_text("output_dir: x\nrun: {}\nseeds: []\n")
     res = CliRunner().invoke(app, ["experiment", str(yaml_path)])
     assert res.exit_code == 2 and "seeds" in res.output
+
+
+def test_records_let_a_run_resume_on_a_machine_without_its_directory(tiny_models, tmp_path, monkeypatch):
+    import shutil
+
+    import persyn.train
+
+    exp = experiment_dict(tiny_models, tmp_path, strategies=["persyn", "strongest"], seeds=[0], sweeps={})
+    records = tmp_path / "committed"
+    logs = []
+    rows = Experiment(parse_experiment(exp), log=logs.append, records=records, source="exp.yaml").run()
+    assert any(m.startswith("[2/2 fine-tunes, ") for m in logs)
+    saved = sorted(p.name for p in (records / "evals").glob("*.json"))
+    assert saved == sorted(p.name for p in (tmp_path / "exp" / "evals").glob("*.json"))
+    assert saved == sorted({f"{r['eval_key']}.json" for r in rows})
+    md = (records / "results.md").read_text()
+    assert "Config: `exp.yaml`; persyn 0.1.0" in md and "Partial results" not in md
+    assert (records / "progress.txt").read_text() == "done\n"
+    # A fresh machine: the run's directory is gone, the committed records are not. The datasets
+    # are rebuilt (their content keys the records), and no fine-tune is made again.
+    shutil.rmtree(tmp_path / "exp")
+
+    def no_sft(*args, **kwargs):
+        raise AssertionError("a recorded fine-tune was made again")
+
+    monkeypatch.setattr(persyn.train, "sft", no_sft)
+    logs.clear()
+    again = Experiment(parse_experiment(exp), log=logs.append, records=records).run()
+    assert [r["accuracy"] for r in again] == [r["accuracy"] for r in rows]
+    assert f"restored {len(saved)} evaluation records from {records}" in logs
+    assert any("(recorded earlier)" in m for m in logs)

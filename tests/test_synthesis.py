@@ -338,7 +338,9 @@ def test_paired_difference_matches_a_direct_computation():
     idx = np.random.default_rng(9).integers(0, 40, size=(500, 40))
     boot = d[idx].mean(1)
     assert got["mean"] == pytest.approx(a.mean() - b.mean())
-    assert (got["low"], got["high"]) == pytest.approx((np.percentile(boot, 2.5), np.percentile(boot, 97.5)))
+    assert (got["prompt_low"], got["prompt_high"]) == pytest.approx(
+        (np.percentile(boot, 2.5), np.percentile(boot, 97.5))
+    )
     assert got["per_seed"] == pytest.approx(list(a.mean(1) - b.mean(1)))
     assert got["seed_std"] == pytest.approx(np.std(a.mean(1) - b.mean(1), ddof=1))
     same = paired_difference(a, a)

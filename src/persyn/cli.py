@@ -643,14 +643,24 @@ def experiment(
     config: Path = typer.Argument(..., help="Experiment configuration (YAML)."),
     scale: float = typer.Option(1.0, help="Multiply the prompt and evaluation set sizes."),
     output_dir: Path | None = OutputOpt,
+    records: Path | None = typer.Option(
+        None,
+        help="Copy each finished evaluation record and the results files here as they come, and "
+        "restore from here on a restart (e.g. a folder of a git checkout, for a run spanning machines).",
+    ),
 ) -> None:
     """Every strategy × seed: build the dataset, fine-tune the student, evaluate; results.md."""
+    import time
+
     from persyn.experiment.config import load_experiment
     from persyn.experiment.runner import Experiment
 
+    def log(message: str) -> None:
+        console.print(f"{time.strftime('%H:%M:%S')} {message}", highlight=False)
+
     with reported_errors():
         exp = load_experiment(config, scale, output_dir)
-        Experiment(exp, log=lambda m: console.print(m, highlight=False)).run()
+        Experiment(exp, log=log, records=records, source=str(config)).run()
     console.print(f"results: {exp.output_dir / 'results.md'}")
 
 

@@ -1,7 +1,8 @@
 """Paired comparisons between the experiment's strategies, from the per-prompt evaluation records
-(``evals/KEY.json``): every strategy's ``[seeds, prompts]`` correctness matrix, PerSyn minus each
-other strategy (``paired.paired_difference``), and the share of the Oracle's gain over the best
-single teacher that PerSyn recovers."""
+(``evals/KEY.json``): every strategy's correctness per seed and prompt, PerSyn minus each other
+strategy (``paired.paired_difference``, seed-aware and prompt-only intervals) with the primary
+comparisons Holm-corrected, and the share of the Oracle's gain over the best single teacher
+(chosen on validation) that PerSyn recovers."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from persyn.core.errors import InputError
-from persyn.experiment.paired import paired_difference
+from persyn.experiment.paired import gain_ratio, holm, paired_difference
 
 UNTRAINED = "student (no SFT)"
 CROSS_PREFIX = "persyn (for "
+UNSEEDED = -1  # the untouched student's "seed": evaluated once, it stands for every seed
+
+# {strategy: {seed: [prompts] 0/1 correctness}}
+Correctness = dict[str, dict[int, np.ndarray]]
 
 
 def cross_name(owner: str) -> str:
@@ -27,85 +32,148 @@ def cross_name(owner: str) -> str:
 SINGLE_TEACHER = ("strongest", "family-strong", "car")
 
 
-def correctness(out: Path, rows: list[dict], eval_ids: list[str]) -> dict[str, np.ndarray]:
-    """Per strategy, the 0/1 correctness matrix ``[seeds, prompts]`` (rows in seed order,
-    columns in ``eval_ids`` order), read from ``out/evals/EVAL_KEY.json`` of each result row.
+def read_records(path: Path) -> list[dict]:
+    """The per-prompt records of one evaluation file (``evaluate.write_eval``).
+
+    Raises:
+        InputError: the file is missing, not JSON, or has no ``records``.
+    """
+    try:
+        return json.loads(path.read_text())["records"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: no per-prompt evaluation records ({exc})") from None
+
+
+def correctness(out: Path, rows: list[dict], eval_ids: list[str]) -> Correctness:
+    """Per strategy and seed, the 0/1 correctness on ``eval_ids`` (in that order), read from
+    ``out/evals/EVAL_KEY.json`` of each result row; the untouched student's seed is
+    ``UNSEEDED``.
 
     Args:
         out: the experiment's output directory.
         rows: result rows (``results.result_row``) with ``strategy``, ``seed``, ``eval_key``.
-        eval_ids: the held-out prompt ids, in the order to use.
+        eval_ids: the prompt ids of the split, in the order to use.
 
     Raises:
         InputError: an evaluation file is missing or lacks one of ``eval_ids``.
     """
-    by_strategy: dict[str, list[tuple[int, np.ndarray]]] = {}
+    found: Correctness = {}
     for r in rows:
         path = out / "evals" / f"{r['eval_key']}.json"
-        try:
-            records = json.loads(path.read_text())["records"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"{path}: no per-prompt evaluation records ({exc})") from None
-        ok = {rec["id"]: bool(rec["correct"]) for rec in records}
+        ok = {rec["id"]: bool(rec["correct"]) for rec in read_records(path)}
         missing = [i for i in eval_ids if i not in ok]
         if missing:
-            raise InputError(f"{path}: no record for held-out prompt {missing[0]!r}")
-        seed = -1 if r["seed"] is None else int(r["seed"])
-        by_strategy.setdefault(r["strategy"], []).append((seed, np.array([ok[i] for i in eval_ids], float)))
-    return {
-        name: np.stack([m for _, m in sorted(ms, key=lambda x: x[0])]) for name, ms in by_strategy.items()
-    }
+            raise InputError(f"{path}: no record for prompt {missing[0]!r}")
+        seed = UNSEEDED if r["seed"] is None else int(r["seed"])
+        found.setdefault(r["strategy"], {})[seed] = np.array([ok[i] for i in eval_ids], float)
+    return found
 
 
-def _aligned(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # The untouched student is evaluated once: the same answers stand for every seed.
-    if len(a) == 1 and len(b) > 1:
-        a = np.repeat(a, len(b), 0)
-    if len(b) == 1 and len(a) > 1:
-        b = np.repeat(b, len(a), 0)
-    return a, b
+def pair(x: dict[int, np.ndarray], y: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Two strategies' ``[seeds, prompts]`` matrices on the seeds both have (in seed order);
+    the untouched student's single evaluation stands for every seed of the other side. Empty
+    ``[0, P]`` matrices when they share no seed (a run still in progress)."""
+    if list(x) == [UNSEEDED]:
+        x = dict.fromkeys(y, x[UNSEEDED])
+    if list(y) == [UNSEEDED]:
+        y = dict.fromkeys(x, y[UNSEEDED])
+    seeds = sorted(set(x) & set(y))
+    width = len(next(iter(x.values())))
+    if not seeds:
+        return np.zeros((0, width)), np.zeros((0, width))
+    return np.stack([x[s] for s in seeds]), np.stack([y[s] for s in seeds])
 
 
-def paired_table(matrices: dict[str, np.ndarray], reference: str, seed: int = 0) -> list[dict]:
+def mean_accuracy(per_seed: dict[int, np.ndarray]) -> float:
+    """Mean accuracy over a strategy's seeds and prompts."""
+    return float(np.mean([v.mean() for v in per_seed.values()]))
+
+
+def paired_table(
+    found: Correctness, reference: str, primary: list[str] | tuple[str, ...] = (), seed: int = 0
+) -> list[dict]:
     """``reference`` minus every other strategy, paired over the same prompts and seeds.
 
+    Args:
+        found: per strategy and seed, correctness (``correctness``).
+        reference: the strategy compared with each other one (``persyn``).
+        primary: the comparisons named before the run (``reference − NAME``): their p-values
+            get Holm's correction across them (``paired.holm``); every other row is exploratory.
+        seed: seeds the bootstrap.
+
     Returns:
-        One dict per other strategy (in ``matrices`` order): ``a`` (= ``reference``), ``b``,
-        and ``paired_difference``'s ``mean``, ``low``, ``high``, ``per_seed``, ``seed_std``,
-        ``n_prompts``, ``n_seeds``. Empty when ``reference`` is not among ``matrices``.
+        One dict per other strategy that shares a seed with ``reference``, primary ones first
+        (in ``primary`` order), then the rest in ``found`` order: ``a`` (= ``reference``), ``b``,
+        ``role`` ("primary" | "exploratory"), ``paired_difference``'s fields, and ``p_holm``
+        (the Holm-adjusted p-value; None for exploratory rows). Empty when ``reference`` is
+        not in ``found``.
     """
-    if reference not in matrices:
+    if reference not in found:
         return []
+    names = [n for n in primary if n in found and n != reference]
+    names += [n for n in found if n != reference and n not in names]
     rows = []
-    for name, m in matrices.items():
-        if name == reference:
+    for name in names:
+        a, b = pair(found[reference], found[name])
+        if not len(a):
             continue
-        a, b = _aligned(matrices[reference], m)
-        rows.append({"a": reference, "b": name, **paired_difference(a, b, seed=seed)})
+        role = "primary" if name in primary else "exploratory"
+        rows.append({"a": reference, "b": name, "role": role, **paired_difference(a, b, seed=seed)})
+    firsts = [r for r in rows if r["role"] == "primary"]
+    for r, adj in zip(firsts, holm([r["p"] for r in firsts]), strict=True):
+        r["p_holm"] = adj
+    for r in rows:
+        r.setdefault("p_holm", None)
     return rows
 
 
-def oracle_gain(matrices: dict[str, np.ndarray], persyn: str = "persyn", seed: int = 0) -> dict | None:
+def best_single(found: Correctness) -> str | None:
+    """The single-teacher strategy (``SINGLE_TEACHER``) of highest mean accuracy in ``found``;
+    a tie goes to the alphabetically first name (``core.ranking.best``). None without any."""
+    from persyn.core.ranking import best
+
+    singles = [s for s in SINGLE_TEACHER if s in found]
+    return best(singles, {s: mean_accuracy(found[s]) for s in singles})
+
+
+def oracle_gain(
+    found: Correctness, persyn: str = "persyn", seed: int = 0, validation: Correctness | None = None
+) -> dict | None:
     """The share of the Oracle's accuracy gain over the best single-teacher strategy that
-    ``persyn`` recovers: (acc(persyn) − acc(best)) / (acc(oracle) − acc(best)) (PerSyn §4's
-    "gain recovered", in student accuracy), with best the single-teacher strategy
-    (``SINGLE_TEACHER``) of highest mean accuracy.
+    ``persyn`` recovers on the test prompts, (acc(persyn) − acc(best)) / (acc(oracle) −
+    acc(best)) (PerSyn §4's "gain recovered", in student accuracy), with its seed-aware interval
+    (``paired.gain_ratio``), on the seeds all three share.
+
+    ``best`` is chosen on the ``validation`` correctness when it has a single-teacher strategy
+    (the one of highest validation accuracy, ``best_single``), never on the test set; without
+    it, on the test correctness, and ``chosen_on`` says so.
 
     Returns:
-        ``best`` (its name), ``oracle_minus_best`` (the paired difference dict), ``recovered``
-        (the share; None when the Oracle's paired interval over best does not exclude 0, since
-        the ratio of a gain not shown to exist means nothing), or None without oracle, persyn
-        or any single-teacher strategy.
+        ``best`` (its name), ``chosen_on`` ("validation" | "test"), ``oracle_minus_best`` (the
+        paired difference dict), ``recovered`` (the share; None when the Oracle's seed-aware
+        interval over best does not exclude 0, since the ratio of a gain not shown to exist
+        means nothing), ``ratio`` (``gain_ratio``'s dict), or None without oracle, persyn, a
+        single-teacher strategy or a seed the three share.
     """
-    singles = [s for s in SINGLE_TEACHER if s in matrices]
-    if not singles or "oracle" not in matrices or persyn not in matrices:
+    if "oracle" not in found or persyn not in found:
         return None
-    best = max(sorted(singles), key=lambda s: matrices[s].mean())  # a tie: the first name
-    gap = paired_difference(*_aligned(matrices["oracle"], matrices[best]), seed=seed)
-    shown = gap["low"] > 0
-    gain = paired_difference(*_aligned(matrices[persyn], matrices[best]), seed=seed)["mean"]
+    picked = best_single(validation) if validation else None
+    chosen_on = "validation" if picked in found else "test"
+    best = picked if chosen_on == "validation" else best_single(found)
+    if best is None:
+        return None
+    seeds = set(found[persyn]) & set(found["oracle"]) & set(found[best])
+    if not seeds:
+        return None
+    keep = {n: {s: v for s, v in found[n].items() if s in seeds} for n in (persyn, "oracle", best)}
+    o, b = pair(keep["oracle"], keep[best])
+    a, _ = pair(keep[persyn], keep[best])
+    gap = paired_difference(o, b, seed=seed)
+    ratio = gain_ratio(a, b, o, seed=seed)
     return {
         "best": best,
+        "chosen_on": chosen_on,
         "oracle_minus_best": gap,
-        "recovered": gain / gap["mean"] if shown else None,
+        "recovered": ratio["ratio"] if gap["low"] > 0 else None,
+        "ratio": ratio,
     }

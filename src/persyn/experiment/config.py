@@ -27,6 +27,9 @@ class EvalConfig(StrictModel):
     prompts: PromptsConfig
     seed: int = 12345
     max_new_tokens: Annotated[int, Field(ge=1)] = 128
+    # Refused below the longest training response of the evaluated model's dataset plus this
+    # margin (student tokens): a budget the data does not fit scores truncation, not learning.
+    length_margin: Annotated[int, Field(ge=0)] = 16
     batch_size: Annotated[int, Field(ge=1)] = 32
     dtype: Dtype = "auto"  # the evaluated model's weights (resolved into the split's key)
     # Small task spaces (e.g. one-digit sums) repeat prompts across draws: drop the eval prompts
@@ -48,7 +51,12 @@ class SweepConfig(StrictModel):
     train: bool = False
     choose_alpha: bool = False
     sft_epochs: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)
-    sft_strategy: str = "persyn"
+    sft_strategy: str | list[str] = "persyn"
+    choose_epochs: bool = False
+
+    def curve_strategies(self) -> list[str]:
+        """The strategies of the SFT-length curve."""
+        return [self.sft_strategy] if isinstance(self.sft_strategy, str) else list(self.sft_strategy)
 
 
 class ExperimentConfig(StrictModel):
@@ -72,6 +80,16 @@ class ExperimentConfig(StrictModel):
     validation: EvalConfig | None = None
     sweeps: SweepConfig = Field(default_factory=SweepConfig)
     keep_models: bool = False
+    # The comparisons named before the run (persyn − NAME), Holm-corrected across them; every
+    # other difference is exploratory. Default: strongest and car, those among the strategies.
+    primary: list[str] | None = None
+    # Strategies fine-tuned only after every other (the first to go when time runs out).
+    optional: list[str] = Field(default_factory=list)
+    # A student's own seeds, a subset of ``seeds`` (e.g. fewer for a second student).
+    student_seeds: dict[str, list[int]] = Field(default_factory=dict)
+    # The stop rule: when the first seed's (A − B) prompt-only interval contains 0, the setting
+    # has no headroom: the run stops after that seed and says so (e.g. [oracle, strongest]).
+    headroom: list[str] | None = None
     # With ``run.students``: the strategies of a student other than the first, by name (default:
     # ``strategies``). Each student is also trained on every other student's PerSyn dataset.
     student_strategies: dict[str, list[str]] = Field(default_factory=dict)
@@ -85,6 +103,10 @@ class ExperimentConfig(StrictModel):
     def strategies_for(self, student: str) -> list[str]:
         """The strategies built and fine-tuned for ``student``."""
         return self.student_strategies.get(student, self.strategies)
+
+    def seeds_for(self, student: str) -> list[int]:
+        """The seeds ``student`` is fine-tuned with (``student_seeds``, else ``seeds``)."""
+        return self.student_seeds.get(student, self.seeds)
 
     @field_validator("seeds")
     @classmethod
@@ -109,7 +131,32 @@ class ExperimentConfig(StrictModel):
         for name in self.variants:
             if name in STRATEGIES:
                 raise ValueError(f"variants: '{name}' is a built-in strategy's name")
+        for name in self.optional:
+            if name not in known:
+                raise ValueError(f"optional: unknown strategy '{name}' (known: {', '.join(known)})")
+        for student, seeds in self.student_seeds.items():
+            if not seeds or any(x not in self.seeds for x in seeds):
+                raise ValueError(
+                    f"student_seeds.{student}: {seeds} must be a non-empty subset of seeds {self.seeds}"
+                )
+        if self.headroom is not None and (
+            len(self.headroom) != 2 or any(n not in self.strategies for n in self.headroom)
+        ):
+            raise ValueError(f"headroom: needs two of the strategies (A, B), got {self.headroom}")
+        for name in self.primary or []:
+            if name == "persyn" or name not in self.strategies:
+                raise ValueError(
+                    f"primary: '{name}' is not a strategy to compare persyn with "
+                    f"(strategies: {', '.join(s for s in self.strategies if s != 'persyn')})"
+                )
         return self
+
+    def primary_comparisons(self) -> list[str]:
+        """The strategies of the primary comparisons persyn − NAME: ``primary``, or strongest
+        and car where they are among the strategies."""
+        if self.primary is not None:
+            return list(self.primary)
+        return [s for s in ("strongest", "car") if s in self.strategies]
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -188,18 +235,21 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
         raise ConfigError(f"{source}: {what} needs a validation split (validation: {{prompts: ...}})")
     if sw.choose_alpha and not sw.alpha:
         raise ConfigError(f"{source}: sweeps.choose_alpha needs values in sweeps.alpha")
-    if sw.sft_epochs and sw.sft_strategy not in exp.strategies:
-        raise ConfigError(
-            f"{source}: sweeps.sft_strategy '{sw.sft_strategy}' is not one of strategies ({', '.join(exp.strategies)})"
-        )
+    for name in sw.curve_strategies() if sw.sft_epochs else []:
+        if name not in exp.strategies:
+            raise ConfigError(
+                f"{source}: sweeps.sft_strategy '{name}' is not one of strategies ({', '.join(exp.strategies)})"
+            )
+    if sw.choose_epochs and not sw.sft_epochs:
+        raise ConfigError(f"{source}: sweeps.choose_epochs needs values in sweeps.sft_epochs")
     for name, over in exp.variants.items():
         parse_config(deep_merge(run, over), f"{source}: variants.{name}")
     students = cfg.students or [cfg.student]
     names = [st.name or "student" for st in students]
-    for name in exp.student_strategies:
+    for name in [*exp.student_strategies, *exp.student_seeds]:
         if name not in names:
             raise ConfigError(
-                f"{source}: student_strategies: no student named '{name}' (students: {', '.join(names)})"
+                f"{source}: student_strategies / student_seeds: no student named '{name}' (students: {', '.join(names)})"
             )
     for name, st in zip(names, students, strict=True):
         if "family-strong" in exp.strategies_for(name):

@@ -28,6 +28,34 @@ class Split:
     excluded: int
 
 
+def truncated_share(records: list[dict]) -> float:
+    """The share of evaluated answers cut by the evaluation's ``max_new_tokens``
+    (``finish_reason`` "length"): an answer cut before its final line is scored wrong whatever
+    the student learnt."""
+    return sum(r.get("finish_reason") == "length" for r in records) / max(1, len(records))
+
+
+def _summary(path: Path) -> dict:
+    # An evaluation record's summary with its truncated share (older records lack the field).
+    record = json.loads(path.read_text())
+    return record["summary"] | {"truncated": truncated_share(record["records"])}
+
+
+def longest_response(dataset: Path, model: str) -> int:
+    """The longest response of ``dataset`` in ``model``'s tokens (its tokenizer, no special
+    tokens), plus one for the end-of-turn token a generation must also write to stop.
+
+    Raises:
+        InputError: the dataset cannot be read (``train.read_dataset``).
+    """
+    from persyn.assets import load_tokenizer
+    from persyn.tokenization import encode_text
+    from persyn.train import read_dataset
+
+    tok = load_tokenizer(model)
+    return 1 + max(len(encode_text(tok, ex[1])) for ex in read_dataset(dataset))
+
+
 class StudentTrainer:
     """Fine-tunes students and evaluates them, each result stored once under ``out``
     (``evals/KEY.json``; model directories under ``models/``, deleted after evaluation unless
@@ -40,6 +68,31 @@ class StudentTrainer:
         self.log = log
         self.splits: dict[str, Split] = {}  # "test", and "validation" when configured
         self.all_train: list[str] = []
+        self.longest: dict[str, int] = {}  # dataset hash -> longest response (student tokens)
+
+    def check_budget(self, st: StudentConfig, dataset: Path, dataset_hash: str, split: str) -> int:
+        """Refuse an evaluation budget that would cut what the student was taught: the split's
+        ``max_new_tokens`` must be at least the dataset's longest response
+        (``longest_response``) plus the split's ``length_margin``. Returns the longest response.
+
+        Raises:
+            ConfigError: the budget is too small, naming both figures and the dataset.
+        """
+        from persyn.core.errors import ConfigError
+
+        if dataset_hash not in self.longest:
+            self.longest[dataset_hash] = longest_response(dataset, st.model)
+        longest, spec = self.longest[dataset_hash], self.splits[split].spec
+        if spec.max_new_tokens < longest + spec.length_margin:
+            field = "eval" if split == "test" else split
+            raise ConfigError(
+                f"{field}.max_new_tokens is {spec.max_new_tokens}, but {dataset} has a response of "
+                f"{longest} tokens ({st.model}'s tokenizer, end of turn included); with "
+                f"{field}.length_margin {spec.length_margin} the evaluation needs at least "
+                f"{longest + spec.length_margin} new tokens, or answers that copy the training "
+                "data are scored on truncation"
+            )
+        return longest
 
     @staticmethod
     def _student_id(st: StudentConfig) -> list:
@@ -64,7 +117,8 @@ class StudentTrainer:
             raise InputError(f"evaluation split: all {len(loaded)} prompts are training or test prompts")
         from persyn.assets import dtype_key
 
-        settings = spec.model_dump(mode="json", exclude={"prompts", "dtype"})
+        # length_margin only checks the budget: it changes no answer, so it stays out of the id
+        settings = spec.model_dump(mode="json", exclude={"prompts", "dtype", "length_margin"})
         # the resolved dtype (fp32 adds nothing: keys made before dtypes existed stay valid)
         split_id = stable_hash(
             [settings, [(p.id, p.text, p.answer) for p in prompts], *dtype_key(spec.dtype)]
@@ -92,7 +146,7 @@ class StudentTrainer:
 
         path = self.out / "evals" / f"{key}.json"
         if path.exists():
-            return json.loads(path.read_text())["summary"]
+            return _summary(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         sp = self.splits[split]
         res = evaluate(
@@ -105,12 +159,25 @@ class StudentTrainer:
             dtype=sp.spec.dtype,
         )
         write_eval(res, path)
-        return json.loads(path.read_text())["summary"]
+        return _summary(path)
 
     def evaluate_untrained(self, st: StudentConfig, split: str = "test") -> dict:
         """The untouched student's evaluation on ``split`` (cached), with its ``eval_key``."""
         key = f"student-{stable_hash(['student', self._student_id(st), self.splits[split].id])}"
         return self._evaluate(st.model, key, self.all_train, st.prompt_template, split) | {"eval_key": key}
+
+    def _key(self, st: StudentConfig, seed: int, dataset_hash: str, split: str, sft_over: dict | None):
+        # A fine-tune's evaluation key: dataset content, SFT settings, student, seed and split.
+        from persyn.train import SFTSettings
+
+        settings = SFTSettings.model_validate({**self.sft, **(sft_over or {}), "seed": seed})
+        return settings, stable_hash(
+            [dataset_hash, settings.key_fields(), self._student_id(st), self.splits[split].id]
+        )
+
+    def is_done(self, st: StudentConfig, seed: int, dataset_hash: str, split: str = "test") -> bool:
+        """Whether this fine-tune's evaluation on ``split`` is already recorded (nothing to run)."""
+        return (self.out / "evals" / f"{self._key(st, seed, dataset_hash, split, None)[1]}.json").exists()
 
     def train_and_evaluate(
         self,
@@ -130,15 +197,14 @@ class StudentTrainer:
         evaluation on another split (a validation sweep's point that the main run may train
         again); ``remove_models`` deletes what is left."""
         from persyn.evaluate import training_prompts
-        from persyn.train import SFTSettings, sft
+        from persyn.train import sft
 
-        settings = SFTSettings.model_validate({**self.sft, **(sft_over or {}), "seed": seed})
-        key = stable_hash([dataset_hash, settings.key_fields(), self._student_id(st), self.splits[split].id])
+        settings, key = self._key(st, seed, dataset_hash, split, sft_over)
         done = self.out / "evals" / f"{key}.json"
         if done.exists():
-            record = json.loads(done.read_text())
-            return record["summary"] | {"train": record.get("train"), "eval_key": key}
+            return _summary(done) | {"train": json.loads(done.read_text()).get("train"), "eval_key": key}
         # The fine-tune does not depend on the split: its directory is keyed without it.
+        self.check_budget(st, dataset, dataset_hash, split)
         model_dir = (
             self.out / "models" / stable_hash([dataset_hash, settings.key_fields(), self._student_id(st)])
         )

@@ -78,3 +78,35 @@ def write_plots(out: Path, agg: list[dict], sweeps: list[dict], teachers: list[s
         fig.tight_layout()
         fig.savefig(out / "sweeps.png", dpi=110)
         plt.close(fig)
+
+
+def write_paired_plot(out: Path, paired: list[dict]) -> None:
+    """``paired.png``: a forest plot of PerSyn minus each strategy (``comparisons.paired_table``
+    rows, primary ones first), the seed-aware 95% interval as a thick bar, the prompt-only one
+    as a thin line, the per-seed differences as dots. Nothing is drawn without rows."""
+    if not paired:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(paired) + 1.2))
+    for i, p in enumerate(reversed(paired)):
+        color = "#c44e52" if p.get("role") == "primary" else "#4c72b0"
+        ax.plot([p["prompt_low"], p["prompt_high"]], [i, i], color=color, lw=1)
+        ax.plot([p["low"], p["high"]], [i, i], color=color, lw=5, alpha=0.6)
+        ax.scatter(p["per_seed"], [i] * len(p["per_seed"]), color="black", s=8, zorder=3)
+        ax.scatter([p["mean"]], [i], color=color, marker="D", s=30, zorder=4)
+    labels = [
+        f"{p['a']} − {p['b']}{' (primary)' if p.get('role') == 'primary' else ''}" for p in reversed(paired)
+    ]
+    ax.set_yticks(range(len(paired)), labels)
+    ax.axvline(0, color="gray", lw=0.8)
+    ax.set_xlabel("accuracy difference (held-out)")
+    ax.set_title(
+        "Paired differences: thick = seed-aware 95%, thin = prompt-only 95%, dots = per seed", fontsize=9
+    )
+    fig.tight_layout()
+    fig.savefig(out / "paired.png", dpi=110)
+    plt.close(fig)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from persyn.core.io import write_atomic
 from persyn.core.summary import StrategySummary
-from persyn.experiment.plots import write_plots
+from persyn.experiment.plots import write_paired_plot, write_plots
 
 
 def result_row(
@@ -50,7 +50,9 @@ def result_row(
         "n_train": summary.n_dataset if summary else 0,
         "generations": summary.generations if summary else 0,
         "routing": json.dumps(summary.routing) if summary else "",
+        "truncated": res.get("truncated"),
         "train_seconds": (train or {}).get("seconds"),
+        "train_steps": (train or {}).get("steps"),
         "final_loss": (train or {}).get("final_loss"),
         "eval_key": res["eval_key"],
     }
@@ -60,8 +62,9 @@ def aggregate(rows: list[dict]) -> list[dict]:
     """Per strategy (in order of first row): ``seeds``, the ``mean`` and ``std`` of accuracy
     over seeds (std 0 for one seed), the Wilson 95% interval of all seeds' answers pooled
     (``pooled_low``, ``pooled_high``), ``accs`` per seed, ``routing`` (``{teacher: dataset
-    lines}`` averaged over seeds: each seed draws its own calibration set) and the first row's
-    ``generations`` and ``n_train``."""
+    lines}`` averaged over seeds: each seed draws its own calibration set), ``truncated`` (the
+    mean share of answers cut by the evaluation budget), ``train_seconds`` (summed over seeds)
+    and the first row's ``generations`` and ``n_train``."""
     from persyn.evaluate import wilson_interval
 
     groups: dict[str, list[dict]] = {}
@@ -84,6 +87,8 @@ def aggregate(rows: list[dict]) -> list[dict]:
                 "generations": rs[0]["generations"],
                 "routing": _mean_routing([json.loads(r["routing"]) for r in rs if r["routing"]]),
                 "n_train": rs[0]["n_train"],
+                "truncated": statistics.fmean(r.get("truncated") or 0.0 for r in rs),
+                "train_seconds": sum(r.get("train_seconds") or 0.0 for r in rs),
             }
         )
     return agg
@@ -103,44 +108,78 @@ def _f(v) -> str:
 
 
 def _difference_cells(p: dict) -> str:
-    # "mean (✓ when the interval excludes 0) | [low, high] | per seed"
+    # "mean (✓ when the seed-aware interval excludes 0) | [low, high] | prompt-only | per seed"
     shown = " ✓" if p["low"] > 0 or p["high"] < 0 else ""
     per_seed = ", ".join(f"{x:+.3f}" for x in p["per_seed"])
-    return f"{p['mean']:+.3f}{shown} | [{p['low']:+.3f}, {p['high']:+.3f}] | {per_seed}"
+    prompt_only = (
+        f"[{p['prompt_low']:+.3f}, {p['prompt_high']:+.3f}]" if p.get("prompt_low") is not None else "-"
+    )
+    return f"{p['mean']:+.3f}{shown} | [{p['low']:+.3f}, {p['high']:+.3f}] | {prompt_only} | {per_seed}"
+
+
+def _p_cell(p: dict) -> str:
+    if p.get("p_holm") is not None:
+        return f"{p['p_holm']:.3f} (Holm)"
+    return f"{p['p']:.3f}" if p.get("p") is not None else "-"
+
+
+def gain_line(gain: dict) -> str:
+    """The sentence of the Oracle gain recovered (``comparisons.oracle_gain``)."""
+    g, r = gain["oracle_minus_best"], gain["ratio"]
+    where = (
+        "chosen on the validation split"
+        if gain["chosen_on"] == "validation"
+        else "chosen on the test set (no validation split evaluated it)"
+    )
+    line = (
+        f"Oracle gain recovered in accuracy, (persyn − best single) / (oracle − best single), best "
+        f"single = `{gain['best']}` ({where}): oracle − {gain['best']} = {g['mean']:+.3f} "
+        f"[{g['low']:+.3f}, {g['high']:+.3f}] (seed-aware)"
+    )
+    if gain["recovered"] is None:
+        return line + "; the interval does not exclude 0, so no share is reported."
+    if r["low"] is None:
+        return (
+            line
+            + f"; recovered: **{gain['recovered']:.2f}** (no interval: the gain's resamples are not all > 0)."
+        )
+    return line + f"; recovered: **{gain['recovered']:.2f}** [{r['low']:.2f}, {r['high']:.2f}]."
 
 
 def paired_markdown(paired: list[dict], gain: dict | None) -> list[str]:
     """The lines of ``results.md``'s paired section: one row per comparison
-    (``comparisons.paired_table``) and the Oracle gain recovered (``comparisons.oracle_gain``)."""
+    (``comparisons.paired_table``), primary comparisons first, and the Oracle gain recovered
+    (``comparisons.oracle_gain``)."""
     if not paired:
         return []
     a = paired[0]["a"]
+    primaries = [p["b"] for p in paired if p.get("role") == "primary"]
     md = [
         "",
         f"## Paired differences: {a} − each strategy",
         "",
         f"Accuracy of {a} minus the other's, on the same {paired[0]['n_prompts']} held-out prompts and "
-        f"{paired[0]['n_seeds']} seeds: the mean over seeds, its 95% interval from a paired bootstrap "
-        "over prompts (of each prompt's seed-mean difference), and the difference per seed with its "
-        "std (the bootstrap does not see training's seed-to-seed variance). "
-        "An interval that excludes 0 is marked ✓.",
+        f"the seeds both have (up to {max(p['n_seeds'] for p in paired)}): the mean over seeds; its 95% "
+        "**seed-aware** interval (a two-stage bootstrap over seeds and prompts: it counts the "
+        "variance training brings), marked ✓ when it excludes 0; the **prompt-only** interval "
+        "(prompts resampled, the fine-tuned models fixed); the difference per seed. "
+        + (
+            f"Primary comparisons, named before the run: {', '.join(f'{a} − {b}' for b in primaries)}; "
+            "their p-values are Holm-corrected across them. Every other row is exploratory (p uncorrected)."
+            if primaries
+            else "No primary comparison was named: every row is exploratory (p uncorrected)."
+        ),
         "",
-        "| comparison | difference | 95% interval | per seed | seed std |",
-        "| --- | ---: | ---: | --- | ---: |",
+        "| comparison | role | difference | seed-aware 95% | prompt-only 95% | per seed | seed std | p |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
-    md += [f"| {p['a']} − {p['b']} | {_difference_cells(p)} | {p['seed_std']:.3f} |" for p in paired]
+    md += [
+        f"| {p['a']} − {p['b']} | {p.get('role', 'exploratory')} | {_difference_cells(p)} | "
+        f"{p['seed_std']:.3f} | {_p_cell(p)} |"
+        for p in paired
+    ]
     if gain is not None:
-        g = gain["oracle_minus_best"]
-        line = (
-            f"Oracle gain recovered in accuracy, (persyn − best single) / (oracle − best single), best "
-            f"single = `{gain['best']}` by mean accuracy: oracle − {gain['best']} = {g['mean']:+.3f} "
-            f"[{g['low']:+.3f}, {g['high']:+.3f}]"
-        )
-        if gain["recovered"] is None:
-            line += "; the interval does not exclude 0, so no share is reported."
-        else:
-            line += f"; recovered: **{gain['recovered']:.2f}**."
-        md += ["", line]
+        md += ["", gain_line(gain)]
     return md
 
 
@@ -157,8 +196,8 @@ def personalisation_markdown(cross: list[dict]) -> list[str]:
         "Each student fine-tuned on its own PerSyn dataset minus the same student fine-tuned on "
         "another student's, paired over its held-out prompts and seeds.",
         "",
-        "| student | own − other's dataset | difference | 95% interval | per seed |",
-        "| --- | --- | ---: | ---: | --- |",
+        "| student | own − other's dataset | difference | seed-aware 95% | prompt-only 95% | per seed |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
     ]
     md += [f"| {p['student']} | persyn − {p['b']} | {_difference_cells(p)} |" for p in cross]
     return md
@@ -174,14 +213,14 @@ def student_markdown(
         "",
         f"## {heading}Accuracy",
         "",
-        "| strategy | seeds | accuracy (mean ± std) | pooled 95% CI | per seed | train lines | generations |",
-        "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
+        "| strategy | seeds | accuracy (mean ± std) | pooled 95% CI | per seed | truncated | train lines | generations | SFT min |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for a in agg:
         md.append(
             f"| {a['strategy']} | {a['seeds']} | {a['mean']:.3f} ± {a['std']:.3f} | "
             f"[{a['pooled_low']:.3f}, {a['pooled_high']:.3f}] | {', '.join(f'{x:.3f}' for x in a['accs'])} | "
-            f"{a['n_train']} | {a['generations']} |"
+            f"{a.get('truncated', 0.0):.1%} | {a['n_train']} | {a['generations']} | {a.get('train_seconds', 0.0) / 60:.1f} |"
         )
     block = paired_markdown(paired, gain)
     if block:
@@ -235,14 +274,15 @@ def validation_markdown(rows: list[dict], alpha: dict[str, float]) -> list[str]:
     if epochs:
         md += [
             "",
-            f"## SFT length: accuracy vs steps ({epochs[0]['student']}, `{epochs[0]['strategy']}`)",
+            f"## SFT length: accuracy vs steps ({epochs[0]['student']}, first seed, validation split)",
             "",
-            "| epochs | optimizer steps | validation accuracy | 95% CI |",
-            "| ---: | ---: | ---: | ---: |",
+            "| strategy | epochs | optimizer steps | validation accuracy | 95% CI |",
+            "| --- | ---: | ---: | ---: | ---: |",
         ]
         for r in epochs:
             md.append(
-                f"| {r['value']} | {r['steps']} | {r['accuracy']:.3f} | [{r['ci_low']:.3f}, {r['ci_high']:.3f}] |"
+                f"| {r['strategy']} | {r['value']} | {r['steps']} | {r['accuracy']:.3f} | "
+                f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] |"
             )
     return md
 
@@ -252,12 +292,15 @@ def results_markdown(
     blocks: list[str],
     sweeps: list[dict],
     seconds: float,
+    notes: list[str] = (),
 ) -> str:
-    """The text of ``results.md``: wall time (``seconds``), the per-student ``blocks``
-    (``student_markdown``, ``personalisation_markdown``) and the sweep table."""
+    """The text of ``results.md``: ``notes`` (lines under the title), wall time (``seconds``),
+    the per-student ``blocks`` (``student_markdown``, ``personalisation_markdown``) and the
+    sweep table."""
     md = [
         "# persyn experiment results",
         "",
+        *[f"{n}  " for n in notes],
         f"Wall time: {seconds / 60:.1f} min. Accuracy on {rows[0]['n_eval']} held-out prompts, greedy; "
         "mean ± std over seeds, and the Wilson 95% interval of all seeds' answers pooled.",
         *blocks,
@@ -277,7 +320,7 @@ def results_markdown(
             )
     md += [
         "",
-        "Plots: `accuracy.png`, `routing.png`, `generations.png`"
+        "Plots: `accuracy.png`, `paired.png`, `routing.png`, `generations.png`"
         + (", `sweeps.png`" if sweeps else "")
         + ".",
     ]
@@ -301,14 +344,22 @@ def write_results(
     eval_ids: list[str],
     validation: list[dict] | None = None,
     alpha: dict[str, float] | None = None,
+    primary: list[str] | tuple[str, ...] = (),
+    selection: list[dict] | None = None,
+    validation_ids: list[str] | None = None,
+    notes: list[str] | None = None,
 ) -> None:
     """Write ``results.csv`` (one row per model, ``result_row``'s columns), ``paired.csv``
     (per student, PerSyn − each other strategy, paired over the held-out prompts ``eval_ids``
     and seeds; ``comparisons``), ``results.md`` (means over seeds, paired differences, the
     personalisation matrix with several students, sweeps; ``seconds``: the experiment's wall
     time; ``validation``: the α and SFT-epochs rows measured on the validation split, and
-    ``alpha`` each student's α chosen from them) and the plots ``accuracy.png``, ``routing.png``, ``generations.png`` and
-    ``sweeps.png`` into ``out``.
+    ``alpha`` each student's α chosen from them; ``primary``: the comparisons persyn − NAME
+    named before the run, Holm-corrected; ``selection``: result rows of the single-teacher
+    strategies evaluated on the validation split, whose prompt ids are ``validation_ids``, from
+    which the best single teacher of the Oracle-gain ratio is chosen; ``notes``: lines put
+    under the title, e.g. the commit and the progress of a run still going) and the plots
+    ``accuracy.png``, ``routing.png``, ``generations.png`` and ``sweeps.png`` into ``out``.
 
     Raises:
         PersynError: a file cannot be written.
@@ -324,11 +375,13 @@ def write_results(
     for student in students:
         mine = [r for r in rows if r["student"] == student]
         agg = aggregate(mine)
-        matrices = correctness(out, mine, eval_ids)
-        paired = [{"student": student, **p} for p in paired_table(matrices, "persyn")]
+        found = correctness(out, mine, eval_ids)
+        chosen = [r for r in selection or [] if r["student"] == student]
+        on_val = correctness(out, chosen, validation_ids or []) if chosen else None
+        paired = [{"student": student, **p} for p in paired_table(found, "persyn", primary)]
         all_paired += paired
         heading = f"{student}: " if len(students) > 1 else ""
-        blocks += student_markdown(agg, teachers, paired, oracle_gain(matrices), heading)
+        blocks += student_markdown(agg, teachers, paired, oracle_gain(found, validation=on_val), heading)
         plot_agg += [{**a, "strategy": f"{heading}{a['strategy']}"} for a in agg]
     blocks += personalisation_markdown([p for p in all_paired if p["b"].startswith(CROSS_PREFIX)])
     if all_paired:
@@ -336,9 +389,25 @@ def write_results(
             out / "paired.csv", _csv([{**p, "per_seed": json.dumps(p["per_seed"])} for p in all_paired])
         )
     blocks += validation_markdown(validation or [], alpha or {})
-    if validation:
+    # The single-teacher strategies on validation (where the best single teacher is chosen).
+    picks = [
+        {
+            "sweep": "best_single",
+            "value": r["strategy"],
+            "student": r["student"],
+            "seed": r["seed"],
+            "accuracy": r["accuracy"],
+            "ci_low": r["ci_low"],
+            "ci_high": r["ci_high"],
+            "eval_key": r["eval_key"],
+        }
+        for r in selection or []
+    ]
+    if validation or picks:
         write_atomic(
-            out / "validation.csv", _csv([{**v, "routing": json.dumps(v.get("routing"))} for v in validation])
+            out / "validation.csv",
+            _csv([{**v, "routing": json.dumps(v.get("routing"))} for v in [*(validation or []), *picks]]),
         )
-    write_atomic(out / "results.md", results_markdown(rows, blocks, sweeps, seconds))
+    write_atomic(out / "results.md", results_markdown(rows, blocks, sweeps, seconds, notes or []))
     write_plots(out, plot_agg, sweeps, teachers)
+    write_paired_plot(out, [p for p in all_paired if p["student"] == students[0]])

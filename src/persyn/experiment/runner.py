@@ -16,6 +16,7 @@ from persyn.core.summary import StrategySummary
 from persyn.experiment.comparisons import UNTRAINED, cross_name
 from persyn.experiment.config import ExperimentConfig, deep_merge
 from persyn.experiment.finetune import StudentTrainer
+from persyn.experiment.records import Progress, RecordCopy, source_revision
 from persyn.experiment.results import result_row, write_results
 from persyn.store import Store
 from persyn.students import seed_store, student_configs
@@ -38,16 +39,28 @@ def router_figures(pipe) -> dict:
 
 
 class Experiment:
-    """Runs one ExperimentConfig (see ``persyn.experiment``); ``log`` takes progress lines.
+    """Runs one ExperimentConfig (see ``persyn.experiment``); ``log`` takes progress lines;
+    ``records``: a directory (e.g. in a git checkout) the finished records are copied to as they
+    come and restored from on a restart (``records.RecordCopy``); ``source``: the config's path,
+    named in ``results.md``.
 
     Raises:
         ConfigError: the run section is invalid (on construction).
     """
 
-    def __init__(self, exp: ExperimentConfig, log=print):
+    def __init__(
+        self, exp: ExperimentConfig, log=print, records: Path | None = None, source: str = "<experiment>"
+    ):
         self.exp = exp
+        self.source = source
+        self.records = RecordCopy(exp.output_dir, records, log)
+        self.rows: list[dict] = []
+        self.selection: list[dict] = []  # single-teacher strategies on the validation split
+        self.validation_rows: list[dict] = []
         self.trainer = StudentTrainer(exp.output_dir, exp.sft, exp.keep_models, log)
         self.alpha: dict[str, float] = {}  # a student's α chosen on validation (choose_alpha)
+        self.epochs: float | None = None  # the SFT epochs chosen on validation (choose_epochs)
+        self.stopped: str | None = None  # why the stop rule ended the run early
         self.chain: Path | None = None  # the last store made: the next run's store starts from it
         self.out = exp.output_dir
         self.log = log
@@ -129,35 +142,46 @@ class Experiment:
         return rows
 
     def epochs_by_validation(self, sets: dict) -> list[dict]:
-        """The accuracy-vs-steps curve (``sweeps.sft_epochs``): the first student's
-        ``sweeps.sft_strategy`` dataset of the first seed, fine-tuned for each number of
-        epochs and evaluated on the validation split. Returns one row per point."""
-        if not self.exp.sweeps.sft_epochs or "validation" not in self.trainer.splits:
+        """The accuracy-vs-steps curve (``sweeps.sft_epochs``): the first student's dataset of
+        each ``sweeps.sft_strategy`` (first seed), fine-tuned for each number of epochs and
+        evaluated on the validation split. With ``sweeps.choose_epochs`` the main fine-tunes
+        use the epochs of highest mean validation accuracy over those strategies (a tie: the
+        fewest). Returns one row per (strategy, epochs)."""
+        sw = self.exp.sweeps
+        if not sw.sft_epochs or "validation" not in self.trainer.splits:
             return []
         seed = self.exp.seeds[0]
         student, st = next(iter(self.students().items()))
-        path, summary = sets[(student, self.exp.sweeps.sft_strategy, seed)]
         rows = []
-        for epochs in self.exp.sweeps.sft_epochs:
-            res = self.trainer.train_and_evaluate(
-                st, path, seed, summary.dataset_hash, "validation", sft_over={"epochs": epochs}, keep=True
-            )
-            rows.append(
-                {
-                    "sweep": "sft_epochs",
-                    "value": epochs,
-                    "student": student,
-                    "strategy": self.exp.sweeps.sft_strategy,
-                    "steps": (res.get("train") or {}).get("steps"),
-                    "accuracy": res["accuracy"],
-                    "ci_low": res["ci_low"],
-                    "ci_high": res["ci_high"],
-                    "eval_key": res["eval_key"],
-                }
-            )
-            self.log(
-                f"epochs {epochs} ({rows[-1]['steps']} steps): validation accuracy {res['accuracy']:.3f}"
-            )
+        for strategy in sw.curve_strategies():
+            path, summary = sets[(student, strategy, seed)]
+            for epochs in sw.sft_epochs:
+                res = self.trainer.train_and_evaluate(
+                    st, path, seed, summary.dataset_hash, "validation", sft_over={"epochs": epochs}, keep=True
+                )
+                rows.append(
+                    {
+                        "sweep": "sft_epochs",
+                        "value": epochs,
+                        "student": student,
+                        "strategy": strategy,
+                        "steps": (res.get("train") or {}).get("steps"),
+                        "accuracy": res["accuracy"],
+                        "ci_low": res["ci_low"],
+                        "ci_high": res["ci_high"],
+                        "eval_key": res["eval_key"],
+                    }
+                )
+                self.log(
+                    f"SFT length · {strategy} · {epochs} epochs ({rows[-1]['steps']} steps): "
+                    f"validation accuracy {res['accuracy']:.3f}"
+                )
+        if sw.choose_epochs:
+            mean = {e: sum(r["accuracy"] for r in rows if r["value"] == e) for e in sw.sft_epochs}
+            chosen = min(e for e in sw.sft_epochs if mean[e] == max(mean.values()))
+            self.trainer.sft = {**self.trainer.sft, "epochs": chosen}
+            self.epochs = chosen
+            self.log(f"SFT length: {chosen} epochs chosen on validation")
         return rows
 
     def variant(self, name: str, cfg: RunConfig, seed: int) -> tuple[Path, StrategySummary]:
@@ -192,6 +216,8 @@ class Experiment:
         out: dict[tuple[str, str, int], tuple[Path, StrategySummary]] = {}
         for seed in self.exp.seeds:
             for student, cfg in self.student_runs(seed):
+                if seed not in self.exp.seeds_for(student):
+                    continue
                 self._chained(cfg.output_dir)
                 names = self.exp.strategies_for(student)
                 with Pipeline(cfg) as pipe:
@@ -212,7 +238,7 @@ class Experiment:
         persyn = {(owner, seed): built for (owner, name, seed), built in out.items() if name == "persyn"}
         for student in dict.fromkeys(s for s, _, _ in list(out)):
             for (owner, seed), built in persyn.items():
-                if owner != student:
+                if owner != student and seed in self.exp.seeds_for(student):
                     out[(student, cross_name(owner), seed)] = built
         return out
 
@@ -223,13 +249,18 @@ class Experiment:
 
     def run(self) -> list[dict]:
         """The evaluation splits; with a validation split, the α sweep (which fixes each
-        student's α when ``sweeps.choose_alpha``) and the SFT-epochs curve; every dataset, the
-        untouched students, every (student, strategy, seed) fine-tune; then the router sweeps
-        and the results files. Returns the result rows."""
+        student's α when ``sweeps.choose_alpha``) and the SFT-epochs curve; every dataset, each
+        checked against the evaluation budget before any fine-tune; the untouched students;
+        every (student, strategy, seed) fine-tune (the single-teacher ones also evaluated on
+        the validation split, where the Oracle-gain ratio's best single teacher is chosen);
+        then the router sweeps and the results files, which are also rewritten after every
+        evaluation (a partial ``results.md`` while the run goes on). Returns the result rows."""
+        from persyn.experiment.comparisons import SINGLE_TEACHER
         from persyn.prompts import load_prompts
 
         start = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
+        self.records.restore()
         # Every prompt any strategy trains on: the prompt set (one for every seed).
         all_train = sorted({p.text for p in load_prompts(self.cfg.prompts, self.cfg.seed, False)[0]})
         self.trainer.prepare(all_train, self.exp.eval, self.exp.validation)
@@ -239,34 +270,108 @@ class Experiment:
                 f"evaluation: {len(test.prompts)} held-out prompts ({test.excluded} dropped: in the training set)"
             )
         students = self.students()
-        validation_rows = self.alpha_by_validation() if "validation" in self.trainer.splits else []
+        self.validation_rows = self.alpha_by_validation() if "validation" in self.trainer.splits else []
         sets = self.datasets()
-        validation_rows += self.epochs_by_validation(sets)
-        rows = []
+        for (student, name, _), (path, summary) in sets.items():  # fail before any main fine-tune
+            longest = self.trainer.check_budget(students[student], path, summary.dataset_hash, "test")
+            self.log(f"budget · {student} · {name}: longest response {longest} tokens")
+        self.validation_rows += self.epochs_by_validation(sets)
+        self.rows, self.selection = [], []
         for student, st in students.items():
             base = self.trainer.evaluate_untrained(st)
-            rows.append(result_row(UNTRAINED, None, base, None, None, student=student))
+            self.rows.append(result_row(UNTRAINED, None, base, None, None, student=student))
             self.log(f"{student} · {UNTRAINED}: accuracy {base['accuracy']:.3f}")
-        for (student, name, seed), (path, summary) in sets.items():
+        on_validation = "validation" in self.trainer.splits
+        order = self.schedule(sets)
+        progress = Progress(len(order), self.log)
+        for i, (student, name, seed) in enumerate(order):
+            path, summary = sets[(student, name, seed)]
+            cached = self.trainer.is_done(students[student], seed, summary.dataset_hash)
+            if on_validation and name in SINGLE_TEACHER:
+                val = self.trainer.train_and_evaluate(
+                    students[student], path, seed, summary.dataset_hash, "validation", keep=True
+                )
+                self.selection.append(result_row(name, seed, val, summary, val.get("train"), student=student))
             res = self.trainer.train_and_evaluate(students[student], path, seed, summary.dataset_hash)
-            rows.append(result_row(name, seed, res, summary, res.get("train"), student=student))
-            self.log(
+            self.rows.append(result_row(name, seed, res, summary, res.get("train"), student=student))
+            progress.step(
                 f"{student} · {name} · seed {seed}: accuracy {res['accuracy']:.3f} "
-                f"[{res['ci_low']:.3f}, {res['ci_high']:.3f}]"
+                f"[{res['ci_low']:.3f}, {res['ci_high']:.3f}]",
+                cached,
             )
-        sweep_rows = self.sweeps()
+            if self.no_headroom(order[: i + 1]):
+                break
+            self.write(time.perf_counter() - start, [], progress.line())
+        sweep_rows = [] if self.stopped else self.sweeps()
         self.trainer.remove_models()
+        self.write(time.perf_counter() - start, sweep_rows, None)
+        return self.rows
+
+    def schedule(self, sets: dict) -> list[tuple[str, str, int]]:
+        """The order of the main fine-tunes, so that what a shortened run leaves out is the
+        least needed: every non-``optional`` strategy before the optional ones, and within
+        each, seed by seed (a seed's students in config order)."""
+        seeds, students = self.exp.seeds, list(self.students())
+        return sorted(
+            sets,
+            key=lambda k: (k[1] in self.exp.optional, seeds.index(k[2]), students.index(k[0])),
+        )
+
+    def no_headroom(self, done: list[tuple[str, str, int]]) -> bool:
+        """The stop rule (``headroom: [A, B]``): once the first student's A and B are both
+        evaluated on the first seed, and only then, True (and ``stopped`` set) when A − B's
+        prompt-only 95% interval contains 0: the setting has no headroom."""
+        if not self.exp.headroom or self.stopped is not None:
+            return False
+        student, seed = next(iter(self.students())), self.exp.seeds[0]
+        a, b = self.exp.headroom
+        need = {(student, a, seed), (student, b, seed)}
+        if not need <= set(done) or done[-1] not in need:
+            return False
+        from persyn.experiment.comparisons import correctness, pair
+        from persyn.experiment.paired import paired_difference
+
+        rows = [
+            r for r in self.rows if r["student"] == student and r["seed"] == seed and r["strategy"] in (a, b)
+        ]
+        ids = [p.id for p in self.trainer.splits["test"].prompts]
+        found = correctness(self.out, rows, ids)
+        d = paired_difference(*pair(found[a], found[b]))
+        verdict = f"{a} − {b} on seed {seed}: {d['mean']:+.3f}, prompt-only 95% [{d['prompt_low']:+.3f}, {d['prompt_high']:+.3f}]"
+        if d["prompt_low"] <= 0 <= d["prompt_high"]:
+            self.stopped = f"stop rule: {verdict} contains 0, so the setting has no headroom; the run stopped"
+            self.log(self.stopped)
+            return True
+        self.log(f"stop rule passed: {verdict}")
+        return False
+
+    def write(self, seconds: float, sweep_rows: list[dict], progress: str | None) -> None:
+        """Write the results files from the rows so far (``progress``: the line of a run still
+        going, None when done) and copy the finished records to ``records``."""
+        test, val = self.trainer.splits["test"], self.trainer.splits.get("validation")
+        notes = [f"Config: `{self.source}`; persyn {source_revision()}."]
+        if self.epochs is not None:
+            notes.append(f"SFT epochs chosen on validation: {self.epochs}.")
+        if self.stopped:
+            notes.append(f"**{self.stopped}.**")
+        if progress:
+            notes.append(f"**Partial results, run in progress:** {progress}.")
+        write_atomic(self.out / "progress.txt", (progress or "done") + "\n")
         write_results(
             self.out,
-            rows,
+            self.rows,
             sweep_rows,
             self.cfg.teacher_names,
-            time.perf_counter() - start,
+            seconds,
             [p.id for p in test.prompts],
-            validation_rows,
+            self.validation_rows,
             self.alpha,
+            primary=self.exp.primary_comparisons(),
+            selection=self.selection,
+            validation_ids=[p.id for p in val.prompts] if val else None,
+            notes=notes,
         )
-        return rows
+        self.records.save()
 
     def sweeps(self) -> list[dict]:
         """Alpha and calibration-size sweeps on clones of the main store (nothing regenerated
