@@ -36,7 +36,9 @@ def result_row(
     Returns:
         ``student``, ``strategy``, ``seed``, ``accuracy``, ``ci_low``, ``ci_high``, ``correct``, ``n_eval``,
         ``n_train`` (dataset lines), ``generations``, ``routing`` (JSON text of ``{teacher:
-        lines}``, empty without a dataset), ``train_seconds``, ``final_loss`` and ``eval_key``.
+        lines}``, empty without a dataset), ``truncated`` (the share of answers cut by the
+        evaluation's ``max_new_tokens``), ``train_seconds``, ``train_steps``, ``final_loss`` and
+        ``eval_key``.
     """
     return {
         "student": student,
