@@ -27,7 +27,12 @@ def write_plots(out: Path, agg: list[dict], sweeps: list[dict], teachers: list[s
     x = range(len(agg))
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(agg)), 4))
     means = [a["mean"] for a in agg]
-    err = [[a["mean"] - a["pooled_low"] for a in agg], [a["pooled_high"] - a["mean"] for a in agg]]
+    # Clipped at 0: the mean over seeds need not lie inside the pooled interval (and at an
+    # accuracy of 0 the Wilson bound is 0 up to rounding), and matplotlib refuses a negative bar.
+    err = [
+        [max(0.0, a["mean"] - a["pooled_low"]) for a in agg],
+        [max(0.0, a["pooled_high"] - a["mean"]) for a in agg],
+    ]
     ax.bar(x, means, yerr=err, capsize=4, color="#4c72b0", alpha=0.8)
     for i, a in enumerate(agg):
         ax.scatter([i] * len(a["accs"]), a["accs"], color="black", s=10, zorder=3)
