@@ -514,6 +514,15 @@ def estimate_cmd(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) 
         f"{tot['gts_tokens']:.0f} tokens, ${money(tot['gts_cost'])} (routed prompts split: {est['split']})",
         highlight=False,
     )
+    b = est.get("budget")
+    if b is not None:
+        unit = "" if b["unit"] == "currency" else " tokens"
+        console.print(
+            f"Routed prompts under the budget (max_cost {b['max_cost']}): expected spend "
+            f"{b['estimated_cost']:.4f}{unit}, expected reward {b['expected_reward']:.3f}; unconstrained "
+            f"route: {b['unconstrained_cost']:.4f}{unit}, expected reward {b['unconstrained_expected_reward']:.3f}",
+            highlight=False,
+        )
 
 
 @app.command()

@@ -213,6 +213,10 @@ class TeacherConfig(StrictModel):
     # USD per million tokens, for the cost figures in summary.json
     price_input_per_million: Annotated[float, Field(ge=0)] | None = None
     price_output_per_million: Annotated[float, Field(ge=0)] | None = None
+    # A local teacher's price per second of generation (e.g. a GPU-second), for ``budget:``
+    price_per_second: Annotated[float, Field(ge=0)] | None = None
+    # The most routed prompts this teacher may answer (``budget:``; e.g. a server's night)
+    max_prompts: Annotated[int, Field(ge=0)] | None = None
     # executor: ray (the teacher's workers; not part of any cache key)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
@@ -589,6 +593,18 @@ def student_dir_name(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", tail).lstrip(".-_") or "student"
 
 
+class BudgetConfig(StrictModel):
+    """Limits on what the routed generations spend (``persyn.budget``): ``max_cost`` in the
+    currency of the teachers' prices (in tokens when no teacher has a price), ``max_output_tokens``
+    in expected output tokens. The calibration's spend comes before the router and is reported
+    beside these, not counted in them. ``solver``: ``auto``, ``lagrangian`` (one limit, no
+    capacities) or ``lp`` (exact, HiGHS). Teachers' ``max_prompts`` are capacities."""
+
+    max_cost: Annotated[float, Field(ge=0)] | None = None
+    max_output_tokens: Annotated[float, Field(ge=0)] | None = None
+    solver: Literal["auto", "lagrangian", "lp"] = "auto"
+
+
 class RunConfig(StrictModel):
     """A whole PerSyn run. See the module docstring for the YAML shape."""
 
@@ -605,6 +621,8 @@ class RunConfig(StrictModel):
     normalize: Literal["minmax", "zscore"] = "minmax"
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     router: RouterConfig = Field(default_factory=RouterConfig)
+    # Route under spend limits (see BudgetConfig); teachers' max_prompts apply with or without it.
+    budget: BudgetConfig | None = None
     strategy: str = "persyn"
     strategy_options: StrategyOptions = Field(default_factory=StrategyOptions)
     # Also write the dataset as Parquet (dataset.parquet) and/or a Hugging Face dataset

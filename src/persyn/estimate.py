@@ -33,7 +33,9 @@ class TeacherEstimate:
 
 def estimate(pipe: Pipeline) -> dict:
     """Estimate for ``pipe``'s config and store; returns ``{"n_prompts", "n_calibration",
-    "split", "teachers": [TeacherEstimate], "totals": {...}}``. Generates nothing."""
+    "split", "teachers": [TeacherEstimate], "totals": {...}, "budget"}`` (``budget``: the
+    budgeted route's expected spend and reward beside the unconstrained route's, once routed
+    under ``budget:``; else None). Generates nothing."""
     cfg = pipe.cfg
     pipe.prepare()
     prompts = pipe.store.prompts()
@@ -70,7 +72,17 @@ def estimate(pipe: Pipeline) -> dict:
         "rtg_cost": _sum([r.rtg_cost for r in rows]),
         "gts_cost": _sum([r.gts_cost for r in rows]),
     }
-    return {"n_prompts": n, "n_calibration": n_cal, "split": how, "teachers": rows, "totals": totals}
+    from persyn.stages.budget import stored_budget
+
+    budgeted = stored_budget(pipe.ctx)
+    return {
+        "n_prompts": n,
+        "n_calibration": n_cal,
+        "split": how,
+        "teachers": rows,
+        "totals": totals,
+        "budget": budgeted.figures if budgeted is not None else None,
+    }
 
 
 def _routed_split(pipe: Pipeline, names: list[str]) -> tuple[dict[str, float], str]:

@@ -85,6 +85,14 @@ class RunSummary(_Summary):
         description="the weights' dtype of each model slot run with transformers, and why: "
         "{'student' | 'teacher:NAME' | 'reward_model': {'dtype', 'reason'}}",
     )
+    budget: dict[str, Any] | None = Field(
+        default=None,
+        description="routing under limits (persyn.budget): max_cost, max_output_tokens, "
+        "max_prompts, unit, estimated_cost, actual_cost, calibration_cost, unconstrained_cost, "
+        "expected_reward, skipped, solver, price, routed, cost_model; and frontier (the "
+        "calibration set's cost-reward frontier, also without limits); None when the pool "
+        "costs nothing and no limit is set",
+    )
     seconds: dict[str, float] = Field(default_factory=dict)
 
 

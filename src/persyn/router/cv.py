@@ -44,6 +44,8 @@ class KindCV:
             ``prior`` picked instead.
         top1: the share of (prompt, repeat) picks with the Oracle's reward; None: computed
             from ``regrets`` (one repeat).
+        scores: ``[repeats, n, K]`` the out-of-fold scores (what a budget's expected rewards
+            are calibrated on, ``budget.utility``); None when not kept.
     """
 
     picks: np.ndarray
@@ -52,6 +54,7 @@ class KindCV:
     route_seconds: float
     fallback_folds: int = 0
     top1: float | None = None
+    scores: np.ndarray | None = None
 
 
 def cv_steps(kinds: list[str], cfg: RouterConfig, n: int) -> int:
@@ -82,7 +85,7 @@ def cross_validate(
     prior_cls = router_class(PRIOR)
     for kind in kinds:
         cls = router_class(kind)
-        picks = np.zeros((cfg.cv_repeats, n), dtype=np.int64)
+        scores = np.zeros((cfg.cv_repeats, n, len(teachers)))
         train_s = route_s = 0.0
         fallbacks = 0
         for rep in range(cfg.cv_repeats):
@@ -100,11 +103,12 @@ def cross_validate(
                 train_s += time.perf_counter() - start
                 start = time.perf_counter()
                 emb = np.stack([e.embedding for e in held]) if router.uses_embeddings else None
-                picks[rep, test] = np.asarray(router.scores([e.text for e in held], emb)).argmax(1)
+                scores[rep, test] = np.asarray(router.scores([e.text for e in held], emb))
                 route_s += time.perf_counter() - start
+        picks = scores.argmax(2)
         regrets = np.stack([pick_regrets(p, rewards) for p in picks])  # [repeats, n]
         top1 = float((regrets <= 1e-12).mean())
-        out[kind] = KindCV(picks[0], regrets.mean(0), train_s, route_s, fallbacks, top1)
+        out[kind] = KindCV(picks[0], regrets.mean(0), train_s, route_s, fallbacks, top1, scores)
     return idx, out
 
 

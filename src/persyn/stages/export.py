@@ -18,6 +18,7 @@ from persyn.core.records import DatasetLine, Failure, Generation, Prompt
 from persyn.core.summary import RunSummary
 from persyn.scoring.combine import oracle_pick
 from persyn.scoring.means import calibration_means
+from persyn.stages.budget import SKIPPED, cost_model, stored_budget
 from persyn.stages.context import RunContext
 from persyn.stages.prepare import prepare
 from persyn.stages.rewards import RewardTable, reward_table
@@ -55,6 +56,7 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
     all_prompts = ctx.store.prompts()
     cal_ids = {p.id for p in cal}
 
+    budgeted = stored_budget(ctx)
     lines: list[DatasetLine] = []
     routing_lines = []
     failures = [
@@ -90,7 +92,10 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
             )
         else:
             pick, coef = assigned[p.id]
-            routing_lines.append({"id": p.id, "teacher": pick, "coefficients": coef})
+            line = {"id": p.id, "teacher": pick, "coefficients": coef}
+            if budgeted is not None and p.id in budgeted.per_prompt:
+                line["expected_reward"], line["expected_cost"] = budgeted.per_prompt[p.id]
+            routing_lines.append(line)
             g = routed_gens.get(routed_keys[p.id])
             if g is None:
                 raise PersynError(f"prompt {p.id} has no response from {pick}: run `persyn generate` first")
@@ -139,7 +144,27 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
         failures=[f.to_dict() for f in failures],
         skipped_prompts=json.loads(ctx.store.get_meta("load_report") or "{}"),
         precision=precision_table(cfg),
+        budget=budget_figures(ctx, budgeted, router_eval, cal_gens, routed_gens),
     )
+
+
+def budget_figures(
+    ctx: RunContext, budgeted, router_eval: dict, cal_gens: dict, routed_gens: dict
+) -> dict | None:
+    """``summary.json``'s ``budget``: the budgeted routing's figures with what was actually
+    spent (routed and calibration, priced as ``budget.cost`` prices estimates) and the prompts
+    skipped by the budget; the calibration frontier. None without limits or frontier."""
+    front = router_eval.get("frontier")
+    if budgeted is None and front is None:
+        return None
+    model = cost_model(ctx)
+    routed = list(routed_gens.values())
+    out = dict(budgeted.figures) if budgeted is not None else {"max_cost": None, "unit": model.unit}
+    out["actual_cost"] = model.actual([g for g in routed if g.error != SKIPPED])
+    out["calibration_cost"] = model.actual(list(cal_gens.values()))
+    out["skipped"] = sum(1 for g in routed if g.error == SKIPPED)
+    out["frontier"] = front
+    return out
 
 
 def precision_table(cfg) -> dict[str, dict[str, str]]:

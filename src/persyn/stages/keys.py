@@ -21,6 +21,8 @@ NOT_IN_KEY = {
     "max_retries",
     "price_input_per_million",
     "price_output_per_million",
+    "price_per_second",
+    "max_prompts",
 }
 
 

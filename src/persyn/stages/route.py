@@ -1,5 +1,6 @@
 """Stage 5: route every non-calibration prompt to argmax_n π_n(x) of the router, in chunks
-stored as they are decided (a killed run resumes at the next chunk). A router kind that reads
+stored as they are decided (a killed run resumes at the next chunk); under a budget, then to
+the assignment of most expected reward within it (``stages.budget``). A router kind that reads
 prompt embeddings gets them chunk by chunk (computed once and stored), so memory stays bounded
 by the chunk, not the prompt set."""
 
@@ -12,6 +13,7 @@ from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
 from persyn.router.base import router_class, router_meta
 from persyn.router.embeddings import PromptEncoder
+from persyn.stages.budget import budget_active, budget_route
 from persyn.stages.context import RunContext, progress
 from persyn.stages.embed import prompt_embeddings
 from persyn.stages.prepare import prepare
@@ -23,7 +25,8 @@ ROUTE_CHUNK = 256  # prompts per stored chunk of routing decisions
 
 
 def route(ctx: RunContext, router_dir: str | Path | None = None) -> dict[str, str]:
-    """Assign every non-calibration prompt to the router's argmax teacher.
+    """Assign every non-calibration prompt to the router's argmax teacher (under ``budget:``
+    or teachers' ``max_prompts``: to the budgeted assignment).
 
     Args:
         router_dir: a saved router (default: ``OUTPUT_DIR/router`` from ``train_router``).
@@ -32,6 +35,7 @@ def route(ctx: RunContext, router_dir: str | Path | None = None) -> dict[str, st
 
     Raises:
         PersynError: no router, or a router trained for other teachers.
+        BudgetError: limits no assignment can meet.
     """
     prepare(ctx)
     with ctx.timed("route"):
@@ -66,6 +70,8 @@ def route(ctx: RunContext, router_dir: str | Path | None = None) -> dict[str, st
                     bar.update(len(chunk))
                     crash_point(ROUTE_CHUNK_STORED)
         crash_point(ROUTE_DONE)
+        if budget_active(ctx.cfg):  # the argmax stays stored; the budgeted assignment routes
+            router_key = budget_route(ctx, router_key, path, meta["kind"]).key
         ctx.store.set_meta("route_key", router_key)
     return ctx.store.assigned_teachers(router_key)
 

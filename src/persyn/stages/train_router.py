@@ -11,12 +11,15 @@ from typing import Any
 
 import numpy as np
 
+from persyn.budget.frontier import frontier
+from persyn.budget.utility import RewardCalibration
 from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
-from persyn.router.base import RouterExample, router_class
+from persyn.router.base import RouterExample, reward_matrix, router_class
 from persyn.router.cv import PRIOR, choose_kind, cross_validate, cv_steps, kind_figures
 from persyn.router.embeddings import PromptEncoder
 from persyn.scoring.combine import pair_labels
+from persyn.stages.budget import budget_active, budgeted_cv, calibration_costs, oof_utilities
 from persyn.stages.context import RunContext, progress
 from persyn.stages.embed import prompt_embeddings
 from persyn.stages.prepare import prepare
@@ -58,7 +61,12 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
     - for the routing kind: ``top1``, ``regret``; and ``best_single_teacher``: the prior's
       teacher on all calibration prompts with the prior's cross-validated ``top1``/``regret``;
     - ``n_train`` (prompts the routing kind is trained on) and ``n_eval`` (prompts held out,
-      each once).
+      each once);
+    - ``frontier``: the calibration set's cost–reward frontier (``budget.frontier``; None when
+      the pool costs nothing).
+
+    Under ``budget:`` (or teachers' ``max_prompts``) every kind is cross-validated on its
+    budgeted route (``stages.budget.budgeted_cv``), so ``auto`` chooses under the limits.
 
     Raises:
         PersynError: calibration responses missing or not scored.
@@ -70,9 +78,13 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
     embed = any(router_class(k).uses_embeddings for k in kinds)
     examples = router_examples(ctx, embed)
     rewards = [e.rewards for e in examples]
-    key = stable_hash(
-        ["router/v2", cfg.router.model_dump(), names, cfg.seed, rewards, [e.text for e in examples]]
-    )
+    parts = ["router/v2", cfg.router.model_dump(), names, cfg.seed, rewards, [e.text for e in examples]]
+    if budget_active(cfg) or any(_prices(t) != (None, None, None) for t in cfg.teachers):
+        # auto's choice (budgeted CV) and the frontier depend on limits and prices; a run with
+        # neither keeps the key it had before budgets existed.
+        parts.append(["budget", cfg.budget.model_dump() if cfg.budget else None,
+                      [(_prices(t), t.max_prompts) for t in cfg.teachers]])  # fmt: skip
+    key = stable_hash(parts)
     router_dir = ctx.out / "router"
     done = ctx.store.stage_done("train_router", key)
     if done is not None and (router_dir / "router.json").exists():
@@ -86,6 +98,11 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
         )
         with progress(steps, "router · cross-validate", "fit") as bar:
             idx, cv = cross_validate(kinds, cfg.router, names, examples, cfg.seed + 1, bar)
+            _, filled = reward_matrix(examples)  # [len(idx), K], the rewards the CV scored
+            model, costs, tokens = calibration_costs(ctx, [examples[i].text for i in idx])
+            if budget_active(cfg) and cv:
+                n_routed = len(ctx.store.prompt_ids(calibration=False))
+                budgeted_cv(cfg, cv, filled, costs, tokens, cfg.seed + 1, n_routed)
             evaluation = evaluate(ctx, cv, len(idx))
             crash_point(ROUTER_CV)
             kind = router_class(evaluation["kind"])
@@ -102,12 +119,23 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
         tmp = ctx.out / f".router.tmp{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         router.save(tmp)
+        if cv:  # expected rewards for a budget, and the calibration set's cost–reward frontier
+            oof = cv[evaluation["kind"]].scores
+            RewardCalibration.fit(
+                evaluation["kind"], oof.reshape(-1, len(names)), np.tile(filled, (len(oof), 1))
+            ).save(tmp)
+            U = oof_utilities(evaluation["kind"], oof, filled, cfg.router.cv_folds, cfg.seed + 1).mean(0)
+            evaluation["frontier"] = frontier(U, filled, costs, names, model.unit, seed=cfg.seed + 3)
         shutil.rmtree(router_dir, ignore_errors=True)
         os.replace(tmp, router_dir)
         crash_point(ROUTER_SAVED)
         ctx.store.mark_stage("train_router", key, evaluation)
         ctx.store.set_meta("router_key", key)
     return evaluation
+
+
+def _prices(t) -> tuple:
+    return (t.price_input_per_million, t.price_output_per_million, t.price_per_second)
 
 
 def _figs(fig: dict | None) -> dict:
