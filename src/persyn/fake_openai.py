@@ -34,6 +34,8 @@ class FakeOpenAIServer:
         seed: seeds the fault draws.
         answer: the reply text to a prompt (the last user turn); default ``#### <n>`` with
             ``answer_of``.
+        usage: ``(prompt, reply) -> (prompt_tokens, completion_tokens)`` reported per answer;
+            default ``(len(prompt) // 4, 3)``.
 
     Attributes:
         url: the base URL (``http://127.0.0.1:PORT/v1``).
@@ -49,6 +51,7 @@ class FakeOpenAIServer:
         stall_s: float = 2.0,
         seed: int = 0,
         answer=None,
+        usage=None,
     ):
         self.rates = dict(rates or {})
         self.answered: Counter[str] = Counter()
@@ -58,6 +61,7 @@ class FakeOpenAIServer:
         self._lock = threading.Lock()
         server = self
         reply = answer or (lambda prompt: f"#### {answer_of(prompt)}")
+        count = usage or (lambda prompt, text: (len(prompt) // 4, 3))
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -96,11 +100,13 @@ class FakeOpenAIServer:
                     time.sleep(stall_s)
                 with server._lock:
                     server.answered[prompt] += 1
+                text = reply(prompt)
+                n_in, n_out = count(prompt, text)
                 self._send(
                     200,
                     {
-                        "choices": [{"message": {"content": reply(prompt)}, "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": 3},
+                        "choices": [{"message": {"content": text}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": n_in, "completion_tokens": n_out},
                     },
                 )
 

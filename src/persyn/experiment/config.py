@@ -161,9 +161,13 @@ class ExperimentConfig(StrictModel):
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """``base`` with ``over``'s keys set, mappings merged key by key (a variant's ``router:
-    {kind: ...}`` keeps the run's other router settings)."""
+    {kind: ...}`` keeps the run's other router settings); a key set to null in ``over`` is
+    removed, so its default applies (``small: {student_seeds: null}``)."""
     out = dict(base)
     for k, v in over.items():
+        if v is None:
+            out.pop(k, None)
+            continue
         out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
