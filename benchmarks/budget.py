@@ -214,7 +214,7 @@ def solver_scale(n: int = 100_000, k: int = 8, encode_n: int = 2000) -> dict:
     start = time.perf_counter()
     a = assign(U, C, Limits(max_cost=0.5 * C[np.arange(n), U.argmax(1)].sum()))
     solve_s = time.perf_counter() - start
-    enc = PromptEncoder.of(parse_config({"output_dir": "x", "student": {"model": "m"},
+    enc = PromptEncoder.of(parse_config({"output_dir": "x", "student": {"model": "smollm2-135m-instruct"},
                                          "teachers": [{"name": "a", "engine": "reference"},
                                                       {"name": "b", "engine": "reference"}]}).router)  # fmt: skip
     texts = [f"What is {i} + {2 * i}? Show the steps of the sum." for i in range(encode_n)]

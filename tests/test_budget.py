@@ -116,7 +116,7 @@ def test_limits_no_assignment_meets_are_errors_naming_value_and_minimum():
     # The cheap teacher takes at most one prompt: the least is 1 + 2 + 2 = 5.
     with pytest.raises(BudgetError, match=r"is 4\.5, below .* spends \(5 within the teachers"):
         assign(U, C, Limits(max_cost=4.5, capacities=np.array([1.0, np.inf])))
-    base = {"output_dir": "x", "student": {"model": "m"}, "teachers": [{"name": "a", "engine": "reference"}, {"name": "b", "engine": "reference"}]}  # fmt: skip
+    base = {"output_dir": "x", "student": {"model": "smollm2-135m-instruct"}, "teachers": [{"name": "a", "engine": "reference"}, {"name": "b", "engine": "reference"}]}  # fmt: skip
     with pytest.raises(ConfigError, match="budget.max_cost"):
         parse_config({**base, "budget": {"max_cost": -1}})
     with pytest.raises(ConfigError, match="max_prompts"):
@@ -303,6 +303,11 @@ def test_a_budgeted_run_stays_within_its_limit_and_reports_its_spend(tiny_models
     assert sum(1 for t, _ in routed.values() if t == "expensive") == s["routed"]["expensive"]
     lines = [json.loads(x) for x in (tmp_path / "run" / "routing.jsonl").read_text().splitlines()]
     assert sum(x["expected_cost"] for x in lines) == pytest.approx(s["estimated_cost"])
+    from persyn.report.write import write_report
+
+    page = write_report(tmp_path / "run").read_text()
+    section = page[page.index('<h2 id="budget">') :]
+    assert 'alt="cost-reward frontier"' in section.split("<h2", 2)[1]
     with pytest.raises(BudgetError, match="below the least any assignment"):
         with Pipeline(budget_config(tiny_models, tmp_path, served_pool, max_cost=limit / 100)) as p:
             p.run()
@@ -344,3 +349,31 @@ def test_a_budgeted_run_skips_what_would_overrun_and_resumes_on_the_same_assignm
     assert s["skipped"] > 0
     failed = [json.loads(x) for x in (tmp_path / "run" / "failed.jsonl").read_text().splitlines()]
     assert sum(1 for f in failed if f["error"] == "skipped by budget") == s["skipped"]
+
+
+def test_auto_scores_each_kind_on_its_budgeted_route():
+    """Unconstrained, the expensive teacher is best on every prompt (by a little on half of
+    them), so ``prior`` loses nothing; under a budget that forbids it, only a kind that knows
+    which prompts the cheap teacher suits keeps the reward."""
+    from persyn.router.base import fold_of
+    from persyn.router.cv import KindCV
+    from persyn.stages.budget import budgeted_cv
+
+    n, reps = 60, 2
+    easy = np.arange(n) % 2 == 0
+    R = np.stack([np.where(easy, 0.95, 0.0), np.ones(n)], axis=1)  # [cheap, expensive]
+    C = np.stack([np.ones(n), np.full(n, 10.0)], axis=1)
+    prior_scores = np.tile(R.mean(0), (reps, n, 1))
+    knn_scores = np.tile(R, (reps, 1, 1))
+    cv = {
+        "prior": KindCV(np.zeros(n, int), np.zeros(n), 0, 0, scores=prior_scores),
+        "knn": KindCV(np.zeros(n, int), np.zeros(n), 0, 0, scores=knn_scores),
+    }
+    base = {"output_dir": "x", "student": {"model": "smollm2-135m-instruct"}, "router": {"cv_folds": 5, "cv_repeats": reps},
+            "teachers": [{"name": "cheap", "engine": "reference"}, {"name": "expensive", "engine": "reference"}]}  # fmt: skip
+    # 3 routed prompts per calibration prompt; 5.5 per routed prompt buys the expensive one on half.
+    cfg = parse_config({**base, "budget": {"max_cost": 5.5 * 3 * n}})
+    budgeted_cv(cfg, cv, R, C, np.zeros_like(C), seed=1, n_routed=3 * n)
+    assert cv["knn"].regrets.mean() == pytest.approx(0.05 / 2, abs=1e-9)  # the easy half goes cheap
+    assert cv["prior"].regrets.mean() > 0.2  # a constant choice spread by cost alone
+    assert fold_of(n, 5, 1).shape == (n,)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from persyn.cli import app
 from persyn.core.errors import ConfigError, InputError
 from persyn.experiment.config import parse_experiment
-from persyn.experiment.runner import Experiment
+from persyn.experiment.runner import Experiment, schedule
 
 EVAL = [
     ("What is 4 + 4?", "8"),
@@ -214,7 +214,7 @@ def test_experiment_schedule_puts_optional_strategies_last(tiny_models, tmp_path
     )
     e = Experiment(parse_experiment(exp), log=lambda m: None)
     sets = {("student", n, s): None for s in (0, 1) for n in ("random", "persyn", "strongest")}
-    assert e.schedule(sets) == [
+    assert schedule(sets, e.exp.seeds, list(e.students()), e.exp.optional) == [
         ("student", "persyn", 0),
         ("student", "strongest", 0),
         ("student", "persyn", 1),

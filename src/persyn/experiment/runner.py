@@ -18,24 +18,18 @@ from persyn.experiment.config import ExperimentConfig, deep_merge
 from persyn.experiment.finetune import StudentTrainer
 from persyn.experiment.records import Progress, RecordCopy, source_revision
 from persyn.experiment.results import result_row, write_results
+from persyn.experiment.validation import alpha_by_validation, epochs_by_validation, router_figures
 from persyn.store import Store
 from persyn.students import seed_store, student_configs
 
 
-def router_figures(pipe) -> dict:
-    """The trained router's cross-validation figures in ``pipe``'s store: the kind that routes,
-    the calibration prompts, top-1 and regret, and the best single teacher's top-1 and
-    regret (None where not measured)."""
-    ev = pipe.store.stage_done("train_router", pipe.store.get_meta("router_key") or "") or {}
-    best = ev.get("best_single_teacher") or {}
-    return {
-        "kind": ev.get("kind"),
-        "n_calibration": len(pipe.store.prompts(calibration=True)),
-        "top1": ev.get("top1"),
-        "regret": ev.get("regret"),
-        "best_single_top1": best.get("top1"),
-        "best_single_regret": best.get("regret"),
-    }
+def schedule(
+    sets: dict, seeds: list[int], students: list[str], optional: list[str]
+) -> list[tuple[str, str, int]]:
+    """The order of the main fine-tunes (``sets`` keys ``(student, strategy, seed)``), so that
+    what a shortened run leaves out is the least needed: every non-``optional`` strategy
+    before the optional ones, and within each, seed by seed (a seed's students in order)."""
+    return sorted(sets, key=lambda k: (k[1] in optional, seeds.index(k[2]), students.index(k[0])))
 
 
 class Experiment:
@@ -83,7 +77,7 @@ class Experiment:
             (name, one.model_copy(update={"alpha": self.alpha.get(name, one.alpha)})) for name, one in runs
         ]
 
-    def _chained(self, run_dir: Path) -> Path:
+    def chained(self, run_dir: Path) -> Path:
         """The store of a new run in ``run_dir``, started as a copy of the last one made (so a
         teacher response is never generated twice in the experiment); it becomes the last."""
         store = Path(run_dir) / "store.sqlite"
@@ -91,98 +85,6 @@ class Experiment:
             seed_store(self.chain, store)
         self.chain = store
         return store
-
-    def alpha_by_validation(self) -> list[dict]:
-        """The α sweep by the student's accuracy (``sweeps.alpha``, first seed): per α and
-        student, PerSyn's dataset with that α, fine-tuned and evaluated on the validation split,
-        with the router's figures. With ``sweeps.choose_alpha``, each student's α becomes the
-        one of highest validation accuracy (a tie: the run's α if tied, else the smallest).
-        Returns one row per (α, student)."""
-        from persyn.pipeline import Pipeline
-
-        seed, rows = self.exp.seeds[0], []
-        for value in self.exp.sweeps.alpha:
-            for student, cfg in self.student_runs(seed):
-                d = self.out / "sweeps" / f"alpha={value}" / student
-                one = cfg.model_copy(update={"alpha": value, "output_dir": d})
-                self._chained(d)
-                with Pipeline(one) as pipe:
-                    summary = pipe.build_strategy("persyn", d / "strategies" / "persyn", seed=seed)
-                    figures = router_figures(pipe)
-                res = self.trainer.train_and_evaluate(
-                    one.student,
-                    d / "strategies/persyn/dataset.jsonl",
-                    seed,
-                    summary.dataset_hash,
-                    "validation",
-                    keep=True,  # the main run trains this very model again when this α wins
-                )
-                rows.append(
-                    {
-                        "sweep": "alpha",
-                        "value": value,
-                        "student": student,
-                        "accuracy": res["accuracy"],
-                        "ci_low": res["ci_low"],
-                        "ci_high": res["ci_high"],
-                        "router": figures["kind"],
-                        "top1": figures["top1"],
-                        "routing": summary.routing,
-                        "eval_key": res["eval_key"],
-                    }
-                )
-                self.log(f"α {value} · {student}: validation accuracy {res['accuracy']:.3f}")
-        if self.exp.sweeps.choose_alpha:
-            for student in self.students():
-                mine = [r for r in rows if r["student"] == student]
-                top = max(r["accuracy"] for r in mine)
-                tied = sorted(r["value"] for r in mine if r["accuracy"] == top)
-                self.alpha[student] = self.cfg.alpha if self.cfg.alpha in tied else tied[0]
-                self.log(f"{student}: α {self.alpha[student]} chosen on validation")
-        return rows
-
-    def epochs_by_validation(self, sets: dict) -> list[dict]:
-        """The accuracy-vs-steps curve (``sweeps.sft_epochs``): the first student's dataset of
-        each ``sweeps.sft_strategy`` (first seed), fine-tuned for each number of epochs and
-        evaluated on the validation split. With ``sweeps.choose_epochs`` the main fine-tunes
-        use the epochs of highest mean validation accuracy over those strategies (a tie: the
-        fewest). Returns one row per (strategy, epochs)."""
-        sw = self.exp.sweeps
-        if not sw.sft_epochs or "validation" not in self.trainer.splits:
-            return []
-        seed = self.exp.seeds[0]
-        student, st = next(iter(self.students().items()))
-        rows = []
-        for strategy in sw.curve_strategies():
-            path, summary = sets[(student, strategy, seed)]
-            for epochs in sw.sft_epochs:
-                res = self.trainer.train_and_evaluate(
-                    st, path, seed, summary.dataset_hash, "validation", sft_over={"epochs": epochs}, keep=True
-                )
-                rows.append(
-                    {
-                        "sweep": "sft_epochs",
-                        "value": epochs,
-                        "student": student,
-                        "strategy": strategy,
-                        "steps": (res.get("train") or {}).get("steps"),
-                        "accuracy": res["accuracy"],
-                        "ci_low": res["ci_low"],
-                        "ci_high": res["ci_high"],
-                        "eval_key": res["eval_key"],
-                    }
-                )
-                self.log(
-                    f"SFT length · {strategy} · {epochs} epochs ({rows[-1]['steps']} steps): "
-                    f"validation accuracy {res['accuracy']:.3f}"
-                )
-        if sw.choose_epochs:
-            mean = {e: sum(r["accuracy"] for r in rows if r["value"] == e) for e in sw.sft_epochs}
-            chosen = min(e for e in sw.sft_epochs if mean[e] == max(mean.values()))
-            self.trainer.sft = {**self.trainer.sft, "epochs": chosen}
-            self.epochs = chosen
-            self.log(f"SFT length: {chosen} epochs chosen on validation")
-        return rows
 
     def variant(self, name: str, cfg: RunConfig, seed: int) -> tuple[Path, StrategySummary]:
         """PerSyn's dataset on the run ``cfg`` changed by ``variants[name]`` (its own run in
@@ -199,7 +101,7 @@ class Experiment:
             student=cfg.student.model_dump(mode="json"),
             alpha=over.get("alpha", cfg.alpha),
         )
-        self._chained(d)
+        self.chained(d)
         with Pipeline(parse_config(raw, f"variant {name}")) as pipe:
             summary = pipe.build_strategy("persyn", d / "strategies" / "persyn", seed=seed)
             self.log(f"dataset · seed {seed} · {cfg.student.name or 'student'} · {name}: {summary.routing}")
@@ -218,7 +120,7 @@ class Experiment:
             for student, cfg in self.student_runs(seed):
                 if seed not in self.exp.seeds_for(student):
                     continue
-                self._chained(cfg.output_dir)
+                self.chained(cfg.output_dir)
                 names = self.exp.strategies_for(student)
                 with Pipeline(cfg) as pipe:
                     for name in [n for n in names if n not in self.exp.variants]:
@@ -270,19 +172,19 @@ class Experiment:
                 f"evaluation: {len(test.prompts)} held-out prompts ({test.excluded} dropped: in the training set)"
             )
         students = self.students()
-        self.validation_rows = self.alpha_by_validation() if "validation" in self.trainer.splits else []
+        self.validation_rows = alpha_by_validation(self) if "validation" in self.trainer.splits else []
         sets = self.datasets()
         for (student, name, _), (path, summary) in sets.items():  # fail before any main fine-tune
             longest = self.trainer.check_budget(students[student], path, summary.dataset_hash, "test")
             self.log(f"budget · {student} · {name}: longest response {longest} tokens")
-        self.validation_rows += self.epochs_by_validation(sets)
+        self.validation_rows += epochs_by_validation(self, sets)
         self.rows, self.selection = [], []
         for student, st in students.items():
             base = self.trainer.evaluate_untrained(st)
             self.rows.append(result_row(UNTRAINED, None, base, None, None, student=student))
             self.log(f"{student} · {UNTRAINED}: accuracy {base['accuracy']:.3f}")
         on_validation = "validation" in self.trainer.splits
-        order = self.schedule(sets)
+        order = schedule(sets, self.exp.seeds, list(self.students()), self.exp.optional)
         progress = Progress(len(order), self.log)
         for i, (student, name, seed) in enumerate(order):
             path, summary = sets[(student, name, seed)]
@@ -306,16 +208,6 @@ class Experiment:
         self.trainer.remove_models()
         self.write(time.perf_counter() - start, sweep_rows, None)
         return self.rows
-
-    def schedule(self, sets: dict) -> list[tuple[str, str, int]]:
-        """The order of the main fine-tunes, so that what a shortened run leaves out is the
-        least needed: every non-``optional`` strategy before the optional ones, and within
-        each, seed by seed (a seed's students in config order)."""
-        seeds, students = self.exp.seeds, list(self.students())
-        return sorted(
-            sets,
-            key=lambda k: (k[1] in self.exp.optional, seeds.index(k[2]), students.index(k[0])),
-        )
 
     def no_headroom(self, done: list[tuple[str, str, int]]) -> bool:
         """The stop rule (``headroom: [A, B]``): once the first student's A and B are both
@@ -379,7 +271,7 @@ class Experiment:
         teacher's) and routing; with ``sweeps.train`` also PerSyn's accuracy (first seed)."""
         from persyn.pipeline import Pipeline
 
-        # With a validation split the α sweep is by the student's accuracy (alpha_by_validation).
+        # With a validation split the α sweep is by the student's accuracy (validation.alpha_by_validation).
         points = [] if "validation" in self.trainer.splits else [("alpha", a) for a in self.exp.sweeps.alpha]
         points += [("calibration_size", c) for c in self.exp.sweeps.calibration_size]
         # The sweeps are the first student's, on a copy of its first seed's store.

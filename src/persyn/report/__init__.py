@@ -2,7 +2,8 @@
 base64 data URIs, no scripts, nothing fetched) built from the files ``persyn export`` writes.
 
 Sections: the summary, routing per teacher, calibration quality and learnability per teacher,
-the router against the Oracle, a seeded sample of dataset lines, and the selection strategies
+the router against the Oracle, spend against the budget with the cost–reward frontier, a
+seeded sample of dataset lines, and the selection strategies
 under ``strategies/`` when there are any.
 
 Modules, each depending only on those before it: ``load`` (read a run directory), ``compute``

@@ -184,3 +184,36 @@ def router_eval_figure(plots: Plots, top1: float, regret: float, best: dict | No
     a1.set_ylim(0, 1.12)
     a2.set_ylim(min(0.0, min(rg) * 1.2), max(max(rg) * 1.2, 0.01))
     return plots.to_uri(fig)
+
+
+def frontier_figure(plots: Plots, front: dict, limit: float | None) -> str:
+    """The calibration frontier (``budget.frontier``): expected reward against spend for the
+    budgeted route (with its interval) and "router, then cheapest", each teacher alone as a
+    point, and ``limit`` (the run's ``max_cost`` scaled to the calibration prompts) as a line;
+    returns the data URI."""
+    fig, (ax,) = plots.figure(1, 6)
+    pts = [p for p in front["points"] if p.get("feasible")]
+    cost = [p["cost"] for p in pts]
+    ax.fill_between(
+        cost, [p["reward_low"] for p in pts], [p["reward_high"] for p in pts], alpha=0.2, color="#4c72b0"
+    )
+    ax.plot(cost, [p["reward"] for p in pts], "o-", color="#4c72b0", label="budgeted route")
+    naive = [p["router_then_cheapest"] for p in pts]
+    ax.plot(
+        [n["cost"] for n in naive],
+        [n["reward"] for n in naive],
+        "s--",
+        color="#999999",
+        label="router, then cheapest",
+    )
+    for name, t in front["teachers"].items():
+        ax.scatter([t["cost"]], [t["reward"]], marker="x", color="black", zorder=3)
+        ax.annotate(name, (t["cost"], t["reward"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    if limit is not None:
+        ax.axvline(limit, color="#d62728", lw=1, label="max_cost, per prompt as on the routed prompts")
+    ax.set_xlabel(f"spend on the calibration prompts ({front['unit']})")
+    ax.set_ylabel("mean reward (Eq. 2)")
+    ax.set_title("cost–reward frontier (calibration prompts, out-of-fold)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return plots.to_uri(fig)

@@ -12,7 +12,14 @@ from persyn.report import compute
 from persyn.report.compute import num
 from persyn.report.html import esc, fmt, img, kv_table, note, pct, table, teacher_cell
 from persyn.report.load import RunFiles
-from persyn.report.plots import Plots, calibration_figure, grouped_bars, router_eval_figure, teacher_colours
+from persyn.report.plots import (
+    Plots,
+    calibration_figure,
+    frontier_figure,
+    grouped_bars,
+    router_eval_figure,
+    teacher_colours,
+)
 
 MAX_FAILURES = 50  # failed items listed in the page (the rest are counted)
 
@@ -417,3 +424,58 @@ def strategies_section(ctx: ReportContext) -> str:
             ),
         ]
     )
+
+
+def budget_section(ctx: ReportContext) -> str:
+    """Spend against the budget (estimated, actual, calibration) and the calibration set's
+    cost–reward frontier (figure and table); a note without ``summary.json``'s
+    ``budget``."""
+    b = compute.summary_field(ctx.summary, "budget")
+    if not isinstance(b, dict) or not b:
+        return note("no spend to report: the pool costs nothing and no limit is set")
+    unit = b.get("unit", "")
+    rows = [
+        ("max_cost", fmt(b.get("max_cost"), 6)),
+        ("estimated cost of the routed prompts", fmt(b.get("estimated_cost"), 6)),
+        ("actual cost of the routed prompts", fmt(b.get("actual_cost"), 6)),
+        ("calibration cost (before the router, outside the limit)", fmt(b.get("calibration_cost"), 6)),
+        ("unconstrained route's expected cost", fmt(b.get("unconstrained_cost"), 6)),
+        ("skipped by budget", fmt(b.get("skipped"))),
+        ("unit", esc(unit)),
+    ]
+    parts = [kv_table(rows)]
+    front = b.get("frontier")
+    if isinstance(front, dict) and front.get("points"):
+        n_routed = num(compute.summary_field(ctx.summary, "n_routed")) or front["n"]
+        limit = b.get("max_cost")
+        limit = None if limit is None else limit * front["n"] / max(1, n_routed)
+        parts.append(img(frontier_figure(ctx.plots, front, limit), "cost-reward frontier"))
+        header = [
+            "spend (of unconstrained)",
+            "cost",
+            "mean reward [95% CI]",
+            "Oracle gain",
+            "router, then cheapest",
+        ]
+        body = []
+        for p in front["points"]:
+            if not p.get("feasible"):
+                body.append([f"{p['fraction']:.0%}", "below the cheapest route", "", "", ""])
+                continue
+            body.append(
+                [
+                    f"{p['fraction']:.0%}",
+                    fmt(p["cost"], 6),
+                    f"{fmt(p['reward'])} [{fmt(p['reward_low'])}, {fmt(p['reward_high'])}]",
+                    fmt(p.get("gain"), 2),
+                    fmt(p["router_then_cheapest"]["reward"]),
+                ]
+            )
+        parts.append(table(header, body))
+        parts.append(
+            note(
+                "calibration prompts routed by out-of-fold router scores and scored with their actual "
+                "rewards; intervals: bootstrap over prompts."
+            )
+        )
+    return "\n".join(parts)

@@ -11,6 +11,7 @@ from persyn.report.load import load_run
 from persyn.report.plots import Plots
 from persyn.report.sections import (
     ReportContext,
+    budget_section,
     calibration_section,
     router_section,
     routing_section,
@@ -58,6 +59,7 @@ def write_report(run_dir: Path, out: Path | None = None, sample: int = 8, seed: 
         ("routing", "Routing per teacher", routing_section(ctx)),
         ("calibration", "Calibration scores per teacher", calibration_section(ctx)),
         ("router", "Router vs Oracle", router_section(ctx)),
+        ("budget", "Budget and the cost–reward frontier", budget_section(ctx)),
         ("sample", "Sample of the dataset", sample_section(ctx, sample, seed)),
         ("strategies", "Selection strategies", strategies_section(ctx)),
     ]
