@@ -218,8 +218,9 @@ def solver_scale(n: int = 100_000, k: int = 8, encode_n: int = 2000) -> dict:
                                          "teachers": [{"name": "a", "engine": "reference"},
                                                       {"name": "b", "engine": "reference"}]}).router)  # fmt: skip
     texts = [f"What is {i} + {2 * i}? Show the steps of the sum." for i in range(encode_n)]
+    enc.embed(texts[:64])  # load the model outside the timing
     start = time.perf_counter()
-    enc.encode(texts)
+    enc.embed(texts)
     encode_s = (time.perf_counter() - start) * n / encode_n
     return {
         "prompts": n,
