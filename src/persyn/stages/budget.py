@@ -51,13 +51,18 @@ def limits_of(cfg: RunConfig) -> Limits:
     )
 
 
-def cost_model(ctx: RunContext) -> CostModel:
-    """The cost model of the run's pool, fitted on its calibration responses.
+def cost_model(ctx: RunContext, calibration: tuple[list, dict] | None = None) -> CostModel:
+    """The cost model of the run's pool, fitted on its calibration responses
+    (``calibration``: the ``(prompts, generations)`` of ``reward_table`` when the caller has
+    them already; else read here).
 
     Raises:
         PersynError: calibration responses missing or not scored.
     """
-    cal, _, gens = reward_table(ctx)
+    if calibration is None:
+        cal, _, gens = reward_table(ctx)
+    else:
+        cal, gens = calibration
     chars = {p.id: len(p.text) for p in cal}
     rows: dict[str, list[tuple[int, Generation]]] = {}
     for (pid, teacher), g in gens.items():
@@ -89,10 +94,9 @@ def budget_route(ctx: RunContext, router_key: str, router_dir: Path, kind: str) 
         ["budget/v1", router_key, limits.max_cost, limits.max_output_tokens,
          None if limits.capacities is None else limits.capacities.tolist(), model.describe(), solver]
     )  # fmt: skip
-    stored = ctx.store.get_meta(f"{META}:{key}")
+    stored = _stored(ctx, key)
     if stored is not None and ctx.store.assignment_ids(key) == ctx.store.assignment_ids(router_key):
-        data = json.loads(stored)
-        return BudgetedRoute(key, data["figures"], {k: tuple(v) for k, v in data["per_prompt"].items()})
+        return stored
     scored = ctx.store.assignments(router_key)
     prompts = ctx.store.prompts_by_id(list(scored))
     ids = [p.id for p in prompts]
@@ -131,7 +135,12 @@ def budget_route(ctx: RunContext, router_key: str, router_dir: Path, kind: str) 
 def stored_budget(ctx: RunContext) -> BudgetedRoute | None:
     """The budgeted routing the run currently routes by, or None (no budget)."""
     key = ctx.store.get_meta("route_key")
-    stored = ctx.store.get_meta(f"{META}:{key}") if key else None
+    return _stored(ctx, key) if key else None
+
+
+def _stored(ctx: RunContext, key: str) -> BudgetedRoute | None:
+    """The budgeted routing stored under ``key``, or None."""
+    stored = ctx.store.get_meta(f"{META}:{key}")
     if stored is None:
         return None
     data = json.loads(stored)

@@ -144,12 +144,12 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
         failures=[f.to_dict() for f in failures],
         skipped_prompts=json.loads(ctx.store.get_meta("load_report") or "{}"),
         precision=precision_table(cfg),
-        budget=budget_figures(ctx, budgeted, router_eval, cal_gens, routed_gens),
+        budget=budget_figures(ctx, budgeted, router_eval, cal, cal_gens, routed_gens),
     )
 
 
 def budget_figures(
-    ctx: RunContext, budgeted, router_eval: dict, cal_gens: dict, routed_gens: dict
+    ctx: RunContext, budgeted, router_eval: dict, cal: list, cal_gens: dict, routed_gens: dict
 ) -> dict | None:
     """``summary.json``'s ``budget``: the budgeted routing's figures with what was actually
     spent (routed and calibration, priced as ``budget.cost`` prices estimates) and the prompts
@@ -157,7 +157,7 @@ def budget_figures(
     front = router_eval.get("frontier")
     if budgeted is None and front is None:
         return None
-    model = cost_model(ctx)
+    model = cost_model(ctx, (cal, cal_gens))  # export has read the calibration already
     routed = list(routed_gens.values())
     out = dict(budgeted.figures) if budgeted is not None else {"max_cost": None, "unit": model.unit}
     out["actual_cost"] = model.actual([g for g in routed if g.error != SKIPPED])
