@@ -3,10 +3,12 @@
 Two loopback OpenAI-compatible fakes (``persyn.fake_openai``), priced 1× and 10× per token,
 answer three task families; which is right is fixed by the family:
 
-- ``experts``: the cheap teacher is the sums expert (the expensive one gets sums wrong), the
-  expensive one the letter-count expert (the cheap one gets them wrong), and both are right on
-  products, the expensive one writing a sentence before its answer (more tokens, and a
-  different learnability for the student);
+- ``experts``: sums, products and letter counts in the proportions 2 : 2 : 1. The cheap teacher
+  is the arithmetic expert: right on every sum and on 95% of the products, wrong on letter
+  counts; the expensive one is right on products and letter counts and wrong on sums. Both write
+  the same sentence, so where both are right their responses (and rewards) are the same: on the
+  products the cheap teacher is as good as the expensive one but for 5% of them, which is where
+  a budget-blind router spends for little;
 - ``needs-expensive``: only the expensive teacher is ever right.
 
 Every teacher answers every prompt once (``calibration.size: 1.0``), SmolLM2-135M-Instruct
@@ -30,6 +32,7 @@ Usage: python benchmarks/budget.py [--prompts 400] [--test 200] [--out runs/benc
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import time
@@ -37,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from persyn.budget.assign import Limits, assign
+from persyn.budget.assign import BudgetError, Limits, assign
 from persyn.budget.cost import CostModel
 from persyn.budget.frontier import FRACTIONS, router_then_cheapest
 from persyn.budget.utility import RewardCalibration
@@ -52,11 +55,11 @@ WORDS = ["apple", "river", "stone", "cloud", "garden", "pencil", "window", "rock
 
 
 def family_prompts(n: int, seed: int) -> list[dict]:
-    """``n`` prompts, a third of each family, with their answers."""
+    """``n`` prompts (sums, products and letter counts, 2 : 2 : 1) with their answers."""
     rng = random.Random(seed)
     rows, seen = [], set()
     while len(rows) < n:
-        fam = ["sum", "product", "letters"][len(rows) % 3]
+        fam = ["sum", "product", "sum", "product", "letters"][len(rows) % 5]
         if fam == "sum":
             a, b = rng.randint(10, 999), rng.randint(10, 999)
             q, ans = f"What is {a} + {b}?", a + b
@@ -75,16 +78,24 @@ def family_prompts(n: int, seed: int) -> list[dict]:
 def servers(rows: list[dict], pool: str) -> tuple[FakeOpenAIServer, FakeOpenAIServer]:
     answers = {r["prompt"]: (r["answer"], r["family"]) for r in rows}
 
+    def slip(q: str) -> bool:  # the cheap teacher's 5% of wrong products, fixed per prompt
+        return int(hashlib.sha256(q.encode()).hexdigest(), 16) % 20 == 0
+
+    def said(a: str, right: bool) -> str:
+        shown = a if right else str(int(a) + 1)
+        return f"The answer is {shown}.\n#### {shown}"
+
     def cheap(q):
         a, fam = answers[q]
-        right = fam in ("sum", "product") if pool == "experts" else False
-        return f"#### {a if right else int(a) + 1}"
+        if pool == "experts":
+            return said(a, fam == "sum" or (fam == "product" and not slip(q)))
+        return f"#### {int(a) + 1}"
 
     def expensive(q):
         a, fam = answers[q]
-        right = fam != "sum" if pool == "experts" else True
-        shown = a if right else int(a) - 1
-        return f"Working through the question step by step, the result is {shown}.\n#### {shown}"
+        if pool == "experts":
+            return said(a, fam != "sum")
+        return f"Working through the question step by step, the result is {a}.\n#### {a}"
 
     def usage(prompt, text):  # tokens grow with what is written, as a real server's count does
         return len(prompt) // 4 + 12, max(1, len(text) // 4)
@@ -181,7 +192,11 @@ def run_pool(pool: str, args) -> dict:
     full = float(C[rows_i, free].sum())
     points = []
     for f in FRACTIONS:
-        a = assign(U, C, Limits(max_cost=f * full))
+        try:
+            a = assign(U, C, Limits(max_cost=f * full))
+        except BudgetError as exc:  # below the all-cheapest route: no assignment fits
+            points.append({"fraction": f, "budget": f * full, "feasible": False, "why": str(exc)})
+            continue
         points.append(
             {
                 "fraction": f,
@@ -249,6 +264,11 @@ def table(res: dict) -> str:
         return f"{fig['gain']:.2f}{ci}"
 
     for p in res["points"]:
+        if not p.get("feasible", True):
+            lines.append(
+                f"| {p['fraction']:.0%} | below the all-cheapest route: no assignment fits | | | | | |"
+            )
+            continue
         b, n = p["budgeted"], p["router_then_cheapest"]
         lines.append(
             f"| {p['fraction']:.0%} | {b['reward']:.3f} | {gain(b)} | {b['estimated_cost']:.6f} | "
