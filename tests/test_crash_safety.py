@@ -43,6 +43,7 @@ SCENARIOS = {
             "router.cv",
             "router.trained",
             "router.saved",
+            "io.replace_dir",  # the retrain swaps its router for the saved one: old one aside
             "route.chunk",
             "route.key",
             "routed.batch",  # the reference teacher answers all its routed prompts in one batch

@@ -30,7 +30,6 @@ never twice), the rule the teacher engines and evaluation also encode prompts wi
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from pydantic import Field
 
 from persyn.config import StudentConfig, TrainingPrecision
 from persyn.core.errors import ConfigError, InputError
+from persyn.core.io import replace_dir
 
 #: The prompt format of a base (no chat template) student, as in ``StudentConfig``.
 DEFAULT_PROMPT_TEMPLATE: str = StudentConfig.model_fields["prompt_template"].default
@@ -288,10 +288,11 @@ def sft(
     The output is a plain model directory (fp32 safetensors weights, config, generation config,
     tokenizer) that every persyn model slot accepts; LoRA adapters are merged first. Training
     runs in the hidden sibling directory ``.<name>.training`` (cleared at the start), and the
-    finished model is renamed into place at the end (a previous ``output_dir`` is replaced only
-    then), so a killed run never leaves a half-written model at ``output_dir``. Runs on the GPU
-    when one is visible; ``settings.dtype`` chooses fp32 or bf16 mixed precision (``auto``: bf16
-    where the hardware runs it natively). Deterministic on a CPU: the same data, settings and
+    finished model is renamed into place at the end (``core.io.replace_dir``: a previous
+    ``output_dir`` is replaced only then), so a killed run never leaves a half-written model at
+    ``output_dir``, and the previous one stays whole (at ``.<name>.old`` if killed mid-swap).
+    Runs on the GPU when one is visible; ``settings.dtype`` chooses fp32 or bf16 mixed precision
+    (``auto``: bf16 where the hardware runs it natively). Deterministic on a CPU: the same data, settings and
     seed give identical weights.
 
     ``prompt_template`` (with ``{prompt}``) formats the prompt of a base student (no chat
@@ -368,9 +369,6 @@ def sft(
     }
     (final / "persyn_sft.json").write_text(json.dumps(info, indent=2) + "\n")
     del trainer, trained
-    old = tmp / "previous"
-    if out.exists():
-        os.replace(out, old)
-    os.replace(final, out)
+    replace_dir(final, out)
     shutil.rmtree(tmp, ignore_errors=True)
     return info

@@ -11,8 +11,8 @@ spend fits; and the constant routes (each teacher alone: its spend and reward).
 
 Per budget: mean reward with a percentile bootstrap 95% interval over prompts, and the Oracle
 gain recovered, (reward − best single) / (Oracle − best single), with the best single teacher
-the one of highest mean calibration reward (as ``prior``), with its interval over the same
-resamples.
+the one of highest mean calibration reward, a tie to the alphabetically first name (as
+``prior``: ``core.ranking.best_single_teacher``), with its interval over the same resamples.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from persyn.budget.assign import BudgetError, Limits, assign
+from persyn.core.ranking import best_single_teacher
 
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
@@ -74,7 +75,7 @@ def frontier(
     full = float(C[rows, free].sum())
     if full <= 0:
         return None
-    best = int(R.mean(0).argmax())
+    best = teachers.index(best_single_teacher(teachers, R.mean(0)))
     draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     oracle_b, single_b = R.max(1)[draws].mean(1), R[:, best][draws].mean(1)
 

@@ -30,3 +30,21 @@ def best(names: Sequence[str], *criteria: Mapping[str, float | None]) -> str | N
     if not have:
         return None
     return max(have, key=rank)  # max keeps the first of equal keys: the alphabetical first
+
+
+def best_single_teacher(names: Sequence[str], means: Sequence[float | None]) -> str | None:
+    """The best single teacher: the highest of ``means`` (``means[i]`` is ``names[i]``'s mean
+    reward, e.g. a NumPy array in teacher order), a tie going to the alphabetically first name
+    (``best``), never to the teacher the config lists first. The one rule of the ``prior``
+    router, the router evaluation's ``best_single_teacher`` and
+    ``scoring.means.best_single_teacher``.
+
+    Returns:
+        The teacher's name; None when no teacher has a mean.
+
+    Raises:
+        ValueError: ``names`` and ``means`` differ in length.
+    """
+    if len(names) != len(means):
+        raise ValueError(f"{len(names)} teachers but {len(means)} means")
+    return best(names, {n: None if m is None else float(m) for n, m in zip(names, means, strict=True)})

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from persyn.core import ranking
 from persyn.core.errors import PersynError
 from persyn.scoring.combine import Candidate
 
@@ -45,16 +48,17 @@ def calibration_means(table: dict[str, list[Candidate]], names: list[str]) -> di
     return out
 
 
-def best_single_teacher(names: list[str], rewards: list[list[float | None]]) -> str:
+def best_single_teacher(names: list[str], rewards: list[list[float | None]]) -> str | None:
     """The teacher with the highest mean combined reward (Eq. 2) over prompts, ``rewards``
     being one row per prompt in teacher order; a failed response counts as the prompt's lowest
-    valid reward, and the first teacher in order wins a tie."""
-    totals = [0.0] * len(names)
+    valid reward (a prompt with none is skipped), and a tie goes to the alphabetically first
+    name (``core.ranking.best_single_teacher``, the ``prior`` router's rule). None without
+    teachers."""
+    filled = []
     for row in rewards:
         valid = [r for r in row if r is not None]
-        if not valid:
-            continue
-        floor = min(valid)
-        for i, r in enumerate(row):
-            totals[i] += floor if r is None else r
-    return names[max(range(len(names)), key=lambda i: (totals[i], -i))]
+        if valid:
+            filled.append([min(valid) if r is None else r for r in row])
+    # The mean as the prior router takes it (NumPy, float64), so both name the same teacher.
+    means = np.array(filled, dtype=np.float64).mean(0) if filled else np.zeros(len(names))
+    return ranking.best_single_teacher(names, means)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from persyn.core.errors import InputError
 from persyn.core.hashing import stable_hash
+from persyn.core.io import write_atomic
 from persyn.stages.influence import read_examples, stored_signals
 from persyn.synthesis.montessori import DPOSettings, dpo_generator, preference_pairs
 
@@ -65,11 +66,15 @@ def adapt_generator(
     key = stable_hash(["adapt/v1", generator, rows, settings.key_fields()])
     done = output / "persyn_dpo.json"
     if done.exists():
-        info = json.loads(done.read_text())
-        if info.get("key") == key:
+        try:
+            info = json.loads(done.read_text())
+        except ValueError:  # not a finished marker (e.g. torn by an older persyn): train again
+            info = {}
+        if isinstance(info, dict) and info.get("key") == key:
             return info
     info = dpo_generator(rows, generator, output, settings)
     info.update(key=key, note=note)
-    done.write_text(json.dumps(info, indent=2) + "\n")
-    (output / "pairs.json").write_text(json.dumps({"note": note, "pairs": pairs}, indent=2) + "\n")
+    # pairs.json first: the keyed marker, written last and atomically, is what says "finished".
+    write_atomic(output / "pairs.json", json.dumps({"note": note, "pairs": pairs}, indent=2) + "\n")
+    write_atomic(done, json.dumps(info, indent=2) + "\n")
     return info

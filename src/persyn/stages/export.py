@@ -13,7 +13,7 @@ from pathlib import Path
 from persyn.config import TeacherConfig
 from persyn.core.errors import MissingAssetError, PersynError
 from persyn.core.faults import crash_point, register
-from persyn.core.io import jsonl_text, write_atomic
+from persyn.core.io import jsonl_text, replace_dir, write_atomic
 from persyn.core.records import DatasetLine, Failure, Generation, Prompt
 from persyn.core.summary import RunSummary
 from persyn.scoring.combine import oracle_pick
@@ -258,5 +258,4 @@ def write_dataset_formats(out: Path, rows: list[dict], formats: list[str]) -> No
         tmp = out / f".dataset_hf.tmp{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         ds.save_to_disk(str(tmp))
-        shutil.rmtree(out / "dataset_hf", ignore_errors=True)
-        os.replace(tmp, out / "dataset_hf")
+        replace_dir(tmp, out / "dataset_hf")

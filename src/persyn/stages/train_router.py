@@ -15,6 +15,8 @@ from persyn.budget.frontier import frontier
 from persyn.budget.utility import RewardCalibration
 from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
+from persyn.core.io import replace_dir
+from persyn.core.ranking import best_single_teacher
 from persyn.router.base import RouterExample, reward_matrix, router_class
 from persyn.router.cv import PRIOR, choose_kind, cross_validate, cv_steps, kind_figures
 from persyn.router.embeddings import PromptEncoder
@@ -59,7 +61,8 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
     - ``kinds``: per cross-validated kind, ``top1``, ``regret``, ``regret_vs_prior`` and
       ``gain`` (Oracle gain recovered) with 95% intervals, seconds (see ``router.cv``);
     - for the routing kind: ``top1``, ``regret``; and ``best_single_teacher``: the prior's
-      teacher on all calibration prompts with the prior's cross-validated ``top1``/``regret``;
+      teacher on all calibration prompts (``core.ranking.best_single_teacher``: a tie to the
+      alphabetically first name) with the prior's cross-validated ``top1``/``regret``;
     - ``n_train`` (prompts the routing kind is trained on) and ``n_eval`` (prompts held out,
       each once);
     - ``frontier``: the calibration set's cost–reward frontier (``budget.frontier``; None when
@@ -111,7 +114,7 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
             evaluation["train_seconds"] = round(time.perf_counter() - start, 3)
         prior = router_class(PRIOR).fit(cfg.router, names, examples, cfg.seed)
         evaluation["best_single_teacher"] = (
-            {"name": names[int(np.argmax(prior.means))], **_figs(evaluation["kinds"].get(PRIOR))}
+            {"name": best_single_teacher(names, prior.means), **_figs(evaluation["kinds"].get(PRIOR))}
             if cv
             else None
         )
@@ -126,8 +129,7 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
             ).save(tmp)
             U = oof_utilities(evaluation["kind"], oof, filled, cfg.router.cv_folds, cfg.seed + 1).mean(0)
             evaluation["frontier"] = frontier(U, filled, costs, names, model.unit, seed=cfg.seed + 3)
-        shutil.rmtree(router_dir, ignore_errors=True)
-        os.replace(tmp, router_dir)
+        replace_dir(tmp, router_dir)
         crash_point(ROUTER_SAVED)
         ctx.store.mark_stage("train_router", key, evaluation)
         ctx.store.set_meta("router_key", key)

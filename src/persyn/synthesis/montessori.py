@@ -28,6 +28,7 @@ from pathlib import Path
 
 from persyn.config import DPOSettings
 from persyn.core.errors import InputError
+from persyn.core.io import replace_dir
 
 __all__ = ["DIRECTION", "DPOSettings", "dpo_generator", "preference_pairs"]
 
@@ -206,8 +207,6 @@ def dpo_generator(
     tokenizer.padding_side = "right"
     tokenizer.save_pretrained(tmp)
     (tmp / "persyn_dpo.json").write_text(json.dumps(info, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    replace_dir(tmp, out)
     shutil.rmtree(work, ignore_errors=True)
     return info
