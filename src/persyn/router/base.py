@@ -12,6 +12,11 @@ A router kind gives per-teacher scores π(x) ∈ R^N for each prompt and is rout
 - ``scores(texts, embeddings) -> ndarray [len(texts), N]`` and ``teachers`` (score order);
 - ``save(directory)``, and ``load(directory)`` / ``fingerprint(directory)`` (classmethods).
 
+Every kind derives from ``Router``, which declares these and gives the one concrete routing
+rule: ``pick(scores)`` (argmax per row; a kind overrides it only where its scores tie by
+construction, as ``prior`` does) and ``route(texts, embeddings)``. Routing, cross-validation
+and active calibration all route through ``pick``.
+
 ``save`` writes ``router.json`` with at least ``{"kind", "teachers"}``; ``load_router`` reads a
 saved router of any kind back through the registry.
 """
@@ -19,6 +24,7 @@ saved router of any kind back through the registry.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +102,65 @@ def array_fingerprint(directory: str | Path) -> str:
     return stable_hash([(d / "router.json").read_text(), (d / "weights.npz").read_bytes().hex()])
 
 
-class ArrayRouter:
+class Router(ABC):
+    """A trained router kind (the contract in the module docstring).
+
+    Attributes:
+        kind: the registry name (class attribute).
+        uses_embeddings: whether ``scores`` reads the prompts' frozen embeddings.
+        teachers: teacher names in score order.
+    """
+
+    kind: str
+    uses_embeddings: bool = False
+    teachers: list[str]
+
+    @classmethod
+    @abstractmethod
+    def fit(
+        cls, cfg: Any, teachers: list[str], examples: list[RouterExample], seed: int, progress=None
+    ) -> Router:
+        """Train on calibration ``examples``.
+
+        Raises:
+            ValueError: nothing to learn from (e.g. no valid response, or no pair).
+        """
+
+    @classmethod
+    @abstractmethod
+    def steps(cls, cfg: Any, n_examples: int) -> int:
+        """Progress units of one ``fit`` on ``n_examples``."""
+
+    @abstractmethod
+    def scores(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        """Per-teacher scores π(x), shape ``[len(texts), len(teachers)]``."""
+
+    @abstractmethod
+    def save(self, directory: str | Path) -> None:
+        """Write the router to ``directory`` (``router.json`` with ``kind`` and ``teachers``)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: str | Path) -> Router:
+        """Read a router ``save`` wrote."""
+
+    @classmethod
+    @abstractmethod
+    def fingerprint(cls, directory: str | Path) -> str:
+        """A hash of a saved router (what routing decisions are keyed by)."""
+
+    def pick(self, scores: np.ndarray) -> np.ndarray:
+        """The routed teacher of each row of ``scores`` (``[n, len(teachers)]`` from
+        ``scores``), as indices into ``teachers``, shape ``[n]``: argmax_n π_n(x) (PerSyn Eq. 3;
+        a tie goes to the teacher first in score order)."""
+        return np.asarray(scores).argmax(-1)
+
+    def route(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        """``pick(scores(texts, embeddings))``: teacher indices, shape ``[len(texts)]``."""
+        return self.pick(self.scores(texts, embeddings))
+
+
+class ArrayRouter(Router):
     """What the kinds saved as arrays (``save_array_router``) share: one progress step per
     ``fit`` and the fingerprint of their saved files. Subclasses set ``kind``."""
 

@@ -11,12 +11,12 @@ import numpy as np
 
 from persyn.config import RouterConfig
 from persyn.core.hashing import stable_hash
-from persyn.router.base import RouterExample
+from persyn.router.base import Router, RouterExample
 from persyn.router.model import BTRouter
 from persyn.router.train import steps_per_training, train_router
 
 
-class BTEncoderRouter:
+class BTEncoderRouter(Router):
     """The fine-tuned encoder router (see ``BTRouter`` for the network).
 
     Attributes:

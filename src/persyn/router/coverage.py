@@ -82,7 +82,7 @@ def next_round(
         except ValueError:  # nothing to learn from yet (e.g. no valid response)
             continue
         s = router.scores([""] * len(x_pool), x_pool)
-        picks.append(s.argmax(1))
+        picks.append(router.pick(s))
         if kind == "knn":
             knn_scores = s
     if knn_scores is None:

@@ -86,6 +86,7 @@ def cross_validate(
     for kind in kinds:
         cls = router_class(kind)
         scores = np.zeros((cfg.cv_repeats, n, len(teachers)))
+        picks = np.zeros((cfg.cv_repeats, n), dtype=np.int64)
         train_s = route_s = 0.0
         fallbacks = 0
         for rep in range(cfg.cv_repeats):
@@ -104,8 +105,8 @@ def cross_validate(
                 start = time.perf_counter()
                 emb = np.stack([e.embedding for e in held]) if router.uses_embeddings else None
                 scores[rep, test] = np.asarray(router.scores([e.text for e in held], emb))
+                picks[rep, test] = router.pick(scores[rep, test])  # the kind's own routing rule
                 route_s += time.perf_counter() - start
-        picks = scores.argmax(2)
         regrets = np.stack([pick_regrets(p, rewards) for p in picks])  # [repeats, n]
         top1 = float((regrets <= 1e-12).mean())
         out[kind] = KindCV(picks[0], regrets.mean(0), train_s, route_s, fallbacks, top1, scores)

@@ -1,6 +1,8 @@
 """Router kind ``prior``: the best single teacher, by mean combined reward over the calibration
-prompts (a failed response counts as the prompt's lowest valid reward). It ignores the prompt;
-it is the fallback every learned kind must beat (``router.kind: auto``)."""
+prompts (a failed response counts as the prompt's lowest valid reward), a tie going to the
+alphabetically first name (``core.ranking.best_single_teacher``), never to the teacher listed
+first. It ignores the prompt; it is the fallback every learned kind must beat
+(``router.kind: auto``)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from persyn.config import RouterConfig
+from persyn.core.ranking import best_single_teacher
 from persyn.router.base import (
     ArrayRouter,
     RouterExample,
@@ -19,7 +22,8 @@ from persyn.router.base import (
 
 
 class PriorRouter(ArrayRouter):
-    """Scores every prompt with the teachers' mean calibration rewards.
+    """Scores every prompt with the teachers' mean calibration rewards and routes every prompt
+    to ``best``.
 
     Attributes:
         teachers: teacher names (score order).
@@ -37,17 +41,28 @@ class PriorRouter(ArrayRouter):
     def fit(
         cls, cfg: RouterConfig, teachers: list[str], examples: list[RouterExample], seed: int, progress=None
     ) -> PriorRouter:
-        """The mean reward of each teacher over ``examples``; ties go to the first teacher in
-        order (``argmax``), as in ``scoring.means.best_single_teacher``."""
+        """The mean reward of each teacher over ``examples`` (routing goes to ``best``)."""
         _, rewards = reward_matrix(examples)
         means = rewards.mean(0) if len(rewards) else np.zeros(len(teachers))
         if progress is not None:
             progress.update(1)
         return cls(teachers, means)
 
+    @property
+    def best(self) -> str | None:
+        """The best single teacher: highest mean, a tie to the alphabetically first name
+        (``core.ranking.best_single_teacher``); None without teachers."""
+        return best_single_teacher(self.teachers, self.means) if len(self.teachers) else None
+
     def scores(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         """The same ``means`` for every text, shape ``[len(texts), n_teachers]``."""
         return np.tile(self.means, (len(texts), 1))
+
+    def pick(self, scores: np.ndarray) -> np.ndarray:
+        """``best`` for every row (its scores tie wherever two teachers' means do, and an
+        argmax would then pick the teacher listed first), shape ``[n]``."""
+        n = len(scores)
+        return np.full(n, self.teachers.index(self.best) if self.best is not None else 0, dtype=np.int64)
 
     def save(self, directory: str | Path) -> None:
         save_array_router(directory, {"kind": self.kind, "teachers": self.teachers}, {"means": self.means})

@@ -63,9 +63,9 @@ def route(ctx: RunContext, router_dir: str | Path | None = None) -> dict[str, st
                     emb = prompt_embeddings(ctx, texts, encoder) if encoder is not None else None
                     coef = router.scores(texts, emb)
                     rows = []
-                    for p, c in zip(chunk, coef, strict=True):
+                    for p, c, k in zip(chunk, coef, router.pick(coef), strict=True):
                         values = {n: float(v) for n, v in zip(names, c, strict=True)}
-                        rows.append((p.id, names[int(c.argmax())], values))
+                        rows.append((p.id, names[int(k)], values))
                     ctx.store.set_assignments(router_key, rows)
                     bar.update(len(chunk))
                     crash_point(ROUTE_CHUNK_STORED)
