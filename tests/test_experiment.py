@@ -246,6 +246,16 @@ def test_experiment_stop_rule_ends_a_setting_without_headroom(tiny_models, tmp_p
     assert "the setting has no headroom; the run stopped" in md
 
 
+def test_stop_rule_needs_the_interval_above_zero():
+    from persyn.experiment.runner import has_headroom
+
+    # The demo pool's first seed: the Oracle's dataset trained a worse student than strongest's.
+    assert not has_headroom({"mean": -0.061, "prompt_low": -0.096, "prompt_high": -0.023})
+    assert not has_headroom({"mean": 0.01, "prompt_low": -0.02, "prompt_high": 0.04})
+    assert not has_headroom({"mean": 0.02, "prompt_low": 0.0, "prompt_high": 0.04})
+    assert has_headroom({"mean": 0.05, "prompt_low": 0.01, "prompt_high": 0.09})
+
+
 def cal_ids(run_dir):
     from persyn.store import Store
 

@@ -87,7 +87,7 @@ class ExperimentConfig(StrictModel):
     optional: list[str] = Field(default_factory=list)
     # A student's own seeds, a subset of ``seeds`` (e.g. fewer for a second student).
     student_seeds: dict[str, list[int]] = Field(default_factory=dict)
-    # The stop rule: when the first seed's (A − B) prompt-only interval contains 0, the setting
+    # The stop rule: when the first seed's (A − B) prompt-only interval is not above 0, the setting
     # has no headroom: the run stops after that seed and says so (e.g. [oracle, strongest]).
     headroom: list[str] | None = None
     # With ``run.students``: the strategies of a student other than the first, by name (default:

@@ -32,6 +32,14 @@ def schedule(
     return sorted(sets, key=lambda k: (k[1] in optional, seeds.index(k[2]), students.index(k[0])))
 
 
+def has_headroom(difference: dict) -> bool:
+    """The stop rule's test: True when A − B's prompt-only 95% interval lies above 0
+    (``difference``: a ``paired_difference`` row, with ``prompt_low``). An interval that
+    contains 0, or lies below it (A trains a worse student than B), leaves the setting no
+    headroom."""
+    return difference["prompt_low"] > 0
+
+
 class Experiment:
     """Runs one ExperimentConfig (see ``persyn.experiment``); ``log`` takes progress lines;
     ``records``: a directory (e.g. in a git checkout) the finished records are copied to as they
@@ -212,7 +220,8 @@ class Experiment:
     def no_headroom(self, done: list[tuple[str, str, int]]) -> bool:
         """The stop rule (``headroom: [A, B]``): once the first student's A and B are both
         evaluated on the first seed, and only then, True (and ``stopped`` set) when A − B's
-        prompt-only 95% interval contains 0: the setting has no headroom."""
+        prompt-only 95% interval is not above 0 (``has_headroom``): the setting has no
+        headroom."""
         if not self.exp.headroom or self.stopped is not None:
             return False
         student, seed = next(iter(self.students())), self.exp.seeds[0]
@@ -230,8 +239,9 @@ class Experiment:
         found = correctness(self.out, rows, ids)
         d = paired_difference(*pair(found[a], found[b]))
         verdict = f"{a} − {b} on seed {seed}: {d['mean']:+.3f}, prompt-only 95% [{d['prompt_low']:+.3f}, {d['prompt_high']:+.3f}]"
-        if d["prompt_low"] <= 0 <= d["prompt_high"]:
-            self.stopped = f"stop rule: {verdict} contains 0, so the setting has no headroom; the run stopped"
+        if not has_headroom(d):
+            where = "contains 0" if d["prompt_high"] >= 0 else "is below 0"
+            self.stopped = f"stop rule: {verdict} {where}, so the setting has no headroom; the run stopped"
             self.log(self.stopped)
             return True
         self.log(f"stop rule passed: {verdict}")
