@@ -377,3 +377,31 @@ def test_auto_scores_each_kind_on_its_budgeted_route():
     assert cv["knn"].regrets.mean() == pytest.approx(0.05 / 2, abs=1e-9)  # the easy half goes cheap
     assert cv["prior"].regrets.mean() > 0.2  # a constant choice spread by cost alone
     assert fold_of(n, 5, 1).shape == (n,)
+
+
+def test_one_pricing_formula_for_estimate_export_and_budget():
+    from persyn.budget.cost import price_of
+    from persyn.config import TeacherConfig
+    from persyn.core.records import Generation
+    from persyn.stages.export import tokens_and_cost
+
+    t = TeacherConfig(
+        name="api",
+        engine="openai",
+        model="m",
+        base_url="http://localhost:1/v1",
+        price_input_per_million=2.0,
+        price_output_per_million=8.0,
+        price_per_second=0.01,
+    )
+    free = TeacherConfig(name="local", engine="openai", model="m", base_url="http://localhost:1/v1")
+    # 1,000 input and 500 output tokens over 3 s: 0.002 + 0.004 + 0.03.
+    assert price_of(t, 1000, 500, 3.0) == pytest.approx(0.036)
+    assert price_of(free, 1000, 500, 3.0) is None
+    gens = [
+        Generation(f"k{i}", f"p{i}", "api", "x", prompt_tokens=500, completion_tokens=250, seconds=1.5)
+        for i in range(2)
+    ]
+    got = tokens_and_cost([t, free], gens)
+    assert got["cost_usd"] == {"api": pytest.approx(0.036), "local": None}
+    assert got["tokens"]["api"] == {"prompt": 1000, "completion": 500}

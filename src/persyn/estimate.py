@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from persyn.budget.cost import price_of
 from persyn.pipeline import Pipeline
 
 
@@ -105,12 +106,10 @@ def _routed_split(pipe: Pipeline, names: list[str]) -> tuple[dict[str, float], s
 
 
 def _cost(t, prompt_tokens: float, completion_tokens: float, generations: float) -> float | None:
-    if t.price_input_per_million is None and t.price_output_per_million is None:
-        return None
-    per = prompt_tokens * (t.price_input_per_million or 0) + completion_tokens * (
-        t.price_output_per_million or 0
-    )
-    return generations * per / 1e6
+    """``generations`` responses of this size, priced by ``budget.cost.price_of`` (seconds are
+    not estimated here: a price per second adds nothing before a response is timed)."""
+    per = price_of(t, prompt_tokens, completion_tokens)
+    return None if per is None else generations * per
 
 
 def _sum(values: list[float | None]) -> float | None:

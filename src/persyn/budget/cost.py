@@ -142,12 +142,8 @@ class CostModel:
             return np.zeros_like(np.asarray(t_in, dtype=np.float64))
         if self.unit == "tokens":
             return np.asarray(t_in + t_out, dtype=np.float64)
-        return np.asarray(
-            t_in * (t.price_input_per_million or 0.0) / 1e6
-            + t_out * (t.price_output_per_million or 0.0) / 1e6
-            + seconds * (t.price_per_second or 0.0),
-            dtype=np.float64,
-        )
+        got = price_of(t, t_in, t_out, 0.0 if seconds is None else seconds)
+        return np.asarray(0.0 if got is None else got, dtype=np.float64)  # unpriced: 0 here
 
     def actual(self, gens: list[Generation]) -> float:
         """What ``gens`` cost (in ``unit``), from the tokens and seconds each reports."""
@@ -176,4 +172,18 @@ class CostModel:
 def _priced(t: TeacherConfig) -> bool:
     return any(
         p is not None for p in (t.price_input_per_million, t.price_output_per_million, t.price_per_second)
+    )
+
+
+def price_of(t: TeacherConfig, tokens_in, tokens_out, seconds=0.0):
+    """The price of responses of ``t`` in its prices' currency (the one pricing formula of
+    persyn: ``tokens_in · price_input_per_million / 1e6 + tokens_out ·
+    price_output_per_million / 1e6 + seconds · price_per_second``); floats or NumPy arrays of
+    one shape. None when ``t`` has no price (``CostModel`` then counts tokens)."""
+    if not _priced(t):
+        return None
+    return (
+        tokens_in * (t.price_input_per_million or 0.0) / 1e6
+        + tokens_out * (t.price_output_per_million or 0.0) / 1e6
+        + seconds * (t.price_per_second or 0.0)
     )

@@ -10,6 +10,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+from persyn.budget.cost import price_of
 from persyn.config import TeacherConfig
 from persyn.core.errors import MissingAssetError, PersynError
 from persyn.core.faults import crash_point, register
@@ -216,23 +217,19 @@ def calibration_lines(
 
 def tokens_and_cost(teachers: list[TeacherConfig], gens: list[Generation]) -> dict:
     """``tokens`` per teacher (prompt and completion tokens of ``gens``, as the teacher counted
-    them) and ``cost_usd`` per teacher (USD from the teacher's prices per million tokens; None
-    without prices)."""
+    them) and ``cost_usd`` per teacher (``budget.cost.price_of`` on those tokens and the
+    responses' seconds; None without prices)."""
     tokens = {t.name: {"prompt": 0, "completion": 0} for t in teachers}
+    seconds = {t.name: 0.0 for t in teachers}
     for g in gens:
         if g.teacher in tokens:
             tokens[g.teacher]["prompt"] += g.prompt_tokens or 0
             tokens[g.teacher]["completion"] += g.completion_tokens or 0
+            seconds[g.teacher] += g.seconds or 0.0
     cost: dict[str, float | None] = {}
     for t in teachers:
-        if t.price_input_per_million is None and t.price_output_per_million is None:
-            cost[t.name] = None
-            continue
-        cost[t.name] = round(
-            tokens[t.name]["prompt"] * (t.price_input_per_million or 0.0) / 1e6
-            + tokens[t.name]["completion"] * (t.price_output_per_million or 0.0) / 1e6,
-            6,
-        )
+        got = price_of(t, tokens[t.name]["prompt"], tokens[t.name]["completion"], seconds[t.name])
+        cost[t.name] = None if got is None else round(float(got), 6)
     return {"tokens": tokens, "cost_usd": cost}
 
 
