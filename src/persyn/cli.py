@@ -15,6 +15,7 @@ from rich.table import Table
 
 from persyn.core.errors import InputError, PersynError
 from persyn.core.summary import RunSummary, StrategySummary, interval_text
+from persyn.core.templates import DEFAULT_PROMPT_TEMPLATE
 
 app = typer.Typer(
     help="persyn: personalised SFT data for one student model (PerSyn, Route-then-Generate).",
@@ -551,7 +552,7 @@ def sft(
     batch_size: int = typer.Option(8),
     seed: int = typer.Option(0),
     prompt_template: str = typer.Option(
-        "Question: {prompt}\nAnswer: ",
+        DEFAULT_PROMPT_TEMPLATE,
         help="Base (no chat template) students only: as student.prompt_template.",
     ),
     dtype: str = typer.Option(
@@ -599,7 +600,7 @@ def evaluate_cmd(
     batch_size: int = typer.Option(32),
     out: Path | None = typer.Option(None, "--out", help="Write the per-item results (JSON)."),
     prompt_template: str = typer.Option(
-        "Question: {prompt}\nAnswer: ",
+        DEFAULT_PROMPT_TEMPLATE,
         help="Base (no chat template) models only: as student.prompt_template.",
     ),
     dtype: str = typer.Option(

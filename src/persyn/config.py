@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from persyn.core.errors import ConfigError
 from persyn.core.plugins import ENGINES, ROUTERS
 from persyn.core.plugins import STRATEGIES as STRATEGY_TABLE
+from persyn.core.templates import DEFAULT_PROMPT_TEMPLATE
 
 
 def registered(table: dict[str, str], name: str, what: str) -> str:
@@ -163,7 +164,7 @@ class StudentConfig(StrictModel):
     # ``students:`` only: the directory ``OUTPUT_DIR/students/NAME`` (default: from ``model``).
     name: str | None = None
     family: str | None = None
-    prompt_template: str = "Question: {prompt}\nAnswer: "
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
     batch_tokens: Annotated[int, Field(ge=64)] = 8192
     batching: Literal["auto", "per_prompt", "padded"] = "auto"
     max_length: Annotated[int, Field(ge=16)] | None = None

@@ -19,12 +19,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from persyn.config import StudentConfig
 from persyn.core.errors import ConfigError, InputError
 from persyn.core.records import Prompt
-
-#: The prompt format of a base (no chat template) model, as in ``StudentConfig`` and ``persyn.train``.
-DEFAULT_PROMPT_TEMPLATE: str = StudentConfig.model_fields["prompt_template"].default
+from persyn.core.templates import DEFAULT_PROMPT_TEMPLATE  # noqa: F401 - also exported here
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -37,12 +37,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from persyn.config import StudentConfig, TrainingPrecision
+from persyn.config import TrainingPrecision
 from persyn.core.errors import ConfigError, InputError
 from persyn.core.io import replace_dir
-
-#: The prompt format of a base (no chat template) student, as in ``StudentConfig``.
-DEFAULT_PROMPT_TEMPLATE: str = StudentConfig.model_fields["prompt_template"].default
+from persyn.core.templates import DEFAULT_PROMPT_TEMPLATE  # noqa: F401 - also exported here
 
 
 class SFTSettings(TrainingPrecision):

@@ -13,6 +13,7 @@ from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
 from persyn.core.io import write_atomic
 from persyn.core.records import Prompt
+from persyn.core.seeds import seed_table
 from persyn.prompts import load_prompts
 from persyn.router.coverage import k_center
 from persyn.router.embeddings import PromptEncoder
@@ -67,14 +68,7 @@ def prepare(ctx: RunContext) -> None:
         ctx.store.set_meta("load_report", json.dumps(report.as_dict()))
         # The config this output dir was made with, for commands that take only the dir.
         write_atomic(ctx.out / "run_config.json", public_config_json(cfg))
-        seeds = {
-            "prompts": cfg.seed,
-            "calibration_draw": cfg.seed,
-            "sampling": cfg.seed,
-            "router_cv_folds": cfg.seed + 1,
-            "router_bootstrap": cfg.seed + 2,
-            "router_training": cfg.seed,
-        }
+        seeds = seed_table(cfg.seed)
         ctx.store.set_meta("seeds", json.dumps(seeds))
         if report.empty or report.duplicates:
             tqdm.write(

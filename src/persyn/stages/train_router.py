@@ -17,6 +17,7 @@ from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
 from persyn.core.io import replace_dir
 from persyn.core.ranking import best_single_teacher
+from persyn.core.seeds import derived_seed
 from persyn.router.base import RouterExample, reward_matrix, router_class
 from persyn.router.cv import PRIOR, choose_kind, cross_validate, cv_steps, kind_figures
 from persyn.router.embeddings import PromptEncoder
@@ -100,12 +101,16 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
             router_class(k).steps(cfg.router, len(examples)) for k in kinds
         )
         with progress(steps, "router · cross-validate", "fit") as bar:
-            idx, cv = cross_validate(kinds, cfg.router, names, examples, cfg.seed + 1, bar)
+            idx, cv = cross_validate(
+                kinds, cfg.router, names, examples, derived_seed(cfg.seed, "router_cv_folds"), bar
+            )
             _, filled = reward_matrix(examples)  # [len(idx), K], the rewards the CV scored
             model, costs, tokens = calibration_costs(ctx, [examples[i].text for i in idx])
             if budget_active(cfg) and cv:
                 n_routed = len(ctx.store.prompt_ids(calibration=False))
-                budgeted_cv(cfg, cv, filled, costs, tokens, cfg.seed + 1, n_routed)
+                budgeted_cv(
+                    cfg, cv, filled, costs, tokens, derived_seed(cfg.seed, "router_cv_folds"), n_routed
+                )
             evaluation = evaluate(ctx, cv, len(idx))
             crash_point(ROUTER_CV)
             kind = router_class(evaluation["kind"])
@@ -127,8 +132,16 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
             RewardCalibration.fit(
                 evaluation["kind"], oof.reshape(-1, len(names)), np.tile(filled, (len(oof), 1))
             ).save(tmp)
-            U = oof_utilities(evaluation["kind"], oof, filled, cfg.router.cv_folds, cfg.seed + 1).mean(0)
-            evaluation["frontier"] = frontier(U, filled, costs, names, model.unit, seed=cfg.seed + 3)
+            U = oof_utilities(
+                evaluation["kind"],
+                oof,
+                filled,
+                cfg.router.cv_folds,
+                derived_seed(cfg.seed, "router_cv_folds"),
+            ).mean(0)
+            evaluation["frontier"] = frontier(
+                U, filled, costs, names, model.unit, seed=derived_seed(cfg.seed, "frontier_bootstrap")
+            )
         replace_dir(tmp, router_dir)
         crash_point(ROUTER_SAVED)
         ctx.store.mark_stage("train_router", key, evaluation)
@@ -163,7 +176,7 @@ def evaluate(ctx: RunContext, cv: dict, n: int) -> dict[str, Any]:
         reason = "fewer than 2 calibration prompts with a valid response: no cross-validation"
         evaluation.update(kind=kind, reason=reason, note=reason, top1=None, regret=None)
         return evaluation
-    figures = kind_figures(cv, r.bootstrap, ctx.cfg.seed + 2)
+    figures = kind_figures(cv, r.bootstrap, derived_seed(ctx.cfg.seed, "router_bootstrap"))
     if r.kind == "auto":
         kind, reason = choose_kind(figures)
     else:
