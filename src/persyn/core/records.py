@@ -194,3 +194,20 @@ class Failure:
             "teacher": self.teacher,
             "error": self.error,
         }
+
+
+@dataclass
+class TeacherMeans:
+    """A teacher's calibration means.
+
+    Attributes:
+        quality: mean quality over **every** calibration prompt, a failed response (generation
+            or score) counting as quality 0: a teacher that often fails is worse, not unseen.
+        learnability: mean student log-prob per response token (nats, ≤ 0) over its valid
+            responses; None when it has none (failures have no tokens to score).
+        valid: how many of its calibration responses have both scores (None when unknown).
+    """
+
+    quality: float
+    learnability: float | None
+    valid: int | None = None

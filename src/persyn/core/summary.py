@@ -17,16 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from persyn.core.errors import InputError
-
-
-class Means(BaseModel):
-    """A teacher's calibration means (see ``scoring.means.TeacherMeans``): ``quality`` with a
-    failed response counting as 0, ``learnability`` in nats/token over valid responses,
-    ``valid`` responses with both scores."""
-
-    quality: float | None
-    learnability: float | None
-    valid: int | None = None
+from persyn.core.records import Failure, TeacherMeans
 
 
 class Tokens(BaseModel):
@@ -34,16 +25,6 @@ class Tokens(BaseModel):
 
     prompt: int = 0
     completion: int = 0
-
-
-class FailedItem(BaseModel):
-    """One ``failed.jsonl`` item: the stage, the prompt, the teacher (None when no teacher is
-    to blame) and the error."""
-
-    stage: str
-    prompt_id: str
-    teacher: str | None
-    error: str | None
 
 
 class _Summary(BaseModel):
@@ -70,7 +51,7 @@ class RunSummary(_Summary):
     routing: dict[str, int] = Field(description="dataset lines per teacher")
     routing_routed: dict[str, int] = Field(description="router decisions per teacher (routed prompts)")
     oracle_calibration: dict[str, int] = Field(description="Oracle picks per teacher on the calibration set")
-    calibration_means: dict[str, Means]
+    calibration_means: dict[str, TeacherMeans]
     tokens: dict[str, Tokens]
     cost_usd: dict[str, float | None]
     router_eval: dict[str, Any]
@@ -78,7 +59,7 @@ class RunSummary(_Summary):
     alpha: float
     normalize: str
     failed: int
-    failures: list[FailedItem]
+    failures: list[Failure]
     skipped_prompts: dict[str, Any]
     precision: dict[str, dict[str, str]] = Field(
         default_factory=dict,
@@ -123,7 +104,7 @@ class StrategySummary(_Summary):
     routing: dict[str, int] = Field(description="dataset lines per teacher")
     details: dict[str, Any]
     failed: int
-    failures: list[FailedItem]
+    failures: list[Failure]
     dataset_hash: str
     seconds: dict[str, float] | None = None
 

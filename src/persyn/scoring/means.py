@@ -3,30 +3,12 @@ CAR, mix) and the report read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from persyn.core import ranking
 from persyn.core.errors import PersynError
+from persyn.core.records import TeacherMeans  # noqa: F401 - its home is core.records
 from persyn.scoring.combine import Candidate
-
-
-@dataclass
-class TeacherMeans:
-    """A teacher's calibration means.
-
-    Attributes:
-        quality: mean quality over **every** calibration prompt, a failed response (generation
-            or score) counting as quality 0: a teacher that often fails is worse, not unseen.
-        learnability: mean student log-prob per response token (nats, ≤ 0) over its valid
-            responses; None when it has none (failures have no tokens to score).
-        valid: how many of its calibration responses have both scores (None when unknown).
-    """
-
-    quality: float
-    learnability: float | None
-    valid: int | None = None
 
 
 def calibration_means(table: dict[str, list[Candidate]], names: list[str]) -> dict[str, TeacherMeans]:
