@@ -405,3 +405,15 @@ def test_one_pricing_formula_for_estimate_export_and_budget():
     got = tokens_and_cost([t, free], gens)
     assert got["cost_usd"] == {"api": pytest.approx(0.036), "local": None}
     assert got["tokens"]["api"] == {"prompt": 1000, "completion": 500}
+
+
+def test_an_unpriced_teacher_in_a_priced_pool_costs_zero_per_prompt():
+    from persyn.config import TeacherConfig
+
+    priced = TeacherConfig(
+        name="api", engine="openai", model="m", base_url="http://x/v1", price_output_per_million=1.0
+    )
+    local = TeacherConfig(name="local", engine="openai", model="m", base_url="http://x/v1")
+    model = CostModel([priced, local], {})
+    C = model.costs(np.array([10.0, 20.0, 30.0]))
+    assert C.shape == (3, 2) and (C[:, 1] == 0).all() and (C[:, 0] > 0).all()

@@ -143,7 +143,8 @@ class CostModel:
         if self.unit == "tokens":
             return np.asarray(t_in + t_out, dtype=np.float64)
         got = price_of(t, t_in, t_out, 0.0 if seconds is None else seconds)
-        return np.asarray(0.0 if got is None else got, dtype=np.float64)  # unpriced: 0 here
+        shape = np.zeros_like(np.asarray(t_in, dtype=np.float64))  # one cost per prompt
+        return shape + (0.0 if got is None else np.asarray(got, dtype=np.float64))  # unpriced: 0
 
     def actual(self, gens: list[Generation]) -> float:
         """What ``gens`` cost (in ``unit``), from the tokens and seconds each reports."""
