@@ -106,6 +106,15 @@ def row(kind: str, f: dict, train_s: float | None = None) -> str:
     return f"| {kind} | {f['top1']:.2f} | {f['regret']:.3f} | {d} | {g} | {t} |"
 
 
+def held_out_split(examples: list, n_test: int) -> dict[str, list]:
+    """The examples with a valid response, shuffled once (seed 0): ``{"test": the first
+    ``n_test``, "pool": the rest (where calibration sets are drawn from)}``."""
+    idx, _ = reward_matrix(examples)
+    valid = [examples[i] for i in idx]
+    order = np.random.default_rng(0).permutation(len(valid))
+    return {"test": [valid[i] for i in order[:n_test]], "pool": [valid[i] for i in order[n_test:]]}
+
+
 def draw_calibration(rest: list, size: int, draw: int) -> list:
     """Draw 0: the first ``size`` prompts (nested sizes); draw d > 0: a seeded random subset."""
     if draw == 0:
@@ -220,19 +229,14 @@ def main() -> None:
     results: dict = {}
     for pool in args.pools.split(","):
         all_examples, names = reward_data(pool, max(sizes) + args.test, args.out)
-        idx, rewards = reward_matrix(all_examples)
-        valid = [all_examples[i] for i in idx]
-        order = np.random.default_rng(0).permutation(len(valid))
-        examples = {
-            "test": [valid[i] for i in order[: args.test]],
-            "pool": [valid[i] for i in order[args.test :]],
-        }
+        _, rewards = reward_matrix(all_examples)
+        examples = held_out_split(all_examples, args.test)
         picks = Counter(names[int(j)] for j in rewards.argmax(1))
         print(
-            f"\n[{pool}] Oracle's pick over {len(valid)} prompts: "
+            f"\n[{pool}] Oracle's pick over {len(rewards)} prompts: "
             + ", ".join(f"{t} {picks[t]}" for t in names)
         )
-        results[pool] = {"oracle_picks": dict(picks), "n": len(valid)}
+        results[pool] = {"oracle_picks": dict(picks), "n": len(rewards)}
         cfg = RouterConfig(**{k: v for k, v in pool_config(pool).get("router", {}).items() if k != "kind"})
         sizes_table(pool, examples, names, sizes, encoder_sizes, cfg, results, args.draws)
         select_table(pool, examples, names, args.select_size, cfg, results)

@@ -40,14 +40,14 @@ import numpy as np
 import yaml
 
 from persyn.config import RouterConfig, parse_config
+from persyn.core.ranking import best_single_teacher
 from persyn.experiment.paired import paired_difference
 from persyn.pipeline import Pipeline
-from persyn.router.base import reward_matrix
 from persyn.stages.rewards import reward_table
 from persyn.stages.train_router import router_examples
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from routers import sizes_table  # noqa: E402
+from routers import held_out_split, sizes_table  # noqa: E402
 
 STUDENTS = {
     "smollm2": {"model": "smollm2-135m-instruct", "family": "smollm2"},
@@ -104,7 +104,7 @@ def probe_student(cfg: dict, name: str) -> dict:
             picks[task[q.id]][names[int(np.nanargmax(rewards[i]))]] += 1
     filled = np.nan_to_num(rewards, nan=0.0)  # a failed response earns nothing
     means = filled.mean(0)
-    best = int(means.argmax())
+    best = names.index(best_single_teacher(names, means))  # the prior router's tie rule
     oracle = filled.max(1)
     gain = paired_difference(oracle, filled[:, best], seed=0)
     per_task = {
@@ -174,13 +174,7 @@ def main() -> None:
         res = probe_student(config(args.per_task, args.out, STUDENTS[name]), name)
         tables(name, res)
         examples = res.pop("examples")
-        idx, _ = reward_matrix(examples)
-        valid = [examples[i] for i in idx]
-        order = np.random.default_rng(0).permutation(len(valid))
-        split = {
-            "test": [valid[i] for i in order[: args.test]],
-            "pool": [valid[i] for i in order[args.test :]],
-        }
+        split = held_out_split(examples, args.test)
         rcfg = RouterConfig(**{k: v for k, v in base.get("router", {}).items() if k != "kind"})
         routed: dict = {}
         sizes_table(f"model-pool-{name}", split, res["names"], sizes, set(), rcfg, routed, args.draws)
