@@ -42,7 +42,9 @@ def test_sft_then_evaluate_commands(tiny_models, tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
-    assert (model / "persyn_sft.json").exists() and "fine-tuned" in res.output
+    info = json.loads((model / "persyn_sft.json").read_text())
+    assert info["n_examples"] == 4  # every line of the dataset was trained on
+    assert f"on {info['n_examples']} examples" in " ".join(res.output.split())
 
     held_out = tmp_path / "eval.jsonl"
     held_out.write_text(json.dumps({"prompt": "What is 7 + 5?", "answer": "12"}) + "\n")
@@ -63,7 +65,11 @@ def test_sft_then_evaluate_commands(tiny_models, tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
-    assert "accuracy" in res.output and json.loads(out.read_text())["summary"]["n"] == 1
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["n"] == 1
+    # the printed figure is the written one
+    said = " ".join(res.output.split())
+    assert f"accuracy {summary['accuracy']:.3f} ({summary['correct']}/1)" in said
 
     overlapping = tmp_path / "overlap.jsonl"
     overlapping.write_text(json.dumps({"prompt": "What is 2 + 1?", "answer": "3"}) + "\n")

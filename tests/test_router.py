@@ -147,7 +147,13 @@ def test_embedding_kinds_save_and_load_the_same_scores(kind, tmp_path):
     again = load_router(tmp_path / kind)
     assert type(again) is type(router) and again.teachers == ["a", "b", "c"]
     np.testing.assert_allclose(again.scores(texts, x), router.scores(texts, x), rtol=1e-6)
-    assert router_class(kind).fingerprint(tmp_path / kind) == router_class(kind).fingerprint(tmp_path / kind)
+    # the fingerprint names what was saved: the same fit saved elsewhere has it, another fit not
+    router.save(tmp_path / "copy")
+    fp = router_class(kind).fingerprint(tmp_path / kind)
+    assert router_class(kind).fingerprint(tmp_path / "copy") == fp
+    other = router_class(kind).fit(RouterConfig(), ["a", "b", "c"], embedded(30, signal=False), seed=1)
+    other.save(tmp_path / "other")
+    assert router_class(kind).fingerprint(tmp_path / "other") != fp
 
 
 def test_knn_scores_are_the_neighbours_mean_reward():
