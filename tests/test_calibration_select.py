@@ -107,3 +107,35 @@ def test_active_selection_grows_the_set_in_rounds_and_resumes_after_a_kill(tiny_
     again = json.loads((out / "summary.json").read_text())
     assert again["generation_calls"] == again["generations"] == summary["generations"]
     assert (out / "dataset.jsonl").read_text() == (clean / "dataset.jsonl").read_text()
+
+
+def test_next_round_asks_where_the_routers_disagree_and_not_twice_the_same_place():
+    """``active``'s choice: calibration prompts say teacher a suits e0 > 0 and b suits e0 < 0;
+    prior routes everything to a, so the learned kinds disagree with it only where e0 < 0.
+    Of the pool, a tight cluster A (3 near-copies) and a point B lie there, four points C on
+    the side where every router agrees: two prompts are added, one from A and B itself."""
+    from persyn.config import RouterConfig
+    from persyn.router.base import RouterExample
+    from persyn.router.coverage import next_round
+    from persyn.scoring.combine import pair_labels
+
+    rng = np.random.default_rng(0)
+    dim = 8
+
+    def unit(v):
+        v = np.asarray(v, dtype=np.float32)
+        return v / np.linalg.norm(v)
+
+    examples = []
+    for i in range(20):
+        side = 1.0 if i < 12 else -1.0  # 12 prompts suit a, 8 suit b: prior is a
+        e = unit([side, *(0.2 * rng.normal(size=dim - 1))])
+        r = [0.9, 0.1, 0.5] if side > 0 else [0.1, 0.9, 0.5]
+        examples.append(RouterExample(f"cal {i}", pair_labels(r), r, e))
+    a_dir = np.array([-1.0, 0, 2.0, 0, 0, 0, 0, 0])
+    pool = [unit(a_dir + 0.01 * rng.normal(size=dim)) for _ in range(3)]  # A: rows 0-2
+    pool.append(unit([-1.0, 0, 0, 2.0, 0, 0, 0, 0]))  # B: row 3
+    pool += [unit([1.0, 0, 0, 0, 0, 0.3 * k, 0, 0]) for k in range(4)]  # C: rows 4-7
+    added = next_round(RouterConfig(), ["a", "b", "c"], examples, np.stack(pool), add=2, seed=0)
+    assert len(added) == 2 and 3 in added
+    assert len([i for i in added if i in (0, 1, 2)]) == 1

@@ -135,7 +135,10 @@ def test_evaluate_real_generation_on_a_tiny_model(tiny_models, kind):
         warnings.simplefilter("always")
         res = evaluate(tiny_models[kind], prompts, batch_size=2, max_new_tokens=6, progress=False)
     assert not [w for w in caught if "evaluate:" in str(w.message)]  # prompt format = training's
-    assert res.n == 4 and 0.0 <= res.ci_low <= res.accuracy <= res.ci_high <= 1.0
+    # the summary is the records' count, with its Wilson interval
+    assert res.n == 4 and res.correct == sum(r["correct"] for r in res.records)
+    assert res.accuracy == res.correct / 4
+    assert (res.ci_low, res.ci_high) == pytest.approx(wilson_interval(res.correct, 4))
     assert [r["id"] for r in res.records] == ["e1", "e2", "e3", "too-long"]
     assert res.records[3]["correct"] is False and "too long" in res.records[3]["error"]
     assert res.n_failed >= 1 and all(r["completion_tokens"] <= 6 for r in res.records[:3])

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from persyn.cli import app
 from persyn.core.errors import ConfigError, InputError
+from persyn.evaluate import wilson_interval
 from persyn.experiment.config import parse_experiment
 from persyn.experiment.runner import Experiment, schedule
 
@@ -56,7 +57,8 @@ def test_experiment_smallest_scale(tiny_models, tmp_path):
     assert rows[0]["strategy"] == "student (no SFT)"
     assert len(rows) == 1 + 5 * 2
     for r in rows:
-        assert 0.0 <= r["ci_low"] <= r["accuracy"] <= r["ci_high"] <= 1.0 and r["n_eval"] == 4
+        assert r["n_eval"] == 4 and r["accuracy"] == r["correct"] / 4
+        assert (r["ci_low"], r["ci_high"]) == pytest.approx(wilson_interval(r["correct"], 4))
     with open(out / "results.csv") as f:
         table = list(csv.DictReader(f))
     assert [r["strategy"] for r in table] == [r["strategy"] for r in rows]
