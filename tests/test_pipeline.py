@@ -5,6 +5,7 @@ import subprocess
 import sys
 from collections import defaultdict
 
+import numpy as np
 import pytest
 import yaml
 from conftest import tiny_config
@@ -331,3 +332,27 @@ def test_commands_that_need_a_run_take_its_output_directory(tiny_models, tmp_pat
     assert (out / "dataset.jsonl").read_text() == before
     res = runner.invoke(app, ["estimate", str(tmp_path)])
     assert res.exit_code == 2 and "isnotapersynoutputdirectory" in "".join(res.output.split())
+
+
+def test_route_with_a_saved_router_directory_routes_by_that_router(tiny_models, tmp_path):
+    """``persyn route --router DIR``: the run's own router sends every prompt to the reference
+    (always right); a saved prior router whose best teacher is ``a`` sends them all to ``a``."""
+    from persyn.router.prior import PriorRouter
+
+    cfg = tiny_config(tiny_models, tmp_path)
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    runner = CliRunner()
+    for cmd in (["calibrate"], ["train-router"], ["route"]):
+        res = runner.invoke(app, [*cmd, str(cfg_path)])
+        assert res.exit_code == 0, res.output
+    assert "routed 6 prompt(s): {'reference': 6}" in res.output
+    other = tmp_path / "other-router"
+    PriorRouter(["a", "b", "reference"], np.array([0.9, 0.1, 0.5])).save(other)
+    res = runner.invoke(app, ["route", str(cfg_path), "--router", str(other)])
+    assert res.exit_code == 0, res.output
+    assert "routed 6 prompt(s): {'a': 6}" in res.output
+    for cmd in (["generate"], ["export"]):
+        assert runner.invoke(app, [*cmd, str(cfg_path)]).exit_code == 0
+    routing = read_jsonl(tmp_path / "run" / "routing.jsonl")
+    assert len(routing) == 6 and {r["teacher"] for r in routing} == {"a"}
