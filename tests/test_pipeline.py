@@ -356,3 +356,26 @@ def test_route_with_a_saved_router_directory_routes_by_that_router(tiny_models, 
         assert runner.invoke(app, [*cmd, str(cfg_path)]).exit_code == 0
     routing = read_jsonl(tmp_path / "run" / "routing.jsonl")
     assert len(routing) == 6 and {r["teacher"] for r in routing} == {"a"}
+
+
+def test_zscore_normalisation_through_a_run(tiny_models, tmp_path):
+    """``normalize: zscore``: each calibration prompt's terms are z-scored across the teachers
+    that answered it (population std), then mixed by Eq. 2 with α; the Oracle takes the max."""
+    cfg = tiny_config(tiny_models, tmp_path, normalize="zscore", alpha=0.3)
+    run(cfg)
+    rows = read_jsonl(tmp_path / "run" / "calibration.jsonl")
+    by_prompt = defaultdict(list)
+    for r in rows:
+        by_prompt[r["id"]].append(r)
+    assert len(by_prompt) == 6
+    for cands in by_prompt.values():
+        valid = [c for c in cands if c["reward"] is not None]
+        assert len(valid) >= 2
+        for term in ("quality", "learnability"):
+            v = np.array([c[term] for c in valid])
+            want = np.zeros_like(v) if np.ptp(v) == 0 else (v - v.mean()) / v.std()
+            np.testing.assert_allclose([c[f"{term}_norm"] for c in valid], want, atol=1e-9)
+        for c in valid:
+            assert c["reward"] == pytest.approx(0.7 * c["quality_norm"] + 0.3 * c["learnability_norm"])
+        oracle = [c for c in cands if c["oracle"]]
+        assert len(oracle) == 1 and oracle[0]["reward"] == max(c["reward"] for c in valid)
