@@ -5,8 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import PROBLEMS, tiny_config
-from test_openai_engine import FakeServer
+from conftest import PROBLEMS, tiny_config, tiny_teacher_server
 
 from persyn.assets import load_causal_lm, load_tokenizer
 from persyn.config import PromptsConfig, parse_config
@@ -51,7 +50,7 @@ def reply_logprob(model_path, turns, reply):
 
 
 def test_a_chat_dataset_goes_through_the_run_whole(tiny_models, tmp_path):
-    server = FakeServer()
+    server = tiny_teacher_server()
     try:
         cfg = tiny_config(tiny_models, tmp_path, n=8)
         cfg["prompts"] = {

@@ -12,7 +12,6 @@ from conftest import tiny_config
 from persyn.config import parse_config
 from persyn.core.errors import InputError, PersynError
 from persyn.core.records import Generation, Prompt, ScoreItem
-from persyn.fake_openai import FakeOpenAIServer
 from persyn.pipeline import Pipeline
 from persyn.scoring.quality import MajorityScorer
 from persyn.stages.score import majority_golds
@@ -21,6 +20,7 @@ from persyn.synthesis.dedup import RougeDedup, cosine_duplicates
 from persyn.synthesis.nomad import generator_example, generator_examples, parse_generated
 from persyn.synthesis.normsim import normsim, novelty, percentile_band
 from persyn.synthesis.self_instruct import fewshot_request, parse_fewshot
+from persyn.testing.fake_openai import FakeOpenAIServer
 
 
 def _unit(rng, n, d=6):
