@@ -40,10 +40,10 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
-from persyn.assets import model_dtype, release_model  # noqa: E402
 from persyn.config import PromptsConfig, StudentConfig, TeacherConfig  # noqa: E402
 from persyn.core.hardware import cpu_flags  # noqa: E402
 from persyn.core.records import Prompt, ScoreItem  # noqa: E402
+from persyn.models.loading import model_dtype, release_model  # noqa: E402
 from persyn.prompts import load_prompts  # noqa: E402
 
 SHAPES = {

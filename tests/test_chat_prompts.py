@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import PROBLEMS, tiny_config, tiny_teacher_server
 
-from persyn.assets import load_causal_lm, load_tokenizer
 from persyn.config import PromptsConfig, parse_config
 from persyn.core.errors import InputError
+from persyn.models.loading import load_causal_lm, load_tokenizer
 from persyn.pipeline import Pipeline
 from persyn.prompts import load_prompts
 

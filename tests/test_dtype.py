@@ -30,9 +30,9 @@ def test_auto_is_bf16_only_where_the_flags_say_so():
 
 
 def test_the_resolved_dtype_is_in_every_cache_key(tiny_models):
-    from persyn.assets import model_dtype
     from persyn.config import QualityConfig, StudentConfig, TeacherConfig
     from persyn.core.records import Prompt
+    from persyn.models.loading import model_dtype
     from persyn.scoring.learnability import LearnabilityScorer
     from persyn.scoring.quality import RewardModelScorer
     from persyn.stages.keys import generation_key
@@ -62,9 +62,9 @@ def test_the_resolved_dtype_is_in_every_cache_key(tiny_models):
 def test_a_bf16_slot_loads_bf16_weights_and_scores_close_to_fp32(tiny_models):
     import torch
 
-    from persyn.assets import is_loaded, load_causal_lm, release_model
     from persyn.config import StudentConfig
     from persyn.core.records import ScoreItem
+    from persyn.models.loading import is_loaded, load_causal_lm, release_model
     from persyn.scoring.learnability import LearnabilityScorer
 
     ref = tiny_models["chat2"]

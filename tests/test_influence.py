@@ -12,10 +12,10 @@ import torch
 import yaml
 from conftest import tiny_config
 
-from persyn.assets import load_causal_lm, load_tokenizer
 from persyn.config import parse_config
 from persyn.core.errors import InputError
 from persyn.influence import InfluenceProbe, tokenized_examples
+from persyn.models.loading import load_causal_lm, load_tokenizer
 
 PAIRS = [
     (f"What is {a} + {b}?", f"{a} + {b} = {a + b}\n#### {a + b}") for a, b in [(1, 2), (3, 4), (5, 6), (7, 8)]

@@ -132,7 +132,7 @@ class TrainingPrecision(StrictModel):
     def key_fields(self) -> dict:
         """The settings as a dict for cache keys, ``dtype`` resolved on this machine (``auto``
         is not a dtype: a bf16 and an fp32 run must never share a key)."""
-        from persyn.assets import model_dtype
+        from persyn.models.loading import model_dtype
 
         return {**self.model_dump(), "dtype": model_dtype(self.dtype)[0]}
 
@@ -834,7 +834,7 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
 
 
 def _check_model_refs(cfg: RunConfig, source: str) -> None:
-    from persyn.assets import check_model_ref
+    from persyn.models.aliases import check_model_ref
 
     slots = [("student.model", cfg.student.model), ("router.encoder", cfg.router.encoder)]
     # An openai teacher's model is a name on its server, not a local model.

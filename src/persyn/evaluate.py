@@ -154,7 +154,7 @@ def evaluate(
     (no system prompt), or ``prompt_template`` (with ``{prompt}``) for a model without a chat
     template: the rendering ``persyn.train`` fine-tunes on. A model already loaded in the
     shared cache is left there; one loaded here is released at the end. ``dtype``: the weights'
-    dtype (``auto``: bf16 where the hardware runs it natively, ``persyn.assets.model_dtype``);
+    dtype (``auto``: bf16 where the hardware runs it natively, ``persyn.models.loading.model_dtype``);
     the result records the dtype used and why.
 
     A response is correct when ``VerifierScorer`` scores it 1.0 (math-verify finds its final
@@ -169,11 +169,11 @@ def evaluate(
     """
     from tqdm.auto import tqdm
 
-    from persyn.assets import is_loaded, load_tokenizer, model_dtype, release_model
     from persyn.config import TeacherConfig
     from persyn.core.hardware import DTYPE_SETTINGS
     from persyn.core.records import ScoreItem
     from persyn.engines.transformers_engine import TransformersEngine
+    from persyn.models.loading import load_tokenizer, model_dtype, scoped_model
     from persyn.scoring.quality import VerifierScorer
     from persyn.scoring.tasks import task_of
 
@@ -203,8 +203,7 @@ def evaluate(
         dtype=dtype,
     )
     resolved, reason = model_dtype(dtype)
-    was_loaded = is_loaded(model, dtype)
-    try:
+    with scoped_model(model, dtype):  # e.g. a fine-tuned student, evaluated once: freed after
         engine = TransformersEngine(teacher, seed=0)
         check_rendering(engine, prompts[0].text, prompt_template)
         tasks = {p.id: t for p in prompts if (t := task_of(p.metadata)) is not None}
@@ -230,9 +229,6 @@ def evaluate(
                         "completion_tokens": c.completion_tokens,
                     }
                 bar.update(len(batch))
-    finally:
-        if not was_loaded:  # e.g. a fine-tuned student, evaluated once: free its memory
-            release_model(model)
     rows = [records[p.id] for p in prompts]
     n, correct = len(rows), sum(r["correct"] for r in rows)
     lo, hi = wilson_interval(correct, n)

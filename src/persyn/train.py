@@ -63,7 +63,7 @@ class SFTSettings(TrainingPrecision):
     ``all`` is TRL's head over every position. Both give today's loss. ``dtype``: ``bfloat16`` is
     mixed precision (bf16 autocast, fp32 master weights and optimizer state), ``float32`` is
     fp32 throughout, ``auto`` is bf16 where the hardware runs it natively
-    (``persyn.assets.model_dtype``); the saved model is fp32 either way.
+    (``persyn.models.loading.model_dtype``); the saved model is fp32 either way.
     """
 
     method: Literal["full", "lora"] = "full"
@@ -198,7 +198,7 @@ def make_trainer(
     from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
 
-    from persyn.assets import load_causal_lm, load_tokenizer, model_dtype
+    from persyn.models.loading import load_causal_lm, load_tokenizer, model_dtype
     from persyn.response_loss import response_head_trainer_class
 
     set_seed(settings.seed)

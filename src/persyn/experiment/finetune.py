@@ -48,7 +48,7 @@ def longest_response(dataset: Path, model: str) -> int:
     Raises:
         InputError: the dataset cannot be read (``train.read_dataset``).
     """
-    from persyn.assets import load_tokenizer
+    from persyn.models.loading import load_tokenizer
     from persyn.tokenization import encode_text
     from persyn.train import read_dataset
 
@@ -97,7 +97,7 @@ class StudentTrainer:
     @staticmethod
     def _student_id(st: StudentConfig) -> list:
         # Everything about the student that changes a fine-tune or an evaluation.
-        from persyn.assets import model_fingerprint
+        from persyn.models.fingerprint import model_fingerprint
 
         return [st.model, model_fingerprint(st.model), st.prompt_template]
 
@@ -115,7 +115,7 @@ class StudentTrainer:
             prompts = [p for p in loaded if normalize_prompt(p.text) not in drop]
         if not prompts:
             raise InputError(f"evaluation split: all {len(loaded)} prompts are training or test prompts")
-        from persyn.assets import dtype_key
+        from persyn.models.loading import dtype_key
 
         # length_margin only checks the budget: it changes no answer, so it stays out of the id
         settings = spec.model_dump(mode="json", exclude={"prompts", "dtype", "length_margin"})

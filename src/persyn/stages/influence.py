@@ -73,7 +73,7 @@ def _warm_up(cfg: RunConfig, ic: InfluenceConfig, settings, where: Path, key: st
     saved under ``key``, else trained and saved there."""
     import torch
 
-    from persyn.assets import load_causal_lm, load_tokenizer
+    from persyn.models.loading import load_causal_lm, load_tokenizer
     from persyn.train import make_trainer, read_dataset
 
     st = cfg.student  # with `students:`, the first
@@ -169,9 +169,9 @@ def run_influence(
     """
     import torch
 
-    from persyn.assets import model_fingerprint
     from persyn.core.records import ScoreItem
     from persyn.influence import InfluenceProbe, example_losses, tokenized_examples
+    from persyn.models.fingerprint import model_fingerprint
     from persyn.scoring.learnability import LearnabilityScorer
     from persyn.train import SFTSettings, read_dataset
 

@@ -136,7 +136,7 @@ def dpo_generator(
     from transformers import set_seed
     from trl import DPOConfig, DPOTrainer
 
-    from persyn.assets import load_causal_lm, load_tokenizer, model_dtype
+    from persyn.models.loading import load_causal_lm, load_tokenizer, model_dtype
 
     settings = settings or DPOSettings()
     if not rows:

@@ -106,7 +106,7 @@ def train_generator(
     import json
     from pathlib import Path
 
-    from persyn.assets import load_tokenizer
+    from persyn.models.loading import load_tokenizer
     from persyn.train import SFTSettings, sft
 
     settings = settings or SFTSettings()
