@@ -10,7 +10,7 @@ from persyn.core.errors import ConfigError
 from persyn.core.plugins import STRATEGIES, load
 from persyn.core.records import Prompt
 from persyn.scoring.means import TeacherMeans, calibration_means
-from persyn.stages.active import build_calibration
+from persyn.stages.calibrate import calibrate
 from persyn.stages.context import RunContext
 from persyn.stages.prepare import prepare
 from persyn.stages.rewards import reward_table
@@ -80,7 +80,7 @@ def select(ctx: RunContext, name: str, seed: int | None = None) -> tuple[dict[st
     details: dict[str, Any] = {}
     means = None
     if strategy.needs_calibration(cfg):
-        build_calibration(ctx)
+        calibrate(ctx)
         score(ctx)
         _, table, _ = reward_table(ctx)
         means = calibration_means(table, cfg.teacher_names)

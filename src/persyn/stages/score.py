@@ -12,8 +12,8 @@ from persyn.execution.jobs import scorer_job
 from persyn.scoring.learnability import LearnabilityScorer
 from persyn.scoring.quality import make_quality_scorer
 from persyn.scoring.tasks import task_of
-from persyn.stages.calibrate import calibration_generations
 from persyn.stages.context import RunContext, progress
+from persyn.stages.generation import calibration_generations
 from persyn.stages.prepare import prepare
 
 for _kind in ("learnability", "quality"):
