@@ -26,8 +26,8 @@ from persyn.stages.calibrate import calibrate
 from persyn.stages.context import RunContext
 from persyn.stages.export import export
 from persyn.stages.generate import generate
-from persyn.stages.generation import preflight
 from persyn.stages.prepare import prepare
+from persyn.stages.responses import preflight
 from persyn.stages.train_router import train_router
 
 

@@ -20,8 +20,8 @@ ENGINES: dict[str, str] = {
     "llamacpp": "persyn.engines.llamacpp_engine:LlamaCppEngine",
 }
 
-#: Router kinds (``router.kind``); each is a class with ``fit``/``save``/``load``/``scores``
-#: (see ``persyn.router.base.Router``).
+#: Router kinds (``router.kind``); each is a ``persyn.router.base.Router`` subclass (``fit``,
+#: ``steps``, ``scores``, ``save``, ``load``, ``fingerprint``).
 ROUTERS: dict[str, str] = {
     "prior": "persyn.router.prior:PriorRouter",
     "bt-linear": "persyn.router.bt_linear:BTLinearRouter",
@@ -33,14 +33,14 @@ ROUTERS: dict[str, str] = {
 #: (see ``persyn.selection.base``). The order is the order of the docs and of ``--help``.
 STRATEGIES: dict[str, str] = {
     "persyn": "persyn.selection.routed:PerSyn",
-    "oracle": "persyn.selection.generate_then_select:OracleStrategy",
+    "oracle": "persyn.selection.per_prompt_argmax:OracleStrategy",
     "strongest": "persyn.selection.single_teacher:Strongest",
     "family-strong": "persyn.selection.single_teacher:FamilyStrong",
     "random": "persyn.selection.random_teacher:RandomTeacher",
     "mix": "persyn.selection.mix:Mix",
     "car": "persyn.selection.single_teacher:CAR",
-    "grape": "persyn.selection.generate_then_select:Grape",
-    "best-of-n": "persyn.selection.generate_then_select:BestOfN",
+    "grape": "persyn.selection.per_prompt_argmax:Grape",
+    "best-of-n": "persyn.selection.per_prompt_argmax:BestOfN",
 }
 
 #: Where generation and scoring run (``executor``); each is built as ``Cls(cfg)``.

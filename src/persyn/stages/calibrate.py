@@ -17,8 +17,8 @@ from persyn.core.faults import crash_point, register
 from persyn.router.embeddings import PromptEncoder
 from persyn.stages.context import RunContext
 from persyn.stages.embed import prompt_embeddings
-from persyn.stages.generation import generate_responses, preflight
 from persyn.stages.prepare import prepare
+from persyn.stages.responses import generate_responses, preflight
 from persyn.stages.score import score
 from persyn.stages.train_router import router_examples
 

@@ -8,7 +8,7 @@ from persyn.core.errors import PersynError
 from persyn.core.records import Generation, Prompt
 from persyn.scoring.combine import Candidate, combine
 from persyn.stages.context import RunContext
-from persyn.stages.generation import calibration_generations
+from persyn.stages.responses import calibration_generations
 from persyn.stages.score import merge_scores, stored_scores
 
 RewardTable = dict[str, list[Candidate]]  # prompt id → Eq. 2 candidates in teacher order
