@@ -190,7 +190,7 @@ def influence(
 ) -> None:
     """Local data influence (Montessori-Instruct) of each example on the student, with its loss
     and learnability (``influence`` section: warm-up and reference sets). Resumes."""
-    from persyn.stages.influence import run_influence
+    from persyn.montessori.influence import run_influence
 
     with reported_errors():
         cfg = command_config(config, None)
@@ -222,7 +222,7 @@ def adapt_generator_cmd(
     and rejected by their signal within each generation request (``group``). Each example line
     needs ``request`` (the generator's prompt); its output is ``generated`` (default: the
     example's user turn, the instruction it wrote)."""
-    from persyn.stages.adapt import adapt_generator
+    from persyn.montessori.adapt import adapt_generator
     from persyn.training.dpo_config import DPOSettings
 
     with reported_errors():

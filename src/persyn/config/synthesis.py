@@ -18,7 +18,7 @@ NOMAD_HEADER = "Write a new problem of the same kind as the training examples, t
 
 class MontessoriConfig(StrictModel):
     """``synthesis.generator: montessori``: Montessori-Instruct (arXiv 2410.14208, Sec. 3) run as
-    ``iterations`` rounds before the synthesis itself (``persyn.stages.montessori``). Each round
+    ``iterations`` rounds before the synthesis itself (``persyn.montessori.loop``). Each round
     the current generator writes ``probe_count`` prompts Self-Instruct's way (``samples`` per
     request: a request's kept samples are a group), PerSyn routes and answers them, the run's
     ``influence`` section measures ``signal`` per example, ``rule`` pairs the examples within
@@ -124,7 +124,7 @@ class SynthesisConfig(StrictModel):
 
 class InfluenceConfig(StrictModel):
     """``persyn influence``: the local data influence of examples on the run's student
-    (Montessori-Instruct; see ``persyn.influence``).
+    (Montessori-Instruct; see ``persyn.montessori.probe``).
 
     ``warmup`` and ``reference`` are persyn dataset files (JSONL lines with ``messages``).
     The student is fine-tuned on ``warmup`` with ``sft`` (``persyn.training.sft_config.SFTSettings``;

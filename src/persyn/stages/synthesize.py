@@ -79,7 +79,7 @@ def _parse(syn: SynthesisConfig, text: str) -> tuple[str, str | None] | None:
 def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = None) -> dict:
     """Run the generator until ``synthesis.count`` prompts are kept or the request budget is
     spent; write the files (see the module docstring). Returns the summary. ``answer``: runs
-    PerSyn end to end on a config; needed by ``generator: montessori`` (``stages.montessori``).
+    PerSyn end to end on a config; needed by ``generator: montessori`` (``montessori.loop``).
 
     Raises:
         ConfigError: no ``synthesis`` section.
@@ -90,7 +90,7 @@ def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = N
     start = time.perf_counter()
     model = syn.model
     if syn.generator == "montessori":  # tune the generator to the student first, then write
-        from persyn.stages.montessori import adapt_loop
+        from persyn.montessori.loop import adapt_loop
 
         if answer is None:
             raise ConfigError("synthesis.generator 'montessori' runs PerSyn inside: use Pipeline.synthesize")

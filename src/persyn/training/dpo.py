@@ -1,5 +1,5 @@
 """DPO of a generator on preference pairs with TRL's ``DPOTrainer`` (Montessori-Instruct's step
-that tunes the generator to the student; the pairs come from ``persyn.synthesis.montessori``)."""
+that tunes the generator to the student; the pairs come from ``persyn.montessori.pairs``)."""
 
 from __future__ import annotations
 

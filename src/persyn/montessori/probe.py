@@ -14,7 +14,7 @@ Other signals per example, for the paper's ablation and for PerSyn's own:
 
 - ``loss``: the warm-up student's mean response-token loss on z (before the step);
 - ``learnability``: PerSyn's r_l (Eq. 1) of z's response under the *untouched* student, by
-  the pipeline's own ``scoring.learnability.LearnabilityScorer`` (``stages.influence``).
+  the pipeline's own ``scoring.learnability.LearnabilityScorer`` (``montessori.influence``).
 
 Examples are tokenized as in SFT (``persyn.training.sft.to_trl_examples``: the student's chat template,
 or its prompt template for a base model; loss on the response tokens only) and cut to

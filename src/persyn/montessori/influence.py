@@ -4,7 +4,7 @@
 1. Warm-up: the run's student is fine-tuned on ``influence.warmup`` (``persyn.training.sft``'s TRL
    trainer); its weights and optimizer state are saved once under ``OUTPUT/warmup/`` with the
    key of everything that made them, so a resumed run loads them instead of training again.
-2. Each example of the examples file is probed from that state (``persyn.influence``) and its
+2. Each example of the examples file is probed from that state (``persyn.montessori.probe``) and its
    line appended to ``OUTPUT/influence.jsonl`` at once (fsynced): a killed run resumes after the
    last stored example. A line carries the settings' key; lines of other settings are ignored.
 3. ``OUTPUT/summary.json``: counts, the warm-up's and the probes' seconds, the reference loss.
@@ -170,8 +170,8 @@ def run_influence(
     import torch
 
     from persyn.core.records import ScoreItem
-    from persyn.influence import InfluenceProbe, example_losses, tokenized_examples
     from persyn.models.fingerprint import model_fingerprint
+    from persyn.montessori.probe import InfluenceProbe, example_losses, tokenized_examples
     from persyn.scoring.learnability import LearnabilityScorer
     from persyn.training.sft import read_dataset
     from persyn.training.sft_config import SFTSettings

@@ -4,7 +4,7 @@ the generator on them: ``persyn.training.dpo``).
 Examples are grouped by the generation request that produced them. Within a group, an example's
 *helpfulness* is its signal turned so that higher is better:
 
-- ``influence`` (local data influence, ``persyn.influence``): −influence (a step on a helpful
+- ``influence`` (local data influence, ``persyn.montessori.probe``): −influence (a step on a helpful
   example lowers the reference loss);
 - ``loss`` (the warm-up student's loss on the example): −loss;
 - ``learnability`` (PerSyn's r_l, Eq. 1): r_l.
