@@ -1,6 +1,6 @@
 """Benchmark: routing under a budget (issue 31) on priced pools of served teachers.
 
-Two loopback OpenAI-compatible fakes (``persyn.fake_openai``), priced 1× and 10× per token,
+Two loopback OpenAI-compatible fakes (``persyn.testing.fake_openai``), priced 1× and 10× per token,
 answer three task families; which is right is fixed by the family:
 
 - ``experts``: sums, products and letter counts in the proportions 2 : 2 : 1. The cheap teacher
@@ -45,11 +45,11 @@ from persyn.budget.cost import CostModel
 from persyn.budget.frontier import FRACTIONS, router_then_cheapest
 from persyn.budget.utility import RewardCalibration
 from persyn.config import parse_config
-from persyn.fake_openai import FakeOpenAIServer
 from persyn.pipeline import Pipeline
 from persyn.router.base import reward_matrix, router_class
 from persyn.router.cv import choose_kind, cross_validate, kind_figures
 from persyn.stages.train_router import router_examples
+from persyn.testing.fake_openai import FakeOpenAIServer
 
 WORDS = ["apple", "river", "stone", "cloud", "garden", "pencil", "window", "rocket", "yellow", "planet"]
 

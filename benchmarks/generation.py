@@ -55,7 +55,7 @@ def main() -> None:
         print("llama-cpp-python not installed: `pip install 'persyn[llamacpp]'` for rows 3-5")
     else:
         run("llama.cpp in-process", TeacherConfig(name="l", engine="llamacpp", batch_size=8, **base))
-        from persyn.assets import gguf_path
+        from persyn.models.aliases import gguf_path
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))

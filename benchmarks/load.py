@@ -1,4 +1,4 @@
-"""Benchmark: engine: openai under load (issue #16), against persyn.fake_openai on loopback with
+"""Benchmark: engine: openai under load (issue #16), against persyn.testing.fake_openai on loopback with
 ~50 ms latency per request and injected faults (3% 429 with a 1 ms Retry-After, 3% 500,
 0.5% stalls past the 2 s timeout, 2% dropped connections).
 
@@ -25,7 +25,7 @@ def child(concurrency: int, n: int, latency: float) -> dict:
     from persyn.config import TeacherConfig
     from persyn.core.records import Prompt
     from persyn.engines.openai_engine import OpenAIEngine
-    from persyn.fake_openai import FakeOpenAIServer
+    from persyn.testing.fake_openai import FakeOpenAIServer
 
     prompts = [Prompt(f"p{i}", f"Load prompt {i}: what is {i} + {i}?") for i in range(n)]
     with FakeOpenAIServer(latency_s=latency, rates=FAULTS, stall_s=3.0, seed=0) as srv:

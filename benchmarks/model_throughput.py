@@ -30,11 +30,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
-from persyn.assets import LOADED_MODELS, SPLITS, load_tokenizer  # noqa: E402
 from persyn.config import PromptsConfig, StudentConfig, TeacherConfig  # noqa: E402
 from persyn.core.hardware import cpu_flags, resolve_dtype  # noqa: E402
 from persyn.core.records import ScoreItem  # noqa: E402
 from persyn.engines.base import make_engine  # noqa: E402
+from persyn.models.aliases import SPLITS  # noqa: E402
+from persyn.models.loading import LOADED_MODELS, load_tokenizer  # noqa: E402
 from persyn.prompts import load_prompts  # noqa: E402
 from persyn.scoring.learnability import LearnabilityScorer, student_tokens  # noqa: E402
 

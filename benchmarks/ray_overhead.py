@@ -111,7 +111,7 @@ def main() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
     if not args.skip_run:
-        from persyn.assets import resolve_model
+        from persyn.models.loading import resolve_model
 
         src = args.config or Path(str(files("persyn").joinpath("configs/demo.yaml")))
         run_cfg = yaml.safe_load(src.read_text())

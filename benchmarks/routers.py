@@ -37,11 +37,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from persyn.calibration.active import next_round
+from persyn.calibration.draw import k_center
 from persyn.config import RouterConfig, parse_config
 from persyn.core.summary import interval_text
 from persyn.pipeline import Pipeline
 from persyn.router.base import pick_regrets, reward_matrix, router_class
-from persyn.router.coverage import k_center, next_round
 from persyn.router.cv import PRIOR, KindCV, choose_kind, cross_validate, kind_figures
 from persyn.stages.train_router import router_examples
 

@@ -30,9 +30,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
-from persyn.assets import load_causal_lm, load_tokenizer  # noqa: E402
 from persyn.config import PromptsConfig, StudentConfig  # noqa: E402
 from persyn.core.records import ScoreItem  # noqa: E402
+from persyn.models.loading import load_causal_lm, load_tokenizer  # noqa: E402
 from persyn.prompts import load_prompts  # noqa: E402
 from persyn.scoring.learnability import (  # noqa: E402
     LearnabilityScorer,

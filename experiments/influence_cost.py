@@ -78,7 +78,7 @@ def smollm2_answers(prompts, out: Path) -> dict[str, str]:
 
 
 def main() -> None:
-    from persyn.stages.influence import run_influence
+    from persyn.montessori.influence import run_influence
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("runs/influence-cost"))

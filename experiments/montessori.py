@@ -49,8 +49,9 @@ from persyn.evaluate import evaluate, normalize_prompt
 from persyn.experiment.paired import paired_difference
 from persyn.pipeline import Pipeline
 from persyn.synthesis.answers import arithmetic_expression
-from persyn.synthesis.montessori import DPOSettings
-from persyn.train import SFTSettings, sft
+from persyn.training.dpo_config import DPOSettings
+from persyn.training.sft import sft
+from persyn.training.sft_config import SFTSettings
 
 ARMS = ["base", "influence-1", "loss-1", "learnability-1", "influence-2"]
 SIGNALS = ("influence", "loss", "learnability")
@@ -125,7 +126,7 @@ def synthesize(cfg: dict, out: Path, name: str, model: str, count: int, eval_tex
 def signals(cfg: dict, out: Path, name: str, rows: list[dict]) -> tuple[Path, Path, dict[str, dict]]:
     """Influence, loss and learnability of ``rows`` (cached): the examples file, the influence
     directory and the records by example id."""
-    from persyn.stages.influence import run_influence, stored_signals
+    from persyn.montessori.influence import run_influence, stored_signals
 
     where = out / "signals" / name
     where.mkdir(parents=True, exist_ok=True)
@@ -162,7 +163,7 @@ def signals(cfg: dict, out: Path, name: str, rows: list[dict]) -> tuple[Path, Pa
 
 def adapt(cfg: dict, out: Path, name: str, generator: str, signal: str, probed: str) -> tuple[str, dict]:
     """DPO of ``generator`` on pairs from ``probed``'s signals; the tuned model's path and info."""
-    from persyn.stages.adapt import adapt_generator
+    from persyn.montessori.adapt import adapt_generator
 
     target = out / "generators" / f"{name}-model"
     start = time.perf_counter()
@@ -280,7 +281,7 @@ def _mean(records: dict[str, dict], ids: list[str], signal: str) -> float | None
 
 def write_results(out: Path, cfg: dict) -> None:
     """results.md and results.json from whatever is done."""
-    from persyn.stages.influence import stored_signals
+    from persyn.montessori.influence import stored_signals
 
     tc = cfg["train_count"]
     res: dict[tuple[str, int], dict] = {}

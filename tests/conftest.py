@@ -140,6 +140,25 @@ PROBLEMS = [
 ]
 
 
+def tiny_teacher_server(script=()):
+    """The loopback OpenAI-compatible fake (persyn.testing) serving ``tiny-teacher``: the right
+    answer to each of PROBLEMS (``#### 0`` otherwise), 10 / 3 tokens, a 0.2 s Retry-After, a
+    1.5 s stall; prompts containing ``ALWAYS500`` always fail. ``script`` (also settable as
+    ``server.script``) is consumed one fault per chat request, then it answers normally."""
+    from persyn.testing.fake_openai import FakeOpenAIServer
+
+    answers = dict(PROBLEMS)
+    return FakeOpenAIServer(
+        answer=lambda user: f"#### {answers.get(user, '0')}",
+        usage=lambda user, text: (10, 3),
+        retry_after_s=0.2,
+        stall_s=1.5,
+        script=script,
+        fault_of=lambda user: "500" if "ALWAYS500" in user else None,
+        model="tiny-teacher",
+    )
+
+
 def write_prompts(path: Path, n: int = 12) -> Path:
     """A JSONL prompt file with ``prompt``, ``answer`` and a worked ``solution``."""
     with open(path, "w") as f:

@@ -129,7 +129,7 @@ def test_apply_bos_puts_bos_in_front_once_and_only_when_wanted():
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_wants_bos_reads_the_tokenizer_and_survives_save_and_reload(bos_models, kind):
     """The policy is what the saved tokenizer does, not its (unsaved) ``add_bos_token`` attribute."""
-    from persyn.assets import load_tokenizer
+    from persyn.models.loading import load_tokenizer
 
     tok = load_tokenizer(bos_models[kind])
     assert wants_bos(tok) is KINDS[kind][0]
@@ -141,7 +141,7 @@ def test_wants_bos_reads_the_tokenizer_and_survives_save_and_reload(bos_models, 
 
 
 def test_encode_prompt_explicit_policy_overrides_the_probe(bos_models):
-    from persyn.assets import load_tokenizer
+    from persyn.models.loading import load_tokenizer
 
     tok = load_tokenizer(bos_models["base-nobos"])
     assert encode_prompt(tok, "What", bos=True)[0] == tok.bos_token_id
@@ -164,7 +164,7 @@ def test_every_path_starts_with_bos_exactly_once_when_wanted(bos_models, kind, m
     from persyn.engines.transformers_engine import TransformersEngine
     from persyn.evaluate import check_rendering
     from persyn.scoring.learnability import LearnabilityScorer, student_tokens
-    from persyn.train import to_trl_examples
+    from persyn.training.sft import to_trl_examples
 
     ref, (want, chat) = bos_models[kind], KINDS[kind]
     expected = 1 if want else 0
@@ -223,8 +223,9 @@ def test_every_path_starts_with_bos_exactly_once_when_wanted(bos_models, kind, m
 def test_a_fine_tuned_student_keeps_its_bos_policy(bos_models, tmp_path):
     """The tokenizer saved with a fine-tuned model still adds BOS: evaluation of the SFT output
     feeds the prompt it was trained on."""
-    from persyn.assets import load_tokenizer
-    from persyn.train import SFTSettings, sft
+    from persyn.models.loading import load_tokenizer
+    from persyn.training.sft import sft
+    from persyn.training.sft_config import SFTSettings
 
     ds = [
         {"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": RESPONSE}]}
@@ -247,9 +248,9 @@ def test_a_fine_tuned_student_keeps_its_bos_policy(bos_models, tmp_path):
 
 def test_the_rule_enters_generation_and_learnability_keys(bos_models, monkeypatch):
     """A response or score made under the old rule (no ``bos`` part) or another policy is stale."""
-    from persyn import assets
-    from persyn.assets import model_fingerprint
     from persyn.core.hashing import stable_hash
+    from persyn.models import bos
+    from persyn.models.fingerprint import model_fingerprint
     from persyn.scoring.learnability import LearnabilityScorer
     from persyn.stages.keys import NOT_IN_KEY, generation_key
 
@@ -263,9 +264,9 @@ def test_the_rule_enters_generation_and_learnability_keys(bos_models, monkeypatc
     assert new_key != old_key
     student = StudentConfig(model=ref, prompt_template=TEMPLATE)
     with_bos = LearnabilityScorer(student).key
-    assert assets.bos_policy_key(ref).endswith(":bos")
-    assert assets.bos_policy_key(bos_models["base-nobos"]).endswith(":no-bos")
-    monkeypatch.setattr(assets, "model_wants_bos", lambda r: False)
+    assert bos.bos_policy_key(ref).endswith(":bos")
+    assert bos.bos_policy_key(bos_models["base-nobos"]).endswith(":no-bos")
+    monkeypatch.setattr(bos, "model_wants_bos", lambda r: False)
     assert generation_key(teacher, prompt, 0) != new_key
     assert LearnabilityScorer(student).key != with_bos
 
@@ -278,7 +279,7 @@ def test_the_rule_enters_generation_and_learnability_keys(bos_models, monkeypatc
 def test_conversion_sets_the_gguf_bos_policy(tmp_path, add_bos):
     from transformers import AutoTokenizer
 
-    from persyn.assets import set_bos_policy
+    from persyn.models.gguf import set_bos_policy
 
     tok = _tokenizer(not add_bos, None)  # starts with the opposite policy
     out = tmp_path / "tok"
@@ -318,12 +319,14 @@ def test_packaged_models_follow_their_gguf_policy_on_every_path(alias, teacher, 
     """Gemma-3 (GGUF add_bos_token = true) gets <bos> once on every path; SmolLM2 (false) gets
     nothing added: its ids are the template's text as is (whose first token, <|im_start|>, is
     SmolLM2's BOS id, written once by the template)."""
-    from persyn.assets import converted_dir, gguf_source, load_tokenizer, model_wants_bos
     from persyn.engines.transformers_engine import TransformersEngine, render_teacher_prompt
     from persyn.evaluate import check_rendering
+    from persyn.models.aliases import converted_dir, gguf_source
+    from persyn.models.bos import model_wants_bos
+    from persyn.models.gguf import gguf_wants_bos
+    from persyn.models.loading import load_tokenizer
     from persyn.scoring.learnability import student_tokens
-    from persyn.tokenization import gguf_wants_bos
-    from persyn.train import to_trl_examples
+    from persyn.training.sft import to_trl_examples
 
     assert gguf_wants_bos(str(gguf_source(alias))) is want
     assert model_wants_bos(alias) is want
@@ -391,7 +394,7 @@ def test_gguf_field_reads_the_flag_past_a_vocabulary(tmp_path, add_bos):
     import gguf
     import numpy as np
 
-    from persyn.tokenization import gguf_field, gguf_wants_bos
+    from persyn.models.gguf import gguf_field, gguf_wants_bos
 
     path = tmp_path / f"tiny-{add_bos}.gguf"
     w = gguf.GGUFWriter(str(path), "llama")

@@ -227,7 +227,7 @@ def family_prompts(path, n=24):
 
 @pytest.fixture
 def served_pool(tmp_path):
-    from persyn.fake_openai import FakeOpenAIServer
+    from persyn.testing.fake_openai import FakeOpenAIServer
 
     answers = family_prompts(tmp_path / "prompts.jsonl")
     cheap = FakeOpenAIServer(answer=lambda q: f"#### {answers[q] if '+' in q else 0}")

@@ -10,9 +10,10 @@ import numpy as np
 import yaml
 from conftest import tiny_config
 
+from persyn.calibration.active import uncertainty_order
+from persyn.calibration.draw import k_center
 from persyn.config import parse_config
 from persyn.pipeline import Pipeline
-from persyn.router.coverage import k_center, uncertainty_order
 
 
 def clusters(seed=0):

@@ -5,12 +5,11 @@ import json
 
 import pytest
 import torch
-from conftest import PROBLEMS, tiny_config
-from test_openai_engine import FakeServer
+from conftest import PROBLEMS, tiny_config, tiny_teacher_server
 
-from persyn.assets import load_causal_lm, load_tokenizer
 from persyn.config import PromptsConfig, parse_config
 from persyn.core.errors import InputError
+from persyn.models.loading import load_causal_lm, load_tokenizer
 from persyn.pipeline import Pipeline
 from persyn.prompts import load_prompts
 
@@ -51,7 +50,7 @@ def reply_logprob(model_path, turns, reply):
 
 
 def test_a_chat_dataset_goes_through_the_run_whole(tiny_models, tmp_path):
-    server = FakeServer()
+    server = tiny_teacher_server()
     try:
         cfg = tiny_config(tiny_models, tmp_path, n=8)
         cfg["prompts"] = {
@@ -170,7 +169,7 @@ def test_a_named_dataset_is_read_from_the_local_cache_only():
 
 def test_sft_trains_on_the_whole_conversation(tiny_models):
     from persyn.scoring.learnability import student_tokens
-    from persyn.train import read_dataset, to_trl_examples
+    from persyn.training.sft import read_dataset, to_trl_examples
 
     turns = conversation("What is 2 + 3?")
     line = {"id": "x", "messages": [*turns, {"role": "assistant", "content": "#### 5"}]}

@@ -67,7 +67,7 @@ def scenario_config(tiny_models, tmp_path, name):
     if over == "synthetic":  # prompts written by a generator behind a local fake server
         from test_synthesis import _reply, synthetic_config
 
-        from persyn.fake_openai import FakeOpenAIServer
+        from persyn.testing.fake_openai import FakeOpenAIServer
 
         if not _servers:
             _servers.append(FakeOpenAIServer(answer=_reply))

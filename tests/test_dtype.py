@@ -30,9 +30,9 @@ def test_auto_is_bf16_only_where_the_flags_say_so():
 
 
 def test_the_resolved_dtype_is_in_every_cache_key(tiny_models):
-    from persyn.assets import model_dtype
     from persyn.config import QualityConfig, StudentConfig, TeacherConfig
     from persyn.core.records import Prompt
+    from persyn.models.loading import model_dtype
     from persyn.scoring.learnability import LearnabilityScorer
     from persyn.scoring.quality import RewardModelScorer
     from persyn.stages.keys import generation_key
@@ -53,7 +53,7 @@ def test_the_resolved_dtype_is_in_every_cache_key(tiny_models):
     qk = {d: RewardModelScorer(q.model_copy(update={"dtype": d})).key for d in ("float32", "bfloat16")}
     assert qk["float32"] != qk["bfloat16"]
 
-    from persyn.train import SFTSettings
+    from persyn.training.sft_config import SFTSettings
 
     assert SFTSettings(dtype="auto").key_fields()["dtype"] == model_dtype("auto")[0]
     assert SFTSettings(dtype="float32").key_fields() != SFTSettings(dtype="bfloat16").key_fields()
@@ -62,9 +62,9 @@ def test_the_resolved_dtype_is_in_every_cache_key(tiny_models):
 def test_a_bf16_slot_loads_bf16_weights_and_scores_close_to_fp32(tiny_models):
     import torch
 
-    from persyn.assets import is_loaded, load_causal_lm, release_model
     from persyn.config import StudentConfig
     from persyn.core.records import ScoreItem
+    from persyn.models.loading import is_loaded, load_causal_lm, release_model
     from persyn.scoring.learnability import LearnabilityScorer
 
     ref = tiny_models["chat2"]

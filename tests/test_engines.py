@@ -60,7 +60,7 @@ def test_prompt_longer_than_context_is_a_failed_item(tiny_models):
 
 
 def test_render_uses_chat_template_or_plain_template(tiny_models):
-    from persyn.assets import load_tokenizer
+    from persyn.models.loading import load_tokenizer
 
     chat = load_tokenizer(tiny_models["chat"])
     t = TeacherConfig(

@@ -127,7 +127,7 @@ def test_evaluate_scores_known_answers(tiny_models, monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("kind", ["chat", "base"])
 def test_evaluate_real_generation_on_a_tiny_model(tiny_models, kind):
-    from persyn.assets import LOADED_MODELS, release_model, resolve_model
+    from persyn.models.loading import LOADED_MODELS, release_model, resolve_model
 
     release_model(tiny_models[kind])  # not in the shared cache (another test may have loaded it)
     prompts = PROMPTS[:3] + [Prompt("too-long", "1 + " * 400 + "1 = ?", "401")]  # > 512 tokens

@@ -12,10 +12,10 @@ import torch
 import yaml
 from conftest import tiny_config
 
-from persyn.assets import load_causal_lm, load_tokenizer
 from persyn.config import parse_config
 from persyn.core.errors import InputError
-from persyn.influence import InfluenceProbe, tokenized_examples
+from persyn.models.loading import load_causal_lm, load_tokenizer
+from persyn.montessori.probe import InfluenceProbe, tokenized_examples
 
 PAIRS = [
     (f"What is {a} + {b}?", f"{a} + {b} = {a + b}\n#### {a + b}") for a, b in [(1, 2), (3, 4), (5, 6), (7, 8)]
@@ -154,7 +154,7 @@ def test_influence_command_resumes_after_a_kill(tiny_models, tmp_path):
     from typer.testing import CliRunner
 
     from persyn.cli import app
-    from persyn.synthesis.montessori import preference_pairs
+    from persyn.montessori.pairs import preference_pairs
 
     args = [
         "adapt-generator",
@@ -176,7 +176,7 @@ def test_influence_command_resumes_after_a_kill(tiny_models, tmp_path):
 
 
 def test_influence_bad_input_names_the_file(tiny_models, tmp_path):
-    from persyn.stages.influence import read_examples, run_influence
+    from persyn.montessori.influence import read_examples, run_influence
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": [{"role": "user", "content": "q"}]}\n')
@@ -190,7 +190,7 @@ def test_influence_bad_input_names_the_file(tiny_models, tmp_path):
 
 
 def test_preference_pairs_follow_the_grouping_rule():
-    from persyn.synthesis.montessori import preference_pairs
+    from persyn.montessori.pairs import preference_pairs
 
     recs = [
         {"id": "a1", "group": "a", "influence": -0.3},
@@ -227,8 +227,9 @@ def test_preference_pairs_follow_the_grouping_rule():
 
 
 def test_dpo_moves_the_generator_toward_the_chosen_outputs(tiny_models, tmp_path):
-    from persyn.influence import example_losses
-    from persyn.synthesis.montessori import DPOSettings, dpo_generator
+    from persyn.montessori.probe import example_losses
+    from persyn.training.dpo import dpo_generator
+    from persyn.training.dpo_config import DPOSettings
 
     rows = [
         {"prompt": "Write a problem:", "chosen": " What is 2 + 3?", "rejected": " hello hello hello"},
@@ -260,7 +261,7 @@ def test_dpo_moves_the_generator_toward_the_chosen_outputs(tiny_models, tmp_path
 
 
 def test_stored_signals_are_the_last_run_s_only(tmp_path):
-    from persyn.stages.influence import stored_signals
+    from persyn.montessori.influence import stored_signals
 
     with pytest.raises(InputError, match="summary.json: not found"):
         stored_signals(tmp_path)

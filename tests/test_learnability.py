@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from persyn.assets import load_causal_lm, load_tokenizer
 from persyn.config import StudentConfig
 from persyn.core.records import ScoreItem
+from persyn.models.loading import load_causal_lm, load_tokenizer
 from persyn.scoring.learnability import LearnabilityScorer, student_tokens, token_budget_batches
 
 PAIRS = [

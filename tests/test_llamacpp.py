@@ -19,10 +19,10 @@ from conftest import tiny_config
 pytest.importorskip("llama_cpp")
 pytestmark = pytest.mark.integration
 
-from persyn.assets import gguf_path  # noqa: E402
 from persyn.config import TeacherConfig, parse_config  # noqa: E402
 from persyn.core.records import Prompt  # noqa: E402
 from persyn.engines.llamacpp_engine import LlamaCppEngine  # noqa: E402
+from persyn.models.aliases import gguf_path  # noqa: E402
 from persyn.pipeline import Pipeline  # noqa: E402
 
 PROMPTS = [Prompt("a", "What is 2 + 3?", "5"), Prompt("b", "What is 10 - 4?", "6")]

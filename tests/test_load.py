@@ -14,7 +14,7 @@ from conftest import tiny_config
 from persyn.config import TeacherConfig
 from persyn.core.records import Prompt
 from persyn.engines.openai_engine import OpenAIEngine
-from persyn.fake_openai import FakeOpenAIServer, answer_of
+from persyn.testing.fake_openai import FakeOpenAIServer, answer_of
 
 FAULTS = {"429": 0.03, "500": 0.03, "stall": 0.01, "drop": 0.02}
 

@@ -1,14 +1,11 @@
-"""engine: openai against a small OpenAI-compatible server in the tests, with injected faults:
+"""engine: openai against the loopback OpenAI-compatible fake (persyn.testing), with injected faults:
 429 with Retry-After, 500, a stalled response past the timeout, a dropped connection, a
 malformed JSON body. Every prompt ends answered or recorded as failed."""
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import PROBLEMS, tiny_config
+from conftest import PROBLEMS, tiny_config, tiny_teacher_server
 
 from persyn.config import TeacherConfig, parse_config
 from persyn.core.errors import ConfigError, PersynError
@@ -19,78 +16,10 @@ from persyn.pipeline import Pipeline
 ANSWERS = dict(PROBLEMS)
 
 
-class FakeServer:
-    """Serves ``/v1/models`` and ``/v1/chat/completions``; ``faults`` is consumed one per chat
-    request (then answers normally); prompts containing ``ALWAYS500`` always fail."""
-
-    def __init__(self, faults=()):
-        self.faults = list(faults)
-        self.lock = threading.Lock()
-        self.requests = 0
-        self.bodies = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code, body, headers=()):
-                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                self._send(200, {"data": [{"id": "tiny-teacher"}]})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.requests += 1
-                    server.bodies.append(body)
-                    fault = server.faults.pop(0) if server.faults else None
-                user = body["messages"][-1]["content"]
-                if "ALWAYS500" in user:
-                    fault = "500"
-                if fault == "429":
-                    return self._send(429, {"error": "slow down"}, [("Retry-After", "0.2")])
-                if fault == "500":
-                    return self._send(500, {"error": "boom"})
-                if fault == "echo":  # a careless proxy that echoes the credentials it got
-                    return self._send(401, {"error": f"bad credentials: {self.headers.get('Authorization')}"})
-                if fault == "stall":
-                    time.sleep(1.5)
-                if fault == "drop":
-                    self.connection.shutdown(2)
-                    return
-                if fault == "badjson":
-                    return self._send(200, "{not json")
-                answer = ANSWERS.get(user, "0")
-                self._send(
-                    200,
-                    {
-                        "choices": [{"message": {"content": f"#### {answer}"}, "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 3},
-                    },
-                )
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-
-
 @pytest.fixture
 def server():
-    s = FakeServer()
-    yield s
-    s.close()
+    with tiny_teacher_server() as s:
+        yield s
 
 
 def teacher(url, **over):
@@ -104,7 +33,7 @@ def prompts(n=6):
 
 
 def test_every_fault_is_retried_and_every_prompt_answered(server):
-    server.faults = ["429", "500", "stall", "drop", "badjson"]
+    server.script = ["429", "500", "stall", "drop", "badjson"]
     eng = OpenAIEngine(teacher(server.url, concurrency=2, batch_size=4), seed=0)
     start = time.perf_counter()
     out = [item for batch in eng.generate(prompts()) for item in batch]
@@ -183,7 +112,7 @@ def priced_run(tiny_models, tmp_path, url, **served):
 
 
 def test_persyn_run_with_a_served_teacher(tiny_models, tmp_path, server):
-    server.faults = ["429", "drop", "500"]
+    server.script = ["429", "drop", "500"]
     cfg = priced_run(tiny_models, tmp_path, server.url, timeout=0.5)
     with Pipeline(parse_config(cfg)) as p:
         summary = p.run().model_dump()

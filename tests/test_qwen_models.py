@@ -34,12 +34,14 @@ pytestmark = pytest.mark.integration
 def test_qwen_follows_chatml_and_adds_no_bos_on_any_path(alias):
     if not _installed(ALIASES[alias]):
         pytest.skip(f"{alias}: the assets-qwen parts are not installed")
-    from persyn.assets import converted_dir, gguf_source, load_tokenizer, model_wants_bos
     from persyn.engines.transformers_engine import TransformersEngine, render_teacher_prompt
     from persyn.evaluate import check_rendering
+    from persyn.models.aliases import converted_dir, gguf_source
+    from persyn.models.bos import model_wants_bos
+    from persyn.models.gguf import gguf_wants_bos
+    from persyn.models.loading import load_tokenizer
     from persyn.scoring.learnability import student_tokens
-    from persyn.tokenization import gguf_wants_bos
-    from persyn.train import to_trl_examples
+    from persyn.training.sft import to_trl_examples
 
     assert gguf_wants_bos(str(gguf_source(alias))) is False
     assert model_wants_bos(alias) is False
@@ -73,9 +75,9 @@ def test_qwen_follows_chatml_and_adds_no_bos_on_any_path(alias):
 def test_llamacpp_runs_the_joined_gguf_with_the_same_prompt_ids(alias):
     if not _installed(ALIASES[alias]) or importlib.util.find_spec("llama_cpp") is None:
         pytest.skip(f"{alias}: the assets-qwen parts or llama-cpp-python are not installed")
-    from persyn.assets import load_tokenizer
     from persyn.engines.llamacpp_engine import LlamaCppEngine
     from persyn.engines.transformers_engine import render_teacher_prompt
+    from persyn.models.loading import load_tokenizer
 
     cfg = TeacherConfig(name="qwen", engine="llamacpp", model=alias, max_new_tokens=8)
     ll = LlamaCppEngine(cfg, seed=0)

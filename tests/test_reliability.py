@@ -34,7 +34,7 @@ def test_changed_weights_regenerate_that_teacher_only(tiny_models, tmp_path):
     first = run(cfg)
     assert first["generations_new"] == first["generations"]
 
-    from persyn.assets import model_fingerprint
+    from persyn.models.fingerprint import model_fingerprint
 
     weights = next(b_path.glob("*.safetensors"))
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))

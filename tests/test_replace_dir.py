@@ -156,7 +156,7 @@ def test_the_crash_point_sits_after_the_aside_rename(tmp_path, monkeypatch):
 def fake_adapt(monkeypatch):
     """``adapt_generator`` with its inputs and its DPO replaced by fakes; returns the list of
     DPO calls."""
-    import persyn.stages.adapt as adapt
+    import persyn.montessori.adapt as adapt
 
     calls = []
     examples = [

@@ -4,7 +4,7 @@ import torch
 from persyn.config import RouterConfig
 from persyn.router.base import RouterExample, router_figures
 from persyn.router.model import BTRouter
-from persyn.router.train import bt_loss, train_router
+from persyn.router.train import bt_loss, fit_bt_router
 from persyn.scoring.combine import pair_labels
 
 
@@ -32,7 +32,7 @@ def synthetic(n=24):
 def test_router_learns_which_teacher_suits_which_prompt(tiny_models, tmp_path):
     cfg = RouterConfig(encoder=tiny_models["encoder"], epochs=30, batch_size=8, encoder_lr=1e-3, head_lr=2e-2)
     data = [RouterExample(t, pair_labels(r)) for t, r in synthetic()]
-    router = train_router(cfg, ["a", "b", "c"], data, seed=0)
+    router = fit_bt_router(cfg, ["a", "b", "c"], data, seed=0)
     texts = ["How many apples are in box 99?", "What is 2 + 77? cars wheels"]
     picks = router.coefficients(texts).argmax(-1).tolist()
     assert picks == [1, 2]
@@ -50,7 +50,7 @@ def test_untrained_router_is_indifferent(tiny_models):
 def test_router_without_pairs_is_an_error(tiny_models):
     cfg = RouterConfig(encoder=tiny_models["encoder"], epochs=1)
     with pytest.raises(ValueError, match="no calibration prompt"):
-        train_router(cfg, ["a", "b"], [RouterExample("x", [])], seed=0)
+        fit_bt_router(cfg, ["a", "b"], [RouterExample("x", [])], seed=0)
 
 
 def test_load_rejects_a_directory_that_is_not_a_router(tmp_path):

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import tiny_config
-from test_openai_engine import FakeServer
+from conftest import tiny_config, tiny_teacher_server
 
 from persyn.config import TeacherConfig
 from persyn.core.errors import PersynError
@@ -22,7 +21,7 @@ PASSWORD = "pw-PLANTED-41d2"
 def test_a_planted_key_and_url_password_appear_nowhere(tiny_models, tmp_path):
     # Every calibration request's error body echoes the credentials it got: a Bearer key from
     # api_key_env for one teacher, Basic user:password from the base_url for the other.
-    server = FakeServer(faults=["echo"] * 8)
+    server = tiny_teacher_server(script=["echo"] * 8)
     try:
         cfg = tiny_config(tiny_models, tmp_path, n=8)
         served = {"engine": "openai", "model": "tiny-teacher", "max_retries": 1}
@@ -93,7 +92,7 @@ def test_a_planted_key_is_not_in_the_ray_logs(tiny_models, tmp_path):
     import pytest
 
     pytest.importorskip("ray")
-    server = FakeServer(faults=["echo"] * 4)
+    server = tiny_teacher_server(script=["echo"] * 4)
     import tempfile
 
     # This run's own Ray session directory (logs included); short: Ray's socket paths must fit

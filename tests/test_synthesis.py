@@ -12,7 +12,6 @@ from conftest import tiny_config
 from persyn.config import parse_config
 from persyn.core.errors import InputError, PersynError
 from persyn.core.records import Generation, Prompt, ScoreItem
-from persyn.fake_openai import FakeOpenAIServer
 from persyn.pipeline import Pipeline
 from persyn.scoring.quality import MajorityScorer
 from persyn.stages.score import majority_golds
@@ -21,6 +20,7 @@ from persyn.synthesis.dedup import RougeDedup, cosine_duplicates
 from persyn.synthesis.nomad import generator_example, generator_examples, parse_generated
 from persyn.synthesis.normsim import normsim, novelty, percentile_band
 from persyn.synthesis.self_instruct import fewshot_request, parse_fewshot
+from persyn.testing.fake_openai import FakeOpenAIServer
 
 
 def _unit(rng, n, d=6):
@@ -130,7 +130,7 @@ def test_majority_quality_scores_against_the_pseudo_gold():
 
 @pytest.mark.parametrize("chat", [True, False])
 def test_generator_loss_covers_prompt_tokens_exactly_when_masking_is_off(tiny_models, chat):
-    from persyn.assets import load_tokenizer
+    from persyn.models.loading import load_tokenizer
 
     tok = load_tokenizer(tiny_models["chat" if chat else "base"])
     header, prompt, response = "Write a new problem.", "What is 2 + 3?", "2 + 3 = 5\n#### 5"
@@ -154,7 +154,7 @@ def test_generator_loss_covers_prompt_tokens_exactly_when_masking_is_off(tiny_mo
 
 
 def test_generator_examples_reject_empty_or_unanswered_seeds(tiny_models):
-    from persyn.assets import load_tokenizer
+    from persyn.models.loading import load_tokenizer
 
     tok = load_tokenizer(tiny_models["chat"])
     with pytest.raises(InputError, match="seed set is empty"):
@@ -314,7 +314,7 @@ def test_train_generator_cli_trains_on_prompt_tokens_only_without_masking(tiny_m
         assert res.exit_code == 0, res.output
         infos[masking] = json.loads((out / "persyn_sft.json").read_text())
         assert (out / "config.json").exists() and infos[masking]["prompt_masking"] == (masking == "on")
-    from persyn.assets import load_tokenizer
+    from persyn.models.loading import load_tokenizer
 
     tok = load_tokenizer(tiny_models["chat"])
     prompt_tokens = sum(

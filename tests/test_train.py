@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from persyn.core.errors import ConfigError, InputError
-from persyn.train import SFTSettings, make_trainer, read_dataset, sft
+from persyn.training.sft import make_trainer, read_dataset, sft
+from persyn.training.sft_config import SFTSettings
 
 
 @pytest.fixture(autouse=True)
@@ -192,7 +193,7 @@ def test_bf16_sft_is_mixed_precision_and_close_to_fp32(tiny_models, tmp_path):
 
 
 def test_full_sft_lowers_the_loss_and_reproduces(tiny_models, tmp_path):
-    from persyn.assets import load_causal_lm, load_tokenizer, resolve_model
+    from persyn.models.loading import load_causal_lm, load_tokenizer, resolve_model
 
     s = SFTSettings(epochs=6, batch_size=4, learning_rate=3e-3, logging_steps=1, seed=0)
     ds = tmp_path / "dataset.jsonl"
@@ -225,7 +226,7 @@ def test_full_sft_lowers_the_loss_and_reproduces(tiny_models, tmp_path):
 
 
 def test_lora_merges_into_a_plain_model_dir_and_reproduces(tiny_models, tmp_path):
-    from persyn.assets import load_causal_lm
+    from persyn.models.loading import load_causal_lm
 
     s = SFTSettings(method="lora", epochs=1, batch_size=2, lora_r=4, learning_rate=1e-2)
     info = sft(lines(4), tiny_models["base"], tmp_path / "lora", s, progress=False)

@@ -1,7 +1,7 @@
 """Accuracy of a model on a held-out verifiable prompt set (greedy, batched), with a Wilson 95%
 interval, after checking that no evaluation prompt is a training prompt.
 
-The model sees each prompt exactly as the student sees it in fine-tuning (``persyn.train``) and
+The model sees each prompt exactly as the student sees it in fine-tuning (``persyn.training.sft``) and
 learnability scoring: the chat template over the user turn alone with the generation prompt (no
 system prompt), or for a model without a chat template the student's ``prompt_template``.
 Generation goes through ``TransformersEngine``; correctness is ``VerifierScorer``'s
@@ -152,9 +152,9 @@ def evaluate(
     Generation: ``TransformersEngine`` with temperature 0, ``batch_size`` prompts at a time,
     at most ``max_new_tokens`` new tokens; the prompt is the chat template over the user turn
     (no system prompt), or ``prompt_template`` (with ``{prompt}``) for a model without a chat
-    template: the rendering ``persyn.train`` fine-tunes on. A model already loaded in the
+    template: the rendering ``persyn.training.sft`` fine-tunes on. A model already loaded in the
     shared cache is left there; one loaded here is released at the end. ``dtype``: the weights'
-    dtype (``auto``: bf16 where the hardware runs it natively, ``persyn.assets.model_dtype``);
+    dtype (``auto``: bf16 where the hardware runs it natively, ``persyn.models.loading.model_dtype``);
     the result records the dtype used and why.
 
     A response is correct when ``VerifierScorer`` scores it 1.0 (math-verify finds its final
@@ -169,11 +169,11 @@ def evaluate(
     """
     from tqdm.auto import tqdm
 
-    from persyn.assets import is_loaded, load_tokenizer, model_dtype, release_model
     from persyn.config import TeacherConfig
     from persyn.core.hardware import DTYPE_SETTINGS
     from persyn.core.records import ScoreItem
     from persyn.engines.transformers_engine import TransformersEngine
+    from persyn.models.loading import load_tokenizer, model_dtype, scoped_model
     from persyn.scoring.quality import VerifierScorer
     from persyn.scoring.tasks import task_of
 
@@ -203,8 +203,7 @@ def evaluate(
         dtype=dtype,
     )
     resolved, reason = model_dtype(dtype)
-    was_loaded = is_loaded(model, dtype)
-    try:
+    with scoped_model(model, dtype):  # e.g. a fine-tuned student, evaluated once: freed after
         engine = TransformersEngine(teacher, seed=0)
         check_rendering(engine, prompts[0].text, prompt_template)
         tasks = {p.id: t for p in prompts if (t := task_of(p.metadata)) is not None}
@@ -230,9 +229,6 @@ def evaluate(
                         "completion_tokens": c.completion_tokens,
                     }
                 bar.update(len(batch))
-    finally:
-        if not was_loaded:  # e.g. a fine-tuned student, evaluated once: free its memory
-            release_model(model)
     rows = [records[p.id] for p in prompts]
     n, correct = len(rows), sum(r["correct"] for r in rows)
     lo, hi = wilson_interval(correct, n)
@@ -243,7 +239,7 @@ def evaluate(
 
 def check_rendering(engine, prompt: str, template: str) -> None:
     """Warn when the engine's prompt tokens (``TransformersEngine.prompt_ids``) differ from those
-    ``persyn.train`` fine-tunes on (``student_tokens``). Both follow ``persyn.tokenization``'s
+    ``persyn.training.sft`` fine-tunes on (``student_tokens``). Both follow ``persyn.tokenization``'s
     BOS rule, so a difference means a rendering difference (e.g. a chat template that rewrites
     earlier turns)."""
     from persyn.scoring.learnability import student_tokens

@@ -22,12 +22,12 @@ from persyn.core.records import Prompt
 from persyn.core.summary import RunSummary, StrategySummary
 from persyn.selection.build import build_strategy
 from persyn.stages import cache, generate_then_select, rewards, route, score
-from persyn.stages.active import build_calibration
+from persyn.stages.calibrate import calibrate
 from persyn.stages.context import RunContext
 from persyn.stages.export import export
 from persyn.stages.generate import generate
-from persyn.stages.generation import preflight
 from persyn.stages.prepare import prepare
+from persyn.stages.responses import preflight
 from persyn.stages.train_router import train_router
 
 
@@ -87,7 +87,7 @@ class Pipeline:
 
     def calibrate(self) -> None:
         """Every teacher answers every calibration prompt (``stages.calibrate``)."""
-        self.new_generations += build_calibration(self.ctx)
+        self.new_generations += calibrate(self.ctx)
 
     def score(self) -> None:
         """Learnability and quality of every calibration response (``stages.score``)."""

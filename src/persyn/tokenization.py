@@ -10,23 +10,21 @@ from the model's own metadata, never from a per-path choice:
   The ``add_bos_token`` attribute alone is not trusted: transformers 5 neither saves nor
   reloads it for fast tokenizers (a reloaded Gemma tokenizer reports ``False`` and still adds
   ``<bos>``).
-* a GGUF file (``gguf_wants_bos``): its ``tokenizer.ggml.add_bos_token`` field, the flag llama.cpp
-  itself obeys. ``persyn.assets`` converts packaged GGUFs so that the converted tokenizer agrees.
+* a GGUF file (``persyn.models.gguf.gguf_wants_bos``): its ``tokenizer.ggml.add_bos_token``
+  field, the flag llama.cpp itself obeys. ``persyn.models.gguf`` converts packaged GGUFs so that
+  the converted tokenizer agrees.
 
 The rendered text (a chat template, a prompt template) is tokenized without special tokens, and
 BOS is put in front only when the model wants it and the text does not already start with it (a
 chat template that writes ``<bos>`` itself does not get a second one). Response text is never
 given a BOS: ``encode_text``.
 
-``persyn.assets.bos_policy_key`` (``RULE_VERSION`` and a model's policy) is the short string that
+``persyn.models.bos.bos_policy_key`` (``RULE_VERSION`` and a model's policy) is the short string that
 enters the cache keys of teacher generations and learnability scores, so results made under
 another rule are stale. This module imports nothing else of persyn's.
 """
 
 from __future__ import annotations
-
-import functools
-from pathlib import Path
 
 #: Bumped when the rule changes; part of every ``bos_policy_key``.
 RULE_VERSION = "tokenization/v2"
@@ -80,69 +78,3 @@ def count_bos(ids: list[int], bos_id: int | None) -> int:
     while bos_id is not None and n < len(ids) and ids[n] == bos_id:
         n += 1
     return n
-
-
-# GGUF metadata value types: struct format of the fixed-size ones (8: string, 9: array).
-_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-
-
-def gguf_field(path: str | Path, name: str):
-    """The value of the scalar or string metadata field ``name`` of the GGUF file at ``path``
-    (None when absent; arrays are skipped, never returned).
-
-    Reads the key/value header in place (memory-mapped, stopping at ``name``) rather than
-    through ``gguf.GGUFReader``, which decodes every field (Gemma-3's 262k-token vocabulary:
-    seconds) and is not installed with llama-cpp-python alone. Format: the GGUF specification
-    (ggml's ``docs/gguf.md``), little-endian, versions 2 and 3.
-
-    Raises:
-        ValueError: not a GGUF file, or a header it cannot parse.
-    """
-    import mmap
-    import struct
-
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        if m[:4] != b"GGUF":
-            raise ValueError(f"{path}: not a GGUF file")
-        (version,) = struct.unpack_from("<I", m, 4)
-        if version < 2:
-            raise ValueError(f"{path}: GGUF version {version} is not supported")
-        (n_kv,) = struct.unpack_from("<Q", m, 16)
-        pos = 24
-
-        def string(at: int) -> tuple[str, int]:
-            (n,) = struct.unpack_from("<Q", m, at)
-            return m[at + 8 : at + 8 + n].decode("utf-8", "replace"), at + 8 + n
-
-        def skip(kind: int, at: int) -> int:
-            if kind in _GGUF_SCALARS:
-                return at + struct.calcsize(_GGUF_SCALARS[kind])
-            if kind == 8:
-                return string(at)[1]
-            if kind == 9:
-                elem, count = struct.unpack_from("<IQ", m, at)
-                at += 12
-                if elem in _GGUF_SCALARS:
-                    return at + count * struct.calcsize(_GGUF_SCALARS[elem])
-                for _ in range(count):
-                    at = skip(elem, at)
-                return at
-            raise ValueError(f"{path}: unknown GGUF value type {kind}")
-
-        for _ in range(n_kv):
-            key, pos = string(pos)
-            (kind,) = struct.unpack_from("<I", m, pos)
-            pos += 4
-            if key == name and kind != 9:
-                if kind == 8:
-                    return string(pos)[0]
-                return struct.unpack_from("<" + _GGUF_SCALARS[kind], m, pos)[0]
-            pos = skip(kind, pos)
-    return None
-
-
-@functools.cache
-def gguf_wants_bos(path: str) -> bool | None:
-    """The GGUF file's ``tokenizer.ggml.add_bos_token`` (None when the field is absent)."""
-    value = gguf_field(path, "tokenizer.ggml.add_bos_token")
-    return None if value is None else bool(value)

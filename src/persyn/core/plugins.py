@@ -10,6 +10,7 @@ plug-ins back); ``load`` imports a plug-in only when a run asks for it, which ke
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from typing import Any
 
 #: Teacher engines (``teachers.N.engine``); each is a class built as ``Cls(teacher, seed)``.
@@ -20,8 +21,8 @@ ENGINES: dict[str, str] = {
     "llamacpp": "persyn.engines.llamacpp_engine:LlamaCppEngine",
 }
 
-#: Router kinds (``router.kind``); each is a class with ``fit``/``save``/``load``/``scores``
-#: (see ``persyn.router.base.Router``).
+#: Router kinds (``router.kind``); each is a ``persyn.router.base.Router`` subclass (``fit``,
+#: ``steps``, ``scores``, ``save``, ``load``, ``fingerprint``).
 ROUTERS: dict[str, str] = {
     "prior": "persyn.router.prior:PriorRouter",
     "bt-linear": "persyn.router.bt_linear:BTLinearRouter",
@@ -33,14 +34,14 @@ ROUTERS: dict[str, str] = {
 #: (see ``persyn.selection.base``). The order is the order of the docs and of ``--help``.
 STRATEGIES: dict[str, str] = {
     "persyn": "persyn.selection.routed:PerSyn",
-    "oracle": "persyn.selection.generate_then_select:OracleStrategy",
+    "oracle": "persyn.selection.per_prompt_argmax:OracleStrategy",
     "strongest": "persyn.selection.single_teacher:Strongest",
     "family-strong": "persyn.selection.single_teacher:FamilyStrong",
     "random": "persyn.selection.random_teacher:RandomTeacher",
     "mix": "persyn.selection.mix:Mix",
     "car": "persyn.selection.single_teacher:CAR",
-    "grape": "persyn.selection.generate_then_select:Grape",
-    "best-of-n": "persyn.selection.generate_then_select:BestOfN",
+    "grape": "persyn.selection.per_prompt_argmax:Grape",
+    "best-of-n": "persyn.selection.per_prompt_argmax:BestOfN",
 }
 
 #: Where generation and scoring run (``executor``); each is built as ``Cls(cfg)``.
@@ -50,14 +51,30 @@ EXECUTORS: dict[str, str] = {
 }
 
 
+def check(known: Iterable[str], name: str, what: str) -> str:
+    """``name`` when it is one of ``known`` (a plug-in table, or any names: its keys are read
+    in order), the one check of a plug-in name.
+
+    Raises:
+        ValueError: an unknown name, as ``unknown WHAT 'NAME' (known: A, B, ...)`` (a config
+            validator turns it into a field error; callers outside one wrap it in their error).
+    """
+    known = list(known)
+    if name not in known:
+        raise ValueError(f"unknown {what} '{name}' (known: {', '.join(known)})")
+    return name
+
+
 def load(table: dict[str, str], name: str, what: str) -> Any:
     """The plug-in ``name`` of ``table``, imported now.
 
     Raises:
-        KeyError: ``name`` is not in the table (the message lists the known names; callers
-            validate names at config time, so this is a programming error).
+        KeyError: ``name`` is not in the table (the message of ``check``; callers validate
+            names at config time, so this is a programming error).
     """
-    if name not in table:
-        raise KeyError(f"unknown {what} '{name}' (known: {', '.join(table)})")
+    try:
+        check(table, name, what)
+    except ValueError as exc:
+        raise KeyError(str(exc)) from None
     module, _, attr = table[name].partition(":")
     return getattr(importlib.import_module(module), attr)

@@ -19,11 +19,11 @@ import importlib.util
 import time
 from collections.abc import Iterator
 
-from persyn.assets import gguf_path
 from persyn.config import TeacherConfig
 from persyn.core.errors import MissingAssetError
 from persyn.core.records import Completion, Prompt
 from persyn.engines.base import base_model_prompt, teacher_messages
+from persyn.models.aliases import gguf_path
 from persyn.tokenization import apply_bos
 
 

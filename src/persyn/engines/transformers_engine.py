@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from persyn.assets import context_length, load_causal_lm, load_tokenizer
 from persyn.config import TeacherConfig
 from persyn.core.hashing import stable_hash
 from persyn.core.records import Completion, Prompt
 from persyn.engines.base import base_model_prompt, teacher_messages
+from persyn.models.loading import context_length, load_causal_lm, load_tokenizer
 from persyn.tokenization import encode_prompt, encode_text, wants_bos
 
 

@@ -48,9 +48,9 @@ def longest_response(dataset: Path, model: str) -> int:
     Raises:
         InputError: the dataset cannot be read (``train.read_dataset``).
     """
-    from persyn.assets import load_tokenizer
+    from persyn.models.loading import load_tokenizer
     from persyn.tokenization import encode_text
-    from persyn.train import read_dataset
+    from persyn.training.sft import read_dataset
 
     tok = load_tokenizer(model)
     return 1 + max(len(encode_text(tok, ex[1])) for ex in read_dataset(dataset))
@@ -97,7 +97,7 @@ class StudentTrainer:
     @staticmethod
     def _student_id(st: StudentConfig) -> list:
         # Everything about the student that changes a fine-tune or an evaluation.
-        from persyn.assets import model_fingerprint
+        from persyn.models.fingerprint import model_fingerprint
 
         return [st.model, model_fingerprint(st.model), st.prompt_template]
 
@@ -115,7 +115,7 @@ class StudentTrainer:
             prompts = [p for p in loaded if normalize_prompt(p.text) not in drop]
         if not prompts:
             raise InputError(f"evaluation split: all {len(loaded)} prompts are training or test prompts")
-        from persyn.assets import dtype_key
+        from persyn.models.loading import dtype_key
 
         # length_margin only checks the budget: it changes no answer, so it stays out of the id
         settings = spec.model_dump(mode="json", exclude={"prompts", "dtype", "length_margin"})
@@ -168,7 +168,7 @@ class StudentTrainer:
 
     def _key(self, st: StudentConfig, seed: int, dataset_hash: str, split: str, sft_over: dict | None):
         # A fine-tune's evaluation key: dataset content, SFT settings, student, seed and split.
-        from persyn.train import SFTSettings
+        from persyn.training.sft_config import SFTSettings
 
         settings = SFTSettings.model_validate({**self.sft, **(sft_over or {}), "seed": seed})
         return settings, stable_hash(
@@ -197,7 +197,7 @@ class StudentTrainer:
         evaluation on another split (a validation sweep's point that the main run may train
         again); ``remove_models`` deletes what is left."""
         from persyn.evaluate import training_prompts
-        from persyn.train import sft
+        from persyn.training.sft import sft
 
         settings, key = self._key(st, seed, dataset_hash, split, sft_over)
         done = self.out / "evals" / f"{key}.json"

@@ -18,7 +18,7 @@ from persyn.experiment.config import ExperimentConfig, deep_merge
 from persyn.experiment.finetune import StudentTrainer
 from persyn.experiment.records import Progress, RecordCopy, source_revision
 from persyn.experiment.results import result_row, write_results
-from persyn.experiment.validation import alpha_by_validation, epochs_by_validation, router_figures
+from persyn.experiment.validation import alpha_by_validation, epochs_by_validation, stored_router_figures
 from persyn.store import Store
 from persyn.students import seed_store, student_configs
 
@@ -322,7 +322,7 @@ class Experiment:
                     pipe.score()
                     pipe.train_router()
                     routing = dict(Counter(pipe.route().values()))
-                figures = router_figures(pipe)
+                figures = stored_router_figures(pipe)
             row = {"key": point_key, "sweep": kind, "value": value, **figures, "routing": routing}
             if self.exp.sweeps.train:
                 res = self.trainer.train_and_evaluate(

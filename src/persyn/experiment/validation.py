@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def router_figures(pipe) -> dict:
+def stored_router_figures(pipe) -> dict:
     """The trained router's cross-validation figures in ``pipe``'s store: the kind that routes,
     the calibration prompts, top-1 and regret, and the best single teacher's top-1 and
     regret (None where not measured)."""
@@ -39,7 +39,7 @@ def alpha_by_validation(run: Any) -> list[dict]:
             run.chained(d)
             with Pipeline(one) as pipe:
                 summary = pipe.build_strategy("persyn", d / "strategies" / "persyn", seed=seed)
-                figures = router_figures(pipe)
+                figures = stored_router_figures(pipe)
             res = run.trainer.train_and_evaluate(
                 one.student,
                 d / "strategies/persyn/dataset.jsonl",

@@ -13,7 +13,7 @@ from persyn.config import RouterConfig
 from persyn.core.hashing import stable_hash
 from persyn.router.base import Router, RouterExample
 from persyn.router.model import BTRouter
-from persyn.router.train import steps_per_training, train_router
+from persyn.router.train import fit_bt_router, steps_per_training
 
 
 class BTEncoderRouter(Router):
@@ -35,12 +35,12 @@ class BTEncoderRouter(Router):
     def fit(
         cls, cfg: RouterConfig, teachers: list[str], examples: list[RouterExample], seed: int, progress=None
     ) -> BTEncoderRouter:
-        """Train a fresh router (see ``router.train.train_router``).
+        """Train a fresh router (see ``router.train.fit_bt_router``).
 
         Raises:
             ValueError: no example has a pair to learn from.
         """
-        return cls(train_router(cfg, teachers, examples, seed, progress))
+        return cls(fit_bt_router(cfg, teachers, examples, seed, progress))
 
     @classmethod
     def steps(cls, cfg: RouterConfig, n_examples: int) -> int:

@@ -12,14 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from persyn.assets import (
-    from_pretrained_kwargs,
-    load_tokenizer,
-    model_fingerprint,
-    not_local_error,
-    resolve_model,
-)
 from persyn.core.hashing import stable_hash
+from persyn.models.fingerprint import model_fingerprint
+from persyn.models.loading import from_pretrained_kwargs, load_tokenizer, not_local_error, resolve_model
 
 if TYPE_CHECKING:  # torch loads only when a prompt is embedded (``import persyn`` stays light)
     import torch

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from persyn.assets import from_pretrained_kwargs, load_tokenizer, not_local_error, resolve_model
 from persyn.core.errors import PersynError
+from persyn.models.loading import from_pretrained_kwargs, load_tokenizer, not_local_error, resolve_model
 from persyn.router.embeddings import pool
 
 

@@ -35,7 +35,7 @@ def bt_loss(
     return F.binary_cross_entropy_with_logits(logits, target.to(coef.dtype))
 
 
-def train_router(
+def fit_bt_router(
     cfg: RouterConfig, teachers: list[str], examples: list[RouterExample], seed: int, progress=None
 ) -> BTRouter:
     """Train a fresh router on ``examples`` (AdamW; encoder and head with their own learning
@@ -80,5 +80,5 @@ def train_router(
 
 
 def steps_per_training(cfg: RouterConfig, n_examples: int) -> int:
-    """Optimizer steps ``train_router`` takes (for progress bars)."""
+    """Optimizer steps ``fit_bt_router`` takes (for progress bars)."""
     return cfg.epochs * max(1, -(-n_examples // cfg.batch_size))

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from persyn.assets import bos_policy_key, context_length, load_causal_lm, load_tokenizer
 from persyn.config import StudentConfig
 from persyn.core.hashing import stable_hash
 from persyn.core.records import ScoreItem
+from persyn.models.bos import bos_policy_key
+from persyn.models.loading import context_length, load_causal_lm, load_tokenizer
 from persyn.tokenization import encode_prompt, encode_text
 
 
@@ -113,7 +114,7 @@ class LearnabilityScorer:
     @property
     def key(self) -> str:
         """Identifies the scorer's settings in the store (changes invalidate cached scores)."""
-        from persyn.assets import model_fingerprint
+        from persyn.models.fingerprint import model_fingerprint
 
         cfg = self.cfg
         parts = ["learnability/v1", cfg.model, model_fingerprint(cfg.model), cfg.prompt_template]
@@ -122,7 +123,7 @@ class LearnabilityScorer:
             gguf = cfg.gguf or cfg.model
             parts += ["llamacpp", gguf, model_fingerprint(gguf)]
         else:
-            from persyn.assets import dtype_key
+            from persyn.models.loading import dtype_key
 
             parts += dtype_key(cfg.dtype)  # bf16 scores apart from fp32 ones
         return stable_hash(parts)
@@ -185,7 +186,7 @@ class LearnabilityScorer:
         template), logits of every position from the GGUF model, one sequence at a time."""
         import numpy as np
 
-        from persyn.assets import gguf_path
+        from persyn.models.aliases import gguf_path
 
         if getattr(self, "_llama", None) is None:
             from llama_cpp import Llama

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from persyn.assets import load_tokenizer, resolve_model
 from persyn.config import QualityConfig
 from persyn.core.hashing import stable_hash
 from persyn.core.records import ScoreItem
+from persyn.models.loading import load_tokenizer, resolve_model
 from persyn.scoring.learnability import token_budget_batches
 from persyn.scoring.tasks import task_check
 
@@ -87,7 +87,12 @@ class RewardModelScorer:
         import torch
         from transformers import AutoModelForSequenceClassification
 
-        from persyn.assets import from_pretrained_kwargs, inference_device, model_dtype, not_local_error
+        from persyn.models.loading import (
+            from_pretrained_kwargs,
+            inference_device,
+            model_dtype,
+            not_local_error,
+        )
 
         if self.model is not None:
             return
@@ -106,7 +111,8 @@ class RewardModelScorer:
 
     @property
     def key(self) -> str:
-        from persyn.assets import dtype_key, model_fingerprint
+        from persyn.models.fingerprint import model_fingerprint
+        from persyn.models.loading import dtype_key
 
         cfg = self.cfg
         return stable_hash(

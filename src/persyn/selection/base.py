@@ -7,10 +7,10 @@ from typing import Any
 
 from persyn.config import RunConfig
 from persyn.core.errors import ConfigError
-from persyn.core.plugins import STRATEGIES, load
+from persyn.core.plugins import STRATEGIES, check, load
 from persyn.core.records import Prompt
 from persyn.scoring.means import TeacherMeans, calibration_means
-from persyn.stages.active import build_calibration
+from persyn.stages.calibrate import calibrate
 from persyn.stages.context import RunContext
 from persyn.stages.prepare import prepare
 from persyn.stages.rewards import reward_table
@@ -56,8 +56,10 @@ def get_strategy(name: str) -> Strategy:
     Raises:
         ConfigError: an unknown name (the known ones are listed).
     """
-    if name not in STRATEGIES:
-        raise ConfigError(f"--strategy: unknown strategy '{name}' (known: {', '.join(STRATEGIES)})")
+    try:
+        check(STRATEGIES, name, "strategy")
+    except ValueError as exc:
+        raise ConfigError(f"--strategy: {exc}") from None
     return load(STRATEGIES, name, "strategy")()
 
 
@@ -80,7 +82,7 @@ def select(ctx: RunContext, name: str, seed: int | None = None) -> tuple[dict[st
     details: dict[str, Any] = {}
     means = None
     if strategy.needs_calibration(cfg):
-        build_calibration(ctx)
+        calibrate(ctx)
         score(ctx)
         _, table, _ = reward_table(ctx)
         means = calibration_means(table, cfg.teacher_names)

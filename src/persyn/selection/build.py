@@ -12,7 +12,7 @@ from persyn.core.records import DatasetLine, Failure
 from persyn.core.summary import StrategySummary
 from persyn.selection.base import generations_needed, get_strategy, select
 from persyn.stages.context import RunContext
-from persyn.stages.generation import generate_responses
+from persyn.stages.responses import generate_responses
 from persyn.stages.rewards import stored_rewards
 from persyn.stages.score import stored_scores
 

@@ -1,17 +1,43 @@
-"""Stage 1: every teacher answers every calibration prompt."""
+"""Stage 1 for every ``calibration.select``: every teacher answers every calibration prompt.
+``random`` and ``diverse`` calibration sets are fixed by ``prepare``; ``active`` grows from a
+diverse seed set in rounds, each adding the prompts on which the routers trained so far are
+least certain or disagree most (``persyn.calibration.active``).
+
+A killed run resumes between rounds (the grown set is in the store) and inside a round (its
+responses and scores are cached; the next prompts are a deterministic function of them).
+"""
 
 from __future__ import annotations
 
-from persyn.core.errors import PersynError
-from persyn.core.records import Generation, Prompt
+import json
+import math
+
+from persyn.calibration.active import next_round
+from persyn.core.faults import crash_point, register
+from persyn.router.embeddings import PromptEncoder
 from persyn.stages.context import RunContext
-from persyn.stages.generation import generate_responses, preflight
+from persyn.stages.embed import prompt_embeddings
 from persyn.stages.prepare import prepare
+from persyn.stages.responses import generate_responses, preflight
+from persyn.stages.score import score
+from persyn.stages.train_router import router_examples
+
+CALIBRATE_ROUND = register("calibrate.round", "after an active round's prompts join the calibration set")
 
 
 def calibrate(ctx: RunContext) -> int:
-    """Every teacher answers every calibration prompt (what is stored is skipped). Returns the
-    number of responses generated."""
+    """Every teacher answers every calibration prompt; for ``active`` selection, in rounds that
+    grow the set to ``calibration.size``. What is stored is skipped. Returns the responses
+    generated."""
+    prepare(ctx)
+    if ctx.cfg.calibration.select != "active":
+        return answer_calibration(ctx)
+    return calibrate_actively(ctx)
+
+
+def answer_calibration(ctx: RunContext) -> int:
+    """Every teacher answers every prompt of the calibration set as it stands (what is stored is
+    skipped). Returns the number of responses generated."""
     prepare(ctx)
     preflight(ctx)
     with ctx.timed("calibrate"):
@@ -19,20 +45,35 @@ def calibrate(ctx: RunContext) -> int:
         return generate_responses(ctx, [(t, cal) for t in ctx.cfg.teachers], "calibration")
 
 
-def calibration_generations(ctx: RunContext) -> tuple[list[Prompt], dict[tuple[str, str], Generation]]:
-    """The calibration prompts and every teacher's stored response to each, by
-    ``(prompt id, teacher)``.
+def round_size(ctx: RunContext, n_prompts: int, n_seed: int) -> int:
+    """Prompts added per ``active`` round: what remains after the seed set, over the rounds."""
+    target = ctx.cfg.calibration.count(n_prompts)
+    return max(1, math.ceil((target - n_seed) / ctx.cfg.calibration.rounds))
 
-    Raises:
-        PersynError: a response is missing (names the first; run ``persyn calibrate``).
-    """
-    cal = ctx.store.prompts(calibration=True)
-    want = {(p.id, t.name): ctx.key_of(t, p) for p in cal for t in ctx.cfg.teachers}
-    got = ctx.store.generations(want.values())
-    missing = [k for k, key in want.items() if key not in got]
-    if missing:
-        raise PersynError(
-            f"{len(missing)} calibration response(s) are missing (e.g. prompt {missing[0][0]}, "
-            f"teacher {missing[0][1]}): run `persyn calibrate` first"
-        )
-    return cal, {k: got[key] for k, key in want.items()}
+
+def calibrate_actively(ctx: RunContext) -> int:
+    """The ``active`` rounds: answer and score the calibration set, fit the round routers, add
+    the most uncertain prompts (diversified by k-center among twice as many candidates), until
+    the set has ``calibration.size`` prompts. Returns the responses generated."""
+    cfg = ctx.cfg
+    prompts = ctx.store.prompts()
+    target = cfg.calibration.count(len(prompts))
+    encoder = PromptEncoder.of(cfg.router)
+    made = 0
+    while True:
+        made += answer_calibration(ctx)
+        cal_ids = {p.id for p in ctx.store.prompts(calibration=True)}
+        if len(cal_ids) >= target:
+            return made
+        score(ctx)
+        rounds = json.loads(ctx.store.get_meta("calibration_rounds") or "[]")
+        n_seed = len(cal_ids) - sum(len(r) for r in rounds)
+        add = min(round_size(ctx, len(prompts), n_seed), target - len(cal_ids))
+        examples = router_examples(ctx, embed=True)
+        pool = [p for p in prompts if p.id not in cal_ids]
+        x_pool = prompt_embeddings(ctx, [p.text for p in pool], encoder)
+        picked = next_round(cfg.router, cfg.teacher_names, examples, x_pool, add, cfg.seed)
+        chosen = [pool[i].id for i in picked]
+        ctx.store.add_calibration(chosen)
+        ctx.store.set_meta("calibration_rounds", json.dumps([*rounds, chosen]))
+        crash_point(CALIBRATE_ROUND)

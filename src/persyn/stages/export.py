@@ -170,9 +170,9 @@ def budget_figures(
 
 def precision_table(cfg) -> dict[str, dict[str, str]]:
     """The dtype each transformers model slot of ``cfg`` runs in and why
-    (``persyn.assets.model_dtype``): the student (unless scored by llama.cpp), each
+    (``persyn.models.loading.model_dtype``): the student (unless scored by llama.cpp), each
     ``transformers`` teacher, the reward model."""
-    from persyn.assets import model_dtype
+    from persyn.models.loading import model_dtype
 
     slots = {}
     if cfg.student.backend == "transformers":

@@ -7,8 +7,8 @@ from collections import defaultdict
 from persyn.core.records import Generation, Prompt
 from persyn.stages.budget import SKIPPED, cost_model, stored_budget
 from persyn.stages.context import RunContext
-from persyn.stages.generation import generate_responses
 from persyn.stages.prepare import prepare
+from persyn.stages.responses import generate_responses
 from persyn.stages.route import assignments
 
 BUDGET_CHUNK = 64  # routed prompts generated between two checks of the actual spend

@@ -4,8 +4,8 @@ response is scored, and each prompt gets its Eq. 2 candidates."""
 from __future__ import annotations
 
 from persyn.stages.context import RunContext
-from persyn.stages.generation import generate_responses
 from persyn.stages.prepare import prepare
+from persyn.stages.responses import generate_responses
 from persyn.stages.rewards import RewardTable, reward_rows
 from persyn.stages.score import score_generations
 

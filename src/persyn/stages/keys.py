@@ -36,7 +36,9 @@ def generation_key(teacher: TeacherConfig, prompt: Prompt, seed: int) -> str:
     changes its output (model and its weights' fingerprint, templates, decoding, stop strings,
     the seed when sampling) and the prompt text (a chat prompt's whole conversation; for
     ``reference`` also the reference solution and answer)."""
-    from persyn.assets import bos_policy_key, dtype_key, model_fingerprint
+    from persyn.models.bos import bos_policy_key
+    from persyn.models.fingerprint import model_fingerprint
+    from persyn.models.loading import dtype_key
 
     settings = teacher.model_dump(
         exclude=NOT_IN_KEY | {"dtype"} | ({"base_url"} if teacher.engine != "openai" else set())

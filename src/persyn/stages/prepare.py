@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import random
 import sys
 
 from tqdm.auto import tqdm
 
+from persyn.calibration.draw import draw_calibration, k_center
 from persyn.config import public_config_json
 from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
@@ -15,19 +15,11 @@ from persyn.core.io import write_atomic
 from persyn.core.records import Prompt
 from persyn.core.seeds import seed_table
 from persyn.prompts import load_prompts
-from persyn.router.coverage import k_center
 from persyn.router.embeddings import PromptEncoder
 from persyn.stages.context import RunContext
 from persyn.stages.embed import prompt_embeddings
 
 PREPARE_PROMPTS = register("prepare.prompts", "after the prompt set is stored, before it is marked current")
-
-
-def draw_calibration(prompt_ids: list[str], n_cal: int, seed: int) -> list[str]:
-    """The calibration subset X_cal: ``n_cal`` ids drawn uniformly without replacement with
-    ``random.Random(seed)``, kept in source order."""
-    rng = random.Random(seed)
-    return [prompt_ids[i] for i in sorted(rng.sample(range(len(prompt_ids)), n_cal))]
 
 
 def choose_calibration(ctx: RunContext, prompts: list[Prompt]) -> list[str]:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from persyn.core.errors import PersynError
 from persyn.core.records import Generation, Prompt
 from persyn.scoring.combine import Candidate, combine
-from persyn.stages.calibrate import calibration_generations
 from persyn.stages.context import RunContext
+from persyn.stages.responses import calibration_generations
 from persyn.stages.score import merge_scores, stored_scores
 
 RewardTable = dict[str, list[Candidate]]  # prompt id → Eq. 2 candidates in teacher order

@@ -12,9 +12,9 @@ from persyn.execution.jobs import scorer_job
 from persyn.scoring.learnability import LearnabilityScorer
 from persyn.scoring.quality import make_quality_scorer
 from persyn.scoring.tasks import task_of
-from persyn.stages.calibrate import calibration_generations
 from persyn.stages.context import RunContext, progress
 from persyn.stages.prepare import prepare
+from persyn.stages.responses import calibration_generations
 
 for _kind in ("learnability", "quality"):
     register(f"score.{_kind}", f"after a batch of {_kind} scores is stored")

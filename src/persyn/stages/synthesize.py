@@ -1,7 +1,7 @@
 """``persyn synthesize``: a generator writes new prompts from seed examples, before calibration.
 
 Rounds of generator requests (``synthesis.samples`` samples each) go through the teacher
-machinery (``stages.generation``), so every sample is stored as it comes back and a killed run
+machinery (``stages.responses``), so every sample is stored as it comes back and a killed run
 resumes without regenerating it: a round's requests depend only on the seed, the round number
 and what earlier rounds kept, all of which a resumed run recomputes from the store. Each sample
 is parsed, then dropped when it is a near-duplicate (ROUGE-L against the seeds and the prompts
@@ -33,8 +33,8 @@ from persyn.prompts import load_prompts
 from persyn.router.embeddings import PromptEncoder
 from persyn.stages.context import RunContext
 from persyn.stages.embed import prompt_embeddings
-from persyn.stages.generation import generate_responses
 from persyn.stages.keys import SAMPLE
+from persyn.stages.responses import generate_responses
 from persyn.synthesis.answers import arithmetic_expression, computed_answer
 from persyn.synthesis.dedup import RougeDedup, cosine_duplicates
 from persyn.synthesis.nomad import parse_generated
@@ -79,7 +79,7 @@ def _parse(syn: SynthesisConfig, text: str) -> tuple[str, str | None] | None:
 def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = None) -> dict:
     """Run the generator until ``synthesis.count`` prompts are kept or the request budget is
     spent; write the files (see the module docstring). Returns the summary. ``answer``: runs
-    PerSyn end to end on a config; needed by ``generator: montessori`` (``stages.montessori``).
+    PerSyn end to end on a config; needed by ``generator: montessori`` (``montessori.loop``).
 
     Raises:
         ConfigError: no ``synthesis`` section.
@@ -90,7 +90,7 @@ def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = N
     start = time.perf_counter()
     model = syn.model
     if syn.generator == "montessori":  # tune the generator to the student first, then write
-        from persyn.stages.montessori import adapt_loop
+        from persyn.montessori.loop import adapt_loop
 
         if answer is None:
             raise ConfigError("synthesis.generator 'montessori' runs PerSyn inside: use Pipeline.synthesize")

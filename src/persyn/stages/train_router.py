@@ -111,7 +111,7 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
                 budgeted_cv(
                     cfg, cv, filled, costs, tokens, derived_seed(cfg.seed, "router_cv_folds"), n_routed
                 )
-            evaluation = evaluate(ctx, cv, len(idx))
+            evaluation = router_evaluation(ctx, cv, len(idx))
             crash_point(ROUTER_CV)
             kind = router_class(evaluation["kind"])
             start = time.perf_counter()
@@ -157,7 +157,7 @@ def _figs(fig: dict | None) -> dict:
     return {"top1": fig["top1"], "regret": fig["regret"]} if fig else {"top1": None, "regret": None}
 
 
-def evaluate(ctx: RunContext, cv: dict, n: int) -> dict[str, Any]:
+def router_evaluation(ctx: RunContext, cv: dict, n: int) -> dict[str, Any]:
     """The evaluation record of the cross-validation ``cv`` over ``n`` prompts, with the kind
     that routes (``router.kind``, or ``auto``'s choice)."""
     r = ctx.cfg.router

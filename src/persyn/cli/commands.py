@@ -1,20 +1,29 @@
-"""The ``persyn`` command line: thin commands over ``persyn.pipeline.Pipeline``."""
+"""The ``persyn`` commands, thin over ``persyn.pipeline.Pipeline`` and the stages: ``app`` (the
+console script ``persyn`` and ``python -m persyn``). What they print: ``cli.render``; the config
+they work on: ``cli.configs``."""
 
 from __future__ import annotations
 
 import json
 import os
 from contextlib import contextmanager
-from enum import StrEnum
 from importlib.resources import files
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from persyn.cli.configs import Executor, command_config, config_of_dir, override_executor
+from persyn.cli.render import (
+    console,
+    print_cache_info,
+    print_estimate,
+    print_strategy_summary,
+    print_students_summary,
+    print_summary,
+    print_synthesis,
+)
 from persyn.core.errors import InputError, PersynError
-from persyn.core.summary import RunSummary, StrategySummary, interval_text
+from persyn.core.summary import StrategySummary
 from persyn.core.templates import DEFAULT_PROMPT_TEMPLATE
 
 app = typer.Typer(
@@ -22,7 +31,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
 
 
 @app.callback()
@@ -34,13 +42,6 @@ def _offline() -> None:
 
 ConfigArg = typer.Argument(..., help="Run configuration (YAML).", exists=False)
 OutputOpt = typer.Option(None, "--output-dir", "-o", help="Override output_dir of the config.")
-
-
-class Executor(StrEnum):
-    local = "local"
-    ray = "ray"
-
-
 ExecutorOpt = typer.Option(
     None, "--executor", help="Override executor of the config: local, or ray (needs the ray extra)."
 )
@@ -49,35 +50,24 @@ RayAddressOpt = typer.Option(
 )
 
 
+def open_pipeline(cfg):
+    """The pipeline of a validated run config, printing to the commands' console."""
+    from persyn.pipeline import Pipeline
+
+    return Pipeline(cfg, console)
+
+
 def _pipeline(
     config: Path, output_dir: Path | None, executor: Executor | None = None, ray_address: str | None = None
 ):
-    from persyn.pipeline import Pipeline
-
-    return Pipeline(_config(config, output_dir, executor, ray_address), console)
+    return open_pipeline(command_config(config, output_dir, executor, ray_address))
 
 
-def _config(
-    config: Path, output_dir: Path | None, executor: Executor | None = None, ray_address: str | None = None
-):
-    """The run config of ``config``: a YAML file, or an output directory (its
-    ``run_config.json``, with ``output_dir`` set to that directory)."""
-    from persyn.config import load_config
-
-    cfg = _config_of_dir(config) if config.is_dir() else load_config(config)
-    if output_dir is not None:
-        cfg.output_dir = output_dir
-    _override_executor(cfg, executor, ray_address)
-    return cfg
-
-
-def _override_executor(cfg, executor: Executor | None, ray_address: str | None) -> None:
-    if ray_address is not None and executor == Executor.local:
-        raise PersynError("--ray-address joins a Ray cluster: it cannot go with --executor local")
-    if executor is not None:
-        cfg.executor = executor.value
-    if ray_address is not None:
-        cfg.executor, cfg.ray_address = "ray", ray_address
+def _pipeline_of_dir(output_dir: Path, executor: Executor | None = None, ray_address: str | None = None):
+    # Commands that take a run's output directory rebuild its pipeline from run_config.json.
+    cfg = config_of_dir(output_dir)
+    override_executor(cfg, executor, ray_address)
+    return open_pipeline(cfg)
 
 
 def _fail(exc: PersynError) -> None:
@@ -94,85 +84,6 @@ def reported_errors():
         _fail(exc)
 
 
-def print_summary(summary: RunSummary, out_dir: Path) -> None:
-    """The closing table: prompts per teacher, generations vs Generate-then-Select, router."""
-    t = Table(title=f"persyn · {out_dir}", caption="calibration means: quality and learnability (nats/token)")
-    for col in ("teacher", "dataset", "routed", "Oracle (cal.)", "quality", "learnability"):
-        t.add_column(col, justify="left" if col == "teacher" else "right", no_wrap=True)
-    for name in summary.teachers:
-        m = summary.calibration_means[name]
-        t.add_row(
-            name,
-            str(summary.routing[name]),
-            str(summary.routing_routed[name]),
-            str(summary.oracle_calibration[name]),
-            "-" if m.quality is None else f"{m.quality:.3f}",
-            "-" if m.learnability is None else f"{m.learnability:.3f}",
-        )
-    console.print(t)
-    gen, gts = summary.generations, summary.generations_generate_then_select
-    console.print(
-        f"generations: {gen} (Route-then-Generate) vs {gts} (Generate-then-Select): "
-        f"{gen / gts:.1%} of the cost; {summary.generations_new} made by this command"
-    )
-    print_router_eval(summary.router_eval)
-    if summary.failed:
-        console.print(f"[yellow]{summary.failed} failed item(s), listed in summary.json[/]")
-    console.print(f"dataset: {summary.n_dataset} lines → {out_dir / 'dataset.jsonl'}")
-
-
-def print_router_eval(ev: dict) -> None:
-    """The router kinds' cross-validated figures and the kind that routes."""
-    if ev.get("kinds"):
-        t = Table(
-            title=f"router: {ev['requested']} → {ev['kind']} "
-            f"(cross-validated on {ev['n']} calibration prompts, {ev['folds']} folds"
-            f"{' × ' + str(ev['repeats']) + ' repeats' if ev.get('repeats', 1) > 1 else ''})",
-            caption=f"{ev.get('reason', '')}. top-1: picks with the Oracle's reward; regret: mean Oracle "
-            "reward − the pick's; Oracle gain recovered: (prior's regret − the kind's) / prior's",
-        )
-        for col in ("kind", "top-1", "regret", "regret − prior's [95% CI]", "Oracle gain recovered [95% CI]"):
-            t.add_column(col, justify="left" if col == "kind" else "right", overflow="fold")
-        for kind, f in ev["kinds"].items():
-            d = f.get("regret_vs_prior")
-            t.add_row(
-                f"{kind} ◀" if kind == ev["kind"] else kind,
-                f"{f['top1']:.2f}",
-                f"{f['regret']:.3f}",
-                interval_text(d, "+.3f", "-"),
-                interval_text(f.get("gain"), ".2f", "n/a"),
-            )
-        console.print(t)
-    elif ev.get("note"):
-        console.print(f"router: {ev['kind'] if 'kind' in ev else ''} ({ev['note']})")
-
-
-def print_students_summary(summary, out_dir: Path) -> None:
-    """Each student's closing table, then the generations the students shared."""
-    for name, st in summary.students.items():
-        print_summary(st, Path(out_dir) / "students" / name)
-    console.print(
-        f"students: {len(summary.students)}; teacher responses: {summary.generations} "
-        f"({summary.generations_shared} calibration responses shared) vs "
-        f"{summary.generations_if_separate} in separate runs; {summary.generations_new} made by this command"
-    )
-
-
-def print_strategy_summary(summary: StrategySummary, out_dir: Path) -> None:
-    """A selection strategy's table: prompts per teacher and generations it needs."""
-    t = Table(title=f"strategy {summary.strategy} · {out_dir}")
-    t.add_column("teacher")
-    t.add_column("prompts", justify="right")
-    for name in summary.teachers:
-        t.add_row(name, str(summary.routing[name]))
-    console.print(t)
-    gen, gts = summary.generations, summary.generations_generate_then_select
-    console.print(f"generations needed: {gen} vs {gts} for Generate-then-Select ({gen / gts:.1%})")
-    if summary.failed:
-        console.print(f"[yellow]{summary.failed} prompt(s) left out, listed in summary.json[/]")
-    console.print(f"dataset: {summary.n_dataset} lines → {out_dir / 'dataset.jsonl'}")
-
-
 RequireAllOpt = typer.Option(False, "--require-all", help="Exit with status 1 if any item failed.")
 
 
@@ -187,7 +98,7 @@ def run(
     """Run every stage (resumes from the store in the output directory). With ``students:``,
     one run per student in OUTPUT_DIR/students/NAME, sharing the teachers' responses."""
     with reported_errors():
-        cfg = _config(config, output_dir, executor, ray_address)
+        cfg = command_config(config, output_dir, executor, ray_address)
         if cfg.students is not None:
             from persyn.students import run_students
 
@@ -198,7 +109,7 @@ def run(
                 console.print(f"[bold red]--require-all:[/] {failed} item(s) failed (see failed.jsonl)")
                 raise typer.Exit(1)
             return
-        with _pipeline(config, output_dir, executor, ray_address) as p:
+        with open_pipeline(cfg) as p:  # the config validated once, above
             summary = p.run()
         if isinstance(summary, StrategySummary):
             print_strategy_summary(summary, p.out / "strategies" / summary.strategy)
@@ -230,31 +141,7 @@ def synthesize(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) ->
     with reported_errors():
         with _pipeline(config, output_dir) as p:
             s = p.synthesize()
-        table = Table(title=f"synthesis · {s['generator']} · {s['model']}")
-        for col in (
-            "samples",
-            "unparsable",
-            "duplicates",
-            "no answer",
-            "kept",
-            "selected",
-            "novelty",
-            "relevance",
-        ):
-            table.add_column(col, justify="right")
-        dups = s["rouge_duplicates"] + s["embedding_duplicates"]
-        rel = "–" if s["relevance_mean"] is None else f"{s['relevance_mean']:.3f}"
-        table.add_row(
-            str(s["samples"]),
-            str(s["unparsable"]),
-            str(dups),
-            str(s["no_answer"]),
-            str(s["kept"]),
-            str(s["selected"]),
-            f"{s['novelty_mean']:.3f}",
-            rel,
-        )
-        console.print(table)
+        print_synthesis(s)
         console.print(f"prompts: {p.out / 'synthetic' / 'prompts.jsonl'} ({s['seconds']:.0f} s)")
 
 
@@ -274,12 +161,12 @@ def train_generator_cmd(
     (NOMAD): then use it as ``synthesis.model`` with ``generator: nomad``."""
     from persyn.prompts import load_prompts
     from persyn.synthesis.nomad import train_generator
-    from persyn.train import SFTSettings
+    from persyn.training.sft_config import SFTSettings
 
     with reported_errors():
         if prompt_masking not in ("on", "off"):
             raise InputError(f"--prompt-masking must be 'on' or 'off', got {prompt_masking!r}")
-        cfg = _config(config, None)
+        cfg = command_config(config, None)
         from persyn.stages.synthesize import synthesis_config
 
         syn = synthesis_config(cfg)
@@ -303,10 +190,10 @@ def influence(
 ) -> None:
     """Local data influence (Montessori-Instruct) of each example on the student, with its loss
     and learnability (``influence`` section: warm-up and reference sets). Resumes."""
-    from persyn.stages.influence import run_influence
+    from persyn.montessori.influence import run_influence
 
     with reported_errors():
-        cfg = _config(config, None)
+        cfg = command_config(config, None)
         s = run_influence(cfg, examples, output, log=console.print)
         console.print(
             f"influence: {s['examples']} examples ({s['failed']} failed, {s['probed_now']} probed now), "
@@ -335,11 +222,11 @@ def adapt_generator_cmd(
     and rejected by their signal within each generation request (``group``). Each example line
     needs ``request`` (the generator's prompt); its output is ``generated`` (default: the
     example's user turn, the instruction it wrote)."""
-    from persyn.stages.adapt import adapt_generator
-    from persyn.synthesis.montessori import DPOSettings
+    from persyn.montessori.adapt import adapt_generator
+    from persyn.training.dpo_config import DPOSettings
 
     with reported_errors():
-        cfg = _config(config, None)
+        cfg = command_config(config, None)
         generator = model or (
             cfg.synthesis.model.model if cfg.synthesis and cfg.synthesis.model.model else None
         )
@@ -373,7 +260,7 @@ def calibrate(
 
 
 @app.command("train-router")
-def train_router(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
+def train_router_cmd(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
     """Stage 2: train the Bradley–Terry router on the calibration rewards."""
     with reported_errors():
         with _pipeline(config, output_dir) as p:
@@ -420,38 +307,6 @@ def export(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> Non
         print_summary(summary, p.out)
 
 
-def _pipeline_of_dir(output_dir: Path, executor: Executor | None = None, ray_address: str | None = None):
-    # Commands that take a run's output directory rebuild its pipeline from run_config.json.
-    from persyn.pipeline import Pipeline
-
-    cfg = _config_of_dir(output_dir)
-    _override_executor(cfg, executor, ray_address)
-    return Pipeline(cfg, console)
-
-
-def _config_of_dir(output_dir: Path):
-    """The config an output directory was made with (``run_config.json``), its ``output_dir``
-    set to that directory.
-
-    Raises:
-        PersynError: the directory holds no readable ``run_config.json``.
-    """
-    from persyn.config import parse_config
-
-    path = output_dir / "run_config.json"
-    if not path.exists():
-        raise PersynError(
-            f"{path} not found: {output_dir} is not a persyn output directory (run `persyn run`)"
-        )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PersynError(f"{path}: unreadable ({exc})") from None
-    cfg = parse_config(data, source=str(path))
-    cfg.output_dir = output_dir
-    return cfg
-
-
 @app.command("select")
 def select_cmd(
     output_dir: Path = typer.Argument(..., help="A run's output directory."),
@@ -482,48 +337,7 @@ def estimate_cmd(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) 
     with reported_errors():
         with _pipeline(config, output_dir) as p:
             est = estimate(p)
-    t = Table(title=f"estimate · {est['n_prompts']} prompts, {est['n_calibration']} calibration")
-    for col in (
-        "teacher",
-        "from",
-        "tokens/resp (in+out)",
-        "RtG gens",
-        "RtG cost $",
-        "GtS gens",
-        "GtS cost $",
-    ):
-        t.add_column(col, justify="left" if col in ("teacher", "from") else "right")
-
-    def money(v):
-        return "-" if v is None else f"{v:.4f}"
-
-    for r in est["teachers"]:
-        t.add_row(
-            r.teacher,
-            r.source,
-            f"{r.prompt_tokens:.0f}+{r.completion_tokens:.0f}",
-            f"{r.rtg_generations:.0f}",
-            money(r.rtg_cost),
-            str(r.gts_generations),
-            money(r.gts_cost),
-        )
-    console.print(t)
-    tot = est["totals"]
-    console.print(
-        f"Route-then-Generate: {tot['rtg_generations']:.0f} generations, {tot['rtg_tokens']:.0f} tokens, "
-        f"${money(tot['rtg_cost'])}; Generate-then-Select: {tot['gts_generations']} generations, "
-        f"{tot['gts_tokens']:.0f} tokens, ${money(tot['gts_cost'])} (routed prompts split: {est['split']})",
-        highlight=False,
-    )
-    b = est.get("budget")
-    if b is not None:
-        unit = "" if b["unit"] == "currency" else " tokens"
-        console.print(
-            f"Routed prompts under the budget (max_cost {b['max_cost']}): expected spend "
-            f"{b['estimated_cost']:.4f}{unit}, expected reward {b['expected_reward']:.3f}; unconstrained "
-            f"route: {b['unconstrained_cost']:.4f}{unit}, expected reward {b['unconstrained_expected_reward']:.3f}",
-            highlight=False,
-        )
+    print_estimate(est)
 
 
 @app.command()
@@ -563,8 +377,8 @@ def sft(
     """Fine-tune the student on a dataset (TRL SFTTrainer, loss on response tokens only)."""
     from pydantic import ValidationError
 
-    from persyn.train import SFTSettings
-    from persyn.train import sft as run_sft
+    from persyn.training.sft import sft as run_sft
+    from persyn.training.sft_config import SFTSettings
 
     try:
         settings = SFTSettings(
@@ -689,16 +503,7 @@ def cache_info(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) ->
     with reported_errors():
         with _pipeline(config, output_dir) as p:
             info = p.cache_info()
-    t = Table(title=f"store · {p.out / 'store.sqlite'} ({info['store_bytes'] / 1e6:.1f} MB)")
-    for col in ("teacher", "ok", "failed", "stale"):
-        t.add_column(col, justify="left" if col == "teacher" else "right")
-    for name, row in info["teachers"].items():
-        label = name + (" (not in config)" if row.get("not_in_config") else "")
-        t.add_row(label, str(row["ok"]), str(row["failed"]), str(row["stale"]))
-    console.print(t)
-    for kind, row in info["scores"].items():
-        console.print(f"scores · {kind}: {row['current']} current, {row['stale']} stale")
-    console.print(f"responses generated in this store so far: {info['generation_calls']}")
+    print_cache_info(info, p.out / "store.sqlite")
 
 
 @cache_app.command("clear")
@@ -712,7 +517,3 @@ def cache_clear(
         with _pipeline(config, output_dir) as p:
             n = p.cache_clear(teacher)
     console.print(f"deleted {n} stored response(s){f' of {teacher}' if teacher else ' and all scores'}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

@@ -1,11 +1,12 @@
 """Teacher generation as every stage asks for it: the missing responses of some teachers to
-some prompts, stored batch by batch."""
+some prompts, stored batch by batch; and the stored calibration responses read back."""
 
 from __future__ import annotations
 
 from contextlib import closing
 
 from persyn.config import TeacherConfig
+from persyn.core.errors import PersynError
 from persyn.core.faults import crash_point, register
 from persyn.core.records import Generation, Prompt
 from persyn.execution.jobs import teacher_job
@@ -58,3 +59,22 @@ def preflight(ctx: RunContext) -> None:
     for t in ctx.cfg.teachers:
         if t.engine == "openai":
             ctx.executor.check(teacher_job(ctx.cfg, t, []))
+
+
+def calibration_generations(ctx: RunContext) -> tuple[list[Prompt], dict[tuple[str, str], Generation]]:
+    """The calibration prompts and every teacher's stored response to each, by
+    ``(prompt id, teacher)``.
+
+    Raises:
+        PersynError: a response is missing (names the first; run ``persyn calibrate``).
+    """
+    cal = ctx.store.prompts(calibration=True)
+    want = {(p.id, t.name): ctx.key_of(t, p) for p in cal for t in ctx.cfg.teachers}
+    got = ctx.store.generations(want.values())
+    missing = [k for k, key in want.items() if key not in got]
+    if missing:
+        raise PersynError(
+            f"{len(missing)} calibration response(s) are missing (e.g. prompt {missing[0][0]}, "
+            f"teacher {missing[0][1]}): run `persyn calibrate` first"
+        )
+    return cal, {k: got[key] for k, key in want.items()}

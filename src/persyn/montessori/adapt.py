@@ -1,6 +1,6 @@
 """``persyn adapt-generator``: one Montessori-Instruct step (arXiv 2410.14208, Sec. 3): preference
 pairs from the stored per-example signals of a ``persyn influence`` run, then DPO of the
-generator on them (``persyn.synthesis.montessori``).
+generator on them (``persyn.montessori.pairs``).
 
 A pair's DPO prompt is the generation request both examples answered (the example line's
 ``request``); chosen and rejected are what the generator wrote (``generated``). Writes the tuned
@@ -17,8 +17,10 @@ from pathlib import Path
 from persyn.core.errors import InputError
 from persyn.core.hashing import stable_hash
 from persyn.core.io import write_atomic
-from persyn.stages.influence import read_examples, stored_signals
-from persyn.synthesis.montessori import DPOSettings, dpo_generator, preference_pairs
+from persyn.montessori.influence import read_examples, stored_signals
+from persyn.montessori.pairs import preference_pairs
+from persyn.training.dpo import dpo_generator
+from persyn.training.dpo_config import DPOSettings
 
 
 def dpo_rows(examples: dict[str, dict], pairs: list[tuple[str, str]], where: Path | str) -> list[dict]:

@@ -1,45 +1,13 @@
-"""Choosing calibration prompts on their embeddings: k-center greedy coverage (``diverse``) and
-the router-uncertainty ranking of ``active`` calibration rounds.
-
-k-center greedy (Sener & Savarese 2018, the core-set approach): repeatedly take the prompt
-farthest (cosine distance) from every prompt taken so far, so the set covers the prompt
-distribution instead of sampling its dense regions again.
+"""The prompts an ``active`` calibration round adds: the ones on which routers trained on the
+calibration set so far disagree most or are least certain, spread out by k-center greedy
+(``persyn.calibration.draw.k_center``). The rounds themselves run in ``stages.calibrate``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-
-def k_center(x: np.ndarray, k: int, seed: int, taken: list[int] | None = None) -> list[int]:
-    """``k`` new row indices of ``x`` (``[n, hidden]`` unit vectors) by k-center greedy.
-
-    Args:
-        k: rows to add (capped at the rows not taken).
-        seed: picks the first center when ``taken`` is empty (so different seeds draw
-            different sets).
-        taken: rows already chosen (covered, never returned).
-
-    Returns the added indices, in the order they were taken; ties go to the lowest index.
-    """
-    n = len(x)
-    taken = list(taken or [])
-    k = min(k, n - len(taken))
-    if k <= 0:
-        return []
-    added: list[int] = []
-    if not taken:
-        first = int(np.random.default_rng(seed).integers(n))
-        added.append(first)
-        taken = [first]
-    dist = 1.0 - (x @ x[taken].T).max(1)
-    dist[taken] = -np.inf
-    while len(added) < k:
-        i = int(np.argmax(dist))
-        added.append(i)
-        dist = np.minimum(dist, 1.0 - x @ x[i])
-        dist[i] = -np.inf
-    return added
+from persyn.calibration.draw import k_center
 
 
 def uncertainty_order(picks: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -73,8 +73,8 @@ def adapt_loop(cfg: RunConfig, answer: Callable[[RunConfig], object], log=None) 
             examples give no preference pair says why: no group with both sides, or no group of
             2 or more examples).
     """
-    from persyn.stages.adapt import adapt_generator
-    from persyn.stages.influence import run_influence, stored_signals
+    from persyn.montessori.adapt import adapt_generator
+    from persyn.montessori.influence import run_influence, stored_signals
 
     if log is None:
         from tqdm import tqdm

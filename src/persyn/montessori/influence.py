@@ -1,10 +1,10 @@
 """``persyn influence``: per-example signals for adapting a generator to the student
 (Montessori-Instruct's local data influence, the student's loss, PerSyn's learnability).
 
-1. Warm-up: the run's student is fine-tuned on ``influence.warmup`` (``persyn.train``'s TRL
+1. Warm-up: the run's student is fine-tuned on ``influence.warmup`` (``persyn.training.sft``'s TRL
    trainer); its weights and optimizer state are saved once under ``OUTPUT/warmup/`` with the
    key of everything that made them, so a resumed run loads them instead of training again.
-2. Each example of the examples file is probed from that state (``persyn.influence``) and its
+2. Each example of the examples file is probed from that state (``persyn.montessori.probe``) and its
    line appended to ``OUTPUT/influence.jsonl`` at once (fsynced): a killed run resumes after the
    last stored example. A line carries the settings' key; lines of other settings are ignored.
 3. ``OUTPUT/summary.json``: counts, the warm-up's and the probes' seconds, the reference loss.
@@ -41,7 +41,7 @@ def read_examples(path: Path) -> list[dict]:
             id used twice.
     """
     from persyn.prompts import jsonl_records
-    from persyn.train import read_dataset
+    from persyn.training.sft import read_dataset
 
     if not Path(path).is_file():
         raise InputError(f"{path}: examples file not found")
@@ -73,8 +73,8 @@ def _warm_up(cfg: RunConfig, ic: InfluenceConfig, settings, where: Path, key: st
     saved under ``key``, else trained and saved there."""
     import torch
 
-    from persyn.assets import load_causal_lm, load_tokenizer
-    from persyn.train import make_trainer, read_dataset
+    from persyn.models.loading import load_causal_lm, load_tokenizer
+    from persyn.training.sft import make_trainer, read_dataset
 
     st = cfg.student  # with `students:`, the first
     meta_path = where / "warmup.json"
@@ -169,11 +169,12 @@ def run_influence(
     """
     import torch
 
-    from persyn.assets import model_fingerprint
     from persyn.core.records import ScoreItem
-    from persyn.influence import InfluenceProbe, example_losses, tokenized_examples
+    from persyn.models.fingerprint import model_fingerprint
+    from persyn.montessori.probe import InfluenceProbe, example_losses, tokenized_examples
     from persyn.scoring.learnability import LearnabilityScorer
-    from persyn.train import SFTSettings, read_dataset
+    from persyn.training.sft import read_dataset
+    from persyn.training.sft_config import SFTSettings
 
     ic = cfg.influence
     if ic is None:

@@ -1,0 +1,181 @@
+"""What the commands print: the closing tables of a run, a strategy and the students, the
+router's cross-validated figures, and the synthesis, estimate and store tables (rich)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from persyn.core.summary import RunSummary, StrategySummary, interval_text
+
+console = Console()
+
+
+def print_summary(summary: RunSummary, out_dir: Path) -> None:
+    """The closing table: prompts per teacher, generations vs Generate-then-Select, router."""
+    t = Table(title=f"persyn · {out_dir}", caption="calibration means: quality and learnability (nats/token)")
+    for col in ("teacher", "dataset", "routed", "Oracle (cal.)", "quality", "learnability"):
+        t.add_column(col, justify="left" if col == "teacher" else "right", no_wrap=True)
+    for name in summary.teachers:
+        m = summary.calibration_means[name]
+        t.add_row(
+            name,
+            str(summary.routing[name]),
+            str(summary.routing_routed[name]),
+            str(summary.oracle_calibration[name]),
+            "-" if m.quality is None else f"{m.quality:.3f}",
+            "-" if m.learnability is None else f"{m.learnability:.3f}",
+        )
+    console.print(t)
+    gen, gts = summary.generations, summary.generations_generate_then_select
+    console.print(
+        f"generations: {gen} (Route-then-Generate) vs {gts} (Generate-then-Select): "
+        f"{gen / gts:.1%} of the cost; {summary.generations_new} made by this command"
+    )
+    print_router_eval(summary.router_eval)
+    if summary.failed:
+        console.print(f"[yellow]{summary.failed} failed item(s), listed in summary.json[/]")
+    console.print(f"dataset: {summary.n_dataset} lines → {out_dir / 'dataset.jsonl'}")
+
+
+def print_router_eval(ev: dict) -> None:
+    """The router kinds' cross-validated figures and the kind that routes."""
+    if ev.get("kinds"):
+        t = Table(
+            title=f"router: {ev['requested']} → {ev['kind']} "
+            f"(cross-validated on {ev['n']} calibration prompts, {ev['folds']} folds"
+            f"{' × ' + str(ev['repeats']) + ' repeats' if ev.get('repeats', 1) > 1 else ''})",
+            caption=f"{ev.get('reason', '')}. top-1: picks with the Oracle's reward; regret: mean Oracle "
+            "reward − the pick's; Oracle gain recovered: (prior's regret − the kind's) / prior's",
+        )
+        for col in ("kind", "top-1", "regret", "regret − prior's [95% CI]", "Oracle gain recovered [95% CI]"):
+            t.add_column(col, justify="left" if col == "kind" else "right", overflow="fold")
+        for kind, f in ev["kinds"].items():
+            d = f.get("regret_vs_prior")
+            t.add_row(
+                f"{kind} ◀" if kind == ev["kind"] else kind,
+                f"{f['top1']:.2f}",
+                f"{f['regret']:.3f}",
+                interval_text(d, "+.3f", "-"),
+                interval_text(f.get("gain"), ".2f", "n/a"),
+            )
+        console.print(t)
+    elif ev.get("note"):
+        console.print(f"router: {ev['kind'] if 'kind' in ev else ''} ({ev['note']})")
+
+
+def print_students_summary(summary, out_dir: Path) -> None:
+    """Each student's closing table, then the generations the students shared."""
+    for name, st in summary.students.items():
+        print_summary(st, Path(out_dir) / "students" / name)
+    console.print(
+        f"students: {len(summary.students)}; teacher responses: {summary.generations} "
+        f"({summary.generations_shared} calibration responses shared) vs "
+        f"{summary.generations_if_separate} in separate runs; {summary.generations_new} made by this command"
+    )
+
+
+def print_strategy_summary(summary: StrategySummary, out_dir: Path) -> None:
+    """A selection strategy's table: prompts per teacher and generations it needs."""
+    t = Table(title=f"strategy {summary.strategy} · {out_dir}")
+    t.add_column("teacher")
+    t.add_column("prompts", justify="right")
+    for name in summary.teachers:
+        t.add_row(name, str(summary.routing[name]))
+    console.print(t)
+    gen, gts = summary.generations, summary.generations_generate_then_select
+    console.print(f"generations needed: {gen} vs {gts} for Generate-then-Select ({gen / gts:.1%})")
+    if summary.failed:
+        console.print(f"[yellow]{summary.failed} prompt(s) left out, listed in summary.json[/]")
+    console.print(f"dataset: {summary.n_dataset} lines → {out_dir / 'dataset.jsonl'}")
+
+
+def print_synthesis(s: dict) -> None:
+    """The synthesis stage's counts (``stages.synthesize``'s summary ``s``)."""
+    table = Table(title=f"synthesis · {s['generator']} · {s['model']}")
+    for col in (
+        "samples",
+        "unparsable",
+        "duplicates",
+        "no answer",
+        "kept",
+        "selected",
+        "novelty",
+        "relevance",
+    ):
+        table.add_column(col, justify="right")
+    dups = s["rouge_duplicates"] + s["embedding_duplicates"]
+    rel = "–" if s["relevance_mean"] is None else f"{s['relevance_mean']:.3f}"
+    table.add_row(
+        str(s["samples"]),
+        str(s["unparsable"]),
+        str(dups),
+        str(s["no_answer"]),
+        str(s["kept"]),
+        str(s["selected"]),
+        f"{s['novelty_mean']:.3f}",
+        rel,
+    )
+    console.print(table)
+
+
+def print_estimate(est: dict) -> None:
+    """``persyn.estimate.estimate``'s figures: per teacher, then the totals and the budget."""
+    t = Table(title=f"estimate · {est['n_prompts']} prompts, {est['n_calibration']} calibration")
+    for col in (
+        "teacher",
+        "from",
+        "tokens/resp (in+out)",
+        "RtG gens",
+        "RtG cost $",
+        "GtS gens",
+        "GtS cost $",
+    ):
+        t.add_column(col, justify="left" if col in ("teacher", "from") else "right")
+
+    def money(v):
+        return "-" if v is None else f"{v:.4f}"
+
+    for r in est["teachers"]:
+        t.add_row(
+            r.teacher,
+            r.source,
+            f"{r.prompt_tokens:.0f}+{r.completion_tokens:.0f}",
+            f"{r.rtg_generations:.0f}",
+            money(r.rtg_cost),
+            str(r.gts_generations),
+            money(r.gts_cost),
+        )
+    console.print(t)
+    tot = est["totals"]
+    console.print(
+        f"Route-then-Generate: {tot['rtg_generations']:.0f} generations, {tot['rtg_tokens']:.0f} tokens, "
+        f"${money(tot['rtg_cost'])}; Generate-then-Select: {tot['gts_generations']} generations, "
+        f"{tot['gts_tokens']:.0f} tokens, ${money(tot['gts_cost'])} (routed prompts split: {est['split']})",
+        highlight=False,
+    )
+    b = est.get("budget")
+    if b is not None:
+        unit = "" if b["unit"] == "currency" else " tokens"
+        console.print(
+            f"Routed prompts under the budget (max_cost {b['max_cost']}): expected spend "
+            f"{b['estimated_cost']:.4f}{unit}, expected reward {b['expected_reward']:.3f}; unconstrained "
+            f"route: {b['unconstrained_cost']:.4f}{unit}, expected reward {b['unconstrained_expected_reward']:.3f}",
+            highlight=False,
+        )
+
+
+def print_cache_info(info: dict, store_path: Path) -> None:
+    """What the store at ``store_path`` holds (``Pipeline.cache_info``'s ``info``)."""
+    t = Table(title=f"store · {store_path} ({info['store_bytes'] / 1e6:.1f} MB)")
+    for col in ("teacher", "ok", "failed", "stale"):
+        t.add_column(col, justify="left" if col == "teacher" else "right")
+    for name, row in info["teachers"].items():
+        label = name + (" (not in config)" if row.get("not_in_config") else "")
+        t.add_row(label, str(row["ok"]), str(row["failed"]), str(row["stale"]))
+    console.print(t)
+    for kind, row in info["scores"].items():
+        console.print(f"scores · {kind}: {row['current']} current, {row['stale']} stale")
+    console.print(f"responses generated in this store so far: {info['generation_calls']}")
