@@ -117,7 +117,7 @@ def test_next_round_asks_where_the_routers_disagree_and_not_twice_the_same_place
     the side where every router agrees: two prompts are added, one from A and B itself."""
     from persyn.config import RouterConfig
     from persyn.router.base import RouterExample
-    from persyn.router.coverage import next_round
+    from persyn.calibration.active import next_round
     from persyn.scoring.combine import pair_labels
 
     rng = np.random.default_rng(0)
