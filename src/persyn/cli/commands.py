@@ -127,7 +127,7 @@ def demo_config_path() -> Path:
 
 @app.command()
 def demo(output_dir: Path = typer.Option(Path("runs/demo"), "--output-dir", "-o")) -> None:
-    """Run the packaged demo: PerSyn on GSM-Symbolic with the packaged small models."""
+    """Run the packaged demo: PerSyn on 96 chain_sum prompts with the packaged SmolLM2 (configs/demo.yaml)."""
     console.print(f"config: {demo_config_path()}")
     run(demo_config_path(), output_dir, require_all=False, executor=None, ray_address=None)
 
