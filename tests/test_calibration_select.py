@@ -115,9 +115,9 @@ def test_next_round_asks_where_the_routers_disagree_and_not_twice_the_same_place
     prior routes everything to a, so the learned kinds disagree with it only where e0 < 0.
     Of the pool, a tight cluster A (3 near-copies) and a point B lie there, four points C on
     the side where every router agrees: two prompts are added, one from A and B itself."""
+    from persyn.calibration.active import next_round
     from persyn.config import RouterConfig
     from persyn.router.base import RouterExample
-    from persyn.calibration.active import next_round
     from persyn.scoring.combine import pair_labels
 
     rng = np.random.default_rng(0)
