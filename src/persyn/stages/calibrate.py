@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from persyn.core.errors import PersynError
 from persyn.core.records import Generation, Prompt
-from persyn.stages.context import RunContext
+from persyn.stages.context import RunContext, stage
 from persyn.stages.generation import generate_responses, preflight
 from persyn.stages.prepare import prepare
 
 
+@stage("calibrate", 1, before=prepare)
 def calibrate(ctx: RunContext) -> int:
     """Every teacher answers every calibration prompt (what is stored is skipped). Returns the
     number of responses generated."""
-    prepare(ctx)
     preflight(ctx)
-    with ctx.timed("calibrate"):
-        cal = ctx.store.prompts(calibration=True)
-        return generate_responses(ctx, [(t, cal) for t in ctx.cfg.teachers], "calibration")
+    cal = ctx.store.prompts(calibration=True)
+    return generate_responses(ctx, [(t, cal) for t in ctx.cfg.teachers], "calibration")
 
 
 def calibration_generations(ctx: RunContext) -> tuple[list[Prompt], dict[tuple[str, str], Generation]]:

@@ -20,7 +20,7 @@ from persyn.core.summary import RunSummary
 from persyn.scoring.combine import oracle_pick
 from persyn.scoring.means import calibration_means
 from persyn.stages.budget import SKIPPED, cost_model, stored_budget
-from persyn.stages.context import RunContext
+from persyn.stages.context import RunContext, stage
 from persyn.stages.prepare import prepare
 from persyn.stages.rewards import RewardTable, reward_table
 from persyn.stages.route import assignments
@@ -37,15 +37,14 @@ def export(ctx: RunContext, new_generations: int = 0) -> RunSummary:
     Raises:
         PersynError: a stage before export has not run (names which), or a file cannot be written.
     """
-    prepare(ctx)
-    with ctx.timed("export"):
-        summary = _export(ctx, new_generations)
+    summary = _export(ctx, new_generations)
     summary.seconds = ctx.seconds()
     write_atomic(ctx.out / "summary.json", summary.to_json())
     crash_point(EXPORT_SUMMARY)
     return summary
 
 
+@stage("export", 7, before=prepare)
 def _export(ctx: RunContext, new_generations: int) -> RunSummary:
     cfg = ctx.cfg
     cal, table, cal_gens = reward_table(ctx)
