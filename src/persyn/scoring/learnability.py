@@ -16,6 +16,7 @@ from persyn.assets import bos_policy_key, context_length, load_causal_lm, load_t
 from persyn.config import StudentConfig
 from persyn.core.hashing import stable_hash
 from persyn.core.records import ScoreItem
+from persyn.scoring.base import Scorer
 from persyn.tokenization import encode_prompt, encode_text
 
 
@@ -84,7 +85,7 @@ def _mean_logprob(logits, targets) -> float:
     return float((picked - logits.logsumexp(-1)).mean())
 
 
-class LearnabilityScorer:
+class LearnabilityScorer(Scorer):
     """Scores responses by the student's mean per-token log-probability (nats/token, <= 0).
 
     Two ways to the same value (``student.batching``): ``per_prompt`` runs each distinct prompt

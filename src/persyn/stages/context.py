@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from persyn.config import RunConfig, TeacherConfig
 from persyn.core.errors import PersynError
 from persyn.core.records import Prompt
+from persyn.execution.base import Executor
 from persyn.stages.keys import generation_key
 from persyn.store import Store
 
@@ -122,11 +123,11 @@ class RunContext:
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = lock_output_dir(self.out)
         self.store = Store(self.out / "store.sqlite")
-        self._executor: Any = None
+        self._executor: Executor | None = None
         self.prepared = False
 
     @property
-    def executor(self) -> Any:
+    def executor(self) -> Executor:
         """Where generation and scoring run (``cfg.executor``: local, or Ray)."""
         if self._executor is None:
             from persyn.execution import make_executor
