@@ -78,17 +78,7 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
             c = next(c for c in cands if c.teacher == pick)
             g = cal_gens[(p.id, pick)]
             lines.append(
-                DatasetLine(
-                    p.id,
-                    p.text,
-                    g.response,
-                    pick,
-                    c.quality,
-                    c.learnability,
-                    c.reward,
-                    "calibration",
-                    p.messages,
-                )
+                DatasetLine.of(p, pick, g.response, "calibration", (c.quality, c.learnability, c.reward))
             )
         else:
             pick, coef = assigned[p.id]
@@ -100,9 +90,7 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
             if g is None:
                 raise PersynError(f"prompt {p.id} has no response from {pick}: run `persyn generate` first")
             if g.ok:  # a failed one is recorded in failures above
-                lines.append(
-                    DatasetLine(p.id, p.text, g.response, pick, None, None, None, "routed", p.messages)
-                )
+                lines.append(DatasetLine.of(p, pick, g.response, "routed"))
     rows = [x.to_dict() for x in lines]
     write_atomic(ctx.out / "dataset.jsonl", jsonl_text(rows))
     write_dataset_formats(ctx.out, rows, cfg.dataset_formats)

@@ -27,7 +27,7 @@ import numpy as np
 from persyn.config import RunConfig, SynthesisConfig
 from persyn.core.errors import ConfigError, PersynError
 from persyn.core.hashing import stable_hash
-from persyn.core.io import write_atomic
+from persyn.core.io import jsonl_text, write_atomic
 from persyn.core.records import Prompt
 from persyn.prompts import load_prompts
 from persyn.router.embeddings import PromptEncoder
@@ -228,8 +228,8 @@ def _measure_and_write(ctx, syn, kept, emb, seed_emb, encoder, counts) -> dict:
         )
         if selected[i]:
             chosen.append(row)
-    write_atomic(out / "candidates.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    write_atomic(out / "prompts.jsonl", "".join(json.dumps(r) + "\n" for r in chosen))
+    write_atomic(out / "candidates.jsonl", jsonl_text(rows, ascii_only=True))
+    write_atomic(out / "prompts.jsonl", jsonl_text(chosen, ascii_only=True))
     n_dups = counts["rouge_duplicates"] + counts["embedding_duplicates"]
     parsed = counts["samples"] - counts["failed"] - counts["unparsable"]
     return {
