@@ -5,7 +5,7 @@ Prints the CPU's flags and the dtype ``auto`` resolves to, then:
 
 1. **matmul**: GFLOP/s of a bare ``a @ b`` in fp32 and bf16 at the shapes of SmolLM2's and
    Gemma-3's projections and LM heads (the CPU's ceiling for each dtype);
-2. **SFT step**: seconds per optimizer step of ``persyn.train.make_trainer`` (batch 8,
+2. **SFT step**: seconds per optimizer step of ``persyn.training.sft.make_trainer`` (batch 8,
    max length 256, GSM-Symbolic worked solutions) for today's recipe (padded, TRL's head over
    every position, fp32) and the new one (padding-free, head on response positions, bf16 mixed
    precision), and for SmolLM2 each change alone; the first batch's loss per variant; the
@@ -81,7 +81,8 @@ def step_flops(model, batch) -> float:
 def time_sft(model: str, pairs, steps: int, **over) -> dict:
     from transformers import TrainerCallback
 
-    from persyn.train import SFTSettings, make_trainer
+    from persyn.training.sft import make_trainer
+    from persyn.training.sft_config import SFTSettings
 
     settings = SFTSettings(batch_size=8, max_length=256, epochs=1, logging_steps=1000, **over)
     work = Path(tempfile.mkdtemp())
@@ -237,7 +238,8 @@ def paired_sft(runs: dict, root: Path) -> dict:
     import numpy as np
 
     from persyn.evaluate import evaluate, training_prompts
-    from persyn.train import SFTSettings, sft
+    from persyn.training.sft import sft
+    from persyn.training.sft_config import SFTSettings
 
     held = chain_prompts(200, seed=12345)
     res = {}

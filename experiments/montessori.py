@@ -50,8 +50,9 @@ from persyn.evaluate import evaluate, normalize_prompt
 from persyn.experiment.paired import paired_difference
 from persyn.pipeline import Pipeline
 from persyn.synthesis.answers import arithmetic_expression
-from persyn.synthesis.montessori import DPOSettings
-from persyn.train import SFTSettings, sft
+from persyn.training.dpo_config import DPOSettings
+from persyn.training.sft import sft
+from persyn.training.sft_config import SFTSettings
 
 ARMS = ["base", "influence-1", "loss-1", "learnability-1", "influence-2"]
 SIGNALS = ("influence", "loss", "learnability")

@@ -27,7 +27,8 @@ from persyn.config import PromptsConfig
 from persyn.engines.reference import render_reference
 from persyn.evaluate import evaluate
 from persyn.prompts import load_prompts
-from persyn.train import SFTSettings, sft
+from persyn.training.sft import sft
+from persyn.training.sft_config import SFTSettings
 
 # Candidates: short prompts and short answers (the students are 135M and 270M), numeric and not.
 TASKS = {

@@ -43,7 +43,8 @@ from persyn.pipeline import Pipeline
 from persyn.prompts import load_prompts
 from persyn.synthesis.answers import arithmetic_expression
 from persyn.synthesis.nomad import train_generator
-from persyn.train import SFTSettings, sft
+from persyn.training.sft import sft
+from persyn.training.sft_config import SFTSettings
 
 ARMS = ["seed", "self-instruct", "nomad-off", "nomad-on", "nomad-off-band"]
 T0 = time.perf_counter()

@@ -164,7 +164,7 @@ def test_every_path_starts_with_bos_exactly_once_when_wanted(bos_models, kind, m
     from persyn.engines.transformers_engine import TransformersEngine
     from persyn.evaluate import check_rendering
     from persyn.scoring.learnability import LearnabilityScorer, student_tokens
-    from persyn.train import to_trl_examples
+    from persyn.training.sft import to_trl_examples
 
     ref, (want, chat) = bos_models[kind], KINDS[kind]
     expected = 1 if want else 0
@@ -224,7 +224,8 @@ def test_a_fine_tuned_student_keeps_its_bos_policy(bos_models, tmp_path):
     """The tokenizer saved with a fine-tuned model still adds BOS: evaluation of the SFT output
     feeds the prompt it was trained on."""
     from persyn.assets import load_tokenizer
-    from persyn.train import SFTSettings, sft
+    from persyn.training.sft import sft
+    from persyn.training.sft_config import SFTSettings
 
     ds = [
         {"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": RESPONSE}]}
@@ -323,7 +324,7 @@ def test_packaged_models_follow_their_gguf_policy_on_every_path(alias, teacher, 
     from persyn.evaluate import check_rendering
     from persyn.scoring.learnability import student_tokens
     from persyn.tokenization import gguf_wants_bos
-    from persyn.train import to_trl_examples
+    from persyn.training.sft import to_trl_examples
 
     assert gguf_wants_bos(str(gguf_source(alias))) is want
     assert model_wants_bos(alias) is want

@@ -53,7 +53,7 @@ def test_the_resolved_dtype_is_in_every_cache_key(tiny_models):
     qk = {d: RewardModelScorer(q.model_copy(update={"dtype": d})).key for d in ("float32", "bfloat16")}
     assert qk["float32"] != qk["bfloat16"]
 
-    from persyn.train import SFTSettings
+    from persyn.training.sft_config import SFTSettings
 
     assert SFTSettings(dtype="auto").key_fields()["dtype"] == model_dtype("auto")[0]
     assert SFTSettings(dtype="float32").key_fields() != SFTSettings(dtype="bfloat16").key_fields()

@@ -264,16 +264,16 @@ def cal_ids(run_dir):
 
 
 def test_experiment_alpha_and_epochs_by_validation(tiny_models, tmp_path, monkeypatch):
-    import persyn.train
+    import persyn.training.sft
 
     fine_tunes = []  # (dataset content, settings) of every fine-tune made
-    real_sft = persyn.train.sft
+    real_sft = persyn.training.sft.sft
 
     def counting_sft(dataset, *args, **kwargs):
         fine_tunes.append((Path(dataset).read_text(), args[2].model_dump_json()))
         return real_sft(dataset, *args, **kwargs)
 
-    monkeypatch.setattr(persyn.train, "sft", counting_sft)
+    monkeypatch.setattr(persyn.training.sft, "sft", counting_sft)
     exp = experiment_dict(
         tiny_models, tmp_path, strategies=["persyn", "persyn (prior)", "strongest", "oracle"], seeds=[0]
     )
@@ -428,7 +428,7 @@ def test_experiment_refuses_an_overlapping_eval_set(tiny_models, tmp_path):
 def test_records_let_a_run_resume_on_a_machine_without_its_directory(tiny_models, tmp_path, monkeypatch):
     import shutil
 
-    import persyn.train
+    import persyn.training.sft
 
     exp = experiment_dict(tiny_models, tmp_path, strategies=["persyn", "strongest"], seeds=[0], sweeps={})
     records = tmp_path / "committed"
@@ -448,7 +448,7 @@ def test_records_let_a_run_resume_on_a_machine_without_its_directory(tiny_models
     def no_sft(*args, **kwargs):
         raise AssertionError("a recorded fine-tune was made again")
 
-    monkeypatch.setattr(persyn.train, "sft", no_sft)
+    monkeypatch.setattr(persyn.training.sft, "sft", no_sft)
     logs.clear()
     again = Experiment(parse_experiment(exp), log=logs.append, records=records).run()
     assert [r["accuracy"] for r in again] == [r["accuracy"] for r in rows]

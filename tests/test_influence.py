@@ -228,7 +228,8 @@ def test_preference_pairs_follow_the_grouping_rule():
 
 def test_dpo_moves_the_generator_toward_the_chosen_outputs(tiny_models, tmp_path):
     from persyn.influence import example_losses
-    from persyn.synthesis.montessori import DPOSettings, dpo_generator
+    from persyn.training.dpo import dpo_generator
+    from persyn.training.dpo_config import DPOSettings
 
     rows = [
         {"prompt": "Write a problem:", "chosen": " What is 2 + 3?", "rejected": " hello hello hello"},

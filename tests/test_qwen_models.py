@@ -39,7 +39,7 @@ def test_qwen_follows_chatml_and_adds_no_bos_on_any_path(alias):
     from persyn.evaluate import check_rendering
     from persyn.scoring.learnability import student_tokens
     from persyn.tokenization import gguf_wants_bos
-    from persyn.train import to_trl_examples
+    from persyn.training.sft import to_trl_examples
 
     assert gguf_wants_bos(str(gguf_source(alias))) is False
     assert model_wants_bos(alias) is False

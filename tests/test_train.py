@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from persyn.core.errors import ConfigError, InputError
-from persyn.train import SFTSettings, make_trainer, read_dataset, sft
+from persyn.training.sft import make_trainer, read_dataset, sft
+from persyn.training.sft_config import SFTSettings
 
 
 @pytest.fixture(autouse=True)

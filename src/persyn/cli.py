@@ -274,7 +274,7 @@ def train_generator_cmd(
     (NOMAD): then use it as ``synthesis.model`` with ``generator: nomad``."""
     from persyn.prompts import load_prompts
     from persyn.synthesis.nomad import train_generator
-    from persyn.train import SFTSettings
+    from persyn.training.sft_config import SFTSettings
 
     with reported_errors():
         if prompt_masking not in ("on", "off"):
@@ -336,7 +336,7 @@ def adapt_generator_cmd(
     needs ``request`` (the generator's prompt); its output is ``generated`` (default: the
     example's user turn, the instruction it wrote)."""
     from persyn.stages.adapt import adapt_generator
-    from persyn.synthesis.montessori import DPOSettings
+    from persyn.training.dpo_config import DPOSettings
 
     with reported_errors():
         cfg = _config(config, None)
@@ -563,8 +563,8 @@ def sft(
     """Fine-tune the student on a dataset (TRL SFTTrainer, loss on response tokens only)."""
     from pydantic import ValidationError
 
-    from persyn.train import SFTSettings
-    from persyn.train import sft as run_sft
+    from persyn.training.sft import sft as run_sft
+    from persyn.training.sft_config import SFTSettings
 
     try:
         settings = SFTSettings(

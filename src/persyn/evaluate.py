@@ -1,7 +1,7 @@
 """Accuracy of a model on a held-out verifiable prompt set (greedy, batched), with a Wilson 95%
 interval, after checking that no evaluation prompt is a training prompt.
 
-The model sees each prompt exactly as the student sees it in fine-tuning (``persyn.train``) and
+The model sees each prompt exactly as the student sees it in fine-tuning (``persyn.training.sft``) and
 learnability scoring: the chat template over the user turn alone with the generation prompt (no
 system prompt), or for a model without a chat template the student's ``prompt_template``.
 Generation goes through ``TransformersEngine``; correctness is ``VerifierScorer``'s
@@ -144,7 +144,7 @@ def evaluate(
     Generation: ``TransformersEngine`` with temperature 0, ``batch_size`` prompts at a time,
     at most ``max_new_tokens`` new tokens; the prompt is the chat template over the user turn
     (no system prompt), or ``prompt_template`` (with ``{prompt}``) for a model without a chat
-    template: the rendering ``persyn.train`` fine-tunes on. A model already loaded in the
+    template: the rendering ``persyn.training.sft`` fine-tunes on. A model already loaded in the
     shared cache is left there; one loaded here is released at the end. ``dtype``: the weights'
     dtype (``auto``: bf16 where the hardware runs it natively, ``persyn.assets.model_dtype``);
     the result records the dtype used and why.
@@ -235,7 +235,7 @@ def evaluate(
 
 def check_rendering(engine, prompt: str, template: str) -> None:
     """Warn when the engine's prompt tokens (``TransformersEngine.prompt_ids``) differ from those
-    ``persyn.train`` fine-tunes on (``student_tokens``). Both follow ``persyn.tokenization``'s
+    ``persyn.training.sft`` fine-tunes on (``student_tokens``). Both follow ``persyn.tokenization``'s
     BOS rule, so a difference means a rendering difference (e.g. a chat template that rewrites
     earlier turns)."""
     from persyn.scoring.learnability import student_tokens

@@ -16,7 +16,7 @@ Other signals per example, for the paper's ablation and for PerSyn's own:
 - ``learnability``: PerSyn's r_l (Eq. 1) of z's response under the *untouched* student, by
   the pipeline's own ``scoring.learnability.LearnabilityScorer`` (``stages.influence``).
 
-Examples are tokenized as in SFT (``persyn.train.to_trl_examples``: the student's chat template,
+Examples are tokenized as in SFT (``persyn.training.sft.to_trl_examples``: the student's chat template,
 or its prompt template for a base model; loss on the response tokens only) and cut to
 ``max_length`` tokens.
 """
@@ -39,10 +39,10 @@ class Example:
 
 
 def tokenized_examples(pairs: list[tuple], tokenizer, prompt_template: str, max_length: int) -> list[Example]:
-    """``Example`` of each ``(prompt, response[, turns])`` (see ``persyn.train.read_dataset``),
+    """``Example`` of each ``(prompt, response[, turns])`` (see ``persyn.training.sft.read_dataset``),
     rendered as SFT renders it and cut to ``max_length`` tokens. An example whose prompt alone
     fills ``max_length`` keeps no response token and is returned with all labels -100."""
-    from persyn.train import to_trl_examples
+    from persyn.training.sft import to_trl_examples
 
     out = []
     for e in to_trl_examples(pairs, tokenizer, prompt_template):

@@ -10,6 +10,7 @@ plug-ins back); ``load`` imports a plug-in only when a run asks for it, which ke
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from typing import Any
 
 #: Teacher engines (``teachers.N.engine``); each is a class built as ``Cls(teacher, seed)``.
@@ -58,14 +59,30 @@ QUALITY_SCORERS: dict[str, str] = {
 }
 
 
+def check(known: Iterable[str], name: str, what: str) -> str:
+    """``name`` when it is one of ``known`` (a plug-in table, or any names: its keys are read
+    in order), the one check of a plug-in name.
+
+    Raises:
+        ValueError: an unknown name, as ``unknown WHAT 'NAME' (known: A, B, ...)`` (a config
+            validator turns it into a field error; callers outside one wrap it in their error).
+    """
+    known = list(known)
+    if name not in known:
+        raise ValueError(f"unknown {what} '{name}' (known: {', '.join(known)})")
+    return name
+
+
 def load(table: dict[str, str], name: str, what: str) -> Any:
     """The plug-in ``name`` of ``table``, imported now.
 
     Raises:
-        KeyError: ``name`` is not in the table (the message lists the known names; callers
-            validate names at config time, so this is a programming error).
+        KeyError: ``name`` is not in the table (the message of ``check``; callers validate
+            names at config time, so this is a programming error).
     """
-    if name not in table:
-        raise KeyError(f"unknown {what} '{name}' (known: {', '.join(table)})")
+    try:
+        check(table, name, what)
+    except ValueError as exc:
+        raise KeyError(str(exc)) from None
     module, _, attr = table[name].partition(":")
     return getattr(importlib.import_module(module), attr)

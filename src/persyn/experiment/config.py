@@ -18,6 +18,7 @@ from persyn.config import (
     read_yaml,
 )
 from persyn.core.errors import ConfigError
+from persyn.core.plugins import check
 
 
 class EvalConfig(StrictModel):
@@ -59,9 +60,21 @@ class SweepConfig(StrictModel):
         return [self.sft_strategy] if isinstance(self.sft_strategy, str) else list(self.sft_strategy)
 
 
+def known_strategy(known: list[str], name: str, where: str) -> str:
+    """``name`` when it is one of ``known`` (the strategies and the variants).
+
+    Raises:
+        ValueError: an unknown name, the message prefixed with ``where`` (the field).
+    """
+    try:
+        return check(known, name, "strategy")
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
 class ExperimentConfig(StrictModel):
     """An experiment: a base ``run`` (the pipeline's config, inline), strategies × seeds,
-    fine-tuning settings (``persyn.train.SFTSettings``), the evaluation set, sweeps.
+    fine-tuning settings (``persyn.training.sft_config.SFTSettings``), the evaluation set, sweeps.
 
     Each seed is a run of its own (``OUTPUT_DIR/run/seed-S``, its ``seed`` S): the calibration
     draw, router training, the random / mix draws and the SFT order all follow it, while the
@@ -124,16 +137,14 @@ class ExperimentConfig(StrictModel):
             (f"student_strategies.{s}", v) for s, v in self.student_strategies.items()
         ]:
             for name in names:
-                if name not in known:
-                    raise ValueError(f"{where}: unknown strategy '{name}' (known: {', '.join(known)})")
+                known_strategy(known, name, where)
             if len(set(names)) != len(names):
                 raise ValueError(f"{where}: a strategy is listed twice")
         for name in self.variants:
             if name in STRATEGIES:
                 raise ValueError(f"variants: '{name}' is a built-in strategy's name")
         for name in self.optional:
-            if name not in known:
-                raise ValueError(f"optional: unknown strategy '{name}' (known: {', '.join(known)})")
+            known_strategy(known, name, "optional")
         for student, seeds in self.student_seeds.items():
             if not seeds or any(x not in self.seeds for x in seeds):
                 raise ValueError(
@@ -260,7 +271,7 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
             from persyn.selection.rules import family_members
 
             family_members(cfg.teacher_names, {t.name: t.family for t in cfg.teachers}, st.family)
-    from persyn.train import SFTSettings
+    from persyn.training.sft_config import SFTSettings
 
     try:
         SFTSettings.model_validate(exp.sft)

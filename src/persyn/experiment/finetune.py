@@ -50,7 +50,7 @@ def longest_response(dataset: Path, model: str) -> int:
     """
     from persyn.assets import load_tokenizer
     from persyn.tokenization import encode_text
-    from persyn.train import read_dataset
+    from persyn.training.sft import read_dataset
 
     tok = load_tokenizer(model)
     return 1 + max(len(encode_text(tok, ex[1])) for ex in read_dataset(dataset))
@@ -168,7 +168,7 @@ class StudentTrainer:
 
     def _key(self, st: StudentConfig, seed: int, dataset_hash: str, split: str, sft_over: dict | None):
         # A fine-tune's evaluation key: dataset content, SFT settings, student, seed and split.
-        from persyn.train import SFTSettings
+        from persyn.training.sft_config import SFTSettings
 
         settings = SFTSettings.model_validate({**self.sft, **(sft_over or {}), "seed": seed})
         return settings, stable_hash(
@@ -197,7 +197,7 @@ class StudentTrainer:
         evaluation on another split (a validation sweep's point that the main run may train
         again); ``remove_models`` deletes what is left."""
         from persyn.evaluate import training_prompts
-        from persyn.train import sft
+        from persyn.training.sft import sft
 
         settings, key = self._key(st, seed, dataset_hash, split, sft_over)
         done = self.out / "evals" / f"{key}.json"

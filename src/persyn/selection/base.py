@@ -7,7 +7,7 @@ from typing import Any
 
 from persyn.config import RunConfig
 from persyn.core.errors import ConfigError
-from persyn.core.plugins import STRATEGIES, load
+from persyn.core.plugins import STRATEGIES, check, load
 from persyn.core.records import Prompt
 from persyn.scoring.means import TeacherMeans, calibration_means
 from persyn.stages.active import build_calibration
@@ -56,8 +56,10 @@ def get_strategy(name: str) -> Strategy:
     Raises:
         ConfigError: an unknown name (the known ones are listed).
     """
-    if name not in STRATEGIES:
-        raise ConfigError(f"--strategy: unknown strategy '{name}' (known: {', '.join(STRATEGIES)})")
+    try:
+        check(STRATEGIES, name, "strategy")
+    except ValueError as exc:
+        raise ConfigError(f"--strategy: {exc}") from None
     return load(STRATEGIES, name, "strategy")()
 
 

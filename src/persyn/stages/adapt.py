@@ -18,7 +18,9 @@ from persyn.core.errors import InputError
 from persyn.core.hashing import stable_hash
 from persyn.core.io import write_atomic
 from persyn.stages.influence import read_examples, stored_signals
-from persyn.synthesis.montessori import DPOSettings, dpo_generator, preference_pairs
+from persyn.synthesis.montessori import preference_pairs
+from persyn.training.dpo import dpo_generator
+from persyn.training.dpo_config import DPOSettings
 
 
 def dpo_rows(examples: dict[str, dict], pairs: list[tuple[str, str]], where: Path | str) -> list[dict]:

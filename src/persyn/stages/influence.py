@@ -1,7 +1,7 @@
 """``persyn influence``: per-example signals for adapting a generator to the student
 (Montessori-Instruct's local data influence, the student's loss, PerSyn's learnability).
 
-1. Warm-up: the run's student is fine-tuned on ``influence.warmup`` (``persyn.train``'s TRL
+1. Warm-up: the run's student is fine-tuned on ``influence.warmup`` (``persyn.training.sft``'s TRL
    trainer); its weights and optimizer state are saved once under ``OUTPUT/warmup/`` with the
    key of everything that made them, so a resumed run loads them instead of training again.
 2. Each example of the examples file is probed from that state (``persyn.influence``) and its
@@ -68,7 +68,7 @@ def _warm_up(cfg: RunConfig, ic: InfluenceConfig, settings, where: Path, key: st
     import torch
 
     from persyn.assets import load_causal_lm, load_tokenizer
-    from persyn.train import make_trainer, read_dataset
+    from persyn.training.sft import make_trainer, read_dataset
 
     st = cfg.student  # with `students:`, the first
     meta_path = where / "warmup.json"
@@ -163,7 +163,8 @@ def run_influence(
     from persyn.core.records import ScoreItem
     from persyn.influence import InfluenceProbe, example_losses, tokenized_examples
     from persyn.scoring.learnability import LearnabilityScorer
-    from persyn.train import SFTSettings, read_dataset
+    from persyn.training.sft import read_dataset
+    from persyn.training.sft_config import SFTSettings
 
     ic = cfg.influence
     if ic is None:

@@ -1,5 +1,5 @@
-"""Montessori-Instruct (arXiv 2410.14208): preference pairs from per-example signals, and DPO of
-the generator on them.
+"""Montessori-Instruct (arXiv 2410.14208): preference pairs from per-example signals (the DPO of
+the generator on them: ``persyn.training.dpo``).
 
 Examples are grouped by the generation request that produced them. Within a group, an example's
 *helpfulness* is its signal turned so that higher is better:
@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from pathlib import Path
 
-from persyn.config import DPOSettings
 from persyn.core.errors import InputError
-from persyn.core.io import replace_dir
 
-__all__ = ["DIRECTION", "DPOSettings", "dpo_generator", "preference_pairs"]
+__all__ = ["DIRECTION", "preference_pairs"]
 
 #: Signal → sign that turns it into helpfulness (higher is better).
 DIRECTION = {"influence": -1.0, "loss": -1.0, "learnability": 1.0}
@@ -109,104 +106,3 @@ def preference_pairs(
             f"no preference pair: {why} ({len(groups)} groups, {len(multi)} with 2 or more examples)"
         )
     return pairs, note
-
-
-def dpo_generator(
-    rows: list[dict], model: str, output_dir: str | Path, settings: DPOSettings | None = None
-) -> dict:
-    """Train ``model`` (alias, HF id or local path) by DPO on ``rows`` (``{"prompt", "chosen",
-    "rejected"}`` texts: the generation request and two of its outputs) and save a plain model
-    directory at ``output_dir`` that any persyn model slot loads.
-
-    Returns (and writes to ``output_dir/persyn_dpo.json``): ``model``, ``settings``, ``pairs``,
-    ``steps``, ``seconds``, and from TRL's log, per logged step: ``loss``, ``margins``
-    (mean of β·(log-ratio chosen − log-ratio rejected)) and ``accuracies`` (share of pairs with a
-    positive margin).
-
-    Raises:
-        InputError: no rows, or a row without non-empty prompt / chosen / rejected text.
-        MissingAssetError: the model, or TRL / PEFT, is not installed.
-    """
-    import json
-    import shutil
-    import time
-
-    import torch
-    from datasets import Dataset
-    from transformers import set_seed
-    from trl import DPOConfig, DPOTrainer
-
-    from persyn.assets import load_causal_lm, load_tokenizer, model_dtype
-
-    settings = settings or DPOSettings()
-    if not rows:
-        raise InputError("DPO needs at least one preference pair")
-    for i, r in enumerate(rows):
-        for k in ("prompt", "chosen", "rejected"):
-            if not isinstance(r.get(k), str) or not r[k].strip():
-                raise InputError(f"preference pair {i}: empty or missing '{k}'")
-    set_seed(settings.seed)
-    out = Path(output_dir)
-    work = out.with_name(f".{out.name}.dpo")
-    shutil.rmtree(work, ignore_errors=True)
-    tokenizer = load_tokenizer(model, padding_side="left")
-    net = load_causal_lm(model, shared=False)
-    net.train()
-    peft_config = None
-    if settings.method == "lora":
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=settings.lora_r,
-            lora_alpha=settings.lora_alpha,
-            target_modules="all-linear",
-            task_type="CAUSAL_LM",
-        )
-    cuda = torch.cuda.is_available()
-    args = DPOConfig(
-        output_dir=str(work),
-        beta=settings.beta,
-        learning_rate=settings.learning_rate,
-        num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch_size,
-        max_length=settings.max_length,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=not cuda,
-        bf16=model_dtype(settings.dtype)[0] == "bfloat16",  # mixed precision, CPU included
-        seed=settings.seed,
-        data_seed=settings.seed,
-        disable_tqdm=True,
-        gradient_checkpointing=False,
-    )
-    data = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
-    trainer = DPOTrainer(
-        model=net, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config
-    )
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
-    trained = trainer.model
-    if settings.method == "lora":
-        trained = trained.merge_and_unload()
-    trained = trained.float().eval()
-    logs = [h for h in trainer.state.log_history if "loss" in h]
-    info = {
-        "model": model,
-        "settings": settings.key_fields(),
-        "pairs": len(rows),
-        "steps": trainer.state.global_step,
-        "seconds": round(seconds, 3),
-        "loss": [float(h["loss"]) for h in logs],
-        "margins": [float(h.get("rewards/margins", float("nan"))) for h in logs],
-        "accuracies": [float(h.get("rewards/accuracies", float("nan"))) for h in logs],
-    }
-    tmp = work / "model"
-    trained.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.padding_side = "right"
-    tokenizer.save_pretrained(tmp)
-    (tmp / "persyn_dpo.json").write_text(json.dumps(info, indent=2) + "\n")
-    replace_dir(tmp, out)
-    shutil.rmtree(work, ignore_errors=True)
-    return info

@@ -92,7 +92,7 @@ def train_generator(
     header: str,
     progress: bool = True,
 ) -> dict:
-    """Fine-tune ``model`` into a generator on ``seeds`` (TRL SFT through ``persyn.train.sft``)
+    """Fine-tune ``model`` into a generator on ``seeds`` (TRL SFT through ``persyn.training.sft.sft``)
     and save it to ``output_dir``, a model directory any model slot takes (``synthesis.model``
     with ``generator: nomad``). ``prompt_masking`` False is NOMAD's recipe (loss on prompt and
     response), True the usual response-only SFT. Returns ``sft``'s info plus
@@ -107,7 +107,8 @@ def train_generator(
     from pathlib import Path
 
     from persyn.assets import load_tokenizer
-    from persyn.train import SFTSettings, sft
+    from persyn.training.sft import sft
+    from persyn.training.sft_config import SFTSettings
 
     settings = settings or SFTSettings()
     tokenizer = load_tokenizer(model, padding_side="right")

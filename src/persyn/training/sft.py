@@ -33,64 +33,12 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated, Literal
 
-from pydantic import Field
-
-from persyn.config import TrainingPrecision
 from persyn.core.errors import ConfigError, InputError
 from persyn.core.io import replace_dir
-from persyn.core.templates import DEFAULT_PROMPT_TEMPLATE  # noqa: F401 - also exported here
-
-
-class SFTSettings(TrainingPrecision):
-    """Fine-tuning settings.
-
-    ``method``: ``full`` (all weights) or ``lora`` (PEFT LoRA adapters of rank ``lora_r`` on
-    ``lora_target_modules``, merged into the weights before saving, so the output is a plain
-    model directory either way). ``epochs`` may be fractional. ``learning_rate`` None means 5e-5
-    for full fine-tuning and 2e-4 for LoRA (adapters start at zero and need a larger step).
-    ``batch_size`` is per device; one optimizer step sees ``batch_size * grad_accum`` examples.
-    ``max_length`` (tokens) truncates longer examples (their response end is cut).
-    ``warmup_ratio`` is the fraction of the steps with a linear warm-up. ``logging_steps``: the
-    loss is recorded every that many optimizer steps (and at the first). ``gradient_checkpointing``
-    trades ~20-30% more compute for less activation memory (off: a small student fits).
-
-    What a step computes (``docs/benchmarks.md``, "Precision and SFT on the CPU"): ``padding_free`` concatenates
-    a batch's examples into one row with per-example positions (TRL's padding-free collator; the
-    attention stays within each example), so no padding is computed; ``lm_head: response``
-    projects only the positions that predict a response token (``persyn.response_loss``),
-    ``all`` is TRL's head over every position. Both give today's loss. ``dtype``: ``bfloat16`` is
-    mixed precision (bf16 autocast, fp32 master weights and optimizer state), ``float32`` is
-    fp32 throughout, ``auto`` is bf16 where the hardware runs it natively
-    (``persyn.assets.model_dtype``); the saved model is fp32 either way.
-    """
-
-    method: Literal["full", "lora"] = "full"
-    epochs: Annotated[float, Field(gt=0)] = 2.0
-    learning_rate: Annotated[float, Field(gt=0)] | None = None
-    batch_size: Annotated[int, Field(ge=1)] = 8
-    grad_accum: Annotated[int, Field(ge=1)] = 1
-    max_length: Annotated[int, Field(ge=16)] = 512
-    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
-    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
-    lora_r: Annotated[int, Field(ge=1)] = 16
-    lora_alpha: Annotated[int, Field(ge=1)] = 32
-    lora_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    lora_target_modules: str | list[str] = "all-linear"
-    gradient_checkpointing: bool = False
-    seed: int = 0
-    logging_steps: Annotated[int, Field(ge=1)] = 5
-    padding_free: bool = True
-    lm_head: Literal["response", "all"] = "response"
-
-    @property
-    def lr(self) -> float:
-        """The learning rate used: ``learning_rate``, else 5e-5 (full) or 2e-4 (LoRA)."""
-        if self.learning_rate is not None:
-            return self.learning_rate
-        return 5e-5 if self.method == "full" else 2e-4
+from persyn.core.templates import DEFAULT_PROMPT_TEMPLATE
+from persyn.training.base import lora_config, trained_model, trl_args
+from persyn.training.sft_config import SFTSettings
 
 
 def read_dataset(dataset: str | Path | list[dict]) -> list[tuple]:
@@ -218,24 +166,13 @@ def make_trainer(
     kept = [{k: e[k][:cap] for k in ("input_ids", "completion_mask")} for e in kept]
     dtype, dtype_reason = model_dtype(settings.dtype)
     net = load_causal_lm(model, shared=False)  # fp32 master weights; bf16 is autocast
-    peft_config = None
-    if settings.method == "lora":
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=settings.lora_r,
-            lora_alpha=settings.lora_alpha,
-            lora_dropout=settings.lora_dropout,
-            target_modules=settings.lora_target_modules,
-            task_type="CAUSAL_LM",
-        )
-    cuda = torch.cuda.is_available()
     bf16 = dtype == "bfloat16"
-    args = SFTConfig(
-        output_dir=str(work_dir),
-        num_train_epochs=settings.epochs,
-        learning_rate=settings.lr,
-        per_device_train_batch_size=settings.batch_size,
+    args = trl_args(
+        SFTConfig,
+        settings,
+        work_dir,
+        bf16=bf16,  # mixed precision (autocast) on the CPU too; TRL's default is True everywhere
+        progress=progress,
         gradient_accumulation_steps=settings.grad_accum,
         max_length=None,  # cut above
         padding_free=settings.padding_free,
@@ -244,17 +181,10 @@ def make_trainer(
         lr_scheduler_type=settings.lr_scheduler,
         completion_only_loss=True,
         gradient_checkpointing=settings.gradient_checkpointing,  # TRL's default is True
-        seed=settings.seed,
-        data_seed=settings.seed,
         logging_steps=settings.logging_steps,
         logging_first_step=True,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=not cuda,
-        bf16=bf16,  # mixed precision (autocast) on the CPU too; TRL's default is True everywhere
         fp16=False,
         dataloader_num_workers=0,
-        disable_tqdm=not progress,
     )
     trainer_class = response_head_trainer_class() if settings.lm_head == "response" else SFTTrainer
     trainer = trainer_class(
@@ -262,9 +192,9 @@ def make_trainer(
         args=args,
         train_dataset=Dataset.from_list(kept),
         processing_class=tokenizer,
-        peft_config=peft_config,
+        peft_config=lora_config(settings, settings.lora_dropout, settings.lora_target_modules),
     )
-    stats["device"] = "cuda" if cuda else "cpu"
+    stats["device"] = "cuda" if torch.cuda.is_available() else "cpu"
     stats["precision"] = "bf16-mixed" if bf16 else "fp32"
     stats["dtype_reason"] = dtype_reason
     return trainer, tokenizer, stats
@@ -330,10 +260,7 @@ def sft(
     start = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - start
-    trained = trainer.model
-    if settings.method == "lora":
-        trained = trained.merge_and_unload()
-    trained = trained.float().eval()
+    trained = trained_model(trainer, settings)
     trained.config.use_cache = True
     final = tmp / "model"
     trained.save_pretrained(final, safe_serialization=True)

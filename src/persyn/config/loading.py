@@ -1,0 +1,102 @@
+"""Reading a run configuration: YAML in, validated, errors that name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from persyn.config.redaction import redact
+from persyn.config.run import RunConfig
+from persyn.core.errors import ConfigError
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """The lines of a config validation error: per error the field path, what was wrong and
+    the value given (through ``redact``)."""
+    lines = [f"{source}: invalid configuration"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        # The value given, for a field (a whole section's mapping would only repeat the file).
+        value = e.get("input")
+        shown = e["type"] != "missing" and e["loc"] and not isinstance(value, dict)
+        given = f" (given: {redact(value, loc)})" if shown else ""
+        lines.append(f"  {loc}: {msg}{given}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> RunConfig:
+    """Validate a mapping into a RunConfig.
+
+    Relative ``output_dir`` and ``prompts.path`` are resolved against ``base_dir`` when given.
+
+    Raises:
+        ConfigError: naming ``source`` and each offending field path.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(data).__name__}")
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None
+    _check_model_refs(cfg, source)
+    if base_dir is not None and cfg.prompts.path is not None and not cfg.prompts.path.is_absolute():
+        cfg.prompts.path = base_dir / cfg.prompts.path
+    return cfg
+
+
+def _check_model_refs(cfg: RunConfig, source: str) -> None:
+    from persyn.assets import check_model_ref
+
+    slots = [("student.model", cfg.student.model), ("router.encoder", cfg.router.encoder)]
+    # An openai teacher's model is a name on its server, not a local model.
+    slots += [
+        (f"teachers.{i}.model", t.model)
+        for i, t in enumerate(cfg.teachers)
+        if t.model and t.engine != "openai"
+    ]
+    if cfg.quality.model:
+        slots.append(("quality.model", cfg.quality.model))
+    for field, ref in slots:
+        problem = check_model_ref(ref)
+        if problem:
+            raise ConfigError(f"{source}: {field}: {problem}")
+
+
+def read_yaml(path: str | Path, what: str = "config") -> Any:
+    """The parsed YAML document at ``path``.
+
+    Raises:
+        ConfigError: a missing or unreadable file, or a YAML syntax error (with its line).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "unknown line"
+        raise ConfigError(f"{path}: YAML syntax error at {where}: {exc}") from None
+
+
+def load_config(source: str | Path | dict) -> RunConfig:
+    """Read and validate a run configuration: a YAML file's path, or the same content as a
+    dict (e.g. built in a notebook).
+
+    Relative ``prompts.path`` is taken relative to the current directory, like ``output_dir``.
+
+    Raises:
+        ConfigError: unreadable file, YAML syntax error (with line), or invalid fields (the
+            field path is named).
+    """
+    if isinstance(source, dict):
+        return parse_config(source, source="<dict>")
+    return parse_config(read_yaml(source), source=str(source))
