@@ -45,6 +45,7 @@ from persyn.budget.cost import CostModel
 from persyn.budget.frontier import FRACTIONS, router_then_cheapest
 from persyn.budget.utility import RewardCalibration
 from persyn.config import parse_config
+from persyn.core.io import jsonl_text
 from persyn.pipeline import Pipeline
 from persyn.router.base import reward_matrix, router_class
 from persyn.router.cv import choose_kind, cross_validate, kind_figures
@@ -107,7 +108,7 @@ def run_pool(pool: str, args) -> dict:
     rows = family_prompts(args.prompts, seed=0)
     out = Path(args.out) / pool
     out.mkdir(parents=True, exist_ok=True)
-    (out / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / "prompts.jsonl").write_text(jsonl_text(rows, ascii_only=True))
     cheap, expensive = servers(rows, pool)
     serve = dict(engine="openai", model="fake-teacher", max_new_tokens=64, concurrency=16)
     cfg = parse_config(

@@ -42,6 +42,7 @@ import torch  # noqa: E402
 
 from persyn.config import PromptsConfig, StudentConfig, TeacherConfig  # noqa: E402
 from persyn.core.hardware import cpu_flags  # noqa: E402
+from persyn.core.io import jsonl_rows  # noqa: E402
 from persyn.core.records import Prompt, ScoreItem  # noqa: E402
 from persyn.models.loading import model_dtype, release_model  # noqa: E402
 from persyn.prompts import load_prompts  # noqa: E402
@@ -194,21 +195,14 @@ def demo_agreement(sft: bool) -> dict:
         with Pipeline(parse_config(cfg)) as p:
             summary = p.run().model_dump()
         runs[dtype] = {"dir": root / dtype, "summary": summary, "seconds": time.perf_counter() - start}
-    cal = {
-        d: [json.loads(x) for x in (r["dir"] / "calibration.jsonl").read_text().splitlines()]
-        for d, r in runs.items()
-    }
+    cal = {d: jsonl_rows(r["dir"] / "calibration.jsonl") for d, r in runs.items()}
     key = lambda r: (r["id"], r["teacher"])  # noqa: E731
     l32 = {key(r): r["learnability"] for r in cal["float32"] if r["learnability"] is not None}
     l16 = {key(r): r["learnability"] for r in cal["bfloat16"] if r["learnability"] is not None}
     common = sorted(set(l32) & set(l16))
     picks = {d: {r["id"]: r["teacher"] for r in rows if r.get("oracle")} for d, rows in cal.items()}
     routes = {
-        d: {
-            x["id"]: x["teacher"]
-            for x in map(json.loads, (r["dir"] / "dataset.jsonl").read_text().splitlines())
-        }
-        for d, r in runs.items()
+        d: {x["id"]: x["teacher"] for x in jsonl_rows(r["dir"] / "dataset.jsonl")} for d, r in runs.items()
     }
     gens = {}
     for d, rows in cal.items():

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import yaml
 
+from persyn.core.io import jsonl_rows, jsonl_text
+
 FORMAT = re.compile(r"####\s*-?\d+")
 WORDING = "State the final answer to the following arithmetic problem: {a} {op} {b} ="
 
@@ -68,9 +70,7 @@ def main() -> None:
     ap.add_argument("--count", type=Path, help="only count gemma-fewshot's responses in RUN_DIR")
     args = ap.parse_args()
     if args.count:
-        n, fmt, correct = count(
-            [json.loads(x) for x in (args.count / "calibration.jsonl").read_text().splitlines()]
-        )
+        n, fmt, correct = count(jsonl_rows(args.count / "calibration.jsonl"))
         print(f"gemma-fewshot in {args.count}: format {fmt}/{n}, correct {correct}/{n}")
         return
     experiment = yaml.safe_load(Path(str(files("persyn").joinpath("configs/experiment.yaml"))).read_text())
@@ -79,7 +79,7 @@ def main() -> None:
         root = args.out or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
         prompts = root / "prompts.jsonl"
-        prompts.write_text("".join(json.dumps(p) + "\n" for p in arithmetic_prompts(args.prompts, args.seed)))
+        prompts.write_text(jsonl_text(arithmetic_prompts(args.prompts, args.seed), ascii_only=True))
         cfg = {
             "output_dir": str(root / "run"),
             "seed": 0,
@@ -95,7 +95,7 @@ def main() -> None:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "persyn", "run", str(path)], check=True, capture_output=True)
         seconds = time.perf_counter() - start
-        rows = [json.loads(x) for x in (root / "run" / "calibration.jsonl").read_text().splitlines()]
+        rows = jsonl_rows(root / "run" / "calibration.jsonl")
         summary = json.loads((root / "run" / "summary.json").read_text())
         prompt_tokens = summary["tokens"]["gemma-fewshot"]["prompt"]
     n, fmt, correct = count(rows)

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import yaml
 
+from persyn.core.io import jsonl_rows
+
 STAGES = ("calibrate", "score", "train_router", "route", "generate", "export")
 
 
@@ -43,7 +45,7 @@ def timed_run(run_cfg: dict, executor: str, root: Path) -> dict:
     )
     seconds = time.perf_counter() - start
     summary = json.loads((root / executor / "summary.json").read_text())
-    ids = sorted(json.loads(x)["id"] for x in (root / executor / "dataset.jsonl").read_text().splitlines())
+    ids = sorted(x["id"] for x in jsonl_rows(root / executor / "dataset.jsonl"))
     return {
         "seconds": seconds,
         "stages": summary["seconds"],

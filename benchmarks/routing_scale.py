@@ -34,19 +34,23 @@ import sys
 import time
 from pathlib import Path
 
+from persyn.core.io import jsonl_rows, jsonl_text
+
 WORDS = "apple river stone cloud garden engine violin candle harbor meadow pencil rocket".split()
 
 
 def write_prompts(path: Path, n: int) -> None:
     rng = random.Random(0)
-    with path.open("w") as f:
-        for i in range(n):
-            a, b, c = rng.randint(1, 99), rng.randint(1, 99), rng.randint(1, 99)
-            w = rng.choice(WORDS)
-            text = f"The {w} puzzle {i}: what is {a} + {b} - {c}?"
-            # the expression lets the terse teacher spell out its steps (else it equals "answer")
-            row = {"id": f"p{i}", "prompt": text, "answer": str(a + b - c), "expression": f"{a} + {b} - {c}"}
-            f.write(json.dumps(row) + "\n")
+    rows = []
+    for i in range(n):
+        a, b, c = rng.randint(1, 99), rng.randint(1, 99), rng.randint(1, 99)
+        w = rng.choice(WORDS)
+        text = f"The {w} puzzle {i}: what is {a} + {b} - {c}?"
+        # the expression lets the terse teacher spell out its steps (else it equals "answer")
+        rows.append(
+            {"id": f"p{i}", "prompt": text, "answer": str(a + b - c), "expression": f"{a} + {b} - {c}"}
+        )
+    path.write_text(jsonl_text(rows, ascii_only=True))
 
 
 def config(root: Path, n: int, run: str = "run") -> dict:
@@ -84,7 +88,7 @@ def child(phase: str, cfg: dict) -> dict:
             return {"n": len(routed), "seconds": seconds}
     from persyn.router.embeddings import PromptEncoder
 
-    texts = [json.loads(x)["prompt"] for x in Path(cfg["prompts"]["path"]).read_text().splitlines()]
+    texts = [r["prompt"] for r in jsonl_rows(Path(cfg["prompts"]["path"]))]
     enc = PromptEncoder("minilm-l6")
     enc.embed(texts[:64])  # load the model outside the timing
     start = time.perf_counter()

@@ -30,6 +30,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from persyn.config import PromptsConfig, parse_config
+from persyn.core.io import jsonl_rows
 from persyn.engines.reference import render_reference
 from persyn.prompts import load_prompts
 
@@ -119,7 +120,7 @@ def main() -> None:
         run["influence"]["reference_size"] = size
         start = time.perf_counter()
         summary = run_influence(parse_config(run), out / "examples.jsonl", out / "influence", log=print)
-        lines = [json.loads(x) for x in (out / "influence" / "influence.jsonl").read_text().splitlines()]
+        lines = jsonl_rows(out / "influence" / "influence.jsonl")
         records[size] = {r["id"]: r for r in lines if r["key"] == summary["key"]}  # this size's lines
         figures["sizes"][size] = {
             "seconds_per_example": summary["seconds_per_example"],

@@ -43,6 +43,7 @@ from scipy.stats import spearmanr
 from synthesis import log, prompt_set  # the synthesis experiment's (same setting)
 
 from persyn.config import parse_config
+from persyn.core.io import jsonl_rows, jsonl_text
 from persyn.core.records import Prompt
 from persyn.engines.reference import render_reference
 from persyn.evaluate import evaluate, normalize_prompt
@@ -116,10 +117,7 @@ def synthesize(cfg: dict, out: Path, name: str, model: str, count: int, eval_tex
         log(
             f"{name}: {summary['kept']} kept of {summary['samples']} samples ({time.perf_counter() - start:.0f} s)"
         )
-    rows = [
-        json.loads(x)
-        for x in (out / "generators" / name / "synthetic" / "candidates.jsonl").read_text().splitlines()
-    ]
+    rows = jsonl_rows(out / "generators" / name / "synthetic" / "candidates.jsonl")
     return [r for r in rows if normalize_prompt(r["prompt"]) not in eval_texts]
 
 
@@ -142,7 +140,7 @@ def signals(cfg: dict, out: Path, name: str, rows: list[dict]) -> tuple[Path, Pa
         )
         for r in rows
     ]
-    examples.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    examples.write_text(jsonl_text(lines, ascii_only=True))
     if not (where / "summary.json").exists() or json.loads((where / "summary.json").read_text())[
         "examples"
     ] != len(lines):
@@ -202,9 +200,9 @@ def main() -> None:
     eval_texts = {normalize_prompt(p.text) for p in evals}
     log(f"held-out prompts: {len(evals)} (of {cfg['eval_set']['size']}; the rest are seed or target prompts)")
     seed_lines = [example(p.text, str(p.answer), id=p.id) for p in seeds]
-    (out / "warmup.jsonl").write_text("".join(json.dumps(x) + "\n" for x in seed_lines))
+    (out / "warmup.jsonl").write_text(jsonl_text(seed_lines, ascii_only=True))
     (out / "reference.jsonl").write_text(
-        "".join(json.dumps(example(p.text, str(p.answer), id=p.id)) + "\n" for p in target)
+        jsonl_text([example(p.text, str(p.answer), id=p.id) for p in target], ascii_only=True)
     )
     if args.results_only:
         write_results(out, cfg)
@@ -301,10 +299,7 @@ def write_results(out: Path, cfg: dict) -> None:
         if not sp.exists():
             continue
         s = json.loads(sp.read_text())
-        rows = [
-            json.loads(x)
-            for x in (out / "generators" / arm / "synthetic" / "candidates.jsonl").read_text().splitlines()
-        ]
+        rows = jsonl_rows(out / "generators" / arm / "synthetic" / "candidates.jsonl")
         ids = [r["id"] for r in rows][:tc]
         sig_dir = out / "signals" / arm
         rec = {r["id"]: r for r in stored_signals(sig_dir)} if (sig_dir / "summary.json").exists() else {}

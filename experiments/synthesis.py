@@ -34,6 +34,7 @@ import numpy as np
 import yaml
 
 from persyn.config import NOMAD_HEADER, PromptsConfig, parse_config
+from persyn.core.io import jsonl_rows
 from persyn.core.records import Prompt
 from persyn.engines.reference import render_reference
 from persyn.evaluate import evaluate, normalize_prompt
@@ -86,10 +87,7 @@ def synthesize(cfg: dict, out: Path, name: str, model: dict, count: int, extra: 
     with Pipeline(parse_config(run)) as p:
         summary = p.synthesize()
     (out / "generators" / f"{name}.summary.json").write_text(json.dumps(summary, indent=2))
-    rows = [
-        json.loads(x)
-        for x in (out / "generators" / name / "synthetic" / "candidates.jsonl").read_text().splitlines()
-    ]
+    rows = jsonl_rows(out / "generators" / name / "synthetic" / "candidates.jsonl")
     log(f"{name}: {summary['kept']} kept of {summary['samples']} samples ({summary['seconds']:.0f} s)")
     return rows
 

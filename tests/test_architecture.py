@@ -125,7 +125,14 @@ def test_every_plugin_in_the_tables_resolves():
     # the source, so optional backends need not be installed).
     from persyn.core import plugins
 
-    for table in (plugins.ENGINES, plugins.ROUTERS, plugins.STRATEGIES, plugins.EXECUTORS):
+    tables = (
+        plugins.ENGINES,
+        plugins.ROUTERS,
+        plugins.STRATEGIES,
+        plugins.EXECUTORS,
+        plugins.QUALITY_SCORERS,
+    )
+    for table in tables:
         for name, target in table.items():
             module, _, attr = target.partition(":")
             assert module in MODULES, (name, target)

@@ -1,3 +1,5 @@
+import pytest
+
 from persyn.config import TeacherConfig
 from persyn.core.records import Prompt
 from persyn.engines import make_engine
@@ -99,3 +101,22 @@ def test_reference_engine():
     e = make_engine(TeacherConfig(name="short", engine="reference", style="answer"), 0)
     out = gen(e, [Prompt("1", "q", answer="4", solution="2+2=4\n#### 4"), Prompt("3", "q")])
     assert out["1"].text == "#### 4" and out["3"].error
+
+
+def test_the_engine_contract_gives_work_units_and_requires_generate():
+    from persyn.core.plugins import ENGINES, load
+    from persyn.engines.base import Engine
+
+    class OneByOne(Engine):
+        def generate(self, prompts):
+            yield [(p.id, None) for p in prompts]
+
+    assert OneByOne().work_units(PROMPTS) == [[p] for p in PROMPTS]  # the default: one group each
+
+    class NoGenerate(Engine):
+        pass
+
+    with pytest.raises(TypeError, match="generate"):
+        NoGenerate()
+    for name in ("transformers", "reference", "openai"):  # llamacpp needs its extra to import
+        assert issubclass(load(ENGINES, name, "engine"), Engine), name

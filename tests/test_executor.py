@@ -9,7 +9,7 @@ import pytest
 from persyn.config import QualityConfig, StudentConfig, TeacherConfig
 from persyn.core.records import Prompt, ScoreItem
 from persyn.engines import make_engine
-from persyn.execution.jobs import Job, work_units
+from persyn.execution.jobs import Job
 from persyn.execution.local import LocalExecutor
 from persyn.execution.ray_executor import shards_of
 from persyn.scoring.learnability import LearnabilityScorer
@@ -38,7 +38,7 @@ def rows_of(worker, method, items):
 
 def sharded(worker, method, items, shard_size):
     """Every row of ``items`` computed shard by shard, as the Ray workers do."""
-    units = work_units(worker, items)
+    units = worker.work_units(items)
     index = {id(it): i for i, it in enumerate(items)}
     out = []
     for shard in shards_of([[index[id(it)] for it in u] for u in units], shard_size):
@@ -69,17 +69,17 @@ def test_work_units_cover_every_item_once(tiny_models):
     engine = make_engine(
         TeacherConfig(name="a", engine="transformers", model=tiny_models["chat"], batch_size=3), 0
     )
-    units = work_units(engine, PROMPTS)
+    units = engine.work_units(PROMPTS)
     assert sorted(p.id for u in units for p in u) == sorted(p.id for p in PROMPTS)
     assert [p.id for p in units[0]] == ["long"]  # too long for the context: one group, first
     assert [len(u) for u in units[1:]] == [3, 3, 1]  # batch_size, shortest prompts first
     scorer = LearnabilityScorer(StudentConfig(model=tiny_models["chat"], batching="per_prompt"))
-    groups = work_units(scorer, ITEMS)
+    groups = scorer.work_units(ITEMS)
     assert [it.key for it in groups[0]] == ["long"]
     assert all(len({it.prompt for it in g}) == 1 for g in groups[1:])  # one prompt per group
     assert sorted(it.key for g in groups for it in g) == sorted(it.key for it in ITEMS)
     reference = make_engine(TeacherConfig(name="r", engine="reference"), 0)
-    assert work_units(reference, PROMPTS) == [[p] for p in PROMPTS]  # no batches: one by one
+    assert reference.work_units(PROMPTS) == [[p] for p in PROMPTS]  # no batches: one by one
 
 
 @pytest.mark.parametrize("temperature", [0.0, 0.8])
@@ -118,7 +118,7 @@ def test_sharded_reward_model_equals_one_pass_exactly(tiny_models):
     assert as_dict(sharded(scorer, "score", items, 2)) == whole
     # Batches differ from one pass over the items one at a time (padding), so the shards
     # must follow the batches: this is what the equality above protects.
-    assert len(work_units(scorer, items)) < len(items)
+    assert len(scorer.work_units(items)) < len(items)
 
 
 def test_local_executor_runs_jobs_in_order_and_keeps_cached_workers():
@@ -172,3 +172,26 @@ def test_served_teachers_get_shards_of_at_least_their_concurrency(tiny_models, t
     assert teacher_job(run, run.teachers[3], []).min_shard == 48  # a worker runs one shard at a time
     assert teacher_job(run, run.teachers[0], []).min_shard == 1
     assert teacher_job(run, run.teachers[3], []).resources_field == "teachers.3.resources"
+
+
+def test_every_executor_is_an_executor_and_make_executor_builds_it(tmp_path):
+    from conftest import tiny_config
+
+    from persyn.config import parse_config
+    from persyn.core.plugins import EXECUTORS, load
+    from persyn.execution import make_executor
+    from persyn.execution.base import Executor
+
+    for name in EXECUTORS:
+        assert issubclass(load(EXECUTORS, name, "executor"), Executor), name
+    fake = {"chat": "org/chat", "chat2": "org/chat2", "encoder": "org/encoder"}  # never loaded
+    ex = make_executor(parse_config(tiny_config(fake, tmp_path)))
+    assert isinstance(ex, LocalExecutor)
+    ex.close()
+
+    class Incomplete(Executor):
+        def run(self, jobs):
+            yield from ()
+
+    with pytest.raises(TypeError, match="check"):
+        Incomplete()

@@ -89,3 +89,27 @@ def test_reward_model_batched_equals_one_at_a_time(tiny_models):
         assert batched[k][0] == pytest.approx(single[k][0], abs=1e-5)
     assert len({round(v, 6) for v, _ in batched.values()}) > 1  # not a constant
     assert scorer.key != VerifierScorer.key
+
+
+def test_quality_scorers_are_found_by_name_in_the_plugin_table():
+    from persyn.core.plugins import QUALITY_SCORERS
+    from persyn.scoring.base import Scorer
+    from persyn.scoring.quality import MajorityScorer, QualityScorer
+
+    assert set(QUALITY_SCORERS) == {"verifier", "majority", "reward_model"}
+    verifier = make_quality_scorer(QualityConfig(kind="verifier"), {"k": "1"}, tasks={"t": ("x", {})})
+    assert type(verifier) is VerifierScorer and verifier.tasks == {"t": ("x", {})}
+    majority = make_quality_scorer(QualityConfig(kind="majority"), {"k": None}, {"k": "a tie"}, ["b", "a"])
+    assert type(majority) is MajorityScorer and majority.notes == {"k": "a tie"}
+    assert majority.key == MajorityScorer({}, pool=["a", "b"]).key
+    reward = make_quality_scorer(QualityConfig(kind="reward_model", model="org/rm"), {})
+    assert type(reward) is RewardModelScorer and reward.model is None  # loaded on first use
+    for s in (verifier, majority, reward):
+        assert isinstance(s, QualityScorer) and isinstance(s, Scorer)
+    assert verifier.work_units([1, 2]) == [[1], [2]]  # the contract's default
+
+
+def test_an_unknown_quality_kind_is_an_error_that_names_it():
+    cfg = QualityConfig(kind="verifier").model_copy(update={"kind": "telepathy"})
+    with pytest.raises(KeyError, match="unknown quality scorer 'telepathy' \\(known: verifier, majority"):
+        make_quality_scorer(cfg, {})

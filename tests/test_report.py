@@ -289,12 +289,12 @@ def test_malformed_lines_name_file_and_line(tmp_path):
     lines = (run / "dataset.jsonl").read_text().splitlines()
     lines[2] = lines[2][:-5]
     (run / "dataset.jsonl").write_text("\n".join(lines) + "\n")
-    with pytest.raises(PersynError, match=r"dataset\.jsonl: line 3: invalid JSON"):
+    with pytest.raises(PersynError, match=r"dataset\.jsonl:3: malformed JSON"):
         write_report(run)
     run2 = make_run(tmp_path / "two")
     with open(run2 / "routing.jsonl", "a") as f:
         f.write("[1, 2]\n")
-    with pytest.raises(PersynError, match=r"routing\.jsonl: line 4: expected a JSON object"):
+    with pytest.raises(PersynError, match=r"routing\.jsonl:4: expected a JSON object"):
         write_report(run2)
     (run2 / "routing.jsonl").unlink()
     (run2 / "summary.json").write_text("{not json")

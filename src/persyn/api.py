@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from persyn.config import RunConfig, load_config
 from persyn.core.errors import InputError
+from persyn.core.io import dataset_lines
 from persyn.core.records import DatasetLine
 from persyn.core.summary import RunSummary, StrategySummary, StudentsSummary
 from persyn.pipeline import Pipeline
-from persyn.prompts import jsonl_records
 
 
 def run(
@@ -47,10 +46,4 @@ def read_dataset(path: str | Path) -> list[DatasetLine]:
         path = path / "dataset.jsonl"
     if not path.exists():
         raise InputError(f"{path}: not found (run `persyn run` first)")
-    lines = []
-    for where, row in jsonl_records(path, "dataset"):
-        try:
-            lines.append(DatasetLine.from_dict(row))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise InputError(f"{where}: not a dataset line ({exc!r}: {json.dumps(row)[:80]!r})") from None
-    return lines
+    return [line for _, _, line in dataset_lines(path)]

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from persyn.core.errors import ConfigError, InputError
+from persyn.core.io import dataset_lines
 from persyn.core.records import Prompt
 from persyn.core.templates import DEFAULT_PROMPT_TEMPLATE  # noqa: F401 - also exported here
 
@@ -56,29 +57,20 @@ def normalize_prompt(text: str) -> str:
 
 
 def training_prompts(dataset: str | Path) -> list[str]:
-    """The user turns (prompts) of a persyn ``dataset.jsonl``, in file order; blank lines are
-    skipped.
+    """The user turns (prompts) of a persyn ``dataset.jsonl``, in file order (the first user
+    turn of each line); blank lines are skipped.
 
     Raises:
-        InputError: a missing file, malformed JSON or a line without a text user turn
-            (names the file and line).
+        InputError: a missing file, malformed JSON or a line that is not an SFT example
+            (``DatasetLine.from_dict`` with ``training``; names the file and line).
     """
     path = Path(dataset)
     if not path.is_file():
         raise InputError(f"{path}: dataset not found")
-    from persyn.prompts import jsonl_records
-
-    out = []
-    for loc, rec in jsonl_records(path, "dataset"):
-        msgs = rec.get("messages") if isinstance(rec, dict) else None
-        user = next(
-            (m.get("content") for m in msgs or [] if isinstance(m, dict) and m.get("role") == "user"),
-            None,
-        )
-        if not isinstance(msgs, list) or not isinstance(user, str):
-            raise InputError(f"{loc}: not a dataset line with 'messages' holding a user turn")
-        out.append(user)
-    return out
+    return [
+        next(m["content"] for m in line.turns if m["role"] == "user")
+        for _, _, line in dataset_lines(path, training=True)
+    ]
 
 
 def check_disjoint(prompts: list[Prompt], train_prompts: Iterable[str]) -> None:

@@ -28,6 +28,7 @@ from persyn.stages.export import export
 from persyn.stages.generate import generate
 from persyn.stages.prepare import prepare
 from persyn.stages.responses import preflight
+from persyn.stages.synthesize import synthesize
 from persyn.stages.train_router import train_router
 
 
@@ -77,8 +78,6 @@ class Pipeline:
     def synthesize(self) -> dict:
         """Write new prompts from seed examples (``stages.synthesize``); returns its summary.
         ``generator: montessori`` first runs whole pipelines on its iterations' prompts."""
-        from persyn.stages.synthesize import synthesize
-
         return synthesize(self.ctx, answer=_run_pipeline)
 
     def prepare(self) -> None:

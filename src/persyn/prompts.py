@@ -20,6 +20,7 @@ from typing import Any
 from persyn.config import PromptsConfig, redact
 from persyn.core.errors import InputError, MissingAssetError
 from persyn.core.hashing import content_id
+from persyn.core.io import jsonl_records
 from persyn.core.records import Prompt, render_conversation
 
 ROLES = ("system", "user", "assistant")
@@ -185,32 +186,6 @@ def _from_records(records, cfg: PromptsConfig, source: str, require_answer: bool
     return out
 
 
-def jsonl_records(path: Path, what: str = "prompt file"):
-    """Yield ``("FILE:LINE", record)`` for each non-blank line of a JSONL file.
-
-    Raises:
-        InputError: an unreadable file, non-UTF-8 bytes or malformed JSON, naming file and line.
-    """
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read {what}: {exc}") from None
-    for lineno, line in enumerate(raw.split(b"\n"), start=1):
-        where = f"{path}:{lineno}"
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-        if not text.strip():
-            continue
-        try:
-            yield where, json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"{where}: malformed JSON: {exc.msg} (column {exc.colno}; the line: {redact(text.strip())})"
-            ) from None
-
-
 def _parquet_records(path: Path):
     if importlib.util.find_spec("pyarrow") is None:
         raise MissingAssetError("reading Parquet needs pyarrow: run `pip install 'persyn[parquet]'`")
@@ -358,7 +333,9 @@ def load_prompts(
             if cfg.source == "synthetic":
                 raise InputError(f"{cfg.path}: no synthetic prompts yet: run `persyn synthesize` first")
             raise InputError(f"{cfg.path}: prompt file not found (prompts.path)")
-        records = _parquet_records(cfg.path) if cfg.source == "parquet" else jsonl_records(cfg.path)
+        records = (
+            _parquet_records(cfg.path) if cfg.source == "parquet" else jsonl_records(cfg.path, "prompt file")
+        )
         col = _from_records(records, cfg, str(cfg.path), require_answer)
         where = str(cfg.path)
     if cfg.source != "reasoning_gym" and cfg.size is not None:

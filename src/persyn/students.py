@@ -17,7 +17,7 @@ from persyn.config import RunConfig
 from persyn.core.faults import crash_point, register
 from persyn.core.io import write_atomic
 from persyn.core.summary import RunSummary, StudentsSummary
-from persyn.stages.context import TIMED_STAGES
+from persyn.stages.context import timed_stages
 from persyn.store import Store
 
 STUDENT_SEEDED = register("students.seeded", "after a student's store is copied from the previous one")
@@ -49,7 +49,7 @@ def seed_store(previous: Path, target: Path) -> None:
     with Store(previous) as src:
         src.clone_to(tmp)
     with Store(tmp) as st:
-        for stage in TIMED_STAGES:
+        for stage in timed_stages():
             st.set_meta(f"seconds.{stage}", "0")
         st.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     for suffix in ("-wal", "-shm"):

@@ -1,16 +1,21 @@
-"""Atomic output: a file or directory persyn writes is either the old one or the whole new
-one (``write_atomic`` for a file, ``replace_dir`` for a directory)."""
+"""Files: atomic output (a file or directory persyn writes is either the old one or the whole
+new one: ``write_atomic`` for a file, ``replace_dir`` for a directory), and JSONL, written by
+``jsonl_text`` and read by ``jsonl_records`` / ``jsonl_rows`` (``dataset_lines`` for dataset
+lines)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
-from persyn.core.errors import PersynError
+from persyn.core.errors import InputError, PersynError
 from persyn.core.faults import crash_point, register
+from persyn.core.records import DatasetLine
 
 REPLACE_DIR = register(
     "io.replace_dir", "after the old directory is renamed aside, before the new one is renamed into place"
@@ -43,6 +48,82 @@ def jsonl_text(rows: Iterable[dict], ascii_only: bool = False) -> str:
     """One JSON object per line (UTF-8 kept unless ``ascii_only``), each line ending in
     ``\\n``: the format of every ``*.jsonl`` persyn writes."""
     return "".join(json.dumps(r, ensure_ascii=ascii_only) + "\n" for r in rows)
+
+
+def jsonl_records(
+    path: Path, what: str = "JSONL file", skip_malformed: bool = False
+) -> Iterator[tuple[str, Any]]:
+    """Yield ``("FILE:LINE", record)`` for each non-blank line of a JSONL file (``what`` names
+    the file in errors); the one JSONL reader.
+
+    ``skip_malformed``: a line that is not JSON is skipped, not an error (a file appended line
+    by line, whose last line a kill may have torn).
+
+    Raises:
+        InputError: an unreadable file, non-UTF-8 bytes or malformed JSON, naming file and line
+            (the line shown shortened, credentials in URLs masked).
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what}: {exc}") from None
+    for lineno, line in enumerate(raw.split(b"\n"), start=1):
+        where = f"{path}:{lineno}"
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+        if not text.strip():
+            continue
+        try:
+            yield where, json.loads(text)
+        except json.JSONDecodeError as exc:
+            if skip_malformed:
+                continue
+            raise InputError(
+                f"{where}: malformed JSON: {exc.msg} (column {exc.colno}; the line: {_shown(text.strip())})"
+            ) from None
+
+
+def jsonl_rows(path: Path, what: str = "JSONL file") -> list[Any]:
+    """Every record of a JSONL file, in order (``jsonl_records`` without the locations).
+
+    Raises:
+        InputError: as ``jsonl_records``.
+    """
+    return [rec for _, rec in jsonl_records(path, what)]
+
+
+def _shown(text: str) -> str:
+    """A line as an error shows it: URL credentials masked (``config.redact_url``'s rule),
+    shortened to 80 characters."""
+    text = re.sub(r"(?<=://)[^/@\s]+@", "***@", text)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def dataset_lines(
+    source: Path | list, what: str = "dataset", training: bool = False
+) -> Iterator[tuple[str, Any, DatasetLine]]:
+    """Yield ``(where, record, line)`` for each line of a ``dataset.jsonl`` (or of a list of
+    its objects, ``<dataset>:N``), read by ``DatasetLine.from_dict`` (``training``: as SFT
+    examples); the one dataset reader.
+
+    Raises:
+        InputError: as ``jsonl_records``, or a line that is not a dataset line, naming the file
+            and the 1-based line (``not a dataset line: WHY``; with ``training``: ``WHY``).
+    """
+    if isinstance(source, list):
+        records: Iterable[tuple[str, Any]] = ((f"<dataset>:{i + 1}", r) for i, r in enumerate(source))
+    else:
+        records = jsonl_records(source, what)
+    for where, rec in records:
+        try:
+            line = DatasetLine.from_dict(rec, training=training)
+        except ValueError as exc:
+            raise InputError(
+                f"{where}: {exc}" if training else f"{where}: not a dataset line: {exc}"
+            ) from None
+        yield where, rec, line
 
 
 def _aside(dest: Path) -> Path:

@@ -1,5 +1,5 @@
-"""The plug-in tables: every engine, router kind, selection strategy and executor persyn knows,
-by name, as ``"module:attribute"``.
+"""The plug-in tables: every engine, router kind, selection strategy, executor and quality
+scorer persyn knows, by name, as ``"module:attribute"``.
 
 Adding one is one new file and one line here. The tables hold strings, not imports, so this
 module imports nothing (config validates names against it, and no module imports its own
@@ -48,6 +48,14 @@ STRATEGIES: dict[str, str] = {
 EXECUTORS: dict[str, str] = {
     "local": "persyn.execution.local:LocalExecutor",
     "ray": "persyn.execution.ray_executor:RayExecutor",
+}
+
+#: Quality scorers (``quality.kind``); each is a ``persyn.scoring.quality.QualityScorer``
+#: subclass, built as ``Cls.of(cfg, answers, notes, pool, tasks)``.
+QUALITY_SCORERS: dict[str, str] = {
+    "verifier": "persyn.scoring.quality:VerifierScorer",
+    "majority": "persyn.scoring.quality:MajorityScorer",
+    "reward_model": "persyn.scoring.quality:RewardModelScorer",
 }
 
 

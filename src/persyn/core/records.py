@@ -133,16 +133,41 @@ class DatasetLine:
     source: str
     conversation: list[dict[str, str]] | None = None  # a chat prompt's turns (``Prompt.messages``)
 
+    @classmethod
+    def of(
+        cls,
+        prompt: Prompt,
+        teacher: str,
+        response: str,
+        source: str,
+        scores: tuple[float | None, float | None, float | None] = (None, None, None),
+    ) -> DatasetLine:
+        """The line of ``teacher``'s ``response`` to ``prompt`` (its id, text and, for a chat
+        prompt, its conversation); ``scores``: ``(quality, learnability, reward)``."""
+        return cls(prompt.id, prompt.text, response, teacher, *scores, source, prompt.messages)
+
+    @property
+    def turns(self) -> list[dict[str, str]]:
+        """The prompt as chat turns: ``conversation``, or one user turn holding ``prompt``."""
+        return (
+            self.conversation if self.conversation is not None else [{"role": "user", "content": self.prompt}]
+        )
+
+    @property
+    def pair(self) -> tuple:
+        """The SFT example: ``(prompt, response)``, or ``(prompt, response, turns)`` for a chat
+        line (``prompt`` then renders the turns)."""
+        if self.conversation is None:
+            return (self.prompt, self.response)
+        return (self.prompt, self.response, self.conversation)
+
     def to_dict(self) -> dict[str, Any]:
         """The ``dataset.jsonl`` object (key order fixed: id, messages, teacher, quality,
         learnability, reward, source); ``messages`` is the prompt's conversation (one user turn
-        for a text prompt) followed by the assistant's response."""
-        turns = (
-            self.conversation if self.conversation is not None else [{"role": "user", "content": self.prompt}]
-        )
+        for a text prompt) followed by the assistant's response. ``from_dict`` reads it back."""
         return {
             "id": self.id,
-            "messages": [*turns, {"role": "assistant", "content": self.response}],
+            "messages": [*self.turns, {"role": "assistant", "content": self.response}],
             "teacher": self.teacher,
             "quality": self.quality,
             "learnability": self.learnability,
@@ -151,24 +176,47 @@ class DatasetLine:
         }
 
     @classmethod
-    def from_dict(cls, row: dict[str, Any]) -> DatasetLine:
-        """Read one ``dataset.jsonl`` object back: the last turn is the response, the turns
-        before it the prompt (a conversation when there is more than one user turn).
+    def from_dict(cls, row: Any, training: bool = False) -> DatasetLine:
+        """Read one ``dataset.jsonl`` object back (the one reader of dataset lines): of
+        ``messages``, the turns of role system, user and assistant count (``{role, content}``
+        kept); the last, when it is the assistant's, is the response (else the response is
+        empty), the turns before it the prompt (a conversation unless it is one user turn).
+
+        ``training``: read an SFT example (``train``, ``evaluate``, the influence probe):
+        ``id`` and ``teacher`` may be missing (then ``""``), and the line must end with a
+        non-empty assistant turn. Otherwise ``id`` and ``teacher`` are required.
 
         Raises:
-            KeyError / ValueError: the object lacks ``id``, ``messages`` or ``teacher``.
+            ValueError: what is wrong with the line (without where it is): no ``messages`` list,
+                no user turn with text, no response (``training``), no ``id`` or ``teacher``.
         """
-        msgs = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
-        reply = msgs[-1]["content"] if msgs and msgs[-1]["role"] == "assistant" else ""
-        head = msgs[:-1] if msgs and msgs[-1]["role"] == "assistant" else msgs
-        if not any(m["role"] == "user" for m in head):
-            raise KeyError("user")
+        msgs = row.get("messages") if isinstance(row, dict) else None
+        if not isinstance(msgs, list):
+            raise ValueError("missing field 'messages' (a list of role/content turns)")
+        turns = [m for m in msgs if isinstance(m, dict) and m.get("role") in ("system", "user", "assistant")]
+        for role in ("user", "assistant") if training else ("user",):
+            first = next((m for m in turns if m["role"] == role), None)
+            if first is None:
+                raise ValueError(f"'messages' has no {role} turn")
+            content = first.get("content")
+            if not isinstance(content, str) or not content.strip():
+                raise ValueError(f"the {role} turn has empty or non-text 'content'")
+        ends = turns[-1]["role"] == "assistant"
+        if training and not ends:
+            raise ValueError("'messages' must end with the assistant turn (the response)")
+        head = [{"role": m["role"], "content": m.get("content")} for m in (turns[:-1] if ends else turns)]
+        reply = turns[-1].get("content") if ends else ""
+        if training and (not isinstance(reply, str) or not reply.strip()):
+            raise ValueError("the assistant turn has empty or non-text 'content'")
+        for name in () if training else ("id", "teacher"):
+            if name not in row:
+                raise ValueError(f"missing field '{name}'")
         chat = not (len(head) == 1 and head[0]["role"] == "user")
         return cls(
-            row["id"],
+            row["id"] if "id" in row else "",
             render_conversation(head),
             reply,
-            row["teacher"],
+            row["teacher"] if "teacher" in row else "",
             row.get("quality"),
             row.get("learnability"),
             row.get("reward"),

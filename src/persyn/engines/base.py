@@ -6,20 +6,27 @@ Engines are plug-ins: each lives in its own module of this package and is listed
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterator
-from typing import Protocol
 
 from persyn.config import TeacherConfig
 from persyn.core.plugins import ENGINES, load
 from persyn.core.records import Completion, Prompt
+from persyn.core.worker import Worker
 
 
-class Engine(Protocol):
-    """A response generator, built as ``Engine(teacher, seed)``. ``generate`` yields
-    ``[(prompt_id, Completion), ...]`` one batch at a time so that the caller can store each
-    batch as soon as it is done."""
+class Engine(Worker):
+    """A response generator, built as ``Cls(teacher, seed)`` (``core.plugins.ENGINES``).
 
-    def generate(self, prompts: list[Prompt]) -> Iterator[list[tuple[str, Completion]]]: ...
+    ``work_units(prompts)`` (from ``Worker``): the batches ``generate`` forms; the default, one
+    prompt per group, is right for an engine whose answers do not depend on batching.
+    """
+
+    @abstractmethod
+    def generate(self, prompts: list[Prompt]) -> Iterator[list[tuple[str, Completion]]]:
+        """Yield ``[(prompt_id, Completion), ...]`` one batch at a time, so that the caller can
+        store each batch as soon as it is done; a prompt that fails is a Completion with
+        ``error`` set, not an exception."""
 
 
 def make_engine(teacher: TeacherConfig, seed: int) -> Engine:

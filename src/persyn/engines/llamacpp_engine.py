@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from persyn.config import TeacherConfig
 from persyn.core.errors import MissingAssetError
 from persyn.core.records import Completion, Prompt
-from persyn.engines.base import base_model_prompt, teacher_messages
+from persyn.engines.base import Engine, base_model_prompt, teacher_messages
 from persyn.models.aliases import gguf_path
 from persyn.tokenization import apply_bos
 
@@ -36,7 +36,7 @@ def llama_wants_bos(llm) -> bool:
     return bool(llm._model.add_bos_token())  # noqa: SLF001 - llama.cpp's reading of the vocab
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(Engine):
     """A teacher run by llama.cpp in this process; prompts one at a time (llama.cpp's Python
     API decodes one sequence), yielded ``batch_size`` at a time. Greedy at temperature 0."""
 

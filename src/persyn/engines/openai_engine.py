@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from persyn.config import TeacherConfig, redact_url
 from persyn.core.errors import ConfigError, MissingAssetError, PersynError
 from persyn.core.records import Completion, Prompt
-from persyn.engines.base import teacher_messages
+from persyn.engines.base import Engine, teacher_messages
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -78,7 +78,7 @@ class RateLimiter:
                 await asyncio.sleep(max(0.01, 60.0 - (now - self.events[0][0])))
 
 
-class OpenAIEngine:
+class OpenAIEngine(Engine):
     """``engine: openai``: one chat completion per prompt from ``base_url`` (e.g.
     ``http://127.0.0.1:8000/v1``) for ``model``. See the module docstring for retries.
 

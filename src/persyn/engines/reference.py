@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from persyn.config import TeacherConfig
 from persyn.core.records import Completion, Prompt
+from persyn.engines.base import Engine
 from persyn.engines.worked_steps import chain_steps, worked_steps
 
 __all__ = ["STYLES", "ReferenceEngine", "chain_steps", "render_reference"]
@@ -53,7 +54,7 @@ def render_reference(p: Prompt, style: str) -> str | None:
     return "\n".join(lines + [f"#### {answer}"])
 
 
-class ReferenceEngine:
+class ReferenceEngine(Engine):
     """Answers every prompt with ``render_reference(prompt, style)``. A prompt without the
     field the style needs gives a failed item."""
 

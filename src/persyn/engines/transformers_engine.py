@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from persyn.config import TeacherConfig
 from persyn.core.hashing import stable_hash
 from persyn.core.records import Completion, Prompt
-from persyn.engines.base import base_model_prompt, teacher_messages
+from persyn.engines.base import Engine, base_model_prompt, teacher_messages
 from persyn.models.loading import context_length, load_causal_lm, load_tokenizer
 from persyn.tokenization import encode_prompt, encode_text, wants_bos
 
@@ -34,7 +34,7 @@ def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
-class TransformersEngine:
+class TransformersEngine(Engine):
     """A teacher run in-process. Prompts are sorted by length and generated ``batch_size`` at a
     time with left padding; greedy when ``temperature == 0``, else sampled with a seed derived
     from the run seed and the batch's prompt ids (so a resumed batch samples the same way)."""

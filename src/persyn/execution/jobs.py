@@ -10,6 +10,7 @@ from typing import Any
 
 from persyn.config import ResourcesConfig, RunConfig, TeacherConfig
 from persyn.core.records import Completion
+from persyn.core.worker import Worker
 from persyn.engines.base import make_engine
 
 
@@ -32,7 +33,7 @@ class Job:
     """
 
     name: str
-    build: Callable[[], Any]
+    build: Callable[[], Worker]
     method: str
     items: list
     fail: Callable[[list, str], list]
@@ -41,13 +42,6 @@ class Job:
     cache: str | None = None
     tag: Any = None
     min_shard: int = 1
-
-
-def work_units(worker: Any, items: list) -> list[list]:
-    """The groups of ``items`` that ``worker`` processes together (its ``work_units`` method),
-    else one group per item. Every item is in exactly one group."""
-    plan = getattr(worker, "work_units", None)
-    return plan(items) if plan is not None else [[it] for it in items]
 
 
 def generation_failed(prompts: list, error: str) -> list:
@@ -79,7 +73,7 @@ def teacher_job(cfg: RunConfig, teacher: TeacherConfig, prompts: list) -> Job:
 
 
 def scorer_job(
-    kind: str, build: Callable[[], Any], items: list, resources: ResourcesConfig, cache: str | None
+    kind: str, build: Callable[[], Worker], items: list, resources: ResourcesConfig, cache: str | None
 ) -> Job:
     """The job of a scorer (``build`` makes it) scoring ``items``; result rows are
     ``(item key, value or None, error or None)``."""

@@ -4,19 +4,20 @@ loaded once per run and kept."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from persyn.config import RunConfig
+from persyn.core.worker import Worker
+from persyn.execution.base import Executor
 from persyn.execution.jobs import Job
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     """Runs jobs in this process, in the order given; each yields its rows batch by batch."""
 
     def __init__(self, cfg: RunConfig | None = None) -> None:
-        self._workers: dict[str, Any] = {}
+        self._workers: dict[str, Worker] = {}
 
-    def worker(self, job: Job) -> Any:
+    def worker(self, job: Job) -> Worker:
         """The worker of ``job``: built now, or the one kept under ``job.cache``."""
         if job.cache is None:
             return job.build()

@@ -29,7 +29,8 @@ from typing import Any
 
 from persyn.config import RunConfig
 from persyn.core.errors import ConfigError, MissingAssetError, PersynError
-from persyn.execution.jobs import Job, work_units
+from persyn.execution.base import Executor
+from persyn.execution.jobs import Job
 
 IN_FLIGHT_PER_WORKER = 2  # one shard running, one queued: no idle round trip between shards
 ENV_PREFIXES = ("PERSYN_", "HF_", "TRANSFORMERS_")  # settings the workers need, on any node
@@ -73,7 +74,7 @@ class PersynWorker:
     def plan(self, items: list) -> list[list[int]]:
         """``work_units`` of ``items`` as lists of indices into ``items`` (loads the model)."""
         index = {id(it): i for i, it in enumerate(items)}
-        return [[index[id(it)] for it in unit] for unit in work_units(self._get(), items)]
+        return [[index[id(it)] for it in unit] for unit in self._get().work_units(items)]
 
     def run(self, items: list) -> list:
         """Every result row of ``items`` (one shard)."""
@@ -109,7 +110,7 @@ class _JobState:
         return self.shards is not None and not self.shards and not any(self.running.values())
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Runs jobs as Ray actors (see the module docstring).
 
     Joins the cluster at ``cfg.ray_address``, else at ``$RAY_ADDRESS``, else starts a local Ray

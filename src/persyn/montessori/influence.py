@@ -25,7 +25,7 @@ from persyn.config import InfluenceConfig, RunConfig
 from persyn.core.errors import ConfigError, InputError
 from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
-from persyn.core.io import write_atomic
+from persyn.core.io import dataset_lines, jsonl_records, jsonl_text, write_atomic
 
 EXAMPLE_STORED = register("influence.example", "one example's signals appended to influence.jsonl")
 WARMUP_SAVED = register("influence.warmup", "the warm-up weights and optimizer state saved")
@@ -40,17 +40,11 @@ def read_examples(path: Path) -> list[dict]:
         InputError: a missing or empty file, a malformed line (names the file and line), or an
             id used twice.
     """
-    from persyn.prompts import jsonl_records
-    from persyn.training.sft import read_dataset
-
     if not Path(path).is_file():
         raise InputError(f"{path}: examples file not found")
     out, seen = [], {}
-    for where, rec in jsonl_records(Path(path), "examples file"):
-        try:
-            (pair,) = read_dataset([rec])
-        except InputError as exc:
-            raise InputError(f"{where}: {str(exc).split(': ', 1)[-1]}") from None
+    for where, rec, line in dataset_lines(Path(path), "examples file", training=True):
+        pair = line.pair
         ex_id = str(rec.get("id") or stable_hash(["example", rec["messages"]])[:16])
         if ex_id in seen:
             raise InputError(f"{where}: id '{ex_id}' is used twice (first at {seen[ex_id]})")
@@ -145,11 +139,7 @@ def _done(path: Path, key: str) -> dict[str, dict]:
     out: dict[str, dict] = {}
     if not path.exists():
         return out
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for _, rec in jsonl_records(path, "influence results", skip_malformed=True):
         if rec.get("key") == key:
             out[rec["id"]] = rec
     return out
@@ -235,7 +225,7 @@ def run_influence(
                 if "learnability" in ic.signals:
                     rec["learnability"] = learnability.get(ex["id"])
             rec["seconds"] = round(time.perf_counter() - start, 4)
-            f.write(json.dumps(rec) + "\n")
+            f.write(jsonl_text([rec], ascii_only=True))
             f.flush()
             os.fsync(f.fileno())
             done[ex["id"]] = rec

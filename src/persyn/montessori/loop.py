@@ -25,7 +25,7 @@ from pathlib import Path
 
 from persyn.config import RunConfig, parse_config
 from persyn.core.errors import PersynError
-from persyn.core.io import write_atomic
+from persyn.core.io import jsonl_records, jsonl_text, write_atomic
 
 
 def iteration_config(cfg: RunConfig, where: Path, generator: str) -> RunConfig:
@@ -47,8 +47,6 @@ def iteration_config(cfg: RunConfig, where: Path, generator: str) -> RunConfig:
 def _examples(where: Path) -> Path:
     """``examples.jsonl``: the iteration's dataset lines with the request that produced each
     prompt (``group``, ``request``, ``generated``, from ``synthetic/candidates.jsonl``)."""
-    from persyn.prompts import jsonl_records
-
     made = {r["id"]: r for _, r in jsonl_records(where / "synthetic" / "candidates.jsonl", "candidates")}
     lines = []
     for _, row in jsonl_records(where / "dataset.jsonl", "dataset"):
@@ -58,7 +56,7 @@ def _examples(where: Path) -> Path:
     if not lines:
         raise PersynError(f"{where / 'dataset.jsonl'}: no answered synthetic prompt to probe")
     path = where / "examples.jsonl"
-    write_atomic(path, "".join(json.dumps(x) + "\n" for x in lines))
+    write_atomic(path, jsonl_text(lines, ascii_only=True))
     return path
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from persyn.core.errors import InputError, PersynError
+from persyn.core.io import jsonl_records
 from persyn.core.summary import RunSummary, StrategySummary, StudentsSummary, parse_summary
 
 
@@ -122,16 +123,8 @@ def read_jsonl(path: Path, required: bool) -> list[dict] | None:
             raise missing_file_error(path)
         return None
     rows = []
-    for i, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path}: line {i}: not UTF-8 text ({exc.reason})") from exc
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: line {i}: invalid JSON ({exc.msg}, column {exc.colno})") from exc
+    for where, row in jsonl_records(path, path.name):
         if not isinstance(row, dict):
-            raise InputError(f"{path}: line {i}: expected a JSON object, got {type(row).__name__}")
+            raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
         rows.append(row)
     return rows

@@ -17,6 +17,7 @@ from persyn.core.hashing import stable_hash
 from persyn.core.records import ScoreItem
 from persyn.models.bos import bos_policy_key
 from persyn.models.loading import context_length, load_causal_lm, load_tokenizer
+from persyn.scoring.base import Scorer
 from persyn.tokenization import encode_prompt, encode_text
 
 
@@ -85,7 +86,7 @@ def _mean_logprob(logits, targets) -> float:
     return float((picked - logits.logsumexp(-1)).mean())
 
 
-class LearnabilityScorer:
+class LearnabilityScorer(Scorer):
     """Scores responses by the student's mean per-token log-probability (nats/token, <= 0).
 
     Two ways to the same value (``student.batching``): ``per_prompt`` runs each distinct prompt

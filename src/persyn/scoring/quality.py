@@ -8,12 +8,15 @@ for math (1 if correct, else 0). No reward model ships offline; any
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from collections.abc import Iterator
 
 from persyn.config import QualityConfig
 from persyn.core.hashing import stable_hash
+from persyn.core.plugins import QUALITY_SCORERS, load
 from persyn.core.records import ScoreItem
 from persyn.models.loading import load_tokenizer, resolve_model
+from persyn.scoring.base import Scorer
 from persyn.scoring.learnability import token_budget_batches
 from persyn.scoring.tasks import task_check
 
@@ -27,7 +30,25 @@ def unevaluated(parsed: list) -> bool:
     return len(parsed) > 1 and isinstance(parsed[-1], str) and bool(_OPERATION.search(parsed[-1]))
 
 
-class VerifierScorer:
+class QualityScorer(Scorer):
+    """A quality scorer: one per ``quality.kind``, listed in ``core.plugins.QUALITY_SCORERS``
+    and built by ``make_quality_scorer`` as ``Cls.of(...)``."""
+
+    @classmethod
+    @abstractmethod
+    def of(
+        cls,
+        cfg: QualityConfig,
+        answers: dict[str, str | None],
+        notes: dict[str, str] | None,
+        pool,
+        tasks: dict[str, tuple[str, dict]] | None,
+    ) -> QualityScorer:
+        """The scorer for ``cfg`` (arguments as ``make_quality_scorer``'s; each kind takes
+        what it needs)."""
+
+
+class VerifierScorer(QualityScorer):
     """r_q = 1.0 when the response's final answer equals the reference answer under
     math-verify (``verify(parse(gold), parse(response))``), else 0.0.
 
@@ -46,6 +67,10 @@ class VerifierScorer:
         entry metadata) for the items its own check scores (``scoring.tasks.task_of``)."""
         self.answers = answers
         self.tasks = tasks or {}
+
+    @classmethod
+    def of(cls, cfg, answers, notes, pool, tasks) -> VerifierScorer:
+        return cls(answers, tasks)
 
     def score(self, items: list[ScoreItem]) -> Iterator[list[tuple[str, float | None, str | None]]]:
         from math_verify import parse, verify
@@ -71,7 +96,7 @@ class VerifierScorer:
         yield out
 
 
-class RewardModelScorer:
+class RewardModelScorer(QualityScorer):
     """r_q = the first logit of a sequence-classification reward model on (prompt, response).
 
     The pair is rendered with the reward model's chat template when it has one, else as
@@ -82,6 +107,10 @@ class RewardModelScorer:
         assert cfg.model is not None
         self.cfg = cfg
         self.model = None  # loaded on first use
+
+    @classmethod
+    def of(cls, cfg, answers, notes, pool, tasks) -> RewardModelScorer:
+        return cls(cfg)
 
     def _load(self) -> None:
         import torch
@@ -179,6 +208,10 @@ class MajorityScorer(VerifierScorer):
         self.notes = notes or {}
         self.key = stable_hash(["quality/majority/v1", VerifierScorer.key, sorted(pool)])
 
+    @classmethod
+    def of(cls, cfg, answers, notes, pool, tasks) -> MajorityScorer:
+        return cls(answers, notes, pool)
+
     def score(self, items: list[ScoreItem]) -> Iterator[list[tuple[str, float | None, str | None]]]:
         no_gold = [it for it in items if self.answers.get(it.key) is None]
         rows = [
@@ -190,12 +223,16 @@ class MajorityScorer(VerifierScorer):
         yield rows
 
 
-def make_quality_scorer(cfg: QualityConfig, answers: dict[str, str | None], notes=None, pool=(), tasks=None):
-    """The quality scorer for ``cfg``; ``answers`` maps item keys to reference answers (for
-    ``majority``: to the pseudo-gold, with ``notes`` for the items without one, and ``pool`` the
-    voting teachers); ``tasks``: the items checked by their reasoning_gym task's own check."""
-    if cfg.kind == "verifier":
-        return VerifierScorer(answers, tasks)
-    if cfg.kind == "majority":
-        return MajorityScorer(answers, notes, pool)
-    return RewardModelScorer(cfg)
+def make_quality_scorer(
+    cfg: QualityConfig, answers: dict[str, str | None], notes=None, pool=(), tasks=None
+) -> QualityScorer:
+    """The quality scorer ``cfg.kind`` names (``core.plugins.QUALITY_SCORERS``); ``answers``
+    maps item keys to reference answers (for ``majority``: to the pseudo-gold, with ``notes``
+    for the items without one, and ``pool`` the voting teachers); ``tasks``: the items checked
+    by their reasoning_gym task's own check.
+
+    Raises:
+        KeyError: ``cfg.kind`` is not in the table (names it and the known kinds; the config
+            validates the kind first, so this is a programming error).
+    """
+    return load(QUALITY_SCORERS, cfg.kind, "quality scorer").of(cfg, answers, notes, pool, tasks)

@@ -66,17 +66,7 @@ def build_strategy(
         else:
             source = name
         lines.append(
-            DatasetLine(
-                p.id,
-                p.text,
-                g.response,
-                picks[p.id],
-                q,
-                lv,
-                rewards.get((p.id, picks[p.id])),
-                source,
-                p.messages,
-            )
+            DatasetLine.of(p, picks[p.id], g.response, source, (q, lv, rewards.get((p.id, picks[p.id]))))
         )
     out = out_dir or ctx.out / "strategies" / name
     out.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import math
 from persyn.calibration.active import next_round
 from persyn.core.faults import crash_point, register
 from persyn.router.embeddings import PromptEncoder
-from persyn.stages.context import RunContext
+from persyn.stages.context import RunContext, stage
 from persyn.stages.embed import prompt_embeddings
 from persyn.stages.prepare import prepare
 from persyn.stages.responses import generate_responses, preflight
@@ -25,11 +25,11 @@ from persyn.stages.train_router import router_examples
 CALIBRATE_ROUND = register("calibrate.round", "after an active round's prompts join the calibration set")
 
 
+@stage("calibrate", 1, before=prepare)
 def calibrate(ctx: RunContext) -> int:
     """Every teacher answers every calibration prompt; for ``active`` selection, in rounds that
     grow the set to ``calibration.size``. What is stored is skipped. Returns the responses
     generated."""
-    prepare(ctx)
     if ctx.cfg.calibration.select != "active":
         return answer_calibration(ctx)
     return calibrate_actively(ctx)
@@ -40,9 +40,8 @@ def answer_calibration(ctx: RunContext) -> int:
     skipped). Returns the number of responses generated."""
     prepare(ctx)
     preflight(ctx)
-    with ctx.timed("calibrate"):
-        cal = ctx.store.prompts(calibration=True)
-        return generate_responses(ctx, [(t, cal) for t in ctx.cfg.teachers], "calibration")
+    cal = ctx.store.prompts(calibration=True)
+    return generate_responses(ctx, [(t, cal) for t in ctx.cfg.teachers], "calibration")
 
 
 def round_size(ctx: RunContext, n_prompts: int, n_seed: int) -> int:

@@ -1,5 +1,6 @@
 """What every stage of a run shares: the config, the store, the executor, the output
-directory's lock and the stage timer. Stages read it; none of them stores its results here
+directory's lock and the stage timer, and the one entry every stage goes through (``stage``:
+its preparation and its timing). Stages read the context; none of them stores its results here
 (results go to the store and are returned)."""
 
 from __future__ import annotations
@@ -7,30 +8,63 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cached_property, wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
 from persyn.config import RunConfig, TeacherConfig
 from persyn.core.errors import PersynError
 from persyn.core.records import Prompt
+from persyn.execution.base import Executor
 from persyn.stages.keys import generation_key
 from persyn.store import Store
 
-#: Stages whose wall time ``summary.json`` reports (``seconds``), in run order.
-TIMED_STAGES = [
-    "prepare",
-    "calibrate",
-    "score",
-    "train_router",
-    "route",
-    "generate",
-    "export",
-    "generate_then_select",
-]
+#: The timed stages, ``{name: (step, "module.function")}``, filled by ``stage`` as their modules
+#: are imported (``persyn.pipeline`` imports every stage).
+STAGES: dict[str, tuple[int, str]] = {}
+
+R = TypeVar("R")
+
+
+def stage(
+    name: str, step: int, before: Callable[[RunContext], object] | None = None
+) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """The one entry of a stage: decorates ``fn(ctx, ...)`` so that a call runs ``before(ctx)``
+    (for most stages ``stages.prepare.prepare``, untimed), then ``fn`` with its wall time added
+    to ``seconds.NAME`` in the store; and registers ``name`` so that ``summary.json`` reports
+    it (``RunContext.seconds``), ordered by ``step`` (its place in the run: the "Stage N" of
+    its module). A function not decorated is not timed.
+
+    Raises:
+        ValueError: ``name`` is already the name of another function's stage.
+    """
+
+    def decorate(fn: Callable[..., R]) -> Callable[..., R]:
+        where = f"{fn.__module__}.{fn.__qualname__}"
+        if name in STAGES and STAGES[name][1] != where:
+            raise ValueError(f"stage {name!r}: already the stage of {STAGES[name][1]}")
+        STAGES[name] = (step, where)
+
+        @wraps(fn)
+        def run(ctx: RunContext, *args: Any, **kwargs: Any) -> R:
+            if before is not None:
+                before(ctx)
+            with ctx.timed(name):
+                return fn(ctx, *args, **kwargs)
+
+        run.stage = name  # type: ignore[attr-defined]
+        return run
+
+    return decorate
+
+
+def timed_stages() -> list[str]:
+    """The names of the registered stages, in run order (by step, then name)."""
+    return sorted(STAGES, key=lambda n: (STAGES[n][0], n))
 
 
 def progress(total: int, desc: str, unit: str = "item"):
@@ -89,11 +123,11 @@ class RunContext:
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = lock_output_dir(self.out)
         self.store = Store(self.out / "store.sqlite")
-        self._executor: Any = None
+        self._executor: Executor | None = None
         self.prepared = False
 
     @property
-    def executor(self) -> Any:
+    def executor(self) -> Executor:
         """Where generation and scoring run (``cfg.executor``: local, or Ray)."""
         if self._executor is None:
             from persyn.execution import make_executor
@@ -131,8 +165,9 @@ class RunContext:
             self.store.set_meta(key, f"{prev + time.perf_counter() - start:.3f}")
 
     def seconds(self) -> dict[str, float]:
-        """Wall seconds per timed stage, summed over every run on this store."""
-        return {s: round(float(self.store.get_meta(f"seconds.{s}") or 0.0), 2) for s in TIMED_STAGES}
+        """Wall seconds per registered stage (``stage``), in run order, summed over every run on
+        this store (0.0 for a stage that has not run)."""
+        return {s: round(float(self.store.get_meta(f"seconds.{s}") or 0.0), 2) for s in timed_stages()}
 
     def close(self) -> None:
         """Close the executor, the store and the lock (in that order, each even if one fails)."""

@@ -20,7 +20,7 @@ from persyn.core.summary import RunSummary
 from persyn.scoring.combine import oracle_pick
 from persyn.scoring.means import calibration_means
 from persyn.stages.budget import SKIPPED, cost_model, stored_budget
-from persyn.stages.context import RunContext
+from persyn.stages.context import RunContext, stage
 from persyn.stages.prepare import prepare
 from persyn.stages.rewards import RewardTable, reward_table
 from persyn.stages.route import assignments
@@ -37,15 +37,14 @@ def export(ctx: RunContext, new_generations: int = 0) -> RunSummary:
     Raises:
         PersynError: a stage before export has not run (names which), or a file cannot be written.
     """
-    prepare(ctx)
-    with ctx.timed("export"):
-        summary = _export(ctx, new_generations)
+    summary = _export(ctx, new_generations)
     summary.seconds = ctx.seconds()
     write_atomic(ctx.out / "summary.json", summary.to_json())
     crash_point(EXPORT_SUMMARY)
     return summary
 
 
+@stage("export", 7, before=prepare)
 def _export(ctx: RunContext, new_generations: int) -> RunSummary:
     cfg = ctx.cfg
     cal, table, cal_gens = reward_table(ctx)
@@ -79,17 +78,7 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
             c = next(c for c in cands if c.teacher == pick)
             g = cal_gens[(p.id, pick)]
             lines.append(
-                DatasetLine(
-                    p.id,
-                    p.text,
-                    g.response,
-                    pick,
-                    c.quality,
-                    c.learnability,
-                    c.reward,
-                    "calibration",
-                    p.messages,
-                )
+                DatasetLine.of(p, pick, g.response, "calibration", (c.quality, c.learnability, c.reward))
             )
         else:
             pick, coef = assigned[p.id]
@@ -101,9 +90,7 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
             if g is None:
                 raise PersynError(f"prompt {p.id} has no response from {pick}: run `persyn generate` first")
             if g.ok:  # a failed one is recorded in failures above
-                lines.append(
-                    DatasetLine(p.id, p.text, g.response, pick, None, None, None, "routed", p.messages)
-                )
+                lines.append(DatasetLine.of(p, pick, g.response, "routed"))
     rows = [x.to_dict() for x in lines]
     write_atomic(ctx.out / "dataset.jsonl", jsonl_text(rows))
     write_dataset_formats(ctx.out, rows, cfg.dataset_formats)

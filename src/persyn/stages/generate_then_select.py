@@ -3,13 +3,14 @@ response is scored, and each prompt gets its Eq. 2 candidates."""
 
 from __future__ import annotations
 
-from persyn.stages.context import RunContext
+from persyn.stages.context import RunContext, stage
 from persyn.stages.prepare import prepare
 from persyn.stages.responses import generate_responses
 from persyn.stages.rewards import RewardTable, reward_rows
 from persyn.stages.score import score_generations
 
 
+@stage("generate_then_select", 8, before=prepare)
 def generate_then_select(ctx: RunContext) -> tuple[RewardTable, int]:
     """Every teacher answers every prompt (stored responses reused), every response is scored;
     returns the reward table of every prompt (teacher order) and the responses generated.
@@ -17,11 +18,9 @@ def generate_then_select(ctx: RunContext) -> tuple[RewardTable, int]:
     Raises:
         PersynError: a prompt still lacks a teacher's response.
     """
-    prepare(ctx)
     prompts = ctx.store.prompts()
-    with ctx.timed("generate_then_select"):
-        made = generate_responses(ctx, [(t, prompts) for t in ctx.cfg.teachers], "generate-then-select")
-        keys = [ctx.key_of(t, p) for p in prompts for t in ctx.cfg.teachers]
-        gens = ctx.store.generations(keys)
-        score_generations(ctx, list(gens.values()), {p.id: p for p in prompts})
+    made = generate_responses(ctx, [(t, prompts) for t in ctx.cfg.teachers], "generate-then-select")
+    keys = [ctx.key_of(t, p) for p in prompts for t in ctx.cfg.teachers]
+    gens = ctx.store.generations(keys)
+    score_generations(ctx, list(gens.values()), {p.id: p for p in prompts})
     return reward_rows(ctx, prompts, require_all=True), made

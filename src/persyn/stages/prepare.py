@@ -16,7 +16,7 @@ from persyn.core.records import Prompt
 from persyn.core.seeds import seed_table
 from persyn.prompts import load_prompts
 from persyn.router.embeddings import PromptEncoder
-from persyn.stages.context import RunContext
+from persyn.stages.context import RunContext, stage
 from persyn.stages.embed import prompt_embeddings
 
 PREPARE_PROMPTS = register("prepare.prompts", "after the prompt set is stored, before it is marked current")
@@ -35,37 +35,43 @@ def choose_calibration(ctx: RunContext, prompts: list[Prompt]) -> list[str]:
 
 
 def prepare(ctx: RunContext) -> None:
-    """Load the prompts, draw the calibration set and store both (once per process); write
-    ``run_config.json`` and record the seed each stage derives its randomness from.
+    """Load the prompts, draw the calibration set and store both (once per process: the stages
+    that need them run this first); write ``run_config.json`` and record the seed each stage
+    derives its randomness from.
 
     Raises:
         InputError / ConfigError: bad prompt file, or a calibration size that does not fit.
     """
     if ctx.prepared:
         return
-    with ctx.timed("prepare"):
-        cfg = ctx.cfg
-        needs_answer = cfg.quality.kind == "verifier" or any(t.engine == "reference" for t in cfg.teachers)
-        prompts, report = load_prompts(cfg.prompts, cfg.seed, require_answer=needs_answer)
-        cal_ids = choose_calibration(ctx, prompts)
-        fingerprint = stable_hash(
-            [[(p.id, p.text, p.answer, p.solution) for p in prompts], cal_ids, cfg.calibration.model_dump()]
-        )
-        if ctx.store.get_meta("prompt_set") != fingerprint:
-            # (an ``active`` set grown in rounds on this prompt set is kept: same fingerprint)
-            ctx.store.replace_prompts(prompts, cal_ids)
-            crash_point(PREPARE_PROMPTS)
-            ctx.store.set_meta("calibration_rounds", "[]")
-            ctx.store.set_meta("prompt_set", fingerprint)
-        ctx.store.set_meta("load_report", json.dumps(report.as_dict()))
-        # The config this output dir was made with, for commands that take only the dir.
-        write_atomic(ctx.out / "run_config.json", public_config_json(cfg))
-        seeds = seed_table(cfg.seed)
-        ctx.store.set_meta("seeds", json.dumps(seeds))
-        if report.empty or report.duplicates:
-            tqdm.write(
-                f"prompts: skipped {len(report.empty)} empty and {len(report.duplicates)} duplicate "
-                "prompt(s) (listed in summary.json)",
-                file=sys.stderr,
-            )
+    store_prompt_set(ctx)
     ctx.prepared = True
+
+
+@stage("prepare", 0)
+def store_prompt_set(ctx: RunContext) -> None:
+    """The timed part of ``prepare`` (which see): it runs every time it is called."""
+    cfg = ctx.cfg
+    needs_answer = cfg.quality.kind == "verifier" or any(t.engine == "reference" for t in cfg.teachers)
+    prompts, report = load_prompts(cfg.prompts, cfg.seed, require_answer=needs_answer)
+    cal_ids = choose_calibration(ctx, prompts)
+    fingerprint = stable_hash(
+        [[(p.id, p.text, p.answer, p.solution) for p in prompts], cal_ids, cfg.calibration.model_dump()]
+    )
+    if ctx.store.get_meta("prompt_set") != fingerprint:
+        # (an ``active`` set grown in rounds on this prompt set is kept: same fingerprint)
+        ctx.store.replace_prompts(prompts, cal_ids)
+        crash_point(PREPARE_PROMPTS)
+        ctx.store.set_meta("calibration_rounds", "[]")
+        ctx.store.set_meta("prompt_set", fingerprint)
+    ctx.store.set_meta("load_report", json.dumps(report.as_dict()))
+    # The config this output dir was made with, for commands that take only the dir.
+    write_atomic(ctx.out / "run_config.json", public_config_json(cfg))
+    seeds = seed_table(cfg.seed)
+    ctx.store.set_meta("seeds", json.dumps(seeds))
+    if report.empty or report.duplicates:
+        tqdm.write(
+            f"prompts: skipped {len(report.empty)} empty and {len(report.duplicates)} duplicate "
+            "prompt(s) (listed in summary.json)",
+            file=sys.stderr,
+        )

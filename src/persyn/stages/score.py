@@ -12,7 +12,7 @@ from persyn.execution.jobs import scorer_job
 from persyn.scoring.learnability import LearnabilityScorer
 from persyn.scoring.quality import make_quality_scorer
 from persyn.scoring.tasks import task_of
-from persyn.stages.context import RunContext, progress
+from persyn.stages.context import RunContext, progress, stage
 from persyn.stages.prepare import prepare
 from persyn.stages.responses import calibration_generations
 
@@ -20,16 +20,15 @@ for _kind in ("learnability", "quality"):
     register(f"score.{_kind}", f"after a batch of {_kind} scores is stored")
 
 
+@stage("score", 2, before=prepare)
 def score(ctx: RunContext) -> None:
     """Score every calibration response (learnability, then quality) not scored yet.
 
     Raises:
         PersynError: a calibration response is missing (run ``persyn calibrate``).
     """
-    prepare(ctx)
-    with ctx.timed("score"):
-        cal, gens = calibration_generations(ctx)
-        score_generations(ctx, list(gens.values()), {p.id: p for p in cal})
+    cal, gens = calibration_generations(ctx)
+    score_generations(ctx, list(gens.values()), {p.id: p for p in cal})
 
 
 def score_generations(ctx: RunContext, gens: list[Generation], by_id: dict[str, Prompt]) -> None:

@@ -27,11 +27,11 @@ import numpy as np
 from persyn.config import RunConfig, SynthesisConfig
 from persyn.core.errors import ConfigError, PersynError
 from persyn.core.hashing import stable_hash
-from persyn.core.io import write_atomic
+from persyn.core.io import jsonl_text, write_atomic
 from persyn.core.records import Prompt
 from persyn.prompts import load_prompts
 from persyn.router.embeddings import PromptEncoder
-from persyn.stages.context import RunContext
+from persyn.stages.context import RunContext, stage
 from persyn.stages.embed import prompt_embeddings
 from persyn.stages.keys import SAMPLE
 from persyn.stages.responses import generate_responses
@@ -76,6 +76,7 @@ def _parse(syn: SynthesisConfig, text: str) -> tuple[str, str | None] | None:
     return (prompt, None) if prompt else None
 
 
+@stage("synthesize", -1)
 def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = None) -> dict:
     """Run the generator until ``synthesis.count`` prompts are kept or the request budget is
     spent; write the files (see the module docstring). Returns the summary. ``answer``: runs
@@ -117,73 +118,72 @@ def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = N
     example_unparsable: str | None = None
     budget, round_no = syn.request_budget(), 0
     generation_seconds = 0.0  # the generator's time on the stored samples (a resumed run counts them too)
-    with ctx.timed("synthesize"):
-        while len(kept) < syn.count and counts["requests"] < budget:
-            need = math.ceil((syn.count - len(kept)) / syn.samples)
-            n = min(budget - counts["requests"], max(1, need))
-            reqs = _requests(syn, seeds, [k["prompt"] for k in kept], round_no, n, ctx.cfg.seed)
-            # A failed sample is not retried: a resumed run must see what the first run saw, or the
-            # prompts it keeps, and so every later round's requests, would differ.
-            generate_responses(ctx, [(model, reqs)], "synthesis", retry_failed=False)
-            keys = {p.id: ctx.key_of(model, p) for p in reqs}
-            gens = ctx.store.generations(keys.values())
-            counts["requests"] += n
-            fresh: list[dict] = []
-            for p in reqs:
-                g = gens.get(keys[p.id])
-                counts["samples"] += 1
-                if g is not None:
-                    generation_seconds += g.seconds or 0.0
-                if g is None or not g.ok:
-                    counts["failed"] += 1
-                    continue
-                parsed = _parse(syn, g.response)
-                if parsed is None:
-                    counts["unparsable"] += 1
-                    example_unparsable = example_unparsable or g.response
-                    continue
-                text, response = parsed
-                answer = computed_answer(text) if syn.answers == "computed" else None
-                if syn.answers == "computed" and answer is None:
-                    counts["no_answer"] += 1
-                    continue
-                if not rouge.add(text):
-                    counts["rouge_duplicates"] += 1
-                    continue
-                fresh.append(
-                    {
-                        "prompt": text,
-                        "response": response,
-                        "answer": answer,
-                        "sample": p.id,
-                        "group": p.metadata[GROUP],
-                        "request": p.text,
-                        "generated": g.response,
-                    }
-                )
-            if fresh:
-                emb = prompt_embeddings(ctx, [f["prompt"] for f in fresh], encoder)
-                dup = np.zeros(len(fresh), dtype=bool)
-                if syn.embed_threshold is not None:
-                    seen = np.concatenate([seed_emb, np.stack(kept_emb)]) if kept_emb else seed_emb
-                    dup = cosine_duplicates(emb, syn.embed_threshold, seen)
-                    counts["embedding_duplicates"] += int(dup.sum())
-                fresh = [f for f, d in zip(fresh, dup, strict=True) if not d]
-                kept_emb += [e for e, d in zip(emb, dup, strict=True) if not d]
-            kept += fresh
-            round_no += 1
-        kept, kept_emb = kept[: syn.count], kept_emb[: syn.count]
-        if not kept:
-            shown = (example_unparsable or "")[:200]
-            raise PersynError(
-                f"synthesize: the generator '{model.model}' wrote no usable prompt in "
-                f"{counts['samples']} sample(s) ({counts['unparsable']} unparsable, "
-                f"{counts['rouge_duplicates'] + counts['embedding_duplicates']} duplicates, "
-                f"{counts['no_answer']} without an answer, {counts['failed']} failed)"
-                + (f"; e.g. it wrote: {shown!r}" if shown else "")
+    while len(kept) < syn.count and counts["requests"] < budget:
+        need = math.ceil((syn.count - len(kept)) / syn.samples)
+        n = min(budget - counts["requests"], max(1, need))
+        reqs = _requests(syn, seeds, [k["prompt"] for k in kept], round_no, n, ctx.cfg.seed)
+        # A failed sample is not retried: a resumed run must see what the first run saw, or the
+        # prompts it keeps, and so every later round's requests, would differ.
+        generate_responses(ctx, [(model, reqs)], "synthesis", retry_failed=False)
+        keys = {p.id: ctx.key_of(model, p) for p in reqs}
+        gens = ctx.store.generations(keys.values())
+        counts["requests"] += n
+        fresh: list[dict] = []
+        for p in reqs:
+            g = gens.get(keys[p.id])
+            counts["samples"] += 1
+            if g is not None:
+                generation_seconds += g.seconds or 0.0
+            if g is None or not g.ok:
+                counts["failed"] += 1
+                continue
+            parsed = _parse(syn, g.response)
+            if parsed is None:
+                counts["unparsable"] += 1
+                example_unparsable = example_unparsable or g.response
+                continue
+            text, response = parsed
+            answer = computed_answer(text) if syn.answers == "computed" else None
+            if syn.answers == "computed" and answer is None:
+                counts["no_answer"] += 1
+                continue
+            if not rouge.add(text):
+                counts["rouge_duplicates"] += 1
+                continue
+            fresh.append(
+                {
+                    "prompt": text,
+                    "response": response,
+                    "answer": answer,
+                    "sample": p.id,
+                    "group": p.metadata[GROUP],
+                    "request": p.text,
+                    "generated": g.response,
+                }
             )
-        summary = _measure_and_write(ctx, syn, kept, np.stack(kept_emb), seed_emb, encoder, counts)
-        summary["model"] = model.model  # with montessori: the tuned generator
+        if fresh:
+            emb = prompt_embeddings(ctx, [f["prompt"] for f in fresh], encoder)
+            dup = np.zeros(len(fresh), dtype=bool)
+            if syn.embed_threshold is not None:
+                seen = np.concatenate([seed_emb, np.stack(kept_emb)]) if kept_emb else seed_emb
+                dup = cosine_duplicates(emb, syn.embed_threshold, seen)
+                counts["embedding_duplicates"] += int(dup.sum())
+            fresh = [f for f, d in zip(fresh, dup, strict=True) if not d]
+            kept_emb += [e for e, d in zip(emb, dup, strict=True) if not d]
+        kept += fresh
+        round_no += 1
+    kept, kept_emb = kept[: syn.count], kept_emb[: syn.count]
+    if not kept:
+        shown = (example_unparsable or "")[:200]
+        raise PersynError(
+            f"synthesize: the generator '{model.model}' wrote no usable prompt in "
+            f"{counts['samples']} sample(s) ({counts['unparsable']} unparsable, "
+            f"{counts['rouge_duplicates'] + counts['embedding_duplicates']} duplicates, "
+            f"{counts['no_answer']} without an answer, {counts['failed']} failed)"
+            + (f"; e.g. it wrote: {shown!r}" if shown else "")
+        )
+    summary = _measure_and_write(ctx, syn, kept, np.stack(kept_emb), seed_emb, encoder, counts)
+    summary["model"] = model.model  # with montessori: the tuned generator
     summary["seconds"] = round(time.perf_counter() - start, 2)  # this call's wall time
     summary["generation_seconds"] = round(generation_seconds, 2)
     summary["generation_seconds_per_kept"] = round(generation_seconds / len(kept), 3)
@@ -228,8 +228,8 @@ def _measure_and_write(ctx, syn, kept, emb, seed_emb, encoder, counts) -> dict:
         )
         if selected[i]:
             chosen.append(row)
-    write_atomic(out / "candidates.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    write_atomic(out / "prompts.jsonl", "".join(json.dumps(r) + "\n" for r in chosen))
+    write_atomic(out / "candidates.jsonl", jsonl_text(rows, ascii_only=True))
+    write_atomic(out / "prompts.jsonl", jsonl_text(chosen, ascii_only=True))
     n_dups = counts["rouge_duplicates"] + counts["embedding_duplicates"]
     parsed = counts["samples"] - counts["failed"] - counts["unparsable"]
     return {

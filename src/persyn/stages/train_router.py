@@ -23,7 +23,7 @@ from persyn.router.cv import PRIOR, choose_kind, cross_validate, cv_steps, kind_
 from persyn.router.embeddings import PromptEncoder
 from persyn.scoring.combine import pair_labels
 from persyn.stages.budget import budget_active, budgeted_cv, calibration_costs, oof_utilities
-from persyn.stages.context import RunContext, progress
+from persyn.stages.context import RunContext, progress, stage
 from persyn.stages.embed import prompt_embeddings
 from persyn.stages.prepare import prepare
 from persyn.stages.rewards import reward_table
@@ -52,6 +52,7 @@ def router_examples(ctx: RunContext, embed: bool) -> list[RouterExample]:
     return out
 
 
+@stage("train_router", 4, before=prepare)
 def train_router(ctx: RunContext) -> dict[str, Any]:
     """Cross-validate ``router.cv_kinds()`` on the calibration prompts, choose the kind, train it
     on all of them and save it; skipped when the same inputs were trained on before.
@@ -76,7 +77,6 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
         PersynError: calibration responses missing or not scored.
         ValueError: no calibration prompt has two teachers with different rewards.
     """
-    prepare(ctx)
     cfg, names = ctx.cfg, ctx.cfg.teacher_names
     kinds = cfg.router.cv_kinds()
     embed = any(router_class(k).uses_embeddings for k in kinds)
@@ -95,57 +95,54 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
         return done
     if not any(e.pairs for e in examples):
         raise ValueError("no calibration prompt has a pair of teachers with different rewards")
-    with ctx.timed("train_router"):
-        n_valid = sum(1 for r in rewards if any(v is not None for v in r))
-        steps = cv_steps(kinds, cfg.router, n_valid) + max(
-            router_class(k).steps(cfg.router, len(examples)) for k in kinds
+    n_valid = sum(1 for r in rewards if any(v is not None for v in r))
+    steps = cv_steps(kinds, cfg.router, n_valid) + max(
+        router_class(k).steps(cfg.router, len(examples)) for k in kinds
+    )
+    with progress(steps, "router · cross-validate", "fit") as bar:
+        idx, cv = cross_validate(
+            kinds, cfg.router, names, examples, derived_seed(cfg.seed, "router_cv_folds"), bar
         )
-        with progress(steps, "router · cross-validate", "fit") as bar:
-            idx, cv = cross_validate(
-                kinds, cfg.router, names, examples, derived_seed(cfg.seed, "router_cv_folds"), bar
-            )
-            _, filled = reward_matrix(examples)  # [len(idx), K], the rewards the CV scored
-            model, costs, tokens = calibration_costs(ctx, [examples[i].text for i in idx])
-            if budget_active(cfg) and cv:
-                n_routed = len(ctx.store.prompt_ids(calibration=False))
-                budgeted_cv(
-                    cfg, cv, filled, costs, tokens, derived_seed(cfg.seed, "router_cv_folds"), n_routed
-                )
-            evaluation = router_evaluation(ctx, cv, len(idx))
-            crash_point(ROUTER_CV)
-            kind = router_class(evaluation["kind"])
-            start = time.perf_counter()
-            router = kind.fit(cfg.router, names, examples, cfg.seed, bar)
-            evaluation["train_seconds"] = round(time.perf_counter() - start, 3)
-        prior = router_class(PRIOR).fit(cfg.router, names, examples, cfg.seed)
-        evaluation["best_single_teacher"] = (
-            {"name": best_single_teacher(names, prior.means), **_figs(evaluation["kinds"].get(PRIOR))}
-            if cv
-            else None
+        _, filled = reward_matrix(examples)  # [len(idx), K], the rewards the CV scored
+        model, costs, tokens = calibration_costs(ctx, [examples[i].text for i in idx])
+        if budget_active(cfg) and cv:
+            n_routed = len(ctx.store.prompt_ids(calibration=False))
+            budgeted_cv(cfg, cv, filled, costs, tokens, derived_seed(cfg.seed, "router_cv_folds"), n_routed)
+        evaluation = router_evaluation(ctx, cv, len(idx))
+        crash_point(ROUTER_CV)
+        kind = router_class(evaluation["kind"])
+        start = time.perf_counter()
+        router = kind.fit(cfg.router, names, examples, cfg.seed, bar)
+        evaluation["train_seconds"] = round(time.perf_counter() - start, 3)
+    prior = router_class(PRIOR).fit(cfg.router, names, examples, cfg.seed)
+    evaluation["best_single_teacher"] = (
+        {"name": best_single_teacher(names, prior.means), **_figs(evaluation["kinds"].get(PRIOR))}
+        if cv
+        else None
+    )
+    crash_point(ROUTER_TRAINED)
+    tmp = ctx.out / f".router.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    router.save(tmp)
+    if cv:  # expected rewards for a budget, and the calibration set's cost–reward frontier
+        oof = cv[evaluation["kind"]].scores
+        RewardCalibration.fit(
+            evaluation["kind"], oof.reshape(-1, len(names)), np.tile(filled, (len(oof), 1))
+        ).save(tmp)
+        U = oof_utilities(
+            evaluation["kind"],
+            oof,
+            filled,
+            cfg.router.cv_folds,
+            derived_seed(cfg.seed, "router_cv_folds"),
+        ).mean(0)
+        evaluation["frontier"] = frontier(
+            U, filled, costs, names, model.unit, seed=derived_seed(cfg.seed, "frontier_bootstrap")
         )
-        crash_point(ROUTER_TRAINED)
-        tmp = ctx.out / f".router.tmp{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        router.save(tmp)
-        if cv:  # expected rewards for a budget, and the calibration set's cost–reward frontier
-            oof = cv[evaluation["kind"]].scores
-            RewardCalibration.fit(
-                evaluation["kind"], oof.reshape(-1, len(names)), np.tile(filled, (len(oof), 1))
-            ).save(tmp)
-            U = oof_utilities(
-                evaluation["kind"],
-                oof,
-                filled,
-                cfg.router.cv_folds,
-                derived_seed(cfg.seed, "router_cv_folds"),
-            ).mean(0)
-            evaluation["frontier"] = frontier(
-                U, filled, costs, names, model.unit, seed=derived_seed(cfg.seed, "frontier_bootstrap")
-            )
-        replace_dir(tmp, router_dir)
-        crash_point(ROUTER_SAVED)
-        ctx.store.mark_stage("train_router", key, evaluation)
-        ctx.store.set_meta("router_key", key)
+    replace_dir(tmp, router_dir)
+    crash_point(ROUTER_SAVED)
+    ctx.store.mark_stage("train_router", key, evaluation)
+    ctx.store.set_meta("router_key", key)
     return evaluation
 
 

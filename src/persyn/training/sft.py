@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from persyn.core.errors import ConfigError, InputError
-from persyn.core.io import replace_dir
+from persyn.core.io import dataset_lines, replace_dir
 from persyn.core.templates import DEFAULT_PROMPT_TEMPLATE
 from persyn.training.base import lora_config, trained_model, trl_args
 from persyn.training.sft_config import SFTSettings
@@ -55,39 +55,13 @@ def read_dataset(dataset: str | Path | list[dict]) -> list[tuple]:
             non-empty user turn or a final non-empty assistant turn, or an empty dataset; the
             message names the file (``<dataset>`` for a list) and the 1-based line number.
     """
-    from persyn.core.records import render_conversation
-    from persyn.prompts import jsonl_records
-
     if isinstance(dataset, list):
-        where, lines = "<dataset>", [(f"<dataset>:{i + 1}", r) for i, r in enumerate(dataset)]
+        where, source = "<dataset>", dataset
     else:
-        path = Path(dataset)
-        if not path.is_file():
-            raise InputError(f"{path}: dataset not found")
-        where, lines = str(path), list(jsonl_records(path, "dataset"))
-    out: list[tuple] = []
-    for loc, rec in lines:
-        msgs = rec.get("messages") if isinstance(rec, dict) else None
-        if not isinstance(msgs, list):
-            raise InputError(f"{loc}: missing field 'messages' (a list of role/content turns)")
-        turns = [m for m in msgs if isinstance(m, dict) and m.get("role") in ("system", "user", "assistant")]
-        for role in ("user", "assistant"):
-            first = next((m for m in turns if m["role"] == role), None)
-            if first is None:
-                raise InputError(f"{loc}: 'messages' has no {role} turn")
-            content = first.get("content")
-            if not isinstance(content, str) or not content.strip():
-                raise InputError(f"{loc}: the {role} turn has empty or non-text 'content'")
-        if turns[-1]["role"] != "assistant":
-            raise InputError(f"{loc}: 'messages' must end with the assistant turn (the response)")
-        head = [{"role": m["role"], "content": m["content"]} for m in turns[:-1]]
-        response = turns[-1]["content"]
-        if not isinstance(response, str) or not response.strip():
-            raise InputError(f"{loc}: the assistant turn has empty or non-text 'content'")
-        if len(head) == 1:
-            out.append((head[0]["content"], response))
-        else:
-            out.append((render_conversation(head), response, head))
+        where = source = Path(dataset)
+        if not source.is_file():
+            raise InputError(f"{source}: dataset not found")
+    out = [line.pair for _, _, line in dataset_lines(source, training=True)]
     if not out:
         raise InputError(f"{where}: the dataset is empty")
     return out
