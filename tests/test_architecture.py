@@ -92,6 +92,60 @@ def test_core_imports_nothing_else_of_persyn():
             assert all(t.startswith("persyn.core") for t in targets), (m, targets)
 
 
+#: The layers of docs/architecture.md, bottom first: a module imports only modules of its own
+#: layer or a lower one. A module's layer is the first entry whose name is it or a package
+#: above it. (Within a layer, only the cycle check applies.)
+LAYERS = [
+    ["persyn.core", "persyn"],  # records, io, plug-in tables; the package's lazy facade
+    ["persyn.models", "persyn.tokenization"],  # packaged models: aliases, GGUF, loading, BOS
+    ["persyn.config", "persyn.training.base", "persyn.training.sft_config",
+     "persyn.training.dpo_config"],  # settings (model references checked against the aliases)
+    ["persyn.store", "persyn.prompts", "persyn.response_loss", "persyn.testing"],
+    ["persyn.engines", "persyn.scoring", "persyn.router", "persyn.calibration", "persyn.execution",
+     "persyn.budget", "persyn.synthesis", "persyn.training", "persyn.montessori",
+     "persyn.evaluate"],  # the method's pieces and the trainers
+    ["persyn.stages"],
+    ["persyn.selection"],
+    ["persyn.pipeline"],
+    ["persyn.students", "persyn.estimate", "persyn.report", "persyn.experiment"],
+    ["persyn.api"],
+    ["persyn.cli", "persyn.__main__"],
+]  # fmt: skip
+
+
+def layer_of(module: str) -> int:
+    best, best_len = None, -1
+    for i, names in enumerate(LAYERS):
+        for n in names:
+            if (module == n or module.startswith(n + ".")) and len(n) > best_len:
+                best, best_len = i, len(n)
+    assert best is not None, f"{module} is in no layer of LAYERS (add it where it belongs)"
+    return best
+
+
+def layer_violations(edges: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{m} (layer {layer_of(m)}) imports {t} (layer {layer_of(t)})"
+        for m, targets in edges.items()
+        for t in targets
+        if layer_of(t) > layer_of(m)
+    )
+
+
+def test_imports_point_down_the_layers():
+    assert not layer_violations(graph())
+
+
+def test_the_layer_check_finds_an_upward_import():
+    planted = {k: set(v) for k, v in graph().items()}
+    planted["persyn.models.loading"].add("persyn.config.loading")  # models → settings
+    planted["persyn.stages.export"].add("persyn.pipeline")  # a stage → the facade
+    assert layer_violations(planted) == [
+        "persyn.models.loading (layer 1) imports persyn.config.loading (layer 2)",
+        "persyn.stages.export (layer 5) imports persyn.pipeline (layer 7)",
+    ]
+
+
 def test_no_leading_underscore_name_imported_from_another_module():
     bad = []
     for m in MODULES:
