@@ -170,10 +170,9 @@ def evaluate(
     from tqdm.auto import tqdm
 
     from persyn.assets import is_loaded, load_tokenizer, model_dtype, release_model
-    from persyn.config import TeacherConfig
     from persyn.core.hardware import DTYPE_SETTINGS
     from persyn.core.records import ScoreItem
-    from persyn.engines.transformers_engine import TransformersEngine
+    from persyn.engines.transformers_engine import TransformersEngine, TransformersTeacher
     from persyn.scoring.quality import VerifierScorer
     from persyn.scoring.tasks import task_of
 
@@ -192,9 +191,8 @@ def evaluate(
 
     start = time.perf_counter()
     chat = bool(getattr(load_tokenizer(model), "chat_template", None))
-    teacher = TeacherConfig(
+    teacher = TransformersTeacher(
         name="eval",
-        engine="transformers",
         model=model,
         temperature=0.0,
         max_new_tokens=max_new_tokens,
