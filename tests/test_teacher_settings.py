@@ -251,3 +251,20 @@ def test_the_whole_run_key_dump_is_that_of_the_flat_teacher_config():
         },
     }
     assert stable_hash(parse_config(data).key_dump()) == "7a76bb5e9e225232ba4bd846"
+
+
+def test_a_run_config_json_round_trips_every_engines_settings():
+    # run_config.json (public_config_json) holds each teacher's own engine's settings, and the
+    # commands that take an output directory rebuild the same teachers from it.
+    import json
+
+    from persyn.config import public_config_json
+
+    data = run_with(
+        {"name": "oa", "engine": "openai", "model": "m", "base_url": "http://h/v1", "concurrency": 2}
+    )
+    data["teachers"].append({"name": "tf", "engine": "transformers", "model": "smollm2-135m-instruct"})
+    cfg = parse_config(data)
+    written = json.loads(public_config_json(cfg))
+    assert written["teachers"][0]["base_url"] == "http://h/v1" and "style" not in written["teachers"][0]
+    assert parse_config(written).teachers == cfg.teachers

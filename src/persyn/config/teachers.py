@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError, WrapValidator
+from pydantic import SerializeAsAny, TypeAdapter, ValidationError, WrapValidator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from persyn.core.plugins import ENGINES, load
@@ -82,8 +82,9 @@ def _by_engine(value: Any, handler) -> TeacherSettings:
     return cls.model_validate(data)
 
 
-#: One teacher's settings: the ``TeacherSettings`` subclass of its ``engine``.
-TeacherConfig = Annotated[TeacherSettings, WrapValidator(_by_engine)]
+#: One teacher's settings: the ``TeacherSettings`` subclass of its ``engine`` (dumped with that
+#: subclass's fields: ``SerializeAsAny``).
+TeacherConfig = Annotated[SerializeAsAny[TeacherSettings], WrapValidator(_by_engine)]
 
 _ADAPTER: TypeAdapter = TypeAdapter(TeacherConfig)
 
