@@ -40,7 +40,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
-from persyn.config import PromptsConfig, StudentConfig, TeacherConfig  # noqa: E402
+from persyn.config import PromptsConfig, StudentConfig, make_teacher  # noqa: E402
 from persyn.core.hardware import cpu_flags  # noqa: E402
 from persyn.core.io import jsonl_rows  # noqa: E402
 from persyn.core.records import Prompt, ScoreItem  # noqa: E402
@@ -132,7 +132,7 @@ def chain_prompts(n: int, seed: int = 7) -> list[Prompt]:
 def time_generation(model: str, prompts: list[Prompt], dtype: str) -> tuple[dict, list[str]]:
     from persyn.engines.transformers_engine import TransformersEngine
 
-    t = TeacherConfig(
+    t = make_teacher(
         name="g", engine="transformers", model=model, max_new_tokens=64, batch_size=8, dtype=dtype
     )
     eng = TransformersEngine(t, seed=0)

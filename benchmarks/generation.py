@@ -21,7 +21,7 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from persyn.config import PromptsConfig, TeacherConfig  # noqa: E402
+from persyn.config import PromptsConfig, make_teacher  # noqa: E402
 from persyn.engines.base import make_engine  # noqa: E402
 from persyn.prompts import load_prompts  # noqa: E402
 
@@ -49,12 +49,12 @@ def main() -> None:
         rows.append((label, s, tok, failed))
         print(f"{label:38} {s:8.1f} s  {tok / s:7.1f} tok/s  failed {failed}", flush=True)
 
-    run("transformers, batch 16", TeacherConfig(name="t", engine="transformers", batch_size=16, **base))
-    run("transformers, one at a time", TeacherConfig(name="t", engine="transformers", batch_size=1, **base))
+    run("transformers, batch 16", make_teacher(name="t", engine="transformers", batch_size=16, **base))
+    run("transformers, one at a time", make_teacher(name="t", engine="transformers", batch_size=1, **base))
     if importlib.util.find_spec("llama_cpp") is None:
         print("llama-cpp-python not installed: `pip install 'persyn[llamacpp]'` for rows 3-5")
     else:
-        run("llama.cpp in-process", TeacherConfig(name="l", engine="llamacpp", batch_size=8, **base))
+        run("llama.cpp in-process", make_teacher(name="l", engine="llamacpp", batch_size=8, **base))
         from persyn.models.aliases import gguf_path
 
         with socket.socket() as sock:
@@ -90,7 +90,7 @@ def main() -> None:
                 except httpx.HTTPError:
                     time.sleep(0.5)
             for c in (1, 4):
-                t = TeacherConfig(
+                t = make_teacher(
                     name="o",
                     engine="openai",
                     base_url=url,

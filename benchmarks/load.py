@@ -22,14 +22,14 @@ FAULTS = {"429": 0.03, "500": 0.03, "stall": 0.005, "drop": 0.02}
 
 
 def child(concurrency: int, n: int, latency: float) -> dict:
-    from persyn.config import TeacherConfig
+    from persyn.config import make_teacher
     from persyn.core.records import Prompt
     from persyn.engines.openai_engine import OpenAIEngine
     from persyn.testing.fake_openai import FakeOpenAIServer
 
     prompts = [Prompt(f"p{i}", f"Load prompt {i}: what is {i} + {i}?") for i in range(n)]
     with FakeOpenAIServer(latency_s=latency, rates=FAULTS, stall_s=3.0, seed=0) as srv:
-        t = TeacherConfig(
+        t = make_teacher(
             name="served",
             engine="openai",
             base_url=srv.url,

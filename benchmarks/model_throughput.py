@@ -30,7 +30,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
-from persyn.config import PromptsConfig, StudentConfig, TeacherConfig  # noqa: E402
+from persyn.config import PromptsConfig, StudentConfig, TeacherConfig, make_teacher  # noqa: E402
 from persyn.core.hardware import cpu_flags, resolve_dtype  # noqa: E402
 from persyn.core.records import ScoreItem  # noqa: E402
 from persyn.engines.base import make_engine  # noqa: E402
@@ -95,9 +95,9 @@ def main() -> None:
         row = {"model": model}
         base = dict(model=model, max_new_tokens=args.max_new_tokens)
         if importlib.util.find_spec("llama_cpp") is not None:
-            row["llamacpp"] = generate(TeacherConfig(name="l", engine="llamacpp", **base), prompts[: args.n])
+            row["llamacpp"] = generate(make_teacher(name="l", engine="llamacpp", **base), prompts[: args.n])
         for dtype in dtypes:
-            teacher = TeacherConfig(name="t", engine="transformers", batch_size=16, dtype=dtype, **base)
+            teacher = make_teacher(name="t", engine="transformers", batch_size=16, dtype=dtype, **base)
             row[f"transformers_{dtype}"] = generate(teacher, prompts[: args.n])
             row[f"scoring_{dtype}"] = score(model, dtype, prompts[: args.n])
             LOADED_MODELS.clear()

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from conftest import CHATML, CORPUS
 
-from persyn.config import StudentConfig, TeacherConfig
+from persyn.config import StudentConfig, TeacherConfig, make_teacher
 from persyn.core.records import Prompt
 from persyn.tokenization import apply_bos, count_bos, encode_prompt, encode_text, wants_bos
 
@@ -103,7 +103,7 @@ def bos_models(tmp_path_factory) -> dict[str, str]:
 
 def _teacher(ref: str, chat: bool) -> TeacherConfig:
     """The teacher whose prompt rendering equals the student's (``student_tokens``) one."""
-    return TeacherConfig(
+    return make_teacher(
         name="t",
         engine="transformers",
         model=ref,
@@ -252,12 +252,12 @@ def test_the_rule_enters_generation_and_learnability_keys(bos_models, monkeypatc
     from persyn.models import bos
     from persyn.models.fingerprint import model_fingerprint
     from persyn.scoring.learnability import LearnabilityScorer
-    from persyn.stages.keys import NOT_IN_KEY, generation_key
+    from persyn.stages.keys import generation_key
 
     ref = bos_models["base-bos"]
     teacher = _teacher(ref, chat=False)
     prompt = Prompt("p0", PROMPTS[0])
-    settings = teacher.model_dump(exclude=NOT_IN_KEY | {"base_url"})
+    settings = {k: v for k, v in teacher.key_settings().items() if k != "bos"}
     settings["weights"] = model_fingerprint(ref)
     old_key = stable_hash(["generation/v1", settings, [prompt.text, None]])  # before issue #17
     new_key = generation_key(teacher, prompt, 0)
@@ -301,7 +301,7 @@ def _experiment_teachers() -> dict[str, TeacherConfig]:
     from importlib.resources import files
 
     data = yaml.safe_load(Path(str(files("persyn").joinpath("configs/experiment.yaml"))).read_text())
-    return {t["name"]: TeacherConfig(**t) for t in data["run"]["teachers"] if t.get("model")}
+    return {t["name"]: make_teacher(**t) for t in data["run"]["teachers"] if t.get("model")}
 
 
 CHAIN = [
@@ -355,7 +355,7 @@ def test_packaged_models_follow_their_gguf_policy_on_every_path(alias, teacher, 
             check_rendering(engine, CHAIN[0], cfg.prompt_template)
         else:
             check_rendering(
-                TransformersEngine(TeacherConfig(name="e", engine="transformers", model=alias), 0),
+                TransformersEngine(make_teacher(name="e", engine="transformers", model=alias), 0),
                 CHAIN[0],
                 TEMPLATE,
             )

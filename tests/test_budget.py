@@ -14,7 +14,7 @@ from persyn.budget.assign import BudgetError, Limits, assign
 from persyn.budget.cost import CostModel
 from persyn.budget.frontier import frontier, router_then_cheapest
 from persyn.budget.utility import RewardCalibration, cross_fitted
-from persyn.config import TeacherConfig, parse_config
+from persyn.config import make_teacher, parse_config
 from persyn.core.errors import ConfigError
 from persyn.core.records import Generation
 
@@ -141,10 +141,10 @@ def gen(teacher, prompt_tokens, completion_tokens, seconds=0.0):
 
 
 def test_cost_model_fits_tokens_on_prompt_length_and_prices_them():
-    cheap = TeacherConfig(name="cheap", engine="openai", base_url="http://x", model="m",
+    cheap = make_teacher(name="cheap", engine="openai", base_url="http://x", model="m",
                           price_input_per_million=1.0, price_output_per_million=2.0, max_new_tokens=400)  # fmt: skip
-    local = TeacherConfig(name="local", engine="openai", base_url="http://x", model="m", price_per_second=0.5)
-    ref = TeacherConfig(name="ref", engine="reference")
+    local = make_teacher(name="local", engine="openai", base_url="http://x", model="m", price_per_second=0.5)
+    ref = make_teacher(name="ref", engine="reference")
     chars = [40, 80, 120, 160, 200, 240]
     rows = {
         "cheap": [(c, gen("cheap", c // 4, 10 + c // 2)) for c in chars],
@@ -163,7 +163,7 @@ def test_cost_model_fits_tokens_on_prompt_length_and_prices_them():
     assert model.actual([gen("cheap", 25, 60), gen("ref", 0, 0)]) == pytest.approx(145 / 1e6)
     # No price anywhere: the unit is tokens; before any response, max_new_tokens.
     bare = CostModel(
-        [TeacherConfig(name="a", engine="openai", base_url="http://x", model="m", max_new_tokens=50), ref], {}
+        [make_teacher(name="a", engine="openai", base_url="http://x", model="m", max_new_tokens=50), ref], {}
     )
     assert bare.unit == "tokens" and bare.costs(np.array([40.0]))[0, 0] == pytest.approx(10.0 + 50.0)
 
@@ -381,11 +381,10 @@ def test_auto_scores_each_kind_on_its_budgeted_route():
 
 def test_one_pricing_formula_for_estimate_export_and_budget():
     from persyn.budget.cost import price_of
-    from persyn.config import TeacherConfig
     from persyn.core.records import Generation
     from persyn.stages.export import tokens_and_cost
 
-    t = TeacherConfig(
+    t = make_teacher(
         name="api",
         engine="openai",
         model="m",
@@ -394,7 +393,7 @@ def test_one_pricing_formula_for_estimate_export_and_budget():
         price_output_per_million=8.0,
         price_per_second=0.01,
     )
-    free = TeacherConfig(name="local", engine="openai", model="m", base_url="http://localhost:1/v1")
+    free = make_teacher(name="local", engine="openai", model="m", base_url="http://localhost:1/v1")
     # 1,000 input and 500 output tokens over 3 s: 0.002 + 0.004 + 0.03.
     assert price_of(t, 1000, 500, 3.0) == pytest.approx(0.036)
     assert price_of(free, 1000, 500, 3.0) is None
@@ -408,12 +407,11 @@ def test_one_pricing_formula_for_estimate_export_and_budget():
 
 
 def test_an_unpriced_teacher_in_a_priced_pool_costs_zero_per_prompt():
-    from persyn.config import TeacherConfig
 
-    priced = TeacherConfig(
+    priced = make_teacher(
         name="api", engine="openai", model="m", base_url="http://x/v1", price_output_per_million=1.0
     )
-    local = TeacherConfig(name="local", engine="openai", model="m", base_url="http://x/v1")
+    local = make_teacher(name="local", engine="openai", model="m", base_url="http://x/v1")
     model = CostModel([priced, local], {})
     C = model.costs(np.array([10.0, 20.0, 30.0]))
     assert C.shape == (3, 2) and (C[:, 1] == 0).all() and (C[:, 0] > 0).all()

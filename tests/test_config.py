@@ -179,3 +179,15 @@ def test_names_that_could_escape_a_directory_are_refused_with_a_valid_form(name,
         match=rf"teachers.0.name: teacher name '{re.escape(name)}' is not a valid name.*e.g. '{suggestion}'",
     ):
         cfg(teachers=[{"name": name, "engine": "reference"}, BASE["teachers"][1]])
+
+
+def test_influence_sft_is_typed_and_checked_with_the_config():
+    influence = {"warmup": "w.jsonl", "reference": "r.jsonl"}
+    assert (
+        cfg(influence=influence).influence.sft.key_fields()
+        == cfg(
+            influence={**influence, "sft": {"epochs": 1, "learning_rate": 5e-6}}
+        ).influence.sft.key_fields()
+    )  # the default: Montessori-Instruct's 1 epoch at lr 5e-6
+    with pytest.raises(ConfigError, match=r"influence\.sft\.epochs: Input should be greater than 0"):
+        cfg(influence={**influence, "sft": {"epochs": 0}})

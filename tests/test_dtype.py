@@ -30,7 +30,7 @@ def test_auto_is_bf16_only_where_the_flags_say_so():
 
 
 def test_the_resolved_dtype_is_in_every_cache_key(tiny_models):
-    from persyn.config import QualityConfig, StudentConfig, TeacherConfig
+    from persyn.config import QualityConfig, StudentConfig, make_teacher
     from persyn.core.records import Prompt
     from persyn.models.loading import model_dtype
     from persyn.scoring.learnability import LearnabilityScorer
@@ -38,12 +38,12 @@ def test_the_resolved_dtype_is_in_every_cache_key(tiny_models):
     from persyn.stages.keys import generation_key
 
     p = Prompt("p", "What is 2 + 3?", "5")
-    teacher = TeacherConfig(name="t", engine="transformers", model=tiny_models["chat"])
+    teacher = make_teacher(name="t", engine="transformers", model=tiny_models["chat"])
     key = {d: generation_key(teacher.model_copy(update={"dtype": d}), p, 0) for d in hardware.DTYPE_SETTINGS}
     assert key["float32"] != key["bfloat16"]
     assert key["auto"] == key[model_dtype("auto")[0]]  # auto is keyed as what it resolves to
     # fp32 adds nothing to the key: responses stored before dtypes existed stay current
-    ref = TeacherConfig(name="r", engine="reference")
+    ref = make_teacher(name="r", engine="reference")
     assert generation_key(ref.model_copy(update={"dtype": "bfloat16"}), p, 0) == generation_key(ref, p, 0)
 
     st = StudentConfig(model=tiny_models["chat"])

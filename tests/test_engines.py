@@ -1,6 +1,6 @@
 import pytest
 
-from persyn.config import TeacherConfig
+from persyn.config import make_teacher
 from persyn.core.records import Prompt
 from persyn.engines import make_engine
 from persyn.engines.transformers_engine import cut_at_stop, render_teacher_prompt
@@ -27,7 +27,7 @@ def gen(engine, prompts):
 
 
 def test_batched_left_padded_greedy_equals_one_at_a_time(tiny_models):
-    t = TeacherConfig(
+    t = make_teacher(
         name="a", engine="transformers", model=tiny_models["chat"], max_new_tokens=10, batch_size=4
     )
     e = make_engine(t, seed=0)
@@ -41,7 +41,7 @@ def test_batched_left_padded_greedy_equals_one_at_a_time(tiny_models):
 
 
 def test_sampling_is_seeded(tiny_models):
-    t = TeacherConfig(
+    t = make_teacher(
         name="a", engine="transformers", model=tiny_models["chat"], max_new_tokens=10, temperature=1.0
     )
     first = {k: c.text for k, c in gen(make_engine(t, seed=1), PROMPTS).items()}
@@ -55,7 +55,7 @@ def test_sampling_is_seeded(tiny_models):
 
 
 def test_prompt_longer_than_context_is_a_failed_item(tiny_models):
-    t = TeacherConfig(name="a", engine="transformers", model=tiny_models["chat"], max_new_tokens=4)
+    t = make_teacher(name="a", engine="transformers", model=tiny_models["chat"], max_new_tokens=4)
     out = gen(make_engine(t, 0), [Prompt("long", "apples " * 600), PROMPTS[0]])
     assert out["long"].error.startswith("prompt too long") and out["long"].text == ""
     assert out["0"].error in (None, "empty response")
@@ -65,7 +65,7 @@ def test_render_uses_chat_template_or_plain_template(tiny_models):
     from persyn.models.loading import load_tokenizer
 
     chat = load_tokenizer(tiny_models["chat"])
-    t = TeacherConfig(
+    t = make_teacher(
         name="a", engine="transformers", model="x/y", system_prompt="Be brief.", prompt_template="Q: {prompt}"
     )
     text = render_teacher_prompt(chat, t, "2+2?")
@@ -74,7 +74,7 @@ def test_render_uses_chat_template_or_plain_template(tiny_models):
         == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nQ: 2+2?<|im_end|>\n<|im_start|>assistant\n"
     )
     base = load_tokenizer(tiny_models["base"])
-    t = TeacherConfig(
+    t = make_teacher(
         name="a", engine="transformers", model="x/y", prompt_template="Question: {prompt}\nAnswer:"
     )
     assert render_teacher_prompt(base, t, "2+2?") == "Question: 2+2?\nAnswer:"
@@ -87,7 +87,7 @@ def test_cut_at_stop():
 
 
 def test_reference_engine():
-    e = make_engine(TeacherConfig(name="reference", engine="reference"), 0)
+    e = make_engine(make_teacher(name="reference", engine="reference"), 0)
     out = gen(
         e,
         [
@@ -98,7 +98,7 @@ def test_reference_engine():
     )
     assert out["1"].text == "2+2=4\n#### 4" and out["2"].text == "5"
     assert out["3"].error == "no reference solution for this prompt"
-    e = make_engine(TeacherConfig(name="short", engine="reference", style="answer"), 0)
+    e = make_engine(make_teacher(name="short", engine="reference", style="answer"), 0)
     out = gen(e, [Prompt("1", "q", answer="4", solution="2+2=4\n#### 4"), Prompt("3", "q")])
     assert out["1"].text == "#### 4" and out["3"].error
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from persyn.config import QualityConfig, StudentConfig, TeacherConfig
+from persyn.config import QualityConfig, StudentConfig, make_teacher
 from persyn.core.records import Prompt, ScoreItem
 from persyn.engines import make_engine
 from persyn.execution.jobs import Job
@@ -67,7 +67,7 @@ def test_shards_are_whole_consecutive_units():
 
 def test_work_units_cover_every_item_once(tiny_models):
     engine = make_engine(
-        TeacherConfig(name="a", engine="transformers", model=tiny_models["chat"], batch_size=3), 0
+        make_teacher(name="a", engine="transformers", model=tiny_models["chat"], batch_size=3), 0
     )
     units = engine.work_units(PROMPTS)
     assert sorted(p.id for u in units for p in u) == sorted(p.id for p in PROMPTS)
@@ -78,14 +78,14 @@ def test_work_units_cover_every_item_once(tiny_models):
     assert [it.key for it in groups[0]] == ["long"]
     assert all(len({it.prompt for it in g}) == 1 for g in groups[1:])  # one prompt per group
     assert sorted(it.key for g in groups for it in g) == sorted(it.key for it in ITEMS)
-    reference = make_engine(TeacherConfig(name="r", engine="reference"), 0)
+    reference = make_engine(make_teacher(name="r", engine="reference"), 0)
     assert reference.work_units(PROMPTS) == [[p] for p in PROMPTS]  # no batches: one by one
 
 
 @pytest.mark.parametrize("temperature", [0.0, 0.8])
 @pytest.mark.parametrize("shard_size", [1, 4])
 def test_sharded_generation_equals_one_pass(tiny_models, temperature, shard_size):
-    t = TeacherConfig(
+    t = make_teacher(
         name="a",
         engine="transformers",
         model=tiny_models["chat"],
@@ -126,7 +126,7 @@ def test_local_executor_runs_jobs_in_order_and_keeps_cached_workers():
 
     def build(name):
         built.append(name)
-        return make_engine(TeacherConfig(name=name, engine="reference", style="answer"), 0)
+        return make_engine(make_teacher(name=name, engine="reference", style="answer"), 0)
 
     prompts = [Prompt("p", "What is 2 + 3?", answer="5")]
     fail = lambda items, error: []  # noqa: E731

@@ -456,3 +456,10 @@ def test_records_let_a_run_resume_on_a_machine_without_its_directory(tiny_models
     assert [r["accuracy"] for r in again] == [r["accuracy"] for r in rows]
     assert f"restored {len(saved)} evaluation records from {records}" in logs
     assert any("(recorded earlier)" in m for m in logs)
+
+
+def test_experiment_sft_is_typed_and_its_key_part_stays_as_given(tiny_models, tmp_path):
+    exp = parse_experiment(experiment_dict(tiny_models, tmp_path))
+    assert exp.sft.epochs == 1.0 and exp.sft.batch_size == 4 and exp.sft.lr == 5e-5
+    # The sweep points' result keys hash the section as written (an int stays an int).
+    assert exp.sft_as_given() == {"epochs": 1, "batch_size": 4, "max_length": 128}

@@ -19,7 +19,7 @@ from conftest import tiny_config
 pytest.importorskip("llama_cpp")
 pytestmark = pytest.mark.integration
 
-from persyn.config import TeacherConfig, parse_config  # noqa: E402
+from persyn.config import make_teacher, parse_config  # noqa: E402
 from persyn.core.records import Prompt  # noqa: E402
 from persyn.engines.llamacpp_engine import LlamaCppEngine  # noqa: E402
 from persyn.models.aliases import gguf_path  # noqa: E402
@@ -50,7 +50,7 @@ def test_the_installed_llamacpp_is_the_safe_build(capfd):
 
 @pytest.mark.isolated
 def test_in_process_llamacpp_teacher():
-    t = TeacherConfig(
+    t = make_teacher(
         name="l", engine="llamacpp", model="smollm2-135m-instruct", max_new_tokens=16, batch_size=1
     )
     eng = LlamaCppEngine(t, seed=0)

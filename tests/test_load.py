@@ -11,7 +11,7 @@ import sys
 import yaml
 from conftest import tiny_config
 
-from persyn.config import TeacherConfig
+from persyn.config import make_teacher
 from persyn.core.records import Prompt
 from persyn.engines.openai_engine import OpenAIEngine
 from persyn.testing.fake_openai import FakeOpenAIServer, answer_of
@@ -36,7 +36,7 @@ def served(url, **over):
 def test_a_thousand_requests_under_faults_lose_and_repeat_nothing():
     prompts = [Prompt(f"p{i}", f"Load prompt {i}: what is {i} + {i}?") for i in range(1000)]
     with FakeOpenAIServer(latency_s=0.002, rates=FAULTS, stall_s=1.0, seed=0) as srv:
-        engine = OpenAIEngine(TeacherConfig(**served(srv.url)), 0)
+        engine = OpenAIEngine(make_teacher(**served(srv.url)), 0)
         got = [item for batch in engine.generate(prompts) for item in batch]
         injected = dict(srv.faults)
     # Every prompt comes back exactly once: answered, or failed with its reason.

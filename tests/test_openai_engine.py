@@ -7,7 +7,7 @@ import time
 import pytest
 from conftest import PROBLEMS, tiny_config, tiny_teacher_server
 
-from persyn.config import TeacherConfig, parse_config
+from persyn.config import make_teacher, parse_config
 from persyn.core.errors import ConfigError, PersynError
 from persyn.core.records import Prompt
 from persyn.engines.openai_engine import OpenAIEngine
@@ -25,7 +25,7 @@ def server():
 def teacher(url, **over):
     cfg = dict(name="served", engine="openai", base_url=url, model="tiny-teacher", timeout=0.5, max_retries=4)
     cfg.update(over)
-    return TeacherConfig(**cfg)
+    return make_teacher(**cfg)
 
 
 def prompts(n=6):

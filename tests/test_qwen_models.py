@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 
-from persyn.config import TeacherConfig
+from persyn.config import make_teacher
 from persyn.core.records import Prompt
 from persyn.tokenization import count_bos, encode_text, wants_bos
 
@@ -50,7 +50,7 @@ def test_qwen_follows_chatml_and_adds_no_bos_on_any_path(alias):
     assert wants_bos(tok) is False
     assert json.loads((converted_dir(alias) / "tokenizer_config.json").read_text())["add_bos_token"] is False
 
-    cfg = TeacherConfig(name="qwen", engine="transformers", model=alias)
+    cfg = make_teacher(name="qwen", engine="transformers", model=alias)
     text = render_teacher_prompt(tok, cfg, PROMPT)
     assert text.startswith("<|im_start|>system\n") and text.endswith(
         f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n"
@@ -79,7 +79,7 @@ def test_llamacpp_runs_the_joined_gguf_with_the_same_prompt_ids(alias):
     from persyn.engines.transformers_engine import render_teacher_prompt
     from persyn.models.loading import load_tokenizer
 
-    cfg = TeacherConfig(name="qwen", engine="llamacpp", model=alias, max_new_tokens=8)
+    cfg = make_teacher(name="qwen", engine="llamacpp", model=alias, max_new_tokens=8)
     ll = LlamaCppEngine(cfg, seed=0)
     tok = load_tokenizer(alias)
     assert ll.prompt_ids(PROMPT) == encode_text(tok, render_teacher_prompt(tok, cfg, PROMPT))

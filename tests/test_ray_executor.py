@@ -11,7 +11,7 @@ import pytest
 from conftest import tiny_config
 from raytools import worker_pids
 
-from persyn.config import TeacherConfig, parse_config
+from persyn.config import make_teacher, parse_config
 from persyn.core.errors import ConfigError, MissingAssetError
 from persyn.core.records import Prompt
 from persyn.engines import make_engine
@@ -43,7 +43,7 @@ def test_jobs_that_do_not_fit_at_once_take_turns(ray_session, tiny_models, tmp_p
     fail = lambda items, error: []  # noqa: E731
     jobs = []
     for name in ("x", "y", "z"):  # 6 workers of 1 CPU on a 2-CPU instance
-        t = TeacherConfig(name=name, engine="reference", style="answer", resources={"replicas": 2})
+        t = make_teacher(name=name, engine="reference", style="answer", resources={"replicas": 2})
         build = functools.partial(make_engine, t, 0)
         jobs.append(Job(name, build, "generate", prompts(5), fail, resources=t.resources))
     got: dict[str, list[str]] = {"x": [], "y": [], "z": []}
@@ -56,7 +56,7 @@ def test_jobs_that_do_not_fit_at_once_take_turns(ray_session, tiny_models, tmp_p
 
 def test_an_exception_in_a_worker_is_raised_as_it_is(ray_session, tiny_models, tmp_path):
     ex, cfg = executor(tiny_models, tmp_path)
-    bad = TeacherConfig(name="bad", engine="transformers", model=str(tmp_path / "no-such-model"))
+    bad = make_teacher(name="bad", engine="transformers", model=str(tmp_path / "no-such-model"))
     with pytest.raises(MissingAssetError, match="could not be loaded offline"):
         list(
             ex.run([teacher_job(cfg.model_copy(update={"teachers": [bad, *cfg.teachers]}), bad, prompts(2))])

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from conftest import tiny_config, tiny_teacher_server
 
-from persyn.config import TeacherConfig
+from persyn.config import make_teacher
 from persyn.core.errors import PersynError
 from persyn.engines.openai_engine import OpenAIEngine
 
@@ -68,7 +68,7 @@ def test_a_planted_key_and_url_password_appear_nowhere(tiny_models, tmp_path):
 
 def test_an_unreachable_server_error_masks_the_url_password(monkeypatch):
     monkeypatch.setenv("PERSYN_PLANTED_KEY", KEY)
-    t = TeacherConfig(
+    t = make_teacher(
         name="served",
         engine="openai",
         base_url=f"http://user:{PASSWORD}@127.0.0.1:9/v1",

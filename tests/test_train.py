@@ -81,7 +81,7 @@ def test_loss_is_on_response_tokens_only(tiny_models, tmp_path, kind):
     example is exactly -r_l (learnability's mean response-token log-probability)."""
     import torch
 
-    from persyn.config import StudentConfig, TeacherConfig
+    from persyn.config import StudentConfig, make_teacher
     from persyn.core.records import ScoreItem
     from persyn.engines.transformers_engine import render_teacher_prompt
     from persyn.scoring.learnability import LearnabilityScorer, student_tokens
@@ -92,7 +92,7 @@ def test_loss_is_on_response_tokens_only(tiny_models, tmp_path, kind):
     trainer, tok, stats = make_trainer(pairs, ref, tmp_path / "w", padded, template, progress=False)
     assert stats["n_truncated"] == stats["n_dropped"] == 0
     # What evaluation feeds the model (as persyn.evaluate builds the engine's teacher).
-    teacher = TeacherConfig(
+    teacher = make_teacher(
         name="eval", engine="transformers", model=ref, prompt_template=None if kind == "chat" else template
     )
     expected = {}

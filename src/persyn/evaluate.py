@@ -161,10 +161,9 @@ def evaluate(
     """
     from tqdm.auto import tqdm
 
-    from persyn.config import TeacherConfig
     from persyn.core.hardware import DTYPE_SETTINGS
     from persyn.core.records import ScoreItem
-    from persyn.engines.transformers_engine import TransformersEngine
+    from persyn.engines.transformers_engine import TransformersEngine, TransformersTeacher
     from persyn.models.loading import load_tokenizer, model_dtype, scoped_model
     from persyn.scoring.quality import VerifierScorer
     from persyn.scoring.tasks import task_of
@@ -184,9 +183,8 @@ def evaluate(
 
     start = time.perf_counter()
     chat = bool(getattr(load_tokenizer(model), "chat_template", None))
-    teacher = TeacherConfig(
+    teacher = TransformersTeacher(
         name="eval",
-        engine="transformers",
         model=model,
         temperature=0.0,
         max_new_tokens=max_new_tokens,

@@ -96,10 +96,10 @@ class CostModel:
 
     @staticmethod
     def _fit(t: TeacherConfig, rows: list[tuple[int, Generation]]) -> TeacherCost:
-        hi = float(t.max_new_tokens)
         if t.engine == "reference":
             zero = LinearTokens(0.0, 0.0)
             return TeacherCost(t.name, True, zero, zero, None, "not a model")
+        hi = float(t.max_new_tokens)
         got = [(c, g) for c, g in rows if g.ok and g.completion_tokens is not None]
         if not got:
             extra = len(t.system_prompt or "") + len(t.prompt_template or "")

@@ -43,6 +43,7 @@ _NAMES = {
     "StudentConfig": "scoring",
     "QualityConfig": "scoring",
     "TeacherConfig": "teachers",
+    "make_teacher": "teachers",
     "CalibrationConfig": "calibration",
     "RouterConfig": "routing",
     "STRATEGIES": "selection",

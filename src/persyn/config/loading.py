@@ -52,12 +52,8 @@ def _check_model_refs(cfg: RunConfig, source: str) -> None:
     from persyn.models.aliases import check_model_ref
 
     slots = [("student.model", cfg.student.model), ("router.encoder", cfg.router.encoder)]
-    # An openai teacher's model is a name on its server, not a local model.
-    slots += [
-        (f"teachers.{i}.model", t.model)
-        for i, t in enumerate(cfg.teachers)
-        if t.model and t.engine != "openai"
-    ]
+    # The local models only (an openai teacher's model is a name on its server).
+    slots += [(f"teachers.{i}.model", ref) for i, t in enumerate(cfg.teachers) if (ref := t.local_model())]
     if cfg.quality.model:
         slots.append(("quality.model", cfg.quality.model))
     for field, ref in slots:

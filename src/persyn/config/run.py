@@ -16,7 +16,7 @@ from persyn.config.routing import RouterConfig
 from persyn.config.scoring import QualityConfig, StudentConfig
 from persyn.config.selection import STRATEGIES, BudgetConfig, StrategyOptions
 from persyn.config.synthesis import InfluenceConfig, SynthesisConfig
-from persyn.config.teachers import TeacherConfig
+from persyn.config.teachers import TeacherConfig, flat_dump
 from persyn.core.errors import ConfigError
 from persyn.core.plugins import check
 
@@ -131,6 +131,16 @@ class RunConfig(StrictModel):
             if t.name == name:
                 return t
         raise ConfigError(f"unknown teacher '{name}' (known: {', '.join(self.teacher_names)})")
+
+    def key_dump(self) -> dict:
+        """The config as JSON for result keys that hash a whole run: without where it runs
+        (``WHERE_IT_RUNS``), teachers (the synthesis generator too) in the flat shape of
+        before (``persyn.config.teachers.flat_dump``), so that older keys stay valid."""
+        data = self.model_dump(mode="json", exclude=WHERE_IT_RUNS)
+        data["teachers"] = [flat_dump(t, exclude={"resources"}) for t in self.teachers]
+        if self.synthesis is not None:
+            data["synthesis"]["model"] = flat_dump(self.synthesis.model)
+        return data
 
     @property
     def teacher_names(self) -> list[str]:

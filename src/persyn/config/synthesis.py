@@ -12,6 +12,7 @@ from persyn.config.base import StrictModel
 from persyn.config.prompts import PromptsConfig
 from persyn.config.teachers import TeacherConfig
 from persyn.training.dpo_config import DPOSettings
+from persyn.training.sft_config import SFTSettings
 
 NOMAD_HEADER = "Write a new problem of the same kind as the training examples, then its solution."
 
@@ -127,8 +128,9 @@ class InfluenceConfig(StrictModel):
     (Montessori-Instruct; see ``persyn.montessori.probe``).
 
     ``warmup`` and ``reference`` are persyn dataset files (JSONL lines with ``messages``).
-    The student is fine-tuned on ``warmup`` with ``sft`` (``persyn.training.sft_config.SFTSettings``;
-    Montessori-Instruct: 1 epoch, lr 5e-6), keeping its optimizer state; ``reference`` (a
+    The student is fine-tuned on ``warmup`` with ``sft`` (``persyn.training.sft_config.SFTSettings``,
+    its ``max_length`` and ``seed`` those of this section and of the run; Montessori-Instruct: 1
+    epoch, lr 5e-6), keeping its optimizer state; ``reference`` (a
     validation split, never an evaluation set) holds D_ref, its first ``reference_size`` lines
     (the paper's code: 256). ``probe_lr``: the probing step's learning rate (None: the
     warm-up's). ``signals``: what is measured per example. ``max_length``: tokens per example;
@@ -138,7 +140,7 @@ class InfluenceConfig(StrictModel):
     warmup: Path
     reference: Path
     reference_size: Annotated[int, Field(ge=1)] = 64
-    sft: dict[str, Any] = Field(default_factory=lambda: {"epochs": 1.0, "learning_rate": 5e-6})
+    sft: SFTSettings = Field(default_factory=lambda: SFTSettings(epochs=1.0, learning_rate=5e-6))
     probe_lr: Annotated[float, Field(gt=0)] | None = None
     signals: list[Literal["influence", "loss", "learnability"]] = Field(
         default_factory=lambda: ["influence", "loss", "learnability"]

@@ -1,79 +1,116 @@
-"""A teacher's settings: a response generator (model + prompt rendering + decoding)."""
+"""A teacher's settings: one model per engine, beside the engine (``persyn.engines.*``), picked
+by the teacher's ``engine``.
+
+``TeacherConfig`` is the type of a teacher setting (``RunConfig.teachers``,
+``SynthesisConfig.model``): a mapping is validated by the settings model of the engine it
+names (``ENGINE_CLASS.Settings``, a ``persyn.engines.base.TeacherSettings``), so each engine
+accepts its own settings only. A setting of another engine is an error naming the teacher, the
+setting and the engines that have it, unless it holds that setting's default (None, or the
+owning engine's default: the flat dumps of teachers in a ``run_config.json`` written before
+teachers had per-engine settings), which means nothing and is dropped. ``make_teacher`` builds
+one from keyword arguments.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import SerializeAsAny, TypeAdapter, ValidationError, WrapValidator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from persyn.config.base import Dtype, StrictModel
-from persyn.config.execution import ResourcesConfig
-from persyn.config.naming import check_name
-from persyn.core.plugins import ENGINES, check
+from persyn.core.plugins import ENGINES, load
+from persyn.engines.base import TeacherSettings
 
 
-class TeacherConfig(StrictModel):
-    """One teacher: a response generator (model + prompt rendering + decoding settings).
+def settings_class(engine: str) -> type[TeacherSettings]:
+    """The settings model of ``engine`` (a name of ``persyn.core.plugins.ENGINES``; its module is
+    imported now)."""
+    return load(ENGINES, engine, "engine").Settings
 
-    ``engine: transformers`` runs ``model`` in-process; ``engine: reference`` answers with the
-    prompt set's own reference solution (``style: solution``), only its final-answer line
-    (``style: answer``, ``#### <answer>``), its computation lines (``terse``) or the steps in
-    full sentences (``verbose``): not models, but teachers of a known style (see
-    ``persyn.engines.reference``). Chat models render the prompt with their chat template
-    (with ``system_prompt`` if given); base models (no chat template) use ``prompt_template``
-    with ``{prompt}``. Generation stops at EOS or at any string of ``stop`` (which is cut off).
-    ``dtype``: the weights of a ``transformers`` teacher (other engines ignore it).
+
+def _foreign_errors(data: dict, cls: type[TeacherSettings]) -> list[InitErrorDetails]:
+    """Errors for the keys of ``data`` that are another engine's settings with a meaningful
+    value; such keys with a default value are removed from ``data``."""
+    errors: list[InitErrorDetails] = []
+    for key in [k for k in data if k not in cls.model_fields]:
+        owners = [e for e in ENGINES if key in settings_class(e).model_fields]
+        if not owners:
+            continue  # a typo: the engine's model rejects it as an unknown key
+        defaults = [
+            settings_class(e).model_fields[key].get_default(call_default_factory=True) for e in owners
+        ]
+        if data[key] is None or data[key] in defaults:
+            del data[key]
+            continue
+        errors.append(
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "wrong_engine",
+                    "teacher '{teacher}' has engine '{engine}', which has no setting '{field}' "
+                    "(a setting of {owners})",
+                    {
+                        "teacher": str(data.get("name")),
+                        "engine": cls.model_fields["engine"].default,
+                        "field": key,
+                        "owners": ("engine " if len(owners) == 1 else "engines ")
+                        + ", ".join(f"'{e}'" for e in owners),
+                    },
+                ),
+                loc=(key,),
+                input=data[key],
+            )
+        )
+    return errors
+
+
+def _by_engine(value: Any, handler) -> TeacherSettings:
+    """Validate ``value`` with the settings model of the engine it names (see the module
+    docstring); without a known engine, only ``name`` and ``engine`` are checked (their
+    errors say what is wrong)."""
+    if isinstance(value, TeacherSettings):
+        return value
+    engine = value.get("engine") if isinstance(value, dict) else None
+    if not isinstance(engine, str) or engine not in ENGINES:
+        if not isinstance(value, dict):
+            return handler(value)
+        return handler({k: value[k] for k in ("name", "engine") if k in value})
+    cls = settings_class(engine)
+    data = dict(value)
+    errors = _foreign_errors(data, cls)
+    if errors:
+        raise ValidationError.from_exception_data(cls.__name__, errors)
+    return cls.model_validate(data)
+
+
+#: One teacher's settings: the ``TeacherSettings`` subclass of its ``engine`` (dumped with that
+#: subclass's fields: ``SerializeAsAny``).
+TeacherConfig = Annotated[SerializeAsAny[TeacherSettings], WrapValidator(_by_engine)]
+
+_ADAPTER: TypeAdapter = TypeAdapter(TeacherConfig)
+
+
+def make_teacher(data: dict[str, Any] | None = None, **fields: Any) -> TeacherSettings:
+    """The settings of one teacher from a mapping and/or keyword arguments (``name``,
+    ``engine`` and that engine's settings), e.g. ``make_teacher(name="t", engine="reference")``.
+
+    Raises:
+        pydantic.ValidationError: an invalid setting, an unknown engine or another engine's
+            setting (each error names the field).
     """
+    return _ADAPTER.validate_python({**(data or {}), **fields})
 
-    name: str
-    engine: str
-    model: str | None = None
-    family: str | None = None
-    system_prompt: str | None = None
-    prompt_template: str | None = None
-    temperature: Annotated[float, Field(ge=0.0)] = 0.0
-    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    max_new_tokens: Annotated[int, Field(ge=1)] = 256
-    batch_size: Annotated[int, Field(ge=1)] = 8
-    stop: list[str] = Field(default_factory=list)
-    style: Literal["solution", "answer", "terse", "verbose"] = "solution"
-    dtype: Dtype = "auto"
-    # engine: openai (any OpenAI-compatible chat-completions server; see engines.openai_engine)
-    base_url: str | None = None
-    api_key_env: str | None = None  # the NAME of an environment variable, never the key itself
-    concurrency: Annotated[int, Field(ge=1)] = 8
-    requests_per_minute: Annotated[float, Field(gt=0)] | None = None
-    tokens_per_minute: Annotated[float, Field(gt=0)] | None = None
-    timeout: Annotated[float, Field(gt=0)] = 60.0
-    max_retries: Annotated[int, Field(ge=0)] = 5
-    # USD per million tokens, for the cost figures in summary.json
-    price_input_per_million: Annotated[float, Field(ge=0)] | None = None
-    price_output_per_million: Annotated[float, Field(ge=0)] | None = None
-    # A local teacher's price per second of generation (e.g. a GPU-second), for ``budget:``
-    price_per_second: Annotated[float, Field(ge=0)] | None = None
-    # The most routed prompts this teacher may answer (``budget:``; e.g. a server's night)
-    max_prompts: Annotated[int, Field(ge=0)] | None = None
-    # executor: ray (the teacher's workers; not part of any cache key)
-    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
-    @field_validator("engine")
-    @classmethod
-    def _known_engine(cls, v: str) -> str:
-        return check(ENGINES, v, "engine")
-
-    @field_validator("name")
-    @classmethod
-    def _safe_name(cls, v: str) -> str:
-        return check_name(v, "teacher name")
-
-    @model_validator(mode="after")
-    def _check_engine(self) -> TeacherConfig:
-        if self.engine == "transformers" and not self.model:
-            raise ValueError("engine 'transformers' needs 'model' (alias, HF id or local path)")
-        if self.engine == "llamacpp" and not self.model:
-            raise ValueError("engine 'llamacpp' needs 'model' (a GGUF alias or a .gguf file)")
-        if self.engine == "openai" and (not self.model or not self.base_url):
-            raise ValueError("engine 'openai' needs 'base_url' (e.g. http://127.0.0.1:8000/v1) and 'model'")
-        if self.prompt_template is not None and "{prompt}" not in self.prompt_template:
-            raise ValueError("prompt_template must contain '{prompt}'")
-        return self
+def flat_dump(teacher: TeacherSettings, exclude: set[str] | None = None) -> dict[str, Any]:
+    """``teacher`` as JSON in the shape of the one flat teacher model of before (every engine's
+    settings, the other engines' at their defaults), for the result keys that hash a whole run
+    config (``RunConfig.key_dump``): those made before teachers had per-engine settings stay
+    valid."""
+    flat: dict[str, Any] = {}
+    for engine in ENGINES:
+        for name, field in settings_class(engine).model_fields.items():
+            if name not in flat:
+                flat[name] = field.get_default(call_default_factory=True)
+    own = teacher.model_dump(mode="json")
+    # The other engines' defaults are plain JSON values (None, numbers, strings, []).
+    merged = {**{k: v for k, v in flat.items() if k not in own}, **own}
+    return {k: v for k, v in merged.items() if k not in (exclude or set())}

@@ -18,13 +18,26 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections.abc import Iterator
+from typing import ClassVar, Literal
 
-from persyn.config import TeacherConfig
 from persyn.core.errors import MissingAssetError
 from persyn.core.records import Completion, Prompt
-from persyn.engines.base import Engine, base_model_prompt, teacher_messages
+from persyn.engines.base import Engine, ModelTeacher, base_model_prompt, teacher_messages
 from persyn.models.aliases import gguf_path
 from persyn.tokenization import apply_bos
+
+
+class LlamaCppTeacher(ModelTeacher):
+    """``engine: llamacpp``: ``model`` (a GGUF alias or a .gguf file) run by llama.cpp in this
+    process. Settings: ``ModelTeacher``."""
+
+    MODEL_HINT: ClassVar[str] = "a GGUF alias or a .gguf file"
+
+    engine: Literal["llamacpp"] = "llamacpp"
+
+    def local_model(self) -> str | None:
+        """``model``: loaded in this process."""
+        return self.model
 
 
 def llama_wants_bos(llm) -> bool:
@@ -40,7 +53,9 @@ class LlamaCppEngine(Engine):
     """A teacher run by llama.cpp in this process; prompts one at a time (llama.cpp's Python
     API decodes one sequence), yielded ``batch_size`` at a time. Greedy at temperature 0."""
 
-    def __init__(self, teacher: TeacherConfig, seed: int):
+    Settings: ClassVar[type[LlamaCppTeacher]] = LlamaCppTeacher
+
+    def __init__(self, teacher: LlamaCppTeacher, seed: int):
         if importlib.util.find_spec("llama_cpp") is None:
             raise MissingAssetError(
                 "engine 'llamacpp' needs llama-cpp-python: run `pip install 'persyn[llamacpp]'` "

@@ -18,11 +18,38 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Iterator
+from typing import Annotated, ClassVar, Literal
 
-from persyn.config import TeacherConfig, redact_url
+from pydantic import Field
+
+from persyn.config.redaction import redact_url
 from persyn.core.errors import ConfigError, MissingAssetError, PersynError
 from persyn.core.records import Completion, Prompt
-from persyn.engines.base import Engine, teacher_messages
+from persyn.engines.base import NOT_IN_KEY, Engine, ModelTeacher, teacher_messages
+
+
+class OpenAITeacher(ModelTeacher):
+    """``engine: openai``: ``model`` (a name on the server) behind ``base_url``, any
+    OpenAI-compatible chat-completions server. ``api_key_env`` is the NAME of an environment
+    variable holding the key, never the key itself (local servers need none). ``concurrency``
+    requests at a time, under ``requests_per_minute`` / ``tokens_per_minute`` (None: unlimited),
+    each with ``timeout`` seconds and up to ``max_retries`` retries. Other settings:
+    ``ModelTeacher``; ``base_url`` enters the cache key, the rest does not."""
+
+    engine: Literal["openai"] = "openai"
+    base_url: str | None = None
+    api_key_env: Annotated[str | None, NOT_IN_KEY] = None
+    concurrency: Annotated[int, Field(ge=1), NOT_IN_KEY] = 8
+    requests_per_minute: Annotated[Annotated[float, Field(gt=0)] | None, NOT_IN_KEY] = None
+    tokens_per_minute: Annotated[Annotated[float, Field(gt=0)] | None, NOT_IN_KEY] = None
+    timeout: Annotated[float, Field(gt=0), NOT_IN_KEY] = 60.0
+    max_retries: Annotated[int, Field(ge=0), NOT_IN_KEY] = 5
+
+    def check_needs(self) -> None:
+        """Raise ValueError without ``base_url`` or ``model``."""
+        if not self.model or not self.base_url:
+            raise ValueError("engine 'openai' needs 'base_url' (e.g. http://127.0.0.1:8000/v1) and 'model'")
+
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -35,7 +62,7 @@ def _httpx():
     return httpx
 
 
-def api_key(teacher: TeacherConfig) -> str | None:
+def api_key(teacher: OpenAITeacher) -> str | None:
     """The API key from the environment variable ``api_key_env`` names (None when unset in the
     config: local servers need none).
 
@@ -88,7 +115,9 @@ class OpenAIEngine(Engine):
             list under ``/models``.
     """
 
-    def __init__(self, teacher: TeacherConfig, seed: int, check: bool = True):
+    Settings: ClassVar[type[OpenAITeacher]] = OpenAITeacher
+
+    def __init__(self, teacher: OpenAITeacher, seed: int, check: bool = True):
         assert teacher.base_url and teacher.model
         self.teacher = teacher
         self.seed = seed

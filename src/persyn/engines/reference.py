@@ -7,15 +7,47 @@ differ in form (answer only, terse steps, verbose steps) while being correct.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, ClassVar, Literal
 
-from persyn.config import TeacherConfig
 from persyn.core.records import Completion, Prompt
-from persyn.engines.base import Engine
+from persyn.engines.base import Engine, TeacherSettings
 from persyn.engines.worked_steps import chain_steps, worked_steps
 
-__all__ = ["STYLES", "ReferenceEngine", "chain_steps", "render_reference"]
+__all__ = ["STYLES", "ReferenceEngine", "ReferenceTeacher", "chain_steps", "render_reference"]
 
 STYLES = ("solution", "answer", "terse", "verbose")
+
+
+class ReferenceTeacher(TeacherSettings):
+    """``engine: reference``: answers with the prompt set's own reference solution (``style:
+    solution``), only its final-answer line (``answer``, ``#### <answer>``), its computation
+    lines (``terse``) or the steps in full sentences (``verbose``): not a model, but a teacher
+    of a known style (see ``render_reference``)."""
+
+    #: The v1 keys held the model engines' settings at their defaults.
+    LEGACY_KEY: ClassVar[dict[str, Any]] = {
+        "model": None,
+        "system_prompt": None,
+        "prompt_template": None,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "max_new_tokens": 256,
+        "stop": [],
+    }
+
+    engine: Literal["reference"] = "reference"
+    style: Literal["solution", "answer", "terse", "verbose"] = "solution"
+
+    def key_payload(self, prompt: Prompt, seed: int) -> list:
+        """The prompt part of the cache key: the prompt text, its reference solution and answer,
+        and what the ``terse`` / ``verbose`` styles spell out (the expression, the task's
+        metadata)."""
+        payload: list = [prompt.text, prompt.solution, prompt.answer]
+        if prompt.metadata.get("expression"):
+            payload.append(prompt.metadata["expression"])
+        if prompt.metadata.get("task_metadata"):  # ... and the worked steps of other tasks
+            payload.append(["task_metadata", prompt.metadata["task_metadata"]])
+        return payload
 
 
 def render_reference(p: Prompt, style: str) -> str | None:
@@ -58,7 +90,9 @@ class ReferenceEngine(Engine):
     """Answers every prompt with ``render_reference(prompt, style)``. A prompt without the
     field the style needs gives a failed item."""
 
-    def __init__(self, teacher: TeacherConfig, seed: int = 0):
+    Settings: ClassVar[type[ReferenceTeacher]] = ReferenceTeacher
+
+    def __init__(self, teacher: ReferenceTeacher, seed: int = 0):
         style = teacher.style
         if style not in STYLES:
             raise ValueError(f"unknown reference style '{style}' (known: {', '.join(STYLES)})")

@@ -4,16 +4,40 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Annotated, Any, ClassVar, Literal
 
-from persyn.config import TeacherConfig
+from persyn.config.base import Dtype
 from persyn.core.hashing import stable_hash
 from persyn.core.records import Completion, Prompt
-from persyn.engines.base import Engine, base_model_prompt, teacher_messages
+from persyn.engines.base import NOT_IN_KEY, Engine, ModelTeacher, base_model_prompt, teacher_messages
 from persyn.models.loading import context_length, load_causal_lm, load_tokenizer
 from persyn.tokenization import encode_prompt, encode_text, wants_bos
 
 
-def render_teacher_prompt(tokenizer, teacher: TeacherConfig, prompt: str | Prompt) -> str:
+class TransformersTeacher(ModelTeacher):
+    """``engine: transformers``: ``model`` (alias, HF id or local path) run in-process; ``dtype``
+    its weights (``auto``: bf16 where the hardware runs it natively, else fp32). Other settings:
+    ``ModelTeacher``."""
+
+    engine: Literal["transformers"] = "transformers"
+    dtype: Annotated[Dtype, NOT_IN_KEY] = "auto"  # in the key resolved, see key_settings
+
+    def local_model(self) -> str | None:
+        """``model``: loaded in this process."""
+        return self.model
+
+    def key_settings(self) -> dict[str, Any]:
+        """``ModelTeacher.key_settings`` and the resolved dtype (fp32 adds nothing: the keys made
+        before dtypes existed stay valid)."""
+        from persyn.models.loading import dtype_key
+
+        settings = super().key_settings()
+        if dt := dtype_key(self.dtype):
+            settings["dtype"] = dt
+        return settings
+
+
+def render_teacher_prompt(tokenizer, teacher: ModelTeacher, prompt: str | Prompt) -> str:
     """The text a teacher model sees for ``prompt`` (a string, or a ``Prompt`` whose chat
     conversation is kept whole).
 
@@ -39,7 +63,9 @@ class TransformersEngine(Engine):
     time with left padding; greedy when ``temperature == 0``, else sampled with a seed derived
     from the run seed and the batch's prompt ids (so a resumed batch samples the same way)."""
 
-    def __init__(self, teacher: TeacherConfig, seed: int):
+    Settings: ClassVar[type[TransformersTeacher]] = TransformersTeacher
+
+    def __init__(self, teacher: TransformersTeacher, seed: int):
         assert teacher.model is not None
         self.teacher = teacher
         self.seed = seed

@@ -81,6 +81,12 @@ class PersynWorker:
         return [row for rows in getattr(self._get(), self._method)(items) for row in rows]
 
 
+def api_key_envs(cfg: RunConfig) -> list[str]:
+    """The environment variables holding the API keys of ``cfg``'s served teachers (the
+    engines that have an ``api_key_env`` setting)."""
+    return [k for t in cfg.teachers if (k := getattr(t, "api_key_env", None))]
+
+
 def shards_of(units: list[list[int]], shard_size: int) -> list[list[int]]:
     """Consecutive whole units joined into shards of at least ``shard_size`` items (the last
     may be smaller); a unit is never split."""
@@ -129,7 +135,7 @@ class RayExecutor(Executor):
         self._owns_session = False
         if not ray.is_initialized():
             address = cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
-            keys = {t.api_key_env for t in cfg.teachers if t.api_key_env}
+            keys = set(api_key_envs(cfg))
             env = {
                 k: v
                 for k, v in os.environ.items()
@@ -154,11 +160,7 @@ class RayExecutor(Executor):
             self._owns_session = True
         self._remote = ray.remote(PersynWorker)
         # The served teachers' API keys, for the workers (never through runtime_env: logged).
-        self._secrets = {
-            t.api_key_env: os.environ[t.api_key_env]
-            for t in cfg.teachers
-            if t.api_key_env and t.api_key_env in os.environ
-        }
+        self._secrets = {k: os.environ[k] for k in api_key_envs(cfg) if k in os.environ}
 
     # -- the work ------------------------------------------------------------------------------
     def check(self, job: Job) -> None:

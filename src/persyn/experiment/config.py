@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from persyn.config import (
     STRATEGIES,
@@ -19,6 +19,7 @@ from persyn.config import (
 )
 from persyn.core.errors import ConfigError
 from persyn.core.plugins import check
+from persyn.training.sft_config import SFTSettings
 
 
 class EvalConfig(StrictModel):
@@ -86,7 +87,7 @@ class ExperimentConfig(StrictModel):
     run: dict[str, Any]
     strategies: list[str] = Field(default_factory=lambda: list(STRATEGIES))
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
-    sft: dict[str, Any] = Field(default_factory=dict)
+    sft: SFTSettings = Field(default_factory=SFTSettings)
     eval: EvalConfig
     # A validation split for the choices made by measurement (α, SFT epochs): never the test
     # set; its prompts that are training or test prompts are always dropped.
@@ -112,6 +113,22 @@ class ExperimentConfig(StrictModel):
     # What ``--scale`` below 1 also changes, merged into this mapping (``deep_merge``; lists are
     # replaced): e.g. one seed, fewer strategies, no sweeps, so a look at the setting is quick.
     small: dict[str, Any] = Field(default_factory=dict)
+
+    # ``sft`` as given (the mapping), for the sweep points' result keys made before it was typed.
+    _sft_given: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_sft_as_given(cls, data: Any, handler) -> ExperimentConfig:
+        exp = handler(data)
+        if isinstance(data, dict) and isinstance(data.get("sft"), dict):
+            exp._sft_given = dict(data["sft"])
+        return exp
+
+    def sft_as_given(self) -> dict[str, Any]:
+        """The ``sft`` section as the config gave it (a mapping of the keys given, values as
+        written), for the result keys that hashed it so."""
+        return dict(self._sft_given)
 
     def strategies_for(self, student: str) -> list[str]:
         """The strategies built and fine-tuned for ``student``."""
@@ -208,7 +225,7 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
             for a prompt file without ``size``, an invalid run section, a ``family-strong``
             strategy no teacher can serve, ``student_strategies`` naming no student,
             ``choose_alpha`` / ``sft_epochs`` without a validation split or ``sft_strategy``
-            not among the strategies, or invalid ``sft`` settings.
+            not among the strategies.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping")
@@ -271,10 +288,4 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
             from persyn.selection.rules import family_members
 
             family_members(cfg.teacher_names, {t.name: t.family for t in cfg.teachers}, st.family)
-    from persyn.training.sft_config import SFTSettings
-
-    try:
-        SFTSettings.model_validate(exp.sft)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, f"{source}: sft")) from None
     return exp

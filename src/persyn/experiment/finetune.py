@@ -15,6 +15,7 @@ from persyn.core.hashing import stable_hash
 from persyn.core.io import write_atomic
 from persyn.core.records import Prompt
 from persyn.experiment.config import EvalConfig
+from persyn.training.sft_config import SFTSettings
 
 
 @dataclass
@@ -61,7 +62,7 @@ class StudentTrainer:
     (``evals/KEY.json``; model directories under ``models/``, deleted after evaluation unless
     ``keep_models``). ``sft``: the experiment's SFT settings; ``log`` takes progress lines."""
 
-    def __init__(self, out: Path, sft: dict, keep_models: bool, log=print):
+    def __init__(self, out: Path, sft: SFTSettings, keep_models: bool, log=print):
         self.out = out
         self.sft = sft
         self.keep_models = keep_models
@@ -168,9 +169,7 @@ class StudentTrainer:
 
     def _key(self, st: StudentConfig, seed: int, dataset_hash: str, split: str, sft_over: dict | None):
         # A fine-tune's evaluation key: dataset content, SFT settings, student, seed and split.
-        from persyn.training.sft_config import SFTSettings
-
-        settings = SFTSettings.model_validate({**self.sft, **(sft_over or {}), "seed": seed})
+        settings = SFTSettings.model_validate({**self.sft.model_dump(), **(sft_over or {}), "seed": seed})
         return settings, stable_hash(
             [dataset_hash, settings.key_fields(), self._student_id(st), self.splits[split].id]
         )

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from persyn.config import WHERE_IT_RUNS, RunConfig, StudentConfig, parse_config
+from persyn.config import RunConfig, StudentConfig, parse_config
 from persyn.core.hashing import stable_hash
 from persyn.core.io import write_atomic
 from persyn.core.summary import StrategySummary
@@ -300,9 +300,9 @@ class Experiment:
             cfg = parse_config(run, f"sweep {kind}={value}")
             point_key = stable_hash(
                 [
-                    cfg.model_dump(mode="json", exclude=WHERE_IT_RUNS),
+                    cfg.key_dump(),
                     self.exp.sweeps.train,
-                    self.exp.sft,
+                    self.exp.sft_as_given(),
                     self.trainer.splits["test"].id,
                 ]
             )

@@ -111,7 +111,7 @@ def epochs_by_validation(run: Any, sets: dict) -> list[dict]:
     if sw.choose_epochs:
         mean = {e: sum(r["accuracy"] for r in rows if r["value"] == e) for e in sw.sft_epochs}
         chosen = min(e for e in sw.sft_epochs if mean[e] == max(mean.values()))
-        run.trainer.sft = {**run.trainer.sft, "epochs": chosen}
+        run.trainer.sft = run.trainer.sft.model_copy(update={"epochs": chosen})
         run.epochs = chosen
         run.log(f"SFT length: {chosen} epochs chosen on validation")
     return rows

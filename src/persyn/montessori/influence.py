@@ -164,15 +164,11 @@ def run_influence(
     from persyn.montessori.probe import InfluenceProbe, example_losses, tokenized_examples
     from persyn.scoring.learnability import LearnabilityScorer
     from persyn.training.sft import read_dataset
-    from persyn.training.sft_config import SFTSettings
 
     ic = cfg.influence
     if ic is None:
         raise ConfigError("persyn influence needs an 'influence' section (warmup, reference) in the config")
-    try:
-        settings = SFTSettings.model_validate({**ic.sft, "max_length": ic.max_length, "seed": cfg.seed})
-    except ValueError as exc:
-        raise ConfigError(f"influence.sft: {exc}") from None
+    settings = ic.sft.model_copy(update={"max_length": ic.max_length, "seed": cfg.seed})
     st = cfg.student  # with `students:`, the first
     examples = read_examples(examples_path)
     reference_pairs = read_dataset(ic.reference)[: ic.reference_size]

@@ -29,11 +29,11 @@ from persyn.core.errors import ConfigError, PersynError
 from persyn.core.hashing import stable_hash
 from persyn.core.io import jsonl_text, write_atomic
 from persyn.core.records import Prompt
+from persyn.engines.base import SAMPLE
 from persyn.prompts import load_prompts
 from persyn.router.embeddings import PromptEncoder
 from persyn.stages.context import RunContext, stage
 from persyn.stages.embed import prompt_embeddings
-from persyn.stages.keys import SAMPLE
 from persyn.stages.responses import generate_responses
 from persyn.synthesis.answers import arithmetic_expression, computed_answer
 from persyn.synthesis.dedup import RougeDedup, cosine_duplicates
