@@ -98,8 +98,9 @@ def test_core_imports_nothing_else_of_persyn():
 LAYERS = [
     ["persyn.core", "persyn"],  # records, io, plug-in tables; the package's lazy facade
     ["persyn.models", "persyn.tokenization"],  # packaged models: aliases, GGUF, loading, BOS
-    ["persyn.config", "persyn.training.base", "persyn.training.sft_config",
-     "persyn.training.dpo_config"],  # settings (model references checked against the aliases)
+    ["persyn.config", "persyn.engines.base", "persyn.training.base", "persyn.training.sft_config",
+     "persyn.training.dpo_config"],  # settings (model references checked against the aliases;
+    # engines.base: the engine contract and the settings every teacher shares)
     ["persyn.store", "persyn.prompts", "persyn.response_loss", "persyn.testing"],
     ["persyn.engines", "persyn.scoring", "persyn.router", "persyn.calibration", "persyn.execution",
      "persyn.budget", "persyn.synthesis", "persyn.training", "persyn.montessori",
