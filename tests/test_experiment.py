@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pytest
 from conftest import tiny_config
 from typer.testing import CliRunner
@@ -74,8 +75,11 @@ def test_experiment_smallest_scale(tiny_models, tmp_path):
             flags=re.M,
         ), name
     assert re.search(r"^\| calibration_size \| 4 \| 4 \| ", md, flags=re.M)  # the sweep row
-    for png in ("accuracy.png", "routing.png", "generations.png", "sweeps.png"):
-        assert (out / png).stat().st_size > 1000
+    plots = {
+        png: plt.imread(out / png) for png in ("accuracy.png", "routing.png", "generations.png", "sweeps.png")
+    }
+    assert all(p.ndim == 3 and min(p.shape[:2]) > 100 and p.std() > 0.01 for p in plots.values())
+    assert len({p.tobytes() for p in plots.values()}) == 4  # four different figures
     gens = {r["strategy"]: int(r["generations"]) for r in table}
     assert gens["oracle"] == 8 * 3 and gens["persyn"] == 4 * 3 + 4 and gens["random"] == 8
     # Every evaluation is keyed by (dataset, settings, seed): a re-run trains and evaluates nothing.

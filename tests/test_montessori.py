@@ -9,6 +9,8 @@ from conftest import tiny_config, write_prompts
 
 from persyn.config import parse_config
 from persyn.core.errors import ConfigError
+from persyn.montessori.influence import stored_signals
+from persyn.montessori.pairs import preference_pairs
 from persyn.pipeline import Pipeline
 
 
@@ -75,7 +77,7 @@ def test_montessori_iterations_chain_tuned_generators_and_resume(tiny_models, tm
     assert dpo2["model"] == str((it1 / "generator").resolve())
     syn = json.loads((tmp_path / "run" / "synthetic" / "summary.json").read_text())
     assert syn["model"] == str((it2 / "generator").resolve()) and syn["kept"] == 4
-    for it, dpo in ((it1, dpo1), (it2, dpo2)):
+    for it in (it1, it2):
         # the probed examples are PerSyn's answers (routed or calibration picks) to this
         # iteration's prompts, grouped by the request that produced them
         examples = [json.loads(x) for x in (it / "examples.jsonl").read_text().splitlines()]
@@ -88,9 +90,16 @@ def test_montessori_iterations_chain_tuned_generators_and_resume(tiny_models, tm
         assert all(e["messages"][0]["content"] == cands[e["id"]]["prompt"] for e in examples)
         # DPO's pairs: the rank rule within groups, as preference_pairs makes them
         pairs = json.loads((it / "generator" / "pairs.json").read_text())
-        assert pairs["note"]["rule"] == "rank" and dpo["pairs"] == len(pairs["pairs"]) > 0
+        assert pairs["note"]["rule"] == "rank" and len(pairs["pairs"]) > 0
         group = {e["id"]: e["group"] for e in examples}
         assert all(group[c] == group[r] for c, r in pairs["pairs"])
+        # ...read from this iteration's stored influence: the chosen prompt helped the student
+        # more (lower influence: a step on it lowers the probe loss more) than the rejected one
+        influence = {r["id"]: r["influence"] for r in stored_signals(it / "influence")}
+        assert all(influence[c] < influence[r] for c, r in pairs["pairs"])
+        records = [r for r in stored_signals(it / "influence") if r["id"] in group]
+        want, _ = preference_pairs(records, "influence", "rank", cfg.synthesis.montessori.fraction)
+        assert [tuple(x) for x in pairs["pairs"]] == [tuple(x) for x in want]
     # one warm-up state serves both iterations
     assert (root / "warmup" / "warmup.json").exists() and not (it1 / "influence" / "warmup").exists()
     routed = [json.loads(x) for x in (tmp_path / "run" / "dataset.jsonl").read_text().splitlines()]

@@ -1,9 +1,12 @@
 """The HTML report on a run directory written by hand: self-contained, escaped, and tolerant of
 missing optional files; clear errors for missing or malformed required ones."""
 
+import base64
+import io
 import json
 import re
 
+import matplotlib.pyplot as plt
 import pytest
 
 from persyn.core.errors import PersynError
@@ -164,8 +167,13 @@ def test_report_is_self_contained_and_escaped(tmp_path):
     page = path.read_text(encoding="utf-8")
     for t in TEACHERS:
         assert t in page
-    assert len(images(page)) >= 4  # routing, calibration, router eval, Oracle vs router
-    assert all(len(b) > 1000 for b in images(page))
+    imgs = images(page)
+    assert len(imgs) >= 4  # routing, calibration, router eval, Oracle vs router
+    # each is a real, non-blank image, and each plot is its own (no figure drawn twice)
+    assert len(set(imgs)) == len(imgs)
+    for b in imgs:
+        pixels = plt.imread(io.BytesIO(base64.b64decode(b)), format="png")
+        assert pixels.ndim == 3 and min(pixels.shape[:2]) > 100 and pixels.std() > 0.01
     assert "<script" not in page.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "Is 3 &lt; 4 &amp; &quot;5 &gt; 2&quot;?" in page
