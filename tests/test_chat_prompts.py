@@ -169,12 +169,12 @@ def test_a_named_dataset_is_read_from_the_local_cache_only():
 
 def test_sft_trains_on_the_whole_conversation(tiny_models):
     from persyn.scoring.learnability import student_tokens
-    from persyn.training.sft import read_dataset, to_trl_examples
+    from persyn.training.sft import read_training_pairs, to_trl_examples
 
     turns = conversation("What is 2 + 3?")
     line = {"id": "x", "messages": [*turns, {"role": "assistant", "content": "#### 5"}]}
     plain = {"id": "y", "messages": [turns[-1], {"role": "assistant", "content": "#### 5"}]}
-    examples = read_dataset([line, plain])
+    examples = read_training_pairs([line, plain])
     assert examples[0] == (examples[0][0], "#### 5", turns) and examples[1] == ("What is 2 + 3?", "#### 5")
     tok = load_tokenizer(tiny_models["chat"])
     chat, single = to_trl_examples(examples, tok)
@@ -183,6 +183,6 @@ def test_sft_trains_on_the_whole_conversation(tiny_models):
     # The earlier turns are in the prompt part: longer than the last question alone.
     assert chat["completion_mask"].count(0) > single["completion_mask"].count(0)
     with pytest.raises(InputError, match="must end with the assistant turn"):
-        read_dataset(
+        read_training_pairs(
             [{"messages": [*turns, {"role": "assistant", "content": "5"}, {"role": "user", "content": "?"}]}]
         )

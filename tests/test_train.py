@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from persyn.core.errors import ConfigError, InputError
-from persyn.training.sft import make_trainer, read_dataset, sft
+from persyn.training.sft import make_trainer, read_training_pairs, sft
 from persyn.training.sft_config import SFTSettings
 
 
@@ -50,7 +50,7 @@ def test_bad_dataset_lines_are_named(tmp_path):
     def check(second_line, match):
         path.write_text(good + "\n\n" + second_line + "\n")
         with pytest.raises(InputError, match=match):
-            read_dataset(path)
+            read_training_pairs(path)
 
     check("{not json", r"d.jsonl:3: malformed JSON")
     check(json.dumps({"id": "x"}), r"d.jsonl:3: missing field 'messages'")
@@ -62,14 +62,14 @@ def test_bad_dataset_lines_are_named(tmp_path):
     msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": 5}]
     check(json.dumps({"messages": msgs}), r"d.jsonl:3: the assistant turn has empty or non-text")
     with pytest.raises(InputError, match=r"<dataset>:2: missing field 'messages'"):
-        read_dataset([lines(1)[0], {}])
+        read_training_pairs([lines(1)[0], {}])
     with pytest.raises(InputError, match="not found"):
-        read_dataset(tmp_path / "missing.jsonl")
+        read_training_pairs(tmp_path / "missing.jsonl")
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(InputError, match="empty"):
-        read_dataset(tmp_path / "empty.jsonl")
+        read_training_pairs(tmp_path / "empty.jsonl")
     path.write_text(good + "\n")
-    assert read_dataset(path) == [("What is 0 + 2?", "0 + 2 = 2\n#### 2")]
+    assert read_training_pairs(path) == [("What is 0 + 2?", "0 + 2 = 2\n#### 2")]
     with pytest.raises(ConfigError, match="prompt"):
         sft(path, "unused", tmp_path / "out", prompt_template="no placeholder")
 
@@ -87,7 +87,7 @@ def test_loss_is_on_response_tokens_only(tiny_models, tmp_path, kind):
     from persyn.scoring.learnability import LearnabilityScorer, student_tokens
 
     ref, template = tiny_models[kind], "Question: {prompt}\nAnswer: "
-    pairs = read_dataset(lines(3))
+    pairs = read_training_pairs(lines(3))
     padded = SFTSettings(padding_free=False, lm_head="all", dtype="float32")  # the padded recipe
     trainer, tok, stats = make_trainer(pairs, ref, tmp_path / "w", padded, template, progress=False)
     assert stats["n_truncated"] == stats["n_dropped"] == 0
@@ -147,7 +147,7 @@ def test_padding_free_response_head_loss_equals_the_padded_recipe(tiny_models, t
     gradient for every parameter; and it does compute fewer head positions."""
     from persyn.response_loss import response_nll, supports_response_head
 
-    pairs = read_dataset(lines(4))
+    pairs = read_training_pairs(lines(4))
     ref, template = tiny_models[kind], "Question: {prompt}\nAnswer: "
     old = SFTSettings(batch_size=4, padding_free=False, lm_head="all", dtype="float32")
     new = SFTSettings(batch_size=4, dtype="float32")  # padding_free + lm_head: response by default
@@ -169,7 +169,7 @@ def test_padding_free_response_head_loss_equals_the_padded_recipe(tiny_models, t
 def test_bf16_sft_is_mixed_precision_and_close_to_fp32(tiny_models, tmp_path):
     """``dtype: bfloat16`` trains with bf16 autocast over fp32 master weights (the saved model is
     fp32) and its first-batch loss is within bf16 rounding of the fp32 one."""
-    pairs = read_dataset(lines(4))
+    pairs = read_training_pairs(lines(4))
     t32, _, s32 = make_trainer(
         pairs, tiny_models["chat"], tmp_path / "a", SFTSettings(dtype="float32"), progress=False
     )

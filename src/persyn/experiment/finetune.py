@@ -47,14 +47,14 @@ def longest_response(dataset: Path, model: str) -> int:
     tokens), plus one for the end-of-turn token a generation must also write to stop.
 
     Raises:
-        InputError: the dataset cannot be read (``train.read_dataset``).
+        InputError: the dataset cannot be read (``training.sft.read_training_pairs``).
     """
     from persyn.models.loading import load_tokenizer
     from persyn.tokenization import encode_text
-    from persyn.training.sft import read_dataset
+    from persyn.training.sft import read_training_pairs
 
     tok = load_tokenizer(model)
-    return 1 + max(len(encode_text(tok, ex[1])) for ex in read_dataset(dataset))
+    return 1 + max(len(encode_text(tok, ex[1])) for ex in read_training_pairs(dataset))
 
 
 class StudentTrainer:

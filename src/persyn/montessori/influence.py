@@ -68,7 +68,7 @@ def _warm_up(cfg: RunConfig, ic: InfluenceConfig, settings, where: Path, key: st
     import torch
 
     from persyn.models.loading import load_causal_lm, load_tokenizer
-    from persyn.training.sft import make_trainer, read_dataset
+    from persyn.training.sft import make_trainer, read_training_pairs
 
     st = cfg.student  # with `students:`, the first
     meta_path = where / "warmup.json"
@@ -85,7 +85,7 @@ def _warm_up(cfg: RunConfig, ic: InfluenceConfig, settings, where: Path, key: st
         optimizer.load_state_dict(saved)
         log(f"warm-up state loaded from {where}")
         return model, optimizer, load_tokenizer(str(where / "model")), meta["seconds"]
-    pairs = read_dataset(ic.warmup)
+    pairs = read_training_pairs(ic.warmup)
     trainer, tokenizer, _ = make_trainer(
         pairs, st.model, where.with_name(".warmup-trainer"), settings, st.prompt_template
     )
@@ -163,7 +163,7 @@ def run_influence(
     from persyn.models.fingerprint import model_fingerprint
     from persyn.montessori.probe import InfluenceProbe, example_losses, tokenized_examples
     from persyn.scoring.learnability import LearnabilityScorer
-    from persyn.training.sft import read_dataset
+    from persyn.training.sft import read_training_pairs
 
     ic = cfg.influence
     if ic is None:
@@ -171,7 +171,7 @@ def run_influence(
     settings = ic.sft.model_copy(update={"max_length": ic.max_length, "seed": cfg.seed})
     st = cfg.student  # with `students:`, the first
     examples = read_examples(examples_path)
-    reference_pairs = read_dataset(ic.reference)[: ic.reference_size]
+    reference_pairs = read_training_pairs(ic.reference)[: ic.reference_size]
     warm_key = stable_hash(
         ["influence-warmup/v1", st.model, model_fingerprint(st.model), st.prompt_template]
         + [settings.key_fields(), _file_hash(ic.warmup)]

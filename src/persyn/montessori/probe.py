@@ -39,7 +39,7 @@ class Example:
 
 
 def tokenized_examples(pairs: list[tuple], tokenizer, prompt_template: str, max_length: int) -> list[Example]:
-    """``Example`` of each ``(prompt, response[, turns])`` (see ``persyn.training.sft.read_dataset``),
+    """``Example`` of each ``(prompt, response[, turns])`` (see ``persyn.training.sft.read_training_pairs``),
     rendered as SFT renders it and cut to ``max_length`` tokens. An example whose prompt alone
     fills ``max_length`` keeps no response token and is returned with all labels -100."""
     from persyn.training.sft import to_trl_examples

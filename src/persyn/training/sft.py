@@ -41,7 +41,7 @@ from persyn.training.base import lora_config, trained_model, trl_args
 from persyn.training.sft_config import SFTSettings
 
 
-def read_dataset(dataset: str | Path | list[dict]) -> list[tuple]:
+def read_training_pairs(dataset: str | Path | list[dict]) -> list[tuple]:
     """The SFT examples of a persyn dataset: a path to ``dataset.jsonl`` or its lines as dicts.
     Each line's ``messages`` ends with a non-empty assistant turn (the response) after at least
     one non-empty user turn; other fields and blank lines are skipped.
@@ -72,7 +72,7 @@ def to_trl_examples(
 ) -> list[dict]:
     """Tokenized TRL prompt-completion examples ``{"input_ids": [...], "completion_mask":
     [0]*len(prompt) + [1]*len(response)}``, one per ``(prompt, response[, turns])`` of
-    ``read_dataset``, rendered by ``student_tokens`` (see the module docstring: a chat example's
+    ``read_training_pairs``, rendered by ``student_tokens`` (see the module docstring: a chat example's
     turns go through the chat template whole); ``prompt_template`` is used only when the
     tokenizer has no chat template."""
     from persyn.scoring.learnability import student_tokens
@@ -222,7 +222,7 @@ def sft(
     if "{prompt}" not in prompt_template:
         raise ConfigError(f"prompt_template must contain '{{prompt}}', got {prompt_template!r}")
     settings = settings or SFTSettings()
-    pairs = read_dataset(dataset)
+    pairs = read_training_pairs(dataset)
     out = Path(output_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.training")
