@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from persyn.core.urls import redact_url
+
 # Field names whose values are secrets (``api_key``, ``hf_token``, ``password``...; not
 # ``max_new_tokens``). ``api_key_env`` holds a variable's name, which is not secret.
 _SECRET_FIELD = re.compile(r"(^|_)(api_key|token|password|secret)$", re.IGNORECASE)
@@ -36,12 +38,6 @@ def _scrub(value: Any, key: str) -> Any:
     if _SECRET_FIELD.search(key):
         return "<redacted>"
     return redact_url(value)
-
-
-def redact_url(text: str) -> str:
-    """``text`` with the credentials of every URL in it masked (``https://u:p@h`` →
-    ``https://***@h``)."""
-    return re.sub(r"(?<=://)[^/@\s]+@", "***@", text)
 
 
 def public_config_json(cfg: BaseModel) -> str:

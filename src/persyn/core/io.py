@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from persyn.core.errors import InputError, PersynError
 from persyn.core.faults import crash_point, register
 from persyn.core.records import DatasetLine
+from persyn.core.urls import redact_url
 
 REPLACE_DIR = register(
     "io.replace_dir", "after the old directory is renamed aside, before the new one is renamed into place"
@@ -95,9 +95,9 @@ def jsonl_rows(path: Path, what: str = "JSONL file") -> list[Any]:
 
 
 def _shown(text: str) -> str:
-    """A line as an error shows it: URL credentials masked (``config.redact_url``'s rule),
+    """A line as an error shows it: URL credentials masked (``core.urls.redact_url``),
     shortened to 80 characters."""
-    text = re.sub(r"(?<=://)[^/@\s]+@", "***@", text)
+    text = redact_url(text)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

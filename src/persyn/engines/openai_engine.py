@@ -22,9 +22,9 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from persyn.config.redaction import redact_url
 from persyn.core.errors import ConfigError, MissingAssetError, PersynError
 from persyn.core.records import Completion, Prompt
+from persyn.core.urls import redact_url
 from persyn.engines.base import NOT_IN_KEY, Engine, ModelTeacher, teacher_messages
 
 
