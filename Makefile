@@ -34,8 +34,9 @@ $(LLAMA_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e ".[llamacpp]"
 	touch $(LLAMA_STAMP)
 
+# --durations: the slowest tests in CI's log, to keep the suite under 20 min on 2 cores
 test: setup $(LLAMA_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks experiments
