@@ -37,8 +37,7 @@ def calibrate(ctx: RunContext) -> int:
 
 def answer_calibration(ctx: RunContext) -> int:
     """Every teacher answers every prompt of the calibration set as it stands (what is stored is
-    skipped). Returns the number of responses generated."""
-    prepare(ctx)
+    skipped; ``calibrate`` has prepared the run). Returns the number of responses generated."""
     preflight(ctx)
     cal = ctx.store.prompts(calibration=True)
     return generate_responses(ctx, [(t, cal) for t in ctx.cfg.teachers], "calibration")
