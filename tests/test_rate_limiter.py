@@ -54,3 +54,16 @@ def test_one_request_above_the_token_limit_still_goes_alone(clock):
 
 def test_no_limits_never_waits(clock):
     assert admitted_at(RateLimiter(rpm=None, tpm=None), [10**6] * 3, clock) == [0, 0, 0]
+
+
+def test_a_request_waits_only_for_what_is_left_of_the_window(clock):
+    # 1 request a minute: the first at 0; 40 s later the next waits the 20 s left of the window
+    limiter = RateLimiter(rpm=1, tpm=None)
+
+    async def go():
+        await limiter.acquire(1)
+        clock[0] += 40.0
+        await limiter.acquire(1)
+        return clock[0] - 1000.0
+
+    assert asyncio.run(go()) == 60.0
