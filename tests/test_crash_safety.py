@@ -5,9 +5,8 @@ generation made twice."""
 import importlib
 import json
 import os
-import subprocess
-import sys
 
+import forkrun
 import pytest
 import yaml
 from conftest import tiny_config
@@ -20,13 +19,7 @@ def _run(cfg_path, crash_at=None):
     env.pop("PERSYN_CRASH_AT", None)
     if crash_at:
         env["PERSYN_CRASH_AT"] = crash_at
-    return subprocess.run(
-        [sys.executable, "-m", "persyn", "run", str(cfg_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return forkrun.persyn("run", str(cfg_path), env=env, timeout=600)  # a process of its own, forked
 
 
 # The scenarios that reach every registered crash point, each point listed in the order a run
