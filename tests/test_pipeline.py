@@ -379,3 +379,34 @@ def test_zscore_normalisation_through_a_run(tiny_models, tmp_path):
             assert c["reward"] == pytest.approx(0.7 * c["quality_norm"] + 0.3 * c["learnability_norm"])
         oracle = [c for c in cands if c["oracle"]]
         assert len(oracle) == 1 and oracle[0]["reward"] == max(c["reward"] for c in valid)
+
+
+@pytest.mark.parametrize("ties", ["half", "drop"])
+def test_router_ties_through_a_run(tiny_models, tmp_path, ties):
+    """``router.ties``: a twin of teacher ``a`` (same model, same settings) answers alike, so the
+    two tie on every calibration prompt. ``half`` keeps that pair in the router's training pairs
+    with C = 0.5 (P2L's bt-tie), ``drop`` leaves it out; the other pairs are the same either way."""
+    from persyn.stages.train_router import router_examples
+
+    cfg = tiny_config(tiny_models, tmp_path)
+    cfg["router"]["ties"] = ties
+    cfg["teachers"].insert(1, {**cfg["teachers"][0], "name": "a-twin"})
+    run(cfg)
+    pipe = Pipeline(parse_config(cfg))
+    try:
+        examples = router_examples(pipe.ctx, embed=False)
+    finally:
+        pipe.close()
+    assert len(examples) == 6
+    for ex in examples:
+        assert ex.rewards[0] == ex.rewards[1] and ex.rewards[0] is not None
+        assert [p for p in ex.pairs if p[:2] == (0, 1)] == ([(0, 1, 0.5)] if ties == "half" else [])
+        r = [-np.inf if x is None else x for x in ex.rewards]
+        want = []
+        for a in range(len(r)):
+            for b in range(a + 1, len(r)):
+                if r[a] != r[b]:
+                    want.append((a, b, float(r[b] > r[a])))
+                elif ties == "half" and r[a] > -np.inf:
+                    want.append((a, b, 0.5))
+        assert ex.pairs == want

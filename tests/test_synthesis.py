@@ -13,12 +13,15 @@ from persyn.config import parse_config
 from persyn.core.errors import InputError, PersynError
 from persyn.core.records import Generation, Prompt, ScoreItem
 from persyn.pipeline import Pipeline
+from persyn.prompts import load_prompts
+from persyn.router.embeddings import PromptEncoder
 from persyn.scoring.quality import MajorityScorer
+from persyn.stages.embed import prompt_embeddings
 from persyn.stages.score import majority_golds
 from persyn.synthesis.answers import computed_answer, majority_answer
 from persyn.synthesis.dedup import RougeDedup, cosine_duplicates
 from persyn.synthesis.nomad import generator_example, generator_examples, parse_generated
-from persyn.synthesis.normsim import normsim, novelty, percentile_band
+from persyn.synthesis.normsim import normsim, novelty, percentile_band, relevance
 from persyn.synthesis.self_instruct import fewshot_request, parse_fewshot
 from persyn.testing.fake_openai import FakeOpenAIServer
 
@@ -232,9 +235,20 @@ def test_synthesize_writes_prompts_with_computed_answers_and_resumes(tiny_models
             for x in (tmp_path / "run" / "synthetic" / "candidates.jsonl").read_text().splitlines()
         ]
         assert s["kept"] == len(rows) == 8 and s["samples"] == calls
+        # novelty and relevance recomputed from the prompts: NormSim_inf to the seed set, NormSim_p
+        # to the target set, on the run's own prompt encoder
+        with Pipeline(cfg) as p:
+            encoder = PromptEncoder.of(cfg.router)
+            emb = prompt_embeddings(p.ctx, [r["prompt"] for r in rows], encoder)
+            seeds = [x.text for x in load_prompts(cfg.synthesis.seeds, cfg.seed, require_answer=False)[0]]
+            target = [x.text for x in load_prompts(cfg.synthesis.target, cfg.seed, require_answer=False)[0]]
+            want_nov = novelty(prompt_embeddings(p.ctx, seeds, encoder), emb)
+            want_rel = relevance(prompt_embeddings(p.ctx, target, encoder), emb, cfg.synthesis.normsim_p)
+        np.testing.assert_allclose([r["novelty"] for r in rows], want_nov, atol=2e-6)
+        np.testing.assert_allclose([r["relevance"] for r in rows], want_rel, atol=2e-6)
+        assert np.ptp(want_nov) > 0  # the prompts differ, so a constant would not pass
         for r in rows:
             assert r["answer"] == computed_answer(r["prompt"]) and r["answer_source"] == "computed (sympy)"
-            assert 0.0 <= r["novelty"] <= 1.0 and r["relevance"] is not None
             # the request that produced it, for Montessori-Instruct's pairs within a request
             assert r["group"] == r["from_sample"].rsplit(":s", 1)[0] and r["prompt"] in r["generated"]
             assert r["request"].rstrip().endswith(f"Problem {cfg.synthesis.shots + 1}:")  # few-shot request
