@@ -35,7 +35,7 @@ from persyn.core.hardware import cpu_flags, resolve_dtype  # noqa: E402
 from persyn.core.records import ScoreItem  # noqa: E402
 from persyn.engines.base import make_engine  # noqa: E402
 from persyn.models.aliases import SPLITS  # noqa: E402
-from persyn.models.loading import LOADED_MODELS, load_tokenizer  # noqa: E402
+from persyn.models.loading import clear_models, load_tokenizer  # noqa: E402
 from persyn.prompts import load_prompts  # noqa: E402
 from persyn.scoring.learnability import LearnabilityScorer, student_tokens  # noqa: E402
 
@@ -100,7 +100,7 @@ def main() -> None:
             teacher = make_teacher(name="t", engine="transformers", batch_size=16, dtype=dtype, **base)
             row[f"transformers_{dtype}"] = generate(teacher, prompts[: args.n])
             row[f"scoring_{dtype}"] = score(model, dtype, prompts[: args.n])
-            LOADED_MODELS.clear()
+            clear_models()
             gc.collect()
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -127,7 +127,7 @@ def test_evaluate_scores_known_answers(tiny_models, monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("kind", ["chat", "base"])
 def test_evaluate_real_generation_on_a_tiny_model(tiny_models, kind):
-    from persyn.models.loading import LOADED_MODELS, release_model, resolve_model
+    from persyn.models.loading import is_loaded, release_model
 
     release_model(tiny_models[kind])  # not in the shared cache (another test may have loaded it)
     prompts = PROMPTS[:3] + [Prompt("too-long", "1 + " * 400 + "1 = ?", "401")]  # > 512 tokens
@@ -142,4 +142,5 @@ def test_evaluate_real_generation_on_a_tiny_model(tiny_models, kind):
     assert [r["id"] for r in res.records] == ["e1", "e2", "e3", "too-long"]
     assert res.records[3]["correct"] is False and "too long" in res.records[3]["error"]
     assert res.n_failed >= 1 and all(r["completion_tokens"] <= 6 for r in res.records[:3])
-    assert resolve_model(tiny_models[kind]) not in LOADED_MODELS  # loaded for the evaluation only
+    # loaded for the evaluation only, in the dtype `auto` resolved to (a slot of its own for bf16)
+    assert not is_loaded(tiny_models[kind], "auto")

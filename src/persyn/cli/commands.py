@@ -23,6 +23,7 @@ from persyn.cli.render import (
     print_synthesis,
 )
 from persyn.core.errors import InputError, PersynError
+from persyn.core.plugins import STRATEGIES
 from persyn.core.summary import StrategySummary
 from persyn.core.templates import DEFAULT_PROMPT_TEMPLATE
 
@@ -314,7 +315,7 @@ def select_cmd(
         ...,
         "--strategy",
         "-s",
-        help="persyn, oracle, strongest, family-strong, random, mix, car, grape, best-of-n",
+        help=", ".join(STRATEGIES),  # the plug-in table, so a new strategy is listed
     ),
     executor: Executor | None = ExecutorOpt,
     ray_address: str | None = RayAddressOpt,
@@ -486,11 +487,6 @@ def experiment(
         exp = load_experiment(config, scale, output_dir)
         Experiment(exp, log=log, records=records, source=str(config)).run()
     console.print(f"results: {exp.output_dir / 'results.md'}")
-
-
-def experiment_config_path() -> Path:
-    """The packaged experiment configuration."""
-    return Path(str(files("persyn").joinpath("configs/experiment.yaml")))
 
 
 cache_app = typer.Typer(help="Inspect or clear what the store of a run holds.", no_args_is_help=True)

@@ -158,6 +158,11 @@ def release_model(ref: str) -> None:
         LOADED_MODELS.pop(slot, None)
 
 
+def clear_models() -> None:
+    """Drop every model from the shared in-memory cache (a benchmark that times cold loads)."""
+    LOADED_MODELS.clear()
+
+
 @contextlib.contextmanager
 def scoped_model(ref: str, dtype: str = "float32") -> Iterator[None]:
     """Within the block, ``ref`` may be loaded into the shared cache (``load_causal_lm``); on
