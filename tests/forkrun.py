@@ -48,11 +48,12 @@ def _main(args: list[str], env: dict[str, str], out: str, cwd: str) -> None:
 
 
 def persyn(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | str = ".", timeout: float = 600
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess:
     """Run ``persyn ARGS`` in a forked process and wait for it.
 
-    ``env`` is the whole environment of the run (default: this process's); the result is what
+    ``env`` is the whole environment of the run (default: this process's), and it runs in this
+    process's current directory (the fork server's is the one it started in); the result is what
     ``subprocess.run(..., capture_output=True, text=True)`` would give: ``returncode`` is ``-9``
     for a SIGKILLed run, ``stdout`` holds stdout and stderr together, ``stderr`` the same text.
     Raises ``subprocess.TimeoutExpired`` (after killing the run) past ``timeout`` seconds.
@@ -60,7 +61,7 @@ def persyn(
     env = dict(os.environ if env is None else env)
     fd, out = tempfile.mkstemp(prefix="persyn-run-", suffix=".log")
     os.close(fd)
-    proc = _fork_context().Process(target=_main, args=(list(args), env, out, str(Path(cwd).resolve())))
+    proc = _fork_context().Process(target=_main, args=(list(args), env, out, os.getcwd()))
     proc.start()
     proc.join(timeout)
     if proc.exitcode is None:
