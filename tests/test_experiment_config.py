@@ -1,6 +1,13 @@
 """Experiment config merging (no model involved)."""
 
-from persyn.experiment.config import deep_merge
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from persyn.core.errors import ConfigError
+from persyn.experiment.config import deep_merge, load_experiment, read_experiment_yaml
 
 
 def test_small_overrides_merge_mappings_and_a_null_restores_the_default():
@@ -8,3 +15,65 @@ def test_small_overrides_merge_mappings_and_a_null_restores_the_default():
     got = deep_merge(base, {"seeds": [0], "student_seeds": None, "run": {"alpha": 0.7}})
     assert got == {"seeds": [0], "run": {"alpha": 0.7, "seed": 0}}
     assert base["student_seeds"] == {"gemma3": [0, 1]}  # the base is not changed
+
+
+def _yaml(path, data):
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_extends_merges_the_base_under_the_followups_keys(tmp_path):
+    (tmp_path / "base").mkdir()
+    base = {
+        "output_dir": "runs/x",
+        "strategies": ["persyn", "car"],
+        "variants": {"persyn-prior": {"router": {"kind": "prior"}}},
+        "optional": ["random"],
+        "run": {"alpha": 0.4, "router": {"kind": "auto", "encoder": "minilm-l6"}},
+    }
+    _yaml(tmp_path / "base" / "a.yaml", base)
+    _yaml(tmp_path / "b.yaml", {"extends": "base/a.yaml", "run": {"alpha": 0.7}})  # a chain of two
+    follow = {
+        "extends": "b.yaml",
+        "strategies": ["persyn", "persyn-knn"],
+        "variants": {"persyn-knn": {"router": {"kind": "knn"}}},
+        "optional": None,
+    }
+    got = read_experiment_yaml(_yaml(tmp_path / "c.yaml", follow))
+    assert got == {
+        "output_dir": "runs/x",
+        "strategies": ["persyn", "persyn-knn"],  # a list is replaced, not appended to
+        "variants": {
+            "persyn-prior": {"router": {"kind": "prior"}},
+            "persyn-knn": {"router": {"kind": "knn"}},
+        },
+        "run": {"alpha": 0.7, "router": {"kind": "auto", "encoder": "minilm-l6"}},  # null removed optional
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("missing.yaml", "extends: 'missing.yaml': no such file"), (3, "got 3"), ("c.yaml", "makes a cycle")],
+)
+def test_a_bad_extends_names_the_file_and_the_value(tmp_path, value, message):
+    _yaml(tmp_path / "b.yaml", {"extends": "c.yaml"})
+    path = _yaml(tmp_path / "c.yaml", {"extends": value} if value != "c.yaml" else {"extends": "b.yaml"})
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        read_experiment_yaml(path)
+    assert str(path) in str(err.value)
+
+
+PACKAGED = Path(__file__).resolve().parents[1] / "src" / "persyn" / "configs"
+
+
+@pytest.mark.parametrize(
+    "name", ["experiment", "personal", "evidence-demo", "evidence-models", "evidence-models-knn"]
+)
+def test_every_packaged_experiment_config_validates(name):
+    exp = load_experiment(PACKAGED / f"{name}.yaml")
+    assert exp.strategies and exp.seeds
+    if name == "evidence-models-knn":  # its base's run, the one variant added, no primaries
+        base = load_experiment(PACKAGED / "evidence-models.yaml")
+        assert exp.run == base.run and exp.eval == base.eval and exp.output_dir == base.output_dir
+        assert exp.variants == {**base.variants, "persyn-knn": {"router": {"kind": "knn"}}}
+        assert exp.primary == [] and exp.headroom is None

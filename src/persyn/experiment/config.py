@@ -200,14 +200,44 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_experiment(path: str | Path, scale: float = 1.0, output_dir: Path | None = None) -> ExperimentConfig:
-    """Read and validate an experiment YAML; ``scale`` multiplies the prompt and evaluation set
-    sizes (``--scale``).
+def read_experiment_yaml(path: Path, chain: tuple[Path, ...] = ()) -> Any:
+    """The experiment YAML at ``path`` with its ``extends: BASE.yaml`` resolved: the base
+    (a path relative to ``path``'s folder, itself possibly extending another) deep-merged with
+    this file's other keys (``deep_merge``: mappings merged key by key, lists and scalars
+    replaced, null removes a key). A follow-up run is then its base plus the keys it changes.
 
     Raises:
-        ConfigError: unreadable file, bad YAML, or invalid fields (with their path).
+        ConfigError: unreadable file or bad YAML (naming the file), ``extends`` not a string or
+            naming a missing file (with the value given), or a cycle of ``extends``.
     """
     data = read_yaml(path, "experiment")
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    value = data.pop("extends")
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{path}: extends must be the path of a base experiment YAML, got {value!r}")
+    base_path = path.parent / value
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: extends: {value!r}: no such file ({base_path})")
+    if base_path.resolve() in {p.resolve() for p in (*chain, path)}:
+        names = " -> ".join(str(p) for p in (*chain, path, base_path))
+        raise ConfigError(f"{path}: extends: {value!r} makes a cycle ({names})")
+    base = read_experiment_yaml(base_path, (*chain, path))
+    if not isinstance(base, dict):
+        raise ConfigError(f"{base_path}: the top level must be a mapping (extended by {path})")
+    return deep_merge(base, data)
+
+
+def load_experiment(path: str | Path, scale: float = 1.0, output_dir: Path | None = None) -> ExperimentConfig:
+    """Read and validate an experiment YAML (its ``extends:`` resolved, see
+    ``read_experiment_yaml``); ``scale`` multiplies the prompt and evaluation set sizes
+    (``--scale``).
+
+    Raises:
+        ConfigError: unreadable file, bad YAML, a bad ``extends``, or invalid fields (with their
+            path).
+    """
+    data = read_experiment_yaml(Path(path))
     if isinstance(data, dict) and output_dir is not None:
         data["output_dir"] = str(output_dir)
     return parse_experiment(data, str(path), scale)
