@@ -76,4 +76,4 @@ def test_every_packaged_experiment_config_validates(name):
         base = load_experiment(PACKAGED / "evidence-models.yaml")
         assert exp.run == base.run and exp.eval == base.eval and exp.output_dir == base.output_dir
         assert exp.variants == {**base.variants, "persyn-knn": {"router": {"kind": "knn"}}}
-        assert exp.primary == [] and exp.headroom is None
+        assert exp.primary == [] and exp.headroom is None and exp.seeds == base.seeds[:3]
