@@ -343,16 +343,24 @@ def estimate_cmd(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) 
 
 @app.command()
 def report(
-    run_dir: Path = typer.Argument(..., help="A run's output directory."),
+    run_dir: Path = typer.Argument(
+        ..., help="A run's output directory, or an experiment's (or its records)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="HTML file (default RUN_DIR/report.html)."),
     sample: int = typer.Option(8, help="Prompts shown with their chosen response."),
     seed: int = typer.Option(0, help="Seed of the sample."),
 ) -> None:
-    """A self-contained HTML page for one run: summary, routing, scores, router vs Oracle."""
+    """A self-contained HTML page for one run: summary, routing, scores, router vs Oracle. For an
+    experiment's directory (results.csv, paired.csv): accuracy, paired differences with
+    seed-aware and prompt-only intervals, per-task accuracy, validation choices and plots."""
+    from persyn.report.experiment import is_experiment_dir, write_experiment_report
     from persyn.report.write import write_report
 
     with reported_errors():
-        path = write_report(run_dir, out, sample, seed)
+        if is_experiment_dir(run_dir) and not (run_dir / "summary.json").is_file():
+            path = write_experiment_report(run_dir, out)
+        else:
+            path = write_report(run_dir, out, sample, seed)
     console.print(f"report: {path}")
 
 

@@ -9,5 +9,7 @@ under ``strategies/`` when there are any.
 Modules, each depending only on those before it: ``load`` (read a run directory), ``compute``
 (the numbers the sections show), ``html`` (escaping, tables, the page), ``plots`` (matplotlib
 figures as data URIs), ``sections`` (one HTML fragment per section) and ``write``
-(``write_report``, the entry point).
+(``write_report``, the entry point). ``experiment`` (``write_experiment_report``) is the page of
+a ``persyn experiment`` directory: accuracy, paired differences with their seed-aware and
+prompt-only intervals, accuracy per task, validation choices and the plots.
 """
