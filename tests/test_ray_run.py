@@ -54,20 +54,17 @@ def _ray_config(tiny_models, tmp_path, out, **ray_opts):
     return cfg
 
 
-def test_ray_run_equals_local_run_and_survives_a_driver_kill(tiny_models, tmp_path):
+def test_ray_run_killed_at_the_driver_resumes_to_the_local_runs_outputs(tiny_models, tmp_path):
     # A Ray worker of 1 CPU runs torch with 1 thread; CPU results depend on the thread count,
     # so the local run uses 1 thread too (see docs/ray.md).
     local = tiny_config(tiny_models, tmp_path, output_dir=str(tmp_path / "local"))
     _finish(_persyn(local, tmp_path / "local.yaml", OMP_NUM_THREADS="1"))
+    s_local = json.loads((tmp_path / "local" / "summary.json").read_text())
+    assert s_local["generations"] == s_local["generation_calls"] == 24
 
-    _finish(_persyn(_ray_config(tiny_models, tmp_path, "ray"), tmp_path / "ray.yaml"))
-    for name in OUTPUTS:
-        assert (tmp_path / "ray" / name).read_text() == (tmp_path / "local" / name).read_text(), name
-    s_ray, s_local = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("ray", "local"))
-    assert s_ray["generations"] == s_local["generations"] == s_ray["generation_calls"] == 24
-    assert s_ray["failed"] == 0
-
-    # The driver killed after its 2nd stored shard; the re-run resumes from the store.
+    # The Ray driver killed after its 2nd stored shard; the re-run resumes from the store and
+    # its outputs are the local run's, byte for byte. (One Ray run that both generates and
+    # resumes: a separate uninterrupted Ray run would add a Ray start and test nothing more.)
     cfg = _ray_config(tiny_models, tmp_path, "crashed")
     crashed = _persyn(cfg, tmp_path / "crashed.yaml", PERSYN_CRASH_AT="calibration.batch:2")
     crashed.communicate(timeout=600)
@@ -78,7 +75,7 @@ def test_ray_run_equals_local_run_and_survives_a_driver_kill(tiny_models, tmp_pa
     _finish(_persyn(cfg, tmp_path / "crashed.yaml"))
     summary = json.loads((tmp_path / "crashed" / "summary.json").read_text())
     assert summary["generations_new"] == 24 - stored  # nothing stored was generated again
-    assert summary["generation_calls"] == 24
+    assert summary["generation_calls"] == 24 and summary["failed"] == 0
     for name in OUTPUTS:
         assert (tmp_path / "crashed" / name).read_text() == (tmp_path / "local" / name).read_text(), name
 
