@@ -6,6 +6,7 @@ import pytest
 
 from persyn.experiment.comparisons import UNSEEDED, best_single, oracle_gain, pair, paired_table
 from persyn.experiment.paired import bootstrap_p, gain_ratio, hierarchical_bootstrap, holm, paired_difference
+from persyn.experiment.results import gain_line
 
 
 def test_hierarchical_bootstrap_matches_a_direct_loop():
@@ -100,3 +101,12 @@ def test_oracle_gain_takes_the_best_single_teacher_from_validation():
     assert g["recovered"] == pytest.approx(half.mean())
     without = oracle_gain(test)
     assert (without["best"], without["chosen_on"]) == ("car", "test")
+
+
+def test_no_share_of_an_oracle_gain_that_is_not_above_zero():
+    # The Oracle's data below the best single teacher's (setting 1's case): no ratio, and the
+    # sentence says the interval lies below 0 (it used to say it "does not exclude 0").
+    ones, zeros = np.ones((2, 50)), np.zeros((2, 50))
+    g = oracle_gain(_found(persyn=ones, oracle=zeros, car=ones), validation=_found(car=ones))
+    assert g["recovered"] is None and g["oracle_minus_best"]["high"] < 0
+    assert gain_line(g).endswith("; the interval is not above 0 (it lies below 0), so no share is reported.")

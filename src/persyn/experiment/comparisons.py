@@ -151,7 +151,7 @@ def oracle_gain(
     Returns:
         ``best`` (its name), ``chosen_on`` ("validation" | "test"), ``oracle_minus_best`` (the
         paired difference dict), ``recovered`` (the share; None when the Oracle's seed-aware
-        interval over best does not exclude 0, since the ratio of a gain not shown to exist
+        interval over best is not above 0, since the ratio of a gain not shown to exist
         means nothing), ``ratio`` (``gain_ratio``'s dict), or None without oracle, persyn, a
         single-teacher strategy or a seed the three share.
     """

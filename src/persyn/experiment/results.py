@@ -139,7 +139,8 @@ def gain_line(gain: dict) -> str:
         f"[{g['low']:+.3f}, {g['high']:+.3f}] (seed-aware)"
     )
     if gain["recovered"] is None:
-        return line + "; the interval does not exclude 0, so no share is reported."
+        where_0 = "lies below" if g["high"] < 0 else "contains"
+        return line + f"; the interval is not above 0 (it {where_0} 0), so no share is reported."
     if r["low"] is None:
         return (
             line
