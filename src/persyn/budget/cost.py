@@ -30,6 +30,7 @@ from persyn.config import TeacherConfig
 from persyn.core.records import Generation
 
 MIN_FIT = 5  # calibration responses needed to fit a slope on prompt length
+CHAT_MARKUP = 64  # tokens a chat template adds around a prompt, at most (worst-case input)
 
 
 @dataclass
@@ -145,6 +146,31 @@ class CostModel:
         got = price_of(t, t_in, t_out, 0.0 if seconds is None else seconds)
         shape = np.zeros_like(np.asarray(t_in, dtype=np.float64))  # one cost per prompt
         return shape + (0.0 if got is None else np.asarray(got, dtype=np.float64))  # unpriced: 0
+
+    def worst_costs(self, texts: list[str]) -> np.ndarray:
+        """The most each teacher's response to each of ``texts`` can cost, ``[len(texts),
+        n_teachers]`` in ``unit``: what ``budget.max_cost`` lets a generation out on.
+
+        Output tokens are at most ``max_new_tokens``. Input tokens are at most the UTF-8 bytes
+        of the prompt, the system prompt and the prompt template plus ``CHAT_MARKUP`` tokens of
+        chat markup (a byte-level BPE token covers at least one byte), or the calibration
+        fit when that is larger. Seconds (a price per second) are ``max_new_tokens`` times the
+        calibration seconds per output token: an estimate, since time has no bound."""
+        nbytes = np.array([len(t.encode("utf-8")) for t in texts], dtype=np.float64)
+        chars = np.array([len(t) for t in texts], dtype=np.float64)
+        cols = []
+        for t, m in zip(self.teachers, self.models, strict=True):
+            if m.free:
+                cols.append(np.zeros(len(texts)))
+                continue
+            extra = len((t.system_prompt or "").encode("utf-8")) + len(
+                (t.prompt_template or "").encode("utf-8")
+            )
+            t_in = np.maximum(nbytes + extra + CHAT_MARKUP, m.tokens_in(chars))
+            t_out = np.full(len(texts), float(t.max_new_tokens))
+            secs = t_out * m.seconds_per_token if m.seconds_per_token is not None else 0.0
+            cols.append(self._price(t, t_in, t_out, secs))
+        return np.stack(cols, axis=1) if cols else np.zeros((len(texts), 0))
 
     def actual(self, gens: list[Generation]) -> float:
         """What ``gens`` cost (in ``unit``), from the tokens and seconds each reports."""

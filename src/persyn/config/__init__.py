@@ -55,6 +55,7 @@ _NAMES = {
     "MontessoriConfig": "synthesis",
     "SynthesisConfig": "synthesis",
     "InfluenceConfig": "synthesis",
+    "VerifyConfig": "verify",
     "RunConfig": "run",
     "WHERE_IT_RUNS": "run",
     "format_validation_error": "loading",

@@ -17,6 +17,7 @@ from persyn.config.scoring import QualityConfig, StudentConfig
 from persyn.config.selection import STRATEGIES, BudgetConfig, StrategyOptions
 from persyn.config.synthesis import InfluenceConfig, SynthesisConfig
 from persyn.config.teachers import TeacherConfig, flat_dump
+from persyn.config.verify import VerifyConfig
 from persyn.core.errors import ConfigError
 from persyn.core.plugins import check
 
@@ -39,6 +40,8 @@ class RunConfig(StrictModel):
     router: RouterConfig = Field(default_factory=RouterConfig)
     # Route under spend limits (see BudgetConfig); teachers' max_prompts apply with or without it.
     budget: BudgetConfig | None = None
+    # Verified Route-then-Generate: check each routed response, escalate a failed one.
+    verify: VerifyConfig | None = None
     strategy: str = "persyn"
     strategy_options: StrategyOptions = Field(default_factory=StrategyOptions)
     # Also write the dataset as Parquet (dataset.parquet) and/or a Hugging Face dataset
@@ -71,6 +74,34 @@ class RunConfig(StrictModel):
                 self.prompts.path = Path(self.output_dir) / "synthetic" / "prompts.jsonl"
             self.prompts.id_field = self.prompts.id_field or "id"
             self.prompts.solution_field = self.prompts.solution_field or "solution"
+        return self
+
+    @model_validator(mode="after")
+    def _verify_needs_a_check(self) -> RunConfig:
+        v = self.verify
+        if v is None:
+            return self
+        kind = self.quality.kind
+        if kind == "reward_model" and v.pass_quality is None:
+            raise ValueError(
+                "verify.pass_quality: required with quality.kind 'reward_model' (got none): a "
+                "reward model's scale is its own, so say which score passes"
+            )
+        if kind == "majority":
+            raise ValueError(
+                "verify: quality.kind 'majority' cannot check a routed response (one teacher "
+                "answers it, so there is no majority): use 'verifier' with the prompts' answers, "
+                "or 'reward_model' with verify.pass_quality"
+            )
+        if (
+            kind == "verifier"
+            and self.prompts.source != "reasoning_gym"
+            and self.prompts.answer_field is None
+        ):
+            raise ValueError(
+                "verify: quality.kind 'verifier' checks each routed response against the prompt's "
+                "gold answer, but prompts.answer_field is null (set the answer column)"
+            )
         return self
 
     @field_validator("strategy")
@@ -137,6 +168,8 @@ class RunConfig(StrictModel):
         (``WHERE_IT_RUNS``), teachers (the synthesis generator too) in the flat shape of
         before (``persyn.config.teachers.flat_dump``), so that older keys stay valid."""
         data = self.model_dump(mode="json", exclude=WHERE_IT_RUNS)
+        if data.get("verify") is None:  # runs that do not verify keep the keys they had before
+            data.pop("verify", None)
         data["teachers"] = [flat_dump(t, exclude={"resources"}) for t in self.teachers]
         if self.synthesis is not None:
             data["synthesis"]["model"] = flat_dump(self.synthesis.model)

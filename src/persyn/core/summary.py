@@ -74,6 +74,13 @@ class RunSummary(_Summary):
         "calibration set's cost-reward frontier, also without limits); None when the pool "
         "costs nothing and no limit is set",
     )
+    verify: dict[str, Any] | None = Field(
+        default=None,
+        description="the verified cascade (verify:): max_tries, on_fail, pass_quality; per "
+        "teacher first answers, escalations (answers as a later try) and rejected attempts; "
+        "prompts accepted at each try, dropped, kept failing, skipped by budget; routed "
+        "generations and per routed prompt; calibration prompts dropped; None without verify",
+    )
     seconds: dict[str, float] = Field(default_factory=dict)
 
 

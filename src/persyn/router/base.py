@@ -149,11 +149,17 @@ class Router(ABC):
     def fingerprint(cls, directory: str | Path) -> str:
         """A hash of a saved router (what routing decisions are keyed by)."""
 
+    def rank(self, scores: np.ndarray) -> np.ndarray:
+        """Each row's teachers best first (``rank_teachers``: a tie goes to the alphabetically
+        first name, whatever the config's order), indices into ``teachers``, shape
+        ``[n, len(teachers)]``."""
+        return rank_teachers(scores, self.teachers)
+
     def pick(self, scores: np.ndarray) -> np.ndarray:
         """The routed teacher of each row of ``scores`` (``[n, len(teachers)]`` from
-        ``scores``), as indices into ``teachers``, shape ``[n]``: argmax_n π_n(x) (PerSyn Eq. 3;
-        a tie goes to the teacher first in score order)."""
-        return np.asarray(scores).argmax(-1)
+        ``scores``), as indices into ``teachers``, shape ``[n]``: argmax_n π_n(x) (PerSyn Eq. 3),
+        the first of ``rank``."""
+        return self.rank(scores)[:, 0] if len(scores) else np.zeros(0, dtype=np.int64)
 
     def route(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         """``pick(scores(texts, embeddings))``: teacher indices, shape ``[len(texts)]``."""
@@ -195,6 +201,33 @@ class ArrayRouter(Router):
         if embeddings is None:
             raise ValueError(f"the {cls.kind} router scores prompt embeddings; none were given")
         return np.asarray(embeddings, dtype=np.float32)
+
+
+def rank_teachers(scores: np.ndarray, teachers: list[str]) -> np.ndarray:
+    """The one ranking rule of every place that routes (argmax, the verified cascade, the
+    budget's order of escalation, cross-validation, active calibration): per row of ``scores``
+    ``[n, K]``, the teachers by score, highest first; equal scores by name, alphabetically first
+    first. The order in which a config lists its teachers never decides.
+
+    Returns:
+        ``[n, K]`` int64 indices into ``teachers``.
+
+    Raises:
+        ValueError: ``scores`` has not ``len(teachers)`` columns.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2 or s.shape[1] != len(teachers):
+        raise ValueError(f"scores of shape {s.shape} for {len(teachers)} teachers")
+    if len(s) == 0:
+        return np.zeros((0, len(teachers)), dtype=np.int64)
+    by_name = np.argsort(np.argsort(np.array(teachers, dtype=object)))  # alphabetical position
+    names = np.broadcast_to(by_name, s.shape)
+    # lexsort: the last key is the primary one
+    return (
+        np.stack([np.lexsort((names[i], -s[i])) for i in range(len(s))])
+        .astype(np.int64)
+        .reshape(len(s), len(teachers))
+    )
 
 
 def router_class(kind: str) -> Any:

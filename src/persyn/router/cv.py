@@ -46,6 +46,8 @@ class KindCV:
             from ``regrets`` (one repeat).
         scores: ``[repeats, n, K]`` the out-of-fold scores (what a budget's expected rewards
             are calibrated on, ``budget.utility``); None when not kept.
+        cascade: with ``verify``, the verified cascade's cross-validated outcome
+            (``verified_cv``); else None.
     """
 
     picks: np.ndarray
@@ -55,6 +57,7 @@ class KindCV:
     fallback_folds: int = 0
     top1: float | None = None
     scores: np.ndarray | None = None
+    cascade: dict | None = None
 
 
 def cv_steps(kinds: list[str], cfg: RouterConfig, n: int) -> int:
@@ -113,6 +116,60 @@ def cross_validate(
     return idx, out
 
 
+def cascade_outcome(
+    rankings: np.ndarray, values: np.ndarray, passed: np.ndarray, max_tries: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a verified cascade gets on prompts whose every teacher answered.
+
+    Args:
+        rankings: ``[n, K]`` teacher indices, best first (``router.base.rank_teachers``).
+        values: ``[n, K]`` the verified target of each response (0 when it fails).
+        passed: ``[n, K]`` bool, whether each response passes the check.
+        max_tries: teachers asked at most.
+
+    Returns:
+        ``(value, tries, accepted)``, each ``[n]``: the value of the first passing response in
+        the top ``max_tries`` (0 when none passes), the teachers asked, and whether one passed.
+    """
+    n = len(rankings)
+    value = np.zeros(n)
+    tries = np.zeros(n, dtype=np.int64)
+    accepted = np.zeros(n, dtype=bool)
+    for i in range(n):
+        for k, j in enumerate(rankings[i][:max_tries]):
+            tries[i] = k + 1
+            if passed[i, j]:
+                value[i], accepted[i] = values[i, j], True
+                break
+    return value, tries, accepted
+
+
+def verified_cv(
+    cv: dict[str, KindCV], teachers: list[str], values: np.ndarray, passed: np.ndarray, max_tries: int
+) -> None:
+    """Replace each kind's cross-validated regrets by those of its verified cascade (in place),
+    so that ``auto`` chooses the kind by what the cascade keeps: per prompt, the best verified
+    target among all teachers minus the value of the response the cascade accepts (0 when it
+    accepts none). Adds ``cascade``: the share of prompts with an accepted response and the
+    mean teachers asked, over the repeats. ``values``/``passed``: ``[n, K]`` over the prompts
+    the CV counted."""
+    from persyn.router.base import rank_teachers
+
+    best = values.max(1)
+    for r in cv.values():
+        if r.scores is None:
+            continue
+        regrets, kept, tries = [], [], []
+        for rep in r.scores:
+            value, t, ok = cascade_outcome(rank_teachers(rep, teachers), values, passed, max_tries)
+            regrets.append(best - value)
+            kept.append(ok.mean())
+            tries.append(t.mean())
+        reg = np.stack(regrets)
+        r.regrets, r.top1 = reg.mean(0), float((reg <= 1e-12).mean())
+        r.cascade = {"max_tries": max_tries, "accepted": float(np.mean(kept)), "tries": float(np.mean(tries))}
+
+
 def interval(samples: np.ndarray) -> dict[str, float]:
     """The percentile 95% interval of bootstrap ``samples``."""
     lo, hi = np.percentile(samples, [2.5, 97.5])
@@ -136,6 +193,7 @@ def kind_figures(cv: dict[str, KindCV], n_boot: int, seed: int) -> dict[str, dic
             "train_seconds": round(r.train_seconds, 3),
             "route_seconds": round(r.route_seconds, 4),
             "fallback_folds": r.fallback_folds,
+            **({"cascade": r.cascade} if r.cascade is not None else {}),
             "regret_vs_prior": None,
             "gain": None,
         }

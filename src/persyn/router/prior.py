@@ -58,12 +58,6 @@ class PriorRouter(ArrayRouter):
         """The same ``means`` for every text, shape ``[len(texts), n_teachers]``."""
         return np.tile(self.means, (len(texts), 1))
 
-    def pick(self, scores: np.ndarray) -> np.ndarray:
-        """``best`` for every row (its scores tie wherever two teachers' means do, and an
-        argmax would then pick the teacher listed first), shape ``[n]``."""
-        n = len(scores)
-        return np.full(n, self.teachers.index(self.best) if self.best is not None else 0, dtype=np.int64)
-
     def save(self, directory: str | Path) -> None:
         save_array_router(directory, {"kind": self.kind, "teachers": self.teachers}, {"means": self.means})
 

@@ -17,13 +17,15 @@ from persyn.core.faults import crash_point, register
 from persyn.core.io import jsonl_text, replace_dir, write_atomic
 from persyn.core.records import DatasetLine, Failure, Generation, Prompt
 from persyn.core.summary import RunSummary
-from persyn.scoring.combine import oracle_pick
+from persyn.scoring.combine import Candidate, combine, oracle_pick
 from persyn.scoring.means import calibration_means
 from persyn.stages.budget import SKIPPED, cost_model, stored_budget
+from persyn.stages.cascade import read_cascades
 from persyn.stages.context import RunContext, stage
 from persyn.stages.prepare import prepare
 from persyn.stages.rewards import RewardTable, reward_table
 from persyn.stages.route import assignments
+from persyn.stages.score import stored_scores
 
 EXPORT_DATASET = register("export.dataset", "after dataset.jsonl is written, before the other files")
 EXPORT_FORMATS = register("export.formats", "after dataset.parquet / dataset_hf are written")
@@ -49,12 +51,13 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
     cfg = ctx.cfg
     cal, table, cal_gens = reward_table(ctx)
     assigned = assignments(ctx)
-    routed = ctx.store.prompts(calibration=False)
-    teachers = {t.name: t for t in cfg.teachers}
-    routed_keys = {p.id: ctx.key_of(teachers[assigned[p.id][0]], p) for p in routed}
-    routed_gens = ctx.store.generations(routed_keys.values())
+    cascades = read_cascades(ctx)
+    routed_gens = ctx.store.generations(cascades.keys.values())
     all_prompts = ctx.store.prompts()
     cal_ids = {p.id for p in cal}
+    verify = cfg.verify
+    check = verified_pick(ctx)
+    kept = kept_attempts(ctx, cascades, routed_gens)
 
     budgeted = stored_budget(ctx)
     lines: list[DatasetLine] = []
@@ -67,13 +70,14 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
     for p in all_prompts:
         if p.id in cal_ids:
             cands = table[p.id]
-            pick = oracle_pick(cands)
+            pick = check(cands)
             if pick is None:
-                failures.append(
-                    Failure(
-                        "export", p.id, None, "no teacher gave a valid response to this calibration prompt"
-                    )
+                why = (
+                    "no teacher gave a valid response to this calibration prompt"
+                    if oracle_pick(cands) is None
+                    else "verify: no teacher's response to this calibration prompt passed the check"
                 )
+                failures.append(Failure("export", p.id, None, why))
                 continue
             c = next(c for c in cands if c.teacher == pick)
             g = cal_gens[(p.id, pick)]
@@ -82,15 +86,32 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
             )
         else:
             pick, coef = assigned[p.id]
+            walk = cascades.walks[p.id]
             line = {"id": p.id, "teacher": pick, "coefficients": coef}
             if budgeted is not None and p.id in budgeted.per_prompt:
                 line["expected_reward"], line["expected_cost"] = budgeted.per_prompt[p.id]
+            if verify is not None:
+                line["attempts"] = [a.to_dict() for a in walk.attempts]
+                line["accepted"] = walk.accepted
             routing_lines.append(line)
-            g = routed_gens.get(routed_keys[p.id])
-            if g is None:
+            if not walk.done or not walk.attempts:
                 raise PersynError(f"prompt {p.id} has no response from {pick}: run `persyn generate` first")
-            if g.ok:  # a failed one is recorded in failures above
-                lines.append(DatasetLine.of(p, pick, g.response, "routed"))
+            if walk.accepted is not None:
+                a = walk.attempts[-1]
+                g = routed_gens[a.key]
+                scores = (a.quality, None, None) if verify is not None else (None, None, None)
+                lines.append(DatasetLine.of(p, walk.accepted, g.response, "routed", scores))
+            elif verify is not None and p.id in kept:
+                teacher, c = kept[p.id]
+                g = routed_gens[cascades.keys[(p.id, teacher)]]
+                lines.append(
+                    DatasetLine.of(p, teacher, g.response, "routed", (c.quality, c.learnability, c.reward))
+                )
+            elif verify is not None and any(a.status not in ("failed", "skipped") for a in walk.attempts):
+                tried = "; ".join(f"{a.teacher}: {a.why or a.status}" for a in walk.attempts)
+                failures.append(
+                    Failure("verify", p.id, None, f"no teacher passed in {walk.tries} tries ({tried})")
+                )
     rows = [x.to_dict() for x in lines]
     write_atomic(ctx.out / "dataset.jsonl", jsonl_text(rows))
     write_dataset_formats(ctx.out, rows, cfg.dataset_formats)
@@ -115,7 +136,7 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
         n_routed=n - n_cal,
         n_dataset=len(lines),
         teachers=names,
-        generations=len(cal_gens) + len(routed_gens),
+        generations=len(cal_gens) + sum(1 for g in routed_gens.values() if g.error != SKIPPED),
         generations_new=new_generations,
         generation_calls=ctx.store.generation_calls(),
         generations_generate_then_select=n * len(names),
@@ -133,7 +154,97 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
         skipped_prompts=json.loads(ctx.store.get_meta("load_report") or "{}"),
         precision=precision_table(cfg),
         budget=budget_figures(ctx, budgeted, router_eval, cal, cal_gens, routed_gens),
+        verify=verify_figures(ctx, cascades, lines, failures) if verify is not None else None,
     )
+
+
+def verified_pick(ctx: RunContext):
+    """The calibration line's rule: the Oracle pick (Eq. 2 argmax); with ``verify``, the Oracle
+    pick among the responses that pass, and with none passing, none (``on_fail: drop``) or the
+    Oracle pick of all (``keep``)."""
+    cfg = ctx.cfg
+    verify = cfg.verify
+    if verify is None:
+        return oracle_pick
+
+    def pick(cands: list[Candidate]) -> str | None:
+        passing = [c for c in cands if c.valid and verify.passes(c.quality, cfg.quality.kind)]
+        if passing:
+            return oracle_pick(passing)
+        return oracle_pick(cands) if verify.on_fail == "keep" else None
+
+    return pick
+
+
+def kept_attempts(ctx: RunContext, cascades, gens: dict) -> dict[str, tuple[str, Candidate]]:
+    """``verify.on_fail: keep``: per routed prompt that no teacher passed, its attempt of
+    highest Eq. 2 reward among its scored attempts (``scoring.combine``: normalised over
+    them), as ``(teacher, candidate)``."""
+    cfg = ctx.cfg
+    if cfg.verify is None or cfg.verify.on_fail != "keep":
+        return {}
+    scores = stored_scores(ctx)
+    out = {}
+    for pid, w in cascades.walks.items():
+        if w.accepted is not None:
+            continue
+        cands = [
+            Candidate(a.teacher, *scores.get(a.key, (None, None)))
+            for a in w.attempts
+            if a.key in gens and gens[a.key].ok
+        ]
+        combine(cands, cfg.alpha, cfg.normalize)
+        pick = oracle_pick(cands)
+        if pick is not None:
+            out[pid] = (pick, next(c for c in cands if c.teacher == pick))
+    return out
+
+
+def verify_figures(ctx: RunContext, cascades, lines: list[DatasetLine], failures: list[Failure]) -> dict:
+    """``summary.json``'s ``verify``: the cascade's settings and what it did (see
+    ``RunSummary.verify``)."""
+    from persyn.core.cascade import ACCEPTED, REJECTED
+    from persyn.core.cascade import SKIPPED as SKIP
+
+    cfg = ctx.cfg
+    v = cfg.verify
+    names = cfg.teacher_names
+    per = {
+        n: {"first_answers": 0, "escalations": 0, "rejected": 0, "accepted": 0, "failed": 0} for n in names
+    }
+    at_try = [0] * v.max_tries
+    skipped = tries = 0
+    for w in cascades.walks.values():
+        for i, a in enumerate(x for x in w.attempts if x.status != SKIP):
+            per[a.teacher]["first_answers" if i == 0 else "escalations"] += 1
+            per[a.teacher]["rejected"] += a.status == REJECTED
+            per[a.teacher]["accepted"] += a.status == ACCEPTED
+            per[a.teacher]["failed"] += a.status not in (REJECTED, ACCEPTED)
+        tries += w.tries
+        skipped += any(a.status == SKIP for a in w.attempts)
+        if w.accepted is not None:
+            at_try[w.tries - 1] += 1
+    routed_ids = {p.id for p in cascades.prompts}
+    kept = sum(1 for x in lines if x.id in routed_ids and cascades.walks[x.id].accepted is None)
+    dropped = sum(1 for f in failures if f.stage == "verify")
+    n = len(cascades.prompts)
+    return {
+        "max_tries": v.max_tries,
+        "on_fail": v.on_fail,
+        "pass_quality": v.threshold(cfg.quality.kind),
+        "router_target": v.router_target,
+        "teachers": per,
+        "accepted_at_try": at_try,
+        "routed_prompts": n,
+        "dropped": dropped,
+        "kept_failing": kept,
+        "skipped_by_budget": skipped,
+        "routed_generations": tries,
+        "generations_per_routed_prompt": tries / n if n else None,
+        "calibration_dropped": sum(
+            1 for f in failures if f.stage == "export" and f.error.startswith("verify:")
+        ),
+    }
 
 
 def budget_figures(

@@ -1,62 +1,154 @@
-"""Stage 6 (Route-then-Generate): only the routed teacher answers each routed prompt."""
+"""Stage 6 (Route-then-Generate): the routed teacher answers each routed prompt; with
+``verify:``, each response is checked and a failed one goes to the next teacher of the
+prompt's ranking (the verified cascade, ``core.cascade``)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
+
+from persyn.core.cascade import FAILED
+from persyn.core.cascade import SKIPPED as SKIPPED_ATTEMPT
+from persyn.core.errors import PersynError
+from persyn.core.faults import crash_point, register
 from persyn.core.records import Generation, Prompt
-from persyn.stages.budget import SKIPPED, cost_model, stored_budget
+from persyn.stages.budget import SKIPPED, cost_model
+from persyn.stages.cascade import read_cascades
 from persyn.stages.context import RunContext, stage
 from persyn.stages.prepare import prepare
 from persyn.stages.responses import generate_responses
-from persyn.stages.route import assignments
+from persyn.stages.score import score_generations
 
-BUDGET_CHUNK = 64  # routed prompts generated between two checks of the actual spend
+BUDGET_CHUNK = 64  # routed responses generated between two checks of the actual spend
+CASCADE_ROUND = register("cascade.round", "after a round of the verified cascade is stored")
 
 
 @stage("generate", 6, before=prepare)
 def generate(ctx: RunContext) -> int:
-    """The routed teacher answers each routed prompt (what is stored is skipped). Returns the
+    """Each routed prompt's cascade runs to its end: its next teacher answers, the answer is
+    checked (``verify``), and so on until one passes or ``verify.max_tries`` teachers have
+    answered (one, unchecked, without ``verify``). Every step reads the store first, so a
+    killed run resumes where it stopped and no teacher answers a prompt twice; a response that
+    failed (an error) or was skipped by the budget is tried once more on a new run. Returns the
     number of responses generated.
 
-    Under ``budget.max_cost`` the prompts go in chunks of ``BUDGET_CHUNK``; before each, the
-    spend the teachers actually reported so far plus the expected cost of each prompt must
-    stay within ``max_cost``, and a prompt that would pass it is recorded as failed ("skipped
-    by budget"), not generated.
+    Under ``budget.max_cost`` a response (first try or escalation) goes out only if its worst
+    case (``budget.cost.CostModel.worst_costs``) fits in what the routed responses have not
+    spent yet; one that does not is recorded as failed, "skipped by budget".
+
+    With ``verify.on_fail: keep``, the attempts of a prompt no teacher passed are scored for
+    learnability too (its line is the attempt of highest Eq. 2 reward among them).
 
     Raises:
-        PersynError: a prompt is not routed yet.
+        PersynError: a prompt is not routed yet; ``verify`` with the verifier and a routed
+            prompt without a gold answer (names it).
     """
-    assigned = assignments(ctx)
-    teachers = {t.name: t for t in ctx.cfg.teachers}
-    routed = ctx.store.prompts(calibration=False)
-    route = stored_budget(ctx)
-    if route is None or ctx.cfg.budget is None or ctx.cfg.budget.max_cost is None:
-        return generate_responses(ctx, _by_teacher(ctx, [(p, assigned[p.id][0]) for p in routed]), "routed")
-    model, max_cost = cost_model(ctx), ctx.cfg.budget.max_cost
-    keys = {p.id: ctx.key_of(teachers[assigned[p.id][0]], p) for p in routed}
-    ok = {k for k, g in ctx.store.generations(keys.values()).items() if g.ok}
-    todo = [(p, assigned[p.id][0]) for p in routed if keys[p.id] not in ok]
-    made, i, skipped = 0, 0, []
-    while i < len(todo):
-        stored = ctx.store.generations(keys.values()).values()
-        planned = model.actual([g for g in stored if g.error != SKIPPED])  # spent so far
-        chunk = []
-        while i < len(todo) and len(chunk) < BUDGET_CHUNK:
-            p, t = todo[i]
-            cost = route.per_prompt.get(p.id, (0.0, 0.0))[1]
-            if planned + cost <= max_cost * (1 + 1e-9):
-                chunk.append((p, t))
-                planned += cost
-            else:  # spend only grows: it will not fit later in this call either
+    cfg = ctx.cfg
+    _check_answers(ctx)
+    cap = _BudgetCap(ctx) if cfg.budget is not None and cfg.budget.max_cost is not None else None
+    made = 0
+    c = read_cascades(ctx)
+    by_id = {p.id: p for p in c.prompts}
+    retry = [
+        (by_id[pid], a.teacher)
+        for pid, w in c.walks.items()
+        for a in w.attempts
+        if a.status in (FAILED, SKIPPED_ATTEMPT)
+    ]
+    if retry:  # as every stage does: a failed item is tried again on the next run
+        made += _generate(ctx, retry, cap)
+    while True:
+        c = read_cascades(ctx)
+        to_score = [w.next_score for w in c.walks.values() if w.next_score is not None]
+        if to_score:
+            gens = ctx.store.generations(to_score)
+            score_generations(ctx, list(gens.values()), by_id, kinds=("quality",))
+            crash_point(CASCADE_ROUND)
+            continue
+        todo = [(by_id[pid], w.next_generate) for pid, w in c.walks.items() if w.next_generate is not None]
+        if not todo:
+            break
+        made += _generate(ctx, todo, cap)
+        stored = ctx.store.generations([c.keys[(p.id, t)] for p, t in todo])
+        if not stored:  # nothing was stored for them: the loop would not move on
+            raise PersynError(
+                f"{len(todo)} routed response(s) could not be generated (e.g. prompt {todo[0][0].id})"
+            )
+        crash_point(CASCADE_ROUND)
+    if cfg.verify is not None and cfg.verify.on_fail == "keep":
+        failed = [
+            a.key for w in c.walks.values() if w.accepted is None for a in w.attempts if a.status != FAILED
+        ]
+        gens = [g for g in ctx.store.generations(failed).values() if g.ok]
+        if gens:
+            score_generations(ctx, gens, by_id, kinds=("learnability",))
+    return made
+
+
+def _check_answers(ctx: RunContext) -> None:
+    """``verify`` with the verifier needs each routed prompt's gold answer."""
+    cfg = ctx.cfg
+    if cfg.verify is None or cfg.quality.kind != "verifier":
+        return
+    missing = [p.id for p in ctx.store.prompts(calibration=False) if p.answer is None]
+    if missing:
+        raise PersynError(
+            f"verify: {len(missing)} routed prompt(s) have no gold answer to check a response against "
+            f"(e.g. prompt {missing[0]}; prompts.answer_field is {cfg.prompts.answer_field!r})"
+        )
+
+
+class _BudgetCap:
+    """``budget.max_cost`` as a cap on actual spend: what the routed responses have spent, and
+    the worst case of each new one."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.model = cost_model(ctx)
+        self.max_cost = ctx.cfg.budget.max_cost
+        self.index = {n: i for i, n in enumerate(ctx.cfg.teacher_names)}
+
+    def spent(self) -> float:
+        c = read_cascades(self.ctx)
+        gens = self.ctx.store.generations(c.keys.values()).values()
+        return self.model.actual([g for g in gens if g.error != SKIPPED])
+
+    def worst(self, items: list[tuple[Prompt, str]]) -> np.ndarray:
+        w = self.model.worst_costs([p.text for p, _ in items])
+        return np.array([w[i, self.index[t]] for i, (_, t) in enumerate(items)], dtype=np.float64)
+
+
+def _generate(ctx: RunContext, items: list[tuple[Prompt, str]], cap: _BudgetCap | None) -> int:
+    """Generate ``(prompt, teacher)`` responses, under ``cap`` in chunks whose worst case fits
+    in what is left (the others stored as skipped); returns the responses generated."""
+    if cap is None:
+        return generate_responses(ctx, _by_teacher(ctx, items), "routed")
+    made, pending = 0, list(items)
+    worst = dict(zip([(p.id, t) for p, t in pending], cap.worst(pending), strict=True))
+    while pending:
+        room = cap.max_cost - cap.spent()
+        chunk, rest, skipped, used = [], [], [], 0.0
+        for p, t in pending:
+            w = worst[(p.id, t)]
+            if w > room * (1 + 1e-9) + 1e-12:  # spend only grows: it will not fit later either
                 skipped.append((p, t))
-            i += 1
+            elif len(chunk) < BUDGET_CHUNK and used + w <= room * (1 + 1e-9) + 1e-12:
+                chunk.append((p, t))
+                used += w
+            else:
+                rest.append((p, t))
+        if skipped:
+            teachers = {t.name: t for t in ctx.cfg.teachers}
+            ctx.store.add_generations(
+                [
+                    Generation(ctx.key_of(teachers[t], p), p.id, t, "", "failed", SKIPPED, phase="routed")
+                    for p, t in skipped
+                ]
+            )
         if chunk:
             made += generate_responses(ctx, _by_teacher(ctx, chunk), "routed")
-    if skipped:
-        ctx.store.add_generations(
-            [Generation(keys[p.id], p.id, t, "", "failed", SKIPPED, phase="routed") for p, t in skipped]
-        )
+        pending = rest
     return made
 
 

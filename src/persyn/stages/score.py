@@ -31,9 +31,15 @@ def score(ctx: RunContext) -> None:
     score_generations(ctx, list(gens.values()), {p.id: p for p in cal})
 
 
-def score_generations(ctx: RunContext, gens: list[Generation], by_id: dict[str, Prompt]) -> None:
+def score_generations(
+    ctx: RunContext,
+    gens: list[Generation],
+    by_id: dict[str, Prompt],
+    kinds: tuple[str, ...] = ("learnability", "quality"),
+) -> None:
     """Score the valid responses among ``gens`` that the store does not hold yet (failed scores
-    are retried); each batch of scores is stored as it comes back."""
+    are retried) with the scorers ``kinds`` (``learnability``, ``quality``); each batch of
+    scores is stored as it comes back."""
     items = [
         ScoreItem(g.key, by_id[g.prompt_id].text, g.response, by_id[g.prompt_id].messages)
         for g in gens
@@ -54,6 +60,8 @@ def score_generations(ctx: RunContext, gens: list[Generation], by_id: dict[str, 
     keys = {"learnability": ctx.learnability_key, "quality": ctx.quality_key}
     jobs = []
     for kind, (build, resources, cache) in scorers.items():
+        if kind not in kinds:
+            continue
         done = ctx.store.scores(kind, keys[kind])
         todo = [it for it in items if done.get(it.key, (None, None))[0] is None]  # retry failed
         if todo:

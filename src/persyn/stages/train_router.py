@@ -19,7 +19,7 @@ from persyn.core.io import replace_dir
 from persyn.core.ranking import best_single_teacher
 from persyn.core.seeds import derived_seed
 from persyn.router.base import RouterExample, reward_matrix, router_class
-from persyn.router.cv import PRIOR, choose_kind, cross_validate, cv_steps, kind_figures
+from persyn.router.cv import PRIOR, choose_kind, cross_validate, cv_steps, kind_figures, verified_cv
 from persyn.router.embeddings import PromptEncoder
 from persyn.scoring.combine import pair_labels
 from persyn.stages.budget import budget_active, budgeted_cv, calibration_costs, oof_utilities
@@ -44,12 +44,31 @@ def router_examples(ctx: RunContext, embed: bool) -> list[RouterExample]:
     vectors = (
         prompt_embeddings(ctx, [p.text for p in cal], PromptEncoder.of(ctx.cfg.router)) if embed else None
     )
+    verify = ctx.cfg.verify
     out = []
     for i, p in enumerate(cal):
-        rewards = [c.reward for c in table[p.id]]
+        if verify is not None and verify.router_target == "verified":
+            rewards = verified_values(ctx, table[p.id])
+        else:
+            rewards = [c.reward for c in table[p.id]]
         emb = vectors[i] if vectors is not None else None
         out.append(RouterExample(p.text, pair_labels(rewards, ctx.cfg.router.ties), rewards, emb))
     return out
+
+
+def verified_values(ctx: RunContext, cands: list) -> list[float | None]:
+    """The verified router target of one calibration prompt's candidates (teacher order): 0
+    for a response that fails the check (or failed), ``(1 − α) + α · learnability_norm`` for
+    one that passes (``VerifyConfig``); all None when no response is valid."""
+    cfg = ctx.cfg
+    if not any(c.valid for c in cands):
+        return [None] * len(cands)
+    return [
+        (1.0 - cfg.alpha) + cfg.alpha * c.learnability_norm
+        if c.valid and cfg.verify.passes(c.quality, cfg.quality.kind)
+        else 0.0
+        for c in cands
+    ]
 
 
 @stage("train_router", 4, before=prepare)
@@ -88,6 +107,8 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
         # neither keeps the key it had before budgets existed.
         parts.append(["budget", cfg.budget.model_dump() if cfg.budget else None,
                       [(_prices(t), t.max_prompts) for t in cfg.teachers]])  # fmt: skip
+    if cfg.verify is not None:  # the target and auto's choice depend on it; no verify, no change
+        parts.append(["verify", cfg.verify.model_dump()])
     key = stable_hash(parts)
     router_dir = ctx.out / "router"
     done = ctx.store.stage_done("train_router", key)
@@ -108,6 +129,18 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
         if budget_active(cfg) and cv:
             n_routed = len(ctx.store.prompt_ids(calibration=False))
             budgeted_cv(cfg, cv, filled, costs, tokens, derived_seed(cfg.seed, "router_cv_folds"), n_routed)
+        if cfg.verify is not None and cv:
+            cal, table, _ = reward_table(ctx)
+            cal_ids = [p.id for p in cal]
+            rows = [verified_values(ctx, table[cal_ids[i]]) for i in idx]
+            values = np.array([[0.0 if v is None else v for v in r] for r in rows])
+            passed = np.array(
+                [
+                    [c.valid and cfg.verify.passes(c.quality, cfg.quality.kind) for c in table[cal_ids[i]]]
+                    for i in idx
+                ]
+            )
+            verified_cv(cv, names, values, passed, cfg.verify.max_tries)
         evaluation = router_evaluation(ctx, cv, len(idx))
         crash_point(ROUTER_CV)
         kind = router_class(evaluation["kind"])
