@@ -135,10 +135,16 @@ class Pipeline:
 
     # -- what the strategies and the report read ----------------------------------------------
     def build_strategy(
-        self, name: str, out_dir: Path | None = None, seed: int | None = None
+        self, name: str, out_dir: Path | None = None, seed: int | None = None, verified: bool = False
     ) -> StrategySummary:
-        """Build selection strategy ``name``'s dataset (``selection.build.build_strategy``)."""
-        return build_strategy(self.ctx, name, out_dir, seed)
+        """Build selection strategy ``name``'s dataset, or with ``verified`` its verified one
+        (``strategies/NAME-verified``: only the lines that pass the quality check); see
+        ``selection.build.build_strategy``.
+
+        Raises:
+            ConfigError / PersynError: see ``selection.build.build_strategy``.
+        """
+        return build_strategy(self.ctx, name, out_dir, seed, verified)
 
     def reward_table(self):
         """Calibration prompts, their Eq. 2 candidates and generations (``stages.rewards``)."""

@@ -317,6 +317,13 @@ def select_cmd(
         "-s",
         help=", ".join(STRATEGIES),  # the plug-in table, so a new strategy is listed
     ),
+    verified: bool = typer.Option(
+        False,
+        "--verified",
+        help="Only the lines whose quality passes the check (verify.pass_quality), into "
+        "OUTPUT_DIR/strategies/NAME-verified; Generate-then-Select strategies re-pick among the "
+        "passing responses. Nothing is generated beyond what the strategy needs.",
+    ),
     executor: Executor | None = ExecutorOpt,
     ray_address: str | None = RayAddressOpt,
 ) -> None:
@@ -325,8 +332,8 @@ def select_cmd(
     with reported_errors():
         with _pipeline_of_dir(output_dir, executor, ray_address) as p:
             for name in strategy:
-                summary = p.build_strategy(name)
-                print_strategy_summary(summary, p.out / "strategies" / name)
+                summary = p.build_strategy(name, verified=verified)
+                print_strategy_summary(summary, p.out / "strategies" / summary.strategy)
 
 
 @app.command("estimate")

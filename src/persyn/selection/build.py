@@ -1,5 +1,6 @@
 """Build a strategy's dataset: select, generate the chosen responses that are missing, write
-``dataset.jsonl`` and ``summary.json``."""
+``dataset.jsonl`` and ``summary.json``; with ``verified``, only the lines that pass the quality
+check (``selection.verified``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from persyn.core.io import jsonl_text, write_atomic
 from persyn.core.records import DatasetLine, Failure
 from persyn.core.summary import StrategySummary
 from persyn.selection.base import generations_needed, get_strategy, select
+from persyn.selection.verified import pass_rule, pass_threshold, pick_passing, score_quality, verified_name
 from persyn.stages.context import RunContext
 from persyn.stages.responses import generate_responses
-from persyn.stages.rewards import stored_rewards
+from persyn.stages.rewards import reward_rows, stored_rewards
 from persyn.stages.score import stored_scores
 
 STRATEGY_DATASET = register(
@@ -22,7 +24,11 @@ STRATEGY_DATASET = register(
 
 
 def build_strategy(
-    ctx: RunContext, name: str, out_dir: Path | None = None, seed: int | None = None
+    ctx: RunContext,
+    name: str,
+    out_dir: Path | None = None,
+    seed: int | None = None,
+    verified: bool = False,
 ) -> StrategySummary:
     """Select with ``name``, generate the chosen responses that are missing, and write
     ``dataset.jsonl`` (the pipeline's line format; ``source`` is ``calibration``/``routed``
@@ -30,16 +36,38 @@ def build_strategy(
     ``OUTPUT_DIR/strategies/NAME``). ``seed`` draws ``random`` / ``mix`` (default: the run
     seed). Returns the summary.
 
+    ``verified``: the strategy's verified dataset (default folder ``strategies/NAME-verified``,
+    summary ``strategy`` ``NAME-verified``): only lines whose quality passes the check
+    (``selection.verified.pass_rule``). A Generate-then-Select strategy re-picks by its own
+    criterion among the passing responses (a prompt is dropped only when no teacher passed);
+    any other strategy keeps exactly its own lines that pass, its responses' missing quality
+    scored first. Nothing is generated beyond what the strategy itself needs. Dropped prompts
+    are failures of stage ``verify``; ``details["verified"]`` holds ``kept``, ``dropped``,
+    ``source`` (the strategy) and ``pass_quality``.
+
     Raises:
-        ConfigError / PersynError: see ``select``.
+        ConfigError / PersynError: see ``select``; with ``verified``, ``quality.kind:
+            reward_model`` without ``verify.pass_quality`` (before anything is generated).
     """
     strategy = get_strategy(name)
+    threshold = pass_threshold(ctx.cfg) if verified else None  # refused before any generation
+    passes = pass_rule(ctx.cfg) if verified else None
     picks, details = select(ctx, name, seed)
     cfg = ctx.cfg
     names = cfg.teacher_names
     teachers = {t.name: t for t in cfg.teachers}
     prompts = ctx.store.prompts()
     cal_ids = {p.id for p in ctx.store.prompts(calibration=True)}
+    not_passing: set[str] = set()  # prompts with a valid response, none passing
+    if passes is not None and strategy.generate_then_select:
+        by = getattr(strategy, "by", "reward")
+        for pid, cands in reward_rows(ctx, prompts, require_all=False).items():
+            pick = pick_passing(cands, by, passes)
+            if pick is None and pid in picks:
+                not_passing.add(pid)
+            picks.pop(pid, None)
+            if pick is not None:
+                picks[pid] = pick
     by_teacher: dict[str, list] = {n: [] for n in names}
     for p in prompts:
         if p.id in picks:
@@ -48,11 +76,24 @@ def build_strategy(
     keys = {p.id: ctx.key_of(teachers[picks[p.id]], p) for p in prompts if p.id in picks}
     gens = ctx.store.generations(keys.values())
     scores = stored_scores(ctx)
+    if passes is not None and score_quality(
+        ctx,
+        list(gens.values()),
+        {p.id: p for p in prompts},
+        {k for k, v in scores.items() if v[0] is not None},
+    ):
+        scores = stored_scores(ctx)
     rewards = stored_rewards(ctx, prompts)
 
     lines: list[DatasetLine] = []
     failures: list[Failure] = []
+    dropped = 0
     for p in prompts:
+        if p.id in not_passing:
+            why = "no teacher's response passed the check"
+            failures.append(Failure("verify", p.id, None, f"{why} (pass_quality {threshold:g})"))
+            dropped += 1
+            continue
         if p.id not in picks:
             failures.append(Failure(name, p.id, None, "no valid response"))
             continue
@@ -61,6 +102,13 @@ def build_strategy(
             failures.append(Failure(name, p.id, picks[p.id], g.error if g else "no response"))
             continue
         q, lv = scores.get(g.key, (None, None))
+        if passes is not None and not passes(q):
+            why = (
+                "quality could not be scored" if q is None else f"quality {q:g} < pass_quality {threshold:g}"
+            )
+            failures.append(Failure("verify", p.id, picks[p.id], why))
+            dropped += 1
+            continue
         if name == "persyn":
             source = "calibration" if p.id in cal_ids else "routed"
         else:
@@ -68,14 +116,21 @@ def build_strategy(
         lines.append(
             DatasetLine.of(p, picks[p.id], g.response, source, (q, lv, rewards.get((p.id, picks[p.id]))))
         )
-    out = out_dir or ctx.out / "strategies" / name
+    if passes is not None:
+        details["verified"] = {
+            "kept": len(lines),
+            "dropped": dropped,
+            "source": name,
+            "pass_quality": threshold,
+        }
+    out = out_dir or ctx.out / "strategies" / (verified_name(name) if verified else name)
     out.mkdir(parents=True, exist_ok=True)
     rows = [x.to_dict() for x in lines]
     write_atomic(out / "dataset.jsonl", jsonl_text(rows))
     crash_point(STRATEGY_DATASET)
     n, n_cal = len(prompts), len(cal_ids)
     summary = StrategySummary(
-        strategy=name,
+        strategy=verified_name(name) if verified else name,
         seed=cfg.seed if seed is None else seed,
         n_prompts=n,
         n_calibration=n_cal if strategy.needs_calibration(cfg) else 0,
