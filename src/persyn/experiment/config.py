@@ -19,6 +19,7 @@ from persyn.config import (
 )
 from persyn.core.errors import ConfigError
 from persyn.core.plugins import check
+from persyn.selection.verified import split_verified, verified_name
 from persyn.training.sft_config import SFTSettings
 
 
@@ -74,7 +75,8 @@ def known_strategy(known: list[str], name: str, where: str) -> str:
 
 
 class ExperimentConfig(StrictModel):
-    """An experiment: a base ``run`` (the pipeline's config, inline), strategies × seeds,
+    """An experiment: a base ``run`` (the pipeline's config, inline), strategies × seeds
+    (a strategy's verified dataset is the arm ``NAME-verified``, e.g. ``car-verified``),
     fine-tuning settings (``persyn.training.sft_config.SFTSettings``), the evaluation set, sweeps.
 
     Each seed is a run of its own (``OUTPUT_DIR/run/seed-S``, its ``seed`` S): the calibration
@@ -149,7 +151,9 @@ class ExperimentConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check_strategies(self) -> ExperimentConfig:
-        known = [*STRATEGIES, *self.variants]
+        # A strategy's verified dataset is an arm of its own: NAME-verified (selection.verified).
+        builtin = [*STRATEGIES, *(verified_name(s) for s in STRATEGIES)]
+        known = [*builtin, *self.variants]
         for where, names in [("strategies", self.strategies)] + [
             (f"student_strategies.{s}", v) for s, v in self.student_strategies.items()
         ]:
@@ -158,7 +162,7 @@ class ExperimentConfig(StrictModel):
             if len(set(names)) != len(names):
                 raise ValueError(f"{where}: a strategy is listed twice")
         for name in self.variants:
-            if name in STRATEGIES:
+            if name in builtin:
                 raise ValueError(f"variants: '{name}' is a built-in strategy's name")
         for name in self.optional:
             known_strategy(known, name, "optional")
@@ -314,7 +318,7 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
                 f"{source}: student_strategies / student_seeds: no student named '{name}' (students: {', '.join(names)})"
             )
     for name, st in zip(names, students, strict=True):
-        if "family-strong" in exp.strategies_for(name):
+        if "family-strong" in {split_verified(s)[0] for s in exp.strategies_for(name)}:
             from persyn.selection.rules import family_members
 
             family_members(cfg.teacher_names, {t.name: t.family for t in cfg.teachers}, st.family)

@@ -19,6 +19,7 @@ from persyn.experiment.finetune import StudentTrainer
 from persyn.experiment.records import Progress, RecordCopy, source_revision
 from persyn.experiment.results import result_row, write_results
 from persyn.experiment.validation import alpha_by_validation, epochs_by_validation, stored_router_figures
+from persyn.selection.verified import split_verified
 from persyn.store import Store
 from persyn.students import seed_store, student_configs
 
@@ -117,7 +118,8 @@ class Experiment:
 
     def datasets(self) -> dict[tuple[str, str, int], tuple[Path, StrategySummary]]:
         """Build every (student, strategy, seed) dataset, each seed and student in its own run
-        (calibration draw, learnability, router, random / mix draws). A run's store starts as
+        (calibration draw, learnability, router, random / mix draws); an arm ``NAME-verified``
+        is strategy NAME's verified dataset from the same store. A run's store starts as
         a copy of the previous run's, so a teacher response is never generated twice. With
         several students, each also gets every other student's PerSyn dataset (``cross_name``).
         Returns ``{(student, strategy, seed): (dataset path, strategy summary)}``."""
@@ -133,9 +135,10 @@ class Experiment:
                 with Pipeline(cfg) as pipe:
                     for name in [n for n in names if n not in self.exp.variants]:
                         d = pipe.out / "strategies" / name
+                        strategy, verified = split_verified(name)  # car-verified: car's, verified
                         out[(student, name, seed)] = (
                             d / "dataset.jsonl",
-                            pipe.build_strategy(name, d, seed=seed),
+                            pipe.build_strategy(strategy, d, seed=seed, verified=verified),
                         )
                         if name == "persyn":
                             pipe.export()  # the run's own outputs too (summary.json, report input)
