@@ -298,7 +298,9 @@ def test_a_budgeted_run_stays_within_its_limit_and_reports_its_spend(tiny_models
     assert s["estimated_cost"] <= limit + 1e-12
     assert s["actual_cost"] <= limit * (1 + 1e-9)
     assert s["actual_cost"] == pytest.approx(s["estimated_cost"], rel=0.1)
-    assert s["skipped"] == 0 and s["calibration_cost"] > 0
+    # max_cost caps actual spend: a response goes out only if its worst case (max_new_tokens)
+    # fits in what is left, so the last prompts of a plan made on expected costs are skipped
+    assert 0 < s["skipped"] < 16 and s["calibration_cost"] > 0
     assert 0 < s["routed"]["expensive"] < 16 and s["routed"]["cheap"] == 16 - s["routed"]["expensive"]
     assert sum(1 for t, _ in routed.values() if t == "expensive") == s["routed"]["expensive"]
     lines = [json.loads(x) for x in (tmp_path / "run" / "routing.jsonl").read_text().splitlines()]

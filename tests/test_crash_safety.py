@@ -47,6 +47,10 @@ SCENARIOS = {
         ],
     ),
     "active": ({"calibration": {"size": 8, "select": "active", "rounds": 2}}, ["calibrate.round"]),
+    # the verified cascade: the reference's solution is wrong on every third prompt, so those
+    # routed prompts escalate to the next teacher (kills after the first tries are stored, then
+    # in the resumed run after their checks are scored and after the escalations are stored)
+    "verified": ("verified", ["cascade.round", "cascade.round:2"]),
     "oracle": ({"strategy": "oracle"}, ["generate-then-select.batch:2", "strategy.dataset"]),
     "random": ({"strategy": "random"}, ["strategy.batch:2"]),
     "students": (None, ["students.seeded", "students.student"]),
@@ -71,6 +75,18 @@ def scenario_config(tiny_models, tmp_path, name):
     cfg = tiny_config(tiny_models, tmp_path)
     for t in cfg["teachers"]:
         t["batch_size"] = 2  # several batches per teacher, so a kill lands mid-stage
+    if over == "verified":
+        from conftest import PROBLEMS
+
+        with open(cfg["prompts"]["path"], "w") as f:
+            for i, (q, a) in enumerate(PROBLEMS):
+                wrong = a if i % 3 else str(int(a) + 1)
+                f.write(
+                    json.dumps({"prompt": q, "answer": a, "solution": f"Let us compute.\n#### {wrong}"})
+                    + "\n"
+                )
+        cfg["verify"] = {"max_tries": 2}
+        return cfg
     if over is None:  # two students sharing one calibration
         student = cfg.pop("student")
         cfg["students"] = [
@@ -107,7 +123,7 @@ def test_every_registered_crash_point_is_in_a_scenario():
             importlib.import_module(mod.name)
         except ImportError:  # an optional extra (vLLM, Ray, ...) not installed here
             pass
-    listed = [p.split(":")[0] for _, points in SCENARIOS.values() for p in points]
+    listed = sorted({p.split(":")[0] for _, points in SCENARIOS.values() for p in points})
     assert sorted(listed + list(ELSEWHERE)) == sorted(POINTS) and len(POINTS) >= 20
 
 
@@ -140,5 +156,5 @@ def test_kill_at_every_point_then_resume_gives_the_uninterrupted_result(tiny_mod
         return
     # Every generation was made exactly once across all the processes.
     assert summary["generations"] == clean["generations"]
-    if name in ("persyn", "active"):
+    if name in ("persyn", "active", "verified"):
         assert summary["generation_calls"] == summary["generations"] == clean["generation_calls"]
