@@ -34,10 +34,38 @@ def print_summary(summary: RunSummary, out_dir: Path) -> None:
         f"generations: {gen} (Route-then-Generate) vs {gts} (Generate-then-Select): "
         f"{gen / gts:.1%} of the cost; {summary.generations_new} made by this command"
     )
+    if summary.verify is not None:
+        print_verify(summary.verify)
     print_router_eval(summary.router_eval)
     if summary.failed:
         console.print(f"[yellow]{summary.failed} failed item(s), listed in summary.json[/]")
     console.print(f"dataset: {summary.n_dataset} lines → {out_dir / 'dataset.jsonl'}")
+
+
+def print_verify(v: dict) -> None:
+    """The verified cascade: per teacher, first answers, escalations, rejected attempts; then
+    the prompts accepted at each try, dropped or kept failing, and the tries per routed prompt."""
+    t = Table(
+        title=f"verified cascade: up to {v['max_tries']} teacher(s) per routed prompt, pass_quality "
+        f"{v['pass_quality']:g}, on_fail {v['on_fail']}",
+        caption="first answers: the prompt's first try; escalations: later tries; rejected: failed the check",
+    )
+    for col in ("teacher", "first answers", "escalations", "rejected", "accepted"):
+        t.add_column(col, justify="left" if col == "teacher" else "right", no_wrap=True)
+    for name, f in v["teachers"].items():
+        t.add_row(
+            name, str(f["first_answers"]), str(f["escalations"]), str(f["rejected"]), str(f["accepted"])
+        )
+    console.print(t)
+    at = ", ".join(f"{n} at try {i + 1}" for i, n in enumerate(v["accepted_at_try"]))
+    per = v["generations_per_routed_prompt"]
+    console.print(
+        f"routed prompts: {v['routed_prompts']}; accepted {at}; dropped {v['dropped']}; kept failing "
+        f"{v['kept_failing']}; skipped by budget {v['skipped_by_budget']}; "
+        f"{'-' if per is None else f'{per:.2f}'} generations per routed prompt; calibration prompts "
+        f"dropped {v['calibration_dropped']}",
+        highlight=False,
+    )
 
 
 def print_router_eval(ev: dict) -> None:
