@@ -330,3 +330,18 @@ def test_a_budget_caps_actual_spend_when_responses_come_out_longer_than_expected
         + summary.verify["teachers"]["good"]["escalations"]
         > 0
     )
+
+
+def test_expected_generations_and_the_budget_plan_price_each_try_by_its_reach():
+    from persyn.core.cascade import expected_generations
+    from persyn.stages.budget import cascade_costs
+
+    first, later = expected_generations([["a", "b", "c"], ["b", "a", "c"]], {"a": 0.5, "b": 0.2, "c": 1.0}, 3)
+    assert first == {"a": 1.0, "b": 1.0}
+    # a second after b (reach 0.8), b second after a (0.5), c third (0.5·0.8 and 0.8·0.5)
+    assert later == pytest.approx({"b": 0.5, "a": 0.8, "c": 0.8})
+    C = np.array([[1.0, 10.0, 100.0]])
+    S = np.array([[0.9, 0.5, 0.1]])  # the router ranks a > b > c
+    got = cascade_costs(C, S, {"a": 0.5, "b": 0.2, "c": 1.0}, 2, ["a", "b", "c"])
+    # first a: 1 + 0.5·10; first b: 10 + 0.8·1 (then a, the router's best of the rest); first c: 100
+    assert got[0].tolist() == pytest.approx([6.0, 10.8, 100.0])

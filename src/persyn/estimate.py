@@ -30,13 +30,16 @@ class TeacherEstimate:
     gts_generations: int
     rtg_cost: float | None
     gts_cost: float | None
+    rtg_escalations: float = 0.0  # of rtg_generations: expected later tries of the verified cascade
 
 
 def estimate(pipe: Pipeline) -> dict:
     """Estimate for ``pipe``'s config and store; returns ``{"n_prompts", "n_calibration",
     "split", "teachers": [TeacherEstimate], "totals": {...}, "budget"}`` (``budget``: the
     budgeted route's expected spend and reward beside the unconstrained route's, once routed
-    under ``budget:``; else None). Generates nothing."""
+    under ``budget:``; else None; ``verify``: with ``verify:``, the cascade's pass rates and expected
+    tries per routed prompt, else None; each teacher's ``rtg_generations`` then counts its
+    expected escalations, ``rtg_escalations``). Generates nothing."""
     cfg = pipe.cfg
     pipe.prepare()
     prompts = pipe.store.prompts()
@@ -46,6 +49,7 @@ def estimate(pipe: Pipeline) -> dict:
     gens = pipe.store.generations(keys.values())
 
     split, how = _routed_split(pipe, names)
+    first, later, verify = _cascade(pipe, split, n - n_cal)
     mean_chars = sum(len(p.text) for p in prompts) / max(1, n)
     rows = []
     for t in cfg.teachers:
@@ -61,9 +65,19 @@ def estimate(pipe: Pipeline) -> dict:
         else:
             extra = len(t.system_prompt or "") + len(t.prompt_template or "")
             pt, ct, source = (mean_chars + extra) / 4, float(t.max_new_tokens), "settings"
-        rtg = n_cal + (n - n_cal) * split[t.name]
+        rtg = n_cal + first.get(t.name, (n - n_cal) * split[t.name]) + later.get(t.name, 0.0)
         rows.append(
-            TeacherEstimate(t.name, source, pt, ct, rtg, n, _cost(t, pt, ct, rtg), _cost(t, pt, ct, n))
+            TeacherEstimate(
+                t.name,
+                source,
+                pt,
+                ct,
+                rtg,
+                n,
+                _cost(t, pt, ct, rtg),
+                _cost(t, pt, ct, n),
+                later.get(t.name, 0.0),
+            )
         )
     totals = {
         "rtg_generations": sum(r.rtg_generations for r in rows),
@@ -83,7 +97,57 @@ def estimate(pipe: Pipeline) -> dict:
         "teachers": rows,
         "totals": totals,
         "budget": budgeted.figures if budgeted is not None else None,
+        "verify": verify,
     }
+
+
+def _cascade(pipe: Pipeline, split: dict[str, float], n_routed: int):
+    """With ``verify``: expected first answers and escalations per teacher over the routed
+    prompts (``core.cascade.expected_generations``), each teacher passing at its calibration
+    pass rate (0 before calibration is checked: the worst case, ``max_tries`` per prompt);
+    the prompts' rankings are the router's once routed, else the split's first teacher then
+    the others by pass rate. Without ``verify``: nothing (the split alone)."""
+    from persyn.core.cascade import expected_generations
+
+    cfg = pipe.cfg
+    if cfg.verify is None:
+        return {}, {}, None
+    names = cfg.teacher_names
+    rates, source = {n: 0.0 for n in names}, "worst case (calibration not checked yet)"
+    try:
+        _, table, _ = pipe.reward_table()
+        for i, n in enumerate(names):
+            rates[n] = sum(
+                cfg.verify.passes(row[i].quality, cfg.quality.kind) for row in table.values()
+            ) / len(table)
+        source = "calibration pass rates"
+    except Exception:  # noqa: BLE001 - nothing calibrated or scored yet: the worst case
+        pass
+    key = pipe.store.get_meta("route_key")
+    assigned = pipe.store.assignments(key) if key else {}
+    if assigned:
+        from persyn.stages.cascade import ranking
+
+        rankings = [ranking(t, coef, names) for t, coef in assigned.values()]
+        weights = [1.0] * len(rankings)
+    else:
+        by_rate = sorted(names, key=lambda n: (-rates[n], n))
+        rankings = [[f] + [n for n in by_rate if n != f] for f in names]
+        weights = [n_routed * split[f] for f in names]
+    first: dict[str, float] = {}
+    later: dict[str, float] = {}
+    for r, w in zip(rankings, weights, strict=True):
+        f1, l1 = expected_generations([r], rates, cfg.verify.max_tries)
+        for d, src in ((first, f1), (later, l1)):
+            for t, v in src.items():
+                d[t] = d.get(t, 0.0) + w * v
+    info = {
+        "max_tries": cfg.verify.max_tries,
+        "pass_rates": rates,
+        "source": source,
+        "expected_tries_per_routed_prompt": (sum(first.values()) + sum(later.values())) / max(1, n_routed),
+    }
+    return first, later, info
 
 
 def _routed_split(pipe: Pipeline, names: list[str]) -> tuple[dict[str, float], str]:

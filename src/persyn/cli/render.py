@@ -184,6 +184,15 @@ def print_estimate(est: dict) -> None:
         f"{tot['gts_tokens']:.0f} tokens, ${money(tot['gts_cost'])} (routed prompts split: {est['split']})",
         highlight=False,
     )
+    v = est.get("verify")
+    if v is not None:
+        esc = sum(r.rtg_escalations for r in est["teachers"])
+        console.print(
+            f"Verified cascade (up to {v['max_tries']} teachers): {v['expected_tries_per_routed_prompt']:.2f} "
+            f"expected tries per routed prompt, {esc:.0f} expected escalations, included above "
+            f"({v['source']})",
+            highlight=False,
+        )
     b = est.get("budget")
     if b is not None:
         unit = "" if b["unit"] == "currency" else " tokens"

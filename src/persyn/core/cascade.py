@@ -151,3 +151,25 @@ def expected_tries(p: Sequence[float], max_tries: int) -> float:
         total += reach
         reach *= 1.0 - x
     return total
+
+
+def expected_generations(
+    rankings: Sequence[Sequence[str]], p: dict[str, float], max_tries: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Expected first answers and escalations per teacher of cascades over ``rankings`` (one
+    per prompt, teachers in the order asked) with pass probabilities ``p`` (per teacher):
+    the k-th teacher of a ranking answers with probability Π_{j<k} (1 − p_j) (summed over
+    prompts, this is ``expected_tries`` per prompt).
+
+    Returns:
+        ``(first, escalations)``: teacher → expected responses as a first try, and as a later one.
+    """
+    first: dict[str, float] = {}
+    later: dict[str, float] = {}
+    for ranking in rankings:
+        reach = 1.0
+        for k, t in enumerate(list(ranking)[: max(0, max_tries)]):
+            target = first if k == 0 else later
+            target[t] = target.get(t, 0.0) + reach
+            reach *= 1.0 - p.get(t, 0.0)
+    return first, later

@@ -107,6 +107,10 @@ def budget_route(ctx: RunContext, router_key: str, router_dir: Path, kind: str) 
     chars = np.array([len(p.text) for p in prompts], dtype=np.float64)
     C = model.costs(chars)
     T = model.tokens(chars)[1]
+    if cfg.verify is not None:  # each first choice brings its expected escalations with it
+        rates = pass_rates(ctx)
+        C = cascade_costs(C, S, rates, cfg.verify.max_tries, names)
+        T = cascade_costs(T, S, rates, cfg.verify.max_tries, names)
     a = assign(U, C, limits, T, solver)
     free = U.argmax(1) if len(ids) else np.zeros(0, dtype=np.int64)
     rows = np.arange(len(ids))
@@ -196,3 +200,41 @@ def budgeted_cv(
         picks = np.stack(picks)
         regrets = np.stack([rewards.max(1) - rewards[rows, p] for p in picks])
         r.picks, r.regrets, r.top1 = picks[0], regrets.mean(0), float((regrets <= 1e-12).mean())
+
+
+def pass_rates(ctx: RunContext) -> dict[str, float]:
+    """Each teacher's share of calibration responses that pass ``verify``'s check.
+
+    Raises:
+        PersynError: calibration responses missing or not scored.
+    """
+    cfg = ctx.cfg
+    _, table, _ = reward_table(ctx)
+    rows = list(table.values())
+    return {
+        n: sum(cfg.verify.passes(r[i].quality, cfg.quality.kind) for r in rows) / max(1, len(rows))
+        for i, n in enumerate(cfg.teacher_names)
+    }
+
+
+def cascade_costs(
+    C: np.ndarray, S: np.ndarray, rates: dict[str, float], max_tries: int, names: list[str]
+) -> np.ndarray:
+    """The expected cost ``[n, K]`` of a verified cascade whose first teacher is k: Σ_m
+    Π_{j<m} (1 − p_j) · C[i, r_m] over the ranking r = k, then the others by the router's
+    scores ``S [n, K]`` (``router.base.rank_teachers``), at most ``max_tries`` (docs/method.md:
+    the expected tries E = Σ_m Π_{j<m} (1 − p_j), with each try priced). ``rates``: per teacher
+    pass probability (``pass_rates``)."""
+    from persyn.router.base import rank_teachers
+
+    order = rank_teachers(S, names) if len(S) else np.zeros((0, len(names)), dtype=np.int64)
+    p = np.array([rates[n] for n in names])
+    out = np.zeros_like(C, dtype=np.float64)
+    for i in range(len(C)):
+        for k in range(len(names)):
+            ranking = [k] + [j for j in order[i] if j != k]
+            reach = 1.0
+            for j in ranking[:max_tries]:
+                out[i, k] += reach * C[i, j]
+                reach *= 1.0 - p[j]
+    return out
