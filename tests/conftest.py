@@ -159,11 +159,16 @@ def tiny_teacher_server(script=()):
     )
 
 
-def write_prompts(path: Path, n: int = 12) -> Path:
-    """A JSONL prompt file with ``prompt``, ``answer`` and a worked ``solution``."""
+def write_prompts(path: Path, n: int = 12, wrong_every: int = 0) -> Path:
+    """A JSONL prompt file with ``prompt``, ``answer`` and a worked ``solution``; with
+    ``wrong_every`` k, every k-th solution (from the first) ends on a wrong answer, so the
+    ``reference`` teacher fails the verifier there."""
     with open(path, "w") as f:
-        for q, a in PROBLEMS[:n]:
-            f.write(json.dumps({"prompt": q, "answer": a, "solution": f"Let us compute.\n#### {a}"}) + "\n")
+        for i, (q, a) in enumerate(PROBLEMS[:n]):
+            final = str(int(a) + 1) if wrong_every and i % wrong_every == 0 else a
+            f.write(
+                json.dumps({"prompt": q, "answer": a, "solution": f"Let us compute.\n#### {final}"}) + "\n"
+            )
     return path
 
 
