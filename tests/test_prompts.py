@@ -155,3 +155,23 @@ def test_missing_solution_and_id_fields(tmp_path):
         load(p, solution_field="sol")
     with pytest.raises(InputError, match=r"p\.jsonl:1: missing id field 'uid' \(prompts.id_field\)"):
         load(p, id_field="uid")
+
+
+def test_prompts_sample_draws_a_seeded_subset_of_the_pool_in_source_order():
+    from persyn.config import PromptsConfig
+    from persyn.prompts import load_prompts
+
+    pool_cfg = PromptsConfig(source="reasoning_gym", task="chain_sum", size=40, seed=7)
+    pool, _ = load_prompts(pool_cfg, 0)
+    sub = pool_cfg.model_copy(update={"sample": 10})
+    a, _ = load_prompts(sub, 0)
+    a_again, _ = load_prompts(sub, 0)
+    b, _ = load_prompts(sub, 1)
+    order = {p.id: i for i, p in enumerate(pool)}
+    assert len(a) == len(b) == 10 and [p.id for p in a] == [p.id for p in a_again]
+    assert {p.id for p in a} <= set(order) and {p.id for p in b} <= set(order)  # drawn from the pool
+    assert [order[p.id] for p in a] == sorted(order[p.id] for p in a)  # in source order
+    assert {p.id for p in a} != {p.id for p in b}  # another run seed, another draw
+    # the pool itself does not depend on the run seed (prompts.seed pins it)
+    assert [p.id for p in load_prompts(pool_cfg, 1)[0]] == [p.id for p in pool]
+    assert len(load_prompts(pool_cfg.model_copy(update={"sample": 100}), 0)[0]) == 40

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from persyn.core.errors import InputError, MissingAssetError
 from persyn.core.hashing import content_id
 from persyn.core.io import jsonl_records
 from persyn.core.records import Prompt, render_conversation
+from persyn.core.seeds import derived_seed
 
 ROLES = ("system", "user", "assistant")
 
@@ -342,4 +344,18 @@ def load_prompts(
         col.prompts = col.prompts[: cfg.size]
     if not col.prompts:
         raise InputError(f"{where}: no usable prompts (empty: {len(col.report.empty)})")
+    if cfg.sample is not None:
+        col.prompts = sample_prompts(col.prompts, cfg.sample, seed)
     return col.prompts, col.report
+
+
+def sample_prompts(prompts: list[Prompt], size: int, seed: int) -> list[Prompt]:
+    """``prompts.sample``: a seeded random subset of ``size`` prompts (all when there are
+    fewer), in source order, drawn with ``derived_seed(seed, "prompts.sample")`` from the run
+    seed: an experiment's seeds then train on different draws from one pool whose responses
+    they share."""
+    if size >= len(prompts):
+        return list(prompts)
+    rng = random.Random(derived_seed(seed, "prompts.sample"))
+    keep = set(rng.sample(range(len(prompts)), size))
+    return [p for i, p in enumerate(prompts) if i in keep]

@@ -56,6 +56,9 @@ class PromptsConfig(StrictModel):
     # Two prompts with the same id and different content: an error, or keep the first (skip),
     # or keep both, the later ones as ID~2, ID~3... (rename). Exact duplicates are skipped.
     on_duplicate: Literal["error", "skip", "rename"] = "error"
+    # Keep a seeded random subset of this many prompts (drawn with the run seed) from the set
+    # loaded above: an experiment's seeds draw their own training prompts from one pool.
+    sample: Annotated[int, Field(ge=2)] | None = None
 
     @model_validator(mode="after")
     def _check_source(self) -> PromptsConfig:

@@ -10,6 +10,7 @@ SEED_OFFSETS: dict[str, int] = {
     "router_cv_folds": 1,
     "router_bootstrap": 2,
     "frontier_bootstrap": 3,
+    "prompts.sample": 4,
 }
 
 

@@ -175,7 +175,9 @@ class Experiment:
         self.out.mkdir(parents=True, exist_ok=True)
         self.records.restore()
         # Every prompt any strategy trains on: the prompt set (one for every seed).
-        all_train = sorted({p.text for p in load_prompts(self.cfg.prompts, self.cfg.seed, False)[0]})
+        # With prompts.sample each seed draws from the pool: every pool prompt may be trained on.
+        pool = self.cfg.prompts.model_copy(update={"sample": None})
+        all_train = sorted({p.text for p in load_prompts(pool, self.cfg.seed, False)[0]})
         self.trainer.prepare(all_train, self.exp.eval, self.exp.validation)
         test = self.trainer.splits["test"]
         if self.exp.eval.exclude_training_prompts:
