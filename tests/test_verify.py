@@ -345,3 +345,19 @@ def test_expected_generations_and_the_budget_plan_price_each_try_by_its_reach():
     got = cascade_costs(C, S, {"a": 0.5, "b": 0.2, "c": 1.0}, 2, ["a", "b", "c"])
     # first a: 1 + 0.5·10; first b: 10 + 0.8·1 (then a, the router's best of the rest); first c: 100
     assert got[0].tolist() == pytest.approx([6.0, 10.8, 100.0])
+
+
+def test_the_persyn_strategy_of_a_verified_run_is_its_dataset(tiny_models, tmp_path, servers):
+    # what an experiment arm builds (build_strategy "persyn") is the cascade's dataset
+    cfg = parse_config(served_config(tiny_models, tmp_path, servers, verify={"max_tries": 2}))
+    with Pipeline(cfg) as p:
+        p.prepare()
+        _route_by_hand(p, tmp_path)
+        p.generate()
+        p.export()
+        built = p.build_strategy("persyn")
+    run_lines = read_jsonl(tmp_path / "run" / "dataset.jsonl")
+    arm_lines = read_jsonl(tmp_path / "run" / "strategies" / "persyn" / "dataset.jsonl")
+    key = [(x["id"], x["teacher"], x["messages"][1]["content"], x["source"]) for x in run_lines]
+    assert key == [(x["id"], x["teacher"], x["messages"][1]["content"], x["source"]) for x in arm_lines]
+    assert built.n_dataset == len(run_lines) < 12  # the hand-built case drops prompts

@@ -1,18 +1,21 @@
-"""Strategy ``persyn``: the PerSyn router (Route-then-Generate)."""
+"""Strategy ``persyn``: the PerSyn router (Route-then-Generate), verified when the run says so."""
 
 from __future__ import annotations
 
-from persyn.scoring.combine import oracle_pick
 from persyn.selection.base import Strategy
+from persyn.stages.cascade import read_cascades
+from persyn.stages.export import kept_attempts, verified_pick
 from persyn.stages.generate import generate
 from persyn.stages.rewards import reward_table
-from persyn.stages.route import assignments, route
+from persyn.stages.route import route
 from persyn.stages.train_router import train_router
 
 
 class PerSyn(Strategy):
     """Calibration prompts take the Oracle pick; every other prompt the router's teacher, and
-    only that teacher answers it."""
+    only that teacher answers it. With ``verify``: the Oracle pick among the calibration
+    responses that pass, and each routed prompt the teacher its cascade accepted (a prompt no
+    teacher passed is left out, or keeps its best attempt with ``on_fail: keep``)."""
 
     name = "persyn"
 
@@ -24,6 +27,10 @@ class PerSyn(Strategy):
         route(ctx)
         generate(ctx)
         _, table, _ = reward_table(ctx)
-        picks: dict[str, str | None] = {pid: oracle_pick(cands) for pid, cands in table.items()}
-        picks.update({pid: t for pid, (t, _) in assignments(ctx).items()})
+        check = verified_pick(ctx)
+        picks: dict[str, str | None] = {pid: check(cands) for pid, cands in table.items()}
+        cascades = read_cascades(ctx)
+        kept = kept_attempts(ctx, cascades, ctx.store.generations(cascades.keys.values()))
+        for pid, w in cascades.walks.items():
+            picks[pid] = w.accepted if w.accepted is not None else kept.get(pid, (None, None))[0]
         return picks
