@@ -204,3 +204,14 @@ def test_experiment_arm_verified(tiny_models, tmp_path):
     assert summary.details["verified"]["dropped"] == len(car_lines) - len(lines) > 0
     _, oracle = sets[("student", "oracle-verified", 0)]
     assert oracle.strategy == "oracle-verified" and oracle.details["verified"]["source"] == "oracle"
+
+
+def test_strategy_seeds_build_an_arm_on_its_own_seeds_only(tiny_models, tmp_path):
+    base = experiment(tiny_models, tmp_path, ["car", "strongest"])
+    with pytest.raises(ConfigError, match=r"strategy_seeds.car: \[5\] must be a non-empty subset"):
+        parse_experiment({**base, "seeds": [0, 1], "strategy_seeds": {"car": [5]}})
+    with pytest.raises(ConfigError, match="unknown strategy 'nope'"):
+        parse_experiment({**base, "seeds": [0, 1], "strategy_seeds": {"nope": [0]}})
+    exp = parse_experiment({**base, "seeds": [0, 1], "strategy_seeds": {"strongest": [1]}})
+    sets = Experiment(exp, log=lambda m: None).datasets()
+    assert sorted((name, seed) for _, name, seed in sets) == [("car", 0), ("car", 1), ("strongest", 1)]

@@ -103,6 +103,8 @@ class ExperimentConfig(StrictModel):
     optional: list[str] = Field(default_factory=list)
     # A student's own seeds, a subset of ``seeds`` (e.g. fewer for a second student).
     student_seeds: dict[str, list[int]] = Field(default_factory=dict)
+    # A strategy's own seeds, a subset of ``seeds`` (e.g. 8 for the primary arms, 3 for others).
+    strategy_seeds: dict[str, list[int]] = Field(default_factory=dict)
     # The stop rule: when the first seed's (A − B) prompt-only interval is not above 0, the setting
     # has no headroom: the run stops after that seed and says so (e.g. [oracle, strongest]).
     headroom: list[str] | None = None
@@ -140,6 +142,11 @@ class ExperimentConfig(StrictModel):
         """The seeds ``student`` is fine-tuned with (``student_seeds``, else ``seeds``)."""
         return self.student_seeds.get(student, self.seeds)
 
+    def has_seed(self, strategy: str, seed: int) -> bool:
+        """Whether ``strategy`` is built and fine-tuned with ``seed`` (``strategy_seeds``, else
+        every seed)."""
+        return seed in self.strategy_seeds.get(strategy, self.seeds)
+
     @field_validator("seeds")
     @classmethod
     def _check_seeds(cls, v: list[int]) -> list[int]:
@@ -170,6 +177,12 @@ class ExperimentConfig(StrictModel):
             if not seeds or any(x not in self.seeds for x in seeds):
                 raise ValueError(
                     f"student_seeds.{student}: {seeds} must be a non-empty subset of seeds {self.seeds}"
+                )
+        for name, seeds in self.strategy_seeds.items():
+            known_strategy(known, name, "strategy_seeds")
+            if not seeds or any(x not in self.seeds for x in seeds):
+                raise ValueError(
+                    f"strategy_seeds.{name}: {seeds} must be a non-empty subset of seeds {self.seeds}"
                 )
         if self.headroom is not None and (
             len(self.headroom) != 2 or any(n not in self.strategies for n in self.headroom)

@@ -133,7 +133,9 @@ class Experiment:
                 self.chained(cfg.output_dir)
                 names = self.exp.strategies_for(student)
                 with Pipeline(cfg) as pipe:
-                    for name in [n for n in names if n not in self.exp.variants]:
+                    for name in [
+                        n for n in names if n not in self.exp.variants and self.exp.has_seed(n, seed)
+                    ]:
                         d = pipe.out / "strategies" / name
                         strategy, verified = split_verified(name)  # car-verified: car's, verified
                         out[(student, name, seed)] = (
@@ -146,7 +148,7 @@ class Experiment:
                             f"dataset · seed {seed} · {student} · {name}: {out[(student, name, seed)][1].routing}"
                         )
                     self.log(f"seed {seed} · {student}: {pipe.new_generations} teacher responses generated")
-                for name in [n for n in names if n in self.exp.variants]:
+                for name in [n for n in names if n in self.exp.variants and self.exp.has_seed(n, seed)]:
                     out[(student, name, seed)] = self.variant(name, cfg, seed)
         persyn = {(owner, seed): built for (owner, name, seed), built in out.items() if name == "persyn"}
         for student in dict.fromkeys(s for s, _, _ in list(out)):
