@@ -43,6 +43,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import norm
 
 from persyn.config import parse_config
 from persyn.experiment.comparisons import UNTRAINED, correctness, pair
@@ -119,56 +120,55 @@ def spread(found: dict, a: str, b: str) -> dict:
     seed-averaged difference, ddof 1), with the seeds and prompts they come from."""
     x, y = pair(found[a], found[b])
     d = x - y
+    within = float(d.var(0, ddof=1).mean())  # a prompt's variance across seeds, averaged
     return {
         "seed_sd": float(d.mean(1).std(ddof=1)),
         "prompt_sd": float(d.mean(0).std(ddof=1)),
         "n_seeds": int(d.shape[0]),
         "n_prompts": int(d.shape[1]),
+        # the issue's estimators: the seed SD with ddof 0, the prompt SD net of seed noise
+        "seed_sd_ddof0": float(d.mean(1).std(ddof=0)),
+        "prompt_sd_net": float(math.sqrt(max(0.0, d.mean(0).var(ddof=1) - within / d.shape[0]))),
     }
 
 
-def _phi(z: float) -> float:
-    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
-
-
 def detectable(
-    seed_sd: float, prompt_sd: float, n_seeds: int, n_prompts: int, effect: float = 0.05, level: float = 0.95
+    seed_sd: float,
+    prompt_sd: float,
+    n_seeds: int,
+    n_prompts: int,
+    effect: float = 0.05,
+    alpha: float = 0.05,
+    m: int = 1,
 ) -> dict:
     """The smallest paired difference the design detects, by a normal approximation to the
-    seed-aware interval.
+    seed-aware interval (the approximation of ``experiments/power.py``).
 
     The mean difference over ``n_seeds`` seeds and ``n_prompts`` shared prompts has
     ``SE = sqrt(seed_sd² / n_seeds + prompt_sd² / n_prompts)``: ``seed_sd`` is the SD of the
     per-seed mean differences (training variance, plus the prompt noise of one seed), and
     ``prompt_sd`` the SD of the per-prompt seed-averaged differences, which enters once since
     every seed answers the same prompts (the two-stage bootstrap of ``paired.py`` resamples
-    seeds and prompts independently, so its variance has the same two terms).
+    seeds and prompts independently, so its variance has the same two terms). The test is
+    two-sided at ``alpha / m`` (``m`` Holm-corrected primaries: the first is tested at alpha/m).
 
     Returns:
-        ``se``; ``half_width`` (z·SE, z = 1.96 at 95%: the smallest difference whose interval
-        excludes 0 when the estimate lands on it); ``mde_80`` ((z + 0.84)·SE: the true
-        difference detected with 80% power); ``power`` (the chance that the interval of a true
-        difference ``effect`` excludes 0); ``effect``.
+        ``se``; ``half_width`` (z·SE: the smallest difference whose interval excludes 0 when
+        the estimate lands on it); ``mde_80`` ((z + z_0.8)·SE: the true difference detected with
+        80% power); ``power`` (the chance that a true difference ``effect`` is detected, both
+        tails); ``effect``, ``alpha``, ``m``.
     """
-    z = -_norm_ppf((1.0 - level) / 2.0)
+    z = float(norm.ppf(1 - alpha / (2 * m)))
     se = math.sqrt(seed_sd**2 / n_seeds + prompt_sd**2 / n_prompts)
-    power = _phi(effect / se - z) + _phi(-effect / se - z)
     return {
         "se": se,
         "half_width": z * se,
-        "mde_80": (z - _norm_ppf(0.2)) * se,
-        "power": power,
+        "mde_80": (z + float(norm.ppf(0.8))) * se,
+        "power": float(norm.cdf(effect / se - z) + norm.cdf(-effect / se - z)),
         "effect": effect,
+        "alpha": alpha,
+        "m": m,
     }
-
-
-def _norm_ppf(p: float) -> float:
-    """The standard normal quantile (bisection on ``_phi``; enough for these figures)."""
-    lo, hi = -10.0, 10.0
-    for _ in range(100):
-        mid = (lo + hi) / 2.0
-        lo, hi = (mid, hi) if _phi(mid) < p else (lo, mid)
-    return (lo + hi) / 2.0
 
 
 def probe_facts(probe: dict, student: str = "smollm2") -> dict:
@@ -341,13 +341,24 @@ def build() -> dict:
     for a, b in [("oracle", "car"), ("car", "strongest"), ("persyn", "strongest"), ("persyn", "car")]:
         sp = spread(found, a, b)
         d = out["differences"][f"{a} − {b}"]["all"]
+        args = (sp["seed_sd"], sp["prompt_sd"], sp["n_seeds"], sp["n_prompts"])
         out["detectable"][f"{a} − {b}"] = {
             **sp,
-            **detectable(sp["seed_sd"], sp["prompt_sd"], sp["n_seeds"], sp["n_prompts"]),
+            "level_0.05": detectable(*args),
+            "holm_2": detectable(*args, m=2),  # as one of the run's two Holm-corrected primaries
             "bootstrap_half_width": (d["high"] - d["low"]) / 2,
         }
-    # the issue's inputs for oracle − car, through the same function
-    out["detectable"]["issue inputs (seed SD 0.033, prompt SD 0.32)"] = detectable(0.033, 0.32, 5, 421)
+    # oracle − car with the issue's estimators (its 0.033 and 0.32), the same function
+    sp = spread(found, "oracle", "car")
+    issue = (sp["seed_sd_ddof0"], sp["prompt_sd_net"], sp["n_seeds"], sp["n_prompts"])
+    out["detectable"]["oracle − car, seed SD ddof 0, prompt SD net of seed noise"] = {
+        "seed_sd": issue[0],
+        "prompt_sd": issue[1],
+        "n_seeds": issue[2],
+        "n_prompts": issue[3],
+        "level_0.05": detectable(*issue),
+        "holm_2": detectable(*issue, m=2),
+    }
     demo_rows = read_rows(DEMO)
     demo_ids = [
         r["id"]
@@ -414,15 +425,16 @@ def markdown(out: dict) -> str:
         lines.append(f"- {arm} gcd lines: " + ", ".join(f"{n} {v:.3g}" for n, v in r.items()))
     lines += ["", "## 4. Smallest detectable effect", ""]
     for name, d in out["detectable"].items():
-        extra = (
-            f", seed SD {d['seed_sd']:.3f}, prompt SD {d['prompt_sd']:.3f}, bootstrap half-width {d['bootstrap_half_width']:.3f}"
-            if "seed_sd" in d
-            else ""
-        )
-        lines.append(
-            f"- {name}: SE {d['se']:.4f}, half-width {d['half_width']:.3f}, 80%-power {d['mde_80']:.3f}, "
-            f"power for +{d['effect']:.2f} {d['power']:.0%}{extra}"
-        )
+        head = f"- {name}: seed SD {d['seed_sd']:.3f}, prompt SD {d['prompt_sd']:.3f}, {d['n_seeds']} × {d['n_prompts']}"
+        if "bootstrap_half_width" in d:
+            head += f", bootstrap half-width {d['bootstrap_half_width']:.3f}"
+        lines.append(head)
+        for key, label in (("level_0.05", "at 0.05"), ("holm_2", "Holm, 2 primaries")):
+            x = d[key]
+            lines.append(
+                f"  - {label}: SE {x['se']:.4f}, half-width {x['half_width']:.3f}, 80%-power effect "
+                f"{x['mde_80']:.3f}, power for +{x['effect']:.2f} {x['power']:.0%}"
+            )
     lines += ["", "## 5. Status of the records", ""]
     for d, st in out["status"].items():
         lines.append(
