@@ -334,6 +334,16 @@ def build() -> dict:
         for a, b in [("car", "strongest"), ("persyn", "strongest"), ("oracle", "car"), ("persyn", "car")]
     }
     probe = json.loads(PROBE.read_text())
+    rows = read_rows(MODELS)
+    car_teacher = {
+        r["seed"]: next(t for t, n in json.loads(r["routing"]).items() if n)
+        for r in rows
+        if r["strategy"] == "car"
+    }
+    shared = [json.loads(r["routing"])[car_teacher[r["seed"]]] for r in rows if r["strategy"] == "persyn"]
+    # persyn's lines whose teacher is car's (the same response: one store), mean over seeds
+    n_train = sorted({int(r["n_train"]) for r in rows if r["strategy"] == "persyn"})
+    out["persyn_lines_shared_with_car"] = {"mean": float(np.mean(shared)), "per_seed": shared, "of": n_train}
     out["setting_probe"] = probe_facts(probe)
     alpha = parse_config(load_experiment(CONFIGS[MODELS]).run, "experiment run").alpha
     out["gcd_reward"] = gcd_reward(probe, json.loads((KNN / "tables.json").read_text()), alpha)
@@ -392,6 +402,10 @@ def markdown(out: dict) -> str:
             if t != "all":
                 lines.append(f"  - {t} ({d['n_prompts']}): {_iv(d)}; share of all {d['share_of_all']:+.3f}")
     sp = out["setting_probe"]
+    sh = out["persyn_lines_shared_with_car"]
+    lines.append(
+        f"- persyn's lines with car's teacher: {sh['mean']:.1f} of {sh['of']} (per seed {sh['per_seed']})"
+    )
     lines += ["", "## 2. The probe that qualified setting 2 (docs/pool-probe.json)", ""]
     g = sp["auto_gain_100"]
     lines.append(
@@ -446,6 +460,43 @@ def markdown(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ci(d: dict, low: str = "low", high: str = "high") -> str:
+    return f"{d['mean']:+.3f} [{d[low]:+.3f}, {d[high]:+.3f}]"
+
+
+def doc_tables(out: dict) -> str:
+    """The tables of docs/experiments.md's corrections of 2026-12-06, as pasted there."""
+    diffs, det = out["differences"], out["detectable"]
+    pair_names = ("car − strongest", "persyn − strongest")
+    lines = [
+        "| task (prompts) | " + " | ".join(pair_names) + " |",
+        "| --- | ---: | ---: |",
+    ]
+    for t, n in out["n_prompts"].items():
+        cells = []
+        for name in pair_names:
+            d = diffs[name][t]
+            share = "" if t == "all" else f" ({d['share_of_all']:+.3f} of all)"
+            cells.append(_ci(d) + share)
+        lines.append(f"| {t} ({n}) | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| comparison | seed SD | prompt SD | SE | half-width at 0.05 (Holm, 2) | bootstrap half-width "
+        "| power for +0.05 at 0.05 (Holm, 2) | 80% power at |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in ("persyn − car", "oracle − car", "persyn − strongest", "car − strongest"):
+        d = det[name]
+        a, h = d["level_0.05"], d["holm_2"]
+        lines.append(
+            f"| {name} | {d['seed_sd']:.3f} | {d['prompt_sd']:.3f} | {a['se']:.3f} | "
+            f"{a['half_width']:.3f} ({h['half_width']:.3f}) | {d['bootstrap_half_width']:.3f} | "
+            f"{a['power']:.0%} ({h['power']:.0%}) | {a['mde_80']:.3f} ({h['mde_80']:.3f}) |"
+        )
+    # the doc's minus sign (U+2212) before a number
+    return "\n".join(re.sub(r"(?<!\w)-(?=\d)", "\u2212", line) for line in lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -459,6 +510,8 @@ def main() -> None:
             if st["line"]:
                 write_status(ROOT / d, st["line"])
     print(markdown(out))
+    print("## Tables for docs/experiments.md\n")
+    print(doc_tables(out))
 
 
 if __name__ == "__main__":
