@@ -482,7 +482,7 @@ def doc_tables(out: dict) -> str:
     lines += [
         "",
         "| comparison | seed SD | prompt SD | SE | half-width at 0.05 (Holm, 2) | bootstrap half-width "
-        "| power for +0.05 at 0.05 (Holm, 2) | 80% power at |",
+        "| power for +0.05 at 0.05 (Holm, 2) | effect found with 80% power (Holm, 2) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in ("persyn − car", "oracle − car", "persyn − strongest", "car − strongest"):
