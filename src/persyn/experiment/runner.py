@@ -264,7 +264,11 @@ class Experiment:
         if self.stopped:
             notes.append(f"**{self.stopped}.**")
         if progress:
-            notes.append(f"**Partial results, run in progress:** {progress}.")
+            # written after each fine-tune: a run stopped before its end keeps these words, so
+            # they say what is done, not that the run is still going
+            notes.append(
+                f"**Partial results** (written after each fine-tune; a run stopped early keeps them): {progress}."
+            )
         write_atomic(self.out / "progress.txt", (progress or "done") + "\n")
         write_results(
             self.out,
