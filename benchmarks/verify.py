@@ -53,7 +53,6 @@ from persyn.router.cv import choose_kind, cross_validate, kind_figures, verified
 from persyn.router.embeddings import PromptEncoder
 from persyn.scoring.combine import oracle_pick, pair_labels
 from persyn.scoring.means import calibration_means
-from persyn.scoring.tasks import task_of
 from persyn.selection.base import get_strategy
 from persyn.stages.embed import prompt_embeddings
 
@@ -104,7 +103,7 @@ class PoolData:
                 for r, pr in zip(rows, self.passed, strict=True)
             ]
         )
-        self.tasks = [task_of(x.metadata) or "all" for x in prompts]
+        self.tasks = [str(x.metadata.get("source_dataset", "all")) for x in prompts]
 
     def examples(self, idx: np.ndarray, target: str) -> list[RouterExample]:
         out = []
@@ -291,6 +290,18 @@ def markdown(results: dict) -> str:
             f"### Pool `{pool}`: {r['n_prompts']} prompts, {r['n_teachers']} teachers, "
             f"{r['calibration']} calibration prompts per draw, {r['draws']} draws\n"
         )
+        lines.append("Each teacher's pass rate (and mean learnability, nats/token) per task, every prompt:\n")
+        tasks = list(r["teachers_per_task"])
+        lines.append("| teacher | " + " | ".join(tasks) + " |")
+        lines.append("|---|" + "---|" * len(tasks))
+        for name in r["teachers"]:
+            cells = [r["teachers_per_task"][t][name] for t in tasks]
+            lines.append(
+                f"| {name} | "
+                + " | ".join(f"{c['pass_rate']:.2f} ({c['learnability']:.2f})" for c in cells)
+                + " |"
+            )
+        lines.append("")
         lines.append(
             "| dataset | right lines / prompt | right share of kept | lines | generations | per routed prompt | learnability | auto |"
         )
@@ -364,8 +375,23 @@ def main() -> None:
         start = time.perf_counter()
         draws = [one_draw(d, n_cal, seed) for seed in range(args.draws)]
         s = summarise(draws)
+        probe = {
+            t: {
+                name: {
+                    "pass_rate": float(
+                        d.passed[[i for i in range(len(d.prompts)) if d.tasks[i] == t], k].mean()
+                    ),
+                    "learnability": float(
+                        np.nanmean(d.learn[[i for i in range(len(d.prompts)) if d.tasks[i] == t], k])
+                    ),
+                }
+                for k, name in enumerate(d.names)
+            }
+            for t in sorted(set(d.tasks))
+        }
         results[pool] = {
             "n_prompts": len(d.prompts),
+            "teachers_per_task": probe,
             "n_teachers": len(d.names),
             "teachers": d.names,
             "calibration": n_cal,
