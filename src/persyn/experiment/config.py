@@ -298,6 +298,8 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
         if base is None:  # a file without `size`: scaling would invent a size
             raise ConfigError(f"{source}: --scale needs run.prompts.size for a {prompts['source']} source")
         prompts["size"] = max(4, round(base * scale))
+        if isinstance(prompts.get("sample"), int):  # each seed's draw from the pool, likewise
+            prompts["sample"] = max(2, round(prompts["sample"] * scale))
         run["prompts"] = prompts
         cal = dict(run.get("calibration") or {})
         if isinstance(cal.get("size"), int) and cal["size"] > 1:  # a count, not a fraction
