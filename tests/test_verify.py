@@ -254,6 +254,15 @@ def test_the_cascade_asks_in_ranking_order_stops_at_the_first_pass_and_counts(
     assert summary.n_dataset == len(lines)
     # every line of a verified, dropping dataset passes (calibration lines included)
     assert all(x["quality"] == 1.0 for x in lines.values())
+    # the report's section gives the same counts
+    from persyn.report.write import write_report
+
+    page = write_report(out).read_text()
+    section = page[page.index('<h2 id="verify">') :].split("<h2", 2)[1]
+    for t in ORDER:
+        row = f"{t}</td><td>{n_first[t]}</td><td>{n_esc[t]}</td><td>{v['teachers'][t]['rejected']}</td>"
+        assert row in section, row
+    assert f'<td class="l"><b>dropped (no teacher passed)</b></td><td class="l">{v["dropped"]}</td>' in section
 
 
 def test_on_fail_keep_keeps_the_best_attempt_by_reward(tiny_models, tmp_path, servers):

@@ -479,3 +479,50 @@ def budget_section(ctx: ReportContext) -> str:
             )
         )
     return "\n".join(parts)
+
+
+def verify_section(ctx: ReportContext) -> str:
+    """The verified cascade: per teacher, first answers, escalations, rejected and accepted
+    attempts; the prompts accepted at each try, dropped, kept failing, skipped by the budget, and
+    the routed generations per routed prompt; a note without ``summary.json``'s ``verify``."""
+    v = compute.summary_field(ctx.summary, "verify")
+    if not isinstance(v, dict) or not v:
+        return note("the run does not verify (no verify: section): routed answers are not checked")
+    header = ["teacher", "first answers", "escalations", "rejected", "accepted"]
+    body = [
+        [
+            ctx.teacher(name),
+            str(f["first_answers"]),
+            str(f["escalations"]),
+            str(f["rejected"]),
+            str(f["accepted"]),
+        ]
+        for name, f in v["teachers"].items()
+    ]
+    at = ", ".join(f"{n} at try {i + 1}" for i, n in enumerate(v["accepted_at_try"]))
+    rows = [
+        (
+            "max_tries / on_fail / pass_quality",
+            esc(f"{v['max_tries']} / {v['on_fail']} / {v['pass_quality']:g}"),
+        ),
+        ("router target", esc(str(v.get("router_target")))),
+        ("routed prompts", fmt(v["routed_prompts"])),
+        ("accepted", esc(at)),
+        ("dropped (no teacher passed)", fmt(v["dropped"])),
+        ("kept failing (on_fail: keep)", fmt(v["kept_failing"])),
+        ("skipped by budget", fmt(v["skipped_by_budget"])),
+        (
+            "routed generations (per routed prompt)",
+            esc(f"{v['routed_generations']} ({fmt(v['generations_per_routed_prompt'], 2)})"),
+        ),
+        ("calibration prompts dropped", fmt(v["calibration_dropped"])),
+    ]
+    return "\n".join(
+        [
+            table(header, body),
+            kv_table(rows),
+            note(
+                "first answers: a routed prompt's first try; escalations: later tries; rejected: failed the check."
+            ),
+        ]
+    )

@@ -18,6 +18,7 @@ from persyn.report.sections import (
     sample_section,
     strategies_section,
     summary_section,
+    verify_section,
 )
 
 
@@ -59,6 +60,7 @@ def write_report(run_dir: Path, out: Path | None = None, sample: int = 8, seed: 
         ("routing", "Routing per teacher", routing_section(ctx)),
         ("calibration", "Calibration scores per teacher", calibration_section(ctx)),
         ("router", "Router vs Oracle", router_section(ctx)),
+        ("verify", "The verified cascade", verify_section(ctx)),
         ("budget", "Budget and the cost–reward frontier", budget_section(ctx)),
         ("sample", "Sample of the dataset", sample_section(ctx, sample, seed)),
         ("strategies", "Selection strategies", strategies_section(ctx)),
