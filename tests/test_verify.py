@@ -367,3 +367,42 @@ def test_the_persyn_strategy_of_a_verified_run_is_its_dataset(tiny_models, tmp_p
     key = [(x["id"], x["teacher"], x["messages"][1]["content"], x["source"]) for x in run_lines]
     assert key == [(x["id"], x["teacher"], x["messages"][1]["content"], x["source"]) for x in arm_lines]
     assert built.n_dataset == len(run_lines)
+
+
+def test_a_failed_answer_the_cascade_moved_past_is_not_asked_again(tiny_models, tmp_path):
+    # cheap fails (HTTP 500) on "What is 2 + 3?": the cascade goes on to mid there; a second run
+    # asks cheap nothing more (only a cascade that ended on a failure retries it)
+    made = {
+        n: FakeOpenAIServer(
+            answer=lambda q, r=RIGHT[n]: f"#### {ANSWERS[q] if r(INDEX[q]) else '-1'}",
+            fault_of=(lambda q: "500" if q == "What is 2 + 3?" else None) if n == "cheap" else None,
+        )
+        for n in ORDER
+    }
+    try:
+        base = served_config(tiny_models, tmp_path, made, verify={"max_tries": 2})
+        for t in base["teachers"]:
+            t["max_retries"] = 0
+        cfg = parse_config(base)
+        with Pipeline(cfg) as p:
+            p.prepare()
+            routed = {x.text for x in p.store.prompts(calibration=False)}
+            if "What is 2 + 3?" not in routed:
+                pytest.skip("the draw put the failing prompt in the calibration set")
+            _route_by_hand(p, tmp_path)
+            p.generate()
+            p.export()
+        routing = {r["id"]: r for r in read_jsonl(tmp_path / "run" / "routing.jsonl")}
+        with Pipeline(cfg) as p:
+            pid = next(x.id for x in p.store.prompts() if x.text == "What is 2 + 3?")
+        assert [(a["teacher"], a["status"]) for a in routing[pid]["attempts"]] == [
+            ("cheap", "failed"),
+            ("mid", "rejected"),
+        ]
+        asked = {n: s.requests for n, s in made.items()}
+        with Pipeline(cfg) as p:
+            p.generate()
+        assert {n: s.requests for n, s in made.items()} == asked
+    finally:
+        for s in made.values():
+            s.close()

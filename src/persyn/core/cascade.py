@@ -115,7 +115,7 @@ def walk(
         if not s.generated:
             out.next_generate = teacher
             return out
-        if s.skipped:  # the budget ran out: nothing after it can be paid for either
+        if s.skipped:  # the budget refused it: the walk ends here (a new run may try it again)
             out.attempts.append(Attempt(teacher, s.key, SKIPPED, None, s.error))
             return out
         if not s.ok:

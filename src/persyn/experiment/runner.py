@@ -117,12 +117,11 @@ class Experiment:
         return d / "strategies" / "persyn" / "dataset.jsonl", summary
 
     def datasets(self) -> dict[tuple[str, str, int], tuple[Path, StrategySummary]]:
-        """Build every (student, strategy, seed) dataset, each seed and student in its own run
-        (calibration draw, learnability, router, random / mix draws); an arm ``NAME-verified``
-        is strategy NAME's verified dataset from the same store. A run's store starts as
-        a copy of the previous run's, so a teacher response is never generated twice. With
-        several students, each also gets every other student's PerSyn dataset (``cross_name``).
-        Returns ``{(student, strategy, seed): (dataset path, strategy summary)}``."""
+        """Build every (student, strategy, seed) dataset (``strategy_seeds``), each seed and
+        student in its own run; an arm ``NAME-verified`` is NAME's verified dataset. A run's store
+        starts as a copy of the previous run's (no response generated twice). Each student also
+        gets every other student's PerSyn dataset (``cross_name``). Returns ``{(student,
+        strategy, seed): (dataset path, strategy summary)}``."""
         from persyn.pipeline import Pipeline
 
         out: dict[tuple[str, str, int], tuple[Path, StrategySummary]] = {}
@@ -131,11 +130,9 @@ class Experiment:
                 if seed not in self.exp.seeds_for(student):
                     continue
                 self.chained(cfg.output_dir)
-                names = self.exp.strategies_for(student)
+                names = [n for n in self.exp.strategies_for(student) if self.exp.has_seed(n, seed)]
                 with Pipeline(cfg) as pipe:
-                    for name in [
-                        n for n in names if n not in self.exp.variants and self.exp.has_seed(n, seed)
-                    ]:
+                    for name in [n for n in names if n not in self.exp.variants]:
                         d = pipe.out / "strategies" / name
                         strategy, verified = split_verified(name)  # car-verified: car's, verified
                         out[(student, name, seed)] = (
@@ -148,7 +145,7 @@ class Experiment:
                             f"dataset · seed {seed} · {student} · {name}: {out[(student, name, seed)][1].routing}"
                         )
                     self.log(f"seed {seed} · {student}: {pipe.new_generations} teacher responses generated")
-                for name in [n for n in names if n in self.exp.variants and self.exp.has_seed(n, seed)]:
+                for name in [n for n in names if n in self.exp.variants]:
                     out[(student, name, seed)] = self.variant(name, cfg, seed)
         persyn = {(owner, seed): built for (owner, name, seed), built in out.items() if name == "persyn"}
         for student in dict.fromkeys(s for s, _, _ in list(out)):
@@ -176,10 +173,8 @@ class Experiment:
         start = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
         self.records.restore()
-        # Every prompt any strategy trains on: the prompt set (one for every seed).
-        # With prompts.sample each seed draws from the pool: every pool prompt may be trained on.
-        pool = self.cfg.prompts.model_copy(update={"sample": None})
-        all_train = sorted({p.text for p in load_prompts(pool, self.cfg.seed, False)[0]})
+        # Every prompt any strategy trains on: the whole pool (with prompts.sample, seeds draw from it).
+        all_train = sorted({p.text for p in load_prompts(_pool(self.cfg.prompts), self.cfg.seed, False)[0]})
         self.trainer.prepare(all_train, self.exp.eval, self.exp.validation)
         test = self.trainer.splits["test"]
         if self.exp.eval.exclude_training_prompts:
@@ -264,10 +259,8 @@ class Experiment:
         if self.stopped:
             notes.append(f"**{self.stopped}.**")
         if progress:
-            # written after each fine-tune: a run stopped before its end keeps these words, so
-            # they say what is done, not that the run is still going
             notes.append(
-                f"**Partial results** (written after each fine-tune; a run stopped early keeps them): {progress}."
+                f"**Partial results** (written after each fine-tune; kept by a stopped run): {progress}."
             )
         write_atomic(self.out / "progress.txt", (progress or "done") + "\n")
         write_results(
@@ -347,3 +340,8 @@ class Experiment:
             rows.append(row)
             self.log(f"sweep {kind}={value}: top-1 {row['top1']}, regret {row['regret']}")
         return rows
+
+
+def _pool(prompts):
+    """The prompt set before ``prompts.sample`` draws a seed's share of it."""
+    return prompts.model_copy(update={"sample": None})

@@ -93,6 +93,7 @@ def budget_route(ctx: RunContext, router_key: str, router_dir: Path, kind: str) 
     key = stable_hash(
         ["budget/v1", router_key, limits.max_cost, limits.max_output_tokens,
          None if limits.capacities is None else limits.capacities.tolist(), model.describe(), solver]
+        + ([cfg.verify.model_dump()] if cfg.verify is not None else [])  # its costs plan escalations
     )  # fmt: skip
     stored = _stored(ctx, key)
     if stored is not None and ctx.store.assignment_ids(key) == ctx.store.assignment_ids(router_key):

@@ -52,7 +52,8 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
     cal, table, cal_gens = reward_table(ctx)
     assigned = assignments(ctx)
     cascades = read_cascades(ctx)
-    routed_gens = ctx.store.generations(cascades.keys.values())
+    # the responses the cascades asked for (a shared store may hold other teachers' too)
+    routed_gens = ctx.store.generations([a.key for w in cascades.walks.values() for a in w.attempts])
     all_prompts = ctx.store.prompts()
     cal_ids = {p.id for p in cal}
     verify = cfg.verify
@@ -95,7 +96,9 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
                 line["accepted"] = walk.accepted
             routing_lines.append(line)
             if not walk.done or not walk.attempts:
-                raise PersynError(f"prompt {p.id} has no response from {pick}: run `persyn generate` first")
+                waiting = walk.next_generate or pick
+                what = f"no response from {waiting}" if walk.next_score is None else "an unchecked response"
+                raise PersynError(f"prompt {p.id} has {what}: run `persyn generate` first")
             if walk.accepted is not None:
                 a = walk.attempts[-1]
                 g = routed_gens[a.key]
@@ -119,11 +122,11 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
         crash_point(EXPORT_FORMATS)
     write_atomic(ctx.out / "routing.jsonl", jsonl_text(routing_lines, ascii_only=True))
     write_atomic(ctx.out / "failed.jsonl", jsonl_text((f.to_dict() for f in failures), ascii_only=True))
-    write_atomic(ctx.out / "calibration.jsonl", jsonl_text(calibration_lines(cal, table, cal_gens)))
+    write_atomic(ctx.out / "calibration.jsonl", jsonl_text(calibration_lines(cal, table, cal_gens, check)))
     crash_point(EXPORT_DATASET)
 
     n, n_cal, names = len(all_prompts), len(cal), cfg.teacher_names
-    cal_route = Counter(oracle_pick(table[p.id]) for p in cal)
+    cal_route = Counter(check(table[p.id]) for p in cal)
     dataset_count = Counter(x.teacher for x in lines)
     router_eval = ctx.store.stage_done("train_router", ctx.store.get_meta("router_key") or "") or {}
     if table:
@@ -284,14 +287,14 @@ def precision_table(cfg) -> dict[str, dict[str, str]]:
 
 
 def calibration_lines(
-    cal: list[Prompt], table: RewardTable, gens: dict[tuple[str, str], Generation]
+    cal: list[Prompt], table: RewardTable, gens: dict[tuple[str, str], Generation], pick_of=oracle_pick
 ) -> list[dict]:
     """``calibration.jsonl`` rows: every teacher's response to every calibration prompt with its
     scores (quality, learnability, normalised terms, Eq. 2 reward; null where it failed) and
-    whether it is the Oracle's pick."""
+    whether it is the pick of ``pick_of`` (the Oracle's; with ``verify``, among the passing)."""
     rows = []
     for p in cal:
-        pick = oracle_pick(table[p.id])
+        pick = pick_of(table[p.id])
         for c in table[p.id]:
             g = gens[(p.id, c.teacher)]
             rows.append(

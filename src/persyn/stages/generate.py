@@ -29,9 +29,12 @@ def generate(ctx: RunContext) -> int:
     """Each routed prompt's cascade runs to its end: its next teacher answers, the answer is
     checked (``verify``), and so on until one passes or ``verify.max_tries`` teachers have
     answered (one, unchecked, without ``verify``). Every step reads the store first, so a
-    killed run resumes where it stopped and no teacher answers a prompt twice; a response that
-    failed (an error) or was skipped by the budget is tried once more on a new run. Returns the
-    number of responses generated.
+    killed run resumes where it stopped and no teacher answers a prompt twice. A cascade that
+    *ended* on a response that failed (an error) or was skipped by the budget tries that one
+    once more on a new run; a failed response the cascade has moved past is never asked again
+    (a resumed run takes the uninterrupted run's steps). Each round asks the prompts in the
+    order of how far their cascades have got, then in source order, so a resumed budgeted run
+    spends in the same order. Returns the number of responses generated.
 
     Under ``budget.max_cost`` a response (first try or escalation) goes out only if its worst
     case (``budget.cost.CostModel.worst_costs``) fits in what the routed responses have not
@@ -51,29 +54,39 @@ def generate(ctx: RunContext) -> int:
     c = read_cascades(ctx)
     by_id = {p.id: p for p in c.prompts}
     retry = [
-        (by_id[pid], a.teacher)
+        (by_id[pid], w.attempts[-1].teacher)
         for pid, w in c.walks.items()
-        for a in w.attempts
-        if a.status in (FAILED, SKIPPED_ATTEMPT)
+        if w.done and w.attempts and w.attempts[-1].status in (FAILED, SKIPPED_ATTEMPT)
     ]
     if retry:  # as every stage does: a failed item is tried again on the next run
         made += _generate(ctx, retry, cap)
+    scored_before: set[str] = set()
     while True:
         c = read_cascades(ctx)
         to_score = [w.next_score for w in c.walks.values() if w.next_score is not None]
         if to_score:
+            if set(to_score) <= scored_before:  # scored once, still asked for: would not move on
+                raise PersynError(
+                    f"{len(to_score)} routed response(s) could not be scored (e.g. {to_score[0]})"
+                )
+            scored_before |= set(to_score)
             gens = ctx.store.generations(to_score)
             score_generations(ctx, list(gens.values()), by_id, kinds=("quality",))
             crash_point(CASCADE_ROUND)
             continue
-        todo = [(by_id[pid], w.next_generate) for pid, w in c.walks.items() if w.next_generate is not None]
+        todo = sorted(
+            ((len(w.attempts), i, by_id[pid], w.next_generate) for i, (pid, w) in enumerate(c.walks.items())
+             if w.next_generate is not None),
+            key=lambda x: (x[0], x[1]),
+        )  # fmt: skip
         if not todo:
             break
-        made += _generate(ctx, todo, cap)
-        stored = ctx.store.generations([c.keys[(p.id, t)] for p, t in todo])
+        pairs = [(p, t) for _, _, p, t in todo]
+        made += _generate(ctx, pairs, cap)
+        stored = ctx.store.generations([c.keys[(p.id, t)] for p, t in pairs])
         if not stored:  # nothing was stored for them: the loop would not move on
             raise PersynError(
-                f"{len(todo)} routed response(s) could not be generated (e.g. prompt {todo[0][0].id})"
+                f"{len(pairs)} routed response(s) could not be generated (e.g. prompt {pairs[0][0].id})"
             )
         crash_point(CASCADE_ROUND)
     if cfg.verify is not None and cfg.verify.on_fail == "keep":
@@ -100,30 +113,77 @@ def _check_answers(ctx: RunContext) -> None:
 
 
 class _BudgetCap:
-    """``budget.max_cost`` as a cap on actual spend: what the routed responses have spent, and
-    the worst case of each new one."""
+    """``budget.max_cost`` as a cap on actual spend: what the routed cascades' attempts have
+    spent (read once, then added to as responses come back), and the worst case of each new
+    one."""
 
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
         self.model = cost_model(ctx)
         self.max_cost = ctx.cfg.budget.max_cost
         self.index = {n: i for i, n in enumerate(ctx.cfg.teacher_names)}
+        c = read_cascades(ctx)
+        keys = [a.key for w in c.walks.values() for a in w.attempts]
+        gens = ctx.store.generations(keys).values()
+        self.total = self.model.actual([g for g in gens if g.error != SKIPPED])
 
     def spent(self) -> float:
-        c = read_cascades(self.ctx)
-        gens = self.ctx.store.generations(c.keys.values()).values()
-        return self.model.actual([g for g in gens if g.error != SKIPPED])
+        return self.total
+
+    def add(self, keys: list[str]) -> None:
+        """Count the responses just stored under ``keys``."""
+        gens = self.ctx.store.generations(keys).values()
+        self.total += self.model.actual([g for g in gens if g.error != SKIPPED])
 
     def worst(self, items: list[tuple[Prompt, str]]) -> np.ndarray:
         w = self.model.worst_costs([p.text for p, _ in items])
         return np.array([w[i, self.index[t]] for i, (_, t) in enumerate(items)], dtype=np.float64)
 
 
+def _over_capacity(ctx: RunContext, items: list[tuple[Prompt, str]]) -> list[tuple[Prompt, str]]:
+    """The items a teacher's ``max_prompts`` cannot take: its routed attempts so far plus these,
+    in order, past its capacity (escalations count against it as first tries do)."""
+    caps = {t.name: t.max_prompts for t in ctx.cfg.teachers if t.max_prompts is not None}
+    if not caps:
+        return []
+    c = read_cascades(ctx)
+    used = {n: 0 for n in caps}
+    for w in c.walks.values():
+        for a in w.attempts:
+            if a.teacher in used and a.status != SKIPPED_ATTEMPT:
+                used[a.teacher] += 1
+    over = []
+    for p, t in items:
+        if t in caps:
+            if used[t] >= caps[t]:
+                over.append((p, t))
+            else:
+                used[t] += 1
+    return over
+
+
+def _skip(ctx: RunContext, items: list[tuple[Prompt, str]]) -> None:
+    """Record ``items`` as not generated: failed, "skipped by budget"."""
+    teachers = {t.name: t for t in ctx.cfg.teachers}
+    ctx.store.add_generations(
+        [
+            Generation(ctx.key_of(teachers[t], p), p.id, t, "", "failed", SKIPPED, phase="routed")
+            for p, t in items
+        ]
+    )
+
+
 def _generate(ctx: RunContext, items: list[tuple[Prompt, str]], cap: _BudgetCap | None) -> int:
     """Generate ``(prompt, teacher)`` responses, under ``cap`` in chunks whose worst case fits
-    in what is left (the others stored as skipped); returns the responses generated."""
+    in what is left, within the teachers' ``max_prompts`` (the others stored as skipped);
+    returns the responses generated."""
+    over = _over_capacity(ctx, items)
+    if over:
+        _skip(ctx, over)
+        dropped = {(p.id, t) for p, t in over}
+        items = [(p, t) for p, t in items if (p.id, t) not in dropped]
     if cap is None:
-        return generate_responses(ctx, _by_teacher(ctx, items), "routed")
+        return generate_responses(ctx, _by_teacher(ctx, items), "routed") if items else 0
     made, pending = 0, list(items)
     worst = dict(zip([(p.id, t) for p, t in pending], cap.worst(pending), strict=True))
     while pending:
@@ -139,15 +199,11 @@ def _generate(ctx: RunContext, items: list[tuple[Prompt, str]], cap: _BudgetCap 
             else:
                 rest.append((p, t))
         if skipped:
-            teachers = {t.name: t for t in ctx.cfg.teachers}
-            ctx.store.add_generations(
-                [
-                    Generation(ctx.key_of(teachers[t], p), p.id, t, "", "failed", SKIPPED, phase="routed")
-                    for p, t in skipped
-                ]
-            )
+            _skip(ctx, skipped)
         if chunk:
             made += generate_responses(ctx, _by_teacher(ctx, chunk), "routed")
+            teachers = {t.name: t for t in ctx.cfg.teachers}
+            cap.add([ctx.key_of(teachers[t], p) for p, t in chunk])
         pending = rest
     return made
 

@@ -21,7 +21,7 @@ from persyn.core.seeds import derived_seed
 from persyn.router.base import RouterExample, reward_matrix, router_class
 from persyn.router.cv import PRIOR, choose_kind, cross_validate, cv_steps, kind_figures, verified_cv
 from persyn.router.embeddings import PromptEncoder
-from persyn.scoring.combine import pair_labels
+from persyn.scoring.combine import normalize, pair_labels
 from persyn.stages.budget import budget_active, budgeted_cv, calibration_costs, oof_utilities
 from persyn.stages.context import RunContext, progress, stage
 from persyn.stages.embed import prompt_embeddings
@@ -59,12 +59,17 @@ def router_examples(ctx: RunContext, embed: bool) -> list[RouterExample]:
 def verified_values(ctx: RunContext, cands: list) -> list[float | None]:
     """The verified router target of one calibration prompt's candidates (teacher order): 0
     for a response that fails the check (or failed), ``(1 − α) + α · learnability_norm`` for
-    one that passes (``VerifyConfig``); all None when no response is valid."""
+    one that passes (``VerifyConfig``; the learnability min-max normalised over the prompt's
+    valid responses, whatever ``normalize`` is); all None when no response is valid."""
     cfg = ctx.cfg
-    if not any(c.valid for c in cands):
+    valid = [c for c in cands if c.valid]
+    if not valid:
         return [None] * len(cands)
+    # min-max whatever ``normalize`` says: a z-scored term can be negative, and a passing
+    # response must never be worth less than a failing one (0)
+    norm = dict(zip(map(id, valid), normalize([c.learnability for c in valid], "minmax"), strict=True))
     return [
-        (1.0 - cfg.alpha) + cfg.alpha * c.learnability_norm
+        (1.0 - cfg.alpha) + cfg.alpha * norm[id(c)]
         if c.valid and cfg.verify.passes(c.quality, cfg.quality.kind)
         else 0.0
         for c in cands
