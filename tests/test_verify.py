@@ -262,7 +262,9 @@ def test_the_cascade_asks_in_ranking_order_stops_at_the_first_pass_and_counts(
     for t in ORDER:
         row = f"{t}</td><td>{n_first[t]}</td><td>{n_esc[t]}</td><td>{v['teachers'][t]['rejected']}</td>"
         assert row in section, row
-    assert f'<td class="l"><b>dropped (no teacher passed)</b></td><td class="l">{v["dropped"]}</td>' in section
+    assert (
+        f'<td class="l"><b>dropped (no teacher passed)</b></td><td class="l">{v["dropped"]}</td>' in section
+    )
 
 
 def test_on_fail_keep_keeps_the_best_attempt_by_reward(tiny_models, tmp_path, servers):
