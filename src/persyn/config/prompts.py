@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from persyn.config.base import StrictModel
 
@@ -59,6 +59,15 @@ class PromptsConfig(StrictModel):
     # Keep a seeded random subset of this many prompts (drawn with the run seed) from the set
     # loaded above: an experiment's seeds draw their own training prompts from one pool.
     sample: Annotated[int, Field(ge=2)] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_sample(self, handler):
+        # A prompt set that does not subsample dumps as it did before `sample` existed, so the
+        # result keys hashing a config stay valid.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("sample") is None:
+            data.pop("sample", None)
+        return data
 
     @model_validator(mode="after")
     def _check_source(self) -> PromptsConfig:

@@ -170,8 +170,6 @@ class RunConfig(StrictModel):
         data = self.model_dump(mode="json", exclude=WHERE_IT_RUNS)
         if data.get("verify") is None:  # runs that do not verify keep the keys they had before
             data.pop("verify", None)
-        if data["prompts"].get("sample") is None:  # likewise runs that do not subsample
-            data["prompts"].pop("sample", None)
         data["teachers"] = [flat_dump(t, exclude={"resources"}) for t in self.teachers]
         if self.synthesis is not None:
             data["synthesis"]["model"] = flat_dump(self.synthesis.model)
