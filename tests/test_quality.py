@@ -96,7 +96,7 @@ def test_quality_scorers_are_found_by_name_in_the_plugin_table():
     from persyn.scoring.base import Scorer
     from persyn.scoring.quality import MajorityScorer, QualityScorer
 
-    assert set(QUALITY_SCORERS) == {"verifier", "majority", "reward_model"}
+    assert set(QUALITY_SCORERS) == {"verifier", "majority", "reward_model", "ifeval"}
     verifier = make_quality_scorer(QualityConfig(kind="verifier"), {"k": "1"}, tasks={"t": ("x", {})})
     assert type(verifier) is VerifierScorer and verifier.tasks == {"t": ("x", {})}
     majority = make_quality_scorer(QualityConfig(kind="majority"), {"k": None}, {"k": "a tie"}, ["b", "a"])

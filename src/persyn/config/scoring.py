@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from persyn.config.base import Dtype, StrictModel
 from persyn.config.execution import ResourcesConfig
@@ -43,10 +43,17 @@ class QualityConfig(StrictModel):
     else 0. ``majority``: the same check against a pseudo-gold, the final answer most of the
     calibration teachers give for the prompt (for prompts without answers; wrong when most
     teachers are wrong alike; a tie or fewer than 2 parsable answers leaves the prompt's
-    responses unscored). ``reward_model``: the scalar of a sequence classifier (``model``)."""
+    responses unscored). ``reward_model``: the scalar of a sequence classifier (``model``).
+    ``ifeval``: the share of the prompt's IFEval instructions (its record's
+    ``instruction_id_list`` and ``kwargs``) the response follows, checked strictly, or with
+    ``loose`` by IFEval's loose check (``persyn[ifeval]``)."""
 
-    kind: Literal["verifier", "majority", "reward_model"] = "verifier"
+    kind: Literal["verifier", "majority", "reward_model", "ifeval"] = "verifier"
     model: str | None = None
+    # ifeval: IFEval's loose check (a response passes an instruction when it, or it without its
+    # first line, last line, both, or markdown asterisks, does). Left out of dumps when off, so
+    # the configs and result keys of before stay as they were.
+    loose: bool = False
     batch_size: Annotated[int, Field(ge=1)] = 8
     dtype: Dtype = "auto"  # the reward model's weights
     # executor: ray (the quality scorer's workers)
@@ -56,4 +63,13 @@ class QualityConfig(StrictModel):
     def _check_model(self) -> QualityConfig:
         if self.kind == "reward_model" and not self.model:
             raise ValueError("kind 'reward_model' needs 'model'")
+        if self.loose and self.kind != "ifeval":
+            raise ValueError(f"'loose' is IFEval's loose check: it needs kind 'ifeval' (got '{self.kind}')")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict:
+        data = handler(self)
+        if isinstance(data, dict) and not self.loose:
+            data.pop("loose", None)
+        return data

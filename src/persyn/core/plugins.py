@@ -56,6 +56,7 @@ QUALITY_SCORERS: dict[str, str] = {
     "verifier": "persyn.scoring.quality:VerifierScorer",
     "majority": "persyn.scoring.quality:MajorityScorer",
     "reward_model": "persyn.scoring.quality:RewardModelScorer",
+    "ifeval": "persyn.scoring.ifeval:IFEvalScorer",
 }
 
 

@@ -18,7 +18,7 @@ from persyn.core.records import ScoreItem
 from persyn.models.loading import load_tokenizer, resolve_model
 from persyn.scoring.base import Scorer
 from persyn.scoring.learnability import token_budget_batches
-from persyn.scoring.tasks import task_check
+from persyn.scoring.tasks import IFEVAL, task_check
 
 # Two numbers joined by an arithmetic operator: an expression left for the reader to compute.
 _OPERATION = re.compile(r"\d\s*(?:[-+*/×÷^]|\\times|\\cdot|\\div)\s*\(?-?\d")
@@ -66,7 +66,7 @@ class VerifierScorer(QualityScorer):
         """``answers``: item key → reference answer; ``tasks``: item key → (reasoning_gym task,
         entry metadata) for the items its own check scores (``scoring.tasks.task_of``)."""
         self.answers = answers
-        self.tasks = tasks or {}
+        self.tasks = {k: t for k, t in (tasks or {}).items() if t[0] != IFEVAL}  # not a gold check
 
     @classmethod
     def of(cls, cfg, answers, notes, pool, tasks) -> VerifierScorer:
@@ -229,7 +229,8 @@ def make_quality_scorer(
     """The quality scorer ``cfg.kind`` names (``core.plugins.QUALITY_SCORERS``); ``answers``
     maps item keys to reference answers (for ``majority``: to the pseudo-gold, with ``notes``
     for the items without one, and ``pool`` the voting teachers); ``tasks``: the items checked
-    by their reasoning_gym task's own check.
+    by their reasoning_gym task's own check, and the IFEval instructions of the items that
+    carry them (``scoring.tasks.task_of``; ``ifeval`` reads these).
 
     Raises:
         KeyError: ``cfg.kind`` is not in the table (names it and the known kinds; the config

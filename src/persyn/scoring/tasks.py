@@ -94,9 +94,21 @@ def task_check(task: str, response: str, gold: str, metadata: dict) -> tuple[flo
     return 0.0, (f"partial credit {score:.2f} counted as wrong" if score > 0 else None)
 
 
+#: The task ``task_of`` gives a prompt that carries IFEval's instructions (its record's
+#: ``instruction_id_list`` and ``kwargs``, kept in the prompt's metadata): ``quality.kind:
+#: ifeval`` checks them (``scoring.ifeval``); the verifier leaves such items to math-verify.
+IFEVAL = "ifeval"
+
+
 def task_of(metadata: dict) -> tuple[str, dict] | None:
     """``(task, entry metadata)`` of a prompt checked by its task's own ``score_answer`` (a
-    reasoning_gym prompt of a non-numeric task), else None (math-verify checks it)."""
+    reasoning_gym prompt of a non-numeric task), ``(IFEVAL, {"instruction_id_list", "kwargs"})``
+    of a prompt with IFEval's instructions, else None (math-verify checks it)."""
+    if "instruction_id_list" in metadata:
+        return IFEVAL, {
+            "instruction_id_list": metadata["instruction_id_list"],
+            "kwargs": metadata.get("kwargs"),
+        }
     task = str(metadata.get("source_dataset"))
     if "task_metadata" not in metadata or task in NUMERIC_TASKS:
         return None
