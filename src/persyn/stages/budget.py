@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from persyn.budget.assign import Limits, assign
+from persyn.budget.assign import BudgetError, Limits, assign
 from persyn.budget.cost import CostModel
 from persyn.budget.utility import RewardCalibration
 from persyn.config import RunConfig
@@ -108,11 +108,18 @@ def budget_route(ctx: RunContext, router_key: str, router_dir: Path, kind: str) 
     chars = np.array([len(p.text) for p in prompts], dtype=np.float64)
     C = model.costs(chars)
     T = model.tokens(chars)[1]
+    plan = "first tries"
     if cfg.verify is not None:  # each first choice brings its expected escalations with it
         rates = pass_rates(ctx)
-        C = cascade_costs(C, S, rates, cfg.verify.max_tries, names)
-        T = cascade_costs(T, S, rates, cfg.verify.max_tries, names)
-    a = assign(U, C, limits, T, solver)
+        C_v = cascade_costs(C, S, rates, cfg.verify.max_tries, names)
+        T_v = cascade_costs(T, S, rates, cfg.verify.max_tries, names)
+        try:
+            a = assign(U, C_v, limits, T_v, solver)
+            C, T, plan = C_v, T_v, "first tries with their expected escalations"
+        except BudgetError:  # escalations are optional: the cap skips those that do not fit
+            plan = "first tries only (their expected escalations do not fit the limits)"
+    if plan != "first tries with their expected escalations":
+        a = assign(U, C, limits, T, solver)
     free = U.argmax(1) if len(ids) else np.zeros(0, dtype=np.int64)
     rows = np.arange(len(ids))
     ctx.store.set_assignments(key, [(i, names[k], scored[i][1]) for i, k in zip(ids, a.picks, strict=True)])
@@ -131,6 +138,7 @@ def budget_route(ctx: RunContext, router_key: str, router_dir: Path, kind: str) 
         "unconstrained_expected_reward": float(U[rows, free].sum() / max(1, len(ids))),
         "routed": {n: int((a.picks == k).sum()) for k, n in enumerate(names)},
         "cost_model": model.describe(),
+        "plan": plan,
     }
     per_prompt = {i: (float(U[j, a.picks[j]]), float(C[j, a.picks[j]])) for j, i in enumerate(ids)}
     ctx.store.set_meta(f"{META}:{key}", json.dumps({"figures": figures, "per_prompt": per_prompt}))

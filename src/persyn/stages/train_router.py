@@ -134,7 +134,9 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
         if budget_active(cfg) and cv:
             n_routed = len(ctx.store.prompt_ids(calibration=False))
             budgeted_cv(cfg, cv, filled, costs, tokens, derived_seed(cfg.seed, "router_cv_folds"), n_routed)
-        if cfg.verify is not None and cv:
+        # under a budget auto keeps the budgeted CV (it prices each choice; the cascade's CV
+        # does not, and chose a kind whose escalations the cap then skipped)
+        if cfg.verify is not None and cv and not budget_active(cfg):
             cal, table, _ = reward_table(ctx)
             cal_ids = [p.id for p in cal]
             rows = [verified_values(ctx, table[cal_ids[i]]) for i in idx]
