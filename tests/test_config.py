@@ -191,3 +191,32 @@ def test_influence_sft_is_typed_and_checked_with_the_config():
     )  # the default: Montessori-Instruct's 1 epoch at lr 5e-6
     with pytest.raises(ConfigError, match=r"influence\.sft\.epochs: Input should be greater than 0"):
         cfg(influence={**influence, "sft": {"epochs": 0}})
+
+
+def test_a_misspelled_key_gets_the_nearest_known_key_at_its_place():
+    from persyn.config import parse_config
+    from persyn.core.errors import ConfigError
+
+    cfg = {
+        "output_dir": "x",
+        "student": {"model": "smollm2-135m-instruct"},
+        "teachers": [
+            {"name": "a", "engine": "reference"},
+            {"name": "b", "engine": "transformers", "model": "smollm2-135m-instruct", "max_new_token": 3},
+        ],
+        "calibraton": {"size": 3},
+        "router": {"knn_kk": [1]},
+        "verify": {"max_try": 2},
+        "zzzz": 1,
+    }
+    with pytest.raises(ConfigError) as err:
+        parse_config(cfg)
+    text = str(err.value)
+    assert (
+        "teachers.1.max_new_token: Extra inputs are not permitted (given: 3) — did you mean 'max_new_tokens'?"
+        in text
+    )
+    assert "router.knn_kk: Extra inputs are not permitted (given: [1]) — did you mean 'knn_k'?" in text
+    assert "verify.max_try: Extra inputs are not permitted (given: 2) — did you mean 'max_tries'?" in text
+    assert "calibraton: Extra inputs are not permitted — did you mean 'calibration'?" in text
+    assert "zzzz: Extra inputs are not permitted (given: 1)\n" in text + "\n"  # nothing near: no guess

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +15,10 @@ from persyn.config.run import RunConfig
 from persyn.core.errors import ConfigError
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
+def format_validation_error(err: ValidationError, source: str, model: type | None = None) -> str:
     """The lines of a config validation error: per error the field path, what was wrong and
-    the value given (through ``redact``)."""
+    the value given (through ``redact``); with ``model`` (the settings class validated), a
+    misspelled key also gets the nearest known key at its place."""
     lines = [f"{source}: invalid configuration"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
@@ -24,8 +27,46 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         value = e.get("input")
         shown = e["type"] != "missing" and e["loc"] and not isinstance(value, dict)
         given = f" (given: {redact(value, loc)})" if shown else ""
-        lines.append(f"  {loc}: {msg}{given}")
+        hint = _did_you_mean(e["loc"], model) if e["type"] == "extra_forbidden" and model is not None else ""
+        lines.append(f"  {loc}: {msg}{given}{hint}")
     return "\n".join(lines)
+
+
+def _fields_at(model: type, loc: tuple) -> list[str]:
+    """The field names of the settings model at ``loc`` (the offending key's parent) under
+    ``model``, following nested models through lists, dicts and optional fields; every field
+    name of every model met when the path cannot be followed (a teacher's engine settings)."""
+    from pydantic import BaseModel
+
+    def models_in(annotation) -> list[type]:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return [annotation]
+        return [m for a in typing.get_args(annotation) for m in models_in(a)]
+
+    current = [model]
+    for part in loc[:-1]:
+        if isinstance(part, int) or not current:
+            continue
+        nxt = []
+        for m in current:
+            f = m.model_fields.get(str(part))
+            if f is not None:
+                nxt += models_in(f.annotation)
+        current = nxt
+    names = {n for m in current for n in m.model_fields}
+    if not names or "engine" in names:  # a teacher: its settings model depends on its engine
+        from persyn.core.plugins import ENGINES, load
+
+        for engine in ENGINES:
+            names |= set(load(ENGINES, engine, "engine").Settings.model_fields)
+    return sorted(names)
+
+
+def _did_you_mean(loc: tuple, model: type) -> str:
+    """`` — did you mean 'NAME'?`` for a misspelled key, the nearest known key at its place."""
+    key = str(loc[-1]) if loc else ""
+    close = difflib.get_close_matches(key, _fields_at(model, tuple(loc)), n=1, cutoff=0.7)
+    return f" — did you mean '{close[0]}'?" if close else ""
 
 
 def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> RunConfig:
@@ -41,7 +82,7 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, source)) from None
+        raise ConfigError(format_validation_error(err, source, RunConfig)) from None
     _check_model_refs(cfg, source)
     if base_dir is not None and cfg.prompts.path is not None and not cfg.prompts.path.is_absolute():
         cfg.prompts.path = base_dir / cfg.prompts.path

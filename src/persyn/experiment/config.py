@@ -281,7 +281,7 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
     try:
         exp = ExperimentConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, source)) from None
+        raise ConfigError(format_validation_error(err, source, ExperimentConfig)) from None
     if scale <= 0:
         raise ConfigError(f"--scale must be > 0, got {scale}")
     run = dict(exp.run)
