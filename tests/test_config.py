@@ -220,3 +220,13 @@ def test_a_misspelled_key_gets_the_nearest_known_key_at_its_place():
     assert "verify.max_try: Extra inputs are not permitted (given: 2) — did you mean 'max_tries'?" in text
     assert "calibraton: Extra inputs are not permitted — did you mean 'calibration'?" in text
     assert "zzzz: Extra inputs are not permitted (given: 1)\n" in text + "\n"  # nothing near: no guess
+
+
+def test_persyn_version():
+    from typer.testing import CliRunner
+
+    from persyn import __version__
+    from persyn.cli import app
+
+    res = CliRunner().invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"persyn {__version__}"

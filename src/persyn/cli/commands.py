@@ -34,8 +34,20 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from persyn import __version__
+
+        console.print(f"persyn {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _offline() -> None:
+def _offline(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print persyn's version and exit."
+    ),
+) -> None:
     # Before every command: offline by construction (never reach for the hub), quiet loading.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
