@@ -36,9 +36,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from persyn import __version__
+        from importlib.metadata import version as installed_version
 
-        console.print(f"persyn {__version__}")
+        console.print(f"persyn {installed_version('persyn')}")
         raise typer.Exit()
 
 
