@@ -15,8 +15,8 @@ from persyn.core.errors import ConfigError
 from persyn.experiment.config import parse_experiment
 from persyn.experiment.runner import Experiment
 from persyn.pipeline import Pipeline
-from persyn.scoring.combine import Candidate
-from persyn.selection.verified import pick_passing, split_verified
+from persyn.scoring.combine import Candidate, pick_passing
+from persyn.selection.verified import split_verified
 
 N = 10
 WRONG = {2, 5, 8}  # prompts whose reference solution ends in a wrong answer

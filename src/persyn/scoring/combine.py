@@ -10,6 +10,7 @@ candidate the same value (0.5 for min-max, 0 for z-score), never NaN.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from persyn.core.ranking import best
@@ -86,6 +87,14 @@ def pick_by(cands: list[Candidate], by: str) -> str | None:
     the alphabetically first teacher (``core.ranking``); None when none has it."""
     crit = [{c.teacher: getattr(c, k) for c in cands} for k in (by, *TIE_BREAKS[by])]
     return best([c.teacher for c in cands], *crit)
+
+
+def pick_passing(cands: list[Candidate], by: str, passes: Callable[[float | None], bool]) -> str | None:
+    """A Generate-then-Select pick among one prompt's passing candidates: the teacher of the
+    highest ``by`` (``reward``, ``quality`` or ``learnability``; ties as ``scoring.combine.pick_by``)
+    among the valid candidates whose quality passes, the rewards as Eq. 2 gave them over all
+    candidates (as the verified calibration lines' Oracle pick). None when none passes."""
+    return pick_by([c for c in cands if c.valid and passes(c.quality)], by)
 
 
 def oracle_pick(cands: list[Candidate]) -> str | None:

@@ -17,7 +17,6 @@ from persyn.config import RunConfig
 from persyn.config.verify import VerifyConfig
 from persyn.core.errors import ConfigError
 from persyn.core.records import Generation, Prompt
-from persyn.scoring.combine import Candidate, pick_by
 from persyn.stages.context import RunContext
 from persyn.stages.score import score_generations
 
@@ -66,14 +65,6 @@ def pass_rule(cfg: RunConfig) -> Callable[[float | None], bool]:
     pass_threshold(cfg)  # refuse a missing threshold now, before anything runs
     verify, kind = cfg.verify or VerifyConfig(), cfg.quality.kind
     return lambda quality: verify.passes(quality, kind)
-
-
-def pick_passing(cands: list[Candidate], by: str, passes: Callable[[float | None], bool]) -> str | None:
-    """A Generate-then-Select pick among one prompt's passing candidates: the teacher of the
-    highest ``by`` (``reward``, ``quality`` or ``learnability``; ties as ``scoring.combine.pick_by``)
-    among the valid candidates whose quality passes, the rewards as Eq. 2 gave them over all
-    candidates (as the verified calibration lines' Oracle pick). None when none passes."""
-    return pick_by([c for c in cands if c.valid and passes(c.quality)], by)
 
 
 def score_quality(

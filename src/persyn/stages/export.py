@@ -17,7 +17,7 @@ from persyn.core.faults import crash_point, register
 from persyn.core.io import jsonl_text, replace_dir, write_atomic
 from persyn.core.records import DatasetLine, Failure, Generation, Prompt
 from persyn.core.summary import RunSummary
-from persyn.scoring.combine import Candidate, combine, oracle_pick
+from persyn.scoring.combine import Candidate, combine, oracle_pick, pick_passing
 from persyn.scoring.means import calibration_means
 from persyn.stages.budget import SKIPPED, cost_model, stored_budget
 from persyn.stages.cascade import read_cascades
@@ -171,9 +171,9 @@ def verified_pick(ctx: RunContext):
         return oracle_pick
 
     def pick(cands: list[Candidate]) -> str | None:
-        passing = [c for c in cands if c.valid and verify.passes(c.quality, cfg.quality.kind)]
-        if passing:
-            return oracle_pick(passing)
+        got = pick_passing(cands, "reward", lambda q: verify.passes(q, cfg.quality.kind))
+        if got is not None:
+            return got
         return oracle_pick(cands) if verify.on_fail == "keep" else None
 
     return pick
