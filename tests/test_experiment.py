@@ -270,6 +270,7 @@ def cal_ids(run_dir):
 
 
 def test_experiment_alpha_and_epochs_by_validation(tiny_models, tmp_path, monkeypatch):
+    import persyn.pipeline
     import persyn.training.sft
 
     fine_tunes = []  # (dataset content, settings) of every fine-tune made
@@ -434,7 +435,9 @@ def test_experiment_refuses_an_overlapping_eval_set(tiny_models, tmp_path):
 def test_records_let_a_run_resume_on_a_machine_without_its_directory(tiny_models, tmp_path, monkeypatch):
     import shutil
 
+    import persyn.pipeline
     import persyn.training.sft
+    from persyn.experiment.records import RecordCopy
 
     exp = experiment_dict(tiny_models, tmp_path, strategies=["persyn", "strongest"], seeds=[0], sweeps={})
     records = tmp_path / "committed"
@@ -447,19 +450,34 @@ def test_records_let_a_run_resume_on_a_machine_without_its_directory(tiny_models
     md = (records / "results.md").read_text()
     assert "Config: `exp.yaml`; persyn 0.1.0" in md and "Partial results" not in md
     assert (records / "progress.txt").read_text() == "done\n"
-    # A fresh machine: the run's directory is gone, the committed records are not. The datasets
-    # are rebuilt (their content keys the records), and no fine-tune is made again.
+    built = tmp_path / "exp" / "run" / "seed-0" / "strategies" / "persyn"
+    kept = records / "datasets" / "student" / "seed-0" / "persyn"
+    assert (kept / "dataset.jsonl").read_bytes() == (built / "dataset.jsonl").read_bytes()
+    # A fresh machine: the run's directory is gone, the committed records are not. Neither a
+    # dataset nor a fine-tune is made again.
     shutil.rmtree(tmp_path / "exp")
 
     def no_sft(*args, **kwargs):
         raise AssertionError("a recorded fine-tune was made again")
 
+    def no_build(*args, **kwargs):
+        raise AssertionError("a recorded dataset was built again")
+
     monkeypatch.setattr(persyn.training.sft, "sft", no_sft)
+    monkeypatch.setattr(persyn.pipeline.Pipeline, "build_strategy", no_build)
     logs.clear()
     again = Experiment(parse_experiment(exp), log=logs.append, records=records).run()
     assert [r["accuracy"] for r in again] == [r["accuracy"] for r in rows]
     assert f"restored {len(saved)} evaluation records from {records}" in logs
     assert any("(recorded earlier)" in m for m in logs)
+    assert (built / "dataset.jsonl").read_bytes() == (kept / "dataset.jsonl").read_bytes()
+    # A dataset recorded under another config's key is not taken (it is built again).
+    copy = RecordCopy(tmp_path / "exp", records)
+    key = (kept / "key.txt").read_text().strip()
+    assert copy.dataset("student", "persyn", 0, "another-config", tmp_path / "d") is None
+    recorded = json.loads((kept / "summary.json").read_text())
+    assert copy.dataset("student", "persyn", 0, key, tmp_path / "d").dataset_hash == recorded["dataset_hash"]
+    assert (tmp_path / "d" / "dataset.jsonl").read_bytes() == (kept / "dataset.jsonl").read_bytes()
 
 
 def test_experiment_sft_is_typed_and_its_key_part_stays_as_given(tiny_models, tmp_path):

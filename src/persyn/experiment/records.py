@@ -1,6 +1,6 @@
 """What lets a long experiment span several sessions or machines: ``RecordCopy`` (the finished
-per-evaluation records and results files copied to a directory that outlives the run, e.g. a
-git checkout, and restored from it on a restart), ``Progress`` (fine-tunes done, wall time and
+per-evaluation records, every built dataset and the results files copied to a directory that
+outlives the run, e.g. a git checkout, and restored from it on a restart), ``Progress`` (fine-tunes done, wall time and
 an ETA in the log) and ``source_revision`` (the commit the run's code came from)."""
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ import time
 from pathlib import Path
 
 import persyn
+from persyn.core.errors import InputError
+from persyn.core.io import write_atomic
+from persyn.core.summary import StrategySummary, read_summary
 
 # Small outputs worth keeping; stores and model weights never leave the run's directory.
 RESULT_FILES = ("results.md", "results.csv", "paired.csv", "validation.csv", "progress.txt")
@@ -22,8 +25,12 @@ class RecordCopy:
     ``save`` copies ``evals/*.json`` (each written atomically once its evaluation is complete,
     so a copied file is always whole), the results files and the plots; ``restore`` copies
     into ``out/evals`` every record ``out`` lacks, so a restart on a machine without the run's
-    directory re-runs only the fine-tunes whose evaluation is not recorded (the datasets are
-    rebuilt: their keys come from their content). Both do nothing when ``records`` is None.
+    directory re-runs only the fine-tunes whose evaluation is not recorded. ``save_dataset``
+    keeps each built dataset (``dataset.jsonl``, ``summary.json`` and the key of the config
+    that built it) in ``records/datasets/STUDENT/seed-SEED/NAME``, and ``dataset`` hands it
+    back while the key matches, so a restart on a bare machine does not regenerate the teacher
+    responses of a dataset already built (hours on a CPU). All do nothing when ``records`` is
+    None.
     """
 
     def __init__(self, out: Path, records: Path | None, log=print):
@@ -61,6 +68,46 @@ class RecordCopy:
                 tmp.replace(dst)
                 n += 1
         return n
+
+    def _dataset_dir(self, student: str, name: str, seed: int) -> Path:
+        return self.records / "datasets" / student / f"seed-{seed}" / name
+
+    def dataset(self, student: str, name: str, seed: int, key: str, dest: Path) -> StrategySummary | None:
+        """The recorded dataset of ``(student, name, seed)`` copied into ``dest`` (its
+        ``dataset.jsonl`` and ``summary.json``) and its summary, when one is recorded under
+        ``key``; None otherwise (none recorded, or recorded by another config: rebuilt)."""
+        if self.records is None:
+            return None
+        src = self._dataset_dir(student, name, seed)
+        try:
+            if (src / "key.txt").read_text().strip() != key:
+                return None
+        except FileNotFoundError:
+            return None
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in _DATASET_FILES:
+            shutil.copy2(src / f, dest / f)
+        summary = read_summary(dest / "summary.json")
+        if not isinstance(summary, StrategySummary):
+            raise InputError(f"{src / 'summary.json'}: not a strategy's summary")
+        return summary
+
+    def save_dataset(self, student: str, name: str, seed: int, key: str, built: Path) -> None:
+        """Keep the dataset built in ``built`` (``dataset.jsonl``, ``summary.json``) as the record
+        of ``(student, name, seed)`` under ``key``; the key is written last, so a copy cut
+        short is never taken for a whole one."""
+        if self.records is None:
+            return
+        dst = self._dataset_dir(student, name, seed)
+        dst.mkdir(parents=True, exist_ok=True)
+        (dst / "key.txt").unlink(missing_ok=True)
+        for f in _DATASET_FILES:
+            shutil.copy2(built / f, dst / f)
+        write_atomic(dst / "key.txt", key + "\n")
+
+
+# What a recorded dataset is: the lines a student trains on and the summary that names them.
+_DATASET_FILES = ("dataset.jsonl", "summary.json")
 
 
 class Progress:

@@ -41,6 +41,15 @@ def has_headroom(difference: dict) -> bool:
     return difference["prompt_low"] > 0
 
 
+def dataset_key(cfg: RunConfig, name: str) -> str:
+    """The key a recorded dataset is kept under: strategy ``name`` of the run ``cfg`` (its
+    result-key dump, seed included, without its output folder). A config that would build the
+    dataset differently has another key, so its recorded dataset is not reused."""
+    dump = cfg.key_dump()
+    dump.pop("output_dir", None)
+    return stable_hash([dump, name])
+
+
 class Experiment:
     """Runs one ExperimentConfig (see ``persyn.experiment``); ``log`` takes progress lines;
     ``records``: a directory (e.g. in a git checkout) the finished records are copied to as they
@@ -95,11 +104,9 @@ class Experiment:
         self.chain = store
         return store
 
-    def variant(self, name: str, cfg: RunConfig, seed: int) -> tuple[Path, StrategySummary]:
-        """PerSyn's dataset on the run ``cfg`` changed by ``variants[name]`` (its own run in
-        ``cfg``'s ``variants/NAME``, its store chained like every run's)."""
-        from persyn.pipeline import Pipeline
-
+    def variant_config(self, name: str, cfg: RunConfig, seed: int) -> RunConfig:
+        """The run of variant ``name`` (``variants[name]`` over the base run) beside ``cfg``'s run,
+        in its ``variants/NAME``."""
         over = self.exp.variants[name]
         d = Path(cfg.output_dir) / "variants" / re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
         raw = deep_merge(dict(self.exp.run), over)
@@ -110,16 +117,27 @@ class Experiment:
             student=cfg.student.model_dump(mode="json"),
             alpha=over.get("alpha", cfg.alpha),
         )
+        return parse_config(raw, f"variant {name}")
+
+    def variant(self, name: str, cfg: RunConfig, seed: int) -> StrategySummary:
+        """PerSyn's dataset on the run ``cfg`` changed by ``variants[name]`` (its own run in
+        ``cfg``'s ``variants/NAME``, its store chained like every run's), in that run's
+        ``strategies/persyn``."""
+        from persyn.pipeline import Pipeline
+
+        vcfg = self.variant_config(name, cfg, seed)
+        d = Path(vcfg.output_dir)
         self.chained(d)
-        with Pipeline(parse_config(raw, f"variant {name}")) as pipe:
+        with Pipeline(vcfg) as pipe:
             summary = pipe.build_strategy("persyn", d / "strategies" / "persyn", seed=seed)
             self.log(f"dataset · seed {seed} · {cfg.student.name or 'student'} · {name}: {summary.routing}")
-        return d / "strategies" / "persyn" / "dataset.jsonl", summary
+        return summary
 
     def datasets(self) -> dict[tuple[str, str, int], tuple[Path, StrategySummary]]:
         """Build every (student, strategy, seed) dataset (``strategy_seeds``), each seed and
         student in its own run; an arm ``NAME-verified`` is NAME's verified dataset. A run's store
-        starts as a copy of the previous run's (no response generated twice). Each student also
+        starts as a copy of the previous run's (no response generated twice); a dataset the
+        records hold under its config's key (``dataset_key``) is taken from them, not built. Each student also
         gets every other student's PerSyn dataset (``cross_name``). Returns ``{(student,
         strategy, seed): (dataset path, strategy summary)}``."""
         from persyn.pipeline import Pipeline
@@ -129,24 +147,48 @@ class Experiment:
             for student, cfg in self.student_runs(seed):
                 if seed not in self.exp.seeds_for(student):
                     continue
-                self.chained(cfg.output_dir)
                 names = [n for n in self.exp.strategies_for(student) if self.exp.has_seed(n, seed)]
-                with Pipeline(cfg) as pipe:
-                    for name in [n for n in names if n not in self.exp.variants]:
-                        d = pipe.out / "strategies" / name
-                        strategy, verified = split_verified(name)  # car-verified: car's, verified
-                        out[(student, name, seed)] = (
-                            d / "dataset.jsonl",
-                            pipe.build_strategy(strategy, d, seed=seed, verified=verified),
-                        )
-                        if name == "persyn":
-                            pipe.export()  # the run's own outputs too (summary.json, report input)
+                where = {  # name -> (the run that builds it, its dataset's folder)
+                    n: (cfg, Path(cfg.output_dir) / "strategies" / n)
+                    for n in names
+                    if n not in self.exp.variants
+                }
+                for n in [n for n in names if n in self.exp.variants]:
+                    vcfg = self.variant_config(n, cfg, seed)
+                    where[n] = (vcfg, Path(vcfg.output_dir) / "strategies" / "persyn")
+                keys = {n: dataset_key(c, n) for n, (c, _) in where.items()}
+                todo = []
+                for n in names:  # a dataset recorded by this config is not built again
+                    summary = self.records.dataset(student, n, seed, keys[n], where[n][1])
+                    if summary is None:
+                        todo.append(n)
+                        continue
+                    out[(student, n, seed)] = (where[n][1] / "dataset.jsonl", summary)
+                    self.log(f"dataset · seed {seed} · {student} · {n}: {summary.routing} (recorded earlier)")
+                plain = [n for n in todo if n not in self.exp.variants]
+                if plain:
+                    self.chained(cfg.output_dir)
+                    with Pipeline(cfg) as pipe:
+                        for name in plain:
+                            d = where[name][1]
+                            strategy, verified = split_verified(name)  # car-verified: car's, verified
+                            out[(student, name, seed)] = (
+                                d / "dataset.jsonl",
+                                pipe.build_strategy(strategy, d, seed=seed, verified=verified),
+                            )
+                            self.records.save_dataset(student, name, seed, keys[name], d)
+                            if name == "persyn":
+                                pipe.export()  # the run's own outputs too (summary.json, report input)
+                            self.log(
+                                f"dataset · seed {seed} · {student} · {name}: {out[(student, name, seed)][1].routing}"
+                            )
                         self.log(
-                            f"dataset · seed {seed} · {student} · {name}: {out[(student, name, seed)][1].routing}"
+                            f"seed {seed} · {student}: {pipe.new_generations} teacher responses generated"
                         )
-                    self.log(f"seed {seed} · {student}: {pipe.new_generations} teacher responses generated")
-                for name in [n for n in names if n in self.exp.variants]:
-                    out[(student, name, seed)] = self.variant(name, cfg, seed)
+                for name in [n for n in todo if n in self.exp.variants]:
+                    d = where[name][1]
+                    out[(student, name, seed)] = (d / "dataset.jsonl", self.variant(name, cfg, seed))
+                    self.records.save_dataset(student, name, seed, keys[name], d)
         persyn = {(owner, seed): built for (owner, name, seed), built in out.items() if name == "persyn"}
         for student in dict.fromkeys(s for s, _, _ in list(out)):
             for (owner, seed), built in persyn.items():
