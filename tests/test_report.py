@@ -320,3 +320,38 @@ def test_odd_text_does_not_break_the_page(tmp_path):
     page = write_report(run, sample=6).read_text(encoding="utf-8")
     assert "\\x17" in page and "\x17" not in page
     assert "odd$name" in page
+
+
+def test_report_shows_unchecked_failed_and_cut_lines(tmp_path):
+    run = make_run(tmp_path)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["data_quality"] = {
+        "pass_quality": 1.0,
+        "lines": 6,
+        "passed": 2,
+        "failed": 1,
+        "unknown": 3,
+        "share_failed_or_unknown": 0.6667,
+        "by_teacher": {
+            "reference": {
+                "calibration": {"lines": 2, "passed": 2, "failed": 0, "unknown": 0},
+                "routed": {"lines": 2, "passed": 0, "failed": 0, "unknown": 2},
+            },
+            "alpha-cot": {"routed": {"lines": 1, "passed": 0, "failed": 0, "unknown": 1}},
+            "beta-fewshot": {"calibration": {"lines": 1, "passed": 0, "failed": 1, "unknown": 0}},
+        },
+        "fix": "set verify: to check every routed answer",
+    }
+    summary["truncation"] = {
+        "alpha-cot": {"responses": 4, "cut": 3, "share": 0.75, "max_new_tokens": 64, "warn": True},
+        "beta-fewshot": {"responses": 3, "cut": 0, "share": 0.0, "max_new_tokens": 64, "warn": False},
+        "reference": {"responses": 5, "cut": 0, "share": 0.0, "max_new_tokens": None, "warn": False},
+    }
+    (run / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    page = write_report(run).read_text(encoding="utf-8")
+    assert "4 of 6 dataset lines (67%) failed the quality check (1) or were never checked (3)" in page
+    assert "set verify: to check every routed answer" in page
+    assert row_of(page, "beta-fewshot")[1:6] == ["calibration", "1", "0", "1", "0"]
+    assert row_of(page, "all")[2:6] == ["6", "2", "1", "3"]
+    assert "teacher &#x27;alpha-cot&#x27;: 3 of 4 responses (75%) were cut at max_new_tokens 64" in page
+    assert "teacher &#x27;beta-fewshot&#x27;: 0 of" not in page

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from persyn.core.summary import RunSummary, StrategySummary, interval_text
+from persyn.scoring.shares import quality_warning, truncation_warnings
 
 console = Console()
 
@@ -16,17 +17,26 @@ console = Console()
 def print_summary(summary: RunSummary, out_dir: Path) -> None:
     """The closing table: prompts per teacher, generations vs Generate-then-Select, router."""
     t = Table(title=f"persyn · {out_dir}", caption="calibration means: quality and learnability (nats/token)")
-    for col in ("teacher", "dataset", "routed", "Oracle (cal.)", "quality", "learnability"):
+    for col in ("teacher", "dataset", "routed", "Oracle (cal.)", "quality", "learnability", "failed", "cut"):
         t.add_column(col, justify="left" if col == "teacher" else "right", no_wrap=True)
+    failed = {name: 0 for name in summary.teachers}
+    for f in summary.failures:
+        if f.teacher in failed and f.stage in ("calibration", "routed"):
+            failed[f.teacher] += 1
+    cut = summary.truncation or {}
     for name in summary.teachers:
         m = summary.calibration_means[name]
+        c = cut.get(name) or {}
         t.add_row(
             name,
             str(summary.routing[name]),
             str(summary.routing_routed[name]),
             str(summary.oracle_calibration[name]),
-            "-" if m.quality is None else f"{m.quality:.3f}",
+            # a teacher with no valid calibration response has no quality, not quality 0
+            "failed" if m.quality is None or m.valid == 0 else f"{m.quality:.3f}",
             "-" if m.learnability is None else f"{m.learnability:.3f}",
+            f"[yellow]{failed[name]}[/]" if failed[name] else "0",
+            "-" if c.get("share") is None else f"{c['share']:.0%}",
         )
     console.print(t)
     gen, gts = summary.generations, summary.generations_generate_then_select
@@ -38,7 +48,10 @@ def print_summary(summary: RunSummary, out_dir: Path) -> None:
         print_verify(summary.verify)
     print_router_eval(summary.router_eval)
     if summary.failed:
-        console.print(f"[yellow]{summary.failed} failed item(s), listed in summary.json[/]")
+        console.print(f"[yellow]{summary.failed} failed item(s), listed in failed.jsonl[/]")
+    for warning in [quality_warning(summary.data_quality), *truncation_warnings(summary.truncation)]:
+        if warning:
+            console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     console.print(f"dataset: {summary.n_dataset} lines → {out_dir / 'dataset.jsonl'}")
 
 

@@ -81,6 +81,17 @@ class RunSummary(_Summary):
         "prompts accepted at each try, dropped, kept failing, skipped by budget; routed "
         "generations and per routed prompt; calibration prompts dropped; None without verify",
     )
+    data_quality: dict[str, Any] | None = Field(
+        default=None,
+        description="the dataset's lines by quality check (persyn.scoring.shares.quality_shares): "
+        "pass_quality, lines, passed, failed, unknown (never checked), share_failed_or_unknown, "
+        "by_teacher {teacher: {source: counts}}, fix (the setting that removes them)",
+    )
+    truncation: dict[str, Any] | None = Field(
+        default=None,
+        description="per teacher, its responses cut at max_new_tokens "
+        "(persyn.scoring.shares.truncation_shares): responses, cut, share, max_new_tokens, warn",
+    )
     seconds: dict[str, float] = Field(default_factory=dict)
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import random
+import re
 import time
 import urllib.parse
 from collections import deque
@@ -26,6 +28,24 @@ from persyn.core.errors import ConfigError, MissingAssetError, PersynError
 from persyn.core.records import Completion, Prompt
 from persyn.core.urls import redact_url
 from persyn.engines.base import NOT_IN_KEY, Engine, ModelTeacher, teacher_messages
+
+
+def first_line(body: str, limit: int = 120) -> str:
+    """A short reason from an error body: its first non-empty line of text, HTML tags removed
+    (an error page's first line is its doctype), or an OpenAI-style JSON error's ``message``,
+    cut at ``limit`` characters; ``(empty body)`` when there is none."""
+    try:
+        data = json.loads(body)
+        err = data.get("error") if isinstance(data, dict) else None
+        message = err.get("message") if isinstance(err, dict) else err if isinstance(err, str) else None
+        message = message or (data.get("detail") if isinstance(data, dict) else None)
+        if isinstance(message, str) and message.strip():
+            body = message
+    except ValueError:
+        pass
+    text = re.sub(r"<[^>]*>", "\n", body) if "<" in body else body
+    line = next((x.strip() for x in text.splitlines() if x.strip()), "(empty body)")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 class OpenAITeacher(ModelTeacher):
@@ -204,7 +224,7 @@ class OpenAIEngine(Engine):
                 error = self.scrub(f"{exc.__class__.__name__}: {exc}".rstrip(": "))
                 continue
             if r.status_code != 200:
-                error = f"HTTP {r.status_code}: {self.scrub(r.text)[:200]}"
+                error = f"HTTP {r.status_code}: {self.scrub(first_line(r.text))}"
                 if r.status_code not in RETRY_STATUS:
                     break
                 after = r.headers.get("retry-after")

@@ -50,6 +50,43 @@ def dataset_key(cfg: RunConfig, name: str) -> str:
     return stable_hash([dump, name])
 
 
+def variant_config(exp, name: str, cfg: RunConfig, seed: int) -> RunConfig:
+    """The run of variant ``name`` of experiment config ``exp`` (``variants[name]`` over the
+    base run) beside ``cfg``'s run, in its ``variants/NAME``."""
+    over = exp.variants[name]
+    d = Path(cfg.output_dir) / "variants" / re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
+    raw = deep_merge(dict(exp.run), over)
+    raw.pop("students", None)
+    raw.update(
+        seed=seed,
+        output_dir=str(d),
+        student=cfg.student.model_dump(mode="json"),
+        alpha=over.get("alpha", cfg.alpha),
+    )
+    return parse_config(raw, f"variant {name}")
+
+
+def dataset_places(exp, names: list[str], cfg: RunConfig, seed: int) -> dict[str, tuple[RunConfig, Path]]:
+    """Per strategy name, the run that builds its dataset (``cfg``, or a variant's run) and
+    the dataset's folder (``strategies/NAME``, or the variant's ``strategies/persyn``)."""
+    where = {n: (cfg, Path(cfg.output_dir) / "strategies" / n) for n in names if n not in exp.variants}
+    for n in [n for n in names if n in exp.variants]:
+        vcfg = variant_config(exp, n, cfg, seed)
+        where[n] = (vcfg, Path(vcfg.output_dir) / "strategies" / "persyn")
+    return where
+
+
+def with_cross_datasets(exp, out: dict) -> dict:
+    """``out`` (``{(student, strategy, seed): built}``) with every other student's PerSyn
+    dataset added to each student (``cross_name(owner)``), on the seeds both have."""
+    persyn = {(owner, seed): built for (owner, name, seed), built in out.items() if name == "persyn"}
+    for student in dict.fromkeys(s for s, _, _ in list(out)):
+        for (owner, seed), built in persyn.items():
+            if owner != student and seed in exp.seeds_for(student):
+                out[(student, cross_name(owner), seed)] = built
+    return out
+
+
 class Experiment:
     """Runs one ExperimentConfig (see ``persyn.experiment``); ``log`` takes progress lines;
     ``records``: a directory (e.g. in a git checkout) the finished records are copied to as they
@@ -104,42 +141,22 @@ class Experiment:
         self.chain = store
         return store
 
-    def variant_config(self, name: str, cfg: RunConfig, seed: int) -> RunConfig:
-        """The run of variant ``name`` (``variants[name]`` over the base run) beside ``cfg``'s run,
-        in its ``variants/NAME``."""
-        over = self.exp.variants[name]
-        d = Path(cfg.output_dir) / "variants" / re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
-        raw = deep_merge(dict(self.exp.run), over)
-        raw.pop("students", None)
-        raw.update(
-            seed=seed,
-            output_dir=str(d),
-            student=cfg.student.model_dump(mode="json"),
-            alpha=over.get("alpha", cfg.alpha),
-        )
-        return parse_config(raw, f"variant {name}")
-
-    def variant(self, name: str, cfg: RunConfig, seed: int) -> StrategySummary:
-        """PerSyn's dataset on the run ``cfg`` changed by ``variants[name]`` (its own run in
-        ``cfg``'s ``variants/NAME``, its store chained like every run's), in that run's
-        ``strategies/persyn``."""
+    def variant(self, name: str, vcfg: RunConfig, seed: int) -> StrategySummary:
+        """PerSyn's dataset on variant ``name``'s run ``vcfg`` (``variant_config``; its store
+        chained like every run's), in that run's ``strategies/persyn``."""
         from persyn.pipeline import Pipeline
 
-        vcfg = self.variant_config(name, cfg, seed)
-        d = Path(vcfg.output_dir)
-        self.chained(d)
+        self.chained(Path(vcfg.output_dir))
         with Pipeline(vcfg) as pipe:
-            summary = pipe.build_strategy("persyn", d / "strategies" / "persyn", seed=seed)
-            self.log(f"dataset · seed {seed} · {cfg.student.name or 'student'} · {name}: {summary.routing}")
+            summary = pipe.build_strategy("persyn", Path(vcfg.output_dir, "strategies", "persyn"), seed=seed)
+            self.log(f"dataset · seed {seed} · {vcfg.student.name or 'student'} · {name}: {summary.routing}")
         return summary
 
     def datasets(self) -> dict[tuple[str, str, int], tuple[Path, StrategySummary]]:
-        """Build every (student, strategy, seed) dataset (``strategy_seeds``), each seed and
-        student in its own run; an arm ``NAME-verified`` is NAME's verified dataset. A run's store
-        starts as a copy of the previous run's (no response generated twice); a dataset the
-        records hold under its config's key (``dataset_key``) is taken from them, not built. Each student also
-        gets every other student's PerSyn dataset (``cross_name``). Returns ``{(student,
-        strategy, seed): (dataset path, strategy summary)}``."""
+        """``{(student, strategy, seed): (dataset path, summary)}`` for every dataset
+        (``strategy_seeds``; ``NAME-verified``: NAME's verified one; ``with_cross_datasets``).
+        Each seed and student is its own run, its store a copy of the previous run's (no
+        response generated twice); a dataset recorded under its ``dataset_key`` is not rebuilt."""
         from persyn.pipeline import Pipeline
 
         out: dict[tuple[str, str, int], tuple[Path, StrategySummary]] = {}
@@ -148,14 +165,7 @@ class Experiment:
                 if seed not in self.exp.seeds_for(student):
                     continue
                 names = [n for n in self.exp.strategies_for(student) if self.exp.has_seed(n, seed)]
-                where = {  # name -> (the run that builds it, its dataset's folder)
-                    n: (cfg, Path(cfg.output_dir) / "strategies" / n)
-                    for n in names
-                    if n not in self.exp.variants
-                }
-                for n in [n for n in names if n in self.exp.variants]:
-                    vcfg = self.variant_config(n, cfg, seed)
-                    where[n] = (vcfg, Path(vcfg.output_dir) / "strategies" / "persyn")
+                where = dataset_places(self.exp, names, cfg, seed)
                 keys = {n: dataset_key(c, n) for n, (c, _) in where.items()}
                 todo = []
                 for n in names:  # a dataset recorded by this config is not built again
@@ -172,29 +182,18 @@ class Experiment:
                         for name in plain:
                             d = where[name][1]
                             strategy, verified = split_verified(name)  # car-verified: car's, verified
-                            out[(student, name, seed)] = (
-                                d / "dataset.jsonl",
-                                pipe.build_strategy(strategy, d, seed=seed, verified=verified),
-                            )
+                            built = pipe.build_strategy(strategy, d, seed=seed, verified=verified)
+                            out[(student, name, seed)] = (d / "dataset.jsonl", built)
                             self.records.save_dataset(student, name, seed, keys[name], d)
                             if name == "persyn":
                                 pipe.export()  # the run's own outputs too (summary.json, report input)
-                            self.log(
-                                f"dataset · seed {seed} · {student} · {name}: {out[(student, name, seed)][1].routing}"
-                            )
-                        self.log(
-                            f"seed {seed} · {student}: {pipe.new_generations} teacher responses generated"
-                        )
+                            self.log(f"dataset · seed {seed} · {student} · {name}: {built.routing}")
+                        self.log(f"seed {seed} · {student}: {pipe.new_generations} responses generated")
                 for name in [n for n in todo if n in self.exp.variants]:
-                    d = where[name][1]
-                    out[(student, name, seed)] = (d / "dataset.jsonl", self.variant(name, cfg, seed))
+                    vcfg, d = where[name]
+                    out[(student, name, seed)] = (d / "dataset.jsonl", self.variant(name, vcfg, seed))
                     self.records.save_dataset(student, name, seed, keys[name], d)
-        persyn = {(owner, seed): built for (owner, name, seed), built in out.items() if name == "persyn"}
-        for student in dict.fromkeys(s for s, _, _ in list(out)):
-            for (owner, seed), built in persyn.items():
-                if owner != student and seed in self.exp.seeds_for(student):
-                    out[(student, cross_name(owner), seed)] = built
-        return out
+        return with_cross_datasets(self.exp, out)
 
     # -- the whole experiment -------------------------------------------------------------------
     def students(self) -> dict[str, StudentConfig]:

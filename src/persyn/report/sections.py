@@ -20,6 +20,7 @@ from persyn.report.plots import (
     router_eval_figure,
     teacher_colours,
 )
+from persyn.scoring.shares import quality_warning, truncation_warnings
 
 MAX_FAILURES = 50  # failed items listed in the page (the rest are counted)
 
@@ -46,6 +47,46 @@ class ReportContext:
     def teacher(self, name: str) -> str:
         """A teacher's name with its colour swatch."""
         return teacher_cell(self.colours, name)
+
+
+def data_quality_part(ctx: ReportContext) -> str:
+    """The dataset's lines by quality check per teacher and source, and each teacher's
+    responses cut at max_new_tokens, with the warnings the console printed (empty for a
+    summary without these figures, e.g. a strategy's or an older run's)."""
+    q = compute.summary_field(ctx.summary, "data_quality")
+    cut = compute.summary_field(ctx.summary, "truncation")
+    parts = []
+    if q:
+        parts.append("<h3>Quality check of the dataset's lines</h3>")
+        warning = quality_warning(q)
+        if warning:
+            parts.append(note(f"⚠ {esc(warning)}"))
+        rows = [
+            [
+                ctx.teacher(t),
+                esc(source),
+                fmt(c["lines"]),
+                fmt(c["passed"]),
+                fmt(c["failed"]),
+                fmt(c["unknown"]),
+            ]
+            for t, by_source in q["by_teacher"].items()
+            for source, c in by_source.items()
+        ]
+        rows.append(
+            ["<b>all</b>", "", *(f"<b>{fmt(q[k])}</b>" for k in ("lines", "passed", "failed", "unknown"))]
+        )
+        parts.append(table(["teacher", "source", "lines", "passed", "failed", "never checked"], rows, left=2))
+    if cut:
+        parts.append("<h3>Responses cut at max_new_tokens</h3>")
+        for warning in truncation_warnings(cut):
+            parts.append(note(f"⚠ {esc(warning)}"))
+        rows = [
+            [ctx.teacher(t), fmt(f["responses"]), fmt(f["cut"]), pct(f["cut"], f["responses"])]
+            for t, f in cut.items()
+        ]
+        parts.append(table(["teacher", "responses", "cut", "share"], rows))
+    return "".join(parts)
 
 
 def summary_section(ctx: ReportContext) -> str:
@@ -82,7 +123,7 @@ def summary_section(ctx: ReportContext) -> str:
                 ),
             )
         )
-    parts = [kv_table(rows)]
+    parts = [kv_table(rows), data_quality_part(ctx)]
 
     if failures:
         parts.append("<h3>Failed items</h3>")

@@ -19,6 +19,7 @@ from persyn.core.records import DatasetLine, Failure, Generation, Prompt
 from persyn.core.summary import RunSummary
 from persyn.scoring.combine import Candidate, combine, oracle_pick, pick_passing
 from persyn.scoring.means import calibration_means
+from persyn.scoring.shares import quality_shares, truncation_shares
 from persyn.stages.budget import SKIPPED, cost_model, stored_budget
 from persyn.stages.cascade import read_cascades
 from persyn.stages.context import RunContext, stage
@@ -158,6 +159,29 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
         precision=precision_table(cfg),
         budget=budget_figures(ctx, budgeted, router_eval, cal, cal_gens, routed_gens),
         verify=verify_figures(ctx, cascades, lines, failures) if verify is not None else None,
+        data_quality=quality_shares(lines, *pass_rule(cfg)),
+        truncation=truncation_shares(
+            list(cal_gens.values()) + list(routed_gens.values()),
+            {t.name: getattr(t, "max_new_tokens", None) for t in cfg.teachers},
+        ),
+    )
+
+
+def pass_rule(cfg) -> tuple[float | None, str]:
+    """The quality a dataset line needs to count as passed (``verify``'s threshold; 1.0 for the
+    0/1 and share scorers without ``verify``; None for a reward model without one) and the
+    setting that leaves out the lines that do not pass."""
+    v, kind = cfg.verify, cfg.quality.kind
+    if v is not None:
+        threshold = v.threshold(kind)
+        if v.on_fail == "keep":
+            return threshold, "set verify.on_fail: drop to leave out the prompts no teacher passed"
+        return threshold, "see failed.jsonl for the lines whose scoring failed"
+    if kind == "reward_model":
+        return None, "set verify: with pass_quality to check every answer against a threshold"
+    return 1.0, (
+        "set verify: to check every routed answer, escalate the failed ones and keep only "
+        'passing lines (docs/method.md, "The verified cascade")'
     )
 
 

@@ -27,6 +27,12 @@ def generate_responses(
     (``calibration``, ``routed``, a strategy's name, ...).
 
     Returns the number of responses generated (failed ones included).
+
+    Raises:
+        PersynError: every request of a teacher in this call failed: the teacher, the count
+            and the first reason are named, so a wrong ``base_url`` or model stops the run
+            instead of becoming quality 0. What was generated is stored; the next run retries
+            the failed items.
     """
     done = ctx.store.generation_keys(status="ok" if retry_failed else None)
     keys: dict[str, dict[str, str]] = {}
@@ -39,6 +45,7 @@ def generate_responses(
     if not jobs:
         return 0
     made = 0
+    outcomes: dict[str, list[Generation]] = {}
     names = ", ".join(j.tag.name for j in jobs)
     with progress(sum(len(j.items) for j in jobs), f"{phase} · {names}", "response") as bar:
         # closing(): a failed store write ends the Ray workers now, not at garbage collection
@@ -47,10 +54,32 @@ def generate_responses(
                 name = job.tag.name
                 gens = [Generation.of(keys[name][pid], pid, name, c, phase) for pid, c in batch]
                 ctx.store.add_generations(gens)
+                outcomes.setdefault(name, []).extend(gens)
                 made += len(gens)
                 bar.update(len(gens))
                 crash_point(f"{phase}.batch" if phase in PHASES else STRATEGY_BATCH)
+    stop_if_a_teacher_always_failed(outcomes, phase)
     return made
+
+
+def stop_if_a_teacher_always_failed(outcomes: dict[str, list[Generation]], phase: str) -> None:
+    """Raise when some teacher's every response in ``outcomes`` (teacher → this call's
+    responses) failed.
+
+    Raises:
+        PersynError: names each such teacher with its count and first failure reason.
+    """
+    dead = {t: gens for t, gens in outcomes.items() if gens and not any(g.ok for g in gens)}
+    if not dead:
+        return
+    lines = "; ".join(
+        f"teacher '{t}' failed on all {len(gens)} {phase} request(s) (first: {gens[0].error})"
+        for t, gens in dead.items()
+    )
+    raise PersynError(
+        f"{lines}. Check the teacher's settings (base_url, model, api_key_env); the responses "
+        "made are stored and the next run retries the failed ones"
+    )
 
 
 def preflight(ctx: RunContext) -> None:

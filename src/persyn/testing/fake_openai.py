@@ -32,7 +32,9 @@ class FakeOpenAIServer:
         latency_s: seconds every chat request takes before its answer or fault.
         rates: fault → probability per request, faults ``429``, ``500``, ``stall``, ``drop``,
             ``echo`` (a 401 whose error carries the request's ``Authorization`` header),
-            ``badjson`` (a 200 whose body is not JSON).
+            ``badjson`` (a 200 whose body is not JSON), ``501`` (an HTML error page, as a server
+            that does not implement the path sends; not retried), ``length`` (the answer, with
+            ``finish_reason: length``, as when cut at ``max_tokens``).
         script: faults (or None: answer) consumed one per chat request before any is drawn;
             ``script`` is a list attribute a test may also set after starting the server.
         fault_of: ``prompt -> fault | None``, a fault forced for a prompt (the last user turn)
@@ -117,6 +119,9 @@ class FakeOpenAIServer:
                     return self._send(401, {"error": f"bad credentials: {self.headers.get('Authorization')}"})
                 if fault == "badjson":
                     return self._send(200, "{not json")
+                if fault == "501":
+                    page = "<!DOCTYPE html>\n<html><head><title>501 Not Implemented</title></head>\n"
+                    return self._send(501, page + "<body><h1>Not Implemented</h1></body></html>\n")
                 if fault == "stall":
                     time.sleep(stall_s)
                 with server._lock:
@@ -126,7 +131,12 @@ class FakeOpenAIServer:
                 self._send(
                     200,
                     {
-                        "choices": [{"message": {"content": text}, "finish_reason": "stop"}],
+                        "choices": [
+                            {
+                                "message": {"content": text},
+                                "finish_reason": "length" if fault == "length" else "stop",
+                            }
+                        ],
                         "usage": {"prompt_tokens": n_in, "completion_tokens": n_out},
                     },
                 )
