@@ -230,3 +230,26 @@ def test_persyn_version():
 
     res = CliRunner().invoke(app, ["--version"])
     assert res.exit_code == 0 and res.output.strip() == f"persyn {__version__}"
+
+
+def test_a_reference_teacher_without_solutions_is_refused_unless_asked_for(tmp_path):
+    cfg = {
+        "output_dir": str(tmp_path / "run"),
+        "prompts": {"source": "jsonl", "path": "problems.jsonl"},  # answers only
+        "student": {"model": "smollm2-135m-instruct"},
+        "teachers": [
+            {"name": "smollm2", "engine": "transformers", "model": "smollm2-135m-instruct"},
+            {"name": "ref", "engine": "reference"},
+        ],
+    }
+    with pytest.raises(ConfigError, match="teacher 'ref': engine 'reference' with style 'solution'") as err:
+        parse_config(cfg)
+    assert "prompts.solution_field is not set" in str(err.value) and "style: answer" in str(err.value)
+    explicit = dict(
+        cfg, teachers=[cfg["teachers"][0], {"name": "ref", "engine": "reference", "style": "answer"}]
+    )
+    assert parse_config(explicit).teachers[1].style == "answer"
+    with_solutions = dict(cfg, prompts={**cfg["prompts"], "solution_field": "solution"})
+    assert parse_config(with_solutions).prompts.solution_field == "solution"
+    # a task set writes its own solutions: nothing to refuse
+    assert parse_config(dict(cfg, prompts={"source": "reasoning_gym", "task": "chain_sum", "size": 4}))

@@ -99,7 +99,10 @@ def _base(tmp_path, **over):
         "output_dir": str(tmp_path / "run"),
         "prompts": {"source": "jsonl", "path": str(tmp_path / "p.jsonl")},
         "student": {"model": "smollm2-135m-instruct"},
-        "teachers": [{"name": "a", "engine": "reference"}, {"name": "b", "engine": "reference"}],
+        "teachers": [
+            {"name": "a", "engine": "reference", "style": "answer"},
+            {"name": "b", "engine": "reference", "style": "answer"},
+        ],
         "verify": {"max_tries": 2},
     }
     cfg.update(over)

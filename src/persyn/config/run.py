@@ -104,6 +104,23 @@ class RunConfig(StrictModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _reference_needs_a_solution(self) -> RunConfig:
+        # Without a solution column a prompt's solution is its answer, so style 'solution' would
+        # teach the bare answer ("12") and score 1.0 every time: refuse it, unless asked for.
+        if self.prompts.source not in ("jsonl", "parquet", "hf") or self.prompts.solution_field:
+            return self
+        for t in self.teachers:
+            if t.engine == "reference" and getattr(t, "style", None) == "solution":
+                raise ValueError(
+                    f"teacher '{t.name}': engine 'reference' with style 'solution' answers with the "
+                    "prompts' solution_field, but prompts.solution_field is not set (the prompt file "
+                    f"gives answers only: answer_field {self.prompts.answer_field!r}), so it would "
+                    "answer with the bare answer. Set prompts.solution_field to a worked-solution "
+                    "column, or style: answer to train on bare answers on purpose, or drop the teacher"
+                )
+        return self
+
     @field_validator("strategy")
     @classmethod
     def _check_strategy(cls, v: str) -> str:
