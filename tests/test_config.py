@@ -1,10 +1,11 @@
 import re
+from pathlib import Path
 
 import pytest
 import yaml
 
 from persyn.config import CalibrationConfig, load_config, parse_config
-from persyn.core.errors import ConfigError
+from persyn.core.errors import ConfigError, PersynError
 
 BASE = {
     "output_dir": "runs/x",
@@ -253,3 +254,42 @@ def test_a_reference_teacher_without_solutions_is_refused_unless_asked_for(tmp_p
     assert parse_config(with_solutions).prompts.solution_field == "solution"
     # a task set writes its own solutions: nothing to refuse
     assert parse_config(dict(cfg, prompts={"source": "reasoning_gym", "task": "chain_sum", "size": 4}))
+
+
+def test_input_paths_resolve_from_the_config_file_folder(tmp_path, monkeypatch):
+    from persyn.config import load_config
+    from persyn.prompts import load_prompts
+
+    folder = tmp_path / "project" / "configs"
+    folder.mkdir(parents=True)
+    (folder / "data").mkdir()
+    (folder / "data" / "problems.jsonl").write_text('{"prompt": "What is 2 + 3?", "answer": "5"}\n')
+    (folder / "run.yaml").write_text(
+        "output_dir: runs/mine\n"
+        "prompts: {source: jsonl, path: data/problems.jsonl}\n"
+        "student: {model: smollm2-135m-instruct}\n"
+        "teachers:\n"
+        "  - {name: a, engine: reference, style: answer}\n"
+        "  - {name: b, engine: reference, style: terse}\n"
+    )
+    monkeypatch.chdir(tmp_path)  # run from elsewhere: the prompt file is still found
+    cfg = load_config("project/configs/run.yaml")
+    assert cfg.prompts.path == Path("project/configs/data/problems.jsonl")
+    assert cfg.output_dir == Path("runs/mine")  # outputs stay where the command runs
+    prompts, _ = load_prompts(cfg.prompts, 0)
+    assert [p.answer for p in prompts] == ["5"]
+    # a missing file is named by its resolved path
+    (folder / "data" / "problems.jsonl").unlink()
+    with pytest.raises(PersynError, match="project/configs/data/problems.jsonl"):
+        load_prompts(load_config("project/configs/run.yaml").prompts, 0)
+    # a dict's paths stay as given (no file to be relative to)
+    as_dict = {
+        "output_dir": "o",
+        "prompts": {"source": "jsonl", "path": "data/problems.jsonl"},
+        "student": {"model": "smollm2-135m-instruct"},
+        "teachers": [
+            {"name": "a", "engine": "reference", "style": "answer"},
+            {"name": "b", "engine": "reference", "style": "terse"},
+        ],
+    }
+    assert load_config(as_dict).prompts.path == Path("data/problems.jsonl")

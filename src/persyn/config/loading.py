@@ -72,7 +72,9 @@ def _did_you_mean(loc: tuple, model: type) -> str:
 def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> RunConfig:
     """Validate a mapping into a RunConfig.
 
-    Relative ``output_dir`` and ``prompts.path`` are resolved against ``base_dir`` when given.
+    With ``base_dir`` (the config file's folder), the relative input paths of the config are
+    resolved against it (``resolve_input_paths``); ``output_dir`` stays relative to the
+    current directory, like a path given on the command line.
 
     Raises:
         ConfigError: naming ``source`` and each offending field path.
@@ -83,10 +85,47 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
         cfg = RunConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, source, RunConfig)) from None
+    if base_dir is not None:
+        resolve_input_paths(cfg, Path(base_dir))
     _check_model_refs(cfg, source)
-    if base_dir is not None and cfg.prompts.path is not None and not cfg.prompts.path.is_absolute():
-        cfg.prompts.path = base_dir / cfg.prompts.path
     return cfg
+
+
+def _under(base: Path, value):
+    """``value`` (a path, or a model reference) joined to ``base`` when it is a relative path;
+    a model reference only when written as one (``./`` or ``../``): ``org/name`` is a hub id."""
+    if value is None:
+        return None
+    if isinstance(value, Path):
+        return value if value.is_absolute() else base / value
+    if value.startswith(("./", "../")):
+        return str(base / value)
+    return value
+
+
+def resolve_input_paths(cfg: RunConfig, base: Path) -> None:
+    """Resolve, in place, the relative input paths of ``cfg`` against ``base`` (the folder of the
+    config file): the prompt files (``prompts``, ``synthesis.seeds`` / ``target``), the influence
+    files, and local model paths written ``./...`` or ``../...`` (student, GGUF, teachers,
+    reward model, router encoder). ``output_dir`` and the synthetic prompt file (which lives in
+    it) are left relative to the current directory."""
+    if cfg.prompts.source != "synthetic":
+        cfg.prompts.path = _under(base, cfg.prompts.path)
+    if cfg.synthesis is not None:
+        for prompts in (cfg.synthesis.seeds, getattr(cfg.synthesis, "target", None)):
+            if prompts is not None:
+                prompts.path = _under(base, prompts.path)
+    if cfg.influence is not None:
+        cfg.influence.warmup = _under(base, cfg.influence.warmup)
+        cfg.influence.reference = _under(base, cfg.influence.reference)
+    for slot in [s for s in [cfg.student, *(cfg.students or [])] if s is not None]:
+        slot.model = _under(base, slot.model)
+        slot.gguf = _under(base, slot.gguf)
+    cfg.quality.model = _under(base, cfg.quality.model)
+    cfg.router.encoder = _under(base, cfg.router.encoder)
+    for t in [*cfg.teachers, *([cfg.synthesis.model] if cfg.synthesis is not None else [])]:
+        if isinstance(getattr(t, "model", None), str) and t.local_model():
+            t.model = _under(base, t.model)
 
 
 def _check_model_refs(cfg: RunConfig, source: str) -> None:
@@ -128,7 +167,9 @@ def load_config(source: str | Path | dict) -> RunConfig:
     """Read and validate a run configuration: a YAML file's path, or the same content as a
     dict (e.g. built in a notebook).
 
-    Relative ``prompts.path`` is taken relative to the current directory, like ``output_dir``.
+    The relative input paths of a file's config (prompt files, local models written ``./...``)
+    are taken relative to the file's folder (``resolve_input_paths``);
+    ``output_dir`` relative to the current directory. A dict's paths stay as given.
 
     Raises:
         ConfigError: unreadable file, YAML syntax error (with line), or invalid fields (the
@@ -136,4 +177,4 @@ def load_config(source: str | Path | dict) -> RunConfig:
     """
     if isinstance(source, dict):
         return parse_config(source, source="<dict>")
-    return parse_config(read_yaml(source), source=str(source))
+    return parse_config(read_yaml(source), source=str(source), base_dir=Path(source).parent)
