@@ -38,13 +38,20 @@ def test_sft_then_evaluate_commands(tiny_models, tmp_path):
             "--epochs",
             "1",
             "--batch-size",
-            "2",
+            "1",
+            "--max-steps",
+            "2",  # of the 4 an epoch has at batch size 1
+            "--max-length",
+            "32",
         ],
     )
     assert res.exit_code == 0, res.output
     info = json.loads((model / "persyn_sft.json").read_text())
     assert info["n_examples"] == 4  # every line of the dataset was trained on
-    assert f"on {info['n_examples']} examples" in " ".join(res.output.split())
+    assert info["steps"] == 2 and info["settings"]["max_steps"] == 2 and info["settings"]["max_length"] == 32
+    shown = " ".join(res.output.split())
+    assert f"on {info['n_examples']} examples: 2 step(s)" in shown
+    assert f"training loss {info['train_loss']:.4f} (TRL's mean over the run" in shown
 
     held_out = tmp_path / "eval.jsonl"
     held_out.write_text(json.dumps({"prompt": "What is 7 + 5?", "answer": "12"}) + "\n")
@@ -83,3 +90,10 @@ def test_sft_then_evaluate_commands(tiny_models, tmp_path):
     assert res.exit_code == 2 and "missing.jsonl" in res.output
     res = runner.invoke(app, ["sft", str(ds), "-o", str(tmp_path / "y"), "--method", "qlora"])
     assert res.exit_code == 2 and "method" in res.output
+
+
+def test_max_steps_left_out_of_the_settings_keys_when_unset():
+    from persyn.training.sft_config import SFTSettings
+
+    assert "max_steps" not in SFTSettings().model_dump()  # fine-tune records keyed before stay valid
+    assert SFTSettings(max_steps=3).model_dump()["max_steps"] == 3

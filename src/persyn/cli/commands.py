@@ -401,6 +401,12 @@ def sft(
         "auto",
         help="auto | float32 | bfloat16 (bf16 autocast, fp32 master weights); auto: bf16 where the hardware has it.",
     ),
+    max_steps: int | None = typer.Option(
+        None, help="Stop after this many optimizer steps (overrides --epochs)."
+    ),
+    max_length: int = typer.Option(
+        512, help="Tokens per example; longer ones lose the end of their response."
+    ),
 ) -> None:
     """Fine-tune the student on a dataset (TRL SFTTrainer, loss on response tokens only)."""
     from pydantic import ValidationError
@@ -416,6 +422,8 @@ def sft(
             batch_size=batch_size,
             seed=seed,
             dtype=dtype,
+            max_steps=max_steps,
+            max_length=max_length,
         )
     except ValidationError as err:
         from persyn.config import format_validation_error
@@ -424,8 +432,11 @@ def sft(
     with reported_errors():
         info = run_sft(dataset, model, output_dir, settings, prompt_template=prompt_template)
     console.print(
-        f"fine-tuned {model} on {info['n_examples']} examples in {info['seconds']:.0f} s "
-        f"(final loss {info.get('final_loss')}, {info['precision']}: {info['dtype_reason']}) → {output_dir}"
+        f"fine-tuned {model} on {info['n_examples']} examples: {info['steps']} step(s) in "
+        f"{info['seconds']:.0f} s; training loss {info['train_loss']:.4f} (TRL's mean over the run; "
+        f"last logged {info.get('final_loss') or float('nan'):.4f} at step {(info.get('loss_steps') or ['-'])[-1]}); "
+        f"{info['precision']}: {info['dtype_reason']} → {output_dir}",
+        highlight=False,
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from persyn.config.base import Dtype, StrictModel
 
@@ -16,8 +16,10 @@ class TrainerSettings(StrictModel):
     adapters of rank ``lora_r``, merged into the weights before saving, so the output is a plain
     model directory either way). ``epochs`` may be fractional; ``batch_size`` is per device;
     ``max_length`` in tokens. ``dtype``: ``bfloat16`` is mixed precision (bf16 autocast, fp32
-    master weights), ``auto`` bf16 where the hardware runs it natively. Each trainer's settings
-    give ``epochs``, ``learning_rate`` and ``batch_size`` their own defaults."""
+    master weights), ``auto`` bf16 where the hardware runs it natively. ``max_steps``: stop
+    after this many optimizer steps (overrides ``epochs``; None: train ``epochs``; left out of
+    dumps when None, so the keys of before stay). Each trainer's settings give ``epochs``,
+    ``learning_rate`` and ``batch_size`` their own defaults."""
 
     dtype: Dtype = "auto"
     method: Literal["full", "lora"] = "full"
@@ -28,6 +30,14 @@ class TrainerSettings(StrictModel):
     lora_r: Annotated[int, Field(ge=1)] = 16
     lora_alpha: Annotated[int, Field(ge=1)] = 32
     seed: int = 0
+    max_steps: Annotated[int, Field(ge=1)] | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict:
+        data = handler(self)
+        if isinstance(data, dict) and self.max_steps is None:
+            data.pop("max_steps", None)
+        return data
 
     @property
     def lr(self) -> float:
@@ -78,6 +88,7 @@ def trl_args(
     return config_class(
         output_dir=str(output_dir),
         num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps if settings.max_steps is not None else -1,
         learning_rate=settings.lr,
         per_device_train_batch_size=settings.batch_size,
         seed=settings.seed,
