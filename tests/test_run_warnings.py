@@ -91,6 +91,18 @@ def test_summary_counts_unchecked_failed_and_cut_lines(tiny_models, tmp_path, ca
     on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert on_disk["data_quality"] == q and on_disk["truncation"]["served"] == t["served"]
 
+    # each line names its teacher's model; the card beside the dataset lists what made it
+    models = {"a": tiny_models["chat"], "b": tiny_models["chat2"], "served": "tiny-teacher"}
+    assert all(x["teacher_model"] == models[x["teacher"]] for x in lines)
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "data_files: dataset.jsonl" in card and f"{len(lines)} SFT examples" in card
+    for name, model in models.items():
+        assert f"| {name} | `{model}` |" in card
+        assert (
+            card.split(f"| {name} | `{model}` |")[1].split("\n")[0].endswith(f"| {summary.routing[name]} |")
+        )
+    assert f"{q['passed']} passed, {q['failed']} failed, {q['unknown']} never checked" in card
+
     print_summary(summary, tmp_path / "run")
     out = " ".join(capsys.readouterr().out.split())
     bad = q["failed"] + q["unknown"]
@@ -107,3 +119,14 @@ def test_a_verified_dropping_run_has_no_failed_or_unknown_line(tiny_models, tmp_
     q = summary.data_quality
     assert q["lines"] == summary.n_dataset > 0
     assert q["passed"] == q["lines"] and q["share_failed_or_unknown"] == 0 and q["fix"] is None
+
+
+def test_the_dataset_card_never_overwrites_a_users_readme(tmp_path):
+    from persyn.core.card import MARKER, write_dataset_card
+
+    assert write_dataset_card(tmp_path, f"{MARKER}\nv1") == tmp_path / "README.md"
+    assert write_dataset_card(tmp_path, f"{MARKER}\nv2") == tmp_path / "README.md"  # its own: rewritten
+    assert (tmp_path / "README.md").read_text().endswith("v2")
+    (tmp_path / "README.md").write_text("my project\n")
+    assert write_dataset_card(tmp_path, f"{MARKER}\nv3") == tmp_path / "dataset_card.md"
+    assert (tmp_path / "README.md").read_text() == "my project\n"

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import typer
 
-from persyn.cli.configs import Executor, command_config, config_of_dir, override_executor
+from persyn.cli.configs import Executor, command_config
 from persyn.cli.render import (
     console,
     print_cache_info,
     print_estimate,
+    print_router_eval,
     print_strategy_summary,
     print_students_summary,
     print_summary,
@@ -31,6 +32,7 @@ app = typer.Typer(
     help="persyn: personalised SFT data for one student model (PerSyn, Route-then-Generate).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # the docstrings' ``code`` renders as code, not as backticks
 )
 
 
@@ -53,7 +55,9 @@ def _offline(
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
-ConfigArg = typer.Argument(..., help="Run configuration (YAML).", exists=False)
+ConfigArg = typer.Argument(
+    ..., help="Run configuration (YAML), or a run's output directory (its run_config.json).", exists=False
+)
 OutputOpt = typer.Option(None, "--output-dir", "-o", help="Override output_dir of the config.")
 ExecutorOpt = typer.Option(
     None, "--executor", help="Override executor of the config: local, or ray (needs the ray extra)."
@@ -74,13 +78,6 @@ def _pipeline(
     config: Path, output_dir: Path | None, executor: Executor | None = None, ray_address: str | None = None
 ):
     return open_pipeline(command_config(config, output_dir, executor, ray_address))
-
-
-def _pipeline_of_dir(output_dir: Path, executor: Executor | None = None, ray_address: str | None = None):
-    # Commands that take a run's output directory rebuild its pipeline from run_config.json.
-    cfg = config_of_dir(output_dir)
-    override_executor(cfg, executor, ray_address)
-    return open_pipeline(cfg)
 
 
 def _fail(exc: PersynError) -> None:
@@ -264,7 +261,8 @@ def calibrate(
     executor: Executor | None = ExecutorOpt,
     ray_address: str | None = RayAddressOpt,
 ) -> None:
-    """Stage 1: every teacher answers the calibration prompts; score quality and learnability."""
+    """Stages 1-2 (calibrate, score): every teacher answers the calibration prompts; their
+    responses are scored for quality and learnability."""
     with reported_errors():
         with _pipeline(config, output_dir, executor, ray_address) as p:
             p.calibrate()
@@ -274,11 +272,13 @@ def calibrate(
 
 @app.command("train-router")
 def train_router_cmd(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
-    """Stage 2: train the Bradley–Terry router on the calibration rewards."""
+    """Stage 4 (train_router): fit the router (router.kind; auto cross-validates the kinds against
+    the Oracle and keeps one) on the calibration rewards (stage 3, Eq. 2)."""
     with reported_errors():
         with _pipeline(config, output_dir) as p:
             ev = p.train_router()
-        console.print(f"router saved to {p.out / 'router'}: {ev}")
+        print_router_eval(ev)
+        console.print(f"router saved to {p.out / 'router'}")
 
 
 @app.command()
@@ -287,7 +287,7 @@ def route(
     output_dir: Path | None = OutputOpt,
     router: Path | None = typer.Option(None, help="A saved router directory (default: OUTPUT_DIR/router)."),
 ) -> None:
-    """Stage 3: route every non-calibration prompt to one teacher."""
+    """Stage 5 (route): route every non-calibration prompt to one teacher."""
     with reported_errors():
         with _pipeline(config, output_dir) as p:
             assigned = p.route(router)
@@ -304,7 +304,8 @@ def generate(
     executor: Executor | None = ExecutorOpt,
     ray_address: str | None = RayAddressOpt,
 ) -> None:
-    """Stage 4: only the routed teacher answers each routed prompt."""
+    """Stage 6 (generate): only the routed teacher answers each routed prompt (with verify:, a
+    failed answer goes to the next teacher)."""
     with reported_errors():
         with _pipeline(config, output_dir, executor, ray_address) as p:
             p.generate()
@@ -313,7 +314,8 @@ def generate(
 
 @app.command()
 def export(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> None:
-    """Stage 5: write dataset.jsonl, routing.jsonl and summary.json."""
+    """Stage 7 (export): write dataset.jsonl, routing.jsonl, failed.jsonl, the dataset card and
+    summary.json."""
     with reported_errors():
         with _pipeline(config, output_dir) as p:
             summary = p.export()
@@ -322,7 +324,7 @@ def export(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) -> Non
 
 @app.command("select")
 def select_cmd(
-    output_dir: Path = typer.Argument(..., help="A run's output directory."),
+    config: Path = ConfigArg,
     strategy: list[str] = typer.Option(
         ...,
         "--strategy",
@@ -342,7 +344,7 @@ def select_cmd(
     """Build a selection strategy's dataset into OUTPUT_DIR/strategies/NAME (repeatable)."""
 
     with reported_errors():
-        with _pipeline_of_dir(output_dir, executor, ray_address) as p:
+        with _pipeline(config, None, executor, ray_address) as p:
             for name in strategy:
                 summary = p.build_strategy(name, verified=verified)
                 print_strategy_summary(summary, p.out / "strategies" / summary.strategy)
@@ -363,9 +365,11 @@ def estimate_cmd(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) 
 @app.command()
 def report(
     run_dir: Path = typer.Argument(
-        ..., help="A run's output directory, or an experiment's (or its records)."
+        ..., help="A run's output directory or config file, or an experiment's directory (or its records)."
     ),
-    out: Path | None = typer.Option(None, "--out", help="HTML file (default RUN_DIR/report.html)."),
+    out: Path | None = typer.Option(
+        None, "--output", "-o", "--out", help="HTML file (default RUN_DIR/report.html)."
+    ),
     sample: int = typer.Option(8, help="Prompts shown with their chosen response."),
     seed: int = typer.Option(0, help="Seed of the sample."),
 ) -> None:
@@ -376,6 +380,8 @@ def report(
     from persyn.report.write import write_report
 
     with reported_errors():
+        if run_dir.is_file():  # a run's config: its output directory
+            run_dir = command_config(run_dir, None).output_dir
         if is_experiment_dir(run_dir) and not (run_dir / "summary.json").is_file():
             path = write_experiment_report(run_dir, out)
         else:

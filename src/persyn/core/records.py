@@ -132,6 +132,7 @@ class DatasetLine:
     reward: float | None
     source: str
     conversation: list[dict[str, str]] | None = None  # a chat prompt's turns (``Prompt.messages``)
+    teacher_model: str | None = None  # the teacher's model id (``core.card.teacher_model_id``)
 
     @classmethod
     def of(
@@ -162,13 +163,14 @@ class DatasetLine:
         return (self.prompt, self.response, self.conversation)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``dataset.jsonl`` object (key order fixed: id, messages, teacher, quality,
-        learnability, reward, source); ``messages`` is the prompt's conversation (one user turn
+        """The ``dataset.jsonl`` object (key order fixed: id, messages, teacher, teacher_model
+        when known, quality, learnability, reward, source); ``messages`` is the prompt's conversation (one user turn
         for a text prompt) followed by the assistant's response. ``from_dict`` reads it back."""
         return {
             "id": self.id,
             "messages": [*self.turns, {"role": "assistant", "content": self.response}],
             "teacher": self.teacher,
+            **({"teacher_model": self.teacher_model} if self.teacher_model is not None else {}),
             "quality": self.quality,
             "learnability": self.learnability,
             "reward": self.reward,
@@ -222,6 +224,7 @@ class DatasetLine:
             row.get("reward"),
             row.get("source", ""),
             head if chat else None,
+            row.get("teacher_model"),
         )
 
 

@@ -1,5 +1,5 @@
 """Stage 7: write the run's outputs atomically: ``dataset.jsonl`` (SFT-ready), ``routing.jsonl``,
-``calibration.jsonl``, ``failed.jsonl`` and ``summary.json``."""
+``calibration.jsonl``, ``failed.jsonl``, the dataset card ``README.md`` and ``summary.json``."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from pathlib import Path
 
 from persyn.budget.cost import price_of
 from persyn.config import TeacherConfig
+from persyn.core.card import dataset_card, teacher_model_id, write_dataset_card
 from persyn.core.errors import MissingAssetError, PersynError
 from persyn.core.faults import crash_point, register
+from persyn.core.hashing import stable_hash
 from persyn.core.io import jsonl_text, replace_dir, write_atomic
 from persyn.core.records import DatasetLine, Failure, Generation, Prompt
 from persyn.core.summary import RunSummary
@@ -42,9 +44,23 @@ def export(ctx: RunContext, new_generations: int = 0) -> RunSummary:
     """
     summary = _export(ctx, new_generations)
     summary.seconds = ctx.seconds()
+    write_dataset_card(ctx.out, card_of(ctx.cfg, summary))
     write_atomic(ctx.out / "summary.json", summary.to_json())
     crash_point(EXPORT_SUMMARY)
     return summary
+
+
+def card_of(cfg, summary: RunSummary) -> str:
+    """The run's dataset card (``core.card``): its teachers, student, persyn's version and the
+    hash of the config's key."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        persyn_version = version("persyn")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        persyn_version = "(not installed)"
+    teachers = [t.model_dump() for t in cfg.teachers]
+    return dataset_card(summary, teachers, cfg.student.model, persyn_version, stable_hash(cfg.key_dump()))
 
 
 @stage("export", 7, before=prepare)
@@ -116,6 +132,9 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
                 failures.append(
                     Failure("verify", p.id, None, f"no teacher passed in {walk.tries} tries ({tried})")
                 )
+    ids = {t.name: teacher_model_id(t.model_dump()) for t in cfg.teachers}
+    for x in lines:
+        x.teacher_model = ids.get(x.teacher)
     rows = [x.to_dict() for x in lines]
     write_atomic(ctx.out / "dataset.jsonl", jsonl_text(rows))
     write_dataset_formats(ctx.out, rows, cfg.dataset_formats)

@@ -1,0 +1,54 @@
+"""The CLI agrees with itself (issue 49): each stage command's help names the stage numbers of
+the stage registry, help text shows no raw RST backticks, and report takes -o like the rest."""
+
+import re
+
+import pytest
+from test_report import make_run
+from typer.testing import CliRunner
+
+import persyn.stages.calibrate  # noqa: F401 - each registers its stage
+import persyn.stages.export  # noqa: F401
+import persyn.stages.generate  # noqa: F401
+import persyn.stages.route  # noqa: F401
+import persyn.stages.score  # noqa: F401
+import persyn.stages.train_router  # noqa: F401
+from persyn.cli import app
+from persyn.stages.context import STAGES
+
+COMMANDS = {
+    "calibrate": ["calibrate", "score"],
+    "train-router": ["train_router"],
+    "route": ["route"],
+    "generate": ["generate"],
+    "export": ["export"],
+}
+
+
+def help_of(*args):
+    res = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    return " ".join(res.output.replace("│", " ").split())
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_stage_numbers_in_help_match_the_stage_registry(command):
+    m = re.search(r"Stages? (\d+)(?:-(\d+))? \(([a-z_, ]+)\)", help_of(command))
+    assert m, help_of(command)
+    names = COMMANDS[command]
+    assert m.group(3).split(", ") == names
+    numbers = [int(m.group(1))] + ([int(m.group(2))] if m.group(2) else [])
+    assert numbers == sorted({STAGES[n][0] for n in names})
+
+
+def test_help_shows_no_raw_backticks():
+    for command in ("run", "synthesize", "influence", "select"):
+        assert "``" not in help_of(command)
+
+
+def test_report_takes_dash_o(tmp_path):
+    run = make_run(tmp_path)
+    out = tmp_path / "page.html"
+    res = CliRunner().invoke(app, ["report", str(run), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
