@@ -52,3 +52,22 @@ def test_report_takes_dash_o(tmp_path):
     res = CliRunner().invoke(app, ["report", str(run), "-o", str(out)])
     assert res.exit_code == 0, res.output
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_library_deprecation_warnings_are_logged_not_printed(monkeypatch, caplog):
+    import logging
+    import warnings
+
+    from persyn.cli.commands import quiet_library_warnings
+
+    printed = []  # what reaches the console's warning printer
+    monkeypatch.setattr(warnings, "showwarning", lambda message, *a, **k: printed.append(str(message)))
+    quiet_library_warnings()
+    lib = "/x/site-packages/transformers/training_args.py"
+    with caplog.at_level(logging.DEBUG, logger="py.warnings"), warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn_explicit("`gradient_checkpointing` is deprecated", FutureWarning, lib, 1541)
+        warnings.warn_explicit("your prompt file has 3 empty lines", UserWarning, "/x/persyn/prompts.py", 9)
+        warnings.warn_explicit("renamed in v6", FutureWarning, "/home/me/my_script.py", 3)
+    assert printed == ["your prompt file has 3 empty lines", "renamed in v6"]  # not a library's
+    assert "gradient_checkpointing" in caplog.text

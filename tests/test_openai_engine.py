@@ -154,11 +154,21 @@ def test_estimate_before_and_after_calibration(tiny_models, tmp_path, server):
         assert served.source == "settings" and served.completion_tokens == 50
         assert before["totals"]["gts_generations"] == 8 * 3 and before["split"] == "even"
         assert served.rtg_generations == pytest.approx(4 + 4 / 3)
+        assert served.seconds_per_response is None and before["totals"]["rtg_seconds"] is None
         p.calibrate()
         p.score()
         after = estimate(p)
+        mine = [g for g in p.store.generations(p.store.generation_keys()).values() if g.teacher == "served"]
     served = next(r for r in after["teachers"] if r.teacher == "served")
     assert served.source == "calibration" and (served.prompt_tokens, served.completion_tokens) == (10, 3)
+    # wall time from the measured throughput: seconds per response over the teacher's concurrency
+    concurrency = parse_config(cfg).teachers[1].concurrency
+    assert served.seconds_per_response == pytest.approx(
+        sum(g.seconds for g in mine) / len(mine) / concurrency
+    )
+    assert served.rtg_seconds == pytest.approx(served.seconds_per_response * served.rtg_generations)
+    model_rows = [r for r in after["teachers"] if r.source != "not a model"]
+    assert after["totals"]["rtg_seconds"] == pytest.approx(sum(r.rtg_seconds for r in model_rows))
     assert after["split"] == "oracle on calibration"
     assert served.gts_cost == pytest.approx(8 * (10 * 1.0 + 3 * 2.0) / 1e6)
     ref = next(r for r in after["teachers"] if r.teacher == "reference")

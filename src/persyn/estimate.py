@@ -31,6 +31,19 @@ class TeacherEstimate:
     rtg_cost: float | None
     gts_cost: float | None
     rtg_escalations: float = 0.0  # of rtg_generations: expected later tries of the verified cascade
+    # measured on the calibration responses (wall seconds per response, the teacher's concurrency
+    # taken into account); None before calibration or for a teacher that is not a model
+    seconds_per_response: float | None = None
+
+    @property
+    def rtg_seconds(self) -> float | None:
+        """Expected wall seconds of its Route-then-Generate responses (None when unmeasured)."""
+        return None if self.seconds_per_response is None else self.seconds_per_response * self.rtg_generations
+
+    @property
+    def gts_seconds(self) -> float | None:
+        """Expected wall seconds of its Generate-then-Select responses (None when unmeasured)."""
+        return None if self.seconds_per_response is None else self.seconds_per_response * self.gts_generations
 
 
 def estimate(pipe: Pipeline) -> dict:
@@ -66,6 +79,8 @@ def estimate(pipe: Pipeline) -> dict:
             extra = len(t.system_prompt or "") + len(t.prompt_template or "")
             pt, ct, source = (mean_chars + extra) / 4, float(t.max_new_tokens), "settings"
         rtg = n_cal + first.get(t.name, (n - n_cal) * split[t.name]) + later.get(t.name, 0.0)
+        # a served teacher's requests overlap up to its concurrency; local engines run in turn
+        per = sum(g.seconds for g in mine) / len(mine) / getattr(t, "concurrency", 1) if mine else None
         rows.append(
             TeacherEstimate(
                 t.name,
@@ -77,6 +92,7 @@ def estimate(pipe: Pipeline) -> dict:
                 _cost(t, pt, ct, rtg),
                 _cost(t, pt, ct, n),
                 later.get(t.name, 0.0),
+                None if t.engine == "reference" else per,
             )
         )
     totals = {
@@ -86,6 +102,10 @@ def estimate(pipe: Pipeline) -> dict:
         "gts_tokens": sum(r.gts_generations * (r.prompt_tokens + r.completion_tokens) for r in rows),
         "rtg_cost": _sum([r.rtg_cost for r in rows]),
         "gts_cost": _sum([r.gts_cost for r in rows]),
+        # teachers answer one after another: the stage's wall time is the sum (None when a model
+        # teacher is unmeasured)
+        "rtg_seconds": _sum_measured(rows, "rtg_seconds"),
+        "gts_seconds": _sum_measured(rows, "gts_seconds"),
     }
     from persyn.stages.budget import stored_budget
 
@@ -99,6 +119,12 @@ def estimate(pipe: Pipeline) -> dict:
         "budget": budgeted.figures if budgeted is not None else None,
         "verify": verify,
     }
+
+
+def _sum_measured(rows: list[TeacherEstimate], field: str) -> float | None:
+    """The sum of ``field`` over the model teachers, None when one of them is unmeasured."""
+    values = [getattr(r, field) for r in rows if r.source != "not a model"]
+    return None if any(v is None for v in values) else sum(values)
 
 
 def _cascade(pipe: Pipeline, split: dict[str, float], n_routed: int):

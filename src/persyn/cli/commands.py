@@ -53,6 +53,37 @@ def _offline(
     # Before every command: offline by construction (never reach for the hub), quiet loading.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    quiet_library_warnings()
+
+
+#: Libraries whose deprecation notices a persyn user cannot act on (persyn's own code calls them).
+LIBRARIES = ("transformers", "trl", "torch", "peft", "accelerate", "datasets")
+
+
+def quiet_library_warnings() -> None:
+    """Send the FutureWarnings and DeprecationWarnings raised inside the model libraries to the
+    ``py.warnings`` log (DEBUG; shown with ``PERSYN_LOG_LEVEL=debug``) instead of the console:
+    they speak of persyn's calls, not of anything the user wrote. Other warnings print."""
+    import logging
+    import warnings
+
+    shown = warnings.showwarning
+    if getattr(shown, "persyn_quiet", False):
+        return
+    log = logging.getLogger("py.warnings")
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, (FutureWarning, DeprecationWarning)) and any(
+            f"/{lib}/" in filename.replace("\\", "/") for lib in LIBRARIES
+        ):
+            log.debug("%s:%s: %s: %s", filename, lineno, category.__name__, message)
+            return
+        shown(message, category, filename, lineno, file, line)
+
+    show.persyn_quiet = True
+    warnings.showwarning = show
+    if os.environ.get("PERSYN_LOG_LEVEL", "").lower() == "debug":
+        logging.basicConfig(level=logging.DEBUG)
 
 
 ConfigArg = typer.Argument(
@@ -140,6 +171,27 @@ def demo(output_dir: Path = typer.Option(Path("runs/demo"), "--output-dir", "-o"
     """Run the packaged demo: PerSyn on 96 chain_sum prompts with the packaged SmolLM2 (configs/demo.yaml)."""
     console.print(f"config: {demo_config_path()}")
     run(demo_config_path(), output_dir, require_all=False, executor=None, ray_address=None)
+
+
+@app.command()
+def init(
+    directory: Path = typer.Argument(Path("my-run"), help="Where the example goes (created)."),
+) -> None:
+    """Start your own run: write the packaged example (run.yaml and its problems.jsonl: your
+    prompts, teachers and student in one file) into DIRECTORY, then edit and run it."""
+    source = files("persyn").joinpath("configs/own-data")
+    names = sorted(x.name for x in source.iterdir() if x.name.endswith((".yaml", ".jsonl")))
+    clash = [n for n in names if (directory / n).exists()]
+    if clash:
+        _fail(PersynError(f"{directory}: {', '.join(clash)} already there (choose another directory)"))
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (directory / name).write_bytes(source.joinpath(name).read_bytes())
+    console.print(
+        f"wrote {', '.join(str(directory / n) for n in names)}\n"
+        f"next: persyn estimate {directory / 'run.yaml'}; persyn run {directory / 'run.yaml'}",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -162,6 +162,14 @@ def print_synthesis(s: dict) -> None:
     console.print(table)
 
 
+def _duration(seconds: float) -> str:
+    """``1 h 05 min``, ``12 min 30 s`` or ``45 s``."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
 def print_estimate(est: dict) -> None:
     """``persyn.estimate.estimate``'s figures: per teacher, then the totals and the budget."""
     t = Table(title=f"estimate · {est['n_prompts']} prompts, {est['n_calibration']} calibration")
@@ -173,8 +181,9 @@ def print_estimate(est: dict) -> None:
         "RtG cost $",
         "GtS gens",
         "GtS cost $",
+        "s/resp",
     ):
-        t.add_column(col, justify="left" if col in ("teacher", "from") else "right")
+        t.add_column(col, justify="left" if col in ("teacher", "from") else "right", no_wrap=col == "teacher")
 
     def money(v):
         return "-" if v is None else f"{v:.4f}"
@@ -188,6 +197,7 @@ def print_estimate(est: dict) -> None:
             money(r.rtg_cost),
             str(r.gts_generations),
             money(r.gts_cost),
+            "-" if r.seconds_per_response is None else f"{r.seconds_per_response:.2f}",
         )
     console.print(t)
     tot = est["totals"]
@@ -197,6 +207,15 @@ def print_estimate(est: dict) -> None:
         f"{tot['gts_tokens']:.0f} tokens, ${money(tot['gts_cost'])} (routed prompts split: {est['split']})",
         highlight=False,
     )
+    if tot.get("rtg_seconds") is not None:
+        console.print(
+            f"expected generation wall time (from the calibration responses' throughput, teachers in "
+            f"turn): Route-then-Generate {_duration(tot['rtg_seconds'])}, Generate-then-Select "
+            f"{_duration(tot['gts_seconds'])}",
+            highlight=False,
+        )
+    else:
+        console.print("expected wall time: measured once the calibration responses exist", highlight=False)
     v = est.get("verify")
     if v is not None:
         esc = sum(r.rtg_escalations for r in est["teachers"])

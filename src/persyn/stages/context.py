@@ -67,9 +67,19 @@ def timed_stages() -> list[str]:
     return sorted(STAGES, key=lambda n: (STAGES[n][0], n))
 
 
-def progress(total: int, desc: str, unit: str = "item"):
-    """A progress bar with an ETA on stderr; disabled when there is nothing to do."""
-    return tqdm(total=total, desc=desc, unit=unit, disable=total == 0, file=sys.stderr, dynamic_ncols=True)
+def progress(total: int, desc: str, unit: str = "item", position: int | None = None, initial: int = 0):
+    """A progress bar with an ETA on stderr; disabled when there is nothing to do; ``position``:
+    its line among bars shown together; ``initial``: done before the bar opens (not in its rate)."""
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=total == 0,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        position=position,
+        initial=initial,
+    )
 
 
 def lock_output_dir(out: Path):

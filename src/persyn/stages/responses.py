@@ -46,8 +46,11 @@ def generate_responses(
         return 0
     made = 0
     outcomes: dict[str, list[Generation]] = {}
-    names = ", ".join(j.tag.name for j in jobs)
-    with progress(sum(len(j.items) for j in jobs), f"{phase} · {names}", "response") as bar:
+    # One bar per teacher, opened at its first batch: its rate and ETA are its own (a slow
+    # teacher and a fast one sharing a bar gave an ETA that meant nothing).
+    bars: dict[str, object] = {}
+    todo = {j.tag.name: len(j.items) for j in jobs}
+    try:
         # closing(): a failed store write ends the Ray workers now, not at garbage collection
         with closing(ctx.executor.run(jobs)) as results:
             for job, batch in results:
@@ -56,8 +59,14 @@ def generate_responses(
                 ctx.store.add_generations(gens)
                 outcomes.setdefault(name, []).extend(gens)
                 made += len(gens)
-                bar.update(len(gens))
+                if name in bars:
+                    bars[name].update(len(gens))
+                else:  # its first batch counts as done, not in the rate (its start is unknown)
+                    bars[name] = progress(todo[name], f"{phase} · {name}", "response", len(bars), len(gens))
                 crash_point(f"{phase}.batch" if phase in PHASES else STRATEGY_BATCH)
+    finally:
+        for bar in bars.values():
+            bar.close()
     stop_if_a_teacher_always_failed(outcomes, phase)
     return made
 
