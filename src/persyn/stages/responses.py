@@ -29,10 +29,11 @@ def generate_responses(
     Returns the number of responses generated (failed ones included).
 
     Raises:
-        PersynError: every request of a teacher in this call failed: the teacher, the count
-            and the first reason are named, so a wrong ``base_url`` or model stops the run
-            instead of becoming quality 0. What was generated is stored; the next run retries
-            the failed items.
+        PersynError: a teacher that answered in this call has no successful response among
+            all its stored responses to ``work``'s prompts: the teacher, the count and the first
+            reason are named, so a wrong ``base_url`` or model stops the run instead of
+            becoming quality 0. What was generated is stored; the next run retries the failed
+            items.
     """
     done = ctx.store.generation_keys(status="ok" if retry_failed else None)
     keys: dict[str, dict[str, str]] = {}
@@ -45,7 +46,7 @@ def generate_responses(
     if not jobs:
         return 0
     made = 0
-    outcomes: dict[str, list[Generation]] = {}
+    answered: set[str] = set()  # teachers with a response in this call
     # One bar per teacher, opened at its first batch: its rate and ETA are its own (a slow
     # teacher and a fast one sharing a bar gave an ETA that meant nothing).
     bars: dict[str, object] = {}
@@ -57,7 +58,7 @@ def generate_responses(
                 name = job.tag.name
                 gens = [Generation.of(keys[name][pid], pid, name, c, phase) for pid, c in batch]
                 ctx.store.add_generations(gens)
-                outcomes.setdefault(name, []).extend(gens)
+                answered.add(name)
                 made += len(gens)
                 if name in bars:
                     bars[name].update(len(gens))
@@ -67,13 +68,16 @@ def generate_responses(
     finally:
         for bar in bars.values():
             bar.close()
-    stop_if_a_teacher_always_failed(outcomes, phase)
+    # judged on every stored response of the work, not only this call's: retrying the few
+    # items that failed before (a prompt too long) and failing again is not a dead teacher
+    stored = {name: list(ctx.store.generations(keys[name].values()).values()) for name in answered}
+    stop_if_a_teacher_always_failed(stored, phase)
     return made
 
 
 def stop_if_a_teacher_always_failed(outcomes: dict[str, list[Generation]], phase: str) -> None:
-    """Raise when some teacher's every response in ``outcomes`` (teacher → this call's
-    responses) failed.
+    """Raise when some teacher's every response in ``outcomes`` (teacher → its responses)
+    failed.
 
     Raises:
         PersynError: names each such teacher with its count and first failure reason.
