@@ -19,12 +19,14 @@ PASSWORD = "pw-PLANTED-41d2"
 
 
 def test_a_planted_key_and_url_password_appear_nowhere(tiny_models, tmp_path):
-    # Every calibration request's error body echoes the credentials it got: a Bearer key from
-    # api_key_env for one teacher, Basic user:password from the base_url for the other.
-    server = tiny_teacher_server(script=["echo"] * 8)
+    # The first calibration request of each teacher gets an error body that echoes the
+    # credentials it got: a Bearer key from api_key_env for one teacher, Basic user:password
+    # from the base_url for the other (the others succeed: a teacher that fails on every
+    # request would stop the run).
+    server = tiny_teacher_server(script=["echo", None, None, None] * 2)
     try:
         cfg = tiny_config(tiny_models, tmp_path, n=8)
-        served = {"engine": "openai", "model": "tiny-teacher", "max_retries": 1}
+        served = {"engine": "openai", "model": "tiny-teacher", "max_retries": 1, "concurrency": 1}
         cfg["teachers"][0] = {
             **served,
             "name": "keyed",
@@ -92,7 +94,8 @@ def test_a_planted_key_is_not_in_the_ray_logs(tiny_models, tmp_path):
     import pytest
 
     pytest.importorskip("ray")
-    server = tiny_teacher_server(script=["echo"] * 4)
+    # two of its four calibration requests echo the credentials (all four failing would stop the run)
+    server = tiny_teacher_server(script=["echo", "echo", None, None])
     import tempfile
 
     # This run's own Ray session directory (logs included); short: Ray's socket paths must fit
@@ -106,6 +109,7 @@ def test_a_planted_key_is_not_in_the_ray_logs(tiny_models, tmp_path):
             "engine": "openai",
             "model": "tiny-teacher",
             "max_retries": 1,
+            "concurrency": 1,
             "base_url": server.url.replace("http://", f"http://user:{PASSWORD}@"),
             "api_key_env": "PERSYN_PLANTED_KEY",
         }

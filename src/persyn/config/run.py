@@ -108,8 +108,9 @@ class RunConfig(StrictModel):
     def _reference_needs_a_solution(self) -> RunConfig:
         # Without a solution column a prompt's solution is its answer, so style 'solution' would
         # teach the bare answer ("12") and score 1.0 every time: refuse it, unless asked for.
-        if self.prompts.source not in ("jsonl", "parquet", "hf") or self.prompts.solution_field:
-            return self
+        p = self.prompts
+        if p.source not in ("jsonl", "parquet", "hf") or p.solution_field or p.answer_field is None:
+            return self  # solutions given, or no answers to fall back to
         for t in self.teachers:
             if t.engine == "reference" and getattr(t, "style", None) == "solution":
                 raise ValueError(
