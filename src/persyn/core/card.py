@@ -27,6 +27,15 @@ def teacher_model_id(teacher: dict[str, Any]) -> str:
     return str(teacher.get("model") or teacher.get("engine"))
 
 
+def name_teacher_models(lines: list, teachers: list) -> None:
+    """Set each dataset line's ``teacher_model`` (``teacher_model_id``) from ``teachers`` (the
+    run's teacher settings, with ``name`` and ``model_dump``), in place; a line whose teacher is
+    not among them keeps None."""
+    ids = {t.name: teacher_model_id(t.model_dump()) for t in teachers}
+    for x in lines:
+        x.teacher_model = ids.get(x.teacher)
+
+
 def dataset_card(
     summary: RunSummary, teachers: list[dict[str, Any]], student: str, version: str, config_hash: str
 ) -> str:

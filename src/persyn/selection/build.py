@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from persyn.core.card import teacher_model_id
+from persyn.core.card import name_teacher_models
 from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
 from persyn.core.io import jsonl_text, write_atomic
@@ -127,9 +127,7 @@ def build_strategy(
         }
     out = out_dir or ctx.out / "strategies" / (verified_name(name) if verified else name)
     out.mkdir(parents=True, exist_ok=True)
-    ids = {t.name: teacher_model_id(t.model_dump()) for t in ctx.cfg.teachers}
-    for x in lines:
-        x.teacher_model = ids.get(x.teacher)
+    name_teacher_models(lines, ctx.cfg.teachers)
     rows = [x.to_dict() for x in lines]
     write_atomic(out / "dataset.jsonl", jsonl_text(rows))
     crash_point(STRATEGY_DATASET)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from persyn.budget.cost import price_of
 from persyn.config import TeacherConfig
-from persyn.core.card import dataset_card, teacher_model_id, write_dataset_card
+from persyn.core.card import dataset_card, name_teacher_models, write_dataset_card
 from persyn.core.errors import MissingAssetError, PersynError
 from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
@@ -132,9 +132,7 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
                 failures.append(
                     Failure("verify", p.id, None, f"no teacher passed in {walk.tries} tries ({tried})")
                 )
-    ids = {t.name: teacher_model_id(t.model_dump()) for t in cfg.teachers}
-    for x in lines:
-        x.teacher_model = ids.get(x.teacher)
+    name_teacher_models(lines, cfg.teachers)
     rows = [x.to_dict() for x in lines]
     write_atomic(ctx.out / "dataset.jsonl", jsonl_text(rows))
     write_dataset_formats(ctx.out, rows, cfg.dataset_formats)

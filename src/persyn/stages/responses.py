@@ -46,7 +46,7 @@ def generate_responses(
     if not jobs:
         return 0
     made = 0
-    answered: set[str] = set()  # teachers with a response in this call
+    made_now: dict[str, list[Generation]] = {}  # this call's responses per teacher
     # One bar per teacher, opened at its first batch: its rate and ETA are its own (a slow
     # teacher and a fast one sharing a bar gave an ETA that meant nothing).
     bars: dict[str, object] = {}
@@ -58,7 +58,7 @@ def generate_responses(
                 name = job.tag.name
                 gens = [Generation.of(keys[name][pid], pid, name, c, phase) for pid, c in batch]
                 ctx.store.add_generations(gens)
-                answered.add(name)
+                made_now.setdefault(name, []).extend(gens)
                 made += len(gens)
                 if name in bars:
                     bars[name].update(len(gens))
@@ -70,19 +70,23 @@ def generate_responses(
             bar.close()
     # judged on every stored response of the work, not only this call's: retrying the few
     # items that failed before (a prompt too long) and failing again is not a dead teacher
-    stored = {name: list(ctx.store.generations(keys[name].values()).values()) for name in answered}
-    stop_if_a_teacher_always_failed(stored, phase)
+    ok_before = done if retry_failed else ctx.store.generation_keys(status="ok")
+    dead = {
+        name: gens
+        for name, gens in made_now.items()
+        if not any(g.ok for g in gens) and not any(k in ok_before for k in keys[name].values())
+    }
+    stop_if_a_teacher_always_failed(dead, phase)
     return made
 
 
-def stop_if_a_teacher_always_failed(outcomes: dict[str, list[Generation]], phase: str) -> None:
-    """Raise when some teacher's every response in ``outcomes`` (teacher → its responses)
-    failed.
+def stop_if_a_teacher_always_failed(dead: dict[str, list[Generation]], phase: str) -> None:
+    """Raise for the teachers of ``dead`` (teacher → this call's responses, all failed, with
+    no successful response stored before).
 
     Raises:
         PersynError: names each such teacher with its count and first failure reason.
     """
-    dead = {t: gens for t, gens in outcomes.items() if gens and not any(g.ok for g in gens)}
     if not dead:
         return
     lines = "; ".join(
