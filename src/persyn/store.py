@@ -178,6 +178,10 @@ class Store:
             return {r[0] for r in self.db.execute("SELECT key FROM generations")}
         return {r[0] for r in self.db.execute("SELECT key FROM generations WHERE status=?", (status,))}
 
+    def teachers_with_a_success(self) -> set[str]:
+        """Names of the teachers with at least one stored response of status ``ok``."""
+        return {r[0] for r in self.db.execute("SELECT DISTINCT teacher FROM generations WHERE status='ok'")}
+
     def generation_calls(self) -> int:
         """Responses generated in this store so far, retries included."""
         return int(self.get_meta("generation_calls") or 0)

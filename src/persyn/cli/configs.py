@@ -26,11 +26,17 @@ def command_config(
 
     Raises:
         ConfigError: the config does not validate.
-        PersynError: an output directory without a readable ``run_config.json``, or
+        PersynError: ``config`` does not exist, an output directory without a readable
+            ``run_config.json``, or
             ``--ray-address`` with ``--executor local``.
     """
     from persyn.config import load_config
 
+    if not config.exists():
+        raise PersynError(
+            f"{config}: no such file or directory; give a config file (YAML) or a run's output "
+            "directory (it holds run_config.json)"
+        )
     cfg = config_of_dir(config) if config.is_dir() else load_config(config)
     if output_dir is not None:
         cfg.output_dir = output_dir

@@ -68,14 +68,14 @@ def generate_responses(
     finally:
         for bar in bars.values():
             bar.close()
-    # judged on every stored response of the work, not only this call's: retrying the few
-    # items that failed before (a prompt too long) and failing again is not a dead teacher
-    ok_before = done if retry_failed else ctx.store.generation_keys(status="ok")
-    dead = {
-        name: gens
-        for name, gens in made_now.items()
-        if not any(g.ok for g in gens) and not any(k in ok_before for k in keys[name].values())
-    }
+    # judged on every stored response of the teacher, not only this call's: retrying the few
+    # items that failed before (a prompt too long), or one synthesis round of a single failed
+    # sample, is not a dead teacher when it answered anything before
+    if any(not any(g.ok for g in gens) for gens in made_now.values()):
+        answered = ctx.store.teachers_with_a_success()
+        dead = {n: gens for n, gens in made_now.items() if not any(g.ok for g in gens) and n not in answered}
+    else:
+        dead = {}
     stop_if_a_teacher_always_failed(dead, phase)
     return made
 
