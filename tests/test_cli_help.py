@@ -46,6 +46,12 @@ def test_help_shows_no_raw_backticks():
         assert "``" not in help_of(command)
 
 
+@pytest.mark.parametrize("args", [(), ("run",), ("select",), ("cache",), ("cache", "info")])
+def test_flags_show_no_type_in_help(args):
+    text = help_of(*args)
+    assert "--help Show this message" in text and "<bool>" not in text
+
+
 def test_report_takes_dash_o(tmp_path):
     run = make_run(tmp_path)
     out = tmp_path / "page.html"

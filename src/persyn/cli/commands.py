@@ -11,6 +11,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
 from persyn.cli.configs import Executor, command_config
 from persyn.cli.render import (
@@ -28,7 +29,42 @@ from persyn.core.plugins import STRATEGIES
 from persyn.core.summary import StrategySummary
 from persyn.core.templates import DEFAULT_PROMPT_TEMPLATE
 
+
+def _untyped_flags(command) -> None:
+    """Show on/off flags without a type in help: typer >= 0.29 writes ``<bool>`` beside every
+    flag (``--help`` included), which tells a user nothing."""
+    if getattr(command, "_untyped_flags", False):
+        return
+    command._untyped_flags = True
+    get_params = command.get_params
+
+    def params(ctx):
+        out = get_params(ctx)
+        for p in out:
+            if getattr(p, "is_flag", False):
+                p.display_type_rich = lambda ctx: None
+        return out
+
+    command.get_params = params
+
+
+class _HelpGroup(TyperGroup):
+    """The command group of ``persyn`` (and ``persyn cache``): its help and its commands' help
+    show flags without a type."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _untyped_flags(self)
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and not isinstance(command, _HelpGroup):
+            _untyped_flags(command)
+        return command
+
+
 app = typer.Typer(
+    cls=_HelpGroup,
     help="persyn: personalised SFT data for one student model (PerSyn, Route-then-Generate).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -585,7 +621,9 @@ def experiment(
     console.print(f"results: {exp.output_dir / 'results.md'}")
 
 
-cache_app = typer.Typer(help="Inspect or clear what the store of a run holds.", no_args_is_help=True)
+cache_app = typer.Typer(
+    cls=_HelpGroup, help="Inspect or clear what the store of a run holds.", no_args_is_help=True
+)
 app.add_typer(cache_app, name="cache")
 
 

@@ -43,12 +43,20 @@ class VerifyConfig(StrictModel):
             ValueError: a ``reward_model`` quality without ``pass_quality`` (config validation
                 refuses this first).
         """
-        if self.pass_quality is not None:
-            return self.pass_quality
-        if quality_kind == "reward_model":
+        threshold = pass_threshold(self, quality_kind)
+        if threshold is None:
             raise ValueError("verify.pass_quality is required with quality.kind 'reward_model'")
-        return 1.0
+        return threshold
 
     def passes(self, quality: float | None, quality_kind: str) -> bool:
         """Whether a response of quality ``quality`` (None: failed or unscored) passes."""
         return quality is not None and quality >= self.threshold(quality_kind) - 1e-12
+
+
+def pass_threshold(verify: VerifyConfig | None, quality_kind: str) -> float | None:
+    """The quality a response needs to pass: ``verify.pass_quality`` when set, else 1.0 for the
+    0/1 and share scorers (``verifier``, ``ifeval``, ...), None for a ``reward_model`` (its scale
+    is the model's own, so there is no default)."""
+    if verify is not None and verify.pass_quality is not None:
+        return verify.pass_quality
+    return None if quality_kind == "reward_model" else 1.0

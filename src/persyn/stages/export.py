@@ -12,6 +12,7 @@ from pathlib import Path
 
 from persyn.budget.cost import price_of
 from persyn.config import TeacherConfig
+from persyn.config.verify import pass_threshold
 from persyn.core.card import dataset_card, name_teacher_models, write_dataset_card
 from persyn.core.errors import MissingAssetError, PersynError
 from persyn.core.faults import crash_point, register
@@ -189,14 +190,14 @@ def pass_rule(cfg) -> tuple[float | None, str]:
     0/1 and share scorers without ``verify``; None for a reward model without one) and the
     setting that leaves out the lines that do not pass."""
     v, kind = cfg.verify, cfg.quality.kind
+    threshold = pass_threshold(v, kind)
     if v is not None:
-        threshold = v.threshold(kind)
         if v.on_fail == "keep":
             return threshold, "set verify.on_fail: drop to leave out the prompts no teacher passed"
         return threshold, "see failed.jsonl for the lines whose scoring failed"
-    if kind == "reward_model":
+    if threshold is None:
         return None, "set verify: with pass_quality to check every answer against a threshold"
-    return 1.0, (
+    return threshold, (
         "set verify: to check every routed answer, escalate the failed ones and keep only "
         'passing lines (docs/method.md, "The verified cascade")'
     )
