@@ -293,3 +293,32 @@ def test_input_paths_resolve_from_the_config_file_folder(tmp_path, monkeypatch):
         ],
     }
     assert load_config(as_dict).prompts.path == Path("data/problems.jsonl")
+
+
+def test_experiment_input_paths_resolve_from_the_experiment_file_folder(tmp_path, monkeypatch):
+    from persyn.experiment.config import load_experiment
+    from persyn.experiment.runner import Experiment
+
+    folder = tmp_path / "project" / "exp"
+    folder.mkdir(parents=True)
+    for name in ("train.jsonl", "held-out.jsonl"):
+        (folder / name).write_text('{"prompt": "What is 2 + 3?", "answer": "5"}\n')
+    (folder / "experiment.yaml").write_text(
+        "output_dir: runs/exp\n"
+        "run:\n"
+        "  prompts: {source: jsonl, path: train.jsonl}\n"
+        "  student: {model: smollm2-135m-instruct}\n"
+        "  teachers:\n"
+        "    - {name: a, engine: reference, style: answer}\n"
+        "    - {name: b, engine: reference, style: terse}\n"
+        "strategies: [persyn]\n"
+        "variants: {other: {alpha: 0.5}}\n"
+        "eval: {prompts: {source: jsonl, path: held-out.jsonl}}\n"
+    )
+    monkeypatch.chdir(tmp_path)  # run from elsewhere: every input file is still found
+    exp = load_experiment("project/exp/experiment.yaml")
+    assert exp.eval.prompts.path == Path("project/exp/held-out.jsonl")
+    assert exp.output_dir == Path("runs/exp")  # outputs stay where the command runs
+    runner = Experiment(exp, log=lambda _: None)
+    for cfg in (runner.cfg, runner.seed_config(3)):
+        assert cfg.prompts.path == Path("project/exp/train.jsonl")

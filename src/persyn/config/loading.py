@@ -91,7 +91,7 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
     return cfg
 
 
-def _under(base: Path, value):
+def resolve_under(base: Path, value):
     """``value`` (a path, or a model reference) joined to ``base`` when it is a relative path;
     a model reference only when written as one (``./`` or ``../``): ``org/name`` is a hub id."""
     if value is None:
@@ -110,22 +110,22 @@ def resolve_input_paths(cfg: RunConfig, base: Path) -> None:
     reward model, router encoder). ``output_dir`` and the synthetic prompt file (which lives in
     it) are left relative to the current directory."""
     if cfg.prompts.source != "synthetic":
-        cfg.prompts.path = _under(base, cfg.prompts.path)
+        cfg.prompts.path = resolve_under(base, cfg.prompts.path)
     if cfg.synthesis is not None:
         for prompts in (cfg.synthesis.seeds, getattr(cfg.synthesis, "target", None)):
             if prompts is not None:
-                prompts.path = _under(base, prompts.path)
+                prompts.path = resolve_under(base, prompts.path)
     if cfg.influence is not None:
-        cfg.influence.warmup = _under(base, cfg.influence.warmup)
-        cfg.influence.reference = _under(base, cfg.influence.reference)
+        cfg.influence.warmup = resolve_under(base, cfg.influence.warmup)
+        cfg.influence.reference = resolve_under(base, cfg.influence.reference)
     for slot in [s for s in [cfg.student, *(cfg.students or [])] if s is not None]:
-        slot.model = _under(base, slot.model)
-        slot.gguf = _under(base, slot.gguf)
-    cfg.quality.model = _under(base, cfg.quality.model)
-    cfg.router.encoder = _under(base, cfg.router.encoder)
+        slot.model = resolve_under(base, slot.model)
+        slot.gguf = resolve_under(base, slot.gguf)
+    cfg.quality.model = resolve_under(base, cfg.quality.model)
+    cfg.router.encoder = resolve_under(base, cfg.router.encoder)
     for t in [*cfg.teachers, *([cfg.synthesis.model] if cfg.synthesis is not None else [])]:
         if isinstance(getattr(t, "model", None), str) and t.local_model():
-            t.model = _under(base, t.model)
+            t.model = resolve_under(base, t.model)
 
 
 def _check_model_refs(cfg: RunConfig, source: str) -> None:

@@ -12,11 +12,13 @@ from persyn.config import (
     STRATEGIES,
     Dtype,
     PromptsConfig,
+    RunConfig,
     StrictModel,
     format_validation_error,
     parse_config,
     read_yaml,
 )
+from persyn.config.loading import resolve_under
 from persyn.core.errors import ConfigError
 from persyn.core.plugins import check
 from persyn.selection.verified import split_verified, verified_name
@@ -120,6 +122,18 @@ class ExperimentConfig(StrictModel):
 
     # ``sft`` as given (the mapping), for the sweep points' result keys made before it was typed.
     _sft_given: dict[str, Any] = PrivateAttr(default_factory=dict)
+    # the experiment file's folder: the run's relative input paths resolve against it
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    def parse_run(self, data: dict[str, Any], source: str) -> RunConfig:
+        """Validate a run mapping made from ``run`` (a seed's, a variant's, a sweep point's), its
+        relative input paths resolved against the experiment file's folder (as a run config's
+        are against its own file).
+
+        Raises:
+            ConfigError: naming ``source`` and each offending field path.
+        """
+        return parse_config(data, source, base_dir=self._base_dir)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -257,15 +271,19 @@ def load_experiment(path: str | Path, scale: float = 1.0, output_dir: Path | Non
     data = read_experiment_yaml(Path(path))
     if isinstance(data, dict) and output_dir is not None:
         data["output_dir"] = str(output_dir)
-    return parse_experiment(data, str(path), scale)
+    return parse_experiment(data, str(path), scale, base_dir=Path(path).parent)
 
 
-def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0) -> ExperimentConfig:
+def parse_experiment(
+    data: Any, source: str = "<experiment>", scale: float = 1.0, base_dir: Path | None = None
+) -> ExperimentConfig:
     """Validate a mapping into an ExperimentConfig (see ``load_experiment``): ``run`` gets
     ``output_dir`` ``OUTPUT_DIR/run/seed-S`` (S: the first seed) and ``prompts.seed`` (the run
     seed, unless given), and with ``scale`` != 1 its prompt set size (at least 4), a calibration
     count, and the evaluation and validation set sizes are multiplied; with ``scale`` < 1 the
-    ``small`` overrides are merged in first.
+    ``small`` overrides are merged in first. With ``base_dir`` (the experiment file's folder),
+    relative input paths (the run's, the evaluation and validation prompt files) resolve
+    against it.
 
     Raises:
         ConfigError: not a mapping, an invalid field (with its path), ``scale`` <= 0, a scale
@@ -284,6 +302,11 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
         raise ConfigError(format_validation_error(err, source, ExperimentConfig)) from None
     if scale <= 0:
         raise ConfigError(f"--scale must be > 0, got {scale}")
+    exp._base_dir = base_dir
+    if base_dir is not None:
+        for split in (exp.eval, exp.validation):
+            if split is not None and split.prompts.source != "synthetic":
+                split.prompts.path = resolve_under(base_dir, split.prompts.path)
     run = dict(exp.run)
     run["output_dir"] = str(exp.output_dir / "run" / f"seed-{exp.seeds[0]}")
     prompts = dict(run.get("prompts") or {})
@@ -309,7 +332,7 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
             if split is not None and split.prompts.size:
                 split.prompts.size = max(4, round(split.prompts.size * scale))
     exp.run = run
-    cfg = parse_config(run, f"{source}: run")  # fail early on a bad run section
+    cfg = exp.parse_run(run, f"{source}: run")  # fail early on a bad run section
     sw = exp.sweeps
     if (sw.choose_alpha or sw.sft_epochs) and exp.validation is None:
         what = "sweeps.choose_alpha" if sw.choose_alpha else "sweeps.sft_epochs"
@@ -324,7 +347,7 @@ def parse_experiment(data: Any, source: str = "<experiment>", scale: float = 1.0
     if sw.choose_epochs and not sw.sft_epochs:
         raise ConfigError(f"{source}: sweeps.choose_epochs needs values in sweeps.sft_epochs")
     for name, over in exp.variants.items():
-        parse_config(deep_merge(run, over), f"{source}: variants.{name}")
+        exp.parse_run(deep_merge(run, over), f"{source}: variants.{name}")
     students = cfg.students or [cfg.student]
     names = [st.name or "student" for st in students]
     for name in [*exp.student_strategies, *exp.student_seeds]:

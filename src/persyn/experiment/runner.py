@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from persyn.config import RunConfig, StudentConfig, parse_config
+from persyn.config import RunConfig, StudentConfig
 from persyn.core.hashing import stable_hash
 from persyn.core.io import write_atomic
 from persyn.core.summary import StrategySummary
@@ -63,7 +63,7 @@ def variant_config(exp, name: str, cfg: RunConfig, seed: int) -> RunConfig:
         student=cfg.student.model_dump(mode="json"),
         alpha=over.get("alpha", cfg.alpha),
     )
-    return parse_config(raw, f"variant {name}")
+    return exp.parse_run(raw, f"variant {name}")
 
 
 def dataset_places(exp, names: list[str], cfg: RunConfig, seed: int) -> dict[str, tuple[RunConfig, Path]]:
@@ -113,14 +113,14 @@ class Experiment:
         self.chain: Path | None = None  # the last store made: the next run's store starts from it
         self.out = exp.output_dir
         self.log = log
-        self.cfg: RunConfig = parse_config(exp.run, "experiment run")
+        self.cfg: RunConfig = exp.parse_run(exp.run, "experiment run")
 
     # -- datasets -----------------------------------------------------------------------------
     def seed_config(self, seed: int) -> RunConfig:
         """The run of one seed: the base run with ``seed`` and ``output_dir``
         ``OUTPUT_DIR/run/seed-SEED`` (its prompt set pinned by ``prompts.seed``)."""
         run = dict(self.exp.run, seed=seed, output_dir=str(self.out / "run" / f"seed-{seed}"))
-        return parse_config(run, f"experiment run, seed {seed}")
+        return self.exp.parse_run(run, f"experiment run, seed {seed}")
 
     def student_runs(self, seed: int) -> list[tuple[str, RunConfig]]:
         """``(student name, one-student run)`` of one seed: the seed's run itself for a
@@ -342,7 +342,7 @@ class Experiment:
                 run["alpha"] = value
             else:
                 run["calibration"] = {"size": value}
-            cfg = parse_config(run, f"sweep {kind}={value}")
+            cfg = self.exp.parse_run(run, f"sweep {kind}={value}")
             point_key = stable_hash(
                 [
                     cfg.key_dump(),
