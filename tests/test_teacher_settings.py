@@ -1,12 +1,14 @@
 """Teacher settings per engine: the cache keys of stored responses stay the same, each engine
 accepts its own settings only, and what enters a key is read from the fields' marks."""
 
+from typing import Literal
+
 import pytest
 
 from persyn.config import make_teacher, parse_config
 from persyn.core.errors import ConfigError
 from persyn.core.records import Prompt
-from persyn.engines.base import NOT_IN_KEY
+from persyn.engines.base import NOT_IN_KEY, TeacherSettings
 from persyn.models import bos, fingerprint, loading
 from persyn.stages.keys import generation_key
 
@@ -251,6 +253,30 @@ def test_the_whole_run_key_dump_is_that_of_the_flat_teacher_config():
         },
     }
     assert stable_hash(parse_config(data).key_dump()) == "7a76bb5e9e225232ba4bd846"
+    return data
+
+
+class NewSettings(TeacherSettings):
+    """A plug-in engine added after the keys were made, with a setting of its own."""
+
+    engine: Literal["new-engine"] = "new-engine"
+    shard_url: str | None = None
+
+
+class NewEngine:
+    Settings = NewSettings
+
+
+def test_a_new_engine_with_a_new_setting_changes_no_existing_key(monkeypatch):
+    from persyn.core import plugins
+    from persyn.core.hashing import stable_hash
+
+    monkeypatch.setitem(plugins.ENGINES, "new-engine", f"{__name__}:NewEngine")
+    data = test_the_whole_run_key_dump_is_that_of_the_flat_teacher_config()  # same key, asserted
+    # the new engine's teacher has its setting in its own key dump, when set
+    new = {"name": "n", "engine": "new-engine", "shard_url": "http://s"}
+    dump = parse_config({**data, "teachers": [*data["teachers"], new]}).key_dump()
+    assert dump["teachers"][-1]["shard_url"] == "http://s" and "shard_url" not in dump["teachers"][0]
 
 
 def test_a_run_config_json_round_trips_every_engines_settings():

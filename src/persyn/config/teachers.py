@@ -100,17 +100,35 @@ def make_teacher(data: dict[str, Any] | None = None, **fields: Any) -> TeacherSe
     return _ADAPTER.validate_python({**(data or {}), **fields})
 
 
+#: The teacher settings of the one flat teacher model of before (every engine's, pinned): the
+#: shape ``flat_dump`` keeps, so that whole-run result keys made then stay valid.
+FLAT_FIELDS_V1: tuple[str, ...] = (
+    "name", "engine", "family", "batch_size", "price_input_per_million",
+    "price_output_per_million", "price_per_second", "max_prompts", "resources", "model",
+    "system_prompt", "prompt_template", "temperature", "top_p", "max_new_tokens", "stop", "dtype",
+    "style", "base_url", "api_key_env", "concurrency", "requests_per_minute",
+    "tokens_per_minute", "timeout", "max_retries",
+)  # fmt: skip
+
+
 def flat_dump(teacher: TeacherSettings, exclude: set[str] | None = None) -> dict[str, Any]:
-    """``teacher`` as JSON in the shape of the one flat teacher model of before (every engine's
-    settings, the other engines' at their defaults), for the result keys that hash a whole run
-    config (``RunConfig.key_dump``): those made before teachers had per-engine settings stay
-    valid."""
+    """``teacher`` as JSON in the shape of the one flat teacher model of before, for the result
+    keys that hash a whole run config (``RunConfig.key_dump``), so that those made before
+    teachers had per-engine settings stay valid: every field of ``FLAT_FIELDS_V1`` (another
+    engine's at its default), then the teacher's own settings; a setting added since
+    (not in ``FLAT_FIELDS_V1``) only when it differs from its default, so that a new engine, or
+    a new setting left unset, changes no existing config's key."""
     flat: dict[str, Any] = {}
     for engine in ENGINES:
         for name, field in settings_class(engine).model_fields.items():
-            if name not in flat:
+            if name in FLAT_FIELDS_V1 and name not in flat:
                 flat[name] = field.get_default(call_default_factory=True)
     own = teacher.model_dump(mode="json")
+    fields = type(teacher).model_fields
+    for name in [n for n in own if n not in FLAT_FIELDS_V1]:
+        default = fields[name].get_default(call_default_factory=True)
+        if own[name] == (default.model_dump(mode="json") if hasattr(default, "model_dump") else default):
+            del own[name]
     # The other engines' defaults are plain JSON values (None, numbers, strings, []).
     merged = {**{k: v for k, v in flat.items() if k not in own}, **own}
     return {k: v for k, v in merged.items() if k not in (exclude or set())}
