@@ -269,7 +269,6 @@ class NewEngine:
 
 def test_a_new_engine_with_a_new_setting_changes_no_existing_key(monkeypatch):
     from persyn.core import plugins
-    from persyn.core.hashing import stable_hash
 
     monkeypatch.setitem(plugins.ENGINES, "new-engine", f"{__name__}:NewEngine")
     data = test_the_whole_run_key_dump_is_that_of_the_flat_teacher_config()  # same key, asserted
