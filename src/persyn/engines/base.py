@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
@@ -170,13 +171,18 @@ class Engine(Worker):
         ``error`` set, not an exception."""
 
 
-def make_engine(teacher: TeacherSettings, seed: int) -> Engine:
-    """Build the engine for ``teacher`` (model loading happens here).
+def make_engine(teacher: TeacherSettings, seed: int, workdir: Path | str | None = None) -> Engine:
+    """Build the engine for ``teacher`` (model loading happens here); an engine class with
+    ``USES_WORKDIR`` also gets ``workdir`` (the run's output directory, for state it keeps
+    there, e.g. a batch journal).
 
     Raises:
         MissingAssetError: the teacher's model (or the engine's extra) is not installed.
     """
-    return load(ENGINES, teacher.engine, "engine")(teacher, seed)
+    cls = load(ENGINES, teacher.engine, "engine")
+    if getattr(cls, "USES_WORKDIR", False):
+        return cls(teacher, seed, workdir=workdir)
+    return cls(teacher, seed)
 
 
 def prompt_text(prompt: str | Prompt) -> str:

@@ -20,6 +20,7 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
@@ -28,6 +29,7 @@ from persyn.core.errors import ConfigError, MissingAssetError, PersynError
 from persyn.core.records import Completion, Prompt
 from persyn.core.urls import redact_url
 from persyn.engines.base import NOT_IN_KEY, Engine, ModelTeacher, teacher_messages
+from persyn.engines.openai_batch import BatchJournal, BatchSettings, generate_in_batches
 
 
 def first_line(body: str, limit: int = 120) -> str:
@@ -54,7 +56,10 @@ class OpenAITeacher(ModelTeacher):
     variable holding the key, never the key itself (local servers need none). ``concurrency``
     requests at a time, under ``requests_per_minute`` / ``tokens_per_minute`` (None: unlimited),
     each with ``timeout`` seconds and up to ``max_retries`` retries. Other settings:
-    ``ModelTeacher``; ``base_url`` enters the cache key, the rest does not."""
+    ``ModelTeacher``; ``base_url`` enters the cache key, the rest does not. ``batch``
+    (``persyn.engines.openai_batch.BatchSettings``): the requests go out as batch files instead
+    (the Batch API, or files for ``vllm run-batch``); the same request gives the same response,
+    so it does not enter the key either."""
 
     engine: Literal["openai"] = "openai"
     base_url: str | None = None
@@ -64,10 +69,17 @@ class OpenAITeacher(ModelTeacher):
     tokens_per_minute: Annotated[Annotated[float, Field(gt=0)] | None, NOT_IN_KEY] = None
     timeout: Annotated[float, Field(gt=0), NOT_IN_KEY] = 60.0
     max_retries: Annotated[int, Field(ge=0), NOT_IN_KEY] = 5
+    batch: Annotated[BatchSettings | None, NOT_IN_KEY] = None
+
+    def batched(self) -> BatchSettings | None:
+        """The batch settings when batch generation is on, else None."""
+        return self.batch if self.batch is not None and self.batch.enabled else None
 
     def check_needs(self) -> None:
-        """Raise ValueError without ``base_url`` or ``model``."""
-        if not self.model or not self.base_url:
+        """Raise ValueError without ``model``, or without ``base_url`` unless the teacher
+        answers through batch files (``batch.mode: files``: persyn sends nothing)."""
+        files = self.batched() is not None and self.batched().mode == "files"
+        if not self.model or (not self.base_url and not files):
             raise ValueError("engine 'openai' needs 'base_url' (e.g. http://127.0.0.1:8000/v1) and 'model'")
 
 
@@ -136,12 +148,17 @@ class OpenAIEngine(Engine):
     """
 
     Settings: ClassVar[type[OpenAITeacher]] = OpenAITeacher
+    #: Built with the run's output directory (its batch journal lives there).
+    USES_WORKDIR: ClassVar[bool] = True
 
-    def __init__(self, teacher: OpenAITeacher, seed: int, check: bool = True):
-        assert teacher.base_url and teacher.model
+    def __init__(self, teacher: OpenAITeacher, seed: int, check: bool = True, workdir: Path | None = None):
+        assert teacher.model
         self.teacher = teacher
         self.seed = seed
-        self.url = teacher.base_url.rstrip("/")
+        self.workdir = Path(workdir) if workdir is not None else Path(".")
+        batch = teacher.batched()
+        self.files_only = batch is not None and batch.mode == "files"
+        self.url = (teacher.base_url or "").rstrip("/")
         self.key = api_key(teacher)
         # What could be echoed back: the key, and URL credentials as httpx sends them (Basic).
         self._secrets = [self.key] if self.key else []
@@ -150,7 +167,7 @@ class OpenAIEngine(Engine):
             raw = urllib.parse.unquote(userinfo)
             self._secrets += [base64.b64encode(raw.encode()).decode(), raw.partition(":")[2] or raw]
         self.shown_url = self.scrub(self.url)
-        if check:
+        if check and not self.files_only:
             self.check()
 
     def scrub(self, text: str) -> str:
@@ -271,10 +288,32 @@ class OpenAIEngine(Engine):
             await asyncio.gather(*(task(p) for p in prompts))
         await out.put(None)
 
+    def journal(self) -> BatchJournal:
+        """This teacher's batch journal (``OUTPUT_DIR/batches/NAME.jsonl``)."""
+        return BatchJournal(self.workdir / "batches" / f"{self.teacher.name}.jsonl")
+
     def generate(self, prompts: list[Prompt]) -> Iterator[list[tuple[str, Completion]]]:
         """Yield completions ``batch_size`` at a time, in the order they finish, so the caller
-        stores them as they arrive (a crash loses at most the requests in flight)."""
+        stores them as they arrive (a crash loses at most the requests in flight); with
+        ``batch:``, one list per collected batch (``openai_batch.generate_in_batches``).
+
+        Raises:
+            PersynError: ``batch.mode: files`` and responses are missing (the message gives the
+                export / import commands).
+            BatchesInFlight: ``batch.wait: false`` and batches are still running.
+        """
         if not prompts:
+            return
+        if self.files_only:
+            name = self.teacher.name
+            raise PersynError(
+                f"teacher '{name}' answers through batch files (batch.mode: files) and {len(prompts)} "
+                f"response(s) are missing: write them with `persyn batch export CONFIG --teacher {name} "
+                f"-o requests.jsonl`, answer them (e.g. `vllm run-batch -i requests.jsonl -o results.jsonl "
+                f"--model MODEL`), then `persyn batch import CONFIG --teacher {name} results.jsonl` and run again"
+            )
+        if self.teacher.batched() is not None:
+            yield from generate_in_batches(self, prompts, self.journal())
             return
         loop = asyncio.new_event_loop()
         try:

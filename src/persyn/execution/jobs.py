@@ -60,7 +60,7 @@ def teacher_job(cfg: RunConfig, teacher: TeacherConfig, prompts: list) -> Job:
     where = f"teachers.{names.index(teacher.name)}" if teacher.name in names else "synthesis.model"
     return Job(
         name=f"teacher '{teacher.name}'",
-        build=functools.partial(make_engine, teacher, cfg.seed),
+        build=functools.partial(make_engine, teacher, cfg.seed, str(cfg.output_dir)),
         method="generate",
         items=prompts,
         fail=generation_failed,

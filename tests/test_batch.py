@@ -1,0 +1,174 @@
+"""Batch generation (``batch:`` on openai teachers) against the fake Batch API server: the same
+responses as the synchronous path, joined on custom_id whatever the output order, failed,
+dropped and expired lines retried and recorded, files split at the limits, no request submitted
+twice when a run stops at any step and starts again (kills for real: tests/test_crash_safety.py,
+scenario "batch"), ``wait: false``, and export then import."""
+
+import json
+
+import pytest
+
+from persyn.config import make_teacher
+from persyn.core.faults import POINTS
+from persyn.core.records import Prompt
+from persyn.engines.openai_batch import BatchesInFlight, BatchJournal, split_lines
+from persyn.engines.openai_engine import OpenAIEngine
+from persyn.testing.fake_batch import FakeBatchServer
+from persyn.testing.fake_openai import FakeOpenAIServer
+
+PROMPTS = [Prompt(f"p{i}", f"What is {i} plus {i * 3}?" + " and more" * i) for i in range(7)]
+
+
+def teacher(url: str, **batch):
+    return make_teacher(
+        name="served",
+        engine="openai",
+        model="fake-teacher",
+        base_url=url,
+        max_new_tokens=16,
+        batch={"poll_seconds": 0.001, **batch} if batch is not None else None,
+    )
+
+
+def answers(engine, prompts=PROMPTS) -> dict:
+    out = {}
+    for rows in engine.generate(prompts):
+        for pid, c in rows:
+            assert pid not in out  # each prompt answered once
+            out[pid] = c
+    return out
+
+
+def sync_answers() -> dict:
+    with FakeOpenAIServer() as server:
+        eng = OpenAIEngine(
+            make_teacher(
+                name="served", engine="openai", model="fake-teacher", base_url=server.url, max_new_tokens=16
+            ),
+            0,
+        )
+        return answers(eng)
+
+
+def test_batch_responses_equal_the_synchronous_ones_and_no_request_is_sent_twice(tmp_path):
+    with FakeBatchServer(shuffle=True) as server:
+        got = answers(OpenAIEngine(teacher(server.url), 0, workdir=tmp_path))
+        assert server.sync_requests == 0 and len(server.created) == 1
+        assert set(server.submitted.values()) == {1} and len(server.submitted) == len(PROMPTS)
+    want = sync_answers()
+    assert {k: (c.text, c.prompt_tokens, c.completion_tokens, c.error is None) for k, c in got.items()} == {
+        k: (c.text, c.prompt_tokens, c.completion_tokens, c.error is None) for k, c in want.items()
+    }
+    # the request lines carry exactly the synchronous request bodies
+    with FakeOpenAIServer() as sync, FakeBatchServer() as batch:
+        eng = OpenAIEngine(
+            make_teacher(
+                name="served", engine="openai", model="fake-teacher", base_url=sync.url, max_new_tokens=16
+            ),
+            0,
+        )
+        answers(eng)
+        answers(OpenAIEngine(teacher(batch.url), 0, workdir=tmp_path / "b"))
+        assert sorted(json.dumps(b, sort_keys=True) for b in sync.bodies) == sorted(batch.submitted)
+
+
+@pytest.mark.parametrize("fault", ["error", "drop"])
+def test_failed_and_dropped_lines_are_retried_then_recorded(tmp_path, fault):
+    # p1 fails its first submission only; p2 fails every time
+    def line_fault(prompt, times):
+        if prompt == PROMPTS[2].text or (prompt == PROMPTS[1].text and times == 0):
+            return fault
+        return None
+
+    with FakeBatchServer(line_fault=line_fault) as server:
+        got = answers(OpenAIEngine(teacher(server.url, max_retries=2), 0, workdir=tmp_path))
+        # three batches: everything, then the two failed lines, then p2 alone (p1 passed)
+        assert [server.batches[b]["request_counts"]["total"] for b in server.created] == [7, 2, 1]
+    assert got["p1"].error is None and got["p1"].text == sync_answers()["p1"].text
+    assert got["p2"].error is not None and "failed after 3 batch(es)" in got["p2"].error
+    assert ("HTTP 500" in got["p2"].error) == (fault == "error")
+    assert ("no result line" in got["p2"].error) == (fault == "drop")
+    assert all(got[p.id].error is None for p in PROMPTS if p.id != "p2")
+
+
+def test_an_expired_batch_keeps_its_finished_lines_and_resubmits_the_rest(tmp_path):
+    with FakeBatchServer(expire_after=4) as server:
+        got = answers(OpenAIEngine(teacher(server.url, max_retries=1), 0, workdir=tmp_path))
+        assert [server.batches[b]["status"] for b in server.created] == ["expired", "completed"]
+        assert [server.batches[b]["request_counts"]["total"] for b in server.created] == [7, 3]
+        # the four finished lines went out once; only the three unfinished ones again
+        assert sorted(server.submitted.values()) == [1, 1, 1, 1, 2, 2, 2]
+    assert all(c.error is None for c in got.values()) and len(got) == 7
+
+
+def test_a_failed_validation_is_retried(tmp_path):
+    with FakeBatchServer(validation_failures=1) as server:
+        got = answers(OpenAIEngine(teacher(server.url, max_retries=1), 0, workdir=tmp_path))
+        assert [server.batches[b]["status"] for b in server.created] == ["failed", "completed"]
+    assert all(c.error is None for c in got.values())
+    with FakeBatchServer(validation_failures=5) as server:
+        got = answers(OpenAIEngine(teacher(server.url, max_retries=1), 0, workdir=tmp_path / "again"))
+    assert all(c.error is not None and "the input file is invalid" in c.error for c in got.values())
+
+
+def test_files_split_at_the_request_and_byte_limits(tmp_path):
+    assert split_lines(["a" * 9] * 5, 2, 10_000) == [[0, 1], [2, 3], [4]]
+    assert split_lines(["a" * 9] * 5, 100, 30) == [[0, 1, 2], [3, 4]]  # 10 bytes a line
+    with pytest.raises(Exception, match="exceeds batch.max_bytes"):
+        split_lines(["a" * 50], 100, 30)
+    with FakeBatchServer() as server:
+        got = answers(OpenAIEngine(teacher(server.url, max_requests=3), 0, workdir=tmp_path))
+        assert [server.batches[b]["request_counts"]["total"] for b in server.created] == [3, 3, 1]
+        sizes = [len(server.files[server.batches[b]["input_file_id"]]) for b in server.created]
+    assert len(got) == 7 and all(c.error is None for c in got.values())
+    with FakeBatchServer() as server:
+        answers(OpenAIEngine(teacher(server.url, max_bytes=max(sizes)), 0, workdir=tmp_path / "b"))
+        assert all(
+            len(server.files[server.batches[b]["input_file_id"]]) <= max(sizes) for b in server.created
+        )
+        assert len(server.created) >= 3
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("step", ["uploaded", "created", "polled", "downloaded"])
+def test_a_stop_at_any_step_resumes_without_submitting_again(tmp_path, monkeypatch, step):
+    """An exception at each step stands in for the kill (the real SIGKILLs: test_crash_safety);
+    the next engine, on the same journal, submits no request a second time."""
+    import persyn.engines.openai_batch as ob
+
+    assert f"batch.{step}" in POINTS
+
+    def stop_at(name):
+        if name == f"batch.{step}":
+            raise Stop
+
+    with FakeBatchServer(polls_to_complete=3) as server:
+        monkeypatch.setattr(ob, "crash_point", stop_at)
+        with pytest.raises(Stop):
+            answers(OpenAIEngine(teacher(server.url), 0, workdir=tmp_path))
+        monkeypatch.undo()
+        got = answers(OpenAIEngine(teacher(server.url), 0, workdir=tmp_path))
+        assert set(server.submitted.values()) == {1} and len(server.created) == 1
+        assert server.sync_requests == 0
+    assert len(got) == 7 and all(c.error is None for c in got.values())
+
+
+def test_the_journal_ignores_a_torn_last_line(tmp_path):
+    j = BatchJournal(tmp_path / "j.jsonl")
+    j.append(event="uploaded", hash="h", file_id="f", ids=["a"])
+    with open(j.path, "a") as f:
+        f.write('{"event": "created", "ha')
+    assert j.open_batches() == {"h": {"ids": ["a"], "file_id": "f", "batch_id": None}}
+
+
+def test_wait_false_submits_then_collects_on_the_next_call(tmp_path):
+    with FakeBatchServer(polls_to_complete=2) as server:
+        eng = OpenAIEngine(teacher(server.url, wait=False), 0, workdir=tmp_path)
+        with pytest.raises(BatchesInFlight, match="1 batch\\(es\\) in flight \\(7 request"):
+            answers(eng)
+        got = answers(OpenAIEngine(teacher(server.url, wait=False), 0, workdir=tmp_path))
+        assert len(server.created) == 1 and set(server.submitted.values()) == {1}
+    assert len(got) == 7 and all(c.error is None for c in got.values())
