@@ -9,9 +9,10 @@ import json
 import pytest
 
 from persyn.config import make_teacher
+from persyn.core.errors import BatchesInFlight
 from persyn.core.faults import POINTS
 from persyn.core.records import Prompt
-from persyn.engines.openai_batch import BatchesInFlight, BatchJournal, split_lines
+from persyn.engines.openai_batch import BatchJournal, split_lines
 from persyn.engines.openai_engine import OpenAIEngine
 from persyn.testing.fake_batch import FakeBatchServer
 from persyn.testing.fake_openai import FakeOpenAIServer
@@ -172,3 +173,64 @@ def test_wait_false_submits_then_collects_on_the_next_call(tmp_path):
         got = answers(OpenAIEngine(teacher(server.url, wait=False), 0, workdir=tmp_path))
         assert len(server.created) == 1 and set(server.submitted.values()) == {1}
     assert len(got) == 7 and all(c.error is None for c in got.values())
+
+
+def served_config(tiny_models, tmp_path, url, batch=None, out="run"):
+    from conftest import tiny_config
+
+    cfg = tiny_config(tiny_models, tmp_path, n=10, output_dir=str(tmp_path / out))
+    served = {
+        "name": "served",
+        "engine": "openai",
+        "model": "fake-teacher",
+        "base_url": url,
+        "max_new_tokens": 16,
+    }
+    if batch is not None:
+        served["batch"] = {"poll_seconds": 0.001, **batch}
+    cfg["teachers"] = [cfg["teachers"][0], served]
+    cfg["router"]["kind"] = "knn"  # quick: no cross-validated choice among kinds
+    return cfg
+
+
+def dataset_rows(out):
+    rows = [json.loads(x) for x in (out / "dataset.jsonl").read_text().splitlines()]
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def test_a_batch_run_gives_the_synchronous_runs_dataset_and_wait_false_stops_with_a_status(
+    tiny_models, tmp_path
+):
+    import yaml
+    from conftest import PROBLEMS
+    from typer.testing import CliRunner
+
+    from persyn.cli import app
+    from persyn.config import parse_config
+    from persyn.pipeline import Pipeline
+
+    gold = dict(PROBLEMS)
+
+    def right(prompt):  # the served teacher is always right, so its lines are in the dataset
+        return f"Let us see.\n#### {gold[prompt]}"
+
+    with FakeOpenAIServer(answer=right) as sync:
+        with Pipeline(parse_config(served_config(tiny_models, tmp_path, sync.url, out="sync"))) as p:
+            p.run()
+    with FakeBatchServer(polls_to_complete=2, answer=right) as server:
+        path = tmp_path / "batch.yaml"
+        path.write_text(yaml.safe_dump(served_config(tiny_models, tmp_path, server.url, {"wait": False})))
+        outputs = []
+        for _ in range(6):  # each run collects what finished and submits the next stage's batch
+            res = CliRunner().invoke(app, ["run", str(path)])
+            assert res.exit_code == 0, res.output
+            outputs.append(res.output)
+            if "batches in flight" not in res.output:
+                break
+        assert server.sync_requests == 0 and set(server.submitted.values()) == {1}
+        # calibration's batch, then the routed prompts' batch (if the router sent any there)
+        assert "in flight" in outputs[0] and "teacher 'served'" in outputs[0]
+        assert len(outputs) == 1 + len(server.created)  # a run to submit, the next collects
+    rows = dataset_rows(tmp_path / "run")
+    assert rows == dataset_rows(tmp_path / "sync")
+    assert {r["source"] for r in rows if r["teacher"] == "served"} == {"calibration", "routed"}

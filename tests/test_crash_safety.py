@@ -55,8 +55,12 @@ SCENARIOS = {
     "random": ({"strategy": "random"}, ["strategy.batch:2"]),
     "students": (None, ["students.seeded", "students.student"]),
     "synthetic": ("synthetic", ["synthesis.batch:2"]),
+    # an openai teacher with batch: (the fake Batch API): killed after an upload, after a create
+    # before its id is journaled, while polling and after a download before storing
+    "batch": ("batch", ["batch.uploaded", "batch.created", "batch.polled", "batch.downloaded"]),
 }
 _servers: list = []  # the fake generator server of the "synthetic" scenario, for the session
+_batch_servers: list = []  # the fake Batch API server of the "batch" scenario
 
 
 def scenario_config(tiny_models, tmp_path, name):
@@ -72,6 +76,14 @@ def scenario_config(tiny_models, tmp_path, name):
         for t in cfg["teachers"]:
             t["batch_size"] = 2
         return cfg
+    if over == "batch":
+        from test_batch import served_config
+
+        from persyn.testing.fake_batch import FakeBatchServer
+
+        if not _batch_servers:
+            _batch_servers.append(FakeBatchServer(polls_to_complete=3))
+        return served_config(tiny_models, tmp_path, _batch_servers[0].url, {})
     cfg = tiny_config(tiny_models, tmp_path)
     for t in cfg["teachers"]:
         t["batch_size"] = 2  # several batches per teacher, so a kill lands mid-stage
@@ -154,6 +166,8 @@ def test_kill_at_every_point_then_resume_gives_the_uninterrupted_result(tiny_mod
         for s in ("s1", "s2"):
             assert summary["students"][s]["generation_calls"] == clean["students"][s]["generation_calls"]
         return
+    if name == "batch":  # no request went out twice: once for the clean run, once for the kills
+        assert set(_batch_servers[0].submitted.values()) == {2}
     # Every generation was made exactly once across all the processes.
     assert summary["generations"] == clean["generations"]
     if name in ("persyn", "active", "verified"):

@@ -24,7 +24,7 @@ from persyn.cli.render import (
     print_summary,
     print_synthesis,
 )
-from persyn.core.errors import InputError, PersynError
+from persyn.core.errors import BatchesInFlight, InputError, PersynError
 from persyn.core.plugins import STRATEGIES
 from persyn.core.summary import StrategySummary
 from persyn.core.templates import DEFAULT_PROMPT_TEMPLATE
@@ -154,9 +154,14 @@ def _fail(exc: PersynError) -> None:
 
 @contextmanager
 def reported_errors():
-    """A ``PersynError`` raised in the block is printed (no traceback) and exits with status 2."""
+    """A ``PersynError`` raised in the block is printed (no traceback) and exits with status 2;
+    ``BatchesInFlight`` (batches submitted with ``batch.wait: false``) is a status: printed,
+    exit 0."""
     try:
         yield
+    except BatchesInFlight as exc:
+        console.print(f"[bold yellow]batches in flight:[/] {exc}", highlight=False)
+        raise typer.Exit(0) from None
     except PersynError as exc:
         _fail(exc)
 

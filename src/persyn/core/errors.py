@@ -16,3 +16,8 @@ class InputError(PersynError):
 
 class MissingAssetError(PersynError):
     """A packaged model or prompt set is not installed; the message says what to install."""
+
+
+class BatchesInFlight(PersynError):
+    """Batches were submitted (``batch.wait: false``) and are still running: the run stops here,
+    and running it again collects them. Not a failure: the CLI prints it and exits 0."""

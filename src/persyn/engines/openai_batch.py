@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from persyn.config.base import StrictModel
-from persyn.core.errors import PersynError
+from persyn.core.errors import BatchesInFlight, PersynError
 from persyn.core.faults import crash_point, register
 from persyn.core.records import Completion, Prompt
 
@@ -63,11 +63,6 @@ class BatchSettings(StrictModel):
     max_retries: Annotated[int, Field(ge=0)] = 2
     completion_window: str = "24h"
     price_factor: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
-
-
-class BatchesInFlight(PersynError):
-    """``wait: false``: batches were submitted (or are still running) and the run stops here;
-    running it again collects them. Not a failure: the CLI exits 0 with this status."""
 
 
 def request_line(body: dict, custom_id: str) -> dict:
@@ -226,14 +221,16 @@ class BatchClient:
     def get(self, batch_id: str) -> dict:
         return self._call("GET", f"/batches/{batch_id}").json()
 
-    def find(self, content_hash: str) -> dict | None:
-        """The batch whose metadata carries ``content_hash`` (newest first, every page)."""
+    def find(self, metadata: dict) -> dict | None:
+        """The newest batch whose metadata holds every pair of ``metadata`` (persyn's run,
+        teacher and content hash), searching every page."""
         after = None
         while True:
             params = {"limit": 100, **({"after": after} if after else {})}
             page = self._call("GET", "/batches", params=params).json()
             for b in page.get("data", []):
-                if (b.get("metadata") or {}).get("persyn_hash") == content_hash:
+                meta = b.get("metadata") or {}
+                if all(meta.get(k) == v for k, v in metadata.items()):
                     return b
             if not page.get("has_more") or not page.get("data"):
                 return None
@@ -350,7 +347,7 @@ def _take_up_or_submit(
         content = "".join(left[i] + "\n" for i in ids)
         base = _hash(content)
         h = _hash(f"{base}#{journal.times_collected(base)}")
-        found = client.find(h)  # created before a kill that lost the journal's record
+        found = client.find(_metadata(run, teacher, h))  # created before a kill lost its record
         if found is not None and found.get("status") not in ("failed", "cancelled"):
             journal.append(event="uploaded", hash=h, file_id=found.get("input_file_id"), ids=ids)
             journal.append(event="created", hash=h, batch_id=found["id"])
@@ -367,8 +364,13 @@ def _take_up_or_submit(
     return out
 
 
+def _metadata(run: str, teacher: str, h: str) -> dict[str, str]:
+    """What persyn writes in a batch's metadata, and finds it by."""
+    return {"persyn_run": run, "persyn_teacher": teacher[:512], "persyn_hash": h}
+
+
 def _find_or_create(client, journal, settings, h, file_id, teacher, run) -> str:
-    found = client.find(h)
+    found = client.find(_metadata(run, teacher, h))
     if found is not None:
         journal.append(event="created", hash=h, batch_id=found["id"])
         return found["id"]
@@ -376,8 +378,7 @@ def _find_or_create(client, journal, settings, h, file_id, teacher, run) -> str:
 
 
 def _create(client, journal, settings, h, file_id, teacher, run) -> str:
-    metadata = {"persyn_run": run, "persyn_teacher": teacher[:512], "persyn_hash": h}
-    batch = client.create(file_id, metadata, settings.completion_window)
+    batch = client.create(file_id, _metadata(run, teacher, h), settings.completion_window)
     crash_point(CREATED)
     journal.append(event="created", hash=h, batch_id=batch["id"])
     return batch["id"]

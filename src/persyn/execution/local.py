@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from persyn.config import RunConfig
+from persyn.core.errors import BatchesInFlight
 from persyn.core.worker import Worker
 from persyn.execution.base import Executor
 from persyn.execution.jobs import Job
@@ -30,12 +31,23 @@ class LocalExecutor(Executor):
         self.worker(job)
 
     def run(self, jobs: list[Job]) -> Iterator[tuple[Job, list]]:
-        """Yield ``(job, rows)`` as each batch of each job is done."""
+        """Yield ``(job, rows)`` as each batch of each job is done.
+
+        Raises:
+            BatchesInFlight: after every other job ran, when some job's batches are still
+                running (``batch.wait: false``): one status naming them all.
+        """
+        in_flight: list[str] = []
         for job in jobs:
             if not job.items:
                 continue
-            for rows in getattr(self.worker(job), job.method)(job.items):
-                yield job, rows
+            try:
+                for rows in getattr(self.worker(job), job.method)(job.items):
+                    yield job, rows
+            except BatchesInFlight as exc:  # the other jobs still run: their work is stored
+                in_flight.append(str(exc))
+        if in_flight:
+            raise BatchesInFlight("; ".join(in_flight))
 
     def close(self) -> None:
         self._workers.clear()

@@ -51,6 +51,9 @@ class FakeBatchServer:
         expire_after: each batch ends ``expired`` with only its first N lines answered.
         validation_failures: the first N batches created end ``failed`` at validation.
         model: the model id ``GET /v1/models`` lists.
+        seed: seeds the shuffle.
+        answer: the reply text to a prompt (the last user turn); default ``#### <n>`` with
+            ``answer_of``, as ``FakeOpenAIServer``'s.
 
     Attributes:
         url: the base URL (``http://127.0.0.1:PORT/v1``).
@@ -71,6 +74,7 @@ class FakeBatchServer:
         validation_failures: int = 0,
         model: str = "fake-teacher",
         seed: int = 0,
+        answer: Callable[[str], str] | None = None,
     ):
         self.polls_to_complete = max(1, polls_to_complete)
         self.line_fault = line_fault
@@ -87,6 +91,7 @@ class FakeBatchServer:
         self._steps: dict[str, int] = {}
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self._answer = answer or (lambda prompt: f"#### {answer_of(prompt)}")
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -204,7 +209,7 @@ class FakeBatchServer:
     def _completion(self, body: dict) -> dict:
         prompt = body["messages"][-1]["content"]
         return {
-            "choices": [{"message": {"content": f"#### {answer_of(prompt)}"}, "finish_reason": "stop"}],
+            "choices": [{"message": {"content": self._answer(prompt)}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": 3},
         }
 
