@@ -5,6 +5,7 @@ twice when a run stops at any step and starts again (kills for real: tests/test_
 scenario "batch"), ``wait: false``, and export then import."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -198,25 +199,34 @@ def dataset_rows(out):
     return sorted(rows, key=lambda r: r["id"])
 
 
-def test_a_batch_run_gives_the_synchronous_runs_dataset_and_wait_false_stops_with_a_status(
-    tiny_models, tmp_path
-):
-    import yaml
+def right(prompt: str) -> str:
+    """The served teacher's reply: always right, so its lines are in the dataset."""
     from conftest import PROBLEMS
-    from typer.testing import CliRunner
 
-    from persyn.cli import app
+    return f"Let us see.\n#### {dict(PROBLEMS)[prompt]}"
+
+
+@pytest.fixture(scope="module")
+def sync_rows(tiny_models, tmp_path_factory):
+    """The dataset of the run whose served teacher answers synchronously."""
     from persyn.config import parse_config
     from persyn.pipeline import Pipeline
 
-    gold = dict(PROBLEMS)
-
-    def right(prompt):  # the served teacher is always right, so its lines are in the dataset
-        return f"Let us see.\n#### {gold[prompt]}"
-
+    tmp = tmp_path_factory.mktemp("sync")
     with FakeOpenAIServer(answer=right) as sync:
-        with Pipeline(parse_config(served_config(tiny_models, tmp_path, sync.url, out="sync"))) as p:
+        with Pipeline(parse_config(served_config(tiny_models, tmp, sync.url, out="sync"))) as p:
             p.run()
+    return dataset_rows(tmp / "sync")
+
+
+def test_a_batch_run_gives_the_synchronous_runs_dataset_and_wait_false_stops_with_a_status(
+    tiny_models, tmp_path, sync_rows
+):
+    import yaml
+    from typer.testing import CliRunner
+
+    from persyn.cli import app
+
     with FakeBatchServer(polls_to_complete=2, answer=right) as server:
         path = tmp_path / "batch.yaml"
         path.write_text(yaml.safe_dump(served_config(tiny_models, tmp_path, server.url, {"wait": False})))
@@ -228,9 +238,85 @@ def test_a_batch_run_gives_the_synchronous_runs_dataset_and_wait_false_stops_wit
             if "batches in flight" not in res.output:
                 break
         assert server.sync_requests == 0 and set(server.submitted.values()) == {1}
-        # calibration's batch, then the routed prompts' batch (if the router sent any there)
         assert "in flight" in outputs[0] and "teacher 'served'" in outputs[0]
         assert len(outputs) == 1 + len(server.created)  # a run to submit, the next collects
     rows = dataset_rows(tmp_path / "run")
-    assert rows == dataset_rows(tmp_path / "sync")
+    assert rows == sync_rows
     assert {r["source"] for r in rows if r["teacher"] == "served"} == {"calibration", "routed"}
+
+
+def answer_file(requests: Path, results: Path, fail: set[str] = frozenset()) -> int:
+    """Answer a request file as ``vllm run-batch`` does (one result line per request, in order;
+    a failed one with status 400 and ``error`` set); returns the lines written."""
+    rows = []
+    for i, line in enumerate(requests.read_text().splitlines()):
+        req = json.loads(line)
+        q = req["body"]["messages"][-1]["content"]
+        row = {"id": f"vllm-{i}", "custom_id": req["custom_id"]}
+        if req["custom_id"] in fail:
+            row.update(
+                response={"status_code": 400, "request_id": row["id"], "body": None}, error="bad request"
+            )
+        else:
+            body = {
+                "choices": [{"message": {"content": right(q)}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": len(q) // 4, "completion_tokens": 3},
+            }
+            row.update(response={"status_code": 200, "request_id": row["id"], "body": body}, error=None)
+        rows.append(row)
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return len(rows)
+
+
+def test_export_then_import_gives_the_synchronous_runs_dataset(tiny_models, tmp_path, sync_rows):
+    import yaml
+    from typer.testing import CliRunner
+
+    from persyn.cli import app
+
+    cfg = served_config(tiny_models, tmp_path, None, {"mode": "files"})
+    del cfg["teachers"][1]["base_url"]  # persyn sends nothing: no server needed
+    path = tmp_path / "files.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    runner = CliRunner()
+    res = runner.invoke(app, ["run", str(path)])
+    assert res.exit_code == 0 and "persyn batch export" in res.output, res.output
+    failed_once: set[str] = set()
+    for round_ in range(6):
+        req, out = tmp_path / f"req-{round_}.jsonl", tmp_path / f"res-{round_}.jsonl"
+        res = runner.invoke(app, ["batch", "export", str(path), "-t", "served", "-o", str(req)])
+        assert res.exit_code == 0, res.output
+        if "nothing to export" in res.output:
+            break
+        ids = [json.loads(x)["custom_id"] for x in req.read_text().splitlines()]
+        assert f"wrote {len(ids)} request(s)" in " ".join(res.output.split())
+        fail = {ids[0]} - failed_once  # the first request of a file fails once
+        failed_once |= fail
+        answer_file(req, out, fail)
+        res = runner.invoke(app, ["batch", "import", str(path), str(out), "-t", "served"])
+        assert res.exit_code == 0, res.output
+        assert f"stored {len(ids) - len(fail)} response(s)" in res.output
+        assert ("1 failed" in res.output) == bool(fail)
+    else:
+        raise AssertionError("the export/import loop did not finish")
+    res = runner.invoke(app, ["run", str(path)])
+    assert res.exit_code == 0 and "in flight" not in res.output, res.output
+    assert dataset_rows(tmp_path / "run") == sync_rows
+
+
+def test_import_names_the_line_of_an_unknown_custom_id(tiny_models, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from persyn.cli import app
+
+    cfg = served_config(tiny_models, tmp_path, None, {"mode": "files"})
+    del cfg["teachers"][1]["base_url"]
+    path = tmp_path / "files.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    bad = tmp_path / "res.jsonl"
+    bad.write_text(json.dumps({"custom_id": "nope", "response": {"status_code": 200, "body": {}}}) + "\n")
+    res = CliRunner().invoke(app, ["batch", "import", str(path), str(bad), "-t", "served"])
+    assert res.exit_code == 2 and f"{bad}:1: custom_id 'nope' is not a prompt" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, ["batch", "import", str(path), str(bad), "-t", "a"])
+    assert res.exit_code == 2 and "which takes no batch files" in res.output

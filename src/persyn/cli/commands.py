@@ -652,3 +652,66 @@ def cache_clear(
         with _pipeline(config, output_dir) as p:
             n = p.cache_clear(teacher)
     console.print(f"deleted {n} stored response(s){f' of {teacher}' if teacher else ' and all scores'}")
+
+
+batch_app = typer.Typer(
+    cls=_HelpGroup,
+    help="Batch files for a teacher (engine: openai): write the requests the run needs next, "
+    "store the results (e.g. of `vllm run-batch`).",
+    no_args_is_help=True,
+)
+app.add_typer(batch_app, name="batch")
+TeacherOpt = typer.Option(..., "--teacher", "-t", help="The teacher's name in the config.")
+
+
+@batch_app.command("export")
+def batch_export(
+    config: Path = ConfigArg,
+    teacher: str = TeacherOpt,
+    output: Path = typer.Option(..., "--output", "-o", help="The request file to write (JSONL)."),
+) -> None:
+    """Run until the first stage that needs TEACHER's responses, and write those requests to
+    OUTPUT as batch request lines (`custom_id` = prompt id; the input of `vllm run-batch` and of
+    the OpenAI Batch API) instead of sending them. Answer them, then `persyn batch import`.
+    CONFIG is the config file or the run's output directory."""
+    from persyn.engines.openai_batch import EXPORT_TO
+    from persyn.stages.batch_import import batch_teacher
+
+    with reported_errors():
+        cfg = command_config(config, None, Executor.local)  # the engines run in this process
+        batch_teacher(cfg, teacher)
+        EXPORT_TO[teacher] = output
+        try:
+            with open_pipeline(cfg) as p:
+                try:
+                    p.run()
+                except BatchesInFlight as exc:
+                    console.print(f"[bold]batch export:[/] {exc}", highlight=False)
+                    return
+        finally:
+            EXPORT_TO.pop(teacher, None)
+    console.print(
+        f"nothing to export: the run needs no more responses of teacher '{teacher}' (it is complete)"
+    )
+
+
+@batch_app.command("import")
+def batch_import(
+    config: Path = ConfigArg,
+    results: list[Path] = typer.Argument(..., help="Result files (JSONL; any order)."),
+    teacher: str = TeacherOpt,
+    output_dir: Path | None = OutputOpt,
+) -> None:
+    """Store a batch results file (`vllm run-batch`'s output, or the Batch API's output and
+    error files) as TEACHER's responses; failed lines are failed items, retried by the next run.
+    Then `persyn run` goes on as if the teacher had answered."""
+    from persyn.stages.batch_import import import_results
+
+    with reported_errors():
+        with _pipeline(config, output_dir) as p:
+            p.prepare()
+            counts = import_results(p.ctx, teacher, results)
+    console.print(
+        f"stored {counts['ok']} response(s) of teacher '{teacher}'"
+        + (f", {counts['failed']} failed (the next run retries them)" if counts["failed"] else "")
+    )

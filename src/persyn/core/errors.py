@@ -21,3 +21,9 @@ class MissingAssetError(PersynError):
 class BatchesInFlight(PersynError):
     """Batches were submitted (``batch.wait: false``) and are still running: the run stops here,
     and running it again collects them. Not a failure: the CLI prints it and exits 0."""
+
+
+class BatchFilesNeeded(BatchesInFlight):
+    """A teacher that answers through batch files (``batch.mode: files``) has requests to answer
+    (or ``persyn batch export`` wrote them): the run stops here until ``persyn batch import``
+    stores the results. A status like ``BatchesInFlight``."""

@@ -65,6 +65,22 @@ class BatchSettings(StrictModel):
     price_factor: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
 
 
+#: Teacher name → the file ``persyn batch export`` writes that teacher's next requests to (set by
+#: the command for its own process; the local executor runs the engines in it).
+EXPORT_TO: dict[str, Path] = {}
+
+
+def export_requests(engine, prompts: list[Prompt], path: Path) -> int:
+    """Write ``engine``'s requests for ``prompts`` to ``path`` as batch request lines (custom
+    id: the prompt id), atomically; returns how many."""
+    from persyn.core.io import write_atomic
+
+    lines = [json.dumps(request_line(engine._body(p), p.id)) + "\n" for p in prompts]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, "".join(lines))
+    return len(lines)
+
+
 def request_line(body: dict, custom_id: str) -> dict:
     """One request line of a batch file (OpenAI Batch API and ``vllm run-batch``): the
     synchronous chat-completions request ``body`` under ``custom_id``."""

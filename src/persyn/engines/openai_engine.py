@@ -25,11 +25,17 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from persyn.core.errors import ConfigError, MissingAssetError, PersynError
+from persyn.core.errors import BatchFilesNeeded, ConfigError, MissingAssetError, PersynError
 from persyn.core.records import Completion, Prompt
 from persyn.core.urls import redact_url
 from persyn.engines.base import NOT_IN_KEY, Engine, ModelTeacher, teacher_messages
-from persyn.engines.openai_batch import BatchJournal, BatchSettings, generate_in_batches
+from persyn.engines.openai_batch import (
+    EXPORT_TO,
+    BatchJournal,
+    BatchSettings,
+    export_requests,
+    generate_in_batches,
+)
 
 
 def first_line(body: str, limit: int = 120) -> str:
@@ -298,15 +304,18 @@ class OpenAIEngine(Engine):
         ``batch:``, one list per collected batch (``openai_batch.generate_in_batches``).
 
         Raises:
-            PersynError: ``batch.mode: files`` and responses are missing (the message gives the
-                export / import commands).
+            BatchFilesNeeded: ``batch.mode: files`` and responses are missing (the message gives
+                the export / import commands), or ``persyn batch export`` wrote the requests.
             BatchesInFlight: ``batch.wait: false`` and batches are still running.
         """
         if not prompts:
             return
+        name = self.teacher.name
+        if name in EXPORT_TO:  # `persyn batch export`: the requests, not the responses
+            n = export_requests(self, prompts, EXPORT_TO[name])
+            raise BatchFilesNeeded(f"teacher '{name}': wrote {n} request(s) to {EXPORT_TO[name]}")
         if self.files_only:
-            name = self.teacher.name
-            raise PersynError(
+            raise BatchFilesNeeded(
                 f"teacher '{name}' answers through batch files (batch.mode: files) and {len(prompts)} "
                 f"response(s) are missing: write them with `persyn batch export CONFIG --teacher {name} "
                 f"-o requests.jsonl`, answer them (e.g. `vllm run-batch -i requests.jsonl -o results.jsonl "
