@@ -383,6 +383,7 @@ def test_auto_scores_each_kind_on_its_budgeted_route():
 
 def test_one_pricing_formula_for_estimate_export_and_budget():
     from persyn.budget.cost import price_of
+    from persyn.engines.openai_batch import BatchSettings
     from persyn.core.records import Generation
     from persyn.stages.export import tokens_and_cost
 
@@ -406,6 +407,13 @@ def test_one_pricing_formula_for_estimate_export_and_budget():
     got = tokens_and_cost([t, free], gens)
     assert got["cost_usd"] == {"api": pytest.approx(0.036), "local": None}
     assert got["tokens"]["api"] == {"prompt": 1000, "completion": 500}
+    # through batch files: its batch price (half, or batch.price_factor), in every figure
+    batched = t.model_copy(update={"batch": BatchSettings(price_factor=0.4)})
+    assert price_of(batched, 1000, 500, 3.0) == pytest.approx(0.036 * 0.4)
+    assert price_of(batched, 1000, 500, 3.0, batch=False) == pytest.approx(0.036)
+    assert price_of(t, 1000, 500, 3.0, batch=True) == pytest.approx(0.018)
+    assert tokens_and_cost([batched], gens)["cost_usd"] == {"api": pytest.approx(0.036 * 0.4)}
+    assert CostModel([batched], {}).actual(gens[:1]) == pytest.approx(0.018 * 0.4)
 
 
 def test_an_unpriced_teacher_in_a_priced_pool_costs_zero_per_prompt():

@@ -102,6 +102,17 @@ def estimate(pipe: Pipeline) -> dict:
         "gts_tokens": sum(r.gts_generations * (r.prompt_tokens + r.completion_tokens) for r in rows),
         "rtg_cost": _sum([r.rtg_cost for r in rows]),
         "gts_cost": _sum([r.gts_cost for r in rows]),
+        # side by side: every teacher synchronous, and every teacher that can through batch files
+        **{
+            f"{which}_cost_{mode}": _sum(
+                [
+                    _cost(t, r.prompt_tokens, r.completion_tokens, gens(r), batch and _can_batch(t))
+                    for t, r in zip(cfg.teachers, rows, strict=True)
+                ]
+            )
+            for which, gens in (("rtg", lambda r: r.rtg_generations), ("gts", lambda r: r.gts_generations))
+            for mode, batch in (("sync", False), ("batch", True))
+        },
         # teachers answer one after another: the stage's wall time is the sum (None when a model
         # teacher is unmeasured)
         "rtg_seconds": _sum_measured(rows, "rtg_seconds"),
@@ -195,11 +206,19 @@ def _routed_split(pipe: Pipeline, names: list[str]) -> tuple[dict[str, float], s
     return {n: 1 / len(names) for n in names}, "even"
 
 
-def _cost(t, prompt_tokens: float, completion_tokens: float, generations: float) -> float | None:
-    """``generations`` responses of this size, priced by ``budget.cost.price_of`` (seconds are
-    not estimated here: a price per second adds nothing before a response is timed)."""
-    per = price_of(t, prompt_tokens, completion_tokens)
+def _cost(
+    t, prompt_tokens: float, completion_tokens: float, generations: float, batch: bool | None = None
+) -> float | None:
+    """``generations`` responses of this size, priced by ``budget.cost.price_of`` (``batch``:
+    as the teacher makes them, synchronously, or through batch files; seconds are not estimated
+    here: a price per second adds nothing before a response is timed)."""
+    per = price_of(t, prompt_tokens, completion_tokens, batch=batch)
     return None if per is None else generations * per
+
+
+def _can_batch(t) -> bool:
+    """Whether the teacher's engine takes batch files (its settings have ``batch``)."""
+    return "batch" in type(t).model_fields
 
 
 def _sum(values: list[float | None]) -> float | None:

@@ -14,7 +14,8 @@ every teacher has them before the router exists):
 
 The price of a response (``TeacherConfig``'s prices):
 ``tokens_in · price_input_per_million / 1e6 + tokens_out · price_output_per_million / 1e6 +
-seconds · price_per_second``. When no teacher of the pool has a price the unit is tokens and a
+seconds · price_per_second``, times ``batch.price_factor`` for a teacher that generates through
+batch files. When no teacher of the pool has a price the unit is tokens and a
 response costs ``tokens_in + tokens_out``. ``engine: reference`` teachers cost nothing. The
 same formula prices what was actually spent, from the tokens and seconds each stored response
 reports, so the estimate can be checked after generation.
@@ -202,15 +203,39 @@ def _priced(t: TeacherConfig) -> bool:
     )
 
 
-def price_of(t: TeacherConfig, tokens_in, tokens_out, seconds=0.0):
+def batch_price_factor(t: TeacherConfig) -> float | None:
+    """The share of its prices a teacher pays through batch files (``batch.price_factor``), or
+    None when it does not generate in batches."""
+    batched = getattr(t, "batched", None)
+    settings = batched() if batched is not None else None
+    return None if settings is None else settings.price_factor
+
+
+def price_of(t: TeacherConfig, tokens_in, tokens_out, seconds=0.0, batch: bool | None = None):
     """The price of responses of ``t`` in its prices' currency (the one pricing formula of
     persyn: ``tokens_in · price_input_per_million / 1e6 + tokens_out ·
-    price_output_per_million / 1e6 + seconds · price_per_second``); floats or NumPy arrays of
-    one shape. None when ``t`` has no price (``CostModel`` then counts tokens)."""
+    price_output_per_million / 1e6 + seconds · price_per_second``, times the batch price factor
+    for responses made through batch files); floats or NumPy arrays of one shape. None when
+    ``t`` has no price (``CostModel`` then counts tokens).
+
+    ``batch``: None prices them as ``t`` makes them (``batch_price_factor`` when it generates in
+    batches); False at the synchronous price; True at the batch price (``t``'s factor, else the
+    Batch API's half price).
+    """
     if not _priced(t):
         return None
-    return (
+    price = (
         tokens_in * (t.price_input_per_million or 0.0) / 1e6
         + tokens_out * (t.price_output_per_million or 0.0) / 1e6
         + seconds * (t.price_per_second or 0.0)
     )
+    factor = batch_price_factor(t)
+    if batch is True:
+        return price * (DEFAULT_BATCH_FACTOR if factor is None else factor)
+    if batch is None and factor is not None:
+        return price * factor
+    return price
+
+
+#: The Batch API's price as a share of the synchronous one (half).
+DEFAULT_BATCH_FACTOR = 0.5

@@ -207,6 +207,13 @@ def print_estimate(est: dict) -> None:
         f"{tot['gts_tokens']:.0f} tokens, ${money(tot['gts_cost'])} (routed prompts split: {est['split']})",
         highlight=False,
     )
+    if tot.get("rtg_cost_sync") is not None and tot["rtg_cost_batch"] != tot["rtg_cost_sync"]:
+        console.print(
+            f"cost synchronous vs through batch files (served teachers, batch price): Route-then-Generate "
+            f"${money(tot['rtg_cost_sync'])} vs ${money(tot['rtg_cost_batch'])}; Generate-then-Select "
+            f"${money(tot['gts_cost_sync'])} vs ${money(tot['gts_cost_batch'])}",
+            highlight=False,
+        )
     if tot.get("rtg_seconds") is not None:
         console.print(
             f"expected generation wall time (from the calibration responses' throughput, teachers in "
