@@ -383,8 +383,8 @@ def test_auto_scores_each_kind_on_its_budgeted_route():
 
 def test_one_pricing_formula_for_estimate_export_and_budget():
     from persyn.budget.cost import price_of
-    from persyn.engines.openai_batch import BatchSettings
     from persyn.core.records import Generation
+    from persyn.engines.openai_batch import BatchSettings
     from persyn.stages.export import tokens_and_cost
 
     t = make_teacher(
