@@ -36,9 +36,11 @@ $(LLAMA_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e ".[llamacpp]"
 	touch $(LLAMA_STAMP)
 
-# --durations: the slowest tests in CI's log, to keep the suite under 20 min on 2 cores
+# two pytest-xdist workers, the tests that share a machine-wide resource (Ray, the GGUF cache)
+# grouped on one (tests/conftest.py); --durations: the slowest tests in CI's log, to keep the
+# suite under 20 min on 2 cores
 test: setup $(LLAMA_STAMP)
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks experiments

@@ -11,6 +11,38 @@ import pytest
 # `@pytest.mark.isolated`: the test runs in a child process (a native crash fails it alone).
 from isolation import pytest_configure, pytest_runtest_logreport, pytest_runtest_protocol  # noqa: F401
 
+# `make test` runs the suite on two pytest-xdist workers (--dist loadgroup). Tests that share a
+# machine-wide resource run on one worker, one after another: the Ray tests (a local Ray
+# cluster each, and helpers that find Ray workers by process title) and the llama.cpp / GGUF
+# tests (converted models cached under the user's persyn home).
+SERIAL_MODULES = {
+    "test_ray_executor": "ray",
+    "test_ray_run": "ray",
+    "test_llamacpp": "gguf",
+    "test_split_gguf": "gguf",
+    "test_qwen_models": "gguf",
+    "test_bos": "gguf",
+    "test_engines": "gguf",
+    "test_hardware": "gguf",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    import inspect
+
+    for item in items:
+        group = SERIAL_MODULES.get(item.module.__name__.rpartition(".")[2]) if item.module else None
+        if group is None and getattr(item, "function", None) is not None:
+            try:
+                source = inspect.getsource(item.function)
+            except (OSError, TypeError):
+                source = ""
+            if 'importorskip("ray")' in source or 'executor="ray"' in source:
+                group = "ray"
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 

@@ -3,7 +3,6 @@ read from the README itself, on the packaged example (``persyn init``) with the 
 models, from a directory of their own."""
 
 import json
-import os
 import re
 import shlex
 from pathlib import Path
@@ -31,10 +30,6 @@ def test_the_section_starts_from_init_and_runs_the_config_it_writes():
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(
-    os.environ.get("PERSYN_README_RUN") != "1",
-    reason="minutes of real-model generation and SFT: run with PERSYN_README_RUN=1",
-)
 def test_own_data_section_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
