@@ -11,7 +11,7 @@ from conftest import PROBLEMS, tiny_config
 from persyn.cli.render import print_summary
 from persyn.config import parse_config
 from persyn.core.errors import PersynError
-from persyn.engines.openai_engine import first_line
+from persyn.engines.http import first_line
 from persyn.pipeline import Pipeline
 from persyn.testing.fake_openai import FakeOpenAIServer
 

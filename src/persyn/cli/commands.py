@@ -148,7 +148,8 @@ def _pipeline(
 
 
 def _fail(exc: PersynError) -> None:
-    console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    # soft_wrap: a long path stays whole on its line (copyable), the terminal wraps it
+    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -160,7 +161,7 @@ def reported_errors():
     try:
         yield
     except BatchesInFlight as exc:
-        console.print(f"[bold yellow]batches in flight:[/] {exc}", highlight=False)
+        console.print(f"[bold yellow]batches in flight:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(0) from None
     except PersynError as exc:
         _fail(exc)

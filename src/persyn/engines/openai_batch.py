@@ -28,6 +28,7 @@ from persyn.config.base import StrictModel
 from persyn.core.errors import BatchesInFlight, PersynError
 from persyn.core.faults import crash_point, register
 from persyn.core.records import Completion, Prompt
+from persyn.engines.http import first_line, httpx_module
 
 UPLOADED = register("batch.uploaded", "a batch file uploaded, its id not journaled yet")
 CREATED = register("batch.created", "a batch created on the server, its id not journaled yet")
@@ -95,8 +96,6 @@ def parse_result_line(row: dict, scrub=lambda s: s) -> tuple[str, Completion]:
     Raises:
         ValueError: the line has no ``custom_id``.
     """
-    from persyn.engines.openai_engine import first_line
-
     cid = row.get("custom_id") if isinstance(row, dict) else None
     if not isinstance(cid, str):
         raise ValueError("a result line without custom_id")
@@ -196,10 +195,8 @@ class BatchClient:
     secrets scrubbing and timeout)."""
 
     def __init__(self, engine):
-        from persyn.engines.openai_engine import _httpx
-
         self.engine = engine
-        self.httpx = _httpx()
+        self.httpx = httpx_module()
         self.client = self.httpx.Client(timeout=engine.teacher.timeout, headers=engine._headers())
 
     def _call(self, method: str, path: str, **kw):
@@ -213,8 +210,6 @@ class BatchClient:
                 "in the journal: run again to resume"
             ) from None
         if r.status_code != 200:
-            from persyn.engines.openai_engine import first_line
-
             raise PersynError(
                 f"teacher '{t.name}': batch request {method} {path}: HTTP {r.status_code}: "
                 f"{self.engine.scrub(first_line(r.text))}"

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import random
-import re
 import time
 import urllib.parse
 from collections import deque
@@ -25,10 +23,11 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from persyn.core.errors import BatchFilesNeeded, ConfigError, MissingAssetError, PersynError
+from persyn.core.errors import BatchFilesNeeded, ConfigError, PersynError
 from persyn.core.records import Completion, Prompt
 from persyn.core.urls import redact_url
 from persyn.engines.base import NOT_IN_KEY, Engine, ModelTeacher, teacher_messages
+from persyn.engines.http import first_line, httpx_module
 from persyn.engines.openai_batch import (
     EXPORT_TO,
     BatchJournal,
@@ -36,24 +35,6 @@ from persyn.engines.openai_batch import (
     export_requests,
     generate_in_batches,
 )
-
-
-def first_line(body: str, limit: int = 120) -> str:
-    """A short reason from an error body: its first non-empty line of text, HTML tags removed
-    (an error page's first line is its doctype), or an OpenAI-style JSON error's ``message``,
-    cut at ``limit`` characters; ``(empty body)`` when there is none."""
-    try:
-        data = json.loads(body)
-        err = data.get("error") if isinstance(data, dict) else None
-        message = err.get("message") if isinstance(err, dict) else err if isinstance(err, str) else None
-        message = message or (data.get("detail") if isinstance(data, dict) else None)
-        if isinstance(message, str) and message.strip():
-            body = message
-    except ValueError:
-        pass
-    text = re.sub(r"<[^>]*>", "\n", body) if "<" in body else body
-    line = next((x.strip() for x in text.splitlines() if x.strip()), "(empty body)")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 class OpenAITeacher(ModelTeacher):
@@ -90,14 +71,6 @@ class OpenAITeacher(ModelTeacher):
 
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-
-
-def _httpx():
-    try:
-        import httpx
-    except ImportError:
-        raise MissingAssetError("engine 'openai' needs httpx: run `pip install 'persyn[serve]'`") from None
-    return httpx
 
 
 def api_key(teacher: OpenAITeacher) -> str | None:
@@ -188,7 +161,7 @@ class OpenAIEngine(Engine):
 
     def check(self) -> None:
         """GET ``/models``: the server answers and lists the teacher's model."""
-        httpx = _httpx()
+        httpx = httpx_module()
         t = self.teacher
         try:
             r = httpx.get(f"{self.url}/models", headers=self._headers(), timeout=min(10.0, t.timeout))
@@ -228,7 +201,7 @@ class OpenAIEngine(Engine):
         return body
 
     async def _one(self, client, limiter: RateLimiter, p: Prompt) -> Completion:
-        httpx = _httpx()
+        httpx = httpx_module()
         t = self.teacher
         estimate = len(p.text) // 4 + t.max_new_tokens
         error = "no attempt"
@@ -280,7 +253,7 @@ class OpenAIEngine(Engine):
         )
 
     async def _run(self, prompts: list[Prompt], out: asyncio.Queue) -> None:
-        httpx = _httpx()
+        httpx = httpx_module()
         t = self.teacher
         limiter = RateLimiter(t.requests_per_minute, t.tokens_per_minute)
         sem = asyncio.Semaphore(t.concurrency)
