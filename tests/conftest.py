@@ -239,3 +239,17 @@ def tiny_config(tiny: dict[str, str], tmp: Path, n: int = 12, **over) -> dict:
     }
     cfg.update(over)
     return cfg
+
+
+def best_single_teacher_of_rows(names: list[str], rewards: list[list[float | None]]) -> str | None:
+    """The teacher with the highest mean combined reward over prompts (one row per prompt in
+    teacher order), a failed response counted as the prompt's lowest valid reward (a prompt
+    with none skipped), by ``core.ranking``'s rules: what the router evaluation's
+    ``best_single_teacher`` must name, computed independently of the router."""
+    import numpy as np
+
+    from persyn.core import ranking
+
+    filled = [f for row in rewards if (f := ranking.filled_rewards(row)) is not None]
+    means = np.array(filled, dtype=np.float64).mean(0) if filled else np.zeros(len(names))
+    return ranking.best_single_teacher(names, means)

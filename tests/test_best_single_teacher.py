@@ -4,12 +4,12 @@ first."""
 
 import numpy as np
 import pytest
+from conftest import best_single_teacher_of_rows
 
 from persyn.config import RouterConfig
 from persyn.core.ranking import best_single_teacher
 from persyn.router.base import RouterExample, router_class
 from persyn.router.cv import cross_validate
-from persyn.scoring import means
 
 # Per prompt, the rewards of "alpha", "beta" and "gamma": alpha and gamma tie on the mean
 # (0.6), beta is lower (0.4), and a failed response (None) counts as the prompt's lowest.
@@ -50,8 +50,8 @@ def test_the_shared_function_edges():
 
 
 @pytest.mark.parametrize("names", ORDERS)
-def test_scoring_means_uses_the_same_rule(names):
-    assert means.best_single_teacher(names, rows(names)) == "alpha"
+def test_the_test_helper_uses_the_same_rule(names):
+    assert best_single_teacher_of_rows(names, rows(names)) == "alpha"
 
 
 @pytest.mark.parametrize("names", ORDERS)

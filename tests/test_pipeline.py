@@ -8,7 +8,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 import yaml
-from conftest import tiny_config
+from conftest import best_single_teacher_of_rows, tiny_config
 from typer.testing import CliRunner
 
 from persyn.cli import app
@@ -16,7 +16,6 @@ from persyn.config import parse_config
 from persyn.core.records import Completion
 from persyn.pipeline import Pipeline
 from persyn.router.base import fold_of, load_router, router_figures
-from persyn.scoring.means import best_single_teacher
 
 
 def run(cfg_dict):
@@ -53,7 +52,7 @@ def test_route_then_generate_end_to_end_and_resume(tiny_models, tmp_path):
     ids, names = list(rewards), summary["teachers"]
     folds = fold_of(len(ids), 5, 0 + 1)
     picks = [
-        best_single_teacher(
+        best_single_teacher_of_rows(
             names, [[rewards[j][t] for t in names] for k, j in enumerate(ids) if folds[k] != folds[i]]
         )
         for i in range(len(ids))
@@ -61,13 +60,14 @@ def test_route_then_generate_end_to_end_and_resume(tiny_models, tmp_path):
     figs = router_figures(picks, [rewards[i] for i in ids])
     assert ev["kinds"]["prior"]["top1"] == figs["top1"]
     assert ev["kinds"]["prior"]["regret"] == pytest.approx(figs["regret"])
-    best = best_single_teacher(names, [[rewards[i][t] for t in names] for i in ids])
+    best = best_single_teacher_of_rows(names, [[rewards[i][t] for t in names] for i in ids])
     assert ev["best_single_teacher"] == {"name": best, "top1": figs["top1"], "regret": figs["regret"]}
     # The reference is the Oracle's pick on every calibration prompt: the prior has no regret,
     # so no learned kind can beat it and auto keeps it.
     assert figs["regret"] == 0.0 and ev["kind"] == "prior" and ev["kinds"]["knn"]["gain"] is None
     assert (ev["top1"], ev["regret"]) == (1.0, 0.0)
-    assert set(summary["seconds"]) >= {"calibrate", "score", "train_router", "route", "generate", "export"}
+    # every stage that did work was timed (summary["seconds"] lists every registered stage)
+    assert all(summary["seconds"][s] > 0 for s in ("calibrate", "score", "train_router", "export"))
 
     out = tmp_path / "run"
     lines = read_jsonl(out / "dataset.jsonl")
@@ -141,7 +141,8 @@ def test_stage_commands_share_the_store_and_match_run(tiny_models, tmp_path):
     assert "generations: 24 (Route-then-Generate) vs 36 (Generate-then-Select): 66.7% of the cost" in said
     res = runner.invoke(app, ["run", str(cfg_path)])
     assert res.exit_code == 0, res.output
-    assert "0 made by this command" not in res.output
+    # a run into a fresh output directory makes all 24 responses itself
+    assert "24 made by this command" in " ".join(res.output.split())
     assert (staged / "dataset.jsonl").read_text() == (tmp_path / "run" / "dataset.jsonl").read_text()
 
 

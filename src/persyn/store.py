@@ -64,6 +64,11 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def checkpoint(self) -> None:
+        """Write the write-ahead log into the database file and truncate it, so that the file
+        alone holds everything (before it is renamed or copied on its own)."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def clone_to(self, target: str | Path) -> None:
         """Copy this store to ``target`` (SQLite online backup through a temporary file and a
         rename), so that another output directory reuses every stored response and score; an

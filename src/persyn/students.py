@@ -51,7 +51,7 @@ def seed_store(previous: Path, target: Path) -> None:
     with Store(tmp) as st:
         for stage in timed_stages():
             st.set_meta(f"seconds.{stage}", "0")
-        st.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        st.checkpoint()
     for suffix in ("-wal", "-shm"):
         Path(f"{tmp}{suffix}").unlink(missing_ok=True)
     tmp.rename(target)

@@ -36,8 +36,7 @@ def best_single_teacher(names: Sequence[str], means: Sequence[float | None]) -> 
     """The best single teacher: the highest of ``means`` (``means[i]`` is ``names[i]``'s mean
     reward, e.g. a NumPy array in teacher order), a tie going to the alphabetically first name
     (``best``), never to the teacher the config lists first. The one rule of the ``prior``
-    router, the router evaluation's ``best_single_teacher`` and
-    ``scoring.means.best_single_teacher``.
+    router and the router evaluation's ``best_single_teacher``.
 
     Returns:
         The teacher's name; None when no teacher has a mean.
@@ -48,3 +47,13 @@ def best_single_teacher(names: Sequence[str], means: Sequence[float | None]) -> 
     if len(names) != len(means):
         raise ValueError(f"{len(names)} teachers but {len(means)} means")
     return best(names, {n: None if m is None else float(m) for n, m in zip(names, means, strict=True)})
+
+
+def filled_rewards(rewards: Sequence[float | None]) -> list[float] | None:
+    """``rewards`` (one prompt's, in teacher order) with a failed response (None) counted as the
+    prompt's lowest valid reward: the one rule by which the router's figures, its training
+    matrix and the best single teacher count a failure. None when no response is valid."""
+    valid = [r for r in rewards if r is not None]
+    if not valid:
+        return None
+    return [min(valid) if r is None else r for r in rewards]

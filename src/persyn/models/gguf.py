@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from persyn.core.errors import MissingAssetError, PersynError
+from persyn.core.io import replace_dir
 from persyn.tokenization import wants_bos
 
 _CHUNK = 8 << 20  # bytes read at a time while joining and hashing
@@ -281,5 +282,4 @@ def convert_gguf(gguf: Path, target: Path) -> None:
 
     set_bos_policy(tokenizer, gguf_wants_bos(str(gguf)), tmp)
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    replace_dir(tmp, target)  # the old conversion or the new one at every instant, never none

@@ -35,6 +35,7 @@ from persyn.core.errors import PersynError
 from persyn.core.hashing import stable_hash
 from persyn.core.io import write_atomic
 from persyn.core.plugins import ROUTERS, load
+from persyn.core.ranking import filled_rewards
 
 
 @dataclass
@@ -55,15 +56,6 @@ class RouterExample:
     pairs: list[tuple[int, int, float]]
     rewards: list[float | None] = field(default_factory=list)
     embedding: np.ndarray | None = None
-
-
-def filled_rewards(rewards: list[float | None]) -> list[float] | None:
-    """``rewards`` with a failed response (None) counted as the prompt's lowest valid reward, as
-    ``router_figures`` counts it; None when no response is valid."""
-    valid = [r for r in rewards if r is not None]
-    if not valid:
-        return None
-    return [min(valid) if r is None else r for r in rewards]
 
 
 def reward_matrix(examples: list[RouterExample]) -> tuple[list[int], np.ndarray]:
@@ -278,12 +270,12 @@ def router_figures(picks: list[str], rewards: list[dict[str, float | None]]) -> 
     """
     hits, regret, n = 0, 0.0, 0
     for pick, r in zip(picks, rewards, strict=True):
-        valid = [v for v in r.values() if v is not None]
-        if not valid:
+        names = list(r)
+        row = filled_rewards([r[n] for n in names])
+        if row is None:
             continue
-        best = max(valid)
-        got = r.get(pick)
-        got = min(valid) if got is None else got
+        best = max(row)
+        got = row[names.index(pick)] if pick in r else min(row)
         hits += int(got >= best - 1e-12)
         regret += best - got
         n += 1
@@ -302,6 +294,14 @@ def pick_regrets(picks: np.ndarray, rewards: np.ndarray) -> np.ndarray:
         rewards: ``[m, n_teachers]`` filled rewards (``reward_matrix``).
     """
     return rewards.max(1) - rewards[np.arange(len(picks)), picks]
+
+
+def repeat_folds(n: int, folds: int, seed: int, repeat: int) -> np.ndarray:
+    """The folds of repeat ``repeat`` of a repeated K-fold cross-validation seeded by ``seed``:
+    ``fold_of(n, folds, seed + 7919 · repeat)`` (repeat 0: the plain K-fold split). The one
+    definition the router's cross-validation and the budget's cross-fitted rewards share, so
+    that their folds agree."""
+    return fold_of(n, folds, seed + 7919 * repeat)
 
 
 def fold_of(n: int, folds: int, seed: int) -> np.ndarray:

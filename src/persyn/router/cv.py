@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from persyn.config import RouterConfig
-from persyn.router.base import RouterExample, fold_of, pick_regrets, reward_matrix, router_class
+from persyn.router.base import RouterExample, pick_regrets, repeat_folds, reward_matrix, router_class
 
 PRIOR = "prior"
 
@@ -93,7 +93,7 @@ def cross_validate(
         train_s = route_s = 0.0
         fallbacks = 0
         for rep in range(cfg.cv_repeats):
-            folds = fold_of(n, cfg.cv_folds, seed + 7919 * rep)  # repeat 0: the plain K-fold split
+            folds = repeat_folds(n, cfg.cv_folds, seed, rep)
             for f in sorted(set(folds.tolist())):
                 train = [idx[j] for j in range(n) if folds[j] != f]
                 test = [j for j in range(n) if folds[j] == f]

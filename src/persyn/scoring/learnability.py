@@ -237,12 +237,13 @@ class LearnabilityScorer(Scorer):
                 yield [(key, _mean_logprob(logits, ids[0, -len(r) :]), None)]
                 continue
             cache = DynamicCache()
+            given = {_cache_argument(self.model): cache}
             out = []
             with torch.inference_mode():
                 if len(p) > 1:
                     self.model(
                         input_ids=torch.tensor([p[:-1]], device=device),
-                        past_key_values=cache,
+                        **given,
                         use_cache=True,
                         logits_to_keep=1,
                     )
@@ -250,7 +251,7 @@ class LearnabilityScorer(Scorer):
                     ids = torch.tensor([[p[-1], *r]], device=device)
                     positions = torch.arange(len(p) - 1, len(p) + len(r), device=device).unsqueeze(0)
                     logits = self.model(
-                        input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True
+                        input_ids=ids, position_ids=positions, **given, use_cache=True
                     ).logits[0, :-1]
                     cache.crop(-(len(r) + 1))
                     out.append((key, _mean_logprob(logits, ids[0, 1:]), None))
@@ -287,3 +288,12 @@ class LearnabilityScorer(Scorer):
                 (key, _mean_logprob(logits[j, -len(r) - 1 : -1], targets[j, -len(r) :]), None)
                 for j, (key, _, r) in enumerate(rows)
             ]
+
+
+def _cache_argument(model) -> str:
+    """The name under which ``model.forward`` takes a KV cache: ``cache`` in current
+    transformers (which deprecates ``past_key_values``, to be removed in 5.40), else
+    ``past_key_values``."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"

@@ -170,14 +170,14 @@ def calibration_costs(ctx: RunContext, texts: list[str]) -> tuple[CostModel, np.
 
 def oof_utilities(kind: str, scores: np.ndarray, rewards: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     """Cross-fitted expected rewards ``[repeats, n, K]`` of a kind's out-of-fold scores (the
-    folds of ``router.cv.cross_validate``: repeat r uses ``fold_of(n, n_folds, seed + 7919 r)``)."""
+    folds of ``router.cv.cross_validate``: ``router.base.repeat_folds``)."""
     from persyn.budget.utility import cross_fitted
-    from persyn.router.base import fold_of
+    from persyn.router.base import repeat_folds
 
     n = scores.shape[1]
     return np.stack(
         [
-            cross_fitted(kind, scores[r], rewards, fold_of(n, n_folds, seed + 7919 * r))
+            cross_fitted(kind, scores[r], rewards, repeat_folds(n, n_folds, seed, r))
             for r in range(len(scores))
         ]
     )

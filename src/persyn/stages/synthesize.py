@@ -143,8 +143,8 @@ def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = N
                 example_unparsable = example_unparsable or g.response
                 continue
             text, response = parsed
-            answer = computed_answer(text) if syn.answers == "computed" else None
-            if syn.answers == "computed" and answer is None:
+            gold = computed_answer(text) if syn.answers == "computed" else None
+            if syn.answers == "computed" and gold is None:
                 counts["no_answer"] += 1
                 continue
             if not rouge.add(text):
@@ -154,7 +154,7 @@ def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = N
                 {
                     "prompt": text,
                     "response": response,
-                    "answer": answer,
+                    "answer": gold,
                     "sample": p.id,
                     "group": p.metadata[GROUP],
                     "request": p.text,
