@@ -412,3 +412,140 @@ def test_a_verified_run_scores_by_ifeval_and_escalates_what_breaks_an_instructio
     lines = [json.loads(s) for s in (tmp_path / "run" / "dataset.jsonl").read_text().splitlines()]
     assert len(lines) == len(PROMPTS) == summary.n_dataset
     assert all(x["quality"] == 1.0 and "," not in x["messages"][1]["content"] for x in lines)
+
+
+# -- training prompts with checkable constraints, and IFEval as a benchmark ----------------------
+
+
+def test_constrained_prompts_are_reproducible_conflict_free_and_checkable():
+    from persyn.ifeval_constraints import _conflicts, constrained_prompts
+
+    rows = constrained_prompts(40, seed=7)
+    assert rows == constrained_prompts(40, seed=7)  # the same seed, the same prompts
+    assert [r["prompt"] for r in rows] != [r["prompt"] for r in constrained_prompts(40, seed=8)]
+    conflicts = _conflicts(ifeval.checkers())
+    counts = set()
+    for r in rows:
+        ids = r["instruction_id_list"]
+        counts.add(len(ids))
+        assert 1 <= len(ids) <= 3 and "combination:repeat_prompt" not in ids
+        assert not any(b in conflicts[a] for i, a in enumerate(ids) for b in ids[i + 1 :]), ids
+        assert r["prompt"].startswith(r["base"] + "\n\n") and len(r["kwargs"]) == len(ids)
+        # the kwargs kept rebuild each checker without drawing anything (else follows() refuses)
+        assert len(ifeval.follows("a response", ids, r["kwargs"], r["prompt"])) == len(ids)
+    assert counts == {1, 2, 3}
+    one = constrained_prompts(10, seed=7, max_constraints=1, exclude=["punctuation:no_comma"])
+    assert all(len(r["instruction_id_list"]) == 1 for r in one)
+    assert all("punctuation:no_comma" not in r["instruction_id_list"] for r in one)
+
+
+def test_no_ifeval_test_prompt_is_in_the_generated_pool():
+    from persyn.ifeval_constraints import base_instructions, constrained_prompts
+
+    bases = base_instructions()
+    assert len(bases) == 252
+    pool = [r["prompt"] for r in constrained_prompts(600, seed=0)]  # every base, more than twice
+    assert {r["base"] for r in constrained_prompts(600, seed=0)} == set(bases)
+    norm = [" ".join(p.split()).lower() for p in pool]
+    for row in ifeval.ifeval_prompts():
+        test = " ".join(row["prompt"].split()).lower()
+        assert not any(test in p for p in norm), row["key"]
+        assert not any(" ".join(b.split()).lower() in test for b in bases), row["key"]
+
+
+def test_the_constrained_source_loads_prompts_with_their_instructions():
+    from persyn.config import PromptsConfig
+    from persyn.core.errors import ConfigError
+    from persyn.prompts import load_prompts
+
+    cfg = PromptsConfig(source="ifeval_constrained", size=12, seed=3, answer_field=None)
+    prompts, _ = load_prompts(cfg, seed=0)
+    assert len(prompts) == 12 and all(task_of(p.metadata)[0] == IFEVAL for p in prompts)
+    again, _ = load_prompts(cfg, seed=99)  # prompts.seed pins the set, whatever the run seed
+    assert [p.text for p in again] == [p.text for p in prompts]
+    with pytest.raises(ValueError, match="needs 'size'"):
+        PromptsConfig(source="ifeval_constrained")
+    bad = PromptsConfig(source="ifeval_constrained", size=2, task_kwargs={"max_constraint": 2})
+    with pytest.raises(ConfigError, match="unknown option\\(s\\) max_constraint"):
+        load_prompts(bad, seed=0)
+
+
+def test_ifevals_four_numbers_from_records_match_a_direct_computation():
+    from persyn.evaluate_ifeval import ifeval_scores
+
+    records = [
+        {"instruction_id_list": ["a", "b"], "strict": [True, True], "loose": [True, True]},
+        {"instruction_id_list": ["a"], "strict": [False], "loose": [True]},
+        {
+            "instruction_id_list": ["b", "c", "a"],
+            "strict": [True, False, False],
+            "loose": [True, True, False],
+        },
+    ]
+    got = ifeval_scores(records)
+    assert got["prompt_strict"]["correct"] == 1 and got["prompt_loose"]["correct"] == 2
+    assert got["instruction_strict"]["correct"] == 3 and got["instruction_loose"]["correct"] == 5
+    assert got["n_instructions"] == 6 and got["instruction_loose"]["accuracy"] == pytest.approx(5 / 6)
+    assert got["per_type"]["a"] == {"n": 3, "strict": pytest.approx(1 / 3), "loose": pytest.approx(2 / 3)}
+    lo, hi = got["prompt_strict"]["ci_low"], got["prompt_strict"]["ci_high"]
+    assert lo < 1 / 3 < hi
+
+
+def test_evaluate_benchmark_ifeval_runs_a_model_and_matches_the_records(tiny_models, tmp_path):
+    from typer.testing import CliRunner
+
+    from persyn.cli import app
+
+    out = tmp_path / "ifeval.json"
+    args = ["evaluate", tiny_models["chat"], "--benchmark", "ifeval", "--size", "6", "--max-new-tokens", "8"]
+    res = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    summary, records = data["summary"], data["records"]
+    assert summary["n"] == 6 and len(records) == 6
+    rows = ifeval.ifeval_prompts()[:6]
+    strict = [
+        ifeval.follows(r["response"], x["instruction_id_list"], x["kwargs"], x["prompt"])
+        for r, x in zip(records, rows, strict=True)
+    ]
+    assert [r["strict"] for r in records] == strict
+    assert summary["prompt_strict"]["correct"] == sum(all(s) for s in strict)
+    assert summary["truncated"] == sum(r["finish_reason"] == "length" for r in records) / 6
+    assert "prompt-strict" in res.output and "per instruction type" in res.output
+    res = CliRunner().invoke(app, ["evaluate", tiny_models["chat"], "--benchmark", "nope"])
+    assert res.exit_code == 2 and "unknown benchmark 'nope'" in res.output
+
+
+def test_an_experiment_takes_ifeval_as_its_held_out_benchmark(tiny_models, tmp_path):
+    from persyn.core.errors import ConfigError
+    from persyn.experiment.config import parse_experiment
+    from persyn.experiment.finetune import StudentTrainer
+
+    run = {
+        "prompts": {"source": "ifeval_constrained", "size": 6, "answer_field": None},
+        "student": {"model": tiny_models["chat"]},
+        "teachers": [{"name": "a", "engine": "transformers", "model": tiny_models["chat"]}] * 1
+        + [{"name": "b", "engine": "transformers", "model": tiny_models["chat2"]}],
+        "quality": {"kind": "ifeval"},
+    }
+    exp = parse_experiment(
+        {
+            "output_dir": str(tmp_path / "exp"),
+            "run": run,
+            "strategies": ["car"],
+            "eval": {"benchmark": "ifeval", "size": 8},
+        },
+        scale=0.5,  # a quick look shrinks the benchmark too
+    )
+    assert exp.eval.size == 4 and exp.eval.prompts is None
+    for bad in ({}, {"benchmark": "ifeval", "prompts": {"source": "jsonl", "path": "x"}}):
+        with pytest.raises(ConfigError, match="'prompts'.*or 'benchmark'"):
+            parse_experiment({"output_dir": "o", "run": run, "strategies": ["car"], "eval": bad})
+    trainer = StudentTrainer(tmp_path / "exp", exp.sft, False, log=lambda _: None)
+    exp.eval.max_new_tokens = 8
+    trainer.prepare([], exp.eval, None)
+    res = trainer.evaluate_untrained(exp.parse_run(exp.run, "run").student)
+    record = json.loads((tmp_path / "exp" / "evals" / f"{res['eval_key']}.json").read_text())
+    strict = [all(r["strict"]) for r in record["records"]]
+    assert res["n"] == 4 and res["correct"] == sum(strict) == record["summary"]["prompt_strict"]["correct"]
+    assert [r["correct"] for r in record["records"]] == strict  # what paired comparisons count

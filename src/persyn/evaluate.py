@@ -159,17 +159,8 @@ def evaluate(
             evaluation prompt that is also a training prompt.
         MissingAssetError: the model is not installed.
     """
-    from tqdm.auto import tqdm
-
-    from persyn.core.hardware import DTYPE_SETTINGS
     from persyn.core.records import ScoreItem
-    from persyn.engines.transformers_engine import TransformersEngine, TransformersTeacher
-    from persyn.models.loading import load_tokenizer, model_dtype, scoped_model
-    from persyn.scoring.quality import VerifierScorer
-    from persyn.scoring.tasks import task_of
 
-    if dtype not in DTYPE_SETTINGS:
-        raise ConfigError(f"dtype must be one of {', '.join(DTYPE_SETTINGS)}, got {dtype!r}")
     if not prompts:
         raise InputError("the evaluation set is empty")
     by_id: dict[str, Prompt] = {}
@@ -181,50 +172,101 @@ def evaluate(
         by_id[p.id] = p
     check_disjoint(prompts, train_prompts)
 
+    from persyn.scoring.quality import VerifierScorer
+    from persyn.scoring.tasks import task_of
+
     start = time.perf_counter()
-    chat = bool(getattr(load_tokenizer(model), "chat_template", None))
-    teacher = TransformersTeacher(
-        name="eval",
-        model=model,
-        temperature=0.0,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        prompt_template=None if chat else prompt_template,
-        dtype=dtype,
-    )
-    resolved, reason = model_dtype(dtype)
-    with scoped_model(model, dtype):  # e.g. a fine-tuned student, evaluated once: freed after
-        engine = TransformersEngine(teacher, seed=0)
-        check_rendering(engine, prompts[0].text, prompt_template)
-        tasks = {p.id: t for p in prompts if (t := task_of(p.metadata)) is not None}
-        verifier = VerifierScorer({p.id: str(p.answer) for p in prompts}, tasks)
-        records: dict[str, dict] = {}
-        desc = f"evaluate · {Path(model).name}"
-        with tqdm(total=len(prompts), desc=desc, unit="prompt", disable=not progress) as bar:
-            for batch in engine.generate(prompts):
-                ok = [(pid, c) for pid, c in batch if c.error is None]
-                items = [ScoreItem(pid, by_id[pid].text, c.text) for pid, c in ok]
-                scores = {key: (s, note) for part in verifier.score(items) for key, s, note in part}
-                for pid, c in batch:
-                    score, note = scores.get(pid, (None, None))
-                    records[pid] = {
-                        "id": pid,
-                        "prompt": by_id[pid].text,
-                        "response": c.text,
-                        "gold": by_id[pid].answer,
-                        "correct": score == 1.0,
-                        "error": c.error,
-                        "note": note,
-                        "finish_reason": c.finish_reason,
-                        "completion_tokens": c.completion_tokens,
-                    }
-                bar.update(len(batch))
+    tasks = {p.id: t for p in prompts if (t := task_of(p.metadata)) is not None}
+    verifier = VerifierScorer({p.id: str(p.answer) for p in prompts}, tasks)
+    records: dict[str, dict] = {}
+    answers = greedy_answers(model, prompts, batch_size, max_new_tokens, prompt_template, dtype, progress)
+    for batch in answers.batches:
+        ok = [(pid, c) for pid, c in batch if c.error is None]
+        items = [ScoreItem(pid, by_id[pid].text, c.text) for pid, c in ok]
+        scores = {key: (s, note) for part in verifier.score(items) for key, s, note in part}
+        for pid, c in batch:
+            score, note = scores.get(pid, (None, None))
+            records[pid] = {
+                "id": pid,
+                "prompt": by_id[pid].text,
+                "response": c.text,
+                "gold": by_id[pid].answer,
+                "correct": score == 1.0,
+                "error": c.error,
+                "note": note,
+                "finish_reason": c.finish_reason,
+                "completion_tokens": c.completion_tokens,
+            }
+    resolved, reason = answers.dtype
     rows = [records[p.id] for p in prompts]
     n, correct = len(rows), sum(r["correct"] for r in rows)
     lo, hi = wilson_interval(correct, n)
     failed = sum(r["error"] is not None for r in rows)
     seconds = time.perf_counter() - start
     return EvalResult(model, n, correct, correct / n, lo, hi, seconds, failed, rows, resolved, reason)
+
+
+class GreedyAnswers:
+    """A model's greedy answers to prompts, batch by batch (``batches``: lists of ``(prompt
+    id, Completion)``), and the weights' dtype with why (``dtype``), set once loaded."""
+
+    def __init__(self, model, prompts, batch_size, max_new_tokens, prompt_template, dtype, progress):
+        from persyn.core.hardware import DTYPE_SETTINGS
+
+        if dtype not in DTYPE_SETTINGS:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPE_SETTINGS)}, got {dtype!r}")
+        self.args = (model, prompts, batch_size, max_new_tokens, prompt_template, dtype, progress)
+        self.dtype: tuple[str, str] = ("", "")
+
+    @property
+    def batches(self):
+        from tqdm.auto import tqdm
+
+        from persyn.engines.transformers_engine import TransformersEngine, TransformersTeacher
+        from persyn.models.loading import load_tokenizer, model_dtype, scoped_model
+
+        model, prompts, batch_size, max_new_tokens, prompt_template, dtype, progress = self.args
+        chat = bool(getattr(load_tokenizer(model), "chat_template", None))
+        teacher = TransformersTeacher(
+            name="eval",
+            model=model,
+            temperature=0.0,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            prompt_template=None if chat else prompt_template,
+            dtype=dtype,
+        )
+        self.dtype = model_dtype(dtype)
+        with scoped_model(model, dtype):  # e.g. a fine-tuned student, evaluated once: freed after
+            engine = TransformersEngine(teacher, seed=0)
+            check_rendering(engine, prompts[0].text, prompt_template)
+            desc = f"evaluate · {Path(model).name}"
+            with tqdm(total=len(prompts), desc=desc, unit="prompt", disable=not progress) as bar:
+                for batch in engine.generate(prompts):
+                    yield batch
+                    bar.update(len(batch))
+
+
+def greedy_answers(
+    model: str,
+    prompts: list[Prompt],
+    batch_size: int,
+    max_new_tokens: int,
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+    dtype: str = "auto",
+    progress: bool = True,
+) -> GreedyAnswers:
+    """``model``'s greedy answers to ``prompts`` as the student sees them (the module
+    docstring): ``TransformersEngine`` at temperature 0, ``batch_size`` prompts at a time, at
+    most ``max_new_tokens`` new tokens, the weights in ``dtype`` (``auto``: bf16 where the
+    hardware runs it natively); a model already in the shared cache is left there, one loaded
+    here is released after the last batch.
+
+    Raises:
+        ConfigError: an unknown ``dtype``.
+        MissingAssetError: the model is not installed (when the batches are read).
+    """
+    return GreedyAnswers(model, prompts, batch_size, max_new_tokens, prompt_template, dtype, progress)
 
 
 def check_rendering(engine, prompt: str, template: str) -> None:

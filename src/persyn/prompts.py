@@ -329,6 +329,13 @@ def load_prompts(
     elif cfg.source == "hf":
         col = _from_records(_hf_records(cfg), cfg, str(cfg.path or cfg.name), require_answer)
         where = str(cfg.path or cfg.name)
+    elif cfg.source == "ifeval_constrained":
+        from persyn.ifeval_constraints import constrained_records
+
+        assert cfg.size is not None
+        records = constrained_records(cfg.size, seed if cfg.seed is None else cfg.seed, cfg.task_kwargs)
+        col = _from_records(records, cfg, "ifeval_constrained", require_answer=False)
+        where = "prompts.source 'ifeval_constrained'"
     else:
         assert cfg.path is not None
         if not cfg.path.exists():
@@ -340,7 +347,7 @@ def load_prompts(
         )
         col = _from_records(records, cfg, str(cfg.path), require_answer)
         where = str(cfg.path)
-    if cfg.source != "reasoning_gym" and cfg.size is not None:
+    if cfg.source not in ("reasoning_gym", "ifeval_constrained") and cfg.size is not None:
         col.prompts = col.prompts[: cfg.size]
     if not col.prompts:
         raise InputError(f"{where}: no usable prompts (empty: {len(col.report.empty)})")

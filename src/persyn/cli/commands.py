@@ -18,6 +18,7 @@ from persyn.cli.render import (
     console,
     print_cache_info,
     print_estimate,
+    print_ifeval,
     print_router_eval,
     print_strategy_summary,
     print_students_summary,
@@ -543,13 +544,19 @@ def sft(
 @app.command("evaluate")
 def evaluate_cmd(
     model: str = typer.Argument(..., help="Alias, HF id or local path (e.g. a persyn sft output)."),
+    benchmark: str | None = typer.Option(
+        None,
+        "--benchmark",
+        help="ifeval: IFEval's 541 prompts (or the first --size), checked by its rule checkers "
+        "(needs the ifeval extra); its four numbers with Wilson intervals and per instruction type.",
+    ),
     task: str = typer.Option("chain_sum", help="reasoning_gym task of the held-out set."),
-    size: int = typer.Option(100, help="Held-out prompts."),
+    size: int | None = typer.Option(None, help="Held-out prompts (default 100; with --benchmark: all)."),
     seed: int = typer.Option(12345, help="Seed of the held-out draw (differs from training seeds)."),
     task_kwargs: str = typer.Option("{}", help="reasoning_gym task arguments as JSON."),
     prompts_file: Path | None = typer.Option(None, "--prompts", help="A JSONL file instead of a task."),
     train: list[Path] = typer.Option([], "--train", help="Training dataset(s) the set must not overlap."),
-    max_new_tokens: int = typer.Option(128),
+    max_new_tokens: int | None = typer.Option(None, help="Default 128 (512 with --benchmark ifeval)."),
     batch_size: int = typer.Option(32),
     out: Path | None = typer.Option(None, "--out", help="Write the per-item results (JSON)."),
     prompt_template: str = typer.Option(
@@ -560,19 +567,13 @@ def evaluate_cmd(
         "auto", help="auto | float32 | bfloat16: the weights' dtype; auto: bf16 where the hardware has it."
     ),
 ) -> None:
-    """Greedy accuracy of a model on a held-out verifiable set, with a Wilson 95% interval."""
+    """Greedy accuracy of a model on a held-out verifiable set, with a Wilson 95% interval; or on
+    a benchmark (`--benchmark ifeval`)."""
     from persyn.config import PromptsConfig
     from persyn.evaluate import evaluate, training_prompts, write_eval
     from persyn.prompts import load_prompts
 
     try:
-        if prompts_file is not None:
-            pcfg = PromptsConfig(source="jsonl", path=prompts_file, size=size)
-        else:
-            pcfg = PromptsConfig(
-                source="reasoning_gym", task=task, size=size, task_kwargs=json.loads(task_kwargs)
-            )
-        prompts, _ = load_prompts(pcfg, seed, require_answer=True)
         seen = [t for path in train for t in training_prompts(path)]
         if not train:
             console.print(
@@ -580,12 +581,24 @@ def evaluate_cmd(
                 "against training prompts",
                 highlight=False,
             )
+        if benchmark is not None:
+            _evaluate_benchmark(
+                benchmark, model, size, seen, batch_size, max_new_tokens, prompt_template, dtype, out
+            )
+            return
+        if prompts_file is not None:
+            pcfg = PromptsConfig(source="jsonl", path=prompts_file, size=size or 100)
+        else:
+            pcfg = PromptsConfig(
+                source="reasoning_gym", task=task, size=size or 100, task_kwargs=json.loads(task_kwargs)
+            )
+        prompts, _ = load_prompts(pcfg, seed, require_answer=True)
         res = evaluate(
             model,
             prompts,
             train_prompts=seen,
             batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=max_new_tokens or 128,
             prompt_template=prompt_template,
             dtype=dtype,
         )
@@ -599,6 +612,32 @@ def evaluate_cmd(
         f"{model}: accuracy {res.accuracy:.3f} ({res.correct}/{res.n}), "
         f"95% CI [{res.ci_low:.3f}, {res.ci_high:.3f}] ({res.dtype}: {res.dtype_reason})"
     )
+
+
+BENCHMARKS = ("ifeval",)
+
+
+def _evaluate_benchmark(
+    name, model, size, seen, batch_size, max_new_tokens, prompt_template, dtype, out
+) -> None:
+    """``persyn evaluate --benchmark NAME``: run it, print its figures, write ``out``."""
+    from persyn.evaluate import write_eval
+    from persyn.evaluate_ifeval import evaluate_ifeval, ifeval_prompt_set
+
+    if name not in BENCHMARKS:
+        raise PersynError(f"--benchmark: unknown benchmark {name!r} (known: {', '.join(BENCHMARKS)})")
+    res = evaluate_ifeval(
+        model,
+        ifeval_prompt_set(size),
+        train_prompts=seen,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens or 512,
+        prompt_template=prompt_template,
+        dtype=dtype,
+    )
+    if out is not None:
+        write_eval(res, out)
+    print_ifeval(res)
 
 
 @app.command()

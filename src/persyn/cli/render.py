@@ -255,3 +255,22 @@ def print_cache_info(info: dict, store_path: Path) -> None:
     for kind, row in info["scores"].items():
         console.print(f"scores · {kind}: {row['current']} current, {row['stale']} stale")
     console.print(f"responses generated in this store so far: {info['generation_calls']}")
+
+
+def print_ifeval(res) -> None:
+    """IFEval's four numbers, the truncation share, and the per-type table."""
+    console.print(f"{res.model} on IFEval: {res.n} prompts, {res.n_instructions} instructions ({res.dtype})")
+    for m in ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose"):
+        v = getattr(res, m)
+        console.print(
+            f"  {m.replace('_', '-'):<20} {v['accuracy']:.3f} ({v['correct']}/{v['n']}), "
+            f"95% CI [{v['ci_low']:.3f}, {v['ci_high']:.3f}]",
+            highlight=False,
+        )
+    console.print(f"  cut at max_new_tokens ({res.max_new_tokens}): {res.truncated:.1%}", highlight=False)
+    table = Table(title="per instruction type")
+    for col in ("type", "n", "strict", "loose"):
+        table.add_column(col, justify="left" if col == "type" else "right")
+    for t, row in res.per_type.items():
+        table.add_row(t, str(row["n"]), f"{row['strict']:.2f}", f"{row['loose']:.2f}")
+    console.print(table)

@@ -29,7 +29,10 @@ class PromptsConfig(StrictModel):
     ``jsonl`` / ``parquet`` read ``path`` with the named fields; ``hf`` reads a Hugging Face
     dataset with the ``datasets`` library: ``path`` a ``save_to_disk`` directory, or ``name``
     (and ``config_name``) from the local HF cache (never downloaded), and its ``split``
-    (needed when the dataset has several).
+    (needed when the dataset has several). ``ifeval_constrained`` makes ``size`` instruction
+    prompts with 1 to 3 checkable IFEval constraints each (``persyn.ifeval_constraints``),
+    seeded by ``seed`` (else the run seed); ``task_kwargs``: ``max_constraints`` (3),
+    ``exclude`` (instruction ids left out).
 
     ``prompt_field`` names a string column, or a chat ``messages`` column (a list of
     ``{role, content}`` ending with a user turn: the whole conversation is the prompt).
@@ -38,7 +41,9 @@ class PromptsConfig(StrictModel):
     (default: the answer itself).
     """
 
-    source: Literal["reasoning_gym", "jsonl", "parquet", "hf", "synthetic"] = "reasoning_gym"
+    source: Literal["reasoning_gym", "jsonl", "parquet", "hf", "synthetic", "ifeval_constrained"] = (
+        "reasoning_gym"
+    )
     task: str = "gsm_symbolic"
     size: Annotated[int, Field(ge=1)] | None = None
     task_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -79,6 +84,8 @@ class PromptsConfig(StrictModel):
             )
         if self.source == "reasoning_gym" and self.size is None:
             self.size = 120
+        if self.source == "ifeval_constrained" and self.size is None:
+            raise ValueError("source 'ifeval_constrained' needs 'size' (how many prompts to make)")
         if self.tasks is not None:
             if self.source != "reasoning_gym":
                 raise ValueError(f"'tasks' (a mixed set) needs source 'reasoning_gym', got '{self.source}'")

@@ -4,7 +4,7 @@ functions that read and validate one (``load_experiment``, ``parse_experiment``)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
@@ -27,9 +27,14 @@ from persyn.training.sft_config import SFTSettings
 
 class EvalConfig(StrictModel):
     """The held-out evaluation set (drawn with its own ``seed``; checked disjoint from every
-    training prompt, or with ``exclude_training_prompts`` made so) and greedy decoding."""
+    training prompt, or with ``exclude_training_prompts`` made so) and greedy decoding: a
+    verifiable prompt set (``prompts``), or a benchmark (``benchmark: ifeval``: IFEval's 541
+    prompts, or its first ``size``; accuracy is prompt-level strict accuracy, the primary
+    figure, with the other three numbers in each evaluation's record)."""
 
-    prompts: PromptsConfig
+    prompts: PromptsConfig | None = None
+    benchmark: Literal["ifeval"] | None = None
+    size: Annotated[int, Field(ge=1)] | None = None
     seed: int = 12345
     max_new_tokens: Annotated[int, Field(ge=1)] = 128
     # Refused below the longest training response of the evaluated model's dataset plus this
@@ -40,6 +45,14 @@ class EvalConfig(StrictModel):
     # Small task spaces (e.g. one-digit sums) repeat prompts across draws: drop the eval prompts
     # that a training set holds (counted in results.md) instead of failing the disjointness check.
     exclude_training_prompts: bool = False
+
+    @model_validator(mode="after")
+    def _one_set(self) -> EvalConfig:
+        if (self.prompts is None) == (self.benchmark is None):
+            raise ValueError("give 'prompts' (a verifiable prompt set) or 'benchmark' (ifeval), one of them")
+        if self.size is not None and self.benchmark is None:
+            raise ValueError("'size' is for a benchmark; a prompt set takes prompts.size")
+        return self
 
 
 class SweepConfig(StrictModel):
@@ -305,7 +318,7 @@ def parse_experiment(
     exp._base_dir = base_dir
     if base_dir is not None:
         for split in (exp.eval, exp.validation):
-            if split is not None and split.prompts.source != "synthetic":
+            if split is not None and split.prompts is not None and split.prompts.source != "synthetic":
                 split.prompts.path = resolve_under(base_dir, split.prompts.path)
     run = dict(exp.run)
     run["output_dir"] = str(exp.output_dir / "run" / f"seed-{exp.seeds[0]}")
@@ -329,8 +342,10 @@ def parse_experiment(
             cal["size"] = max(2, round(cal["size"] * scale))
             run["calibration"] = cal
         for split in (exp.eval, exp.validation):
-            if split is not None and split.prompts.size:
+            if split is not None and split.prompts is not None and split.prompts.size:
                 split.prompts.size = max(4, round(split.prompts.size * scale))
+            elif split is not None and split.benchmark is not None:
+                split.size = max(4, round((split.size or 541) * scale))
     exp.run = run
     cfg = exp.parse_run(run, f"{source}: run")  # fail early on a bad run section
     sw = exp.sweeps

@@ -110,7 +110,12 @@ class StudentTrainer:
         from persyn.evaluate import normalize_prompt
         from persyn.prompts import load_prompts
 
-        loaded = load_prompts(spec.prompts, spec.seed, require_answer=True)[0]
+        if spec.benchmark == "ifeval":
+            from persyn.evaluate_ifeval import ifeval_prompt_set
+
+            loaded = ifeval_prompt_set(spec.size)
+        else:
+            loaded = load_prompts(spec.prompts, spec.seed, require_answer=True)[0]
         prompts = loaded
         if always_drop or spec.exclude_training_prompts:
             prompts = [p for p in loaded if normalize_prompt(p.text) not in drop]
@@ -120,6 +125,9 @@ class StudentTrainer:
 
         # length_margin only checks the budget: it changes no answer, so it stays out of the id
         settings = spec.model_dump(mode="json", exclude={"prompts", "dtype", "length_margin"})
+        for added in ("benchmark", "size"):  # unset, absent: the keys made before they existed hold
+            if settings.get(added) is None:
+                settings.pop(added, None)
         # the resolved dtype (fp32 adds nothing: keys made before dtypes existed stay valid)
         split_id = stable_hash(
             [settings, [(p.id, p.text, p.answer) for p in prompts], *dtype_key(spec.dtype)]
@@ -150,7 +158,10 @@ class StudentTrainer:
             return _summary(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         sp = self.splits[split]
-        res = evaluate(
+        run = evaluate
+        if sp.spec.benchmark == "ifeval":
+            from persyn.evaluate_ifeval import evaluate_ifeval as run
+        res = run(
             model,
             sp.prompts,
             train_prompts=train_prompts,
