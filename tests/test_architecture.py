@@ -101,10 +101,11 @@ LAYERS = [
     ["persyn.config", "persyn.engines.base", "persyn.training.base", "persyn.training.sft_config",
      "persyn.training.dpo_config"],  # settings (model references checked against the aliases;
     # engines.base: the engine contract and the settings every teacher shares)
-    ["persyn.store", "persyn.prompts", "persyn.response_loss", "persyn.testing", "persyn.ifeval"],
+    ["persyn.store", "persyn.prompts", "persyn.response_loss", "persyn.testing", "persyn.ifeval",
+     "persyn.ifeval_constraints"],
     ["persyn.engines", "persyn.scoring", "persyn.router", "persyn.calibration", "persyn.execution",
      "persyn.budget", "persyn.synthesis", "persyn.training", "persyn.montessori",
-     "persyn.evaluate"],  # the method's pieces and the trainers
+     "persyn.evaluate", "persyn.evaluate_ifeval"],  # the method's pieces and the trainers
     ["persyn.stages"],
     ["persyn.selection"],
     ["persyn.pipeline"],

