@@ -27,9 +27,33 @@ SERIAL_MODULES = {
 }
 
 
+# The slowest tests (CI's --durations), started first so that the two workers end together
+# (a long test picked up last leaves the other worker idle); the rest keep their order.
+SLOW_FIRST = (
+    "test_readme_own_data.py::test_own_data_section_runs_as_written",
+    "test_ray_run.py::",
+    "test_crash_safety.py::test_kill_at_every_point_then_resume_gives_the_uninterrupted_result",
+    "test_experiment.py::test_experiment_smallest_scale",
+    "test_kill.py::test_sigkill_during_generation_then_resume",
+    "test_reliability.py::test_cache_info_and_clear_one_teacher",
+    "test_integration.py::test_persyn_run_with_real_smollm2",
+    "test_qwen_models.py::",
+    "test_calibration_select.py::test_active_selection_grows",
+    "test_experiment.py::test_experiment_two_students_personalisation_matrix",
+    "test_experiment.py::test_experiment_alpha_and_epochs_by_validation",
+    "test_reliability.py::test_rerun_retries_only_failed_items",
+)
+
+
+def _slow_rank(item) -> int:
+    nodeid = item.nodeid.rpartition("/")[2]
+    return next((i for i, prefix in enumerate(SLOW_FIRST) if nodeid.startswith(prefix)), len(SLOW_FIRST))
+
+
 def pytest_collection_modifyitems(config, items):
     import inspect
 
+    items.sort(key=_slow_rank)  # stable: the other tests keep their collection order
     for item in items:
         group = SERIAL_MODULES.get(item.module.__name__.rpartition(".")[2]) if item.module else None
         if group is None and getattr(item, "function", None) is not None:
