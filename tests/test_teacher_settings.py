@@ -226,12 +226,9 @@ def test_a_flat_run_config_json_of_before_still_loads():
     assert cfg.teachers[1].style == "terse"
 
 
-def test_the_whole_run_key_dump_is_that_of_the_flat_teacher_config():
-    # An experiment's sweep point key hashes the whole run config: value computed at abd8a7a as
-    # stable_hash(cfg.model_dump(mode="json", exclude=WHERE_IT_RUNS)).
-    from persyn.core.hashing import stable_hash
-
-    data = {
+def pinned_run() -> dict:
+    """The run config whose whole-run key is pinned (``PINNED_KEY``)."""
+    return {
         "output_dir": "/tmp/x",
         "student": {"model": "smollm2-135m-instruct"},
         "teachers": [
@@ -252,8 +249,17 @@ def test_the_whole_run_key_dump_is_that_of_the_flat_teacher_config():
             "seeds": {"source": "reasoning_gym", "size": 5},
         },
     }
-    assert stable_hash(parse_config(data).key_dump()) == "7a76bb5e9e225232ba4bd846"
-    return data
+
+
+#: Its key, computed at abd8a7a as stable_hash(cfg.model_dump(mode="json", exclude=WHERE_IT_RUNS)).
+PINNED_KEY = "7a76bb5e9e225232ba4bd846"
+
+
+def test_the_whole_run_key_dump_is_that_of_the_flat_teacher_config():
+    # An experiment's sweep point key hashes the whole run config.
+    from persyn.core.hashing import stable_hash
+
+    assert stable_hash(parse_config(pinned_run()).key_dump()) == PINNED_KEY
 
 
 class NewSettings(TeacherSettings):
@@ -271,7 +277,10 @@ def test_a_new_engine_with_a_new_setting_changes_no_existing_key(monkeypatch):
     from persyn.core import plugins
 
     monkeypatch.setitem(plugins.ENGINES, "new-engine", f"{__name__}:NewEngine")
-    data = test_the_whole_run_key_dump_is_that_of_the_flat_teacher_config()  # same key, asserted
+    from persyn.core.hashing import stable_hash
+
+    data = pinned_run()
+    assert stable_hash(parse_config(data).key_dump()) == PINNED_KEY  # the same key
     # the new engine's teacher has its setting in its own key dump, when set
     new = {"name": "n", "engine": "new-engine", "shard_url": "http://s"}
     dump = parse_config({**data, "teachers": [*data["teachers"], new]}).key_dump()
