@@ -294,6 +294,18 @@ def test_a_budgeted_run_stays_within_its_limit_and_reports_its_spend(tiny_models
     with Pipeline(cfg_b) as p:
         s = p.run().budget
         routed = p.assignments()
+        # persyn estimate expects the budget's tokens (one expected-tokens model), prompt by prompt
+        import numpy as np
+
+        from persyn.estimate import estimate
+        from persyn.stages.budget import cost_model
+
+        chars = np.array([len(q.text) for q in p.store.prompts()], dtype=np.float64)
+        t_in, t_out = cost_model(p.ctx).tokens(chars)
+        for j, row in enumerate(estimate(p)["teachers"]):
+            assert (row.prompt_tokens, row.completion_tokens) == pytest.approx(
+                (t_in[:, j].mean(), t_out[:, j].mean())
+            )
     assert s["max_cost"] == pytest.approx(limit)
     assert s["estimated_cost"] <= limit + 1e-12
     assert s["actual_cost"] <= limit * (1 + 1e-9)

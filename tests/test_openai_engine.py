@@ -159,6 +159,15 @@ def test_estimate_before_and_after_calibration(tiny_models, tmp_path, server):
         p.score()
         after = estimate(p)
         mine = [g for g in p.store.generations(p.store.generation_keys()).values() if g.teacher == "served"]
+        # one expected-tokens model: the estimate's tokens and cost are the budget's cost model's
+        import numpy as np
+
+        from persyn.stages.budget import cost_model
+
+        model = cost_model(p.ctx)
+        chars = np.array([len(q.text) for q in p.store.prompts()], dtype=np.float64)
+        j = p.cfg.teacher_names.index("served")
+        budget_in, budget_out = model.tokens(chars)
     served = next(r for r in after["teachers"] if r.teacher == "served")
     assert served.source == "calibration" and (served.prompt_tokens, served.completion_tokens) == (10, 3)
     # wall time from the measured throughput: seconds per response over the teacher's concurrency
@@ -171,6 +180,10 @@ def test_estimate_before_and_after_calibration(tiny_models, tmp_path, server):
     assert after["totals"]["rtg_seconds"] == pytest.approx(sum(r.rtg_seconds for r in model_rows))
     assert after["split"] == "oracle on calibration"
     assert served.gts_cost == pytest.approx(8 * (10 * 1.0 + 3 * 2.0) / 1e6)
+    assert (served.prompt_tokens, served.completion_tokens) == pytest.approx(
+        (budget_in[:, j].mean(), budget_out[:, j].mean())
+    )
+    assert served.gts_cost == pytest.approx(model.costs(chars)[:, j].sum())  # estimate == budget
     ref = next(r for r in after["teachers"] if r.teacher == "reference")
     assert ref.source == "not a model" and ref.rtg_cost is None
     cfg_path = tmp_path / "cfg.yaml"

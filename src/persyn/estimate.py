@@ -1,9 +1,11 @@
 """``persyn estimate``: generations, tokens and cost of Route-then-Generate vs
 Generate-then-Select for a config, before anything (more) is generated.
 
-Per teacher, a response is expected to cost its calibration responses' mean prompt and
-completion tokens once they exist; before that, ``max_new_tokens`` completion tokens and
-len(prompt) / 4 prompt tokens (plus the system prompt and template). ``engine: reference``
+Per teacher, a response's expected prompt and completion tokens are the budget's
+(``budget.cost.CostModel``: fitted on its calibration responses once they exist, on the prompt's
+length; before that, ``max_new_tokens`` completion tokens and (chars + system prompt + template)
+/ 4 prompt tokens), averaged over the prompt set, so ``persyn estimate`` and ``budget:`` expect the
+same tokens of the same run. ``engine: reference``
 teachers cost nothing. The routed prompts are split among teachers as the router assigned them
 when it has, else as the Oracle picks on the calibration set, else evenly.
 """
@@ -13,8 +15,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
+
 from persyn.budget.cost import price_of
 from persyn.pipeline import Pipeline
+from persyn.stages.budget import cost_model
 
 
 @dataclass
@@ -63,21 +68,15 @@ def estimate(pipe: Pipeline) -> dict:
 
     split, how = _routed_split(pipe, names)
     first, later, verify = _cascade(pipe, split, n - n_cal)
-    mean_chars = sum(len(p.text) for p in prompts) / max(1, n)
+    # the one expected-tokens model, the budget's (budget.cost.CostModel), over the prompt set
+    stored = {k: gens[key] for k, key in keys.items() if key in gens}
+    model = cost_model(pipe.ctx, (cal, stored))
+    t_in, t_out = model.tokens(np.array([len(p.text) for p in prompts], dtype=np.float64))
     rows = []
-    for t in cfg.teachers:
+    for j, t in enumerate(cfg.teachers):
         mine = [gens[keys[(p.id, t.name)]] for p in cal if keys[(p.id, t.name)] in gens]
         mine = [g for g in mine if g.ok and g.completion_tokens is not None]
-        if t.engine == "reference":
-            pt = ct = 0.0
-            source = "not a model"
-        elif mine:
-            pt = sum(g.prompt_tokens or 0 for g in mine) / len(mine)
-            ct = sum(g.completion_tokens or 0 for g in mine) / len(mine)
-            source = "calibration"
-        else:
-            extra = len(t.system_prompt or "") + len(t.prompt_template or "")
-            pt, ct, source = (mean_chars + extra) / 4, float(t.max_new_tokens), "settings"
+        pt, ct, source = float(t_in[:, j].mean()), float(t_out[:, j].mean()), model.models[j].source
         rtg = n_cal + first.get(t.name, (n - n_cal) * split[t.name]) + later.get(t.name, 0.0)
         # a served teacher's requests overlap up to its concurrency; local engines run in turn
         per = sum(g.seconds for g in mine) / len(mine) / getattr(t, "concurrency", 1) if mine else None
