@@ -134,7 +134,7 @@ class OpenAIEngine(Engine):
         assert teacher.model
         self.teacher = teacher
         self.seed = seed
-        self.workdir = Path(workdir) if workdir is not None else Path(".")
+        self.workdir = Path(workdir) if workdir is not None else None
         batch = teacher.batched()
         self.files_only = batch is not None and batch.mode == "files"
         self.url = (teacher.base_url or "").rstrip("/")
@@ -268,7 +268,16 @@ class OpenAIEngine(Engine):
         await out.put(None)
 
     def journal(self) -> BatchJournal:
-        """This teacher's batch journal (``OUTPUT_DIR/batches/NAME.jsonl``)."""
+        """This teacher's batch journal (``OUTPUT_DIR/batches/NAME.jsonl``).
+
+        Raises:
+            PersynError: the engine was built without the run's output directory (``workdir``).
+        """
+        if self.workdir is None:
+            raise PersynError(
+                f"teacher '{self.teacher.name}': batch generation keeps a journal in the run's output "
+                "directory; build the engine with workdir= (make_engine does)"
+            )
         return BatchJournal(self.workdir / "batches" / f"{self.teacher.name}.jsonl")
 
     def generate(self, prompts: list[Prompt]) -> Iterator[list[tuple[str, Completion]]]:
