@@ -7,6 +7,7 @@ import json
 import re
 
 from persyn.core.errors import MissingAssetError
+from persyn.core.records import Completion
 
 
 def httpx_module():
@@ -38,3 +39,26 @@ def first_line(body: str, limit: int = 120) -> str:
     text = re.sub(r"<[^>]*>", "\n", body) if "<" in body else body
     line = next((x.strip() for x in text.splitlines() if x.strip()), "(empty body)")
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def chat_completion(body: dict, seconds: float = 0.0) -> Completion:
+    """The Completion of a chat-completions response body (synchronous, or one line of a batch
+    result): the first choice's text (stripped; empty is a failed item, "empty response"), the
+    ``usage`` token counts, ``finish_reason`` ``length`` or ``stop``.
+
+    Raises:
+        KeyError, IndexError, TypeError: a body without ``choices[0].message.content``.
+    """
+    choice = body["choices"][0]
+    text = choice["message"]["content"] or ""
+    usage = body.get("usage") or {}
+    c = Completion(
+        text.strip(),
+        usage.get("prompt_tokens"),
+        usage.get("completion_tokens"),
+        "length" if choice.get("finish_reason") == "length" else "stop",
+        seconds=seconds,
+    )
+    if not c.text:
+        c.error = "empty response"
+    return c

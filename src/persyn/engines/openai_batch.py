@@ -28,7 +28,7 @@ from persyn.config.base import StrictModel
 from persyn.core.errors import BatchesInFlight, PersynError
 from persyn.core.faults import crash_point, register
 from persyn.core.records import Completion, Prompt
-from persyn.engines.http import first_line, httpx_module
+from persyn.engines.http import chat_completion, first_line, httpx_module
 
 UPLOADED = register("batch.uploaded", "a batch file uploaded, its id not journaled yet")
 CREATED = register("batch.created", "a batch created on the server, its id not journaled yet")
@@ -108,20 +108,9 @@ def parse_result_line(row: dict, scrub=lambda s: s) -> tuple[str, Completion]:
             reason = first_line(json.dumps(body)) if body is not None else "no response body"
         return cid, Completion("", error=scrub(f"batch line failed (HTTP {status}): {reason}"))
     try:
-        choice = body["choices"][0]
-        text = choice["message"]["content"] or ""
+        return cid, chat_completion(body)
     except (KeyError, IndexError, TypeError) as exc:
         return cid, Completion("", error=f"malformed batch response body ({exc.__class__.__name__})")
-    usage = body.get("usage") or {}
-    c = Completion(
-        text.strip(),
-        usage.get("prompt_tokens"),
-        usage.get("completion_tokens"),
-        "length" if choice.get("finish_reason") == "length" else "stop",
-    )
-    if not c.text:
-        c.error = "empty response"
-    return cid, c
 
 
 def split_lines(lines: list[str], max_requests: int, max_bytes: int) -> list[list[int]]:

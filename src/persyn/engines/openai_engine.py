@@ -27,7 +27,7 @@ from persyn.core.errors import BatchFilesNeeded, ConfigError, PersynError
 from persyn.core.records import Completion, Prompt
 from persyn.core.urls import redact_url
 from persyn.engines.base import NOT_IN_KEY, Engine, ModelTeacher, teacher_messages
-from persyn.engines.http import first_line, httpx_module
+from persyn.engines.http import chat_completion, first_line, httpx_module
 from persyn.engines.openai_batch import (
     EXPORT_TO,
     BatchJournal,
@@ -231,23 +231,10 @@ class OpenAIEngine(Engine):
                         pass
                 continue
             try:
-                data = r.json()
-                choice = data["choices"][0]
-                text = choice["message"]["content"] or ""
+                return chat_completion(r.json(), seconds=time.perf_counter() - started)
             except (ValueError, KeyError, IndexError, TypeError) as exc:
                 error = f"malformed response body ({exc.__class__.__name__}: {self.scrub(str(exc))[:100]})"
                 continue
-            usage = data.get("usage") or {}
-            c = Completion(
-                text.strip(),
-                usage.get("prompt_tokens"),
-                usage.get("completion_tokens"),
-                "length" if choice.get("finish_reason") == "length" else "stop",
-                seconds=time.perf_counter() - started,
-            )
-            if not c.text:
-                c.error = "empty response"
-            return c
         return Completion(
             "", error=f"failed after {attempt + 1} attempt(s): {error}", seconds=time.perf_counter() - started
         )
