@@ -11,7 +11,6 @@ Empty prompts and duplicate ids are not silently kept: they are skipped and repo
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from persyn.config import PromptsConfig, redact
+from persyn.core.deps import require
 from persyn.core.errors import InputError, MissingAssetError
 from persyn.core.hashing import content_id
 from persyn.core.io import jsonl_records
@@ -189,8 +189,7 @@ def _from_records(records, cfg: PromptsConfig, source: str, require_answer: bool
 
 
 def _parquet_records(path: Path):
-    if importlib.util.find_spec("pyarrow") is None:
-        raise MissingAssetError("reading Parquet needs pyarrow: run `pip install 'persyn[parquet]'`")
+    require("pyarrow", "reading Parquet", "pip install 'persyn[parquet]'")
     import pyarrow.parquet as pq
 
     try:
@@ -210,10 +209,7 @@ def _hf_records(cfg: PromptsConfig):
         InputError: ``path`` is not a saved dataset, or the split is unknown (the available
             splits are named).
     """
-    if importlib.util.find_spec("datasets") is None:
-        raise MissingAssetError(
-            "prompts.source 'hf' needs the datasets library: run `pip install 'persyn[hf]'`"
-        )
+    require("datasets", "prompts.source 'hf'", "pip install 'persyn[hf]'")
     import datasets
 
     if cfg.path is not None:
@@ -262,10 +258,7 @@ def task_sizes(size: int, weights: list[float]) -> list[int]:
 
 
 def _reasoning_gym(cfg: PromptsConfig, seed: int) -> _Collector:
-    if importlib.util.find_spec("reasoning_gym") is None:
-        raise MissingAssetError(
-            "prompts.source 'reasoning_gym' needs the package: run `pip install reasoning-gym`"
-        )
+    require("reasoning_gym", "prompts.source 'reasoning_gym'", "pip install reasoning-gym", "reasoning-gym")
     out = _Collector()
     if cfg.tasks is None:
         _draw_task(out, cfg.task, cfg.size or 120, cfg.task_kwargs, seed, "prompts")

@@ -25,6 +25,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from persyn.core.deps import require
 from persyn.core.errors import MissingAssetError, PersynError
 from persyn.core.io import replace_dir
 from persyn.tokenization import wants_bos
@@ -261,8 +262,7 @@ def convert_gguf(gguf: Path, target: Path) -> None:
     Raises:
         MissingAssetError: the package ``gguf`` (transformers' GGUF reader) is not installed.
     """
-    if importlib.util.find_spec("gguf") is None:
-        raise MissingAssetError(f"converting {gguf.name} needs the package 'gguf': run `pip install gguf`")
+    require("gguf", f"converting {gguf.name}", "pip install gguf")
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")

@@ -71,14 +71,10 @@ def task_check(task: str, response: str, gold: str, metadata: dict) -> tuple[flo
         MissingAssetError: reasoning-gym is not installed.
         InputError: ``task`` is not a reasoning_gym task.
     """
-    import importlib.util
+    from persyn.core.deps import require
+    from persyn.core.errors import InputError
 
-    from persyn.core.errors import InputError, MissingAssetError
-
-    if importlib.util.find_spec("reasoning_gym") is None:
-        raise MissingAssetError(
-            f"checking task '{task}' needs reasoning-gym: run `pip install reasoning-gym`"
-        )
+    require("reasoning_gym", f"checking task '{task}'", "pip install reasoning-gym", "reasoning-gym")
     import reasoning_gym
 
     try:

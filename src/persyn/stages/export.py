@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -14,7 +13,8 @@ from persyn.budget.cost import price_of
 from persyn.config import TeacherConfig
 from persyn.config.verify import pass_threshold
 from persyn.core.card import dataset_card, name_teacher_models, write_dataset_card
-from persyn.core.errors import MissingAssetError, PersynError
+from persyn.core.deps import require
+from persyn.core.errors import PersynError
 from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
 from persyn.core.io import jsonl_text, replace_dir, write_atomic
@@ -385,8 +385,7 @@ def write_dataset_formats(out: Path, rows: list[dict], formats: list[str]) -> No
     """
     if not formats:
         return
-    if importlib.util.find_spec("datasets") is None:
-        raise MissingAssetError("dataset_formats needs the datasets library: run `pip install 'persyn[hf]'`")
+    require("datasets", "dataset_formats", "pip install 'persyn[hf]'")
     import datasets
 
     ds = datasets.Dataset.from_list(rows)

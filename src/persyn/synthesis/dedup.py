@@ -9,18 +9,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
-from persyn.core.errors import MissingAssetError
+from persyn.core.deps import require
 
 
 def _rouge():
-    if importlib.util.find_spec("rouge_score") is None:
-        raise MissingAssetError(
-            "prompt synthesis needs the package 'rouge-score': run `pip install 'persyn[synth]'`"
-        )
+    require("rouge_score", "prompt synthesis", "pip install 'persyn[synth]'", "rouge-score")
     from rouge_score import rouge_scorer
 
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)

@@ -34,6 +34,7 @@ import shutil
 import time
 from pathlib import Path
 
+from persyn.core.deps import require
 from persyn.core.errors import ConfigError, InputError
 from persyn.core.io import dataset_lines, replace_dir
 from persyn.core.templates import DEFAULT_PROMPT_TEMPLATE
@@ -106,15 +107,8 @@ def make_trainer(
         MissingAssetError: the model, or TRL / PEFT, is not installed.
         InputError: every example's prompt is longer than ``max_length``.
     """
-    import importlib.util
-
-    from persyn.core.errors import MissingAssetError
-
     for pkg in ("trl", "datasets") + (("peft",) if settings.method == "lora" else ()):
-        if importlib.util.find_spec(pkg) is None:
-            raise MissingAssetError(
-                f"persyn sft needs the package '{pkg}': run `pip install 'persyn[train]'`"
-            )
+        require(pkg, "persyn sft", "pip install 'persyn[train]'")
     import torch
     from datasets import Dataset
     from transformers import set_seed
