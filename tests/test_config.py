@@ -322,3 +322,15 @@ def test_experiment_input_paths_resolve_from_the_experiment_file_folder(tmp_path
     runner = Experiment(exp, log=lambda _: None)
     for cfg in (runner.cfg, runner.seed_config(3)):
         assert cfg.prompts.path == Path("project/exp/train.jsonl")
+
+
+def test_a_missing_dependency_names_the_feature_the_package_and_the_pip_line():
+    from persyn.core.deps import require
+    from persyn.core.errors import MissingAssetError
+
+    require("json", "reading JSON", "pip install nothing")  # importable: nothing happens
+    with pytest.raises(MissingAssetError) as err:
+        require("no_such_module_xyz", "prompt synthesis", "pip install 'persyn[synth]'", "no-such-module")
+    assert str(err.value) == (
+        "prompt synthesis needs the package 'no-such-module': run `pip install 'persyn[synth]'`"
+    )
