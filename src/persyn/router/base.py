@@ -68,13 +68,21 @@ def reward_matrix(examples: list[RouterExample]) -> tuple[list[int], np.ndarray]
     return [i for i, _ in kept], np.array([r for _, r in kept], dtype=np.float64)
 
 
+def write_router_meta(directory: str | Path, meta: dict) -> None:
+    """Write a saved router's ``router.json`` (``meta``: at least ``kind`` and ``teachers``),
+    atomically, last (so a directory with one holds a whole router): the one writer of it."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    write_atomic(d / "router.json", json.dumps(meta, indent=2) + "\n")
+
+
 def save_array_router(directory: str | Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Write a router that is arrays and settings: ``router.json`` (``meta``) and
-    ``weights.npz``."""
+    """Write a router that is arrays and settings: ``weights.npz``, then ``router.json``
+    (``meta``)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     np.savez(d / "weights.npz", **arrays)
-    write_atomic(d / "router.json", json.dumps(meta, indent=2) + "\n")
+    write_router_meta(d, meta)
 
 
 def load_array_router(directory: str | Path) -> tuple[dict, dict[str, np.ndarray]]:

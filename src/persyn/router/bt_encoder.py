@@ -4,7 +4,6 @@ labels of the calibration rewards."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +53,7 @@ class BTEncoderRouter(Router):
 
     def save(self, directory: str | Path) -> None:
         """Write the network (``encoder/``, ``head.pt``) and ``router.json`` with the kind."""
-        self.net.save(directory)
-        path = Path(directory) / "router.json"
-        meta = json.loads(path.read_text())
-        path.write_text(json.dumps({"kind": self.kind, **meta}, indent=2))
+        self.net.save(directory, {"kind": self.kind})
 
     @classmethod
     def load(cls, directory: str | Path) -> BTEncoderRouter:

@@ -16,6 +16,7 @@ from torch import nn
 
 from persyn.core.errors import PersynError
 from persyn.models.loading import from_pretrained_kwargs, load_tokenizer, not_local_error, resolve_model
+from persyn.router.base import write_router_meta
 from persyn.router.embeddings import pool
 
 
@@ -78,15 +79,16 @@ class BTRouter(nn.Module):
             out.append(self(enc["input_ids"], enc["attention_mask"]).float())
         return torch.cat(out) if out else torch.zeros((0, len(self.teachers)))
 
-    def save(self, directory: str | Path) -> None:
-        """Write ``encoder/`` (model + tokenizer), ``head.pt`` and ``router.json``."""
+    def save(self, directory: str | Path, extra: dict | None = None) -> None:
+        """Write ``encoder/`` (model + tokenizer), ``head.pt`` and ``router.json`` (``extra``,
+        e.g. the router kind, first, then teachers, pooling, max_length)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         self.encoder.save_pretrained(d / "encoder")
         self.tokenizer.save_pretrained(d / "encoder")
         torch.save(self.head.state_dict(), d / "head.pt")
         meta = {"teachers": self.teachers, "pooling": self.pooling, "max_length": self.max_length}
-        (d / "router.json").write_text(json.dumps(meta, indent=2))
+        write_router_meta(d, {**(extra or {}), **meta})
 
     @classmethod
     def load(cls, directory: str | Path) -> BTRouter:
