@@ -185,7 +185,8 @@ def test_every_path_starts_with_bos_exactly_once_when_wanted(bos_models, kind, m
     results = dict(
         kv for batch in engine.generate([Prompt(f"p{i}", p) for i, p in enumerate(PROMPTS)]) for kv in batch
     )
-    assert len(fed) == len(PROMPTS) and all(c.error in (None, "empty response") for c in results.values())
+    # every prompt was generated (its prompt tokens counted; a tiny model may answer with nothing)
+    assert len(fed) == len(PROMPTS) and all(c.prompt_tokens and c.finish_reason for c in results.values())
     by_text = {tuple(engine.prompt_ids(p)): p for p in PROMPTS}
     assert {tuple(x) for x in fed} == set(by_text)
     for ids in fed:

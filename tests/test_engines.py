@@ -58,7 +58,8 @@ def test_prompt_longer_than_context_is_a_failed_item(tiny_models):
     t = make_teacher(name="a", engine="transformers", model=tiny_models["chat"], max_new_tokens=4)
     out = gen(make_engine(t, 0), [Prompt("long", "apples " * 600), PROMPTS[0]])
     assert out["long"].error.startswith("prompt too long") and out["long"].text == ""
-    assert out["0"].error in (None, "empty response")
+    # the short prompt was generated (a tiny model may still answer it with nothing)
+    assert out["0"].prompt_tokens > 0 and out["0"].finish_reason in ("stop", "length")
 
 
 def test_render_uses_chat_template_or_plain_template(tiny_models):

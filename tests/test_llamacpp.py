@@ -219,7 +219,7 @@ def test_faults_in_front_of_the_real_server(tiny_models, tmp_path, llama_server)
     assert proxy.seen[:5] == ["429", "500", "stall", "drop", "badjson"]  # every fault was served
     # Every prompt the served teacher was asked is answered or a recorded failure; none lost.
     assert len({g.prompt_id for g in served}) == len(served) >= 4
-    assert all(g.ok or g.error for g in served)
+    assert all(g.ok for g in served)  # every fault was retried away (max_retries 6 > 5 faults)
     lines = (tmp_path / "run/dataset.jsonl").read_text().splitlines()
     assert len(lines) + sum(1 for f in summary["failures"] if f["stage"] == "export") == 6
 
