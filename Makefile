@@ -36,11 +36,12 @@ $(LLAMA_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e ".[llamacpp]"
 	touch $(LLAMA_STAMP)
 
-# two pytest-xdist workers, the tests that share a machine-wide resource (Ray, the GGUF cache)
-# grouped on one (tests/conftest.py); --durations: the slowest tests in CI's log, to keep the
+# two pytest-xdist workers (the GGUF-cache tests grouped on one), then the Ray tests alone
+# (marked serial in tests/conftest.py); --durations: the slowest tests in CI's log, to keep the
 # suite under 20 min on 2 cores
 test: setup $(LLAMA_STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not serial" --durations=15
+	$(PY) -m pytest -q -m serial --durations=5
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks experiments

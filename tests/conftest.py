@@ -11,13 +11,14 @@ import pytest
 # `@pytest.mark.isolated`: the test runs in a child process (a native crash fails it alone).
 from isolation import pytest_configure, pytest_runtest_logreport, pytest_runtest_protocol  # noqa: F401
 
-# `make test` runs the suite on two pytest-xdist workers (--dist loadgroup). Tests that share a
-# machine-wide resource run on one worker, one after another: the Ray tests (a local Ray
-# cluster each, and helpers that find Ray workers by process title) and the llama.cpp / GGUF
-# tests (converted models cached under the user's persyn home).
+# `make test` runs the suite on two pytest-xdist workers (--dist loadgroup), then the tests
+# marked `serial` alone. Serial: the Ray tests (a local Ray cluster each; Ray runs its workers at
+# a low priority, so a busy neighbour test starves them and their kill timing breaks; helpers find
+# Ray workers by process title). Grouped on one worker: the llama.cpp / GGUF tests (converted
+# models cached under the user's persyn home).
 SERIAL_MODULES = {
-    "test_ray_executor": "ray",
-    "test_ray_run": "ray",
+    "test_ray_executor": "serial",
+    "test_ray_run": "serial",
     "test_llamacpp": "gguf",
     "test_split_gguf": "gguf",
     "test_qwen_models": "gguf",
@@ -62,8 +63,10 @@ def pytest_collection_modifyitems(config, items):
             except (OSError, TypeError):
                 source = ""
             if 'importorskip("ray")' in source or 'executor="ray"' in source:
-                group = "ray"
-        if group is not None:
+                group = "serial"
+        if group == "serial":
+            item.add_marker(pytest.mark.serial)
+        elif group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
 
 

@@ -31,6 +31,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "isolated: run in a child process, so a native crash fails this test only"
     )
+    config.addinivalue_line(
+        "markers", "serial: run after the parallel part of `make test`, alone (set by conftest)"
+    )
 
 
 def pytest_runtest_logreport(report):
