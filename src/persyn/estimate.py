@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from persyn.budget.cost import price_of
+from persyn.engines.openai_batch import takes_batch_files
 from persyn.pipeline import Pipeline
 from persyn.stages.budget import cost_model
 
@@ -105,7 +106,7 @@ def estimate(pipe: Pipeline) -> dict:
         **{
             f"{which}_cost_{mode}": _sum(
                 [
-                    _cost(t, r.prompt_tokens, r.completion_tokens, gens(r), batch and _can_batch(t))
+                    _cost(t, r.prompt_tokens, r.completion_tokens, gens(r), batch and takes_batch_files(t))
                     for t, r in zip(cfg.teachers, rows, strict=True)
                 ]
             )
@@ -213,11 +214,6 @@ def _cost(
     here: a price per second adds nothing before a response is timed)."""
     per = price_of(t, prompt_tokens, completion_tokens, batch=batch)
     return None if per is None else generations * per
-
-
-def _can_batch(t) -> bool:
-    """Whether the teacher's engine takes batch files (its settings have ``batch``)."""
-    return "batch" in type(t).model_fields
 
 
 def _sum(values: list[float | None]) -> float | None:

@@ -66,6 +66,12 @@ class BatchSettings(StrictModel):
     price_factor: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
 
 
+def takes_batch_files(teacher) -> bool:
+    """Whether ``teacher``'s engine can answer through batch files (its settings have
+    ``batch``: engine ``openai``), whether or not ``batch`` is set."""
+    return "batch" in type(teacher).model_fields
+
+
 #: Teacher name → the file ``persyn batch export`` writes that teacher's next requests to (set by
 #: the command for its own process; the local executor runs the engines in it).
 EXPORT_TO: dict[str, Path] = {}

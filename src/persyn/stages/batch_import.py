@@ -10,7 +10,7 @@ from pathlib import Path
 from persyn.core.errors import InputError, PersynError
 from persyn.core.io import jsonl_records
 from persyn.core.records import Generation
-from persyn.engines.openai_batch import parse_result_line
+from persyn.engines.openai_batch import parse_result_line, takes_batch_files
 from persyn.stages.context import RunContext
 
 
@@ -24,7 +24,7 @@ def batch_teacher(cfg, name: str):
     teachers = {t.name: t for t in cfg.teachers}
     if name not in teachers:
         raise PersynError(f"no teacher '{name}' in the config (teachers: {', '.join(teachers)})")
-    if "batch" not in type(teachers[name]).model_fields:
+    if not takes_batch_files(teachers[name]):
         raise PersynError(
             f"teacher '{name}' has engine '{teachers[name].engine}', which takes no batch files "
             "(an OpenAI-compatible teacher, engine 'openai', does)"
