@@ -37,7 +37,8 @@ from persyn.engines.base import make_engine  # noqa: E402
 from persyn.models.aliases import SPLITS  # noqa: E402
 from persyn.models.loading import clear_models, load_tokenizer  # noqa: E402
 from persyn.prompts import load_prompts  # noqa: E402
-from persyn.scoring.learnability import LearnabilityScorer, student_tokens  # noqa: E402
+from persyn.scoring.learnability import LearnabilityScorer  # noqa: E402
+from persyn.tokenization import student_tokens  # noqa: E402
 
 MODELS = ["smollm2-135m-instruct", "gemma3-270m-base", *SPLITS]
 

@@ -34,11 +34,8 @@ from persyn.config import PromptsConfig, StudentConfig  # noqa: E402
 from persyn.core.records import ScoreItem  # noqa: E402
 from persyn.models.loading import load_causal_lm, load_tokenizer  # noqa: E402
 from persyn.prompts import load_prompts  # noqa: E402
-from persyn.scoring.learnability import (  # noqa: E402
-    LearnabilityScorer,
-    student_tokens,
-    token_budget_batches,
-)
+from persyn.scoring.learnability import LearnabilityScorer, token_budget_batches  # noqa: E402
+from persyn.tokenization import student_tokens  # noqa: E402
 
 
 def responses(layout: str, n: int) -> list[ScoreItem]:

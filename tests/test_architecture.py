@@ -96,16 +96,16 @@ def test_core_imports_nothing_else_of_persyn():
 #: layer or a lower one. A module's layer is the first entry whose name is it or a package
 #: above it. (Within a layer, only the cycle check applies.)
 LAYERS = [
-    ["persyn.core", "persyn"],  # records, io, plug-in tables; the package's lazy facade
+    ["persyn.core", "persyn"],  # records, io, settings bases, plug-in tables; the lazy facade
     ["persyn.models", "persyn.tokenization"],  # packaged models: aliases, GGUF, loading, BOS
-    ["persyn.config", "persyn.engines.base", "persyn.training.base", "persyn.training.sft_config",
-     "persyn.training.dpo_config"],  # settings (model references checked against the aliases;
-    # engines.base: the engine contract and the settings every teacher shares)
-    ["persyn.store", "persyn.prompts", "persyn.response_loss", "persyn.testing", "persyn.ifeval",
+    ["persyn.engines", "persyn.training", "persyn.response_loss"],  # plug-ins whose settings
+    # config composes (each engine's and trainer's settings live in its own package)
+    ["persyn.config"],  # the run's settings, composed of the plug-ins' own
+    ["persyn.store", "persyn.prompts", "persyn.testing", "persyn.ifeval",
      "persyn.ifeval_constraints"],
-    ["persyn.engines", "persyn.scoring", "persyn.router", "persyn.calibration", "persyn.execution",
-     "persyn.budget", "persyn.synthesis", "persyn.training", "persyn.montessori",
-     "persyn.evaluate", "persyn.evaluate_ifeval"],  # the method's pieces and the trainers
+    ["persyn.scoring", "persyn.router", "persyn.calibration", "persyn.execution",
+     "persyn.budget", "persyn.synthesis", "persyn.montessori", "persyn.evaluate",
+     "persyn.evaluate_ifeval"],  # the method's pieces
     ["persyn.stages"],
     ["persyn.selection"],
     ["persyn.pipeline"],
@@ -143,8 +143,8 @@ def test_the_layer_check_finds_an_upward_import():
     planted["persyn.models.loading"].add("persyn.config.loading")  # models → settings
     planted["persyn.stages.export"].add("persyn.pipeline")  # a stage → the facade
     assert layer_violations(planted) == [
-        "persyn.models.loading (layer 1) imports persyn.config.loading (layer 2)",
-        "persyn.stages.export (layer 5) imports persyn.pipeline (layer 7)",
+        "persyn.models.loading (layer 1) imports persyn.config.loading (layer 3)",
+        "persyn.stages.export (layer 6) imports persyn.pipeline (layer 8)",
     ]
 
 
@@ -194,3 +194,20 @@ def test_every_plugin_in_the_tables_resolves():
             assert module in MODULES, (name, target)
             tree = ast.parse(MODULES[module].read_text())
             assert attr in {n.name for n in tree.body if isinstance(n, ast.ClassDef)}, (name, target)
+
+
+def test_engine_modules_import_lightly():
+    # Validating a config imports the module of every engine it names (its Settings), and an
+    # unknown setting's error imports them all (``persyn.config.teachers``), so an engine module
+    # imports its backend (torch, transformers, llama.cpp, httpx, Ray) only when it runs.
+    from persyn.core import plugins
+
+    modules = sorted({t.partition(":")[0] for t in plugins.ENGINES.values()})
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}:\n"
+        "    importlib.import_module(m)\n"
+        "heavy = [m for m in ('torch', 'transformers', 'ray', 'llama_cpp', 'httpx') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -163,7 +163,8 @@ def test_every_path_starts_with_bos_exactly_once_when_wanted(bos_models, kind, m
     from persyn.core.records import ScoreItem
     from persyn.engines.transformers_engine import TransformersEngine
     from persyn.evaluate import check_rendering
-    from persyn.scoring.learnability import LearnabilityScorer, student_tokens
+    from persyn.scoring.learnability import LearnabilityScorer
+    from persyn.tokenization import student_tokens
     from persyn.training.sft import to_trl_examples
 
     ref, (want, chat) = bos_models[kind], KINDS[kind]
@@ -326,7 +327,7 @@ def test_packaged_models_follow_their_gguf_policy_on_every_path(alias, teacher, 
     from persyn.models.bos import model_wants_bos
     from persyn.models.gguf import gguf_wants_bos
     from persyn.models.loading import load_tokenizer
-    from persyn.scoring.learnability import student_tokens
+    from persyn.tokenization import student_tokens
     from persyn.training.sft import to_trl_examples
 
     assert gguf_wants_bos(str(gguf_source(alias))) is want

@@ -168,7 +168,7 @@ def test_a_named_dataset_is_read_from_the_local_cache_only():
 
 
 def test_sft_trains_on_the_whole_conversation(tiny_models):
-    from persyn.scoring.learnability import student_tokens
+    from persyn.tokenization import student_tokens
     from persyn.training.sft import read_training_pairs, to_trl_examples
 
     turns = conversation("What is 2 + 3?")

@@ -4,7 +4,8 @@ import torch
 from persyn.config import StudentConfig
 from persyn.core.records import ScoreItem
 from persyn.models.loading import load_causal_lm, load_tokenizer
-from persyn.scoring.learnability import LearnabilityScorer, student_tokens, token_budget_batches
+from persyn.scoring.learnability import LearnabilityScorer, token_budget_batches
+from persyn.tokenization import student_tokens
 
 PAIRS = [
     ("What is 2 + 3?", "The answer is 5."),

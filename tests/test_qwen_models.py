@@ -40,7 +40,7 @@ def test_qwen_follows_chatml_and_adds_no_bos_on_any_path(alias):
     from persyn.models.bos import model_wants_bos
     from persyn.models.gguf import gguf_wants_bos
     from persyn.models.loading import load_tokenizer
-    from persyn.scoring.learnability import student_tokens
+    from persyn.tokenization import student_tokens
     from persyn.training.sft import to_trl_examples
 
     assert gguf_wants_bos(str(gguf_source(alias))) is False

@@ -84,7 +84,8 @@ def test_loss_is_on_response_tokens_only(tiny_models, tmp_path, kind):
     from persyn.config import StudentConfig, make_teacher
     from persyn.core.records import ScoreItem
     from persyn.engines.transformers_engine import render_teacher_prompt
-    from persyn.scoring.learnability import LearnabilityScorer, student_tokens
+    from persyn.scoring.learnability import LearnabilityScorer
+    from persyn.tokenization import student_tokens
 
     ref, template = tiny_models[kind], "Question: {prompt}\nAnswer: "
     pairs = read_training_pairs(lines(3))

@@ -274,7 +274,7 @@ def check_rendering(engine, prompt: str, template: str) -> None:
     ``persyn.training.sft`` fine-tunes on (``student_tokens``). Both follow ``persyn.tokenization``'s
     BOS rule, so a difference means a rendering difference (e.g. a chat template that rewrites
     earlier turns)."""
-    from persyn.scoring.learnability import student_tokens
+    from persyn.tokenization import student_tokens
 
     seen = engine.prompt_ids(prompt)
     trained = student_tokens(engine.tokenizer, prompt, "x", template)[0]

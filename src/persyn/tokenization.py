@@ -78,3 +78,35 @@ def count_bos(ids: list[int], bos_id: int | None) -> int:
     while bos_id is not None and n < len(ids) and ids[n] == bos_id:
         n += 1
     return n
+
+
+def student_tokens(
+    tokenizer, prompt: str, response: str, template: str, messages: list[dict[str, str]] | None = None
+) -> tuple[list[int], list[int]]:
+    """Token ids (prompt part, response part) of one example as the student sees it in SFT.
+
+    Chat models: the full conversation is rendered by the chat template; the prompt part is the
+    rendering of the prompt's turns (``messages``, a chat prompt's conversation with its system
+    message and earlier turns, else one user turn holding ``prompt``) with the generation
+    prompt, and the response part is the rest
+    with trailing whitespace after the end-of-turn token removed. Base models: ``template``
+    filled with the prompt, then the response followed by EOS.
+
+    The prompt part is encoded by ``encode_prompt`` (the rule the teacher
+    engines use: BOS once when the model wants it, never twice); the response part gets no
+    special tokens beyond those its text spells.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        user = list(messages) if messages is not None else [{"role": "user", "content": prompt}]
+        head = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(
+            user + [{"role": "assistant", "content": response}], tokenize=False
+        )
+        if full.startswith(head):
+            tail = full[len(head) :].rstrip()
+        else:  # a template that rewrites earlier turns: fall back to response + end of turn
+            tail = response + (tokenizer.eos_token or "")
+    else:
+        head = template.replace("{prompt}", prompt)
+        tail = response + (tokenizer.eos_token or "")
+    return encode_prompt(tokenizer, head), encode_text(tokenizer, tail)

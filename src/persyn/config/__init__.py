@@ -15,63 +15,62 @@ Example (the packaged demo is ``persyn/configs/demo.yaml``)::
     calibration: {size: 0.2}
     router: {encoder: minilm-l6}
 
-The settings live in this package's modules, one per concern; this module names each public one
-(``from persyn.config import RunConfig``) and imports its module on first use, so that a
-plug-in's settings (an engine's, a trainer's) can build on ``persyn.config.base`` without
-loading every other model first.
+The settings live in this package's modules, one per concern, and are named here
+(``from persyn.config import RunConfig``). The bases they build on (``StrictModel``, ``Dtype``,
+``ResourcesConfig``) and the naming rule are ``persyn.core``'s, so that the plug-ins whose
+settings this package composes (an engine's, a trainer's) import nothing of it.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from persyn.config.calibration import CalibrationConfig
+from persyn.config.execution import RayConfig
+from persyn.config.loading import format_validation_error, load_config, parse_config, read_yaml
+from persyn.config.prompts import PromptsConfig, TaskMix
+from persyn.config.redaction import public_config_json, redact, redact_url
+from persyn.config.routing import RouterConfig
+from persyn.config.run import WHERE_IT_RUNS, RunConfig
+from persyn.config.scoring import QualityConfig, StudentConfig
+from persyn.config.selection import STRATEGIES, BudgetConfig, CarConfig, MixConfig, StrategyOptions
+from persyn.config.synthesis import NOMAD_HEADER, InfluenceConfig, MontessoriConfig, SynthesisConfig
+from persyn.config.teachers import TeacherConfig, make_teacher
+from persyn.config.verify import VerifyConfig
+from persyn.core.naming import NAME_PATTERN, check_name, student_dir_name
+from persyn.core.settings import Dtype, ResourcesConfig, StrictModel
 
-# Public name → the module of this package that defines it (imported on first access).
-_NAMES = {
-    "StrictModel": "base",
-    "Dtype": "base",
-    "NAME_PATTERN": "naming",
-    "check_name": "naming",
-    "student_dir_name": "naming",
-    "redact": "redaction",
-    "redact_url": "redaction",
-    "public_config_json": "redaction",
-    "ResourcesConfig": "execution",
-    "RayConfig": "execution",
-    "TaskMix": "prompts",
-    "PromptsConfig": "prompts",
-    "StudentConfig": "scoring",
-    "QualityConfig": "scoring",
-    "TeacherConfig": "teachers",
-    "make_teacher": "teachers",
-    "CalibrationConfig": "calibration",
-    "RouterConfig": "routing",
-    "STRATEGIES": "selection",
-    "MixConfig": "selection",
-    "CarConfig": "selection",
-    "StrategyOptions": "selection",
-    "BudgetConfig": "selection",
-    "NOMAD_HEADER": "synthesis",
-    "MontessoriConfig": "synthesis",
-    "SynthesisConfig": "synthesis",
-    "InfluenceConfig": "synthesis",
-    "VerifyConfig": "verify",
-    "RunConfig": "run",
-    "WHERE_IT_RUNS": "run",
-    "format_validation_error": "loading",
-    "parse_config": "loading",
-    "read_yaml": "loading",
-    "load_config": "loading",
-}
-
-__all__ = sorted(_NAMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        return getattr(importlib.import_module(f"persyn.config.{_NAMES[name]}"), name)
-    raise AttributeError(f"module 'persyn.config' has no attribute '{name}'")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__all__ = [
+    "BudgetConfig",
+    "CalibrationConfig",
+    "CarConfig",
+    "Dtype",
+    "InfluenceConfig",
+    "MixConfig",
+    "MontessoriConfig",
+    "NAME_PATTERN",
+    "NOMAD_HEADER",
+    "PromptsConfig",
+    "QualityConfig",
+    "RayConfig",
+    "ResourcesConfig",
+    "RouterConfig",
+    "RunConfig",
+    "STRATEGIES",
+    "StrategyOptions",
+    "StrictModel",
+    "StudentConfig",
+    "SynthesisConfig",
+    "TaskMix",
+    "TeacherConfig",
+    "VerifyConfig",
+    "WHERE_IT_RUNS",
+    "check_name",
+    "format_validation_error",
+    "load_config",
+    "make_teacher",
+    "parse_config",
+    "public_config_json",
+    "read_yaml",
+    "redact",
+    "redact_url",
+    "student_dir_name",
+]

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from persyn.config.base import StrictModel
 from persyn.core.errors import ConfigError
+from persyn.core.settings import StrictModel
 
 
 class CalibrationConfig(StrictModel):

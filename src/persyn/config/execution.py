@@ -1,4 +1,4 @@
-"""Where the work runs: a model's Ray resources and how ``executor: ray`` cuts and retries the work."""
+"""How ``executor: ray`` cuts and retries the work (a model's Ray resources: ``persyn.core.settings``)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from persyn.config.base import StrictModel
-
-
-class ResourcesConfig(StrictModel):
-    """What one Ray worker of a model asks the cluster for (``executor: ray`` only).
-
-    ``num_cpus`` / ``num_gpus`` are passed to Ray as the actor's resources (fractions allowed,
-    e.g. ``num_gpus: 0.5`` puts two workers on one GPU); ``replicas`` is the number of workers
-    (each loads the model once) that share the model's shards.
-    """
-
-    num_cpus: Annotated[float, Field(ge=0.0)] = 1.0
-    num_gpus: Annotated[float, Field(ge=0.0)] = 0.0
-    replicas: Annotated[int, Field(ge=1)] = 1
+from persyn.core.settings import StrictModel
 
 
 class RayConfig(StrictModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_serializer, model_validator
 
-from persyn.config.base import StrictModel
+from persyn.core.settings import StrictModel
 
 
 class TaskMix(StrictModel):

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from persyn.config.base import StrictModel
 from persyn.core.plugins import ROUTERS, check
+from persyn.core.settings import StrictModel
 
 
 class RouterConfig(StrictModel):

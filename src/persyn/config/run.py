@@ -7,10 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from persyn.config.base import StrictModel
 from persyn.config.calibration import CalibrationConfig
 from persyn.config.execution import RayConfig
-from persyn.config.naming import check_name, student_dir_name
 from persyn.config.prompts import PromptsConfig
 from persyn.config.routing import RouterConfig
 from persyn.config.scoring import QualityConfig, StudentConfig
@@ -19,7 +17,9 @@ from persyn.config.synthesis import InfluenceConfig, SynthesisConfig
 from persyn.config.teachers import TeacherConfig, flat_dump
 from persyn.config.verify import VerifyConfig
 from persyn.core.errors import ConfigError
+from persyn.core.naming import check_name, student_dir_name
 from persyn.core.plugins import check
+from persyn.core.settings import StrictModel
 
 
 class RunConfig(StrictModel):

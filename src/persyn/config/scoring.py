@@ -6,8 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
-from persyn.config.base import Dtype, StrictModel
-from persyn.config.execution import ResourcesConfig
+from persyn.core.settings import Dtype, ResourcesConfig, StrictModel
 from persyn.core.templates import DEFAULT_PROMPT_TEMPLATE
 
 

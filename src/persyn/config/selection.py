@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from persyn.config.base import StrictModel
 from persyn.core.plugins import STRATEGIES as STRATEGY_TABLE
+from persyn.core.settings import StrictModel
 
 STRATEGIES = tuple(STRATEGY_TABLE)  # names, in the order of the docs
 

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from persyn.config.base import StrictModel
 from persyn.config.prompts import PromptsConfig
 from persyn.config.teachers import TeacherConfig
+from persyn.core.settings import StrictModel
 from persyn.training.dpo_config import DPOSettings
 from persyn.training.sft_config import SFTSettings
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from persyn.config.base import StrictModel
+from persyn.core.settings import StrictModel
 
 
 class VerifyConfig(StrictModel):

@@ -17,11 +17,10 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from persyn.config.base import StrictModel
-from persyn.config.execution import ResourcesConfig
-from persyn.config.naming import check_name
+from persyn.core.naming import check_name
 from persyn.core.plugins import ENGINES, check, load
 from persyn.core.records import Completion, Prompt
+from persyn.core.settings import ResourcesConfig, StrictModel
 from persyn.core.worker import Worker
 
 #: Prompt metadata that numbers the samples of one generator request (``persyn synthesize``):

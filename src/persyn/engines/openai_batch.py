@@ -24,10 +24,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from persyn.config.base import StrictModel
 from persyn.core.errors import BatchesInFlight, PersynError
 from persyn.core.faults import crash_point, register
 from persyn.core.records import Completion, Prompt
+from persyn.core.settings import StrictModel
 from persyn.engines.http import chat_completion, first_line, httpx_module
 
 UPLOADED = register("batch.uploaded", "a batch file uploaded, its id not journaled yet")

@@ -6,9 +6,9 @@ import time
 from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar, Literal
 
-from persyn.config.base import Dtype
 from persyn.core.hashing import stable_hash
 from persyn.core.records import Completion, Prompt
+from persyn.core.settings import Dtype
 from persyn.engines.base import NOT_IN_KEY, Engine, ModelTeacher, base_model_prompt, teacher_messages
 from persyn.models.loading import context_length, load_causal_lm, load_tokenizer
 from persyn.tokenization import encode_prompt, encode_text, wants_bos

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from persyn.config import ResourcesConfig, RunConfig, TeacherConfig
+from persyn.config import RunConfig, TeacherConfig
 from persyn.core.records import Completion
+from persyn.core.settings import ResourcesConfig
 from persyn.core.worker import Worker
 from persyn.engines.base import make_engine
 

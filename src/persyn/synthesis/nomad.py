@@ -26,15 +26,14 @@ def generator_example(tokenizer, header: str, prompt: str, response: str, prompt
     """One tokenized generator training example: ``{"input_ids", "completion_mask"}`` (TRL's
     completion-only loss trains on the tokens whose mask is 1).
 
-    The header is rendered as ``persyn.scoring.learnability.student_tokens`` renders a prompt
+    The header is rendered as ``persyn.tokenization.student_tokens`` renders a prompt
     (the chat template's user turn with the generation prompt, or the header and a newline for a
     base model), so sampling from the header with a teacher engine sees the same tokens. The
     prompt text and the rest (marker, response, end of turn) are tokenized separately, so the
     mask boundary falls on a token boundary. Mask: 0 on the header; on the prompt text 1 without
     masking, 0 with; 1 on the rest.
     """
-    from persyn.scoring.learnability import student_tokens
-    from persyn.tokenization import encode_text
+    from persyn.tokenization import encode_text, student_tokens
 
     completion = f"{prompt}\n{MARKER}\n{response}"
     head, tail = student_tokens(tokenizer, header, completion, "{prompt}\n")

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
-from persyn.config.base import Dtype, StrictModel
+from persyn.core.settings import Dtype, StrictModel
 
 
 class TrainerSettings(StrictModel):

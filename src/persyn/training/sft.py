@@ -2,7 +2,7 @@
 
 Each dataset line ``{"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}`` becomes
 one *prompt-completion* example, handed to TRL already tokenized as ``{"input_ids",
-"completion_mask"}``. The tokens are those of ``persyn.scoring.learnability.student_tokens``,
+"completion_mask"}``. The tokens are those of ``persyn.tokenization.student_tokens``,
 the function that learnability scoring uses, so the student is trained on exactly the token
 sequences whose log-likelihood r_l measured, and sees at training the prompt it sees at
 evaluation (``persyn.evaluate`` generates through ``TransformersEngine`` with no system prompt):
@@ -76,7 +76,7 @@ def to_trl_examples(
     ``read_training_pairs``, rendered by ``student_tokens`` (see the module docstring: a chat example's
     turns go through the chat template whole); ``prompt_template`` is used only when the
     tokenizer has no chat template."""
-    from persyn.scoring.learnability import student_tokens
+    from persyn.tokenization import student_tokens
 
     out = []
     for prompt, response, *turns in pairs:
