@@ -211,3 +211,93 @@ def test_engine_modules_import_lightly():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+#: The field (attribute or variable name) that holds a plug-in's name → its plug-in table.
+PLUGIN_FIELDS = {
+    "engine": "ENGINES",
+    "executor": "EXECUTORS",
+    "kind": "ROUTERS QUALITY_SCORERS",
+    "quality_kind": "QUALITY_SCORERS",
+    "strategy": "STRATEGIES",
+}
+
+#: Comparisons of a plug-in's name to a string that remain outside the plug-in's own module
+#: (module, name compared), to be turned into the plug-in's own answer (issue 47, item 1): the
+#: quality scorers' and the synthesis generators' questions, the facade's one strategy test and
+#: the active calibration round's knn scores. The test fails on any comparison not listed here,
+#: and on a listed one that is gone (so the list only shrinks).
+NAME_COMPARISONS_LEFT = {
+    ("persyn.config.verify", "reward_model"),
+    ("persyn.config.scoring", "reward_model"),
+    ("persyn.config.scoring", "ifeval"),
+    ("persyn.config.run", "reward_model"),
+    ("persyn.config.run", "majority"),
+    ("persyn.config.run", "verifier"),
+    ("persyn.stages.score", "majority"),
+    ("persyn.stages.export", "reward_model"),
+    ("persyn.stages.prepare", "verifier"),
+    ("persyn.stages.generate", "verifier"),
+    ("persyn.report.sections", "verifier"),
+    ("persyn.report.sections", "majority"),
+    ("persyn.selection.verified", "majority"),
+    ("persyn.selection.single_teacher", "reward_model"),
+    ("persyn.pipeline", "persyn"),
+    ("persyn.calibration.active", "knn"),
+}
+
+
+def plugin_name_comparisons(sources: dict[str, str]) -> set[tuple[str, str]]:
+    """``(module, name)`` for each comparison (``==``, ``!=``, ``in``, ``not in``) of a field
+    that holds a plug-in's name (``PLUGIN_FIELDS``) with a string naming one of that family's
+    plug-ins, outside the plug-in's own module and ``core/plugins.py``; ``sources``: module →
+    its source text."""
+    from persyn.core import plugins
+
+    found = set()
+    for m, source in sources.items():
+        if m == "persyn.core.plugins":
+            continue
+        for node in ast.walk(ast.parse(source)):
+            if not isinstance(node, ast.Compare):
+                continue
+            sides = [node.left, *node.comparators]
+            fields = {
+                s.attr if isinstance(s, ast.Attribute) else s.id
+                for s in sides
+                if isinstance(s, ast.Attribute | ast.Name)
+            } & set(PLUGIN_FIELDS)
+            consts = set()
+            for s in sides:
+                elts = s.elts if isinstance(s, ast.Tuple | ast.List | ast.Set) else [s]
+                consts |= {e.value for e in elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+            for f in fields:
+                for table in PLUGIN_FIELDS[f].split():
+                    own = getattr(plugins, table)
+                    for name in consts & set(own):
+                        if own[name].partition(":")[0] != m:
+                            found.add((m, name))
+    return found
+
+
+def sources() -> dict[str, str]:
+    return {m: path.read_text() for m, path in MODULES.items()}
+
+
+def test_no_plugin_name_compared_outside_its_module():
+    found = plugin_name_comparisons(sources())
+    assert found - NAME_COMPARISONS_LEFT == set(), "ask the plug-in instead of comparing its name"
+    assert NAME_COMPARISONS_LEFT - found == set(), "gone: take it off NAME_COMPARISONS_LEFT"
+
+
+def test_the_name_comparison_check_finds_a_planted_one():
+    planted = sources()
+    check = "\ndef _planted(t, cfg, kind):\n    return t.engine == 'openai' or kind in ('ray', 'prior')\n"
+    planted["persyn.stages.responses"] += check
+    planted["persyn.engines.openai_engine"] += check  # its own name there is fine
+    found = plugin_name_comparisons(planted) - plugin_name_comparisons(sources())
+    assert found == {
+        ("persyn.stages.responses", "openai"),
+        ("persyn.stages.responses", "prior"),
+        ("persyn.engines.openai_engine", "prior"),
+    }

@@ -92,7 +92,7 @@ def estimate(pipe: Pipeline) -> dict:
                 _cost(t, pt, ct, rtg),
                 _cost(t, pt, ct, n),
                 later.get(t.name, 0.0),
-                None if t.engine == "reference" else per,
+                per if t.RUNS_A_MODEL else None,
             )
         )
     totals = {

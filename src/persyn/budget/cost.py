@@ -93,12 +93,12 @@ class CostModel:
         self.names = [t.name for t in teachers]
         priced = [t for t in teachers if _priced(t)]
         self.unit = "currency" if priced else "tokens"
-        self.unpriced = [t.name for t in teachers if t.engine != "reference" and priced and not _priced(t)]
+        self.unpriced = [t.name for t in teachers if t.RUNS_A_MODEL and priced and not _priced(t)]
         self.models = [self._fit(t, calibration.get(t.name, [])) for t in teachers]
 
     @staticmethod
     def _fit(t: TeacherConfig, rows: list[tuple[int, Generation]]) -> TeacherCost:
-        if t.engine == "reference":
+        if not t.RUNS_A_MODEL:
             zero = LinearTokens(0.0, 0.0)
             return TeacherCost(t.name, True, zero, zero, None, "not a model")
         hi = float(t.max_new_tokens)
@@ -140,7 +140,7 @@ class CostModel:
         return np.stack(cols, axis=1)
 
     def _price(self, t: TeacherConfig, t_in, t_out, seconds) -> np.ndarray:
-        if t.engine == "reference":
+        if not t.RUNS_A_MODEL:
             return np.zeros_like(np.asarray(t_in, dtype=np.float64))
         if self.unit == "tokens":
             return np.asarray(t_in + t_out, dtype=np.float64)

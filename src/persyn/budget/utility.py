@@ -22,10 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from persyn.core.io import write_atomic
+from persyn.router.base import router_class
 
-REWARD_SCALE_KINDS = {"prior", "knn"}
 MIN_POINTS = 10
 FILE = "utility.json"
+
+
+def scores_are_rewards(kind: str) -> bool:
+    """Whether router kind ``kind`` scores with expected rewards already (its class says:
+    ``Router.scores_are_rewards``)."""
+    return router_class(kind).scores_are_rewards
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -58,7 +64,7 @@ class RewardCalibration:
         Raises:
             ValueError: shapes that differ.
         """
-        if kind in REWARD_SCALE_KINDS:
+        if scores_are_rewards(kind):
             return cls(kind, True, [])
         scores, rewards = np.asarray(scores, dtype=np.float64), np.asarray(rewards, dtype=np.float64)
         if scores.shape != rewards.shape:
@@ -96,7 +102,7 @@ class RewardCalibration:
         gets the identity for reward-scale kinds and a softmax otherwise."""
         path = Path(directory) / FILE
         if not path.exists():
-            return cls(kind, kind in REWARD_SCALE_KINDS, [])
+            return cls(kind, scores_are_rewards(kind), [])
         d = json.loads(path.read_text())
         return cls(d["kind"], d["identity"], [tuple(k) for k in d["knots"]])
 
@@ -112,7 +118,7 @@ def cross_fitted(kind: str, scores: np.ndarray, rewards: np.ndarray, folds: np.n
         rewards: ``[n, K]`` filled rewards.
         folds: ``[n]`` the fold of each prompt in that repeat (``router.base.fold_of``).
     """
-    if kind in REWARD_SCALE_KINDS:
+    if scores_are_rewards(kind):
         return np.asarray(scores, dtype=np.float64)
     out = np.zeros_like(scores, dtype=np.float64)
     for f in np.unique(folds):

@@ -8,13 +8,10 @@ from enum import StrEnum
 from pathlib import Path
 
 from persyn.core.errors import PersynError
+from persyn.core.plugins import EXECUTORS
 
-
-class Executor(StrEnum):
-    """``--executor``: where the stages' jobs run."""
-
-    local = "local"
-    ray = "ray"
+#: ``--executor``: where the stages' jobs run (the names of ``persyn.core.plugins.EXECUTORS``).
+Executor = StrEnum("Executor", {name: name for name in EXECUTORS})
 
 
 def command_config(

@@ -18,7 +18,7 @@ from persyn.config.teachers import TeacherConfig, flat_dump
 from persyn.config.verify import VerifyConfig
 from persyn.core.errors import ConfigError
 from persyn.core.naming import check_name, student_dir_name
-from persyn.core.plugins import check
+from persyn.core.plugins import EXECUTORS, check
 from persyn.core.settings import StrictModel
 
 
@@ -47,8 +47,9 @@ class RunConfig(StrictModel):
     # Also write the dataset as Parquet (dataset.parquet) and/or a Hugging Face dataset
     # (dataset_hf/, save_to_disk), with dataset.jsonl's columns: they load straight into TRL.
     dataset_formats: list[Literal["parquet", "hf"]] = Field(default_factory=list)
-    # Where the heavy stages run: in this process, or as Ray tasks (persyn[ray]).
-    executor: Literal["local", "ray"] = "local"
+    # Where the heavy stages run (a name of persyn.core.plugins.EXECUTORS): in this process
+    # (local), or as Ray tasks (ray, persyn[ray]).
+    executor: str = "local"
     ray_address: str | None = None  # a cluster to join; else $RAY_ADDRESS; else a local instance
     ray: RayConfig = Field(default_factory=RayConfig)
     # persyn synthesize: new prompts from seed examples (prompts.source: synthetic reads them).
@@ -112,7 +113,7 @@ class RunConfig(StrictModel):
         if p.source not in ("jsonl", "parquet", "hf") or p.solution_field or p.answer_field is None:
             return self  # solutions given, or no answers to fall back to
         for t in self.teachers:
-            if t.engine == "reference" and getattr(t, "style", None) == "solution":
+            if t.answers_with_solution():
                 raise ValueError(
                     f"teacher '{t.name}': engine 'reference' with style 'solution' answers with the "
                     "prompts' solution_field, but prompts.solution_field is not set (the prompt file "
@@ -126,6 +127,11 @@ class RunConfig(StrictModel):
     @classmethod
     def _check_strategy(cls, v: str) -> str:
         return check(STRATEGIES, v, "strategy")
+
+    @field_validator("executor")
+    @classmethod
+    def _check_executor(cls, v: str) -> str:
+        return check(EXECUTORS, v, "executor")
 
     @model_validator(mode="after")
     def _check_students(self) -> RunConfig:

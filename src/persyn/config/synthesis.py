@@ -95,12 +95,12 @@ class SynthesisConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> SynthesisConfig:
-        if self.model.engine == "reference":
+        if not self.model.RUNS_A_MODEL:
             raise ValueError(
-                "model: the generator must be a model (engine 'reference' writes no new prompts)"
+                f"model: the generator must be a model (engine '{self.model.engine}' writes no new prompts)"
             )
         if self.generator == "montessori":
-            if self.model.engine != "transformers":
+            if not self.model.TRAINABLE:
                 raise ValueError(
                     f"model.engine: the montessori generator is trained by DPO, so it must be a local "
                     f"'transformers' model, got '{self.model.engine}'"

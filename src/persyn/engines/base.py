@@ -58,6 +58,18 @@ class TeacherSettings(StrictModel):
     #: engine's keys, so that stored responses keep hitting. A new engine leaves it empty.
     LEGACY_KEY: ClassVar[dict[str, Any]] = {}
 
+    # What the rest of persyn asks of a teacher, answered by its engine's settings (never by
+    # comparing the engine's name): each engine overrides what differs.
+    #: Whether it runs a model: one that is not (the reference teacher) costs nothing, has no
+    #: tokens to forecast and writes no new prompts.
+    RUNS_A_MODEL: ClassVar[bool] = True
+    #: Whether its responses are made from each prompt's gold answer (the prompt set must have one).
+    NEEDS_GOLD_ANSWER: ClassVar[bool] = False
+    #: Whether it answers through a server, checked once before any work (``preflight``).
+    SERVED: ClassVar[bool] = False
+    #: Whether persyn can fine-tune it in-process (DPO: the Montessori-Instruct generator).
+    TRAINABLE: ClassVar[bool] = False
+
     name: str
     engine: str
     family: Annotated[str | None, NOT_IN_KEY] = None
@@ -89,6 +101,20 @@ class TeacherSettings(StrictModel):
 
     def samples(self) -> bool:
         """Whether its responses are sampled (then the seed enters their keys)."""
+        return False
+
+    def local_dtype(self) -> str | None:
+        """The dtype setting of the model it loads in this process with transformers (a
+        ``persyn.core.settings.Dtype``), None when it loads none there."""
+        return None
+
+    def min_shard(self) -> int:
+        """The fewest prompts worth one Ray shard (a served teacher: its concurrent requests)."""
+        return 1
+
+    def answers_with_solution(self) -> bool:
+        """Whether its responses are the prompt set's worked solutions (then a prompt file of
+        bare answers would teach the bare answer)."""
         return False
 
     def key_settings(self) -> dict[str, Any]:

@@ -48,6 +48,8 @@ class OpenAITeacher(ModelTeacher):
     (the Batch API, or files for ``vllm run-batch``); the same request gives the same response,
     so it does not enter the key either."""
 
+    SERVED: ClassVar[bool] = True
+
     engine: Literal["openai"] = "openai"
     base_url: str | None = None
     api_key_env: Annotated[str | None, NOT_IN_KEY] = None
@@ -57,6 +59,10 @@ class OpenAITeacher(ModelTeacher):
     timeout: Annotated[float, Field(gt=0), NOT_IN_KEY] = 60.0
     max_retries: Annotated[int, Field(ge=0), NOT_IN_KEY] = 5
     batch: Annotated[BatchSettings | None, NOT_IN_KEY] = None
+
+    def min_shard(self) -> int:
+        """``concurrency``: a smaller Ray shard would leave requests of a worker idle."""
+        return self.concurrency
 
     def batched(self) -> BatchSettings | None:
         """The batch settings when batch generation is on, else None."""

@@ -35,8 +35,15 @@ class ReferenceTeacher(TeacherSettings):
         "stop": [],
     }
 
+    RUNS_A_MODEL: ClassVar[bool] = False
+    NEEDS_GOLD_ANSWER: ClassVar[bool] = True
+
     engine: Literal["reference"] = "reference"
     style: Literal["solution", "answer", "terse", "verbose"] = "solution"
+
+    def answers_with_solution(self) -> bool:
+        """``style: solution``."""
+        return self.style == "solution"
 
     def key_payload(self, prompt: Prompt, seed: int) -> list:
         """The prompt part of the cache key: the prompt text, its reference solution and answer,

@@ -19,12 +19,18 @@ class TransformersTeacher(ModelTeacher):
     its weights (``auto``: bf16 where the hardware runs it natively, else fp32). Other settings:
     ``ModelTeacher``."""
 
+    TRAINABLE: ClassVar[bool] = True
+
     engine: Literal["transformers"] = "transformers"
     dtype: Annotated[Dtype, NOT_IN_KEY] = "auto"  # in the key resolved, see key_settings
 
     def local_model(self) -> str | None:
         """``model``: loaded in this process."""
         return self.model
+
+    def local_dtype(self) -> str | None:
+        """``dtype``."""
+        return self.dtype
 
     def key_settings(self) -> dict[str, Any]:
         """``ModelTeacher.key_settings`` and the resolved dtype (fp32 adds nothing: the keys made

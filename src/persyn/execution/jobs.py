@@ -69,7 +69,7 @@ def teacher_job(cfg: RunConfig, teacher: TeacherConfig, prompts: list) -> Job:
         resources_field=f"{where}.resources",
         cache=f"teacher/{teacher.name}",
         tag=teacher,
-        min_shard=teacher.concurrency if teacher.engine == "openai" else 1,
+        min_shard=teacher.min_shard(),
     )
 
 

@@ -108,11 +108,14 @@ class Router(ABC):
     Attributes:
         kind: the registry name (class attribute).
         uses_embeddings: whether ``scores`` reads the prompts' frozen embeddings.
+        scores_are_rewards: whether ``scores`` are expected rewards already (the budget's
+            ``RewardCalibration`` is then the identity), not logits to calibrate.
         teachers: teacher names in score order.
     """
 
     kind: str
     uses_embeddings: bool = False
+    scores_are_rewards: bool = False
     teachers: list[str]
 
     @classmethod

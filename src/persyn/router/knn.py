@@ -62,6 +62,7 @@ class KNNRouter(ArrayRouter):
     """
 
     kind = "knn"
+    scores_are_rewards = True  # the neighbours' mean filled rewards
     uses_embeddings = True
 
     def __init__(self, teachers: list[str], x: np.ndarray, rewards: np.ndarray, k: int, encoder: dict):

@@ -31,6 +31,7 @@ class PriorRouter(ArrayRouter):
     """
 
     kind = "prior"
+    scores_are_rewards = True  # mean filled rewards
     uses_embeddings = False
 
     def __init__(self, teachers: list[str], means: np.ndarray):

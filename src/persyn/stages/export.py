@@ -321,8 +321,8 @@ def precision_table(cfg) -> dict[str, dict[str, str]]:
     if cfg.student.backend == "transformers":
         slots["student"] = cfg.student.dtype
     for t in cfg.teachers:
-        if t.engine == "transformers":
-            slots[f"teacher:{t.name}"] = t.dtype
+        if (dtype := t.local_dtype()) is not None:
+            slots[f"teacher:{t.name}"] = dtype
     if cfg.quality.kind == "reward_model":
         slots["reward_model"] = cfg.quality.dtype
     return {k: dict(zip(("dtype", "reason"), model_dtype(v), strict=True)) for k, v in slots.items()}

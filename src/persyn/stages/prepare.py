@@ -52,7 +52,7 @@ def prepare(ctx: RunContext) -> None:
 def store_prompt_set(ctx: RunContext) -> None:
     """The timed part of ``prepare`` (which see): it runs every time it is called."""
     cfg = ctx.cfg
-    needs_answer = cfg.quality.kind == "verifier" or any(t.engine == "reference" for t in cfg.teachers)
+    needs_answer = cfg.quality.kind == "verifier" or any(t.NEEDS_GOLD_ANSWER for t in cfg.teachers)
     prompts, report = load_prompts(cfg.prompts, cfg.seed, require_answer=needs_answer)
     cal_ids = choose_calibration(ctx, prompts)
     fingerprint = stable_hash(

@@ -100,10 +100,10 @@ def stop_if_a_teacher_always_failed(dead: dict[str, list[Generation]], phase: st
 
 
 def preflight(ctx: RunContext) -> None:
-    """Connect to every served teacher (``engine: openai``) before any work: an unreachable
+    """Connect to every served teacher (``SERVED``: ``engine: openai``) before any work: an unreachable
     server, a missing API key or an unknown model fails here, not hours in."""
     for t in ctx.cfg.teachers:
-        if t.engine == "openai":
+        if t.SERVED:
             ctx.executor.check(teacher_job(ctx.cfg, t, []))
 
 
