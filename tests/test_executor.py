@@ -32,17 +32,17 @@ ITEMS = [  # three teachers' responses to each prompt (the calibration case), an
 ] + [ScoreItem("long", "Hi", "apples " * 600)]
 
 
-def rows_of(worker, method, items):
-    return [row for rows in getattr(worker, method)(items) for row in rows]
+def rows_of(worker, items):
+    return [row for rows in worker.run(items) for row in rows]
 
 
-def sharded(worker, method, items, shard_size):
+def sharded(worker, items, shard_size):
     """Every row of ``items`` computed shard by shard, as the Ray workers do."""
     units = worker.work_units(items)
     index = {id(it): i for i, it in enumerate(items)}
     out = []
     for shard in shards_of([[index[id(it)] for it in u] for u in units], shard_size):
-        out += rows_of(worker, method, [items[i] for i in shard])
+        out += rows_of(worker, [items[i] for i in shard])
     return out
 
 
@@ -94,8 +94,8 @@ def test_sharded_generation_equals_one_pass(tiny_models, temperature, shard_size
         temperature=temperature,
     )
     engine = make_engine(t, 0)
-    whole = as_dict(rows_of(engine, "generate", PROMPTS))
-    parts = as_dict(sharded(engine, "generate", PROMPTS, shard_size))
+    whole = as_dict(rows_of(engine, PROMPTS))
+    parts = as_dict(sharded(engine, PROMPTS, shard_size))
     assert parts == whole  # texts, token counts, finish reasons, errors: all equal
     assert whole["long"][0][4].startswith("prompt too long")
 
@@ -103,9 +103,9 @@ def test_sharded_generation_equals_one_pass(tiny_models, temperature, shard_size
 @pytest.mark.parametrize("batching", ["per_prompt", "padded"])
 def test_sharded_learnability_equals_one_pass_exactly(tiny_models, batching):
     scorer = LearnabilityScorer(StudentConfig(model=tiny_models["chat"], batching=batching, batch_tokens=64))
-    whole = as_dict(rows_of(scorer, "score", ITEMS))
+    whole = as_dict(rows_of(scorer, ITEMS))
     for shard_size in (1, 2, 5):
-        assert as_dict(sharded(scorer, "score", ITEMS, shard_size)) == whole  # bit for bit
+        assert as_dict(sharded(scorer, ITEMS, shard_size)) == whole  # bit for bit
     assert whole["long"][0] is None and whole["long"][1].startswith("too long for the student")
 
 
@@ -114,8 +114,8 @@ def test_sharded_reward_model_equals_one_pass_exactly(tiny_models):
         QualityConfig(kind="reward_model", model=tiny_models["reward"], batch_size=1), {}
     )
     items = [ScoreItem(str(i), "What is 2 + 3?", "5 apples " * (i + 1)) for i in range(7)]
-    whole = as_dict(rows_of(scorer, "score", items))
-    assert as_dict(sharded(scorer, "score", items, 2)) == whole
+    whole = as_dict(rows_of(scorer, items))
+    assert as_dict(sharded(scorer, items, 2)) == whole
     # Batches differ from one pass over the items one at a time (padding), so the shards
     # must follow the batches: this is what the equality above protects.
     assert len(scorer.work_units(items)) < len(items)
@@ -131,9 +131,9 @@ def test_local_executor_runs_jobs_in_order_and_keeps_cached_workers():
     prompts = [Prompt("p", "What is 2 + 3?", answer="5")]
     fail = lambda items, error: []  # noqa: E731
     jobs = [
-        Job("x", functools.partial(build, "x"), "generate", prompts, fail, cache="x"),
-        Job("y", functools.partial(build, "y"), "generate", prompts, fail, cache=None),
-        Job("empty", functools.partial(build, "z"), "generate", [], fail, cache="z"),
+        Job("x", functools.partial(build, "x"), prompts, fail, cache="x"),
+        Job("y", functools.partial(build, "y"), prompts, fail, cache=None),
+        Job("empty", functools.partial(build, "z"), [], fail, cache="z"),
     ]
     ex = LocalExecutor()
     got = [(job.name, [(pid, c.text) for pid, c in rows]) for job, rows in ex.run(jobs)]
@@ -146,9 +146,9 @@ def test_a_ray_worker_that_asked_for_no_gpu_sees_none(monkeypatch):
     from persyn.execution.ray_executor import PersynWorker
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    PersynWorker(object, "generate", num_gpus=0.5)
+    PersynWorker(object, num_gpus=0.5)
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"  # Ray set it for its GPU share
-    PersynWorker(object, "generate", num_gpus=0)
+    PersynWorker(object, num_gpus=0)
     assert os.environ["CUDA_VISIBLE_DEVICES"] == ""  # Ray leaves every GPU visible: hidden
 
 

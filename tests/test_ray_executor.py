@@ -45,7 +45,7 @@ def test_jobs_that_do_not_fit_at_once_take_turns(ray_session, tiny_models, tmp_p
     for name in ("x", "y", "z"):  # 6 workers of 1 CPU on a 2-CPU instance
         t = make_teacher(name=name, engine="reference", style="answer", resources={"replicas": 2})
         build = functools.partial(make_engine, t, 0)
-        jobs.append(Job(name, build, "generate", prompts(5), fail, resources=t.resources))
+        jobs.append(Job(name, build, prompts(5), fail, resources=t.resources))
     got: dict[str, list[str]] = {"x": [], "y": [], "z": []}
     for job, rows in ex.run(jobs):
         got[job.name] += [pid for pid, c in rows if c.text.startswith("####")]

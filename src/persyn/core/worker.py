@@ -3,13 +3,19 @@ list of items and yields lists of result rows, batch by batch."""
 
 from __future__ import annotations
 
-from abc import ABC
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any
 
 
-class Worker(ABC):  # noqa: B024 - its subclasses (Engine, Scorer) declare what is abstract
+class Worker(ABC):
     """What a ``Job`` builds and an executor runs (``persyn.engines.base.Engine``,
-    ``persyn.scoring.base.Scorer``)."""
+    ``persyn.scoring.base.Scorer``): the worker's type says what its work is."""
+
+    @abstractmethod
+    def run(self, items: list[Any]) -> Iterator[list[Any]]:
+        """The work: yield result rows for ``items`` batch by batch (an engine generates, a
+        scorer scores)."""
 
     def work_units(self, items: list[Any]) -> list[list[Any]]:
         """The groups of ``items`` this worker processes together, in the order it would; every

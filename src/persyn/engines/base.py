@@ -195,6 +195,10 @@ class Engine(Worker):
         store each batch as soon as it is done; a prompt that fails is a Completion with
         ``error`` set, not an exception."""
 
+    def run(self, items: list[Prompt]) -> Iterator[list[tuple[str, Completion]]]:
+        """An engine's work: ``generate``."""
+        return self.generate(items)
+
 
 def make_engine(teacher: TeacherSettings, seed: int, workdir: Path | str | None = None) -> Engine:
     """Build the engine for ``teacher`` (model loading happens here); an engine class with

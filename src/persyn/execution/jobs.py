@@ -22,7 +22,7 @@ class Job:
     Attributes:
         name: what the job is, for progress and errors (e.g. ``teacher 'a'``, ``learnability``).
         build: makes the worker (loads the model); picklable (Ray ships it to its workers).
-        method: the worker's method that takes ``items`` and yields lists of result rows.
+            The worker's ``run`` takes ``items`` and yields lists of result rows.
         items: prompts (generation) or ``ScoreItem``s (scoring).
         fail: ``fail(items, error)`` → result rows recording ``items`` as failed items.
         resources: what one Ray worker asks for; ``resources_field`` names it in the config.
@@ -35,7 +35,6 @@ class Job:
 
     name: str
     build: Callable[[], Worker]
-    method: str
     items: list
     fail: Callable[[list, str], list]
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
@@ -62,7 +61,6 @@ def teacher_job(cfg: RunConfig, teacher: TeacherConfig, prompts: list) -> Job:
     return Job(
         name=f"teacher '{teacher.name}'",
         build=functools.partial(make_engine, teacher, cfg.seed, str(cfg.output_dir)),
-        method="generate",
         items=prompts,
         fail=generation_failed,
         resources=teacher.resources,
@@ -82,7 +80,6 @@ def scorer_job(
     return Job(
         name=kind,
         build=build,
-        method="score",
         items=items,
         fail=score_failed,
         resources=resources,

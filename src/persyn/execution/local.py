@@ -42,7 +42,7 @@ class LocalExecutor(Executor):
             if not job.items:
                 continue
             try:
-                for rows in getattr(self.worker(job), job.method)(job.items):
+                for rows in self.worker(job).run(job.items):
                     yield job, rows
             except BatchesInFlight as exc:  # the other jobs still run: their work is stored
                 in_flight.append(str(exc))

@@ -50,7 +50,7 @@ class PersynWorker:
     """A Ray actor that holds one model: ``job.build()`` runs on its first task, and every
     later task reuses it."""
 
-    def __init__(self, build, method: str, num_gpus: float, secrets: dict[str, str] | None = None):
+    def __init__(self, build, num_gpus: float, secrets: dict[str, str] | None = None):
         # API keys arrive as arguments, in memory: a runtime_env's env_vars are written to
         # Ray's runtime_env_agent.log in clear.
         os.environ.update(secrets or {})
@@ -59,7 +59,6 @@ class PersynWorker:
             # model would land on a GPU that Ray never reserved for it.
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
         self._build = build
-        self._method = method
         self._worker = None
 
     def _get(self):
@@ -78,7 +77,7 @@ class PersynWorker:
 
     def run(self, items: list) -> list:
         """Every result row of ``items`` (one shard)."""
-        return [row for rows in getattr(self._get(), self._method)(items) for row in rows]
+        return [row for rows in self._get().run(items) for row in rows]
 
 
 def api_key_envs(cfg: RunConfig) -> list[str]:
@@ -190,7 +189,7 @@ class RayExecutor(Executor):
             num_gpus=r.num_gpus,
             max_restarts=-1,  # a dead worker process comes back...
             max_task_retries=self.cfg.ray.max_retries,  # ...and re-runs its shard, this often
-        ).remote(job.build, job.method, r.num_gpus, self._secrets)
+        ).remote(job.build, r.num_gpus, self._secrets)
 
     def _result(self, ref, job: Job):
         """``ray.get(ref)``; an exception of the model code is re-raised as it is."""

@@ -28,3 +28,7 @@ class Scorer(Worker):
         """Yield ``[(item key, score or None, note or error or None), ...]`` batch by batch,
         every item once; an item that cannot be scored is a row with None and the reason,
         not an exception."""
+
+    def run(self, items: list[ScoreItem]) -> Iterator[list[tuple[str, float | None, str | None]]]:
+        """A scorer's work: ``score``."""
+        return self.score(items)

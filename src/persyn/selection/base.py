@@ -3,6 +3,8 @@ run's store and return its picks."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Any
 
 from persyn.config import RunConfig
@@ -17,7 +19,17 @@ from persyn.stages.rewards import reward_table
 from persyn.stages.score import score
 
 
-class Strategy:
+@dataclass
+class Picks:
+    """What a strategy chose: ``teachers`` maps each prompt id to its teacher (None: no valid
+    candidate), ``details`` holds the strategy's own figures (JSON-ready: CAR per teacher, the
+    Mix teachers, ...)."""
+
+    teachers: dict[str, str | None]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Strategy(ABC):
     """A selection strategy. Subclasses set ``name`` and implement ``pick``; those that choose
     from calibration scores return True from ``needs_calibration`` (then ``pick`` gets the
     calibration means), Generate-then-Select ones set ``generate_then_select``."""
@@ -36,18 +48,15 @@ class Strategy:
         Raises:
             ConfigError: names the field to set.
         """
+        return  # most strategies serve every config
 
+    @abstractmethod
     def pick(
-        self,
-        ctx: RunContext,
-        prompts: list[Prompt],
-        means: dict[str, TeacherMeans] | None,
-        seed: int,
-        details: dict[str, Any],
-    ) -> dict[str, str | None]:
-        """``{prompt id: teacher}`` (None: no valid candidate); may run stages and add the
-        strategy's own figures to ``details``."""
-        raise NotImplementedError
+        self, ctx: RunContext, prompts: list[Prompt], means: dict[str, TeacherMeans] | None, seed: int
+    ) -> Picks:
+        """The teacher of each of ``prompts`` and the strategy's figures; may run stages.
+        ``means``: the calibration means when ``needs_calibration``, else None; ``seed``: draws
+        a random assignment."""
 
 
 def get_strategy(name: str) -> Strategy:
@@ -87,8 +96,9 @@ def select(ctx: RunContext, name: str, seed: int | None = None) -> tuple[dict[st
         _, table, _ = reward_table(ctx)
         means = calibration_means(table, cfg.teacher_names)
         details["calibration_means"] = {n: vars(m) for n, m in means.items()}
-    picks = strategy.pick(ctx, ctx.store.prompts(), means, seed, details)
-    return {k: v for k, v in picks.items() if v is not None}, details
+    picks = strategy.pick(ctx, ctx.store.prompts(), means, seed)
+    details.update(picks.details)
+    return {k: v for k, v in picks.teachers.items() if v is not None}, details
 
 
 def generations_needed(cfg: RunConfig, strategy: Strategy, n_prompts: int, n_calibration: int) -> int:

@@ -3,7 +3,7 @@ fixed ratio, prompts assigned at random (seeded)."""
 
 from __future__ import annotations
 
-from persyn.selection.base import Strategy
+from persyn.selection.base import Picks, Strategy
 from persyn.selection.rules import mix_assign, strongest, weakest
 
 
@@ -17,10 +17,10 @@ class Mix(Strategy):
         mix = cfg.strategy_options.mix
         return mix.strong is None or mix.weak is None
 
-    def pick(self, ctx, prompts, means, seed, details):
+    def pick(self, ctx, prompts, means, seed) -> Picks:
         mix, names = ctx.cfg.strategy_options.mix, ctx.cfg.teacher_names
         others = [n for n in names if n != mix.weak]
         strong = mix.strong or strongest(means, others)
         weak = mix.weak or weakest(means, names, strong)
-        details.update(strong=strong, weak=weak, ratio=list(mix.ratio))
-        return mix_assign([p.id for p in prompts], strong, weak, mix.ratio, seed)
+        teachers = mix_assign([p.id for p in prompts], strong, weak, mix.ratio, seed)
+        return Picks(teachers, {"strong": strong, "weak": weak, "ratio": list(mix.ratio)})

@@ -3,7 +3,7 @@ kept per prompt by a per-prompt argmax."""
 
 from __future__ import annotations
 
-from persyn.selection.base import Strategy
+from persyn.selection.base import Picks, Strategy
 from persyn.selection.rules import per_prompt_pick
 from persyn.stages.generate_then_select import generate_then_select
 
@@ -12,9 +12,9 @@ class _PerPromptArgmax(Strategy):
     generate_then_select = True
     by = "reward"  # the Candidate attribute maximised
 
-    def pick(self, ctx, prompts, means, seed, details):
+    def pick(self, ctx, prompts, means, seed) -> Picks:
         table, _ = generate_then_select(ctx)
-        return {pid: per_prompt_pick(cands, self.by) for pid, cands in table.items()}
+        return Picks({pid: per_prompt_pick(cands, self.by) for pid, cands in table.items()})
 
 
 class OracleStrategy(_PerPromptArgmax):

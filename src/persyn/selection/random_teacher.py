@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from persyn.selection.base import Strategy
+from persyn.selection.base import Picks, Strategy
 from persyn.selection.rules import random_pick
 
 
@@ -11,5 +11,5 @@ class RandomTeacher(Strategy):
 
     name = "random"
 
-    def pick(self, ctx, prompts, means, seed, details):
-        return {p.id: random_pick(p.id, ctx.cfg.teacher_names, seed) for p in prompts}
+    def pick(self, ctx, prompts, means, seed) -> Picks:
+        return Picks({p.id: random_pick(p.id, ctx.cfg.teacher_names, seed) for p in prompts})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from persyn.selection.base import Strategy
+from persyn.selection.base import Picks, Strategy
 from persyn.stages.cascade import read_cascades
 from persyn.stages.export import kept_attempts, verified_pick
 from persyn.stages.generate import generate
@@ -22,7 +22,7 @@ class PerSyn(Strategy):
     def needs_calibration(self, cfg) -> bool:
         return True
 
-    def pick(self, ctx, prompts, means, seed, details):
+    def pick(self, ctx, prompts, means, seed) -> Picks:
         train_router(ctx)
         route(ctx)
         generate(ctx)
@@ -33,4 +33,4 @@ class PerSyn(Strategy):
         kept = kept_attempts(ctx, cascades, ctx.store.generations(cascades.keys.values()))
         for pid, w in cascades.walks.items():
             picks[pid] = w.accepted if w.accepted is not None else kept.get(pid, (None, None))[0]
-        return picks
+        return Picks(picks)

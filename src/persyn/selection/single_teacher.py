@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from typing import Any
+
 from persyn.core.errors import PersynError
 from persyn.core.ranking import best
-from persyn.selection.base import Strategy
+from persyn.selection.base import Picks, Strategy
 from persyn.selection.rules import (
     car_scores,
     family_members,
@@ -19,13 +22,13 @@ class _SingleTeacher(Strategy):
     def needs_calibration(self, cfg) -> bool:
         return True
 
-    def teacher(self, cfg, means, details) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def teacher(self, cfg, means) -> tuple[str, dict[str, Any]]:
+        """The one teacher, and the figures it was chosen by."""
 
-    def pick(self, ctx, prompts, means, seed, details):
-        teacher = self.teacher(ctx.cfg, means, details)
-        details["teacher"] = teacher
-        return {p.id: teacher for p in prompts}
+    def pick(self, ctx, prompts, means, seed) -> Picks:
+        teacher, figures = self.teacher(ctx.cfg, means)
+        return Picks({p.id: teacher for p in prompts}, {**figures, "teacher": teacher})
 
 
 class Strongest(_SingleTeacher):
@@ -33,8 +36,8 @@ class Strongest(_SingleTeacher):
 
     name = "strongest"
 
-    def teacher(self, cfg, means, details) -> str:
-        return strongest(means, cfg.teacher_names)
+    def teacher(self, cfg, means) -> tuple[str, dict[str, Any]]:
+        return strongest(means, cfg.teacher_names), {}
 
 
 class FamilyStrong(_SingleTeacher):
@@ -45,10 +48,10 @@ class FamilyStrong(_SingleTeacher):
     def check(self, cfg) -> None:
         family_members(cfg.teacher_names, {t.name: t.family for t in cfg.teachers}, cfg.student.family)
 
-    def teacher(self, cfg, means, details) -> str:
+    def teacher(self, cfg, means) -> tuple[str, dict[str, Any]]:
         families = {t.name: t.family for t in cfg.teachers}
-        details["family"] = cfg.student.family
-        return family_strongest(means, cfg.teacher_names, families, cfg.student.family)
+        best_of_family = family_strongest(means, cfg.teacher_names, families, cfg.student.family)
+        return best_of_family, {"family": cfg.student.family}
 
 
 class CAR(_SingleTeacher):
@@ -57,14 +60,13 @@ class CAR(_SingleTeacher):
 
     name = "car"
 
-    def teacher(self, cfg, means, details) -> str:
+    def teacher(self, cfg, means) -> tuple[str, dict[str, Any]]:
         if cfg.quality.kind == "reward_model":
             # Raw reward-model scores can be negative, where r̄ / (1 + β·L̄) would favour a
             # *higher* NLL: rescale the teachers' mean quality to [0, 1] first.
             means = rescaled_quality(means)
         beta = cfg.strategy_options.car.beta
         car = car_scores(means, beta)
-        details.update(car=car, beta=beta)
         # Ties: mean quality, then mean learnability, then the name (``core.ranking``).
         teacher = best(
             cfg.teacher_names,
@@ -74,4 +76,4 @@ class CAR(_SingleTeacher):
         )
         if teacher is None:
             raise PersynError("strategy 'car': no teacher has a scored calibration response")
-        return teacher
+        return teacher, {"car": car, "beta": beta}
