@@ -48,3 +48,20 @@ def test_strategy_lines_say_which_strategy_chose_them(tiny_models, tmp_path):
     assert isinstance(summary, persyn.StrategySummary) and summary.strategy == "random"
     lines = persyn.read_dataset(tmp_path / "run/strategies/random/dataset.jsonl")
     assert len(lines) == 6 and {x.source for x in lines} == {"random"}
+
+
+def test_the_router_evaluation_record_dumps_what_was_set_in_order():
+    from persyn.core.summary import RouterEvaluation
+
+    ev = RouterEvaluation(
+        method="cross-validation", requested="auto", n=5, n_train=5, folds=0, repeats=0, n_eval=0,
+        kinds={}, kind="prior", reason="r", note="r", top1=None, regret=None,
+    )  # fmt: skip
+    ev.train_seconds = 0.5
+    dumped = ev.model_dump(mode="json")
+    # the order and the keys of the dict train_router wrote before the record was typed
+    assert list(dumped) == [
+        "method", "requested", "folds", "repeats", "n", "n_train", "n_eval", "kinds", "kind",
+        "reason", "note", "top1", "regret", "train_seconds",
+    ]  # fmt: skip
+    assert "frontier" not in dumped and RouterEvaluation.model_validate(dumped) == ev

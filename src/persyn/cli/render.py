@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from persyn.core.summary import RunSummary, StrategySummary, interval_text
+from persyn.core.summary import RouterEvaluation, RunSummary, StrategySummary, interval_text
 from persyn.scoring.shares import quality_warning, truncation_warnings
 
 console = Console()
@@ -81,30 +81,33 @@ def print_verify(v: dict) -> None:
     )
 
 
-def print_router_eval(ev: dict) -> None:
-    """The router kinds' cross-validated figures and the kind that routes."""
-    if ev.get("kinds"):
+def print_router_eval(ev: RouterEvaluation | None) -> None:
+    """The router kinds' cross-validated figures and the kind that routes (nothing without a
+    router)."""
+    if ev is None:
+        return
+    if ev.kinds:
         t = Table(
-            title=f"router: {ev['requested']} → {ev['kind']} "
-            f"(cross-validated on {ev['n']} calibration prompts, {ev['folds']} folds"
-            f"{' × ' + str(ev['repeats']) + ' repeats' if ev.get('repeats', 1) > 1 else ''})",
-            caption=f"{ev.get('reason', '')}. top-1: picks with the Oracle's reward; regret: mean Oracle "
+            title=f"router: {ev.requested} → {ev.kind} "
+            f"(cross-validated on {ev.n} calibration prompts, {ev.folds} folds"
+            f"{' × ' + str(ev.repeats) + ' repeats' if ev.repeats > 1 else ''})",
+            caption=f"{ev.reason}. top-1: picks with the Oracle's reward; regret: mean Oracle "
             "reward − the pick's; Oracle gain recovered: (prior's regret − the kind's) / prior's",
         )
         for col in ("kind", "top-1", "regret", "regret − prior's [95% CI]", "Oracle gain recovered [95% CI]"):
             t.add_column(col, justify="left" if col == "kind" else "right", overflow="fold")
-        for kind, f in ev["kinds"].items():
+        for kind, f in ev.kinds.items():
             d = f.get("regret_vs_prior")
             t.add_row(
-                f"{kind} ◀" if kind == ev["kind"] else kind,
+                f"{kind} ◀" if kind == ev.kind else kind,
                 f"{f['top1']:.2f}",
                 f"{f['regret']:.3f}",
                 interval_text(d, "+.3f", "-"),
                 interval_text(f.get("gain"), ".2f", "n/a"),
             )
         console.print(t)
-    elif ev.get("note"):
-        console.print(f"router: {ev['kind'] if 'kind' in ev else ''} ({ev['note']})")
+    elif ev.note:
+        console.print(f"router: {ev.kind or ''} ({ev.note})")
 
 
 def print_students_summary(summary, out_dir: Path) -> None:

@@ -81,10 +81,10 @@ def dataset_card(
             f"| {t['name']} | `{teacher_model_id(t)}` | {t.get('engine')} | {decoding or '-'} "
             f"| {summary.routing.get(t['name'], 0)} |"
         )
-    ev = summary.router_eval or {}
-    router = ev.get("kind") or "-"
-    if ev.get("requested") and ev.get("requested") != router:
-        router = f"{ev['requested']} → {router}"
+    ev = summary.router_eval
+    router = (ev.kind if ev is not None else None) or "-"
+    if ev is not None and ev.requested and ev.requested != router:
+        router = f"{ev.requested} → {router}"
     lines += [
         "",
         "## How it was built",

@@ -14,7 +14,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from persyn.core.errors import InputError
 from persyn.core.records import Failure, TeacherMeans
@@ -25,6 +33,54 @@ class Tokens(BaseModel):
 
     prompt: int = 0
     completion: int = 0
+
+
+class RouterEvaluation(BaseModel):
+    """The router evaluation (stage ``train_router``, ``persyn.stages.train_router``), stored
+    with the stage and written to ``summary.json`` as ``router_eval``.
+
+    Attributes:
+        method: ``cross-validation``.
+        requested: ``router.kind`` as configured (``auto`` or a kind).
+        folds, repeats: the cross-validation's folds (0 without one) and repetitions.
+        n, n_train, n_eval: calibration prompts; those the routing kind is trained on; those
+            held out (each once per repetition; 0 without cross-validation).
+        kinds: per cross-validated kind, ``top1``, ``regret``, ``regret_vs_prior`` and ``gain``
+            (Oracle gain recovered) with 95% intervals, seconds (``persyn.router.cv.kind_figures``).
+        kind: the kind that routes; ``reason``: why; ``note``: what stopped the cross-validation.
+        top1, regret: the routing kind's cross-validated figures (None without one).
+        train_seconds: the routing kind's fit on every calibration prompt.
+        best_single_teacher: ``{name, top1, regret}``: the prior's teacher and its figures.
+        frontier: the calibration set's cost–reward frontier (``persyn.budget.frontier``).
+
+    Dumps hold only the attributes set (in this order), as the dicts of before did. Summaries
+    written by older versions may lack any attribute but ``kinds`` (read as its default).
+    """
+
+    model_config = ConfigDict(extra="allow")  # a newer key read by an older reader is kept
+
+    method: str = "cross-validation"
+    requested: str | None = None
+    folds: int | None = None
+    repeats: int = 1
+    n: int | None = None
+    n_train: int | None = None
+    n_eval: int | None = None
+    kinds: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    kind: str | None = None
+    reason: str | None = None
+    note: str | None = None
+    top1: float | None = None
+    regret: float | None = None
+    train_seconds: float | None = None
+    best_single_teacher: dict[str, Any] | None = None
+    frontier: dict[str, Any] | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict:
+        data = handler(self)
+        kept = self.model_fields_set | set(self.model_extra or {})
+        return {k: v for k, v in data.items() if k in kept}
 
 
 class _Summary(BaseModel):
@@ -54,7 +110,7 @@ class RunSummary(_Summary):
     calibration_means: dict[str, TeacherMeans]
     tokens: dict[str, Tokens]
     cost_usd: dict[str, float | None]
-    router_eval: dict[str, Any]
+    router_eval: RouterEvaluation | None = Field(description="the router evaluation; None: no router")
     seeds: dict[str, int]
     alpha: float
     normalize: str
@@ -93,6 +149,11 @@ class RunSummary(_Summary):
         "(persyn.scoring.shares.truncation_shares): responses, cut, share, max_new_tokens, warn",
     )
     seconds: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("router_eval", mode="before")
+    @classmethod
+    def _no_router(cls, v: Any) -> Any:
+        return None if v == {} else v  # summaries written before the record was typed
 
 
 class StudentsSummary(_Summary):

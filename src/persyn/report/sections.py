@@ -7,7 +7,7 @@ import random
 from collections import defaultdict
 from typing import Any
 
-from persyn.core.summary import interval_text
+from persyn.core.summary import RouterEvaluation, interval_text
 from persyn.report import compute
 from persyn.report.compute import num
 from persyn.report.html import esc, fmt, img, kv_table, note, pct, table, teacher_cell
@@ -271,20 +271,19 @@ def router_section(ctx: ReportContext) -> str:
     (shares, table and bars)."""
     parts = ["<h3>Router kinds, cross-validated on the calibration set</h3>"]
     ev = compute.summary_field(ctx.summary, "router_eval")
-    if not isinstance(ev, dict) or not ev:
+    if not isinstance(ev, RouterEvaluation):
         parts.append(note("not available (no router evaluation in summary.json)"))
     else:
-        best = ev.get("best_single_teacher") if isinstance(ev.get("best_single_teacher"), dict) else None
-        kinds = ev.get("kinds") if isinstance(ev.get("kinds"), dict) else {}
+        best = ev.best_single_teacher
         rows = [
             [
-                f"<b>{esc(k)}</b> (routes)" if k == ev.get("kind") else esc(k),
+                f"<b>{esc(k)}</b> (routes)" if k == ev.kind else esc(k),
                 fmt(f.get("top1"), 2),
                 fmt(f.get("regret")),
                 esc(interval_text(f.get("regret_vs_prior"), "+.3f", "–")),
                 esc(interval_text(f.get("gain"), ".2f", "n/a")),
             ]
-            for k, f in kinds.items()
+            for k, f in ev.kinds.items()
         ]
         if rows:
             head = [
@@ -297,20 +296,19 @@ def router_section(ctx: ReportContext) -> str:
             parts.append(table(head, rows))
         parts.append(
             note(
-                f"router.kind: {esc(str(ev.get('requested', '?')))} → {esc(str(ev.get('kind', '?')))}: "
-                f"{esc(str(ev.get('reason', '')))}. Each of {fmt(ev.get('n_eval'))} calibration prompt(s) "
-                f"held out once in each of {fmt(ev.get('repeats', 1))} repetition(s) of {fmt(ev.get('folds'))}-fold "
+                f"router.kind: {esc(ev.requested or '?')} → {esc(ev.kind or '?')}: "
+                f"{esc(ev.reason or '')}. Each of {fmt(ev.n_eval)} calibration prompt(s) "
+                f"held out once in each of {fmt(ev.repeats)} repetition(s) of {fmt(ev.folds)}-fold "
                 "cross-validation (regrets averaged over the repetitions). top-1: share of picks where the pick's "
                 "reward equals the Oracle's; regret: mean Oracle reward minus the pick's; Oracle gain "
                 "recovered: (prior's regret − the kind's) / prior's regret (n/a when the best single "
                 f"teacher{' (' + ctx.teacher(str(best.get('name'))) + ')' if best else ''} already has no regret)."
             )
         )
-        if ev.get("note"):
-            parts.append(note(esc(ev["note"])))
-        top1, regret = num(ev.get("top1")), num(ev.get("regret"))
-        if top1 is not None and regret is not None:
-            uri = router_eval_figure(ctx.plots, top1, regret, best)
+        if ev.note:
+            parts.append(note(esc(ev.note)))
+        if ev.top1 is not None and ev.regret is not None:
+            uri = router_eval_figure(ctx.plots, ev.top1, ev.regret, best)
             parts.append(img(uri, "router vs best single teacher"))
 
     parts.append("<h3>Oracle picks on the calibration set vs the router's picks</h3>")

@@ -19,7 +19,7 @@ from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
 from persyn.core.io import jsonl_text, replace_dir, write_atomic
 from persyn.core.records import DatasetLine, Failure, Generation, Prompt
-from persyn.core.summary import RunSummary
+from persyn.core.summary import RouterEvaluation, RunSummary
 from persyn.scoring.combine import Candidate, combine, oracle_pick, pick_passing
 from persyn.scoring.means import calibration_means
 from persyn.scoring.shares import quality_shares, truncation_shares
@@ -147,7 +147,8 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
     n, n_cal, names = len(all_prompts), len(cal), cfg.teacher_names
     cal_route = Counter(check(table[p.id]) for p in cal)
     dataset_count = Counter(x.teacher for x in lines)
-    router_eval = ctx.store.stage_done("train_router", ctx.store.get_meta("router_key") or "") or {}
+    done = ctx.store.stage_done("train_router", ctx.store.get_meta("router_key") or "")
+    router_eval = RouterEvaluation.model_validate(done) if done else None
     if table:
         means = {t: vars(m) for t, m in calibration_means(table, names).items()}
     else:
@@ -293,12 +294,17 @@ def verify_figures(ctx: RunContext, cascades, lines: list[DatasetLine], failures
 
 
 def budget_figures(
-    ctx: RunContext, budgeted, router_eval: dict, cal: list, cal_gens: dict, routed_gens: dict
+    ctx: RunContext,
+    budgeted,
+    router_eval: RouterEvaluation | None,
+    cal: list,
+    cal_gens: dict,
+    routed_gens: dict,
 ) -> dict | None:
     """``summary.json``'s ``budget``: the budgeted routing's figures with what was actually
     spent (routed and calibration, priced as ``budget.cost`` prices estimates) and the prompts
     skipped by the budget; the calibration frontier. None without limits or frontier."""
-    front = router_eval.get("frontier")
+    front = router_eval.frontier if router_eval is not None else None
     if budgeted is None and front is None:
         return None
     model = cost_model(ctx, (cal, cal_gens))  # export has read the calibration already

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from typing import Any
 
 import numpy as np
 
@@ -18,6 +17,7 @@ from persyn.core.hashing import stable_hash
 from persyn.core.io import replace_dir
 from persyn.core.ranking import best_single_teacher
 from persyn.core.seeds import derived_seed
+from persyn.core.summary import RouterEvaluation
 from persyn.router.base import RouterExample, reward_matrix, router_class
 from persyn.router.cv import PRIOR, choose_kind, cross_validate, cv_steps, kind_figures, verified_cv
 from persyn.router.embeddings import PromptEncoder
@@ -77,22 +77,15 @@ def verified_values(ctx: RunContext, cands: list) -> list[float | None]:
 
 
 @stage("train_router", 4, before=prepare)
-def train_router(ctx: RunContext) -> dict[str, Any]:
+def train_router(ctx: RunContext) -> RouterEvaluation:
     """Cross-validate ``router.cv_kinds()`` on the calibration prompts, choose the kind, train it
     on all of them and save it; skipped when the same inputs were trained on before.
 
-    Returns the router evaluation (also stored, and written to ``summary.json``):
-
-    - ``kind`` (the kind that routes), ``requested``, ``reason``, ``folds``, ``n``;
-    - ``kinds``: per cross-validated kind, ``top1``, ``regret``, ``regret_vs_prior`` and
-      ``gain`` (Oracle gain recovered) with 95% intervals, seconds (see ``router.cv``);
-    - for the routing kind: ``top1``, ``regret``; and ``best_single_teacher``: the prior's
-      teacher on all calibration prompts (``core.ranking.best_single_teacher``: a tie to the
-      alphabetically first name) with the prior's cross-validated ``top1``/``regret``;
-    - ``n_train`` (prompts the routing kind is trained on) and ``n_eval`` (prompts held out,
-      each once);
-    - ``frontier``: the calibration set's cost–reward frontier (``budget.frontier``; None when
-      the pool costs nothing).
+    Returns the router evaluation (``RouterEvaluation``; also stored, and written to
+    ``summary.json``). Its ``best_single_teacher`` is the prior's teacher on all calibration
+    prompts (``core.ranking.best_single_teacher``: a tie to the alphabetically first name) with
+    the prior's cross-validated ``top1``/``regret``; its ``frontier`` is None when the pool
+    costs nothing.
 
     Under ``budget:`` (or teachers' ``max_prompts``) every kind is cross-validated on its
     budgeted route (``stages.budget.budgeted_cv``), so ``auto`` chooses under the limits.
@@ -118,7 +111,7 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
     router_dir = ctx.out / "router"
     done = ctx.store.stage_done("train_router", key)
     if done is not None and (router_dir / "router.json").exists():
-        return done
+        return RouterEvaluation.model_validate(done)
     if not any(e.pairs for e in examples):
         raise ValueError("no calibration prompt has a pair of teachers with different rewards")
     n_valid = sum(1 for r in rewards if any(v is not None for v in r))
@@ -150,13 +143,13 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
             verified_cv(cv, names, values, passed, cfg.verify.max_tries)
         evaluation = router_evaluation(ctx, cv, len(idx))
         crash_point(ROUTER_CV)
-        kind = router_class(evaluation["kind"])
+        kind = router_class(evaluation.kind)
         start = time.perf_counter()
         router = kind.fit(cfg.router, names, examples, cfg.seed, bar)
-        evaluation["train_seconds"] = round(time.perf_counter() - start, 3)
+        evaluation.train_seconds = round(time.perf_counter() - start, 3)
     prior = router_class(PRIOR).fit(cfg.router, names, examples, cfg.seed)
-    evaluation["best_single_teacher"] = (
-        {"name": best_single_teacher(names, prior.means), **_figs(evaluation["kinds"].get(PRIOR))}
+    evaluation.best_single_teacher = (
+        {"name": best_single_teacher(names, prior.means), **_figs(evaluation.kinds.get(PRIOR))}
         if cv
         else None
     )
@@ -165,23 +158,23 @@ def train_router(ctx: RunContext) -> dict[str, Any]:
     shutil.rmtree(tmp, ignore_errors=True)
     router.save(tmp)
     if cv:  # expected rewards for a budget, and the calibration set's cost–reward frontier
-        oof = cv[evaluation["kind"]].scores
+        oof = cv[evaluation.kind].scores
         RewardCalibration.fit(
-            evaluation["kind"], oof.reshape(-1, len(names)), np.tile(filled, (len(oof), 1))
+            evaluation.kind, oof.reshape(-1, len(names)), np.tile(filled, (len(oof), 1))
         ).save(tmp)
         U = oof_utilities(
-            evaluation["kind"],
+            evaluation.kind,
             oof,
             filled,
             cfg.router.cv_folds,
             derived_seed(cfg.seed, "router_cv_folds"),
         ).mean(0)
-        evaluation["frontier"] = frontier(
+        evaluation.frontier = frontier(
             U, filled, costs, names, model.unit, seed=derived_seed(cfg.seed, "frontier_bootstrap")
         )
     replace_dir(tmp, router_dir)
     crash_point(ROUTER_SAVED)
-    ctx.store.mark_stage("train_router", key, evaluation)
+    ctx.store.mark_stage("train_router", key, evaluation.model_dump(mode="json"))
     ctx.store.set_meta("router_key", key)
     return evaluation
 
@@ -194,29 +187,24 @@ def _figs(fig: dict | None) -> dict:
     return {"top1": fig["top1"], "regret": fig["regret"]} if fig else {"top1": None, "regret": None}
 
 
-def router_evaluation(ctx: RunContext, cv: dict, n: int) -> dict[str, Any]:
+def router_evaluation(ctx: RunContext, cv: dict, n: int) -> RouterEvaluation:
     """The evaluation record of the cross-validation ``cv`` over ``n`` prompts, with the kind
     that routes (``router.kind``, or ``auto``'s choice)."""
     r = ctx.cfg.router
-    evaluation: dict[str, Any] = {
-        "method": "cross-validation",
-        "requested": r.kind,
-        "folds": min(r.cv_folds, n) if cv else 0,
-        "repeats": r.cv_repeats if cv else 0,
-        "n": n,
-        "n_train": n,
-        "n_eval": n if cv else 0,
-        "kinds": {},
-    }
+    common = {"method": "cross-validation", "requested": r.kind, "n": n, "n_train": n}
     if not cv:
         kind = PRIOR if r.kind == "auto" else r.kind
         reason = "fewer than 2 calibration prompts with a valid response: no cross-validation"
-        evaluation.update(kind=kind, reason=reason, note=reason, top1=None, regret=None)
-        return evaluation
+        return RouterEvaluation(
+            **common, folds=0, repeats=0, n_eval=0, kinds={}, kind=kind, reason=reason, note=reason,
+            top1=None, regret=None,
+        )  # fmt: skip
     figures = kind_figures(cv, r.bootstrap, derived_seed(ctx.cfg.seed, "router_bootstrap"))
     if r.kind == "auto":
         kind, reason = choose_kind(figures)
     else:
         kind, reason = r.kind, f"router.kind is {r.kind}"
-    evaluation.update(kind=kind, reason=reason, kinds=figures, **_figs(figures[kind]))
-    return evaluation
+    return RouterEvaluation(
+        **common, folds=min(r.cv_folds, n), repeats=r.cv_repeats, n_eval=n, kinds=figures, kind=kind,
+        reason=reason, **_figs(figures[kind]),
+    )  # fmt: skip
