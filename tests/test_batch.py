@@ -330,8 +330,8 @@ def test_estimate_shows_the_synchronous_and_batch_cost_side_by_side(tiny_models,
     cfg = served_config(tiny_models, tmp_path, "http://127.0.0.1:9/v1", {"price_factor": 0.5})
     cfg["teachers"][1].update(price_input_per_million=1.0, price_output_per_million=4.0)
     with Pipeline(parse_config(cfg)) as p:
-        tot = estimate(p)["totals"]
-    assert tot["rtg_cost_sync"] > 0 and tot["gts_cost_sync"] > tot["rtg_cost_sync"]
-    assert tot["rtg_cost_batch"] == pytest.approx(tot["rtg_cost_sync"] / 2)
-    assert tot["gts_cost_batch"] == pytest.approx(tot["gts_cost_sync"] / 2)
-    assert tot["rtg_cost"] == pytest.approx(tot["rtg_cost_batch"])  # the teacher runs in batches
+        tot = estimate(p).totals
+    assert tot.rtg_cost_sync > 0 and tot.gts_cost_sync > tot.rtg_cost_sync
+    assert tot.rtg_cost_batch == pytest.approx(tot.rtg_cost_sync / 2)
+    assert tot.gts_cost_batch == pytest.approx(tot.gts_cost_sync / 2)
+    assert tot.rtg_cost == pytest.approx(tot.rtg_cost_batch)  # the teacher runs in batches

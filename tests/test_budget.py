@@ -302,7 +302,7 @@ def test_a_budgeted_run_stays_within_its_limit_and_reports_its_spend(tiny_models
 
         chars = np.array([len(q.text) for q in p.store.prompts()], dtype=np.float64)
         t_in, t_out = cost_model(p.ctx).tokens(chars)
-        for j, row in enumerate(estimate(p)["teachers"]):
+        for j, row in enumerate(estimate(p).teachers):
             assert (row.prompt_tokens, row.completion_tokens) == pytest.approx(
                 (t_in[:, j].mean(), t_out[:, j].mean())
             )

@@ -52,13 +52,56 @@ class TeacherEstimate:
         return None if self.seconds_per_response is None else self.seconds_per_response * self.gts_generations
 
 
-def estimate(pipe: Pipeline) -> dict:
-    """Estimate for ``pipe``'s config and store; returns ``{"n_prompts", "n_calibration",
-    "split", "teachers": [TeacherEstimate], "totals": {...}, "budget"}`` (``budget``: the
-    budgeted route's expected spend and reward beside the unconstrained route's, once routed
-    under ``budget:``; else None; ``verify``: with ``verify:``, the cascade's pass rates and expected
-    tries per routed prompt, else None; each teacher's ``rtg_generations`` then counts its
-    expected escalations, ``rtg_escalations``). Generates nothing."""
+@dataclass
+class EstimateTotals:
+    """The pool's totals under Route-then-Generate (``rtg_*``) and Generate-then-Select
+    (``gts_*``): generations, tokens, cost (USD; None when no teacher is priced), the cost with
+    every teacher synchronous (``*_cost_sync``) and with batch files where a teacher takes them
+    (``*_cost_batch``), and wall seconds (teachers answer one after another; None when a model
+    teacher is unmeasured)."""
+
+    rtg_generations: float
+    gts_generations: int
+    rtg_tokens: float
+    gts_tokens: float
+    rtg_cost: float | None
+    gts_cost: float | None
+    rtg_cost_sync: float | None
+    rtg_cost_batch: float | None
+    gts_cost_sync: float | None
+    gts_cost_batch: float | None
+    rtg_seconds: float | None
+    gts_seconds: float | None
+
+
+@dataclass
+class Estimate:
+    """What ``persyn estimate`` prints.
+
+    Attributes:
+        n_prompts, n_calibration: the prompt set and its calibration part.
+        split: how the routed prompts are split among teachers (``router``, ``oracle on
+            calibration`` or ``even``).
+        teachers: one ``TeacherEstimate`` per teacher, in config order.
+        totals: the pool's ``EstimateTotals``.
+        budget: the budgeted route's expected spend and reward beside the unconstrained route's,
+            once routed under ``budget:``; else None.
+        verify: with ``verify:``, the cascade's pass rates and expected tries per routed prompt
+            (each teacher's ``rtg_generations`` then counts its expected escalations,
+            ``rtg_escalations``); else None.
+    """
+
+    n_prompts: int
+    n_calibration: int
+    split: str
+    teachers: list[TeacherEstimate]
+    totals: EstimateTotals
+    budget: dict | None
+    verify: dict | None
+
+
+def estimate(pipe: Pipeline) -> Estimate:
+    """The ``Estimate`` for ``pipe``'s config and store. Generates nothing."""
     cfg = pipe.cfg
     pipe.prepare()
     prompts = pipe.store.prompts()
@@ -95,13 +138,13 @@ def estimate(pipe: Pipeline) -> dict:
                 per if t.RUNS_A_MODEL else None,
             )
         )
-    totals = {
-        "rtg_generations": sum(r.rtg_generations for r in rows),
-        "gts_generations": n * len(names),
-        "rtg_tokens": sum(r.rtg_generations * (r.prompt_tokens + r.completion_tokens) for r in rows),
-        "gts_tokens": sum(r.gts_generations * (r.prompt_tokens + r.completion_tokens) for r in rows),
-        "rtg_cost": _sum([r.rtg_cost for r in rows]),
-        "gts_cost": _sum([r.gts_cost for r in rows]),
+    totals = EstimateTotals(
+        rtg_generations=sum(r.rtg_generations for r in rows),
+        gts_generations=n * len(names),
+        rtg_tokens=sum(r.rtg_generations * (r.prompt_tokens + r.completion_tokens) for r in rows),
+        gts_tokens=sum(r.gts_generations * (r.prompt_tokens + r.completion_tokens) for r in rows),
+        rtg_cost=_sum([r.rtg_cost for r in rows]),
+        gts_cost=_sum([r.gts_cost for r in rows]),
         # side by side: every teacher synchronous, and every teacher that can through batch files
         **{
             f"{which}_cost_{mode}": _sum(
@@ -115,21 +158,21 @@ def estimate(pipe: Pipeline) -> dict:
         },
         # teachers answer one after another: the stage's wall time is the sum (None when a model
         # teacher is unmeasured)
-        "rtg_seconds": _sum_measured(rows, "rtg_seconds"),
-        "gts_seconds": _sum_measured(rows, "gts_seconds"),
-    }
+        rtg_seconds=_sum_measured(rows, "rtg_seconds"),
+        gts_seconds=_sum_measured(rows, "gts_seconds"),
+    )
     from persyn.stages.budget import stored_budget
 
     budgeted = stored_budget(pipe.ctx)
-    return {
-        "n_prompts": n,
-        "n_calibration": n_cal,
-        "split": how,
-        "teachers": rows,
-        "totals": totals,
-        "budget": budgeted.figures if budgeted is not None else None,
-        "verify": verify,
-    }
+    return Estimate(
+        n_prompts=n,
+        n_calibration=n_cal,
+        split=how,
+        teachers=rows,
+        totals=totals,
+        budget=budgeted.figures if budgeted is not None else None,
+        verify=verify,
+    )
 
 
 def _sum_measured(rows: list[TeacherEstimate], field: str) -> float | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from persyn.core.errors import PersynError
 from persyn.core.records import Generation, Prompt
+from persyn.core.summary import RouterEvaluation
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -332,6 +333,18 @@ class Store:
         if row is None or row[0] != key:
             return None
         return json.loads(row[1])
+
+    def save_router_evaluation(self, key: str, evaluation: RouterEvaluation) -> None:
+        """Record the router trained on inputs ``key`` and its evaluation (stage
+        ``train_router``), and make it the run's router."""
+        self.mark_stage("train_router", key, evaluation.model_dump(mode="json"))
+        self.set_meta("router_key", key)
+
+    def router_evaluation(self, key: str | None = None) -> RouterEvaluation | None:
+        """The evaluation of the router trained on inputs ``key`` (default: the run's router),
+        None when there is none."""
+        done = self.stage_done("train_router", key if key is not None else self.get_meta("router_key") or "")
+        return RouterEvaluation.model_validate(done) if done else None
 
     def mark_stage(self, name: str, key: str, info: dict | None = None) -> None:
         with self._tx():

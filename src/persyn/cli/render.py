@@ -4,12 +4,16 @@ router's cross-validated figures, and the synthesis, estimate and store tables (
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from persyn.core.summary import RouterEvaluation, RunSummary, StrategySummary, interval_text
 from persyn.scoring.shares import quality_warning, truncation_warnings
+
+if TYPE_CHECKING:  # importing the estimate loads the pipeline: only for the annotation
+    from persyn.estimate import Estimate
 
 console = Console()
 
@@ -173,9 +177,9 @@ def _duration(seconds: float) -> str:
     return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
 
-def print_estimate(est: dict) -> None:
+def print_estimate(est: Estimate) -> None:
     """``persyn.estimate.estimate``'s figures: per teacher, then the totals and the budget."""
-    t = Table(title=f"estimate · {est['n_prompts']} prompts, {est['n_calibration']} calibration")
+    t = Table(title=f"estimate · {est.n_prompts} prompts, {est.n_calibration} calibration")
     for col in (
         "teacher",
         "from",
@@ -191,7 +195,7 @@ def print_estimate(est: dict) -> None:
     def money(v):
         return "-" if v is None else f"{v:.4f}"
 
-    for r in est["teachers"]:
+    for r in est.teachers:
         t.add_row(
             r.teacher,
             r.source,
@@ -203,39 +207,39 @@ def print_estimate(est: dict) -> None:
             "-" if r.seconds_per_response is None else f"{r.seconds_per_response:.2f}",
         )
     console.print(t)
-    tot = est["totals"]
+    tot = est.totals
     console.print(
-        f"Route-then-Generate: {tot['rtg_generations']:.0f} generations, {tot['rtg_tokens']:.0f} tokens, "
-        f"${money(tot['rtg_cost'])}; Generate-then-Select: {tot['gts_generations']} generations, "
-        f"{tot['gts_tokens']:.0f} tokens, ${money(tot['gts_cost'])} (routed prompts split: {est['split']})",
+        f"Route-then-Generate: {tot.rtg_generations:.0f} generations, {tot.rtg_tokens:.0f} tokens, "
+        f"${money(tot.rtg_cost)}; Generate-then-Select: {tot.gts_generations} generations, "
+        f"{tot.gts_tokens:.0f} tokens, ${money(tot.gts_cost)} (routed prompts split: {est.split})",
         highlight=False,
     )
-    if tot.get("rtg_cost_sync") is not None and tot["rtg_cost_batch"] != tot["rtg_cost_sync"]:
+    if tot.rtg_cost_sync is not None and tot.rtg_cost_batch != tot.rtg_cost_sync:
         console.print(
             f"cost synchronous vs through batch files (served teachers, batch price): Route-then-Generate "
-            f"${money(tot['rtg_cost_sync'])} vs ${money(tot['rtg_cost_batch'])}; Generate-then-Select "
-            f"${money(tot['gts_cost_sync'])} vs ${money(tot['gts_cost_batch'])}",
+            f"${money(tot.rtg_cost_sync)} vs ${money(tot.rtg_cost_batch)}; Generate-then-Select "
+            f"${money(tot.gts_cost_sync)} vs ${money(tot.gts_cost_batch)}",
             highlight=False,
         )
-    if tot.get("rtg_seconds") is not None:
+    if tot.rtg_seconds is not None:
         console.print(
             f"expected generation wall time (from the calibration responses' throughput, teachers in "
-            f"turn): Route-then-Generate {_duration(tot['rtg_seconds'])}, Generate-then-Select "
-            f"{_duration(tot['gts_seconds'])}",
+            f"turn): Route-then-Generate {_duration(tot.rtg_seconds)}, Generate-then-Select "
+            f"{_duration(tot.gts_seconds)}",
             highlight=False,
         )
     else:
         console.print("expected wall time: measured once the calibration responses exist", highlight=False)
-    v = est.get("verify")
+    v = est.verify
     if v is not None:
-        esc = sum(r.rtg_escalations for r in est["teachers"])
+        esc = sum(r.rtg_escalations for r in est.teachers)
         console.print(
             f"Verified cascade (up to {v['max_tries']} teachers): {v['expected_tries_per_routed_prompt']:.2f} "
             f"expected tries per routed prompt, {esc:.0f} expected escalations, included above "
             f"({v['source']})",
             highlight=False,
         )
-    b = est.get("budget")
+    b = est.budget
     if b is not None:
         unit = "" if b["unit"] == "currency" else " tokens"
         console.print(

@@ -11,13 +11,13 @@ def stored_router_figures(pipe) -> dict:
     """The trained router's cross-validation figures in ``pipe``'s store: the kind that routes,
     the calibration prompts, top-1 and regret, and the best single teacher's top-1 and
     regret (None where not measured)."""
-    ev = pipe.store.stage_done("train_router", pipe.store.get_meta("router_key") or "") or {}
-    best = ev.get("best_single_teacher") or {}
+    ev = pipe.store.router_evaluation()
+    best = (ev.best_single_teacher if ev is not None else None) or {}
     return {
-        "kind": ev.get("kind"),
+        "kind": ev.kind if ev is not None else None,
         "n_calibration": len(pipe.store.prompts(calibration=True)),
-        "top1": ev.get("top1"),
-        "regret": ev.get("regret"),
+        "top1": ev.top1 if ev is not None else None,
+        "regret": ev.regret if ev is not None else None,
         "best_single_top1": best.get("top1"),
         "best_single_regret": best.get("regret"),
     }

@@ -147,8 +147,7 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
     n, n_cal, names = len(all_prompts), len(cal), cfg.teacher_names
     cal_route = Counter(check(table[p.id]) for p in cal)
     dataset_count = Counter(x.teacher for x in lines)
-    done = ctx.store.stage_done("train_router", ctx.store.get_meta("router_key") or "")
-    router_eval = RouterEvaluation.model_validate(done) if done else None
+    router_eval = ctx.store.router_evaluation()
     if table:
         means = {t: vars(m) for t, m in calibration_means(table, names).items()}
     else:

@@ -109,9 +109,9 @@ def train_router(ctx: RunContext) -> RouterEvaluation:
         parts.append(["verify", cfg.verify.model_dump()])
     key = stable_hash(parts)
     router_dir = ctx.out / "router"
-    done = ctx.store.stage_done("train_router", key)
+    done = ctx.store.router_evaluation(key)
     if done is not None and (router_dir / "router.json").exists():
-        return RouterEvaluation.model_validate(done)
+        return done
     if not any(e.pairs for e in examples):
         raise ValueError("no calibration prompt has a pair of teachers with different rewards")
     n_valid = sum(1 for r in rewards if any(v is not None for v in r))
@@ -174,8 +174,7 @@ def train_router(ctx: RunContext) -> RouterEvaluation:
         )
     replace_dir(tmp, router_dir)
     crash_point(ROUTER_SAVED)
-    ctx.store.mark_stage("train_router", key, evaluation.model_dump(mode="json"))
-    ctx.store.set_meta("router_key", key)
+    ctx.store.save_router_evaluation(key, evaluation)
     return evaluation
 
 
