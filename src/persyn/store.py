@@ -334,21 +334,26 @@ class Store:
             return None
         return json.loads(row[1])
 
-    def save_router_evaluation(self, key: str, evaluation: RouterEvaluation) -> None:
-        """Record the router trained on inputs ``key`` and its evaluation (stage
-        ``train_router``), and make it the run's router."""
-        self.mark_stage("train_router", key, evaluation.model_dump(mode="json"))
-        self.set_meta("router_key", key)
-
-    def router_evaluation(self, key: str | None = None) -> RouterEvaluation | None:
-        """The evaluation of the router trained on inputs ``key`` (default: the run's router),
-        None when there is none."""
-        done = self.stage_done("train_router", key if key is not None else self.get_meta("router_key") or "")
-        return RouterEvaluation.model_validate(done) if done else None
-
     def mark_stage(self, name: str, key: str, info: dict | None = None) -> None:
         with self._tx():
             self.db.execute(
                 "INSERT OR REPLACE INTO stages VALUES (?,?,?,?)",
                 (name, key, time.time(), json.dumps(info or {})),
             )
+
+
+# Typed accessors of what the stages store for each other.
+
+
+def save_router_evaluation(store: Store, key: str, evaluation: RouterEvaluation) -> None:
+    """Record the router trained on inputs ``key`` and its evaluation (stage
+    ``train_router``), and make it the run's router."""
+    store.mark_stage("train_router", key, evaluation.model_dump(mode="json"))
+    store.set_meta("router_key", key)
+
+
+def read_router_evaluation(store: Store, key: str | None = None) -> RouterEvaluation | None:
+    """The evaluation of the router trained on inputs ``key`` (default: the run's router),
+    None when there is none."""
+    done = store.stage_done("train_router", key if key is not None else store.get_meta("router_key") or "")
+    return RouterEvaluation.model_validate(done) if done else None

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from persyn.store import read_router_evaluation
+
 
 def stored_router_figures(pipe) -> dict:
     """The trained router's cross-validation figures in ``pipe``'s store: the kind that routes,
     the calibration prompts, top-1 and regret, and the best single teacher's top-1 and
     regret (None where not measured)."""
-    ev = pipe.store.router_evaluation()
+    ev = read_router_evaluation(pipe.store)
     best = (ev.best_single_teacher if ev is not None else None) or {}
     return {
         "kind": ev.kind if ev is not None else None,

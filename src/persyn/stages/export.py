@@ -30,6 +30,7 @@ from persyn.stages.prepare import prepare
 from persyn.stages.rewards import RewardTable, reward_table
 from persyn.stages.route import assignments
 from persyn.stages.score import stored_scores
+from persyn.store import read_router_evaluation
 
 EXPORT_DATASET = register("export.dataset", "after dataset.jsonl is written, before the other files")
 EXPORT_FORMATS = register("export.formats", "after dataset.parquet / dataset_hf are written")
@@ -147,7 +148,7 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
     n, n_cal, names = len(all_prompts), len(cal), cfg.teacher_names
     cal_route = Counter(check(table[p.id]) for p in cal)
     dataset_count = Counter(x.teacher for x in lines)
-    router_eval = ctx.store.router_evaluation()
+    router_eval = read_router_evaluation(ctx.store)
     if table:
         means = {t: vars(m) for t, m in calibration_means(table, names).items()}
     else:

@@ -27,6 +27,7 @@ from persyn.stages.context import RunContext, progress, stage
 from persyn.stages.embed import prompt_embeddings
 from persyn.stages.prepare import prepare
 from persyn.stages.rewards import reward_table
+from persyn.store import read_router_evaluation, save_router_evaluation
 
 ROUTER_CV = register("router.cv", "after the cross-validation, before the routing kind is trained")
 ROUTER_TRAINED = register("router.trained", "after the router is trained, before it is saved")
@@ -109,7 +110,7 @@ def train_router(ctx: RunContext) -> RouterEvaluation:
         parts.append(["verify", cfg.verify.model_dump()])
     key = stable_hash(parts)
     router_dir = ctx.out / "router"
-    done = ctx.store.router_evaluation(key)
+    done = read_router_evaluation(ctx.store, key)
     if done is not None and (router_dir / "router.json").exists():
         return done
     if not any(e.pairs for e in examples):
@@ -174,7 +175,7 @@ def train_router(ctx: RunContext) -> RouterEvaluation:
         )
     replace_dir(tmp, router_dir)
     crash_point(ROUTER_SAVED)
-    ctx.store.save_router_evaluation(key, evaluation)
+    save_router_evaluation(ctx.store, key, evaluation)
     return evaluation
 
 
