@@ -27,16 +27,17 @@ from persyn.config.calibration import CalibrationConfig
 from persyn.config.execution import RayConfig
 from persyn.config.loading import format_validation_error, load_config, parse_config, read_yaml
 from persyn.config.prompts import PromptsConfig, TaskMix
-from persyn.config.redaction import public_config_json, redact, redact_url
 from persyn.config.routing import RouterConfig
 from persyn.config.run import WHERE_IT_RUNS, RunConfig
-from persyn.config.scoring import QualityConfig, StudentConfig
 from persyn.config.selection import STRATEGIES, BudgetConfig, CarConfig, MixConfig, StrategyOptions
 from persyn.config.synthesis import NOMAD_HEADER, InfluenceConfig, MontessoriConfig, SynthesisConfig
 from persyn.config.teachers import TeacherConfig, make_teacher
 from persyn.config.verify import VerifyConfig
 from persyn.core.naming import NAME_PATTERN, check_name, student_dir_name
+from persyn.core.redaction import public_config_json, redact, redact_url
 from persyn.core.settings import Dtype, ResourcesConfig, StrictModel
+from persyn.scoring.learnability import StudentConfig
+from persyn.scoring.quality import QualityConfig
 
 __all__ = [
     "BudgetConfig",

@@ -10,9 +10,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from persyn.config.redaction import redact
 from persyn.config.run import RunConfig
 from persyn.core.errors import ConfigError
+from persyn.core.redaction import redact
 
 
 def format_validation_error(err: ValidationError, source: str, model: type | None = None) -> str:

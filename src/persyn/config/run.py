@@ -11,7 +11,6 @@ from persyn.config.calibration import CalibrationConfig
 from persyn.config.execution import RayConfig
 from persyn.config.prompts import PromptsConfig
 from persyn.config.routing import RouterConfig
-from persyn.config.scoring import QualityConfig, StudentConfig
 from persyn.config.selection import STRATEGIES, BudgetConfig, StrategyOptions
 from persyn.config.synthesis import InfluenceConfig, SynthesisConfig
 from persyn.config.teachers import TeacherConfig, flat_dump
@@ -20,6 +19,8 @@ from persyn.core.errors import ConfigError
 from persyn.core.naming import check_name, student_dir_name
 from persyn.core.plugins import EXECUTORS, check
 from persyn.core.settings import StrictModel
+from persyn.scoring.learnability import StudentConfig
+from persyn.scoring.quality import QualityConfig, quality_scorer_class
 
 
 class RunConfig(StrictModel):
@@ -83,19 +84,20 @@ class RunConfig(StrictModel):
         if v is None:
             return self
         kind = self.quality.kind
-        if kind == "reward_model" and v.pass_quality is None:
+        scorer = quality_scorer_class(kind)
+        if scorer.DEFAULT_PASS is None and v.pass_quality is None:
             raise ValueError(
-                "verify.pass_quality: required with quality.kind 'reward_model' (got none): a "
+                f"verify.pass_quality: required with quality.kind '{kind}' (got none): a "
                 "reward model's scale is its own, so say which score passes"
             )
-        if kind == "majority":
+        if scorer.PEER_GOLD:
             raise ValueError(
-                "verify: quality.kind 'majority' cannot check a routed response (one teacher "
+                f"verify: quality.kind '{kind}' cannot check a routed response (one teacher "
                 "answers it, so there is no majority): use 'verifier' with the prompts' answers, "
                 "or 'reward_model' with verify.pass_quality"
             )
         if (
-            kind == "verifier"
+            scorer.NEEDS_GOLD_ANSWER
             and self.prompts.source != "reasoning_gym"
             and self.prompts.answer_field is None
         ):

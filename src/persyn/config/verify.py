@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from persyn.core.settings import StrictModel
+from persyn.scoring.quality import quality_scorer_class
 
 
 class VerifyConfig(StrictModel):
@@ -59,4 +60,4 @@ def pass_threshold(verify: VerifyConfig | None, quality_kind: str) -> float | No
     is the model's own, so there is no default)."""
     if verify is not None and verify.pass_quality is not None:
         return verify.pass_quality
-    return None if quality_kind == "reward_model" else 1.0
+    return quality_scorer_class(quality_kind).DEFAULT_PASS

@@ -7,6 +7,7 @@ import random
 from collections import defaultdict
 from typing import Any
 
+from persyn.core.plugins import QUALITY_SCORERS
 from persyn.core.summary import RouterEvaluation, interval_text
 from persyn.report import compute
 from persyn.report.compute import num
@@ -20,6 +21,7 @@ from persyn.report.plots import (
     router_eval_figure,
     teacher_colours,
 )
+from persyn.scoring.quality import quality_scorer_class
 from persyn.scoring.shares import quality_warning, truncation_warnings
 
 MAX_FAILURES = 50  # failed items listed in the page (the rest are counted)
@@ -205,7 +207,10 @@ def calibration_section(ctx: ReportContext) -> str:
         return note("calibration.jsonl is empty: not available")
     stats = compute.calibration_stats(calibration)
     kind = ctx.quality_kind()
-    binary = kind in ("verifier", "majority") or (kind is None and compute.is_binary(stats.all_quality()))
+    if kind in QUALITY_SCORERS:
+        binary = quality_scorer_class(kind).BINARY
+    else:  # none recorded: what its scores look like (a kind this version does not know: not 0/1)
+        binary = kind is None and compute.is_binary(stats.all_quality())
     uri = calibration_figure(ctx.plots, ctx.teachers, ctx.colours, stats, binary)
     parts = [img(uri, "quality and learnability per teacher")]
 

@@ -5,11 +5,12 @@ follows (Zhou et al. 2023, arXiv 2311.07911), checked by Google's rule checkers
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import ClassVar
 
-from persyn.config import redact
 from persyn.core.errors import InputError
 from persyn.core.hashing import stable_hash
 from persyn.core.records import ScoreItem
+from persyn.core.redaction import redact
 from persyn.ifeval import DIST, VERSION, follows
 from persyn.scoring.quality import QualityScorer
 from persyn.scoring.tasks import IFEVAL
@@ -28,6 +29,8 @@ class IFEvalScorer(QualityScorer):
     the prompt and the reason (the scorer contract: a row with None, not an exception). A
     missing package raises ``MissingAssetError``.
     """
+
+    HAS_LOOSE_CHECK: ClassVar[bool] = True
 
     def __init__(self, tasks: dict[str, tuple[str, dict]] | None = None, loose: bool = False):
         """``tasks``: item key → (task, its metadata) as ``scoring.tasks.task_of`` gives them;

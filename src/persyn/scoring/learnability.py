@@ -11,14 +11,45 @@ response ends with the EOS token.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated, Literal
 
-from persyn.config import StudentConfig
+from pydantic import Field
+
 from persyn.core.hashing import stable_hash
 from persyn.core.records import ScoreItem
+from persyn.core.settings import Dtype, ResourcesConfig, StrictModel
+from persyn.core.templates import DEFAULT_PROMPT_TEMPLATE
 from persyn.models.bos import bos_policy_key
 from persyn.models.loading import context_length, load_causal_lm, load_tokenizer
 from persyn.scoring.base import Scorer
 from persyn.tokenization import student_tokens
+
+
+class StudentConfig(StrictModel):
+    """The student whose learnability is measured (Eq. 1).
+
+    ``model``: alias, HF id or local path. ``prompt_template`` (with ``{prompt}``) is used only
+    when the tokenizer has no chat template (a base model). ``batching``: how log-likelihoods
+    are computed (see ``LearnabilityScorer``); ``batch_tokens`` bounds the padded tokens of one
+    ``padded`` batch (memory). ``dtype``: the scorer's weights (log-softmax and the mean
+    log-likelihood are computed in fp32 over the logits either way).
+    """
+
+    model: str
+    # ``students:`` only: the directory ``OUTPUT_DIR/students/NAME`` (default: from ``model``).
+    name: str | None = None
+    family: str | None = None
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
+    batch_tokens: Annotated[int, Field(ge=64)] = 8192
+    batching: Literal["auto", "per_prompt", "padded"] = "auto"
+    max_length: Annotated[int, Field(ge=16)] | None = None
+    # ``llamacpp``: log-likelihoods from llama.cpp on the student's GGUF (a GGUF alias or a
+    # .gguf path as ``gguf``), tokenised exactly as with transformers (persyn[llamacpp]).
+    backend: Literal["transformers", "llamacpp"] = "transformers"
+    gguf: str | None = None
+    dtype: Dtype = "auto"
+    # executor: ray (the student's scoring workers)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
 
 def token_budget_batches(lengths: list[int], batch_tokens: int) -> list[list[int]]:

@@ -10,11 +10,20 @@ from __future__ import annotations
 import re
 from abc import abstractmethod
 from collections.abc import Iterator
+from typing import Annotated, Any, ClassVar
 
-from persyn.config import QualityConfig
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
 from persyn.core.hashing import stable_hash
-from persyn.core.plugins import QUALITY_SCORERS, load
+from persyn.core.plugins import QUALITY_SCORERS, check, load
 from persyn.core.records import ScoreItem
+from persyn.core.settings import Dtype, ResourcesConfig, StrictModel
 from persyn.models.loading import load_tokenizer, resolve_model
 from persyn.scoring.base import Scorer
 from persyn.scoring.learnability import token_budget_batches
@@ -30,9 +39,81 @@ def unevaluated(parsed: list) -> bool:
     return len(parsed) > 1 and isinstance(parsed[-1], str) and bool(_OPERATION.search(parsed[-1]))
 
 
+def quality_scorer_class(kind: str) -> Any:
+    """The scorer class of quality kind ``kind`` (a name of ``core.plugins.QUALITY_SCORERS``;
+    its module is imported now).
+
+    Raises:
+        ValueError: an unknown kind (config validation names it first).
+    """
+    return load(QUALITY_SCORERS, kind, "quality kind")
+
+
+class QualityConfig(StrictModel):
+    """Quality r_q. ``verifier``: 1 if the final answer matches the reference (math-verify),
+    else 0. ``majority``: the same check against a pseudo-gold, the final answer most of the
+    calibration teachers give for the prompt (for prompts without answers; wrong when most
+    teachers are wrong alike; a tie or fewer than 2 parsable answers leaves the prompt's
+    responses unscored). ``reward_model``: the scalar of a sequence classifier (``model``).
+    ``ifeval``: the share of the prompt's IFEval instructions (its record's
+    ``instruction_id_list`` and ``kwargs``) the response follows, checked strictly, or with
+    ``loose`` by IFEval's loose check (``persyn[ifeval]``)."""
+
+    kind: str = "verifier"  # a name of persyn.core.plugins.QUALITY_SCORERS
+    model: str | None = None
+    # ifeval: IFEval's loose check (a response passes an instruction when it, or it without its
+    # first line, last line, both, or markdown asterisks, does). Left out of dumps when off, so
+    # the configs and result keys of before stay as they were.
+    loose: bool = False
+    batch_size: Annotated[int, Field(ge=1)] = 8
+    dtype: Dtype = "auto"  # the reward model's weights
+    # executor: ray (the quality scorer's workers)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        return check(QUALITY_SCORERS, v, "quality kind")
+
+    @model_validator(mode="after")
+    def _check_model(self) -> QualityConfig:
+        scorer = quality_scorer_class(self.kind)
+        if scorer.NEEDS_MODEL and not self.model:
+            raise ValueError(f"kind '{self.kind}' needs 'model'")
+        if self.loose and not scorer.HAS_LOOSE_CHECK:
+            raise ValueError(f"'loose' is IFEval's loose check: it needs kind 'ifeval' (got '{self.kind}')")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict:
+        data = handler(self)
+        if isinstance(data, dict) and not self.loose:
+            data.pop("loose", None)
+        return data
+
+
 class QualityScorer(Scorer):
     """A quality scorer: one per ``quality.kind``, listed in ``core.plugins.QUALITY_SCORERS``
-    and built by ``make_quality_scorer`` as ``Cls.of(...)``."""
+    and built by ``make_quality_scorer`` as ``Cls.of(...)``. What the rest of persyn asks of a
+    kind, each scorer answers here (never by comparing its name):"""
+
+    #: Whether it loads a model (``quality.model`` required; its dtype is a model slot).
+    NEEDS_MODEL: ClassVar[bool] = False
+    #: Whether it checks a response against each prompt's gold answer (``prompts.answer_field``).
+    NEEDS_GOLD_ANSWER: ClassVar[bool] = False
+    #: Whether its gold is the other teachers' majority answer (it scores a prompt's responses
+    #: together, so it cannot check one routed response alone: no ``verify:``).
+    PEER_GOLD: ClassVar[bool] = False
+    #: Whether its scores are 0 or 1.
+    BINARY: ClassVar[bool] = False
+    #: The quality a response needs to pass by default (``verify.pass_quality`` unset); None when
+    #: its scale is a model's own, so there is no default.
+    DEFAULT_PASS: ClassVar[float | None] = 1.0
+    #: Whether its scores lie in [0, 1] (CAR then divides them as they are; a reward model's are
+    #: rescaled to [0, 1] first).
+    BOUNDED: ClassVar[bool] = True
+    #: Whether ``quality.loose`` (IFEval's loose check) applies.
+    HAS_LOOSE_CHECK: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
@@ -59,6 +140,9 @@ class VerifierScorer(QualityScorer):
     reasoning_gym task (in ``tasks``) is checked by that task's own ``score_answer`` instead
     (``scoring.tasks``).
     """
+
+    NEEDS_GOLD_ANSWER: ClassVar[bool] = True
+    BINARY: ClassVar[bool] = True
 
     key = stable_hash(["quality/verifier/math-verify/v2", "tasks/v1"])
 
@@ -102,6 +186,10 @@ class RewardModelScorer(QualityScorer):
     The pair is rendered with the reward model's chat template when it has one, else as
     ``prompt + "\\n\\n" + response``. Batched, length-sorted, right-padded.
     """
+
+    NEEDS_MODEL: ClassVar[bool] = True
+    DEFAULT_PASS: ClassVar[float | None] = None  # the model's own scale
+    BOUNDED: ClassVar[bool] = False
 
     def __init__(self, cfg: QualityConfig):
         assert cfg.model is not None
@@ -200,6 +288,9 @@ class MajorityScorer(VerifierScorer):
     calibration teachers give for the prompt (``persyn.synthesis.answers.majority_answer``,
     computed by the score stage over all of a prompt's responses). An item whose prompt has no
     majority (a tie, or fewer than 2 parsable answers) is a failed item with the reason."""
+
+    NEEDS_GOLD_ANSWER: ClassVar[bool] = False
+    PEER_GOLD: ClassVar[bool] = True
 
     def __init__(self, answers: dict[str, str | None], notes: dict[str, str] | None = None, pool=()):
         """``answers``: item key → pseudo-gold (None: no majority, reason in ``notes``);

@@ -8,6 +8,7 @@ from typing import Any
 
 from persyn.core.errors import PersynError
 from persyn.core.ranking import best
+from persyn.scoring.quality import quality_scorer_class
 from persyn.selection.base import Picks, Strategy
 from persyn.selection.rules import (
     car_scores,
@@ -61,7 +62,7 @@ class CAR(_SingleTeacher):
     name = "car"
 
     def teacher(self, cfg, means) -> tuple[str, dict[str, Any]]:
-        if cfg.quality.kind == "reward_model":
+        if not quality_scorer_class(cfg.quality.kind).BOUNDED:
             # Raw reward-model scores can be negative, where r̄ / (1 + β·L̄) would favour a
             # *higher* NLL: rescale the teachers' mean quality to [0, 1] first.
             means = rescaled_quality(means)

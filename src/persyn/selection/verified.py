@@ -17,6 +17,7 @@ from persyn.config import RunConfig
 from persyn.config.verify import VerifyConfig
 from persyn.core.errors import ConfigError
 from persyn.core.records import Generation, Prompt
+from persyn.scoring.quality import quality_scorer_class
 from persyn.stages.context import RunContext
 from persyn.stages.score import score_generations
 
@@ -82,7 +83,7 @@ def score_quality(
     todo = [g for g in gens if g.ok and g.key not in scored]
     if not todo:
         return False
-    if ctx.cfg.quality.kind == "majority":
+    if quality_scorer_class(ctx.cfg.quality.kind).PEER_GOLD:
         ids = {g.prompt_id for g in todo}
         keys = [ctx.key_of(t, prompts[pid]) for pid in ids for t in ctx.cfg.teachers]
         todo = list(ctx.store.generations(keys).values())

@@ -22,6 +22,7 @@ from persyn.core.records import DatasetLine, Failure, Generation, Prompt
 from persyn.core.summary import RouterEvaluation, RunSummary
 from persyn.scoring.combine import Candidate, combine, oracle_pick, pick_passing
 from persyn.scoring.means import calibration_means
+from persyn.scoring.quality import quality_scorer_class
 from persyn.scoring.shares import quality_shares, truncation_shares
 from persyn.stages.budget import SKIPPED, cost_model, stored_budget
 from persyn.stages.cascade import read_cascades
@@ -329,7 +330,7 @@ def precision_table(cfg) -> dict[str, dict[str, str]]:
     for t in cfg.teachers:
         if (dtype := t.local_dtype()) is not None:
             slots[f"teacher:{t.name}"] = dtype
-    if cfg.quality.kind == "reward_model":
+    if quality_scorer_class(cfg.quality.kind).NEEDS_MODEL:
         slots["reward_model"] = cfg.quality.dtype
     return {k: dict(zip(("dtype", "reason"), model_dtype(v), strict=True)) for k, v in slots.items()}
 

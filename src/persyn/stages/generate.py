@@ -13,6 +13,7 @@ from persyn.core.cascade import SKIPPED as SKIPPED_ATTEMPT
 from persyn.core.errors import PersynError
 from persyn.core.faults import crash_point, register
 from persyn.core.records import Generation, Prompt
+from persyn.scoring.quality import quality_scorer_class
 from persyn.stages.budget import SKIPPED, cost_model
 from persyn.stages.cascade import read_cascades
 from persyn.stages.context import RunContext, stage
@@ -102,7 +103,7 @@ def generate(ctx: RunContext) -> int:
 def _check_answers(ctx: RunContext) -> None:
     """``verify`` with the verifier needs each routed prompt's gold answer."""
     cfg = ctx.cfg
-    if cfg.verify is None or cfg.quality.kind != "verifier":
+    if cfg.verify is None or not quality_scorer_class(cfg.quality.kind).NEEDS_GOLD_ANSWER:
         return
     missing = [p.id for p in ctx.store.prompts(calibration=False) if p.answer is None]
     if missing:

@@ -16,6 +16,7 @@ from persyn.core.records import Prompt
 from persyn.core.seeds import seed_table
 from persyn.prompts import load_prompts
 from persyn.router.embeddings import PromptEncoder
+from persyn.scoring.quality import quality_scorer_class
 from persyn.stages.context import RunContext, stage
 from persyn.stages.embed import prompt_embeddings
 
@@ -52,7 +53,9 @@ def prepare(ctx: RunContext) -> None:
 def store_prompt_set(ctx: RunContext) -> None:
     """The timed part of ``prepare`` (which see): it runs every time it is called."""
     cfg = ctx.cfg
-    needs_answer = cfg.quality.kind == "verifier" or any(t.NEEDS_GOLD_ANSWER for t in cfg.teachers)
+    needs_answer = quality_scorer_class(cfg.quality.kind).NEEDS_GOLD_ANSWER or any(
+        t.NEEDS_GOLD_ANSWER for t in cfg.teachers
+    )
     prompts, report = load_prompts(cfg.prompts, cfg.seed, require_answer=needs_answer)
     cal_ids = choose_calibration(ctx, prompts)
     fingerprint = stable_hash(

@@ -10,7 +10,7 @@ from persyn.core.faults import crash_point, register
 from persyn.core.records import Generation, Prompt, ScoreItem
 from persyn.execution.jobs import scorer_job
 from persyn.scoring.learnability import LearnabilityScorer
-from persyn.scoring.quality import make_quality_scorer
+from persyn.scoring.quality import make_quality_scorer, quality_scorer_class
 from persyn.scoring.tasks import task_of
 from persyn.stages.context import RunContext, progress, stage
 from persyn.stages.prepare import prepare
@@ -47,7 +47,7 @@ def score_generations(
     ]
     student, quality = ctx.cfg.student, ctx.cfg.quality
     notes: dict[str, str] = {}
-    if quality.kind == "majority":
+    if quality_scorer_class(quality.kind).PEER_GOLD:
         answers, notes = majority_golds(gens)
     else:
         answers = {g.key: by_id[g.prompt_id].answer for g in gens}
