@@ -21,6 +21,7 @@ from persyn.core.plugins import EXECUTORS, check
 from persyn.core.settings import StrictModel
 from persyn.scoring.learnability import StudentConfig
 from persyn.scoring.quality import QualityConfig, quality_scorer_class
+from persyn.synthesis.generator import generator_class
 
 
 class RunConfig(StrictModel):
@@ -60,9 +61,10 @@ class RunConfig(StrictModel):
 
     @model_validator(mode="after")
     def _montessori_needs_influence(self) -> RunConfig:
-        if self.synthesis is not None and self.synthesis.generator == "montessori" and self.influence is None:
+        syn = self.synthesis
+        if syn is not None and generator_class(syn.generator).ADAPTS_TO_STUDENT and self.influence is None:
             raise ValueError(
-                "synthesis.generator 'montessori' needs an 'influence' section (warmup, reference): "
+                f"synthesis.generator '{syn.generator}' needs an 'influence' section (warmup, reference): "
                 "the signal is measured on the student"
             )
         return self

@@ -10,7 +10,9 @@ from pydantic import Field, field_validator, model_validator
 
 from persyn.config.prompts import PromptsConfig
 from persyn.config.teachers import TeacherConfig
+from persyn.core.plugins import GENERATORS, check
 from persyn.core.settings import StrictModel
+from persyn.synthesis.generator import generator_class
 from persyn.training.dpo_config import DPOSettings
 from persyn.training.sft_config import SFTSettings
 
@@ -70,7 +72,7 @@ class SynthesisConfig(StrictModel):
     relevance lies between those percentiles (e.g. [25, 75]: NOMAD's median finding).
     """
 
-    generator: Literal["self-instruct", "nomad", "montessori"] = "self-instruct"
+    generator: str = "self-instruct"  # a name of persyn.core.plugins.GENERATORS
     model: TeacherConfig
     montessori: MontessoriConfig | None = None
     seeds: PromptsConfig
@@ -93,18 +95,24 @@ class SynthesisConfig(StrictModel):
             data = {**data, "model": {"name": "generator", **data["model"]}}
         return data
 
+    @field_validator("generator")
+    @classmethod
+    def _known_generator(cls, v: str) -> str:
+        return check(GENERATORS, v, "generator")
+
     @model_validator(mode="after")
     def _check(self) -> SynthesisConfig:
         if not self.model.RUNS_A_MODEL:
             raise ValueError(
                 f"model: the generator must be a model (engine '{self.model.engine}' writes no new prompts)"
             )
-        if self.generator == "montessori":
-            if not self.model.TRAINABLE:
-                raise ValueError(
-                    f"model.engine: the montessori generator is trained by DPO, so it must be a local "
-                    f"'transformers' model, got '{self.model.engine}'"
-                )
+        generator = generator_class(self.generator)
+        if generator.NEEDS_TRAINABLE_MODEL and not self.model.TRAINABLE:
+            raise ValueError(
+                f"model.engine: the {self.generator} generator is trained by DPO, so it must be a local "
+                f"'transformers' model, got '{self.model.engine}'"
+            )
+        if generator.ADAPTS_TO_STUDENT:
             self.montessori = self.montessori or MontessoriConfig()
         elif self.montessori is not None:
             raise ValueError(f"montessori: only read with generator 'montessori', got '{self.generator}'")

@@ -1,4 +1,4 @@
-"""The plug-in tables: every engine, router kind, selection strategy, executor and quality
+"""The plug-in tables: every engine, router kind, selection strategy, executor, synthesis generator and quality
 scorer persyn knows, by name, as ``"module:attribute"``.
 
 Adding one is one new file and one line here. The tables hold strings, not imports, so this
@@ -48,6 +48,14 @@ STRATEGIES: dict[str, str] = {
 EXECUTORS: dict[str, str] = {
     "local": "persyn.execution.local:LocalExecutor",
     "ray": "persyn.execution.ray_executor:RayExecutor",
+}
+
+#: Synthesis generators (``synthesis.generator``); each is a
+#: ``persyn.synthesis.generator.Generator`` subclass, built with no arguments.
+GENERATORS: dict[str, str] = {
+    "self-instruct": "persyn.synthesis.self_instruct:SelfInstructGenerator",
+    "nomad": "persyn.synthesis.nomad:NomadGenerator",
+    "montessori": "persyn.synthesis.self_instruct:MontessoriGenerator",
 }
 
 #: Quality scorers (``quality.kind``); each is a ``persyn.scoring.quality.QualityScorer``

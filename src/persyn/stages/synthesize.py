@@ -37,9 +37,8 @@ from persyn.stages.embed import prompt_embeddings
 from persyn.stages.responses import generate_responses
 from persyn.synthesis.answers import arithmetic_expression, computed_answer
 from persyn.synthesis.dedup import RougeDedup, cosine_duplicates
-from persyn.synthesis.nomad import parse_generated
+from persyn.synthesis.generator import generator_class
 from persyn.synthesis.normsim import novelty, percentile_band, relevance
-from persyn.synthesis.self_instruct import fewshot_request, parse_fewshot
 
 
 def synthesis_config(cfg: RunConfig) -> SynthesisConfig:
@@ -55,13 +54,13 @@ GROUP = "synthesis_request"
 def _requests(syn: SynthesisConfig, seeds: list[str], kept: list[str], round_no: int, n: int, seed: int):
     """Round ``round_no``'s ``n`` requests, each sampled ``syn.samples`` times, as Prompts."""
     rng = random.Random(int(stable_hash(["synthesis-round", seed, round_no])[:12], 16))
+    generator = generator_class(syn.generator)()
     out = []
     for i in range(n):
-        text = syn.header if syn.generator == "nomad" else fewshot_request(seeds, kept, syn.shots, rng)
+        text = generator.request(syn, seeds, kept, rng)
         for j in range(syn.samples):
             pid = f"synthesis:r{round_no}:q{i}:s{j}"
-            # nomad's requests are one text: number the samples across the run
-            sample = f"r{round_no}q{i}s{j}" if syn.generator == "nomad" else j
+            sample = generator.sample_id(round_no, i, j)
             # GROUP: the request the sample answers (Montessori-Instruct pairs samples within it)
             out.append(
                 Prompt(id=pid, text=text, metadata={SAMPLE: sample, GROUP: f"synthesis:r{round_no}:q{i}"})
@@ -70,10 +69,7 @@ def _requests(syn: SynthesisConfig, seeds: list[str], kept: list[str], round_no:
 
 
 def _parse(syn: SynthesisConfig, text: str) -> tuple[str, str | None] | None:
-    if syn.generator == "nomad":
-        return parse_generated(text)
-    prompt = parse_fewshot(text)
-    return (prompt, None) if prompt else None
+    return generator_class(syn.generator)().parse(text)
 
 
 @stage("synthesize", -1)
@@ -90,11 +86,13 @@ def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = N
     syn = synthesis_config(ctx.cfg)
     start = time.perf_counter()
     model = syn.model
-    if syn.generator == "montessori":  # tune the generator to the student first, then write
+    if generator_class(syn.generator).ADAPTS_TO_STUDENT:  # tune it to the student first, then write
         from persyn.montessori.loop import adapt_loop
 
         if answer is None:
-            raise ConfigError("synthesis.generator 'montessori' runs PerSyn inside: use Pipeline.synthesize")
+            raise ConfigError(
+                f"synthesis.generator '{syn.generator}' runs PerSyn inside: use Pipeline.synthesize"
+            )
         model = model.model_copy(update={"model": adapt_loop(ctx.cfg, answer)})
     seed_prompts, _ = load_prompts(syn.seeds, ctx.cfg.seed, require_answer=False)
     seeds = [p.text for p in seed_prompts]

@@ -13,10 +13,13 @@ header is never in the loss (it is the same in every example).
 
 from __future__ import annotations
 
+import random
 import re
+from typing import Any
 
 from persyn.core.errors import InputError
 from persyn.core.records import Prompt
+from persyn.synthesis.generator import Generator
 
 MARKER = "### Response:"
 _MARKER_SPLIT = re.compile(r"\n?###\s*Response:\s*\n?")
@@ -124,3 +127,18 @@ def train_generator(
     )
     (Path(output_dir) / "persyn_sft.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
+
+
+class NomadGenerator(Generator):
+    """``generator: nomad``: a generator fine-tuned on the seeds (``train_generator``) answers
+    one fixed request, ``synthesis.header``, many times; each sample is numbered across the run,
+    and it writes a prompt and its answer (``parse_generated``)."""
+
+    def request(self, syn: Any, seeds: list[str], kept: list[str], rng: random.Random) -> str:
+        return syn.header
+
+    def sample_id(self, round_no: int, request: int, sample: int) -> str | int:
+        return f"r{round_no}q{request}s{sample}"  # one request text: number the samples
+
+    def parse(self, text: str) -> tuple[str, str | None] | None:
+        return parse_generated(text)

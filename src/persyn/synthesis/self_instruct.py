@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import random
 import re
+from typing import Any, ClassVar
+
+from persyn.synthesis.generator import Generator
 
 INTRO = "Here are examples of problems. Write one new problem of the same kind."
 _NEXT = re.compile(r"\n\s*(?:Problem|Example)\s*\d+\s*:|\n\s*\n")
@@ -35,3 +38,23 @@ def parse_fewshot(text: str) -> str | None:
     text = _LEAD.sub("", text.strip())
     first = _NEXT.split(text, maxsplit=1)[0].strip()
     return first or None
+
+
+class SelfInstructGenerator(Generator):
+    """``generator: self-instruct``: a few-shot request of seed and kept prompts
+    (``fewshot_request``), its first new prompt read back (``parse_fewshot``)."""
+
+    def request(self, syn: Any, seeds: list[str], kept: list[str], rng: random.Random) -> str:
+        return fewshot_request(seeds, kept, syn.shots, rng)
+
+    def parse(self, text: str) -> tuple[str, str | None] | None:
+        prompt = parse_fewshot(text)
+        return (prompt, None) if prompt else None
+
+
+class MontessoriGenerator(SelfInstructGenerator):
+    """``generator: montessori``: Self-Instruct's requests from a model first tuned to the
+    student by Montessori-Instruct (``persyn.montessori.loop``)."""
+
+    ADAPTS_TO_STUDENT: ClassVar[bool] = True
+    NEEDS_TRAINABLE_MODEL: ClassVar[bool] = True
