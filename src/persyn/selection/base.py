@@ -36,6 +36,9 @@ class Strategy(ABC):
 
     name: str = ""
     generate_then_select: bool = False
+    #: Whether its dataset lines say ``calibration`` or ``routed`` as their ``source`` (the
+    #: method's own split), instead of the strategy's name.
+    sources_by_split: bool = False
 
     def needs_calibration(self, cfg: RunConfig) -> bool:
         """Whether the strategy chooses from calibration scores (then calibration is part of

@@ -111,7 +111,7 @@ def build_strategy(
             failures.append(Failure("verify", p.id, picks[p.id], why))
             dropped += 1
             continue
-        if name == "persyn":
+        if strategy.sources_by_split:
             source = "calibration" if p.id in cal_ids else "routed"
         else:
             source = name

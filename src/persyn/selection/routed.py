@@ -18,6 +18,7 @@ class PerSyn(Strategy):
     teacher passed is left out, or keeps its best attempt with ``on_fail: keep``)."""
 
     name = "persyn"
+    sources_by_split = True
 
     def needs_calibration(self, cfg) -> bool:
         return True
