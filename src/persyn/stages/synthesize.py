@@ -37,7 +37,7 @@ from persyn.stages.embed import prompt_embeddings
 from persyn.stages.responses import generate_responses
 from persyn.synthesis.answers import arithmetic_expression, computed_answer
 from persyn.synthesis.dedup import RougeDedup, cosine_duplicates
-from persyn.synthesis.generator import generator_class
+from persyn.synthesis.generator import Generator, generator_class
 from persyn.synthesis.normsim import novelty, percentile_band, relevance
 
 
@@ -51,10 +51,18 @@ def synthesis_config(cfg: RunConfig) -> SynthesisConfig:
 GROUP = "synthesis_request"
 
 
-def _requests(syn: SynthesisConfig, seeds: list[str], kept: list[str], round_no: int, n: int, seed: int):
-    """Round ``round_no``'s ``n`` requests, each sampled ``syn.samples`` times, as Prompts."""
+def _requests(
+    generator: Generator,
+    syn: SynthesisConfig,
+    seeds: list[str],
+    kept: list[str],
+    round_no: int,
+    n: int,
+    seed: int,
+):
+    """Round ``round_no``'s ``n`` requests of ``generator``, each sampled ``syn.samples`` times,
+    as Prompts."""
     rng = random.Random(int(stable_hash(["synthesis-round", seed, round_no])[:12], 16))
-    generator = generator_class(syn.generator)()
     out = []
     for i in range(n):
         text = generator.request(syn, seeds, kept, rng)
@@ -66,10 +74,6 @@ def _requests(syn: SynthesisConfig, seeds: list[str], kept: list[str], round_no:
                 Prompt(id=pid, text=text, metadata={SAMPLE: sample, GROUP: f"synthesis:r{round_no}:q{i}"})
             )
     return out
-
-
-def _parse(syn: SynthesisConfig, text: str) -> tuple[str, str | None] | None:
-    return generator_class(syn.generator)().parse(text)
 
 
 @stage("synthesize", -1)
@@ -86,7 +90,8 @@ def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = N
     syn = synthesis_config(ctx.cfg)
     start = time.perf_counter()
     model = syn.model
-    if generator_class(syn.generator).ADAPTS_TO_STUDENT:  # tune it to the student first, then write
+    generator = generator_class(syn.generator)()
+    if generator.ADAPTS_TO_STUDENT:  # tune it to the student first, then write
         from persyn.montessori.loop import adapt_loop
 
         if answer is None:
@@ -119,7 +124,7 @@ def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = N
     while len(kept) < syn.count and counts["requests"] < budget:
         need = math.ceil((syn.count - len(kept)) / syn.samples)
         n = min(budget - counts["requests"], max(1, need))
-        reqs = _requests(syn, seeds, [k["prompt"] for k in kept], round_no, n, ctx.cfg.seed)
+        reqs = _requests(generator, syn, seeds, [k["prompt"] for k in kept], round_no, n, ctx.cfg.seed)
         # A failed sample is not retried: a resumed run must see what the first run saw, or the
         # prompts it keeps, and so every later round's requests, would differ.
         generate_responses(ctx, [(model, reqs)], "synthesis", retry_failed=False)
@@ -135,7 +140,7 @@ def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = N
             if g is None or not g.ok:
                 counts["failed"] += 1
                 continue
-            parsed = _parse(syn, g.response)
+            parsed = generator.parse(g.response)
             if parsed is None:
                 counts["unparsable"] += 1
                 example_unparsable = example_unparsable or g.response
