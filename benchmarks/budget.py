@@ -49,7 +49,7 @@ from persyn.core.io import jsonl_text
 from persyn.pipeline import Pipeline
 from persyn.router.base import reward_matrix, router_class
 from persyn.router.cv import choose_kind, cross_validate, kind_figures
-from persyn.stages.train_router import router_examples
+from persyn.runtime.rewards import router_examples
 from persyn.testing.fake_openai import FakeOpenAIServer
 
 WORDS = ["apple", "river", "stone", "cloud", "garden", "pencil", "window", "rocket", "yellow", "planet"]

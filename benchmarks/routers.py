@@ -44,7 +44,7 @@ from persyn.core.summary import interval_text
 from persyn.pipeline import Pipeline
 from persyn.router.base import pick_regrets, reward_matrix, router_class
 from persyn.router.cv import PRIOR, KindCV, choose_kind, cross_validate, kind_figures
-from persyn.stages.train_router import router_examples
+from persyn.runtime.rewards import router_examples
 
 KINDS = ["prior", "bt-linear", "knn"]
 

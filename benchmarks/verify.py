@@ -51,10 +51,10 @@ from persyn.pipeline import Pipeline
 from persyn.router.base import RouterExample, rank_teachers, router_class
 from persyn.router.cv import choose_kind, cross_validate, kind_figures, verified_cv
 from persyn.router.embeddings import PromptEncoder
+from persyn.runtime.embeddings import prompt_embeddings
 from persyn.scoring.combine import oracle_pick, pair_labels
 from persyn.scoring.means import calibration_means
 from persyn.selection.base import get_strategy
-from persyn.stages.embed import prompt_embeddings
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ["prior", "knn", "bt-linear"]

@@ -138,7 +138,7 @@ def main() -> None:
             p.run()
             # what sending every routed prompt to the generalist costs, priced on calibration
             model_cost = p.ctx
-            from persyn.stages.budget import cost_model
+            from persyn.runtime.budget import cost_model
 
             cm = cost_model(model_cost)
             routed = p.store.prompts(calibration=False)

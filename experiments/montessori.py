@@ -113,10 +113,8 @@ def synthesize(cfg: dict, out: Path, name: str, model: str, count: int, eval_tex
         start = time.perf_counter()
         with Pipeline(parse_config(run)) as p:
             summary = p.synthesize()
-        summary_path.write_text(json.dumps(summary, indent=2))
-        log(
-            f"{name}: {summary['kept']} kept of {summary['samples']} samples ({time.perf_counter() - start:.0f} s)"
-        )
+        summary_path.write_text(json.dumps(summary.model_dump(), indent=2))
+        log(f"{name}: {summary.kept} kept of {summary.samples} samples ({time.perf_counter() - start:.0f} s)")
     rows = jsonl_rows(out / "generators" / name / "synthetic" / "candidates.jsonl")
     return [r for r in rows if normalize_prompt(r["prompt"]) not in eval_texts]
 

@@ -43,8 +43,7 @@ from persyn.config import RouterConfig, parse_config
 from persyn.core.ranking import best_single_teacher
 from persyn.experiment.paired import paired_difference
 from persyn.pipeline import Pipeline
-from persyn.stages.rewards import reward_table
-from persyn.stages.train_router import router_examples
+from persyn.runtime.rewards import reward_table, router_examples
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from routers import held_out_split, sizes_table  # noqa: E402

@@ -86,9 +86,9 @@ def synthesize(cfg: dict, out: Path, name: str, model: dict, count: int, extra: 
     }
     with Pipeline(parse_config(run)) as p:
         summary = p.synthesize()
-    (out / "generators" / f"{name}.summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "generators" / f"{name}.summary.json").write_text(json.dumps(summary.model_dump(), indent=2))
     rows = jsonl_rows(out / "generators" / name / "synthetic" / "candidates.jsonl")
-    log(f"{name}: {summary['kept']} kept of {summary['samples']} samples ({summary['seconds']:.0f} s)")
+    log(f"{name}: {summary.kept} kept of {summary.samples} samples ({summary.seconds:.0f} s)")
     return rows
 
 

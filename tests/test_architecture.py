@@ -106,7 +106,10 @@ LAYERS = [
     ["persyn.router", "persyn.calibration", "persyn.execution",
      "persyn.budget", "persyn.montessori", "persyn.evaluate",
      "persyn.evaluate_ifeval"],  # the method's pieces
-    ["persyn.stages"],
+    ["persyn.runtime.context", "persyn.runtime.keys"],  # the run's context, the response keys
+    ["persyn.runtime.responses", "persyn.runtime.embeddings"],  # what the store holds, asked for
+    ["persyn.runtime"],  # the services the stages share, built on those
+    ["persyn.stages"],  # the stages: each calls runtime, never another stage
     ["persyn.selection"],
     ["persyn.pipeline"],
     ["persyn.students", "persyn.estimate", "persyn.report", "persyn.experiment"],
@@ -144,8 +147,40 @@ def test_the_layer_check_finds_an_upward_import():
     planted["persyn.stages.export"].add("persyn.pipeline")  # a stage → the facade
     assert layer_violations(planted) == [
         "persyn.models.loading (layer 1) imports persyn.config.loading (layer 3)",
-        "persyn.stages.export (layer 6) imports persyn.pipeline (layer 8)",
+        "persyn.stages.export (layer 9) imports persyn.pipeline (layer 11)",
     ]
+
+
+def stage_to_stage_imports(edges: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{m} imports {t}"
+        for m, targets in edges.items()
+        if m.startswith("persyn.stages.")
+        for t in targets
+        if t.startswith("persyn.stages.") and t != m
+    )
+
+
+def test_no_stage_imports_another_stage():
+    # the stage order is spelled once (Pipeline.run); a stage calls runtime, never a stage
+    assert not stage_to_stage_imports(graph())
+    planted = {k: set(v) for k, v in graph().items()}
+    planted["persyn.stages.calibrate"].add("persyn.stages.score")
+    assert stage_to_stage_imports(planted) == ["persyn.stages.calibrate imports persyn.stages.score"]
+
+
+def test_the_run_context_walk_through_calibrate_stays_short():
+    # issue 47: following the run context through calibrate visited 8 files with 24 calls
+    # sideways or up the layers before the services left stages/ (benchmarks/context_walk.py)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from context_walk import measure, walk
+
+    steps = walk("persyn.stages.calibrate:calibrate")
+    got = measure(steps)
+    assert got["files"] <= 10 and got["climbs"] <= 3, got
+    # the walk does see a climb: a service calling a stage back
+    planted = [*steps, ("persyn.runtime.scores", "persyn.stages.score", "score")]
+    assert measure(planted)["climbs"] == got["climbs"] + 1
 
 
 def test_no_leading_underscore_name_imported_from_another_module():
@@ -282,11 +317,11 @@ def test_no_plugin_name_compared_outside_its_module():
 def test_the_name_comparison_check_finds_a_planted_one():
     planted = sources()
     check = "\ndef _planted(t, cfg, kind):\n    return t.engine == 'openai' or kind in ('ray', 'prior')\n"
-    planted["persyn.stages.responses"] += check
+    planted["persyn.runtime.responses"] += check
     planted["persyn.engines.openai_engine"] += check  # its own name there is fine
     found = plugin_name_comparisons(planted) - plugin_name_comparisons(sources())
     assert found == {
-        ("persyn.stages.responses", "openai"),
-        ("persyn.stages.responses", "prior"),
+        ("persyn.runtime.responses", "openai"),
+        ("persyn.runtime.responses", "prior"),
         ("persyn.engines.openai_engine", "prior"),
     }

@@ -253,8 +253,8 @@ def test_the_rule_enters_generation_and_learnability_keys(bos_models, monkeypatc
     from persyn.core.hashing import stable_hash
     from persyn.models import bos
     from persyn.models.fingerprint import model_fingerprint
+    from persyn.runtime.keys import generation_key
     from persyn.scoring.learnability import LearnabilityScorer
-    from persyn.stages.keys import generation_key
 
     ref = bos_models["base-bos"]
     teacher = _teacher(ref, chat=False)

@@ -298,7 +298,7 @@ def test_a_budgeted_run_stays_within_its_limit_and_reports_its_spend(tiny_models
         import numpy as np
 
         from persyn.estimate import estimate
-        from persyn.stages.budget import cost_model
+        from persyn.runtime.budget import cost_model
 
         chars = np.array([len(q.text) for q in p.store.prompts()], dtype=np.float64)
         t_in, t_out = cost_model(p.ctx).tokens(chars)
@@ -371,7 +371,7 @@ def test_auto_scores_each_kind_on_its_budgeted_route():
     which prompts the cheap teacher suits keeps the reward."""
     from persyn.router.base import fold_of
     from persyn.router.cv import KindCV
-    from persyn.stages.budget import budgeted_cv
+    from persyn.runtime.budget import budgeted_cv
 
     n, reps = 60, 2
     easy = np.arange(n) % 2 == 0

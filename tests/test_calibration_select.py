@@ -79,7 +79,7 @@ def test_active_selection_grows_the_set_in_rounds_and_resumes_after_a_kill(tiny_
     cfg = active_config(tiny_models, tmp_path / "clean")
     with Pipeline(parse_config(cfg)) as p:
         summary = p.run().model_dump()
-        rounds = json.loads(p.store.get_meta("calibration_rounds"))
+        rounds = p.store.calibration_rounds()
     clean = tmp_path / "clean" / "run"
     assert summary["n_calibration"] == 8 and [len(r) for r in rounds] == [2, 2]
     # Every teacher answered the 8 calibration prompts; the 4 others got one routed response.

@@ -14,7 +14,7 @@ import persyn.stages.route  # noqa: F401
 import persyn.stages.score  # noqa: F401
 import persyn.stages.train_router  # noqa: F401
 from persyn.cli import app
-from persyn.stages.context import STAGES
+from persyn.runtime.context import STAGES
 
 COMMANDS = {
     "calibrate": ["calibrate", "score"],

@@ -33,9 +33,9 @@ def test_the_resolved_dtype_is_in_every_cache_key(tiny_models):
     from persyn.config import QualityConfig, StudentConfig, make_teacher
     from persyn.core.records import Prompt
     from persyn.models.loading import model_dtype
+    from persyn.runtime.keys import generation_key
     from persyn.scoring.learnability import LearnabilityScorer
     from persyn.scoring.quality import RewardModelScorer
-    from persyn.stages.keys import generation_key
 
     p = Prompt("p", "What is 2 + 3?", "5")
     teacher = make_teacher(name="t", engine="transformers", model=tiny_models["chat"])

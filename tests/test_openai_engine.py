@@ -162,7 +162,7 @@ def test_estimate_before_and_after_calibration(tiny_models, tmp_path, server):
         # one expected-tokens model: the estimate's tokens and cost are the budget's cost model's
         import numpy as np
 
-        from persyn.stages.budget import cost_model
+        from persyn.runtime.budget import cost_model
 
         model = cost_model(p.ctx)
         chars = np.array([len(q.text) for q in p.store.prompts()], dtype=np.float64)

@@ -387,7 +387,7 @@ def test_router_ties_through_a_run(tiny_models, tmp_path, ties):
     """``router.ties``: a twin of teacher ``a`` (same model, same settings) answers alike, so the
     two tie on every calibration prompt. ``half`` keeps that pair in the router's training pairs
     with C = 0.5 (P2L's bt-tie), ``drop`` leaves it out; the other pairs are the same either way."""
-    from persyn.stages.train_router import router_examples
+    from persyn.runtime.rewards import router_examples
 
     cfg = tiny_config(tiny_models, tmp_path)
     cfg["router"]["ties"] = ties

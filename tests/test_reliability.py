@@ -16,6 +16,7 @@ from persyn.cli import app
 from persyn.config import CalibrationConfig, PromptsConfig, parse_config
 from persyn.core.errors import ConfigError, InputError, PersynError
 from persyn.core.hashing import content_id
+from persyn.core.summary import TeacherCache
 from persyn.pipeline import Pipeline
 from persyn.prompts import load_prompts
 
@@ -58,22 +59,22 @@ def test_cache_info_and_clear_one_teacher(tiny_models, tmp_path):
     cfg_path.write_text(yaml.safe_dump(cfg))
     with Pipeline(parse_config(cfg)) as p:
         info = p.cache_info()
-    assert info["teachers"]["a"]["ok"] + info["teachers"]["a"]["failed"] >= 6
-    assert info["teachers"]["reference"]["stale"] == 0
-    assert info["scores"]["learnability"]["current"] > 0
+    assert info.teachers["a"].ok + info.teachers["a"].failed >= 6
+    assert info.teachers["reference"].stale == 0
+    assert info.scores["learnability"].current > 0
     res = CliRunner().invoke(app, ["cache", "info", str(cfg_path)])
     assert res.exit_code == 0
     said = " ".join(res.output.split())
-    learn = info["scores"]["learnability"]
-    assert f"scores · learnability: {learn['current']} current, {learn['stale']} stale" in said
+    learn = info.scores["learnability"]
+    assert f"scores · learnability: {learn.current} current, {learn.stale} stale" in said
 
-    b_stored = info["teachers"]["b"]["ok"] + info["teachers"]["b"]["failed"]
+    b_stored = info.teachers["b"].ok + info.teachers["b"].failed
     res = CliRunner().invoke(app, ["cache", "clear", str(cfg_path), "--teacher", "b"])
     assert res.exit_code == 0 and f"deleted {b_stored} stored response(s) of b" in res.output
     with Pipeline(parse_config(cfg)) as p:
         info = p.cache_info()
-    assert info["teachers"]["b"] == {"ok": 0, "failed": 0, "stale": 0}
-    assert info["teachers"]["a"]["ok"] + info["teachers"]["a"]["failed"] >= 6
+    assert info.teachers["b"] == TeacherCache(ok=0, failed=0, stale=0)
+    assert info.teachers["a"].ok + info.teachers["a"].failed >= 6
     summary = run(cfg)
     assert summary["generations_new"] == 6 + summary["routing_routed"]["b"]  # only b is remade
 

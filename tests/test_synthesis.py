@@ -15,9 +15,9 @@ from persyn.core.records import Generation, Prompt, ScoreItem
 from persyn.pipeline import Pipeline
 from persyn.prompts import load_prompts
 from persyn.router.embeddings import PromptEncoder
+from persyn.runtime.embeddings import prompt_embeddings
+from persyn.runtime.scores import majority_golds
 from persyn.scoring.quality import MajorityScorer
-from persyn.stages.embed import prompt_embeddings
-from persyn.stages.score import majority_golds
 from persyn.synthesis.answers import computed_answer, majority_answer
 from persyn.synthesis.dedup import RougeDedup, cosine_duplicates
 from persyn.synthesis.nomad import generator_example, generator_examples, parse_generated
@@ -234,7 +234,7 @@ def test_synthesize_writes_prompts_with_computed_answers_and_resumes(tiny_models
             json.loads(x)
             for x in (tmp_path / "run" / "synthetic" / "candidates.jsonl").read_text().splitlines()
         ]
-        assert s["kept"] == len(rows) == 8 and s["samples"] == calls
+        assert s.kept == len(rows) == 8 and s.samples == calls
         # novelty and relevance recomputed from the prompts: NormSim_inf to the seed set, NormSim_p
         # to the target set, on the run's own prompt encoder
         with Pipeline(cfg) as p:
@@ -260,10 +260,10 @@ def test_synthesize_writes_prompts_with_computed_answers_and_resumes(tiny_models
             json.loads(x) for x in (tmp_path / "run" / "synthetic" / "prompts.jsonl").read_text().splitlines()
         ]
         assert [c["id"] for c in chosen] == [r["id"] for r in rows if r["selected"]]
-        assert 2 <= s["selected"] == len(chosen) < 8  # the 25-75 relevance band leaves some out
+        assert 2 <= s.selected == len(chosen) < 8  # the 25-75 relevance band leaves some out
         with Pipeline(cfg) as p:  # all stored: nothing is asked again, the same prompts come out
             again = p.synthesize()
-        assert server.requests == calls and again["kept"] == 8
+        assert server.requests == calls and again.kept == 8
         # the synthetic prompts go through PerSyn unchanged
         with Pipeline(cfg) as p:
             p.prepare()
@@ -377,13 +377,11 @@ def test_a_resumed_synthesize_does_not_retry_failed_samples(tiny_models, tmp_pat
         cfg = parse_config(synthetic_config(tiny_models, tmp_path, server.url))
         with Pipeline(cfg) as p:
             first = p.synthesize()
-        assert first["failed"] > 0
+        assert first.failed > 0
         asked = server.requests
         with Pipeline(cfg) as p:
             again = p.synthesize()
         assert server.requests == asked
-        assert {k: again[k] for k in ("samples", "failed", "kept")} == {
-            k: first[k] for k in ("samples", "failed", "kept")
-        }
+        assert (again.samples, again.failed, again.kept) == (first.samples, first.failed, first.kept)
     finally:
         server.close()

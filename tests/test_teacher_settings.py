@@ -10,7 +10,7 @@ from persyn.core.errors import ConfigError
 from persyn.core.records import Prompt
 from persyn.engines.base import NOT_IN_KEY, TeacherSettings
 from persyn.models import bos, fingerprint, loading
-from persyn.stages.keys import generation_key
+from persyn.runtime.keys import generation_key
 
 TEACHERS = {
     "tf-default": dict(name="tf", engine="transformers", model="org/model-a", dtype="float32"),

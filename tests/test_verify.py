@@ -348,7 +348,7 @@ def test_a_budget_caps_actual_spend_when_responses_come_out_longer_than_expected
 
 def test_expected_generations_and_the_budget_plan_price_each_try_by_its_reach():
     from persyn.core.cascade import expected_generations
-    from persyn.stages.budget import cascade_costs
+    from persyn.runtime.budget import cascade_costs
 
     first, later = expected_generations([["a", "b", "c"], ["b", "a", "c"]], {"a": 0.5, "b": 0.2, "c": 1.0}, 3)
     assert first == {"a": 1.0, "b": 1.0}

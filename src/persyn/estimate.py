@@ -20,7 +20,7 @@ import numpy as np
 from persyn.budget.cost import price_of
 from persyn.engines.openai_batch import takes_batch_files
 from persyn.pipeline import Pipeline
-from persyn.stages.budget import cost_model
+from persyn.runtime.budget import cost_model
 
 
 @dataclass
@@ -161,7 +161,7 @@ def estimate(pipe: Pipeline) -> Estimate:
         rtg_seconds=_sum_measured(rows, "rtg_seconds"),
         gts_seconds=_sum_measured(rows, "gts_seconds"),
     )
-    from persyn.stages.budget import stored_budget
+    from persyn.runtime.budget import stored_budget
 
     budgeted = stored_budget(pipe.ctx)
     return Estimate(
@@ -203,10 +203,10 @@ def _cascade(pipe: Pipeline, split: dict[str, float], n_routed: int):
         source = "calibration pass rates"
     except Exception:  # noqa: BLE001 - nothing calibrated or scored yet: the worst case
         pass
-    key = pipe.store.get_meta("route_key")
+    key = pipe.store.route_key()
     assigned = pipe.store.assignments(key) if key else {}
     if assigned:
-        from persyn.stages.cascade import ranking
+        from persyn.runtime.cascade import ranking
 
         rankings = [ranking(t, coef, names) for t, coef in assigned.values()]
         weights = [1.0] * len(rankings)
@@ -231,7 +231,7 @@ def _cascade(pipe: Pipeline, split: dict[str, float], n_routed: int):
 
 
 def _routed_split(pipe: Pipeline, names: list[str]) -> tuple[dict[str, float], str]:
-    key = pipe.store.get_meta("route_key")
+    key = pipe.store.route_key()
     assigned = pipe.store.assignments(key) if key else {}
     if assigned:
         c = Counter(t for t, _ in assigned.values())

@@ -19,15 +19,16 @@ from persyn.config import RunConfig, TeacherConfig
 from persyn.core.errors import ConfigError
 from persyn.core.io import write_atomic
 from persyn.core.records import Prompt
-from persyn.core.summary import RunSummary, StrategySummary
+from persyn.core.summary import CacheInfo, RunSummary, StrategySummary, SynthesisSummary
+from persyn.runtime import cache, rewards, routing, scores
+from persyn.runtime.context import RunContext
+from persyn.runtime.prompts import prepare
+from persyn.runtime.responses import preflight
 from persyn.selection.build import build_strategy
-from persyn.stages import cache, generate_then_select, rewards, route, score
+from persyn.stages import generate_then_select, route, run_stages, score
 from persyn.stages.calibrate import calibrate
-from persyn.stages.context import RunContext
 from persyn.stages.export import export
 from persyn.stages.generate import generate
-from persyn.stages.prepare import prepare
-from persyn.stages.responses import preflight
 from persyn.stages.synthesize import synthesize
 from persyn.stages.train_router import train_router
 
@@ -75,13 +76,13 @@ class Pipeline:
         return self.ctx.key_of(teacher, prompt)
 
     # -- stages, in order ---------------------------------------------------------------------
-    def synthesize(self) -> dict:
+    def synthesize(self) -> SynthesisSummary:
         """Write new prompts from seed examples (``stages.synthesize``); returns its summary.
         ``generator: montessori`` first runs whole pipelines on its iterations' prompts."""
         return synthesize(self.ctx, answer=_run_pipeline)
 
     def prepare(self) -> None:
-        """Load the prompts and draw the calibration set (``stages.prepare``)."""
+        """Load the prompts and draw the calibration set (``runtime.prompts.prepare``)."""
         prepare(self.ctx)
 
     def calibrate(self) -> None:
@@ -126,12 +127,13 @@ class Pipeline:
             summary.seconds = self.ctx.seconds()
             write_atomic(self.out / "summary.json", summary.to_json())
             return summary
-        self.calibrate()
-        self.score()
-        self.train_router()
-        self.route()
-        self.generate()
+        self.run_stages(through="generate")
         return self.export()
+
+    def run_stages(self, through: str, start: str = "calibrate") -> None:
+        """The Route-then-Generate stages from ``start`` through ``through``, in their one order
+        (``stages.ROUTE_THEN_GENERATE``); see ``stages.run_stages``."""
+        self.new_generations += run_stages(self.ctx, through, start)
 
     # -- what the strategies and the report read ----------------------------------------------
     def build_strategy(
@@ -147,7 +149,7 @@ class Pipeline:
         return build_strategy(self.ctx, name, out_dir, seed, verified)
 
     def reward_table(self):
-        """Calibration prompts, their Eq. 2 candidates and generations (``stages.rewards``)."""
+        """Calibration prompts, their Eq. 2 candidates and generations (``runtime.rewards``)."""
         return rewards.reward_table(self.ctx)
 
     def full_reward_table(self):
@@ -158,23 +160,23 @@ class Pipeline:
 
     def stored_scores(self) -> dict[str, tuple[float | None, float | None]]:
         """``{generation key: (quality, learnability)}`` for the current scorers."""
-        return score.stored_scores(self.ctx)
+        return scores.stored_scores(self.ctx)
 
     def stored_rewards(self, prompts: list[Prompt]) -> dict[tuple[str, str], float]:
         """``{(prompt id, teacher): Eq. 2 reward}`` where every teacher answered."""
         return rewards.stored_rewards(self.ctx, prompts)
 
     def assignments(self) -> dict[str, tuple[str, dict[str, float]]]:
-        """The routing decisions of every routed prompt (``stages.route.assignments``)."""
-        return route.assignments(self.ctx)
+        """The routing decisions of every routed prompt (``runtime.routing.assignments``)."""
+        return routing.assignments(self.ctx)
 
     # -- cache commands -----------------------------------------------------------------------
-    def cache_info(self) -> dict:
-        """What the store holds for this config (``stages.cache.cache_info``)."""
+    def cache_info(self) -> CacheInfo:
+        """What the store holds for this config (``runtime.cache.cache_info``)."""
         return cache.cache_info(self.ctx)
 
     def cache_clear(self, teacher: str | None = None) -> int:
-        """Delete stored responses of ``teacher`` or all; returns how many (``stages.cache``)."""
+        """Delete stored responses of ``teacher`` or all; returns how many (``runtime.cache``)."""
         return cache.cache_clear(self.ctx, teacher)
 
     def close(self) -> None:

@@ -40,7 +40,79 @@ CREATE TABLE IF NOT EXISTS embeddings (
 """
 
 
-class Store:
+class RunRecords:
+    """What the stages record for each other in the store's ``meta`` table, one typed accessor
+    per record. The keys and JSON encodings are written here only, so no stage spells another's
+    key and a stored run from before stays readable. ``Store`` is one; it gives ``db`` and
+    ``_tx``."""
+
+    db: sqlite3.Connection
+
+    def _get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        with self._tx():
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def prompt_set_fingerprint(self) -> str | None:
+        """The fingerprint of the stored prompt set and calibration draw (``prepare``)."""
+        return self._get_meta("prompt_set")
+
+    def mark_prompt_set(self, fingerprint: str) -> None:
+        """Make ``fingerprint`` the stored prompt set's and start its ``active`` rounds afresh
+        (after ``replace_prompts``)."""
+        self._set_meta("calibration_rounds", "[]")
+        self._set_meta("prompt_set", fingerprint)
+
+    def calibration_rounds(self) -> list[list[str]]:
+        """The prompt ids each ``active`` calibration round added, in round order."""
+        return json.loads(self._get_meta("calibration_rounds") or "[]")
+
+    def add_calibration_round(self, ids: list[str]) -> None:
+        """Record an ``active`` round's prompts (``add_calibration`` adds them to the set)."""
+        self._set_meta("calibration_rounds", json.dumps([*self.calibration_rounds(), ids]))
+
+    def load_report(self) -> dict:
+        """What loading the prompts skipped (``LoadReport.as_dict()``; {} before ``prepare``)."""
+        return json.loads(self._get_meta("load_report") or "{}")
+
+    def set_load_report(self, report: dict) -> None:
+        self._set_meta("load_report", json.dumps(report))
+
+    def seeds(self) -> dict[str, int]:
+        """The seed each stage derives its randomness from (``core.seeds.seed_table``)."""
+        return json.loads(self._get_meta("seeds") or "{}")
+
+    def set_seeds(self, seeds: dict[str, int]) -> None:
+        self._set_meta("seeds", json.dumps(seeds))
+
+    def route_key(self) -> str | None:
+        """The key of the routing the run routes by (``route``; None before it ran)."""
+        return self._get_meta("route_key")
+
+    def set_route_key(self, key: str) -> None:
+        self._set_meta("route_key", key)
+
+    def budget_route(self, key: str) -> dict | None:
+        """The budgeted routing stored under routing key ``key`` (``{"figures", "per_prompt"}``),
+        or None."""
+        stored = self._get_meta(f"budget_route:{key}")
+        return None if stored is None else json.loads(stored)
+
+    def set_budget_route(self, key: str, figures: dict, per_prompt: dict) -> None:
+        self._set_meta(f"budget_route:{key}", json.dumps({"figures": figures, "per_prompt": per_prompt}))
+
+    def stage_seconds(self, stage: str) -> float:
+        """Wall seconds recorded for ``stage`` on this store, summed over runs (0.0: none)."""
+        return float(self._get_meta(f"seconds.{stage}") or 0.0)
+
+    def set_stage_seconds(self, stage: str, seconds: float) -> None:
+        self._set_meta(f"seconds.{stage}", f"{seconds:.3f}")
+
+
+class Store(RunRecords):
     """A run's SQLite store. Open with ``Store(path)``; every write method commits."""
 
     def __init__(self, path: str | Path):
@@ -96,15 +168,6 @@ class Store:
                 f"{self.path}: cannot write to the store ({exc}); everything stored before is kept: "
                 "fix the cause (e.g. free disk space) and re-run to resume"
             ) from exc
-
-    # -- meta ---------------------------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return row[0] if row else None
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self._tx():
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # -- prompts ------------------------------------------------------------------------------
     def replace_prompts(self, prompts: list[Prompt], calibration_ids: Iterable[str]) -> None:
@@ -190,7 +253,7 @@ class Store:
 
     def generation_calls(self) -> int:
         """Responses generated in this store so far, retries included."""
-        return int(self.get_meta("generation_calls") or 0)
+        return int(self._get_meta("generation_calls") or 0)
 
     def add_generations(self, gens: Iterable[Generation]) -> None:
         """Store a batch of generations in one transaction (a retried key replaces its failed
@@ -349,11 +412,11 @@ def save_router_evaluation(store: Store, key: str, evaluation: RouterEvaluation)
     """Record the router trained on inputs ``key`` and its evaluation (stage
     ``train_router``), and make it the run's router."""
     store.mark_stage("train_router", key, evaluation.model_dump(mode="json"))
-    store.set_meta("router_key", key)
+    store._set_meta("router_key", key)
 
 
 def read_router_evaluation(store: Store, key: str | None = None) -> RouterEvaluation | None:
     """The evaluation of the router trained on inputs ``key`` (default: the run's router),
     None when there is none."""
-    done = store.stage_done("train_router", key if key is not None else store.get_meta("router_key") or "")
+    done = store.stage_done("train_router", key if key is not None else store._get_meta("router_key") or "")
     return RouterEvaluation.model_validate(done) if done else None

@@ -17,7 +17,7 @@ from persyn.config import RunConfig
 from persyn.core.faults import crash_point, register
 from persyn.core.io import write_atomic
 from persyn.core.summary import RunSummary, StudentsSummary
-from persyn.stages.context import timed_stages
+from persyn.runtime.context import timed_stages
 from persyn.store import Store
 
 STUDENT_SEEDED = register("students.seeded", "after a student's store is copied from the previous one")
@@ -50,7 +50,7 @@ def seed_store(previous: Path, target: Path) -> None:
         src.clone_to(tmp)
     with Store(tmp) as st:
         for stage in timed_stages():
-            st.set_meta(f"seconds.{stage}", "0")
+            st.set_stage_seconds(stage, 0.0)
         st.checkpoint()
     for suffix in ("-wal", "-shm"):
         Path(f"{tmp}{suffix}").unlink(missing_ok=True)

@@ -360,8 +360,7 @@ def calibrate(
     responses are scored for quality and learnability."""
     with reported_errors():
         with _pipeline(config, output_dir, executor, ray_address) as p:
-            p.calibrate()
-            p.score()
+            p.run_stages(through="score")
         console.print(f"calibration done: {p.new_generations} new generation(s)")
 
 
@@ -715,7 +714,7 @@ def batch_export(
     the OpenAI Batch API) instead of sending them. Answer them, then `persyn batch import`.
     CONFIG is the config file or the run's output directory."""
     from persyn.engines.openai_batch import EXPORT_TO
-    from persyn.stages.batch_import import batch_teacher
+    from persyn.runtime.batch_import import batch_teacher
 
     with reported_errors():
         cfg = command_config(config, None, Executor.local)  # the engines run in this process
@@ -745,7 +744,7 @@ def batch_import(
     """Store a batch results file (`vllm run-batch`'s output, or the Batch API's output and
     error files) as TEACHER's responses; failed lines are failed items, retried by the next run.
     Then `persyn run` goes on as if the teacher had answered."""
-    from persyn.stages.batch_import import import_results
+    from persyn.runtime.batch_import import import_results
 
     with reported_errors():
         with _pipeline(config, output_dir) as p:

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from persyn.core.summary import RouterEvaluation, RunSummary, StrategySummary, interval_text
+from persyn.core.summary import (
+    CacheInfo,
+    RouterEvaluation,
+    RunSummary,
+    StrategySummary,
+    SynthesisSummary,
+    interval_text,
+)
 from persyn.scoring.shares import quality_warning, truncation_warnings
 
 if TYPE_CHECKING:  # importing the estimate loads the pipeline: only for the annotation
@@ -140,9 +147,9 @@ def print_strategy_summary(summary: StrategySummary, out_dir: Path) -> None:
     console.print(f"dataset: {summary.n_dataset} lines → {out_dir / 'dataset.jsonl'}")
 
 
-def print_synthesis(s: dict) -> None:
+def print_synthesis(s: SynthesisSummary) -> None:
     """The synthesis stage's counts (``stages.synthesize``'s summary ``s``)."""
-    table = Table(title=f"synthesis · {s['generator']} · {s['model']}")
+    table = Table(title=f"synthesis · {s.generator} · {s.model}")
     for col in (
         "samples",
         "unparsable",
@@ -154,16 +161,16 @@ def print_synthesis(s: dict) -> None:
         "relevance",
     ):
         table.add_column(col, justify="right")
-    dups = s["rouge_duplicates"] + s["embedding_duplicates"]
-    rel = "–" if s["relevance_mean"] is None else f"{s['relevance_mean']:.3f}"
+    dups = s.rouge_duplicates + s.embedding_duplicates
+    rel = "–" if s.relevance_mean is None else f"{s.relevance_mean:.3f}"
     table.add_row(
-        str(s["samples"]),
-        str(s["unparsable"]),
+        str(s.samples),
+        str(s.unparsable),
         str(dups),
-        str(s["no_answer"]),
-        str(s["kept"]),
-        str(s["selected"]),
-        f"{s['novelty_mean']:.3f}",
+        str(s.no_answer),
+        str(s.kept),
+        str(s.selected),
+        f"{s.novelty_mean:.3f}",
         rel,
     )
     console.print(table)
@@ -250,18 +257,18 @@ def print_estimate(est: Estimate) -> None:
         )
 
 
-def print_cache_info(info: dict, store_path: Path) -> None:
+def print_cache_info(info: CacheInfo, store_path: Path) -> None:
     """What the store at ``store_path`` holds (``Pipeline.cache_info``'s ``info``)."""
-    t = Table(title=f"store · {store_path} ({info['store_bytes'] / 1e6:.1f} MB)")
+    t = Table(title=f"store · {store_path} ({info.store_bytes / 1e6:.1f} MB)")
     for col in ("teacher", "ok", "failed", "stale"):
         t.add_column(col, justify="left" if col == "teacher" else "right")
-    for name, row in info["teachers"].items():
-        label = name + (" (not in config)" if row.get("not_in_config") else "")
-        t.add_row(label, str(row["ok"]), str(row["failed"]), str(row["stale"]))
+    for name, row in info.teachers.items():
+        label = name + (" (not in config)" if row.not_in_config else "")
+        t.add_row(label, str(row.ok), str(row.failed), str(row.stale))
     console.print(t)
-    for kind, row in info["scores"].items():
-        console.print(f"scores · {kind}: {row['current']} current, {row['stale']} stale")
-    console.print(f"responses generated in this store so far: {info['generation_calls']}")
+    for kind, score in info.scores.items():
+        console.print(f"scores · {kind}: {score.current} current, {score.stale} stale")
+    console.print(f"responses generated in this store so far: {info.generation_calls}")
 
 
 def print_ifeval(res) -> None:

@@ -229,3 +229,58 @@ def interval_text(figure: dict | None, spec: str, missing: str) -> str:
     if not figure:
         return missing
     return f"{figure['mean']:{spec}} [{figure['low']:{spec}}, {figure['high']:{spec}}]"
+
+
+class TeacherCache(BaseModel):
+    """One teacher's stored responses (``persyn cache info``): for its current settings ``ok``
+    and ``failed``, and ``stale`` ones (other settings); ``not_in_config``: a teacher the store
+    holds that the config does not name."""
+
+    ok: int
+    failed: int
+    stale: int
+    not_in_config: bool = False
+
+
+class ScoreCache(BaseModel):
+    """One scorer kind's stored scores: by the config's scorer (``current``) or another."""
+
+    current: int = 0
+    stale: int = 0
+
+
+class CacheInfo(BaseModel):
+    """What a store holds for a config (``persyn cache info``; ``runtime.cache.cache_info``)."""
+
+    teachers: dict[str, TeacherCache]
+    scores: dict[str, ScoreCache]
+    store_bytes: int = Field(description="the store's files on disk, in bytes")
+    generation_calls: int = Field(description="responses generated in this store so far, retries included")
+
+
+class SynthesisSummary(BaseModel):
+    """What ``persyn synthesize`` did (``stages.synthesize``; written as
+    ``synthetic/summary.json``, fields in this order). Counts are of this call's samples;
+    ``novelty_mean`` / ``relevance_mean``: NormSim (Montessori-Instruct / NOMAD), over the kept
+    prompts; seconds are wall time."""
+
+    generator: str
+    model: str = Field(description="the generator model (with montessori: the tuned one)")
+    requests: int
+    samples: int
+    failed: int
+    unparsable: int
+    rouge_duplicates: int
+    embedding_duplicates: int
+    no_answer: int
+    kept: int
+    selected: int = Field(description="kept prompts inside the relevance band (all without one)")
+    duplicate_rate: float | None
+    generations_per_kept: float
+    novelty_mean: float
+    relevance_mean: float | None
+    relevance_p: str | None
+    relevance_band: list[float] | None
+    seconds: float | None = None
+    generation_seconds: float | None = None
+    generation_seconds_per_kept: float | None = None

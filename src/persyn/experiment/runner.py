@@ -363,10 +363,8 @@ class Experiment:
                     summary = pipe.build_strategy("persyn")
                     routing = dict(Counter(t for t, _ in pipe.assignments().values()))
                 else:
-                    pipe.calibrate()
-                    pipe.score()
-                    pipe.train_router()
-                    routing = dict(Counter(pipe.route().values()))
+                    pipe.run_stages(through="route")
+                    routing = dict(Counter(t for t, _ in pipe.assignments().values()))
                 figures = stored_router_figures(pipe)
             row = {"key": point_key, "sweep": kind, "value": value, **figures, "routing": routing}
             if self.exp.sweeps.train:

@@ -2,7 +2,7 @@
 the embedding router kinds (``bt-linear``, ``knn``), routing and calibration selection.
 
 The vectors are stored in the run's store by ``(encoder key, prompt-text hash)``
-(``stages.embed``), so each prompt is embedded once per encoder, whatever uses it.
+(``runtime.embeddings``), so each prompt is embedded once per encoder, whatever uses it.
 """
 
 from __future__ import annotations

@@ -11,12 +11,11 @@ from persyn.config import RunConfig
 from persyn.core.errors import ConfigError
 from persyn.core.plugins import STRATEGIES, check, load
 from persyn.core.records import Prompt
+from persyn.runtime.context import RunContext
+from persyn.runtime.prompts import prepare
+from persyn.runtime.rewards import reward_table
 from persyn.scoring.means import TeacherMeans, calibration_means
-from persyn.stages.calibrate import calibrate
-from persyn.stages.context import RunContext
-from persyn.stages.prepare import prepare
-from persyn.stages.rewards import reward_table
-from persyn.stages.score import score
+from persyn.stages import run_stages
 
 
 @dataclass
@@ -94,8 +93,7 @@ def select(ctx: RunContext, name: str, seed: int | None = None) -> tuple[dict[st
     details: dict[str, Any] = {}
     means = None
     if strategy.needs_calibration(cfg):
-        calibrate(ctx)
-        score(ctx)
+        run_stages(ctx, through="score")
         _, table, _ = reward_table(ctx)
         means = calibration_means(table, cfg.teacher_names)
         details["calibration_means"] = {n: vars(m) for n, m in means.items()}

@@ -12,13 +12,13 @@ from persyn.core.hashing import stable_hash
 from persyn.core.io import jsonl_text, write_atomic
 from persyn.core.records import DatasetLine, Failure
 from persyn.core.summary import StrategySummary
+from persyn.runtime.context import RunContext
+from persyn.runtime.responses import generate_responses
+from persyn.runtime.rewards import reward_rows, stored_rewards
+from persyn.runtime.scores import stored_scores
 from persyn.scoring.combine import pick_passing
 from persyn.selection.base import generations_needed, get_strategy, select
 from persyn.selection.verified import pass_rule, pass_threshold, score_quality, verified_name
-from persyn.stages.context import RunContext
-from persyn.stages.responses import generate_responses
-from persyn.stages.rewards import reward_rows, stored_rewards
-from persyn.stages.score import stored_scores
 
 STRATEGY_DATASET = register(
     "strategy.dataset", "after a strategy's dataset.jsonl is written, before its summary"

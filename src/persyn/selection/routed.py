@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
+from persyn.runtime.cascade import kept_attempts, read_cascades, verified_pick
+from persyn.runtime.rewards import reward_table
 from persyn.selection.base import Picks, Strategy
-from persyn.stages.cascade import read_cascades
-from persyn.stages.export import kept_attempts, verified_pick
-from persyn.stages.generate import generate
-from persyn.stages.rewards import reward_table
-from persyn.stages.route import route
-from persyn.stages.train_router import train_router
+from persyn.stages import run_stages
 
 
 class PerSyn(Strategy):
@@ -24,9 +21,7 @@ class PerSyn(Strategy):
         return True
 
     def pick(self, ctx, prompts, means, seed) -> Picks:
-        train_router(ctx)
-        route(ctx)
-        generate(ctx)
+        run_stages(ctx, start="train_router", through="generate")
         _, table, _ = reward_table(ctx)
         check = verified_pick(ctx)
         picks: dict[str, str | None] = {pid: check(cands) for pid, cands in table.items()}

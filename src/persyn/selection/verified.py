@@ -17,9 +17,9 @@ from persyn.config import RunConfig
 from persyn.config.verify import VerifyConfig
 from persyn.core.errors import ConfigError
 from persyn.core.records import Generation, Prompt
+from persyn.runtime.context import RunContext
+from persyn.runtime.scores import score_generations
 from persyn.scoring.quality import quality_scorer_class
-from persyn.stages.context import RunContext
-from persyn.stages.score import score_generations
 
 SUFFIX = "-verified"
 
@@ -72,7 +72,7 @@ def score_quality(
     ctx: RunContext, gens: list[Generation], prompts: dict[str, Prompt], scored: set[str]
 ) -> bool:
     """Score the quality of the valid responses among ``gens`` whose key is not in ``scored``
-    (``stages.score.score_generations`` with ``kinds=("quality",)``; the verifier checks each
+    (``runtime.scores.score_generations`` with ``kinds=("quality",)``; the verifier checks each
     against its prompt's gold answer). With ``quality.kind: majority`` every stored response to
     those prompts is handed in too, as the pseudo-gold is their majority answer. Returns whether
     anything was scored (then the caller reads the scores again).

@@ -9,18 +9,17 @@ responses and scores are cached; the next prompts are a deterministic function o
 
 from __future__ import annotations
 
-import json
 import math
 
 from persyn.calibration.active import next_round
 from persyn.core.faults import crash_point, register
 from persyn.router.embeddings import PromptEncoder
-from persyn.stages.context import RunContext, stage
-from persyn.stages.embed import prompt_embeddings
-from persyn.stages.prepare import prepare
-from persyn.stages.responses import generate_responses, preflight
-from persyn.stages.score import score
-from persyn.stages.train_router import router_examples
+from persyn.runtime.context import RunContext, stage
+from persyn.runtime.embeddings import prompt_embeddings
+from persyn.runtime.prompts import prepare
+from persyn.runtime.responses import generate_responses, preflight
+from persyn.runtime.rewards import router_examples
+from persyn.runtime.scores import score_calibration
 
 CALIBRATE_ROUND = register("calibrate.round", "after an active round's prompts join the calibration set")
 
@@ -63,8 +62,9 @@ def calibrate_actively(ctx: RunContext) -> int:
         cal_ids = {p.id for p in ctx.store.prompts(calibration=True)}
         if len(cal_ids) >= target:
             return made
-        score(ctx)
-        rounds = json.loads(ctx.store.get_meta("calibration_rounds") or "[]")
+        with ctx.timed("score"):  # the score stage's work, timed as it
+            score_calibration(ctx)
+        rounds = ctx.store.calibration_rounds()
         n_seed = len(cal_ids) - sum(len(r) for r in rounds)
         add = min(round_size(ctx, len(prompts), n_seed), target - len(cal_ids))
         examples = router_examples(ctx, embed=True)
@@ -73,5 +73,5 @@ def calibrate_actively(ctx: RunContext) -> int:
         picked = next_round(cfg.router, cfg.teacher_names, examples, x_pool, add, cfg.seed)
         chosen = [pool[i].id for i in picked]
         ctx.store.add_calibration(chosen)
-        ctx.store.set_meta("calibration_rounds", json.dumps([*rounds, chosen]))
+        ctx.store.add_calibration_round(chosen)
         crash_point(CALIBRATE_ROUND)

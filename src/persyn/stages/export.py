@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections import Counter
@@ -20,17 +19,16 @@ from persyn.core.hashing import stable_hash
 from persyn.core.io import jsonl_text, replace_dir, write_atomic
 from persyn.core.records import DatasetLine, Failure, Generation, Prompt
 from persyn.core.summary import RouterEvaluation, RunSummary
-from persyn.scoring.combine import Candidate, combine, oracle_pick, pick_passing
+from persyn.runtime.budget import SKIPPED, cost_model, stored_budget
+from persyn.runtime.cascade import kept_attempts, read_cascades, verified_pick
+from persyn.runtime.context import RunContext, stage
+from persyn.runtime.prompts import prepare
+from persyn.runtime.rewards import RewardTable, reward_table
+from persyn.runtime.routing import assignments
+from persyn.scoring.combine import oracle_pick
 from persyn.scoring.means import calibration_means
 from persyn.scoring.quality import quality_scorer_class
 from persyn.scoring.shares import quality_shares, truncation_shares
-from persyn.stages.budget import SKIPPED, cost_model, stored_budget
-from persyn.stages.cascade import read_cascades
-from persyn.stages.context import RunContext, stage
-from persyn.stages.prepare import prepare
-from persyn.stages.rewards import RewardTable, reward_table
-from persyn.stages.route import assignments
-from persyn.stages.score import stored_scores
 from persyn.store import read_router_evaluation
 
 EXPORT_DATASET = register("export.dataset", "after dataset.jsonl is written, before the other files")
@@ -170,12 +168,12 @@ def _export(ctx: RunContext, new_generations: int) -> RunSummary:
         calibration_means=means,
         **tokens_and_cost(cfg.teachers, list(cal_gens.values()) + list(routed_gens.values())),
         router_eval=router_eval,
-        seeds=json.loads(ctx.store.get_meta("seeds") or "{}"),
+        seeds=ctx.store.seeds(),
         alpha=cfg.alpha,
         normalize=cfg.normalize,
         failed=len(failures),
         failures=[f.to_dict() for f in failures],
-        skipped_prompts=json.loads(ctx.store.get_meta("load_report") or "{}"),
+        skipped_prompts=ctx.store.load_report(),
         precision=precision_table(cfg),
         budget=budget_figures(ctx, budgeted, router_eval, cal, cal_gens, routed_gens),
         verify=verify_figures(ctx, cascades, lines, failures) if verify is not None else None,
@@ -203,48 +201,6 @@ def pass_rule(cfg) -> tuple[float | None, str]:
         "set verify: to check every routed answer, escalate the failed ones and keep only "
         'passing lines (docs/method.md, "The verified cascade")'
     )
-
-
-def verified_pick(ctx: RunContext):
-    """The calibration line's rule: the Oracle pick (Eq. 2 argmax); with ``verify``, the Oracle
-    pick among the responses that pass, and with none passing, none (``on_fail: drop``) or the
-    Oracle pick of all (``keep``)."""
-    cfg = ctx.cfg
-    verify = cfg.verify
-    if verify is None:
-        return oracle_pick
-
-    def pick(cands: list[Candidate]) -> str | None:
-        got = pick_passing(cands, "reward", lambda q: verify.passes(q, cfg.quality.kind))
-        if got is not None:
-            return got
-        return oracle_pick(cands) if verify.on_fail == "keep" else None
-
-    return pick
-
-
-def kept_attempts(ctx: RunContext, cascades, gens: dict) -> dict[str, tuple[str, Candidate]]:
-    """``verify.on_fail: keep``: per routed prompt that no teacher passed, its attempt of
-    highest Eq. 2 reward among its scored attempts (``scoring.combine``: normalised over
-    them), as ``(teacher, candidate)``."""
-    cfg = ctx.cfg
-    if cfg.verify is None or cfg.verify.on_fail != "keep":
-        return {}
-    scores = stored_scores(ctx)
-    out = {}
-    for pid, w in cascades.walks.items():
-        if w.accepted is not None:
-            continue
-        cands = [
-            Candidate(a.teacher, *scores.get(a.key, (None, None)))
-            for a in w.attempts
-            if a.key in gens and gens[a.key].ok
-        ]
-        combine(cands, cfg.alpha, cfg.normalize)
-        pick = oracle_pick(cands)
-        if pick is not None:
-            out[pid] = (pick, next(c for c in cands if c.teacher == pick))
-    return out
 
 
 def verify_figures(ctx: RunContext, cascades, lines: list[DatasetLine], failures: list[Failure]) -> dict:

@@ -13,13 +13,13 @@ from persyn.core.cascade import SKIPPED as SKIPPED_ATTEMPT
 from persyn.core.errors import PersynError
 from persyn.core.faults import crash_point, register
 from persyn.core.records import Generation, Prompt
+from persyn.runtime.budget import SKIPPED, cost_model
+from persyn.runtime.cascade import read_cascades
+from persyn.runtime.context import RunContext, stage
+from persyn.runtime.prompts import prepare
+from persyn.runtime.responses import generate_responses
+from persyn.runtime.scores import score_generations
 from persyn.scoring.quality import quality_scorer_class
-from persyn.stages.budget import SKIPPED, cost_model
-from persyn.stages.cascade import read_cascades
-from persyn.stages.context import RunContext, stage
-from persyn.stages.prepare import prepare
-from persyn.stages.responses import generate_responses
-from persyn.stages.score import score_generations
 
 BUDGET_CHUNK = 64  # routed responses generated between two checks of the actual spend
 CASCADE_ROUND = register("cascade.round", "after a round of the verified cascade is stored")

@@ -3,11 +3,11 @@ response is scored, and each prompt gets its Eq. 2 candidates."""
 
 from __future__ import annotations
 
-from persyn.stages.context import RunContext, stage
-from persyn.stages.prepare import prepare
-from persyn.stages.responses import generate_responses
-from persyn.stages.rewards import RewardTable, reward_rows
-from persyn.stages.score import score_generations
+from persyn.runtime.context import RunContext, stage
+from persyn.runtime.prompts import prepare
+from persyn.runtime.responses import generate_responses
+from persyn.runtime.rewards import RewardTable, reward_rows
+from persyn.runtime.scores import score_generations
 
 
 @stage("generate_then_select", 8, before=prepare)

@@ -1,6 +1,6 @@
 """Stage 5: route every non-calibration prompt to argmax_n π_n(x) of the router, in chunks
 stored as they are decided (a killed run resumes at the next chunk); under a budget, then to
-the assignment of most expected reward within it (``stages.budget``). A router kind that reads
+the assignment of most expected reward within it (``runtime.budget``). A router kind that reads
 prompt embeddings gets them chunk by chunk (computed once and stored), so memory stays bounded
 by the chunk, not the prompt set."""
 
@@ -13,10 +13,10 @@ from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
 from persyn.router.base import router_class, router_meta
 from persyn.router.embeddings import PromptEncoder
-from persyn.stages.budget import budget_active, budget_route
-from persyn.stages.context import RunContext, progress, stage
-from persyn.stages.embed import prompt_embeddings
-from persyn.stages.prepare import prepare
+from persyn.runtime.budget import budget_active, budget_route
+from persyn.runtime.context import RunContext, progress, stage
+from persyn.runtime.embeddings import prompt_embeddings
+from persyn.runtime.prompts import prepare
 
 ROUTE_CHUNK_STORED = register("route.chunk", "after a chunk of routing decisions is stored")
 ROUTE_DONE = register("route.key", "after every prompt is routed, before the routing is marked current")
@@ -71,23 +71,5 @@ def route(ctx: RunContext, router_dir: str | Path | None = None) -> dict[str, st
     crash_point(ROUTE_DONE)
     if budget_active(ctx.cfg):  # the argmax stays stored; the budgeted assignment routes
         router_key = budget_route(ctx, router_key, path, meta["kind"]).key
-    ctx.store.set_meta("route_key", router_key)
+    ctx.store.set_route_key(router_key)
     return ctx.store.assigned_teachers(router_key)
-
-
-def assignments(ctx: RunContext) -> dict[str, tuple[str, dict[str, float]]]:
-    """The current routing decisions: ``{prompt id: (teacher, {teacher: π})}`` for every
-    non-calibration prompt, in source order.
-
-    Raises:
-        PersynError: a prompt is not routed yet (run ``persyn route``).
-    """
-    key = ctx.store.get_meta("route_key")
-    got = ctx.store.assignments(key) if key else {}
-    routed = ctx.store.prompts(calibration=False)
-    missing = [p.id for p in routed if p.id not in got]
-    if missing:
-        raise PersynError(
-            f"{len(missing)} prompt(s) are not routed (e.g. {missing[0]}): run `persyn route` first"
-        )
-    return {p.id: got[p.id] for p in routed}

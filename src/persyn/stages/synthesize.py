@@ -1,7 +1,7 @@
 """``persyn synthesize``: a generator writes new prompts from seed examples, before calibration.
 
 Rounds of generator requests (``synthesis.samples`` samples each) go through the teacher
-machinery (``stages.responses``), so every sample is stored as it comes back and a killed run
+machinery (``runtime.responses``), so every sample is stored as it comes back and a killed run
 resumes without regenerating it: a round's requests depend only on the seed, the round number
 and what earlier rounds kept, all of which a resumed run recomputes from the store. Each sample
 is parsed, then dropped when it is a near-duplicate (ROUGE-L against the seeds and the prompts
@@ -29,12 +29,13 @@ from persyn.core.errors import ConfigError, PersynError
 from persyn.core.hashing import stable_hash
 from persyn.core.io import jsonl_text, write_atomic
 from persyn.core.records import Prompt
+from persyn.core.summary import SynthesisSummary
 from persyn.engines.base import SAMPLE
 from persyn.prompts import load_prompts
 from persyn.router.embeddings import PromptEncoder
-from persyn.stages.context import RunContext, stage
-from persyn.stages.embed import prompt_embeddings
-from persyn.stages.responses import generate_responses
+from persyn.runtime.context import RunContext, stage
+from persyn.runtime.embeddings import prompt_embeddings
+from persyn.runtime.responses import generate_responses
 from persyn.synthesis.answers import arithmetic_expression, computed_answer
 from persyn.synthesis.dedup import RougeDedup, cosine_duplicates
 from persyn.synthesis.generator import Generator, generator_class
@@ -77,7 +78,7 @@ def _requests(
 
 
 @stage("synthesize", -1)
-def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = None) -> dict:
+def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = None) -> SynthesisSummary:
     """Run the generator until ``synthesis.count`` prompts are kept or the request budget is
     spent; write the files (see the module docstring). Returns the summary. ``answer``: runs
     PerSyn end to end on a config; needed by ``generator: montessori`` (``montessori.loop``).
@@ -186,15 +187,15 @@ def synthesize(ctx: RunContext, answer: Callable[[RunConfig], object] | None = N
             + (f"; e.g. it wrote: {shown!r}" if shown else "")
         )
     summary = _measure_and_write(ctx, syn, kept, np.stack(kept_emb), seed_emb, encoder, counts)
-    summary["model"] = model.model  # with montessori: the tuned generator
-    summary["seconds"] = round(time.perf_counter() - start, 2)  # this call's wall time
-    summary["generation_seconds"] = round(generation_seconds, 2)
-    summary["generation_seconds_per_kept"] = round(generation_seconds / len(kept), 3)
-    write_atomic(ctx.out / "synthetic" / "summary.json", json.dumps(summary, indent=2) + "\n")
+    summary.model = model.model  # with montessori: the tuned generator
+    summary.seconds = round(time.perf_counter() - start, 2)  # this call's wall time
+    summary.generation_seconds = round(generation_seconds, 2)
+    summary.generation_seconds_per_kept = round(generation_seconds / len(kept), 3)
+    write_atomic(ctx.out / "synthetic" / "summary.json", json.dumps(summary.model_dump(), indent=2) + "\n")
     return summary
 
 
-def _measure_and_write(ctx, syn, kept, emb, seed_emb, encoder, counts) -> dict:
+def _measure_and_write(ctx, syn, kept, emb, seed_emb, encoder, counts) -> SynthesisSummary:
     nov = novelty(seed_emb, emb)
     rel = None
     if syn.target is not None:
@@ -235,16 +236,16 @@ def _measure_and_write(ctx, syn, kept, emb, seed_emb, encoder, counts) -> dict:
     write_atomic(out / "prompts.jsonl", jsonl_text(chosen, ascii_only=True))
     n_dups = counts["rouge_duplicates"] + counts["embedding_duplicates"]
     parsed = counts["samples"] - counts["failed"] - counts["unparsable"]
-    return {
-        "generator": syn.generator,
-        "model": syn.model.model,
+    return SynthesisSummary(
+        generator=syn.generator,
+        model=syn.model.model,
         **counts,
-        "kept": len(kept),
-        "selected": int(selected.sum()),
-        "duplicate_rate": round(n_dups / parsed, 4) if parsed else None,
-        "generations_per_kept": round(counts["samples"] / len(kept), 3),
-        "novelty_mean": round(float(nov.mean()), 4),
-        "relevance_mean": None if rel is None else round(float(rel.mean()), 4),
-        "relevance_p": None if rel is None else (str(syn.normsim_p)),
-        "relevance_band": list(syn.relevance_band) if syn.relevance_band else None,
-    }
+        kept=len(kept),
+        selected=int(selected.sum()),
+        duplicate_rate=round(n_dups / parsed, 4) if parsed else None,
+        generations_per_kept=round(counts["samples"] / len(kept), 3),
+        novelty_mean=round(float(nov.mean()), 4),
+        relevance_mean=None if rel is None else round(float(rel.mean()), 4),
+        relevance_p=None if rel is None else (str(syn.normsim_p)),
+        relevance_band=list(syn.relevance_band) if syn.relevance_band else None,
+    )

@@ -18,63 +18,17 @@ from persyn.core.io import replace_dir
 from persyn.core.ranking import best_single_teacher
 from persyn.core.seeds import derived_seed
 from persyn.core.summary import RouterEvaluation
-from persyn.router.base import RouterExample, reward_matrix, router_class
+from persyn.router.base import reward_matrix, router_class
 from persyn.router.cv import PRIOR, choose_kind, cross_validate, cv_steps, kind_figures, verified_cv
-from persyn.router.embeddings import PromptEncoder
-from persyn.scoring.combine import normalize, pair_labels
-from persyn.stages.budget import budget_active, budgeted_cv, calibration_costs, oof_utilities
-from persyn.stages.context import RunContext, progress, stage
-from persyn.stages.embed import prompt_embeddings
-from persyn.stages.prepare import prepare
-from persyn.stages.rewards import reward_table
+from persyn.runtime.budget import budget_active, budgeted_cv, calibration_costs, oof_utilities
+from persyn.runtime.context import RunContext, progress, stage
+from persyn.runtime.prompts import prepare
+from persyn.runtime.rewards import reward_table, router_examples, verified_values
 from persyn.store import read_router_evaluation, save_router_evaluation
 
 ROUTER_CV = register("router.cv", "after the cross-validation, before the routing kind is trained")
 ROUTER_TRAINED = register("router.trained", "after the router is trained, before it is saved")
 ROUTER_SAVED = register("router.saved", "after the router is saved, before its stage marker")
-
-
-def router_examples(ctx: RunContext, embed: bool) -> list[RouterExample]:
-    """The calibration prompts as router examples (pairs, rewards and, with ``embed``, their
-    stored embeddings), in source order.
-
-    Raises:
-        PersynError: calibration responses missing or not scored.
-    """
-    cal, table, _ = reward_table(ctx)
-    vectors = (
-        prompt_embeddings(ctx, [p.text for p in cal], PromptEncoder.of(ctx.cfg.router)) if embed else None
-    )
-    verify = ctx.cfg.verify
-    out = []
-    for i, p in enumerate(cal):
-        if verify is not None and verify.router_target == "verified":
-            rewards = verified_values(ctx, table[p.id])
-        else:
-            rewards = [c.reward for c in table[p.id]]
-        emb = vectors[i] if vectors is not None else None
-        out.append(RouterExample(p.text, pair_labels(rewards, ctx.cfg.router.ties), rewards, emb))
-    return out
-
-
-def verified_values(ctx: RunContext, cands: list) -> list[float | None]:
-    """The verified router target of one calibration prompt's candidates (teacher order): 0
-    for a response that fails the check (or failed), ``(1 − α) + α · learnability_norm`` for
-    one that passes (``VerifyConfig``; the learnability min-max normalised over the prompt's
-    valid responses, whatever ``normalize`` is); all None when no response is valid."""
-    cfg = ctx.cfg
-    valid = [c for c in cands if c.valid]
-    if not valid:
-        return [None] * len(cands)
-    # min-max whatever ``normalize`` says: a z-scored term can be negative, and a passing
-    # response must never be worth less than a failing one (0)
-    norm = dict(zip(map(id, valid), normalize([c.learnability for c in valid], "minmax"), strict=True))
-    return [
-        (1.0 - cfg.alpha) + cfg.alpha * norm[id(c)]
-        if c.valid and cfg.verify.passes(c.quality, cfg.quality.kind)
-        else 0.0
-        for c in cands
-    ]
 
 
 @stage("train_router", 4, before=prepare)
@@ -89,7 +43,7 @@ def train_router(ctx: RunContext) -> RouterEvaluation:
     costs nothing.
 
     Under ``budget:`` (or teachers' ``max_prompts``) every kind is cross-validated on its
-    budgeted route (``stages.budget.budgeted_cv``), so ``auto`` chooses under the limits.
+    budgeted route (``runtime.budget.budgeted_cv``), so ``auto`` chooses under the limits.
 
     Raises:
         PersynError: calibration responses missing or not scored.

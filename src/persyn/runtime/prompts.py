@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 from tqdm.auto import tqdm
@@ -16,9 +15,9 @@ from persyn.core.records import Prompt
 from persyn.core.seeds import seed_table
 from persyn.prompts import load_prompts
 from persyn.router.embeddings import PromptEncoder
+from persyn.runtime.context import RunContext, stage
+from persyn.runtime.embeddings import prompt_embeddings
 from persyn.scoring.quality import quality_scorer_class
-from persyn.stages.context import RunContext, stage
-from persyn.stages.embed import prompt_embeddings
 
 PREPARE_PROMPTS = register("prepare.prompts", "after the prompt set is stored, before it is marked current")
 
@@ -61,17 +60,16 @@ def store_prompt_set(ctx: RunContext) -> None:
     fingerprint = stable_hash(
         [[(p.id, p.text, p.answer, p.solution) for p in prompts], cal_ids, cfg.calibration.model_dump()]
     )
-    if ctx.store.get_meta("prompt_set") != fingerprint:
+    if ctx.store.prompt_set_fingerprint() != fingerprint:
         # (an ``active`` set grown in rounds on this prompt set is kept: same fingerprint)
         ctx.store.replace_prompts(prompts, cal_ids)
         crash_point(PREPARE_PROMPTS)
-        ctx.store.set_meta("calibration_rounds", "[]")
-        ctx.store.set_meta("prompt_set", fingerprint)
-    ctx.store.set_meta("load_report", json.dumps(report.as_dict()))
+        ctx.store.mark_prompt_set(fingerprint)
+    ctx.store.set_load_report(report.as_dict())
     # The config this output dir was made with, for commands that take only the dir.
     write_atomic(ctx.out / "run_config.json", public_config_json(cfg))
     seeds = seed_table(cfg.seed)
-    ctx.store.set_meta("seeds", json.dumps(seeds))
+    ctx.store.set_seeds(seeds)
     if report.empty or report.duplicates:
         tqdm.write(
             f"prompts: skipped {len(report.empty)} empty and {len(report.duplicates)} duplicate "

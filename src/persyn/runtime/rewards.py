@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from persyn.core.errors import PersynError
 from persyn.core.records import Generation, Prompt
-from persyn.scoring.combine import Candidate, combine
-from persyn.stages.context import RunContext
-from persyn.stages.responses import calibration_generations
-from persyn.stages.score import merge_scores, stored_scores
+from persyn.router.base import RouterExample
+from persyn.router.embeddings import PromptEncoder
+from persyn.runtime.context import RunContext
+from persyn.runtime.embeddings import prompt_embeddings
+from persyn.runtime.responses import calibration_generations
+from persyn.runtime.scores import merge_scores, stored_scores
+from persyn.scoring.combine import Candidate, combine, normalize, pair_labels
 
 RewardTable = dict[str, list[Candidate]]  # prompt id → Eq. 2 candidates in teacher order
 
@@ -83,3 +86,46 @@ def reward_table(ctx: RunContext) -> tuple[list[Prompt], RewardTable, dict[tuple
                     f"calibration response of {t.name} to {p.id} is not scored: run `persyn calibrate`"
                 )
     return cal, candidates_table(ctx, cal, gens, merge_scores(qscores, lscores), require_all=True), gens
+
+
+def router_examples(ctx: RunContext, embed: bool) -> list[RouterExample]:
+    """The calibration prompts as router examples (pairs, rewards and, with ``embed``, their
+    stored embeddings), in source order.
+
+    Raises:
+        PersynError: calibration responses missing or not scored.
+    """
+    cal, table, _ = reward_table(ctx)
+    vectors = (
+        prompt_embeddings(ctx, [p.text for p in cal], PromptEncoder.of(ctx.cfg.router)) if embed else None
+    )
+    verify = ctx.cfg.verify
+    out = []
+    for i, p in enumerate(cal):
+        if verify is not None and verify.router_target == "verified":
+            rewards = verified_values(ctx, table[p.id])
+        else:
+            rewards = [c.reward for c in table[p.id]]
+        emb = vectors[i] if vectors is not None else None
+        out.append(RouterExample(p.text, pair_labels(rewards, ctx.cfg.router.ties), rewards, emb))
+    return out
+
+
+def verified_values(ctx: RunContext, cands: list) -> list[float | None]:
+    """The verified router target of one calibration prompt's candidates (teacher order): 0
+    for a response that fails the check (or failed), ``(1 − α) + α · learnability_norm`` for
+    one that passes (``VerifyConfig``; the learnability min-max normalised over the prompt's
+    valid responses, whatever ``normalize`` is); all None when no response is valid."""
+    cfg = ctx.cfg
+    valid = [c for c in cands if c.valid]
+    if not valid:
+        return [None] * len(cands)
+    # min-max whatever ``normalize`` says: a z-scored term can be negative, and a passing
+    # response must never be worth less than a failing one (0)
+    norm = dict(zip(map(id, valid), normalize([c.learnability for c in valid], "minmax"), strict=True))
+    return [
+        (1.0 - cfg.alpha) + cfg.alpha * norm[id(c)]
+        if c.valid and cfg.verify.passes(c.quality, cfg.quality.kind)
+        else 0.0
+        for c in cands
+    ]

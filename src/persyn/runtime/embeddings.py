@@ -8,7 +8,7 @@ import numpy as np
 from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
 from persyn.router.embeddings import PromptEncoder
-from persyn.stages.context import RunContext
+from persyn.runtime.context import RunContext
 
 EMBED_CHUNK = 256  # texts embedded and stored per transaction (a killed run keeps the rest)
 EMBED_CHUNK_STORED = register("embed.chunk", "after a chunk of prompt embeddings is stored")

@@ -20,7 +20,7 @@ from persyn.config import RunConfig, TeacherConfig
 from persyn.core.errors import PersynError
 from persyn.core.records import Prompt
 from persyn.execution.base import Executor
-from persyn.stages.keys import generation_key
+from persyn.runtime.keys import generation_key
 from persyn.store import Store
 
 #: The timed stages, ``{name: (step, "module.function")}``, filled by ``stage`` as their modules
@@ -34,7 +34,7 @@ def stage(
     name: str, step: int, before: Callable[[RunContext], object] | None = None
 ) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """The one entry of a stage: decorates ``fn(ctx, ...)`` so that a call runs ``before(ctx)``
-    (for most stages ``stages.prepare.prepare``, untimed), then ``fn`` with its wall time added
+    (for most stages ``runtime.prompts.prepare``, untimed), then ``fn`` with its wall time added
     to ``seconds.NAME`` in the store; and registers ``name`` so that ``summary.json`` reports
     it (``RunContext.seconds``), ordered by ``step`` (its place in the run: the "Stage N" of
     its module). A function not decorated is not timed.
@@ -119,7 +119,7 @@ class RunContext:
         out: the output directory.
         store: the run's SQLite store.
         executor: where generation and scoring run (made on first use: exporting needs no Ray).
-        prepared: whether ``stages.prepare`` has run in this process (it runs once).
+        prepared: whether ``runtime.prompts.prepare`` has run in this process (it runs once).
 
     Raises:
         PersynError: ``output_dir`` is a file, or another live process holds it.
@@ -170,14 +170,13 @@ class RunContext:
         try:
             yield
         finally:
-            key = f"seconds.{stage}"
-            prev = float(self.store.get_meta(key) or 0.0)
-            self.store.set_meta(key, f"{prev + time.perf_counter() - start:.3f}")
+            prev = self.store.stage_seconds(stage)
+            self.store.set_stage_seconds(stage, prev + time.perf_counter() - start)
 
     def seconds(self) -> dict[str, float]:
         """Wall seconds per registered stage (``stage``), in run order, summed over every run on
         this store (0.0 for a stage that has not run)."""
-        return {s: round(float(self.store.get_meta(f"seconds.{s}") or 0.0), 2) for s in timed_stages()}
+        return {s: round(self.store.stage_seconds(s), 2) for s in timed_stages()}
 
     def close(self) -> None:
         """Close the executor, the store and the lock (in that order, each even if one fails)."""

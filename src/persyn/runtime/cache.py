@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from persyn.core.errors import PersynError
-from persyn.stages.context import RunContext
-from persyn.stages.prepare import prepare
+from persyn.core.summary import CacheInfo, ScoreCache, TeacherCache
+from persyn.runtime.context import RunContext
+from persyn.runtime.prompts import prepare
 
 
-def cache_info(ctx: RunContext) -> dict:
+def cache_info(ctx: RunContext) -> CacheInfo:
     """What the store holds for this config: per teacher, responses for its current settings
     (``ok`` / ``failed``) and ``stale`` ones (other settings); per scorer kind, ``current`` and
     ``stale`` scores; the store's size in bytes and the generation counter."""
@@ -23,25 +24,28 @@ def cache_info(ctx: RunContext) -> dict:
         stored = by_teacher.get(t.name, {})
         current = {ctx.key_of(t, p) for p in prompts}
         statuses = Counter(stored[k] for k in current if k in stored)
-        teachers[t.name] = {
-            "ok": statuses.get("ok", 0),
-            "failed": statuses.get("failed", 0),
-            "stale": sum(1 for k in stored if k not in current),
-        }
+        teachers[t.name] = TeacherCache(
+            ok=statuses.get("ok", 0),
+            failed=statuses.get("failed", 0),
+            stale=sum(1 for k in stored if k not in current),
+        )
     for name, stored in by_teacher.items():
         if name not in teachers:
-            teachers[name] = {"ok": 0, "failed": 0, "stale": len(stored), "not_in_config": True}
+            teachers[name] = TeacherCache(ok=0, failed=0, stale=len(stored), not_in_config=True)
     current_scorers = {ctx.learnability_key, ctx.quality_key}
-    scores: dict[str, dict[str, int]] = defaultdict(lambda: {"current": 0, "stale": 0})
+    scores: dict[str, ScoreCache] = defaultdict(ScoreCache)
     for kind, scorer, n in ctx.store.score_counts():
-        scores[kind]["current" if scorer in current_scorers else "stale"] += n
+        if scorer in current_scorers:
+            scores[kind].current += n
+        else:
+            scores[kind].stale += n
     size = sum(f.stat().st_size for f in ctx.out.glob("store.sqlite*"))
-    return {
-        "teachers": teachers,
-        "scores": dict(scores),
-        "store_bytes": size,
-        "generation_calls": ctx.store.generation_calls(),
-    }
+    return CacheInfo(
+        teachers=teachers,
+        scores=dict(scores),
+        store_bytes=size,
+        generation_calls=ctx.store.generation_calls(),
+    )
 
 
 def cache_clear(ctx: RunContext, teacher: str | None = None) -> int:

@@ -10,7 +10,7 @@ from persyn.core.errors import PersynError
 from persyn.core.faults import crash_point, register
 from persyn.core.records import Generation, Prompt
 from persyn.execution.jobs import teacher_job
-from persyn.stages.context import RunContext, progress
+from persyn.runtime.context import RunContext, progress
 
 PHASES = ("calibration", "routed", "generate-then-select", "synthesis")
 for _phase in PHASES:

@@ -11,7 +11,7 @@ from persyn.core.errors import InputError, PersynError
 from persyn.core.io import jsonl_records
 from persyn.core.records import Generation
 from persyn.engines.openai_batch import parse_result_line, takes_batch_files
-from persyn.stages.context import RunContext
+from persyn.runtime.context import RunContext
 
 
 def batch_teacher(cfg, name: str):

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from persyn.core.cascade import Stored, Walk, walk
 from persyn.core.records import Prompt
 from persyn.router.base import rank_teachers
-from persyn.stages.budget import SKIPPED
-from persyn.stages.context import RunContext
-from persyn.stages.route import assignments
+from persyn.runtime.budget import SKIPPED
+from persyn.runtime.context import RunContext
+from persyn.runtime.routing import assignments
+from persyn.runtime.scores import stored_scores
+from persyn.scoring.combine import Candidate, combine, oracle_pick, pick_passing
 
 
 @dataclass
@@ -90,3 +92,45 @@ def read_cascades(ctx: RunContext) -> Cascades:
 
         walks[p.id] = walk(rankings[p.id], stored, k, passes, threshold)
     return Cascades(prompts, rankings, walks, keys)
+
+
+def verified_pick(ctx: RunContext):
+    """The calibration line's rule: the Oracle pick (Eq. 2 argmax); with ``verify``, the Oracle
+    pick among the responses that pass, and with none passing, none (``on_fail: drop``) or the
+    Oracle pick of all (``keep``)."""
+    cfg = ctx.cfg
+    verify = cfg.verify
+    if verify is None:
+        return oracle_pick
+
+    def pick(cands: list[Candidate]) -> str | None:
+        got = pick_passing(cands, "reward", lambda q: verify.passes(q, cfg.quality.kind))
+        if got is not None:
+            return got
+        return oracle_pick(cands) if verify.on_fail == "keep" else None
+
+    return pick
+
+
+def kept_attempts(ctx: RunContext, cascades, gens: dict) -> dict[str, tuple[str, Candidate]]:
+    """``verify.on_fail: keep``: per routed prompt that no teacher passed, its attempt of
+    highest Eq. 2 reward among its scored attempts (``scoring.combine``: normalised over
+    them), as ``(teacher, candidate)``."""
+    cfg = ctx.cfg
+    if cfg.verify is None or cfg.verify.on_fail != "keep":
+        return {}
+    scores = stored_scores(ctx)
+    out = {}
+    for pid, w in cascades.walks.items():
+        if w.accepted is not None:
+            continue
+        cands = [
+            Candidate(a.teacher, *scores.get(a.key, (None, None)))
+            for a in w.attempts
+            if a.key in gens and gens[a.key].ok
+        ]
+        combine(cands, cfg.alpha, cfg.normalize)
+        pick = oracle_pick(cands)
+        if pick is not None:
+            out[pid] = (pick, next(c for c in cands if c.teacher == pick))
+    return out

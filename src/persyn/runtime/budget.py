@@ -12,7 +12,6 @@ cost would take the actual spend past ``max_cost`` is not generated but recorded
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +23,10 @@ from persyn.budget.utility import RewardCalibration
 from persyn.config import RunConfig
 from persyn.core.hashing import stable_hash
 from persyn.core.records import Generation
-from persyn.stages.context import RunContext
-from persyn.stages.rewards import reward_table
+from persyn.runtime.context import RunContext
+from persyn.runtime.rewards import reward_table
 
 SKIPPED = "skipped by budget"
-META = "budget_route"  # meta key: the budgeted routing's figures and per-prompt estimates
 
 
 def budget_active(cfg: RunConfig) -> bool:
@@ -141,22 +139,21 @@ def budget_route(ctx: RunContext, router_key: str, router_dir: Path, kind: str) 
         "plan": plan,
     }
     per_prompt = {i: (float(U[j, a.picks[j]]), float(C[j, a.picks[j]])) for j, i in enumerate(ids)}
-    ctx.store.set_meta(f"{META}:{key}", json.dumps({"figures": figures, "per_prompt": per_prompt}))
+    ctx.store.set_budget_route(key, figures, per_prompt)
     return BudgetedRoute(key, figures, per_prompt)
 
 
 def stored_budget(ctx: RunContext) -> BudgetedRoute | None:
     """The budgeted routing the run currently routes by, or None (no budget)."""
-    key = ctx.store.get_meta("route_key")
+    key = ctx.store.route_key()
     return _stored(ctx, key) if key else None
 
 
 def _stored(ctx: RunContext, key: str) -> BudgetedRoute | None:
     """The budgeted routing stored under ``key``, or None."""
-    stored = ctx.store.get_meta(f"{META}:{key}")
-    if stored is None:
+    data = ctx.store.budget_route(key)
+    if data is None:
         return None
-    data = json.loads(stored)
     return BudgetedRoute(key, data["figures"], {k: tuple(v) for k, v in data["per_prompt"].items()})
 
 
