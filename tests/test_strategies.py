@@ -5,7 +5,7 @@ import json
 import re
 
 import pytest
-from conftest import tiny_config
+from conftest import tiny_config, write_prompts
 from typer.testing import CliRunner
 
 from persyn.cli import app
@@ -305,3 +305,23 @@ def test_ranking_best_breaks_ties_by_the_next_criterion_then_the_name():
     assert best(["y", "x", "z"], q, {"x": -1.0, "y": -1.0}) == "x"  # tie on both: the name
     assert best(["x", "y"], q, {"x": None, "y": -9.0}) == "y"  # a missing value ranks lowest
     assert best(["x", "y"], {"x": None, "y": None}) is None
+
+
+@pytest.mark.parametrize("verify", [None, {"max_tries": 3}, {"max_tries": 3, "on_fail": "keep"}])
+def test_the_persyn_strategy_dataset_is_the_runs_own(tiny_models, tmp_path, verify):
+    # the persyn dataset is assembled once (runtime.dataset): the strategy's lines, scores and
+    # failures are the run's export, byte for byte; with every third reference solution wrong,
+    # some prompts no teacher passes (dropped, or kept at their best attempt)
+    over = {"verify": verify} if verify else {}
+    data = tiny_config(tiny_models, tmp_path, **over)
+    write_prompts(tmp_path / "prompts.jsonl", 12, wrong_every=3)
+    cfg = parse_config(data)
+    out = tmp_path / "run"
+    with Pipeline(cfg) as p:
+        p.run()
+        summary = p.build_strategy("persyn")
+    assert (out / "strategies/persyn/dataset.jsonl").read_text() == (out / "dataset.jsonl").read_text()
+    failed = [json.loads(x) for x in (out / "failed.jsonl").read_text().splitlines()]
+    assert [f.to_dict() for f in summary.failures] == failed and summary.n_dataset == len(
+        (out / "dataset.jsonl").read_text().splitlines()
+    )

@@ -3,7 +3,8 @@ timer), the cache keys of responses, and the services over the store that more t
 (or a selection strategy, the estimate, the CLI) asks for: the prompt set (``prompts``),
 teacher responses (``responses``), their scores (``scores``), the Eq. 2 reward table and the
 router's examples (``rewards``), prompt embeddings, the routing decisions (``routing``), the
-verified cascade's walks (``cascade``), the budget's routing and costs (``budget``), the store's
+verified cascade's walks (``cascade``), the persyn dataset assembled once (``dataset``: what
+``export`` writes, the ``persyn`` strategy's lines), the budget's routing and costs (``budget``), the store's
 cache commands (``cache``) and batch results (``batch_import``).
 
 Nothing here imports a stage: a stage calls these, never another stage, and

@@ -10,7 +10,7 @@ from typing import Any
 from persyn.config import RunConfig
 from persyn.core.errors import ConfigError
 from persyn.core.plugins import STRATEGIES, check, load
-from persyn.core.records import Prompt
+from persyn.core.records import DatasetLine, Failure, Prompt
 from persyn.runtime.context import RunContext
 from persyn.runtime.prompts import prepare
 from persyn.runtime.rewards import reward_table
@@ -51,6 +51,12 @@ class Strategy(ABC):
             ConfigError: names the field to set.
         """
         return  # most strategies serve every config
+
+    def own_lines(self, ctx: RunContext) -> tuple[list[DatasetLine], list[Failure]] | None:
+        """The dataset lines and failures of a strategy whose dataset is assembled elsewhere
+        (``persyn``: the run's own, ``runtime.dataset``), read after ``pick``; None (the
+        default): ``selection.build`` assembles the lines from the picks."""
+        return None
 
     @abstractmethod
     def pick(

@@ -57,7 +57,6 @@ def build_strategy(
     picks, details = select(ctx, name, seed)
     cfg = ctx.cfg
     names = cfg.teacher_names
-    teachers = {t.name: t for t in cfg.teachers}
     prompts = ctx.store.prompts()
     cal_ids = {p.id for p in ctx.store.prompts(calibration=True)}
     not_passing: set[str] = set()  # prompts with a valid response, none passing
@@ -70,6 +69,53 @@ def build_strategy(
             picks.pop(pid, None)
             if pick is not None:
                 picks[pid] = pick
+    own = strategy.own_lines(ctx)
+    if own is None:
+        lines, failures, dropped = _lines_of_picks(ctx, name, strategy, picks, not_passing, passes, threshold)
+    else:
+        lines, failures, dropped = _passing(ctx, *own, passes, threshold)
+    if passes is not None:
+        details["verified"] = {
+            "kept": len(lines),
+            "dropped": dropped,
+            "source": name,
+            "pass_quality": threshold,
+        }
+    out = out_dir or ctx.out / "strategies" / (verified_name(name) if verified else name)
+    out.mkdir(parents=True, exist_ok=True)
+    name_teacher_models(lines, ctx.cfg.teachers)
+    rows = [x.to_dict() for x in lines]
+    write_atomic(out / "dataset.jsonl", jsonl_text(rows))
+    crash_point(STRATEGY_DATASET)
+    n, n_cal = len(prompts), len(cal_ids)
+    summary = StrategySummary(
+        strategy=verified_name(name) if verified else name,
+        seed=cfg.seed if seed is None else seed,
+        n_prompts=n,
+        n_calibration=n_cal if strategy.needs_calibration(cfg) else 0,
+        n_dataset=len(lines),
+        teachers=names,
+        generations=generations_needed(cfg, strategy, n, n_cal),
+        generations_generate_then_select=n * len(names),
+        routing={t: sum(1 for x in lines if x.teacher == t) for t in names},
+        details=details,
+        failed=len(failures),
+        failures=[f.to_dict() for f in failures],
+        dataset_hash=stable_hash([[x["id"], x["messages"]] for x in rows]),
+    )
+    write_atomic(out / "summary.json", summary.to_json())
+    return summary
+
+
+def _lines_of_picks(ctx, name, strategy, picks, not_passing, passes, threshold):
+    """The dataset of a strategy's picks: the chosen responses (generated where missing), with
+    their scores; with ``passes``, only those whose quality passes (missing ones scored).
+    Returns ``(lines, failures, dropped)``."""
+    cfg = ctx.cfg
+    names = cfg.teacher_names
+    teachers = {t.name: t for t in cfg.teachers}
+    prompts = ctx.store.prompts()
+    cal_ids = {p.id for p in ctx.store.prompts(calibration=True)}
     by_teacher: dict[str, list] = {n: [] for n in names}
     for p in prompts:
         if p.id in picks:
@@ -118,34 +164,28 @@ def build_strategy(
         lines.append(
             DatasetLine.of(p, picks[p.id], g.response, source, (q, lv, rewards.get((p.id, picks[p.id]))))
         )
-    if passes is not None:
-        details["verified"] = {
-            "kept": len(lines),
-            "dropped": dropped,
-            "source": name,
-            "pass_quality": threshold,
-        }
-    out = out_dir or ctx.out / "strategies" / (verified_name(name) if verified else name)
-    out.mkdir(parents=True, exist_ok=True)
-    name_teacher_models(lines, ctx.cfg.teachers)
-    rows = [x.to_dict() for x in lines]
-    write_atomic(out / "dataset.jsonl", jsonl_text(rows))
-    crash_point(STRATEGY_DATASET)
-    n, n_cal = len(prompts), len(cal_ids)
-    summary = StrategySummary(
-        strategy=verified_name(name) if verified else name,
-        seed=cfg.seed if seed is None else seed,
-        n_prompts=n,
-        n_calibration=n_cal if strategy.needs_calibration(cfg) else 0,
-        n_dataset=len(lines),
-        teachers=names,
-        generations=generations_needed(cfg, strategy, n, n_cal),
-        generations_generate_then_select=n * len(names),
-        routing={t: sum(1 for x in lines if x.teacher == t) for t in names},
-        details=details,
-        failed=len(failures),
-        failures=[f.to_dict() for f in failures],
-        dataset_hash=stable_hash([[x["id"], x["messages"]] for x in rows]),
-    )
-    write_atomic(out / "summary.json", summary.to_json())
-    return summary
+    return lines, failures, dropped
+
+
+def _passing(ctx, lines, failures, passes, threshold):
+    """``lines`` assembled elsewhere, with ``passes`` only those whose response's quality passes
+    (missing quality scored first). Returns ``(lines, failures, dropped)``."""
+    if passes is None:
+        return lines, failures, 0
+    teachers = {t.name: t for t in ctx.cfg.teachers}
+    by_id = {p.id: p for p in ctx.store.prompts()}
+    keys = [ctx.key_of(teachers[x.teacher], by_id[x.id]) for x in lines]
+    gens = ctx.store.generations(keys)
+    scores = stored_scores(ctx)
+    if score_quality(ctx, list(gens.values()), by_id, {k for k, v in scores.items() if v[0] is not None}):
+        scores = stored_scores(ctx)
+    kept, failures, dropped = [], list(failures), 0
+    for x, key in zip(lines, keys, strict=True):
+        q = scores.get(key, (None, None))[0]
+        if passes(q):
+            kept.append(x)
+            continue
+        why = "quality could not be scored" if q is None else f"quality {q:g} < pass_quality {threshold:g}"
+        failures.append(Failure("verify", x.id, x.teacher, why))
+        dropped += 1
+    return kept, failures, dropped

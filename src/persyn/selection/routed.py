@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from persyn.runtime.cascade import kept_attempts, read_cascades, verified_pick
+from persyn.runtime.dataset import persyn_dataset
 from persyn.runtime.rewards import reward_table
 from persyn.selection.base import Picks, Strategy
 from persyn.stages import run_stages
@@ -19,6 +20,10 @@ class PerSyn(Strategy):
 
     def needs_calibration(self, cfg) -> bool:
         return True
+
+    def own_lines(self, ctx):
+        data = persyn_dataset(ctx)  # the one assembly of the persyn dataset (export's)
+        return data.lines, data.failures
 
     def pick(self, ctx, prompts, means, seed) -> Picks:
         run_stages(ctx, start="train_router", through="generate")

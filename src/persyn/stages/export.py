@@ -11,20 +11,18 @@ from pathlib import Path
 from persyn.budget.cost import price_of
 from persyn.config import TeacherConfig
 from persyn.config.verify import pass_threshold
-from persyn.core.card import dataset_card, name_teacher_models, write_dataset_card
+from persyn.core.card import dataset_card, write_dataset_card
 from persyn.core.deps import require
-from persyn.core.errors import PersynError
 from persyn.core.faults import crash_point, register
 from persyn.core.hashing import stable_hash
 from persyn.core.io import jsonl_text, replace_dir, write_atomic
 from persyn.core.records import DatasetLine, Failure, Generation, Prompt
 from persyn.core.summary import RouterEvaluation, RunSummary
-from persyn.runtime.budget import SKIPPED, cost_model, stored_budget
-from persyn.runtime.cascade import kept_attempts, read_cascades, verified_pick
+from persyn.runtime.budget import SKIPPED, cost_model
 from persyn.runtime.context import RunContext, stage
+from persyn.runtime.dataset import persyn_dataset
 from persyn.runtime.prompts import prepare
-from persyn.runtime.rewards import RewardTable, reward_table
-from persyn.runtime.routing import assignments
+from persyn.runtime.rewards import RewardTable
 from persyn.scoring.combine import oracle_pick
 from persyn.scoring.means import calibration_means
 from persyn.scoring.quality import quality_scorer_class
@@ -67,73 +65,11 @@ def card_of(cfg, summary: RunSummary) -> str:
 @stage("export", 7, before=prepare)
 def _export(ctx: RunContext, new_generations: int) -> RunSummary:
     cfg = ctx.cfg
-    cal, table, cal_gens = reward_table(ctx)
-    assigned = assignments(ctx)
-    cascades = read_cascades(ctx)
-    # the responses the cascades asked for (a shared store may hold other teachers' too)
-    routed_gens = ctx.store.generations([a.key for w in cascades.walks.values() for a in w.attempts])
-    all_prompts = ctx.store.prompts()
-    cal_ids = {p.id for p in cal}
-    verify = cfg.verify
-    check = verified_pick(ctx)
-    kept = kept_attempts(ctx, cascades, routed_gens)
-
-    budgeted = stored_budget(ctx)
-    lines: list[DatasetLine] = []
-    routing_lines = []
-    failures = [
-        Failure(g.phase, g.prompt_id, g.teacher, g.error)
-        for g in list(cal_gens.values()) + list(routed_gens.values())
-        if not g.ok
-    ]
-    for p in all_prompts:
-        if p.id in cal_ids:
-            cands = table[p.id]
-            pick = check(cands)
-            if pick is None:
-                why = (
-                    "no teacher gave a valid response to this calibration prompt"
-                    if oracle_pick(cands) is None
-                    else "verify: no teacher's response to this calibration prompt passed the check"
-                )
-                failures.append(Failure("export", p.id, None, why))
-                continue
-            c = next(c for c in cands if c.teacher == pick)
-            g = cal_gens[(p.id, pick)]
-            lines.append(
-                DatasetLine.of(p, pick, g.response, "calibration", (c.quality, c.learnability, c.reward))
-            )
-        else:
-            pick, coef = assigned[p.id]
-            walk = cascades.walks[p.id]
-            line = {"id": p.id, "teacher": pick, "coefficients": coef}
-            if budgeted is not None and p.id in budgeted.per_prompt:
-                line["expected_reward"], line["expected_cost"] = budgeted.per_prompt[p.id]
-            if verify is not None:
-                line["attempts"] = [a.to_dict() for a in walk.attempts]
-                line["accepted"] = walk.accepted
-            routing_lines.append(line)
-            if not walk.done or not walk.attempts:
-                waiting = walk.next_generate or pick
-                what = f"no response from {waiting}" if walk.next_score is None else "an unchecked response"
-                raise PersynError(f"prompt {p.id} has {what}: run `persyn generate` first")
-            if walk.accepted is not None:
-                a = walk.attempts[-1]
-                g = routed_gens[a.key]
-                scores = (a.quality, None, None) if verify is not None else (None, None, None)
-                lines.append(DatasetLine.of(p, walk.accepted, g.response, "routed", scores))
-            elif verify is not None and p.id in kept:
-                teacher, c = kept[p.id]
-                g = routed_gens[cascades.keys[(p.id, teacher)]]
-                lines.append(
-                    DatasetLine.of(p, teacher, g.response, "routed", (c.quality, c.learnability, c.reward))
-                )
-            elif verify is not None and any(a.status not in ("failed", "skipped") for a in walk.attempts):
-                tried = "; ".join(f"{a.teacher}: {a.why or a.status}" for a in walk.attempts)
-                failures.append(
-                    Failure("verify", p.id, None, f"no teacher passed in {walk.tries} tries ({tried})")
-                )
-    name_teacher_models(lines, cfg.teachers)
+    data = persyn_dataset(ctx)
+    cal, table, cal_gens = data.calibration, data.table, data.calibration_gens
+    assigned, cascades, routed_gens = data.assigned, data.cascades, data.routed_gens
+    lines, routing_lines, failures = data.lines, data.routing, data.failures
+    all_prompts, check, budgeted, verify = data.prompts, data.pick, data.budgeted, cfg.verify
     rows = [x.to_dict() for x in lines]
     write_atomic(ctx.out / "dataset.jsonl", jsonl_text(rows))
     write_dataset_formats(ctx.out, rows, cfg.dataset_formats)
