@@ -24,6 +24,7 @@ from persyn.runtime import cache, rewards, routing, scores
 from persyn.runtime.context import RunContext
 from persyn.runtime.prompts import prepare
 from persyn.runtime.responses import preflight
+from persyn.selection.base import get_strategy
 from persyn.selection.build import build_strategy
 from persyn.stages import generate_then_select, route, run_stages, score
 from persyn.stages.calibrate import calibrate
@@ -118,7 +119,7 @@ class Pipeline:
             self.synthesize()
         self.prepare()
         preflight(self.ctx)
-        if self.cfg.strategy != "persyn":
+        if not get_strategy(self.cfg.strategy).is_route_then_generate:
             summary = self.build_strategy(self.cfg.strategy)
             shutil.copyfile(
                 self.out / "strategies" / self.cfg.strategy / "dataset.jsonl", self.out / ".dataset.tmp"

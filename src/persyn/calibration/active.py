@@ -38,24 +38,26 @@ def next_round(
 
     The routers of ``ROUND_KINDS`` are trained on ``examples`` (the calibration set so far, with
     embeddings) under ``cfg`` (a ``RouterConfig``); ``uncertainty_order`` ranks the pool by
-    their disagreement and ``knn``'s margin; k-center greedy then takes ``add`` of the ``2·add``
-    most uncertain, away from the calibration set and from each other.
+    their disagreement and the margin of the round router whose scores are expected rewards per
+    prompt (embedding-based, rewards: ``knn``); k-center greedy then takes ``add`` of the
+    ``2·add`` most uncertain, away from the calibration set and from each other.
     """
     from persyn.router.base import router_class
 
-    picks, knn_scores = [], None
+    picks, margin_scores = [], None
     for kind in ROUND_KINDS:
+        cls = router_class(kind)
         try:
-            router = router_class(kind).fit(cfg, teachers, examples, seed)
+            router = cls.fit(cfg, teachers, examples, seed)
         except ValueError:  # nothing to learn from yet (e.g. no valid response)
             continue
         s = router.scores([""] * len(x_pool), x_pool)
         picks.append(router.pick(s))
-        if kind == "knn":
-            knn_scores = s
-    if knn_scores is None:
-        knn_scores = np.zeros((len(x_pool), len(teachers)))
-    order = uncertainty_order(np.array(picks) if picks else np.zeros((1, len(x_pool)), int), knn_scores)
+        if cls.scores_are_rewards and cls.uses_embeddings:  # rewards that vary by prompt
+            margin_scores = s
+    if margin_scores is None:
+        margin_scores = np.zeros((len(x_pool), len(teachers)))
+    order = uncertainty_order(np.array(picks) if picks else np.zeros((1, len(x_pool)), int), margin_scores)
     candidates = order[: 2 * add].tolist()
     x_cal = np.stack([e.embedding for e in examples])
     added = k_center(np.concatenate([x_cal, x_pool[candidates]]), add, seed, taken=list(range(len(x_cal))))

@@ -38,6 +38,9 @@ class Strategy(ABC):
     #: Whether its dataset lines say ``calibration`` or ``routed`` as their ``source`` (the
     #: method's own split), instead of the strategy's name.
     sources_by_split: bool = False
+    #: Whether it is Route-then-Generate itself: ``persyn run`` runs the stages and writes the
+    #: run's own files, instead of building the strategy's dataset.
+    is_route_then_generate: bool = False
 
     def needs_calibration(self, cfg: RunConfig) -> bool:
         """Whether the strategy chooses from calibration scores (then calibration is part of

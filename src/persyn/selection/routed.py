@@ -17,6 +17,7 @@ class PerSyn(Strategy):
 
     name = "persyn"
     sources_by_split = True
+    is_route_then_generate = True
 
     def needs_calibration(self, cfg) -> bool:
         return True
