@@ -261,6 +261,7 @@ PLUGIN_FIELDS = {
     "generator": "GENERATORS",
 }
 
+
 #: Comparisons of a plug-in's name to a string that remain outside the plug-in's own module
 #: (module, name compared), to be turned into the plug-in's own answer (issue 47, item 1): the
 #: facade's one strategy test and the active calibration round's knn scores. The test fails on any comparison not listed here,

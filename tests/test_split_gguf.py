@@ -79,6 +79,25 @@ def test_a_torn_cached_file_is_joined_again(site, tmp_path):
     assert join_parts(split, target).read_bytes() == b"".join(PARTS)
 
 
+def test_a_join_that_dies_before_its_rename_leaves_the_old_file(site, tmp_path, monkeypatch):
+    # the swap is the rename alone: at every instant the old file or the new, never none
+    _install(site, "fake-model-part", "1.0.0", PARTS)
+    split = _split(PARTS)
+    target = tmp_path / "cache" / "model.gguf"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"torn")
+
+    def dies(src, dst):
+        raise OSError("killed before the rename")
+
+    with monkeypatch.context() as m:
+        m.setattr("persyn.models.gguf.os.replace", dies)
+        with pytest.raises(OSError, match="before the rename"):
+            join_parts(split, target)
+    assert target.read_bytes() == b"torn" and list(target.parent.glob("*.tmp*")) == []
+    assert join_parts(split, target).read_bytes() == b"".join(PARTS)
+
+
 def test_missing_or_other_version_parts_are_named_with_the_install_line(site, tmp_path):
     _install(site, "fake-model-part", "1.0.0", PARTS[:2])  # part 3 missing
     _install(site / "other", "fake-model-part", "0.9.0", PARTS)  # not on sys.path

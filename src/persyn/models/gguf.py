@@ -108,7 +108,8 @@ def join_parts(split: SplitGGUF, target: Path) -> Path:
     Raises:
         MissingAssetError: parts missing or at another version (``part_files``).
         AssetHashError: the joined bytes are not the pinned size and sha256 (both figures and
-            the package versions are named); nothing is left at ``target``.
+            the package versions are named); ``target`` keeps what it held (only a checked
+            join is renamed into place).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     record = target.with_name(target.name + ".verified")
@@ -123,7 +124,8 @@ def join_parts(split: SplitGGUF, target: Path) -> Path:
             if (digest, size) == (split.sha256, split.size):
                 record.write_text(json.dumps({"sha256": digest, "stamp": _stamp(target)}))
                 return target
-            target.unlink()  # a torn or foreign file: join again from the parts
+            # a torn or foreign file: joined again from the parts below, and replaced only by
+            # the rename (the old file or the new at every instant, never none)
         parts = part_files(split)
         tmp = target.with_name(target.name + f".tmp{os.getpid()}")
         h, size = hashlib.sha256(), 0

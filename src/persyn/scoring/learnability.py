@@ -97,19 +97,20 @@ class LearnabilityScorer(Scorer):
 
     def __init__(self, student: StudentConfig):
         self.cfg = student
-        self.model = None  # loaded on first use: a resumed run may have nothing to score
+        self.model = None  # the transformers model (None with llama.cpp: _score_llamacpp)
+        self._loaded = False  # on first use: a resumed run may have nothing to score
 
     def _load(self) -> None:
-        if self.model is None:
+        if not self._loaded:
             self.tokenizer = load_tokenizer(self.cfg.model, padding_side="left")
             if self.cfg.backend == "llamacpp":
                 # llama.cpp keeps logits for every position of its context (n_ctx × vocab
                 # floats): a bounded context, 1024 tokens unless max_length says otherwise.
-                self.model = "llamacpp"
                 self.ctx = self.cfg.max_length or 1024
-                return
-            self.model = load_causal_lm(self.cfg.model, dtype=self.cfg.dtype)
-            self.ctx = self.cfg.max_length or context_length(self.model)
+            else:
+                self.model = load_causal_lm(self.cfg.model, dtype=self.cfg.dtype)
+                self.ctx = self.cfg.max_length or context_length(self.model)
+            self._loaded = True
 
     @property
     def key(self) -> str:
