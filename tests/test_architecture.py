@@ -99,11 +99,12 @@ LAYERS = [
     ["persyn.core", "persyn"],  # records, io, settings bases, plug-in tables; the lazy facade
     ["persyn.models", "persyn.tokenization"],  # packaged models: aliases, GGUF, loading, BOS
     ["persyn.engines", "persyn.training", "persyn.response_loss", "persyn.scoring",
-     "persyn.ifeval", "persyn.synthesis"],  # plug-ins whose settings config composes (each
-    # engine's, trainer's and scorer's settings live with it) or whose questions it asks
+     "persyn.ifeval", "persyn.synthesis", "persyn.router"],  # plug-ins whose settings config
+    # composes (each engine's, trainer's, scorer's and router kind's live with it) or whose
+    # questions it asks
     ["persyn.config"],  # the run's settings, composed of the plug-ins' own
     ["persyn.store", "persyn.prompts", "persyn.testing", "persyn.ifeval_constraints"],
-    ["persyn.router", "persyn.calibration", "persyn.execution",
+    ["persyn.calibration", "persyn.execution",
      "persyn.budget", "persyn.montessori", "persyn.evaluate",
      "persyn.evaluate_ifeval"],  # the method's pieces
     ["persyn.runtime.context", "persyn.runtime.keys"],  # the run's context, the response keys
@@ -232,14 +233,15 @@ def test_every_plugin_in_the_tables_resolves():
             assert attr in {n.name for n in tree.body if isinstance(n, ast.ClassDef)}, (name, target)
 
 
-def test_engine_and_scorer_modules_import_lightly():
+def test_engine_scorer_and_router_modules_import_lightly():
     # Validating a config imports the module of every engine it names (its Settings), and an
     # unknown setting's error imports them all (``persyn.config.teachers``); the quality kind's
-    # scorer answers the config's questions. So these modules import their backend (torch,
-    # transformers, llama.cpp, httpx, Ray) only when they run.
+    # scorer answers the config's questions; ``RouterConfig`` is composed of every router
+    # kind's Settings. So these modules import their backend (torch, transformers, llama.cpp,
+    # httpx, Ray) only when they run.
     from persyn.core import plugins
 
-    tables = (plugins.ENGINES, plugins.QUALITY_SCORERS)
+    tables = (plugins.ENGINES, plugins.QUALITY_SCORERS, plugins.ROUTERS)
     modules = sorted({t.partition(":")[0] for table in tables for t in table.values()})
     code = (
         "import importlib, sys\n"
@@ -262,10 +264,6 @@ PLUGIN_FIELDS = {
 }
 
 
-#: Comparisons of a plug-in's name to a string that remain outside the plug-in's own module
-#: (module, name compared), to be turned into the plug-in's own answer (issue 47, item 1): the
-#: facade's one strategy test and the active calibration round's knn scores. The test fails on any comparison not listed here,
-#: and on a listed one that is gone (so the list only shrinks).
 def plugin_name_comparisons(sources: dict[str, str]) -> set[tuple[str, str]]:
     """``(module, name)`` for each comparison (``==``, ``!=``, ``in``, ``not in``) of a field
     that holds a plug-in's name (``PLUGIN_FIELDS``) with a string naming one of that family's
@@ -318,3 +316,23 @@ def test_the_name_comparison_check_finds_a_planted_one():
         ("persyn.runtime.responses", "prior"),
         ("persyn.engines.openai_engine", "prior"),
     }
+
+
+def test_each_router_kind_owns_its_settings_and_the_config_is_all_of_them():
+    # issue 47, item 1: a kind's settings live in its own file; RouterConfig composes them flat
+    # (auto trains several kinds on one config), so each kind's fit gets an instance of its own
+    from persyn.config import RouterConfig
+    from persyn.core.plugins import ROUTERS
+    from persyn.router.base import router_class
+    from persyn.router.cv import CVSettings
+
+    cfg = RouterConfig()
+    owned = {"knn": {"knn_k"}, "bt-linear": {"l2"}, "bt-encoder": {"epochs", "encoder_lr", "freeze_encoder"}}
+    for kind in ROUTERS:
+        settings = router_class(kind).Settings
+        assert isinstance(cfg, settings) and set(settings.model_fields) <= set(RouterConfig.model_fields)
+        for other, fields in owned.items():
+            assert (fields <= set(settings.model_fields)) == (other == kind), (kind, other)
+    assert isinstance(cfg, CVSettings) and set(RouterConfig.model_fields) == set().union(
+        *(router_class(k).Settings.model_fields for k in ROUTERS), CVSettings.model_fields, {"kind", "ties"}
+    )

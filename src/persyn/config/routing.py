@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from persyn.core.plugins import ROUTERS, check
-from persyn.core.settings import StrictModel
+from persyn.router.cv import CVSettings
 
 
-class RouterConfig(StrictModel):
+def _kind_settings() -> tuple[type, ...]:
+    """Every router kind's own settings model (``Router.Settings``, in its kind's file), in the
+    plug-in table's order, without repeats: what ``RouterConfig`` is composed of."""
+    from persyn.router.base import router_class
+
+    return tuple(dict.fromkeys(router_class(k).Settings for k in ROUTERS))
+
+
+class RouterConfig(*_kind_settings(), CVSettings):
     """The router: ``kind`` is a router kind of ``persyn.core.plugins.ROUTERS`` or ``auto``.
 
     - ``bt-encoder``: the paper's router (PerSyn Eq. 3): ``encoder`` fine-tuned with a linear
@@ -27,27 +35,14 @@ class RouterConfig(StrictModel):
 
     Every kind's cross-validated figures are reported, whatever ``kind`` is. ``ties``: ``drop``
     tied pairs or count them as half a win. ``pooling``/``max_length``: how ``encoder`` turns a
-    prompt into a vector."""
+    prompt into a vector.
+
+    Each kind's settings live in its own file (``Router.Settings``: ``router/knn.py``'s
+    ``knn_k``, ...; ``auto``'s in ``router/cv.py``) and this model is composed of all of them
+    through the plug-in table, flat: ``auto`` trains several kinds on one config, and a kind's
+    ``fit`` gets this config, which is an instance of its ``Settings``."""
 
     kind: str = "auto"
-    auto_kinds: list[str] = Field(default_factory=lambda: ["prior", "bt-linear", "knn"], min_length=1)
-    encoder: str = "minilm-l6"
-    pooling: Literal["mean", "cls"] = "mean"
-    max_length: Annotated[int, Field(ge=8)] = 256
-    epochs: Annotated[int, Field(ge=1)] = 20
-    batch_size: Annotated[int, Field(ge=1)] = 16
-    encoder_lr: Annotated[float, Field(ge=0.0)] = 2e-5
-    head_lr: Annotated[float, Field(gt=0.0)] = 1e-2
-    freeze_encoder: bool = False
-    knn_k: list[Annotated[int, Field(ge=1)]] = Field(
-        default_factory=lambda: [1, 3, 5, 9, 15, 25], min_length=1
-    )
-    l2: list[Annotated[float, Field(gt=0.0)]] = Field(
-        default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0], min_length=1
-    )
-    cv_folds: Annotated[int, Field(ge=2)] = 5
-    cv_repeats: Annotated[int, Field(ge=1)] = 5
-    bootstrap: Annotated[int, Field(ge=100)] = 2000
     ties: Literal["drop", "half"] = "drop"
 
     @field_validator("kind")

@@ -27,15 +27,17 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
 from persyn.core.errors import PersynError
 from persyn.core.hashing import stable_hash
 from persyn.core.io import write_atomic
 from persyn.core.plugins import ROUTERS, load
 from persyn.core.ranking import filled_rewards
+from persyn.core.settings import StrictModel
 
 
 @dataclass
@@ -102,10 +104,25 @@ def array_fingerprint(directory: str | Path) -> str:
     return stable_hash([(d / "router.json").read_text(), (d / "weights.npz").read_bytes().hex()])
 
 
+class NoSettings(StrictModel):
+    """A router kind with no settings of its own (``prior``)."""
+
+
+class EncoderSettings(StrictModel):
+    """The frozen prompt encoder a kind reads (``router.embeddings.PromptEncoder``): a model
+    slot (any HF id, local path or packaged alias), its pooling and its token limit."""
+
+    encoder: str = "minilm-l6"
+    pooling: Literal["mean", "cls"] = "mean"
+    max_length: Annotated[int, Field(ge=8)] = 256
+
+
 class Router(ABC):
     """A trained router kind (the contract in the module docstring).
 
     Attributes:
+        Settings: the kind's own settings model (class attribute): ``config.RouterConfig``
+            composes every kind's, so ``fit`` and ``steps`` get a config that is one.
         kind: the registry name (class attribute).
         uses_embeddings: whether ``scores`` reads the prompts' frozen embeddings.
         scores_are_rewards: whether ``scores`` are expected rewards already (the budget's
@@ -113,6 +130,7 @@ class Router(ABC):
         teachers: teacher names in score order.
     """
 
+    Settings: ClassVar[type[StrictModel]] = NoSettings
     kind: str
     uses_embeddings: bool = False
     scores_are_rewards: bool = False

@@ -5,14 +5,27 @@ labels of the calibration rewards."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
+from pydantic import Field
 
-from persyn.config import RouterConfig
 from persyn.core.hashing import stable_hash
-from persyn.router.base import Router, RouterExample
-from persyn.router.model import BTRouter
-from persyn.router.train import fit_bt_router, steps_per_training
+from persyn.router.base import EncoderSettings, Router, RouterExample
+
+if TYPE_CHECKING:  # torch loads when a router is trained or loaded (config validation imports this)
+    from persyn.router.model import BTRouter
+
+
+class BTEncoderSettings(EncoderSettings):
+    """``bt-encoder``'s settings: the encoder (fine-tuned unless ``freeze_encoder``), its
+    training (``epochs``, ``batch_size``, the encoder's and the head's learning rates)."""
+
+    epochs: Annotated[int, Field(ge=1)] = 20
+    batch_size: Annotated[int, Field(ge=1)] = 16
+    encoder_lr: Annotated[float, Field(ge=0.0)] = 2e-5
+    head_lr: Annotated[float, Field(gt=0.0)] = 1e-2
+    freeze_encoder: bool = False
 
 
 class BTEncoderRouter(Router):
@@ -23,6 +36,7 @@ class BTEncoderRouter(Router):
         teachers: teacher names in head order.
     """
 
+    Settings = BTEncoderSettings
     kind = "bt-encoder"
     uses_embeddings = False
 
@@ -32,18 +46,27 @@ class BTEncoderRouter(Router):
 
     @classmethod
     def fit(
-        cls, cfg: RouterConfig, teachers: list[str], examples: list[RouterExample], seed: int, progress=None
+        cls,
+        cfg: BTEncoderSettings,
+        teachers: list[str],
+        examples: list[RouterExample],
+        seed: int,
+        progress=None,
     ) -> BTEncoderRouter:
         """Train a fresh router (see ``router.train.fit_bt_router``).
 
         Raises:
             ValueError: no example has a pair to learn from.
         """
+        from persyn.router.train import fit_bt_router
+
         return cls(fit_bt_router(cfg, teachers, examples, seed, progress))
 
     @classmethod
-    def steps(cls, cfg: RouterConfig, n_examples: int) -> int:
+    def steps(cls, cfg: BTEncoderSettings, n_examples: int) -> int:
         """Optimizer steps of one ``fit`` on ``n_examples`` prompts."""
+        from persyn.router.train import steps_per_training
+
         return steps_per_training(cfg, n_examples)
 
     def scores(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
@@ -62,6 +85,8 @@ class BTEncoderRouter(Router):
         Raises:
             PersynError: the directory is not a saved router.
         """
+        from persyn.router.model import BTRouter
+
         return cls(BTRouter.load(directory))
 
     @classmethod

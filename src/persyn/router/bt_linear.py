@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
-import torch
+from pydantic import Field
 
-from persyn.config import RouterConfig
 from persyn.router.base import (
     ArrayRouter,
+    EncoderSettings,
     RouterExample,
     fold_of,
     load_array_router,
@@ -28,9 +29,17 @@ from persyn.router.base import (
     save_array_router,
 )
 from persyn.router.embeddings import PromptEncoder
-from persyn.router.train import bt_loss, pair_tensors
 
 INNER_FOLDS = 3
+
+
+class BTLinearSettings(EncoderSettings):
+    """``bt-linear``'s settings: the frozen encoder's, and the L2 λ candidates (chosen by an
+    inner K-fold regret)."""
+
+    l2: list[Annotated[float, Field(gt=0.0)]] = Field(
+        default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0], min_length=1
+    )
 
 
 def fit_head(
@@ -50,6 +59,8 @@ def fit_head(
 def _one_thread() -> Iterator[None]:
     """Run torch on one thread: a head this small spends more in thread hand-offs than in
     arithmetic (measured ~10x slower on 2 busy cores with 2 threads)."""
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -59,6 +70,10 @@ def _one_thread() -> Iterator[None]:
 
 
 def _fit_head(x, pairs, n_teachers: int, l2: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    import torch  # here, not at import: config validation imports every router kind's module
+
+    from persyn.router.train import bt_loss, pair_tensors
+
     torch.manual_seed(seed)
     xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
     w = torch.zeros(xt.shape[1], n_teachers, requires_grad=True)
@@ -117,6 +132,7 @@ class BTLinearRouter(ArrayRouter):
         encoder: the ``PromptEncoder.meta()`` of the embeddings.
     """
 
+    Settings = BTLinearSettings
     kind = "bt-linear"
     uses_embeddings = True
 
@@ -125,7 +141,12 @@ class BTLinearRouter(ArrayRouter):
 
     @classmethod
     def fit(
-        cls, cfg: RouterConfig, teachers: list[str], examples: list[RouterExample], seed: int, progress=None
+        cls,
+        cfg: BTLinearSettings,
+        teachers: list[str],
+        examples: list[RouterExample],
+        seed: int,
+        progress=None,
     ) -> BTLinearRouter:
         """Choose λ among ``cfg.l2`` (inner CV), then fit on every example.
 

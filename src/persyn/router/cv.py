@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
-from persyn.config import RouterConfig
+from persyn.core.settings import StrictModel
 from persyn.router.base import RouterExample, pick_regrets, repeat_folds, reward_matrix, router_class
 
 PRIOR = "prior"
@@ -60,7 +62,20 @@ class KindCV:
     cascade: dict | None = None
 
 
-def cv_steps(kinds: list[str], cfg: RouterConfig, n: int) -> int:
+class CVSettings(StrictModel):
+    """``auto``'s settings: ``cv_folds``-fold cross-validation over the calibration prompts,
+    repeated ``cv_repeats`` times with other folds, the kinds it chooses among
+    (``auto_kinds``), and the paired bootstrap's resamples. The config that reaches the
+    functions here is ``config.RouterConfig``, which is also every kind's settings (each
+    kind's ``fit`` gets it)."""
+
+    auto_kinds: list[str] = Field(default_factory=lambda: ["prior", "bt-linear", "knn"], min_length=1)
+    cv_folds: Annotated[int, Field(ge=2)] = 5
+    cv_repeats: Annotated[int, Field(ge=1)] = 5
+    bootstrap: Annotated[int, Field(ge=100)] = 2000
+
+
+def cv_steps(kinds: list[str], cfg: CVSettings, n: int) -> int:
     """Progress units of ``cross_validate``."""
     folds = max(1, min(cfg.cv_folds, n))
     n_train = n - n // folds if folds > 1 else n
@@ -69,7 +84,7 @@ def cv_steps(kinds: list[str], cfg: RouterConfig, n: int) -> int:
 
 def cross_validate(
     kinds: list[str],
-    cfg: RouterConfig,
+    cfg: CVSettings,
     teachers: list[str],
     examples: list[RouterExample],
     seed: int,

@@ -6,12 +6,14 @@ training prompts by leave-one-out regret, so a cross-validation around ``fit`` i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
-from persyn.config import RouterConfig
 from persyn.router.base import (
     ArrayRouter,
+    EncoderSettings,
     RouterExample,
     load_array_router,
     pick_regrets,
@@ -50,6 +52,15 @@ def choose_k(x: np.ndarray, rewards: np.ndarray, grid: list[int]) -> tuple[int, 
     return max(k for k, v in figures.items() if v <= best + 1e-12), figures
 
 
+class KNNSettings(EncoderSettings):
+    """``knn``'s settings: the frozen encoder's, and the k candidates (chosen by
+    leave-one-out regret on the calibration prompts)."""
+
+    knn_k: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [1, 3, 5, 9, 15, 25], min_length=1
+    )
+
+
 class KNNRouter(ArrayRouter):
     """Cosine k-nearest-neighbour router on frozen prompt embeddings.
 
@@ -61,6 +72,7 @@ class KNNRouter(ArrayRouter):
         encoder: the ``PromptEncoder.meta()`` of the embeddings.
     """
 
+    Settings = KNNSettings
     kind = "knn"
     scores_are_rewards = True  # the neighbours' mean filled rewards
     uses_embeddings = True
@@ -76,7 +88,7 @@ class KNNRouter(ArrayRouter):
 
     @classmethod
     def fit(
-        cls, cfg: RouterConfig, teachers: list[str], examples: list[RouterExample], seed: int, progress=None
+        cls, cfg: KNNSettings, teachers: list[str], examples: list[RouterExample], seed: int, progress=None
     ) -> KNNRouter:
         """Keep the valid examples' embeddings and rewards; choose k among ``cfg.knn_k``.
 

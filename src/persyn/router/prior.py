@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from persyn.config import RouterConfig
 from persyn.core.ranking import best_single_teacher
 from persyn.router.base import (
     ArrayRouter,
+    NoSettings,
     RouterExample,
     load_array_router,
     reward_matrix,
@@ -40,7 +40,7 @@ class PriorRouter(ArrayRouter):
 
     @classmethod
     def fit(
-        cls, cfg: RouterConfig, teachers: list[str], examples: list[RouterExample], seed: int, progress=None
+        cls, cfg: NoSettings, teachers: list[str], examples: list[RouterExample], seed: int, progress=None
     ) -> PriorRouter:
         """The mean reward of each teacher over ``examples`` (routing goes to ``best``)."""
         _, rewards = reward_matrix(examples)

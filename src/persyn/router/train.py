@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import torch
 from torch.nn import functional as F  # noqa: N812
 
-from persyn.config import RouterConfig
 from persyn.router.base import RouterExample
 from persyn.router.model import BTRouter
 
@@ -36,10 +36,11 @@ def bt_loss(
 
 
 def fit_bt_router(
-    cfg: RouterConfig, teachers: list[str], examples: list[RouterExample], seed: int, progress=None
+    cfg: Any, teachers: list[str], examples: list[RouterExample], seed: int, progress=None
 ) -> BTRouter:
     """Train a fresh router on ``examples`` (AdamW; encoder and head with their own learning
-    rates; the encoder frozen when ``cfg.freeze_encoder``).
+    rates; the encoder frozen when ``cfg.freeze_encoder``). ``cfg``: ``bt-encoder``'s settings
+    (``router.bt_encoder.BTEncoderSettings``; not imported here, which that module imports).
 
     Returns the trained router in eval mode. Examples without pairs are skipped.
 
@@ -79,6 +80,6 @@ def fit_bt_router(
     return router.eval()
 
 
-def steps_per_training(cfg: RouterConfig, n_examples: int) -> int:
+def steps_per_training(cfg: Any, n_examples: int) -> int:
     """Optimizer steps ``fit_bt_router`` takes (for progress bars)."""
     return cfg.epochs * max(1, -(-n_examples // cfg.batch_size))
