@@ -411,3 +411,48 @@ def test_router_ties_through_a_run(tiny_models, tmp_path, ties):
                 elif ties == "half" and r[a] > -np.inf:
                     want.append((a, b, 0.5))
         assert ex.pairs == want
+
+
+def test_a_run_killed_after_its_router_cross_validation_does_not_run_it_again(
+    tiny_models, tmp_path, monkeypatch
+):
+    import persyn.stages.train_router as tr
+
+    for d in ("clean", "killed"):
+        (tmp_path / d).mkdir()
+    clean_cfg = parse_config(tiny_config(tiny_models, tmp_path / "clean"))
+    with Pipeline(clean_cfg) as p:
+        p.run_stages(through="score")
+        clean = p.train_router()
+
+    class Killed(Exception):
+        pass
+
+    def kill_at(point):
+        if point == tr.ROUTER_CV:
+            raise Killed(point)
+
+    cfg = parse_config(tiny_config(tiny_models, tmp_path / "killed"))
+    with Pipeline(cfg) as p:
+        p.run_stages(through="score")
+        with monkeypatch.context() as m:
+            m.setattr(tr, "crash_point", kill_at)
+            with pytest.raises(Killed):
+                p.train_router()
+        assert not (tmp_path / "killed/run/router").exists()
+
+        def again(*args, **kwargs):
+            raise AssertionError("the cross-validation ran again")
+
+        monkeypatch.setattr(tr, "cross_validate", again)
+        resumed = p.train_router()
+    timing = {"train_seconds", "route_seconds"}
+
+    def figures(ev):
+        dump = ev.model_dump()
+        for fig in dump["kinds"].values():
+            for t in timing:
+                fig.pop(t, None)
+        return {k: v for k, v in dump.items() if k not in timing}
+
+    assert figures(resumed) == figures(clean) and resumed.kind == clean.kind

@@ -62,6 +62,54 @@ class KindCV:
     cascade: dict | None = None
 
 
+def cv_record(idx: list[int], cv: dict[str, KindCV]) -> dict:
+    """``cross_validate``'s result as JSON (arrays as lists with their dtypes), to store so
+    that a run killed after its cross-validation does not run it again (``cv_from_record``
+    reads it back exactly)."""
+
+    def arr(a):
+        return (
+            None if a is None else {"dtype": str(a.dtype), "shape": list(a.shape), "data": a.ravel().tolist()}
+        )
+
+    return {
+        "idx": list(idx),
+        "kinds": {
+            k: {
+                "picks": arr(r.picks),
+                "regrets": arr(r.regrets),
+                "train_seconds": r.train_seconds,
+                "route_seconds": r.route_seconds,
+                "fallback_folds": r.fallback_folds,
+                "top1": r.top1,
+                "scores": arr(r.scores),
+            }
+            for k, r in cv.items()
+        },
+    }
+
+
+def cv_from_record(record: dict) -> tuple[list[int], dict[str, KindCV]]:
+    """The ``(idx, cv)`` that ``cv_record`` stored (the same arrays, bit for bit)."""
+
+    def arr(a):
+        return None if a is None else np.array(a["data"], dtype=a["dtype"]).reshape(a["shape"])
+
+    cv = {
+        k: KindCV(
+            arr(r["picks"]),
+            arr(r["regrets"]),
+            r["train_seconds"],
+            r["route_seconds"],
+            r["fallback_folds"],
+            r["top1"],
+            arr(r["scores"]),
+        )
+        for k, r in record["kinds"].items()
+    }
+    return record["idx"], cv
+
+
 class CVSettings(StrictModel):
     """``auto``'s settings: ``cv_folds``-fold cross-validation over the calibration prompts,
     repeated ``cv_repeats`` times with other folds, the kinds it chooses among

@@ -19,7 +19,16 @@ from persyn.core.ranking import best_single_teacher
 from persyn.core.seeds import derived_seed
 from persyn.core.summary import RouterEvaluation
 from persyn.router.base import reward_matrix, router_class
-from persyn.router.cv import PRIOR, choose_kind, cross_validate, cv_steps, kind_figures, verified_cv
+from persyn.router.cv import (
+    PRIOR,
+    choose_kind,
+    cross_validate,
+    cv_from_record,
+    cv_record,
+    cv_steps,
+    kind_figures,
+    verified_cv,
+)
 from persyn.runtime.budget import budget_active, budgeted_cv, calibration_costs, oof_utilities
 from persyn.runtime.context import RunContext, progress, stage
 from persyn.runtime.prompts import prepare
@@ -74,9 +83,15 @@ def train_router(ctx: RunContext) -> RouterEvaluation:
         router_class(k).steps(cfg.router, len(examples)) for k in kinds
     )
     with progress(steps, "router · cross-validate", "fit") as bar:
-        idx, cv = cross_validate(
-            kinds, cfg.router, names, examples, derived_seed(cfg.seed, "router_cv_folds"), bar
-        )
+        stored = ctx.store.stage_done("router_cv", key)
+        if stored is not None:  # a run killed after its cross-validation: not run again
+            idx, cv = cv_from_record(stored)
+            bar.update(cv_steps(kinds, cfg.router, n_valid))
+        else:
+            idx, cv = cross_validate(
+                kinds, cfg.router, names, examples, derived_seed(cfg.seed, "router_cv_folds"), bar
+            )
+            ctx.store.mark_stage("router_cv", key, cv_record(idx, cv))
         _, filled = reward_matrix(examples)  # [len(idx), K], the rewards the CV scored
         model, costs, tokens = calibration_costs(ctx, [examples[i].text for i in idx])
         if budget_active(cfg) and cv:
