@@ -1,4 +1,4 @@
-"""The stage entry (``stages.context.stage``): what is decorated is prepared first, timed and
+"""The stage entry (``runtime.context.stage``): what is decorated is prepared first, timed and
 reported in ``summary.json``'s ``seconds``; what is not decorated is not."""
 
 import time

@@ -325,3 +325,22 @@ def test_the_persyn_strategy_dataset_is_the_runs_own(tiny_models, tmp_path, veri
     assert [f.to_dict() for f in summary.failures] == failed and summary.n_dataset == len(
         (out / "dataset.jsonl").read_text().splitlines()
     )
+
+
+def test_the_verified_persyn_strategy_lines_carry_the_quality_they_were_checked_on(tiny_models, tmp_path):
+    # a run without verify: the routed lines of its own dataset have no quality; the verified
+    # strategy scores them, keeps those that pass, and writes the score it checked
+    data = tiny_config(tiny_models, tmp_path)
+    write_prompts(tmp_path / "prompts.jsonl", 12, wrong_every=3)
+    out = tmp_path / "run"
+    with Pipeline(parse_config(data)) as p:
+        p.run()
+        summary = p.build_strategy("persyn", verified=True)
+    own = [json.loads(x) for x in (out / "dataset.jsonl").read_text().splitlines()]
+    lines = [
+        json.loads(x) for x in (out / "strategies/persyn-verified/dataset.jsonl").read_text().splitlines()
+    ]
+    assert any(x["source"] == "routed" and x["quality"] is None for x in own)
+    assert lines and all(x["quality"] == 1.0 for x in lines)
+    assert {x["id"] for x in lines} < {x["id"] for x in own}  # the wrong third is dropped
+    assert summary.details["verified"]["dropped"] == len(own) - len(lines)

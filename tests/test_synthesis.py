@@ -4,6 +4,7 @@ generator's label mask, and ``persyn synthesize`` end to end against a local fak
 import hashlib
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -218,15 +219,14 @@ def synthetic_config(tiny_models, tmp_path, url, **syn):
 def test_synthesize_writes_prompts_with_computed_answers_and_resumes(tiny_models, tmp_path):
     server = FakeOpenAIServer(answer=_reply)
     try:
-        cfg = parse_config(
-            synthetic_config(
-                tiny_models,
-                tmp_path,
-                server.url,
-                target=dict(source="jsonl", path=str(tmp_path / "prompts.jsonl")),
-                relevance_band=[25, 75],
-            )
+        data = synthetic_config(
+            tiny_models,
+            tmp_path,
+            server.url,
+            target=dict(source="jsonl", path=str(tmp_path / "prompts.jsonl")),
+            relevance_band=[25, 75],
         )
+        cfg = parse_config(data)
         with Pipeline(cfg) as p:
             s = p.synthesize()
         calls = server.requests
@@ -264,6 +264,17 @@ def test_synthesize_writes_prompts_with_computed_answers_and_resumes(tiny_models
         with Pipeline(cfg) as p:  # all stored: nothing is asked again, the same prompts come out
             again = p.synthesize()
         assert server.requests == calls and again.kept == 8
+        # the command prints the same counts (everything stored: nothing asked again)
+        from typer.testing import CliRunner
+
+        from persyn.cli import app
+
+        cfg_path = tmp_path / "syn.yaml"
+        cfg_path.write_text(json.dumps(data))
+        res = CliRunner().invoke(app, ["synthesize", str(cfg_path)])
+        assert res.exit_code == 0, res.output
+        assert re.search(r"synthetic/prompts\.jsonl\(\d+s\)", "".join(res.output.split()))
+        assert server.requests == calls
         # the synthetic prompts go through PerSyn unchanged
         with Pipeline(cfg) as p:
             p.prepare()

@@ -247,7 +247,7 @@ def synthesize(config: Path = ConfigArg, output_dir: Path | None = OutputOpt) ->
         with _pipeline(config, output_dir) as p:
             s = p.synthesize()
         print_synthesis(s)
-        console.print(f"prompts: {p.out / 'synthetic' / 'prompts.jsonl'} ({s['seconds']:.0f} s)")
+        console.print(f"prompts: {p.out / 'synthetic' / 'prompts.jsonl'} ({s.seconds:.0f} s)")
 
 
 @app.command("train-generator")

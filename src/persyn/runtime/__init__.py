@@ -8,5 +8,5 @@ verified cascade's walks (``cascade``), the persyn dataset assembled once (``dat
 cache commands (``cache``) and batch results (``batch_import``).
 
 Nothing here imports a stage: a stage calls these, never another stage, and
-``persyn.pipeline.Pipeline.run`` is the one place that spells the stages' order.
+``persyn.stages.ROUTE_THEN_GENERATE`` is the one place that spells the stages' order.
 """

@@ -1,4 +1,5 @@
-"""Stage 0: load the prompts, draw the calibration set (seeded) and store both."""
+"""``prepare`` (timed as stage 0, run first by every stage): load the prompts, draw the
+calibration set (seeded) and store both."""
 
 from __future__ import annotations
 

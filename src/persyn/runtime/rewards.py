@@ -1,4 +1,4 @@
-"""Stage 3: the combined reward (PerSyn Eq. 2) of every teacher's response to a prompt, from
+"""The combined reward (PerSyn Eq. 2) of every teacher's response to a prompt, from
 the stored scores. One table builder serves the calibration set (strict: every response must
 be scored) and every prompt that all teachers answered (lenient)."""
 
@@ -38,7 +38,7 @@ def candidates_table(
     require_all: bool,
 ) -> RewardTable:
     """The Eq. 2 candidates of ``prompts`` from responses already read (by ``(prompt id,
-    teacher)``) and scores already read (``score.merge_scores``); prompts lacking a teacher's
+    teacher)``) and scores already read (``runtime.scores.merge_scores``); prompts lacking a teacher's
     response are left out, or refused when ``require_all``.
 
     Raises:

@@ -4,6 +4,7 @@ check (``selection.verified``)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from persyn.core.card import name_teacher_models
@@ -182,8 +183,8 @@ def _passing(ctx, lines, failures, passes, threshold):
     kept, failures, dropped = [], list(failures), 0
     for x, key in zip(lines, keys, strict=True):
         q = scores.get(key, (None, None))[0]
-        if passes(q):
-            kept.append(x)
+        if passes(q):  # the line says the quality it was checked on (routed lines have none without verify)
+            kept.append(replace(x, quality=q))
             continue
         why = "quality could not be scored" if q is None else f"quality {q:g} < pass_quality {threshold:g}"
         failures.append(Failure("verify", x.id, x.teacher, why))

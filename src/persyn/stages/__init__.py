@@ -1,6 +1,7 @@
-"""The stages of a run, one module each, in the order data flows through them:
+"""The stages of a run, one module each, in the order data flows through them (``prepare``,
+which every stage runs first, is ``runtime.prompts``):
 
-    prepare → calibrate → score → train_router → route → generate → export
+    (prepare →) calibrate → score → train_router → route → generate → export
 
 plus ``generate_then_select`` (every teacher on every prompt, for the baselines) and
 ``synthesize`` (new prompts, before a run). Each stage is a function over a ``RunContext``
