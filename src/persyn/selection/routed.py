@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from persyn.runtime.cascade import kept_attempts, read_cascades, verified_pick
 from persyn.runtime.dataset import persyn_dataset
-from persyn.runtime.rewards import reward_table
 from persyn.selection.base import Picks, Strategy
 from persyn.stages import run_stages
 
@@ -28,11 +26,5 @@ class PerSyn(Strategy):
 
     def pick(self, ctx, prompts, means, seed) -> Picks:
         run_stages(ctx, start="train_router", through="generate")
-        _, table, _ = reward_table(ctx)
-        check = verified_pick(ctx)
-        picks: dict[str, str | None] = {pid: check(cands) for pid, cands in table.items()}
-        cascades = read_cascades(ctx)
-        kept = kept_attempts(ctx, cascades, ctx.store.generations(cascades.keys.values()))
-        for pid, w in cascades.walks.items():
-            picks[pid] = w.accepted if w.accepted is not None else kept.get(pid, (None, None))[0]
-        return Picks(picks)
+        # the picks are the dataset's teachers: one rule (runtime.dataset), not a copy of it
+        return Picks({x.id: x.teacher for x in persyn_dataset(ctx).lines})
