@@ -62,9 +62,14 @@ GEMMA_FEWSHOT = (
     "Response: a cat is a small furry animal that likes to sleep in the sun. it purrs when it is happy."
     "\n\nRequest: {prompt}\nResponse:"
 )
+# The Qwen teachers get 384 new tokens: at 256, a 16-prompt trial cut 19% (1.5B) and 25% (0.5B) of
+# their responses, long answers a higher limit finishes; SmolLM2's and Gemma's cut responses were
+# repetition loops, which no limit cures (the cut share is reported per teacher).
 TEACHERS = [
-    {"name": "qwen-1.5b", "engine": "transformers", "model": "qwen2.5-coder-1.5b-instruct", "family": "qwen2.5"},
-    {"name": "qwen-0.5b", "engine": "transformers", "model": "qwen2.5-coder-0.5b-instruct", "family": "qwen2.5"},
+    {"name": "qwen-1.5b", "engine": "transformers", "model": "qwen2.5-coder-1.5b-instruct", "family": "qwen2.5",
+     "max_new_tokens": 384},
+    {"name": "qwen-0.5b", "engine": "transformers", "model": "qwen2.5-coder-0.5b-instruct", "family": "qwen2.5",
+     "max_new_tokens": 384},
     {"name": "smollm2", "engine": "transformers", "model": "smollm2-135m-instruct", "family": "smollm2"},
     {
         "name": "gemma-fewshot", "engine": "transformers", "model": "gemma3-270m-base", "family": "gemma3",
