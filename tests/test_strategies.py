@@ -325,6 +325,11 @@ def test_the_persyn_strategy_dataset_is_the_runs_own(tiny_models, tmp_path, veri
     assert [f.to_dict() for f in summary.failures] == failed and summary.n_dataset == len(
         (out / "dataset.jsonl").read_text().splitlines()
     )
+    # its generations are the run's, the cascade's escalations included
+    run_summary = json.loads((out / "summary.json").read_text())
+    assert summary.generations == run_summary["generations"]
+    if verify:
+        assert run_summary["verify"]["routed_generations"] > run_summary["n_routed"]  # it escalated
 
 
 def test_the_verified_persyn_strategy_lines_carry_the_quality_they_were_checked_on(tiny_models, tmp_path):

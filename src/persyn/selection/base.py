@@ -55,6 +55,11 @@ class Strategy(ABC):
         """
         return  # most strategies serve every config
 
+    def generations(self, ctx: RunContext, n_prompts: int, n_calibration: int) -> int:
+        """Teacher generations its dataset took (``summary.json``'s ``generations``): by default
+        what it needs on a fresh run (``generations_needed``)."""
+        return generations_needed(ctx.cfg, self, n_prompts, n_calibration)
+
     def own_lines(self, ctx: RunContext) -> tuple[list[DatasetLine], list[Failure]] | None:
         """The dataset lines and failures of a strategy whose dataset is assembled elsewhere
         (``persyn``: the run's own, ``runtime.dataset``), read after ``pick``; None (the

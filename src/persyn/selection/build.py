@@ -18,7 +18,7 @@ from persyn.runtime.responses import generate_responses
 from persyn.runtime.rewards import reward_rows, stored_rewards
 from persyn.runtime.scores import stored_scores
 from persyn.scoring.combine import pick_passing
-from persyn.selection.base import generations_needed, get_strategy, select
+from persyn.selection.base import get_strategy, select
 from persyn.selection.verified import pass_rule, pass_threshold, score_quality, verified_name
 
 STRATEGY_DATASET = register(
@@ -96,7 +96,7 @@ def build_strategy(
         n_calibration=n_cal if strategy.needs_calibration(cfg) else 0,
         n_dataset=len(lines),
         teachers=names,
-        generations=generations_needed(cfg, strategy, n, n_cal),
+        generations=strategy.generations(ctx, n, n_cal),
         generations_generate_then_select=n * len(names),
         routing={t: sum(1 for x in lines if x.teacher == t) for t in names},
         details=details,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from persyn.runtime.cascade import read_cascades
 from persyn.runtime.dataset import persyn_dataset
 from persyn.selection.base import Picks, Strategy
 from persyn.stages import run_stages
@@ -19,6 +20,14 @@ class PerSyn(Strategy):
 
     def needs_calibration(self, cfg) -> bool:
         return True
+
+    def generations(self, ctx, n_prompts, n_calibration) -> int:
+        # with verify, every try of a routed prompt's cascade is a generation (escalations too),
+        # as the run's summary counts them; the plan's one response per routed prompt is a floor
+        if ctx.cfg.verify is None:
+            return super().generations(ctx, n_prompts, n_calibration)
+        tries = sum(w.tries for w in read_cascades(ctx).walks.values())
+        return n_calibration * len(ctx.cfg.teacher_names) + tries
 
     def own_lines(self, ctx):
         data = persyn_dataset(ctx)  # the one assembly of the persyn dataset (export's)
