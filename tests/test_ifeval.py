@@ -311,7 +311,7 @@ def test_loose_is_for_ifeval_only_and_absent_from_dumps_when_off(tmp_path):
     plain = parse_config({**base, "quality": {"kind": "verifier"}})
     assert "loose" not in plain.key_dump()["quality"] and "loose" not in plain.quality.model_dump()
     assert parse_config({**base, "quality": {"kind": "ifeval", "loose": True}}).key_dump()["quality"]["loose"]
-    with pytest.raises(ConfigError, match="'loose' is IFEval's loose check"):
+    with pytest.raises(ConfigError, match="'loose' is a setting of quality kind 'ifeval', not of 'verifier'"):
         parse_config({**base, "quality": {"kind": "verifier", "loose": True}})
 
 

@@ -113,3 +113,45 @@ def test_an_unknown_quality_kind_is_an_error_that_names_it():
     cfg = QualityConfig(kind="verifier").model_copy(update={"kind": "telepathy"})
     with pytest.raises(KeyError, match="unknown quality scorer 'telepathy' \\(known: verifier, majority"):
         make_quality_scorer(cfg, {})
+
+
+def test_each_quality_kind_owns_its_settings_and_the_config_is_composed_of_them():
+    # the reward model's fields live in scoring/quality.py, ifeval's `loose` in scoring/ifeval.py;
+    # QualityConfig (config/quality.py) is their union through the plug-in table, flat
+    from persyn.core.plugins import QUALITY_SCORERS
+    from persyn.scoring.ifeval import IFEvalScorer, IFEvalSettings
+    from persyn.scoring.quality import RewardModelScorer, RewardModelSettings, quality_scorer_class
+
+    assert RewardModelScorer.Settings is RewardModelSettings and IFEvalScorer.Settings is IFEvalSettings
+    owned = {f for k in QUALITY_SCORERS for f in quality_scorer_class(k).Settings.model_fields}
+    assert owned == {"model", "batch_size", "dtype", "loose"}
+    assert set(QualityConfig.model_fields) == owned | {"kind", "resources"}
+    # the dump keeps today's keys: `loose` only when on, `kind` first, `resources` last
+    assert list(QualityConfig(kind="reward_model", model="org/rm").model_dump()) == [
+        "kind", "model", "batch_size", "dtype", "resources"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "given, field",
+    [
+        ({"kind": "verifier", "model": "org/rm"}, "model"),
+        ({"kind": "majority", "dtype": "bfloat16"}, "dtype"),
+    ],
+)
+def test_a_setting_of_another_quality_kind_is_refused_naming_it_and_its_value(given, field):
+    from pydantic import ValidationError
+
+    with pytest.raises(
+        ValidationError, match=rf"'{field}' is a setting of quality kind 'reward_model', not of "
+    ):
+        QualityConfig(**given)
+    QualityConfig(**{**given, "kind": "reward_model", "model": "org/rm"})  # its own kind takes it
+    QualityConfig(kind="verifier", batch_size=8)  # another kind's field at its default: harmless
+
+
+def test_reward_model_needs_its_model():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="kind 'reward_model' needs 'model'"):
+        QualityConfig(kind="reward_model")

@@ -27,6 +27,7 @@ from persyn.config.calibration import CalibrationConfig
 from persyn.config.execution import RayConfig
 from persyn.config.loading import format_validation_error, load_config, parse_config, read_yaml
 from persyn.config.prompts import PromptsConfig, TaskMix
+from persyn.config.quality import QualityConfig
 from persyn.config.routing import RouterConfig
 from persyn.config.run import WHERE_IT_RUNS, RunConfig
 from persyn.config.selection import STRATEGIES, BudgetConfig, CarConfig, MixConfig, StrategyOptions
@@ -37,7 +38,6 @@ from persyn.core.naming import NAME_PATTERN, check_name, student_dir_name
 from persyn.core.redaction import public_config_json, redact, redact_url
 from persyn.core.settings import Dtype, ResourcesConfig, StrictModel
 from persyn.scoring.learnability import StudentConfig
-from persyn.scoring.quality import QualityConfig
 
 __all__ = [
     "BudgetConfig",

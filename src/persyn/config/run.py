@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from persyn.config.calibration import CalibrationConfig
 from persyn.config.execution import RayConfig
 from persyn.config.prompts import PromptsConfig
+from persyn.config.quality import QualityConfig
 from persyn.config.routing import RouterConfig
 from persyn.config.selection import STRATEGIES, BudgetConfig, StrategyOptions
 from persyn.config.synthesis import InfluenceConfig, SynthesisConfig
@@ -20,7 +21,7 @@ from persyn.core.naming import check_name, student_dir_name
 from persyn.core.plugins import EXECUTORS, check
 from persyn.core.settings import StrictModel
 from persyn.scoring.learnability import StudentConfig
-from persyn.scoring.quality import QualityConfig, quality_scorer_class
+from persyn.scoring.quality import quality_scorer_class
 from persyn.synthesis.generator import generator_class
 
 

@@ -11,9 +11,21 @@ from persyn.core.errors import InputError
 from persyn.core.hashing import stable_hash
 from persyn.core.records import ScoreItem
 from persyn.core.redaction import redact
+from persyn.core.settings import StrictModel
 from persyn.ifeval import DIST, VERSION, follows
 from persyn.scoring.quality import QualityScorer
 from persyn.scoring.tasks import IFEVAL
+
+
+class IFEvalSettings(StrictModel):
+    """``ifeval``'s own setting: ``loose``, IFEval's loose check (a response passes an
+    instruction when it, or it without its first line, last line, both, or markdown asterisks,
+    does)."""
+
+    #: Left out of dumps when off, so the configs and result keys of before stay as they were.
+    DUMP_ONLY_WHEN_SET: ClassVar[tuple[str, ...]] = ("loose",)
+
+    loose: bool = False
 
 
 class IFEvalScorer(QualityScorer):
@@ -30,7 +42,7 @@ class IFEvalScorer(QualityScorer):
     missing package raises ``MissingAssetError``.
     """
 
-    HAS_LOOSE_CHECK: ClassVar[bool] = True
+    Settings = IFEvalSettings
 
     def __init__(self, tasks: dict[str, tuple[str, dict]] | None = None, loose: bool = False):
         """``tasks``: item key → (task, its metadata) as ``scoring.tasks.task_of`` gives them;

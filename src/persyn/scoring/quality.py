@@ -12,18 +12,12 @@ from abc import abstractmethod
 from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar
 
-from pydantic import (
-    Field,
-    SerializerFunctionWrapHandler,
-    field_validator,
-    model_serializer,
-    model_validator,
-)
+from pydantic import Field
 
 from persyn.core.hashing import stable_hash
-from persyn.core.plugins import QUALITY_SCORERS, check, load
+from persyn.core.plugins import QUALITY_SCORERS, load
 from persyn.core.records import ScoreItem
-from persyn.core.settings import Dtype, ResourcesConfig, StrictModel
+from persyn.core.settings import Dtype, StrictModel
 from persyn.models.loading import load_tokenizer, resolve_model
 from persyn.scoring.base import Scorer
 from persyn.scoring.learnability import token_budget_batches
@@ -49,47 +43,17 @@ def quality_scorer_class(kind: str) -> Any:
     return load(QUALITY_SCORERS, kind, "quality kind")
 
 
-class QualityConfig(StrictModel):
-    """Quality r_q. ``verifier``: 1 if the final answer matches the reference (math-verify),
-    else 0. ``majority``: the same check against a pseudo-gold, the final answer most of the
-    calibration teachers give for the prompt (for prompts without answers; wrong when most
-    teachers are wrong alike; a tie or fewer than 2 parsable answers leaves the prompt's
-    responses unscored). ``reward_model``: the scalar of a sequence classifier (``model``).
-    ``ifeval``: the share of the prompt's IFEval instructions (its record's
-    ``instruction_id_list`` and ``kwargs``) the response follows, checked strictly, or with
-    ``loose`` by IFEval's loose check (``persyn[ifeval]``)."""
+class NoQualitySettings(StrictModel):
+    """The settings of a quality kind that has none of its own (``verifier``, ``majority``)."""
 
-    kind: str = "verifier"  # a name of persyn.core.plugins.QUALITY_SCORERS
+
+class RewardModelSettings(StrictModel):
+    """``reward_model``'s own settings: the sequence classifier (``model``, an HF id or local
+    path, required), its batch size and the dtype of its weights."""
+
     model: str | None = None
-    # ifeval: IFEval's loose check (a response passes an instruction when it, or it without its
-    # first line, last line, both, or markdown asterisks, does). Left out of dumps when off, so
-    # the configs and result keys of before stay as they were.
-    loose: bool = False
     batch_size: Annotated[int, Field(ge=1)] = 8
     dtype: Dtype = "auto"  # the reward model's weights
-    # executor: ray (the quality scorer's workers)
-    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, v: str) -> str:
-        return check(QUALITY_SCORERS, v, "quality kind")
-
-    @model_validator(mode="after")
-    def _check_model(self) -> QualityConfig:
-        scorer = quality_scorer_class(self.kind)
-        if scorer.NEEDS_MODEL and not self.model:
-            raise ValueError(f"kind '{self.kind}' needs 'model'")
-        if self.loose and not scorer.HAS_LOOSE_CHECK:
-            raise ValueError(f"'loose' is IFEval's loose check: it needs kind 'ifeval' (got '{self.kind}')")
-        return self
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict:
-        data = handler(self)
-        if isinstance(data, dict) and not self.loose:
-            data.pop("loose", None)
-        return data
 
 
 class QualityScorer(Scorer):
@@ -112,21 +76,35 @@ class QualityScorer(Scorer):
     #: Whether its scores lie in [0, 1] (CAR then divides them as they are; a reward model's are
     #: rescaled to [0, 1] first).
     BOUNDED: ClassVar[bool] = True
-    #: Whether ``quality.loose`` (IFEval's loose check) applies.
-    HAS_LOOSE_CHECK: ClassVar[bool] = False
+    #: The kind's own settings model: ``config.QualityConfig`` is composed of every kind's
+    #: (flat, so the ``quality:`` keys are as before), and a field of another kind's set away
+    #: from its default is refused.
+    Settings: ClassVar[type[StrictModel]] = NoQualitySettings
+
+    @classmethod
+    def check_settings(cls, cfg) -> None:
+        """Refuse settings (``cfg``: the run's ``QualityConfig``) this kind cannot work with,
+        before anything runs.
+
+        Raises:
+            ValueError: names the missing or wrong field.
+        """
+        if cls.NEEDS_MODEL and not getattr(cfg, "model", None):
+            raise ValueError(f"kind '{cfg.kind}' needs 'model'")
 
     @classmethod
     @abstractmethod
     def of(
         cls,
-        cfg: QualityConfig,
+        cfg,
         answers: dict[str, str | None],
         notes: dict[str, str] | None,
         pool,
         tasks: dict[str, tuple[str, dict]] | None,
     ) -> QualityScorer:
-        """The scorer for ``cfg`` (arguments as ``make_quality_scorer``'s; each kind takes
-        what it needs)."""
+        """The scorer for ``cfg`` (the run's ``QualityConfig``, an instance of every kind's
+        ``Settings``; the other arguments as ``make_quality_scorer``'s; each kind takes what it
+        needs)."""
 
 
 class VerifierScorer(QualityScorer):
@@ -190,8 +168,9 @@ class RewardModelScorer(QualityScorer):
     NEEDS_MODEL: ClassVar[bool] = True
     DEFAULT_PASS: ClassVar[float | None] = None  # the model's own scale
     BOUNDED: ClassVar[bool] = False
+    Settings = RewardModelSettings
 
-    def __init__(self, cfg: QualityConfig):
+    def __init__(self, cfg: RewardModelSettings):
         assert cfg.model is not None
         self.cfg = cfg
         self.model = None  # loaded on first use
@@ -315,9 +294,10 @@ class MajorityScorer(VerifierScorer):
 
 
 def make_quality_scorer(
-    cfg: QualityConfig, answers: dict[str, str | None], notes=None, pool=(), tasks=None
+    cfg, answers: dict[str, str | None], notes=None, pool=(), tasks=None
 ) -> QualityScorer:
-    """The quality scorer ``cfg.kind`` names (``core.plugins.QUALITY_SCORERS``); ``answers``
+    """The quality scorer ``cfg.kind`` names (``cfg``: a ``config.QualityConfig``; the kinds in
+    ``core.plugins.QUALITY_SCORERS``); ``answers``
     maps item keys to reference answers (for ``majority``: to the pseudo-gold, with ``notes``
     for the items without one, and ``pool`` the voting teachers); ``tasks``: the items checked
     by their reasoning_gym task's own check, and the IFEval instructions of the items that
