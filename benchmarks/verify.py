@@ -189,7 +189,8 @@ def one_draw(d: PoolData, n_cal: int, seed: int) -> dict[str, dict]:
         for kind in KINDS:
             router = router_class(kind).fit(cfg.router, names, examples, seed)
             ranks[kind] = rank_teachers(router.scores(texts, d.emb[routed]), names)
-        _, cv = cross_validate(["prior", "bt-linear", "knn"], cfg.router, names, examples, seed)
+        # the CV counts the calibration prompts with a valid response (idx): score those only
+        idx, cv = cross_validate(["prior", "bt-linear", "knn"], cfg.router, names, examples, seed)
         plain_auto, _ = choose_kind(kind_figures(cv, cfg.router.bootstrap, seed))
         for kind, rank in ranks.items():
             lines, tries = cascade(rank, d.passed[routed], None)
@@ -202,7 +203,7 @@ def one_draw(d: PoolData, n_cal: int, seed: int) -> dict[str, dict]:
         out[f"{target}/auto/none"]["auto"] = plain_auto
         for k in TRIES:
             cvk = copy.deepcopy(cv)
-            verified_cv(cvk, names, d.value[cal], d.passed[cal], k)
+            verified_cv(cvk, names, d.value[cal][idx], d.passed[cal][idx], k)
             chosen, _ = choose_kind(kind_figures(cvk, cfg.router.bootstrap, seed))
             lines, tries = cascade(ranks[chosen], d.passed[routed], k)
             add(f"{target}/auto/{k}", lines, tries, True)
@@ -215,7 +216,7 @@ def one_draw(d: PoolData, n_cal: int, seed: int) -> dict[str, dict]:
     )
     means = calibration_means({d.prompts[i].id: d.table[d.prompts[i].id] for i in cal}, names)
     for strategy in ("strongest", "car"):
-        t = names.index(get_strategy(strategy).teacher(cfg, means, {}))
+        t = names.index(get_strategy(strategy).teacher(cfg, means)[0])  # (name, details)
         lines = {int(i): t for i in range(n)}
         gens = n_cal * K + len(routed)  # calibration (to choose the teacher), then one per prompt
         out[strategy] = dataset_figures(d, lines, gens, len(routed), len(routed))

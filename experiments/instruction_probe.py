@@ -9,22 +9,31 @@ share of the prompt's instructions followed, IFEval's strict check (``quality.ki
 response passes when it follows all of them. Learnability (PerSyn Eq. 1) is scored once per
 student (SmolLM2-135M-Instruct, Gemma-3-270m), the responses shared. Reported per student:
 
-- per teacher: prompt-level pass rate, instruction-level share, mean learnability (nats per
-  token), completion tokens, truncated share, seconds per response (generation throughput);
+- per teacher: prompt-level pass rate (every instruction followed), instruction-level share
+  (instructions followed over all instructions, as IFEval counts it), mean learnability (nats
+  per token), completion tokens of its valid responses, truncated share, seconds per response
+  (generation throughput);
 - per instruction type and teacher: the share of that type's instructions followed;
-- the Oracle's picks (Eq. 2 reward), and its reward gain over the best single teacher with a
-  paired bootstrap 95% interval over prompts;
-- the verified cascade with ``max_tries`` 2 over the teachers ranked by pass rate: the share of
-  prompts whose first try passes, whose line passes within two tries, and the expected tries;
-- the held-out Oracle gain recovered by each router kind and ``auto`` at the calibration sizes
-  (``benchmarks/routers.py``'s ``sizes_table``; ``--test`` prompts held out);
+- the Oracle's picks (Eq. 2 reward, ``scoring.combine.oracle_pick``), and its reward gain over
+  the best single teacher (a failed response counted as the prompt's lowest valid reward,
+  ``core.ranking.filled_rewards``) with a paired bootstrap 95% interval over prompts;
+- the verified cascade as a run would build it (``benchmarks/verify.py``'s draws on the same
+  responses): per draw ``--calibration`` prompts calibrate, the rest are routed by each router
+  kind and ``auto`` trained on the verified target, and answered by the cascade with
+  ``max_tries`` 2; against the Oracle, CAR and the strongest teacher, plain and verified: right
+  lines per prompt, their share of the lines kept, generations (mean ± sd over ``--draws``);
+- the held-out regret and top-1 of each router kind and ``auto`` at the calibration sizes, on
+  the verified target (``benchmarks/routers.py``'s ``sizes_table``; ``--test`` prompts held out);
 - with ``--ifeval N``: the untouched student's IFEval numbers on N of IFEval's prompts
   (``persyn evaluate --benchmark ifeval``), with its throughput.
 
-Resumable: the store under ``--out`` keeps every response and score; a re-run computes only what
-is missing. Results: ``--out``/instruction-probe.json and the tables on stdout.
+Resumable: the store under ``--out`` keeps every response and score, and the untouched students'
+IFEval results are kept beside it; a re-run computes only what is missing. Results:
+``--out``/instruction-probe.json (one entry per student, merged with what an earlier run of other
+students wrote) and the tables on stdout.
 Usage: python experiments/instruction_probe.py [--out runs/instruction-probe] [--size 240]
-       [--test 80] [--sizes 50,100] [--students smollm2,gemma3] [--ifeval 0]
+       [--test 80] [--sizes 50,100] [--calibration 100] [--draws 5]
+       [--students smollm2,gemma3] [--ifeval 0]
 """
 
 from __future__ import annotations
@@ -39,14 +48,18 @@ from pathlib import Path
 import numpy as np
 
 from persyn.config import RouterConfig, parse_config
-from persyn.core.ranking import best_single_teacher
+from persyn.core.errors import InputError
+from persyn.core.io import write_atomic
+from persyn.core.ranking import best_single_teacher, filled_rewards
 from persyn.experiment.paired import paired_difference
 from persyn.ifeval import follows
 from persyn.pipeline import Pipeline
 from persyn.runtime.rewards import reward_table, router_examples
+from persyn.scoring.combine import oracle_pick
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from routers import held_out_split, sizes_table  # noqa: E402
+from verify import PoolData, one_draw, summarise  # noqa: E402
 
 STUDENTS = {
     "smollm2": {"model": "smollm2-135m-instruct", "family": "smollm2"},
@@ -77,6 +90,7 @@ TEACHERS = [
     },
 ]  # fmt: skip
 MAX_TRIES = 2
+ENCODER = "minilm-l6"  # the routers' prompt encoder
 T0 = time.perf_counter()
 
 
@@ -99,23 +113,30 @@ def config(size: int, out: Path, student: dict, teachers: list[dict] | None = No
         "teachers": pool,
         "quality": {"kind": "ifeval"},
         "calibration": {"size": 1.0},
-        "router": {"kind": "auto", "encoder": "minilm-l6"},
+        "router": {"kind": "auto", "encoder": ENCODER},
+        # the router's examples carry the verified target, as in a verified run
+        "verify": {"max_tries": MAX_TRIES},
         "strategy": "persyn",
     }  # fmt: skip
 
 
-def cascade_figures(passed: np.ndarray, order: list[int]) -> dict:
-    """The verified cascade over ``passed [n, K]`` (a response passes) with the teachers tried in
-    ``order``, at most ``MAX_TRIES``: the share of prompts whose first try passes, whose line
-    passes within the tries, and the expected tries per prompt."""
-    first = passed[:, order[0]]
-    within = passed[:, order[:MAX_TRIES]].any(1)
-    return {
-        "order": order,
-        "first_try_pass": float(first.mean()),
-        "pass_within_tries": float(within.mean()),
-        "expected_tries": float(1 + (~first).mean()) if MAX_TRIES > 1 else 1.0,
-    }
+#: The cascade figures reported, by ``benchmarks/verify.py``'s configuration names.
+CASCADE_ROWS = (
+    f"verified/auto/{MAX_TRIES}", f"verified/prior/{MAX_TRIES}", f"verified/knn/{MAX_TRIES}",
+    f"verified/bt-linear/{MAX_TRIES}", "reward/auto/none", "oracle", "oracle-verified", "car",
+    "car-verified", "strongest", "strongest-verified",
+)  # fmt: skip
+
+
+def cascade_draws(cfg: dict, n_cal: int, draws: int) -> dict:
+    """The verified cascade and its baselines as a run builds them, on the probe's stored
+    responses (``benchmarks/verify.py``: ``draws`` seeded draws of ``n_cal`` calibration
+    prompts, the rest routed): ``{"n_calibration", "draws", "rows": {name: figures}}``, the
+    figures of ``CASCADE_ROWS`` (mean and sd over draws). Generates nothing the store holds."""
+    data = {k: v for k, v in cfg.items() if k != "verify"}  # verify.py verifies by itself
+    d = PoolData(parse_config(data))
+    summary = summarise([one_draw(d, n_cal, seed) for seed in range(draws)])
+    return {"n_calibration": n_cal, "draws": draws, "rows": {k: summary[k] for k in CASCADE_ROWS}}
 
 
 def probe_student(cfg: dict, name: str) -> dict:
@@ -133,6 +154,7 @@ def probe_student(cfg: dict, name: str) -> dict:
     cells: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     by_type: dict[tuple[str, str], list[bool]] = defaultdict(list)
     picks: Counter = Counter()
+    check_errors = 0
     rewards = np.full((len(cal), len(names)), np.nan)
     passed = np.zeros((len(cal), len(names)), dtype=bool)
     for i, q in enumerate(cal):
@@ -141,70 +163,84 @@ def probe_student(cfg: dict, name: str) -> dict:
         for j, c in enumerate(table[q.id]):
             g = gens[(q.id, c.teacher)]
             cell = cells[c.teacher]
-            share = c.quality if c.quality is not None else 0.0
             passed[i, j] = c.quality is not None and c.quality >= 1.0 - 1e-12
             cell["pass"].append(float(passed[i, j]))
-            cell["share"].append(share)
+            cell["prompt_share"].append(c.quality if c.quality is not None else 0.0)
             if c.learnability is not None:
                 cell["learnability"].append(c.learnability)
-            cell["tokens"].append(g.completion_tokens or 0)
-            cell["truncated"].append(
-                g.finish_reason == "length" or (g.completion_tokens or 0) >= limits[c.teacher]
-            )
-            cell["seconds"].append(g.seconds)
             if g.ok:
-                for iid, ok in zip(ids, follows(g.response, ids, kwargs, q.text), strict=True):
-                    by_type[(iid, c.teacher)].append(ok)
-            else:
-                for iid in ids:
-                    by_type[(iid, c.teacher)].append(False)
+                cell["tokens"].append(g.completion_tokens or 0)
+            cell["truncated"].append(g.finish_reason == "length")
+            cell["seconds"].append(g.seconds)
+            followed = [False] * len(ids)  # a failed response follows nothing
+            if g.ok:
+                try:
+                    followed = follows(g.response, ids, kwargs, q.text)
+                except InputError:  # the scorer recorded it as a failed item: count, go on
+                    check_errors += 1
+            for iid, ok in zip(ids, followed, strict=True):
+                by_type[(iid, c.teacher)].append(bool(ok))
             if c.reward is not None:
                 rewards[i, j] = c.reward
-        if not np.isnan(rewards[i]).all():
-            picks[names[int(np.nanargmax(rewards[i]))]] += 1
-    filled = np.nan_to_num(rewards, nan=0.0)  # a failed response earns nothing
-    means = filled.mean(0)
+        pick = oracle_pick(table[q.id])
+        if pick is not None:
+            picks[pick] += 1
+    # a failed response counts as the prompt's lowest valid reward (the routers' and the best
+    # single teacher's rule); prompts with no valid response are left out
+    rows = [filled_rewards([None if np.isnan(v) else float(v) for v in r]) for r in rewards]
+    filled = np.array([r for r in rows if r is not None], dtype=np.float64).reshape(-1, len(names))
+    means = filled.mean(0) if len(filled) else np.zeros(len(names))
     best = names.index(best_single_teacher(names, means))  # the prior router's tie rule
-    oracle = filled.max(1)
-    order = sorted(range(len(names)), key=lambda j: (-passed[:, j].mean(), names[j]))
+    oracle = filled.max(1) if len(filled) else np.zeros(0)
 
     def mean(v: list) -> float | None:
         return float(np.mean(v)) if v else None
 
+    teachers = {}
+    for t, v in cells.items():
+        fig = {
+            k: mean(v[k]) for k in ("pass", "prompt_share", "learnability", "tokens", "truncated", "seconds")
+        }
+        checked = [ok for (_, who), oks in by_type.items() if who == t for ok in oks]
+        fig["instructions_followed"] = mean(checked)  # IFEval's instruction level: over all instructions
+        fig["max_new_tokens"] = limits[t]
+        teachers[t] = fig
     return {
         "names": names,
         "n_prompts": len(cal),
-        "teachers": {
-            t: {k: mean(v[k]) for k in ("pass", "share", "learnability", "tokens", "truncated", "seconds")}
-            for t, v in cells.items()
-        },
+        "teachers": teachers,
         "types": {
             f"{iid}|{t}": {"n": len(v), "followed": mean(v)} for (iid, t), v in sorted(by_type.items())
         },
+        "check_errors": check_errors,
         "picks": dict(picks),
         "mean_reward": dict(zip(names, map(float, means), strict=True)),
-        "oracle_reward": float(oracle.mean()),
+        "oracle_reward": float(oracle.mean()) if len(oracle) else None,
         "best_single": names[best],
-        "oracle_gain": paired_difference(oracle, filled[:, best], seed=0),
+        "oracle_gain": paired_difference(oracle, filled[:, best], seed=0) if len(filled) else None,
         "oracle_pass": float(passed.any(1).mean()),
-        "cascade": cascade_figures(passed, order),
         "examples": examples,
     }
 
 
+def _f(v: float | None, fmt: str = ".2f") -> str:
+    return "–" if v is None else format(v, fmt)
+
+
 def tables(name: str, res: dict) -> None:
+    """The probe's tables for one student, on stdout (Markdown)."""
     names = res["names"]
     print(f"\n### student {name}: per teacher ({res['n_prompts']} prompts)\n")
     print(
-        "| teacher | pass (all instructions) | instructions followed | learnability | tokens | truncated | s/response |"
+        "| teacher | pass (all instructions) | instructions followed (of all) | learnability | tokens "
+        "| truncated | s/response |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for t in names:
         c = res["teachers"][t]
-        lrn = "–" if c["learnability"] is None else f"{c['learnability']:.2f}"
         print(
-            f"| {t} | {c['pass']:.2f} | {c['share']:.2f} | {lrn} | {c['tokens']:.0f} | "
-            f"{c['truncated']:.0%} | {c['seconds']:.2f} |"
+            f"| {t} | {_f(c['pass'])} | {_f(c['instructions_followed'])} | {_f(c['learnability'])} | "
+            f"{_f(c['tokens'], '.0f')} | {_f(c['truncated'], '.0%')} | {_f(c['seconds'])} |"
         )
     types = sorted({k.split("|")[0] for k in res["types"]})
     print("\n**Instructions followed per type**\n")
@@ -213,32 +249,55 @@ def tables(name: str, res: dict) -> None:
     for iid in types:
         row = [res["types"].get(f"{iid}|{t}", {}) for t in names]
         n = row[0].get("n", 0)
-        print(f"| {iid} ({n}) | " + " | ".join(f"{r['followed']:.2f}" if r else "–" for r in row) + " |")
-    g, c = res["oracle_gain"], res["cascade"]
+        print(f"| {iid} ({n}) | " + " | ".join(_f(r.get("followed")) if r else "–" for r in row) + " |")
+    g = res["oracle_gain"]
+    gain = "–" if g is None else f"{g['mean']:+.3f} [{g['prompt_low']:+.3f}, {g['prompt_high']:+.3f}]"
     print(
         "\nOracle picks: " + ", ".join(f"{n} {res['picks'].get(n, 0)}" for n in names)
         + "\nmean reward: " + ", ".join(f"{n} {v:.3f}" for n, v in res["mean_reward"].items())
-        + f"; Oracle {res['oracle_reward']:.3f}; best single {res['best_single']}; "
-        f"Oracle − best single {g['mean']:+.3f} [{g['prompt_low']:+.3f}, {g['prompt_high']:+.3f}]"
-        f"\nsome teacher passes: {res['oracle_pass']:.2f}; cascade (max_tries {MAX_TRIES}, by pass rate "
-        f"{' > '.join(names[j] for j in c['order'][:MAX_TRIES])}): first try {c['first_try_pass']:.2f}, "
-        f"within the tries {c['pass_within_tries']:.2f}, {c['expected_tries']:.2f} tries per prompt"
+        + f"; Oracle {_f(res['oracle_reward'], '.3f')}; best single {res['best_single']}; "
+        f"Oracle − best single {gain}; some teacher passes: {res['oracle_pass']:.2f}"
+        + (f"; responses the checkers refused: {res['check_errors']}" if res["check_errors"] else "")
     )  # fmt: skip
+    if "cascade" in res:
+        cascade_table(res["cascade"])
 
 
-def untouched(student: dict, n: int) -> dict:
-    """The untouched student on ``n`` of IFEval's prompts: its four numbers and throughput."""
+def cascade_table(c: dict) -> None:
+    """The verified cascade against its baselines (``cascade_draws``), on stdout."""
+    print(
+        f"\n**The verified cascade (max_tries {MAX_TRIES}) and the baselines**: {c['draws']} draws of "
+        f"{c['n_calibration']} calibration prompts, the rest routed; mean ± sd over draws\n"
+    )
+    print("| dataset | right lines per prompt | right share of lines | lines | generations | auto chose |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    for name, r in c["rows"].items():
+        cells = [f"{r[k]['mean']:.3f} ± {r[k]['sd']:.3f}" for k in ("right_per_prompt", "right_share")]
+        cells += [f"{r[k]['mean']:.0f}" for k in ("lines", "generations")]
+        auto = ", ".join(f"{k} {v}" for k, v in r.get("auto", {}).items()) or "–"
+        print(f"| {name} | " + " | ".join(cells) + f" | {auto} |")
+
+
+def untouched(student: dict, n: int, out: Path) -> dict:
+    """The untouched student on ``n`` of IFEval's prompts: its four numbers and throughput,
+    kept in ``out`` (``untouched-MODEL-N.json``) and read from there on a re-run."""
     from persyn.evaluate_ifeval import evaluate_ifeval, ifeval_prompt_set
 
+    kept = out / f"untouched-{student['model']}-{n}.json"
+    if kept.exists():
+        return json.loads(kept.read_text())
     start = time.perf_counter()
+    prompts = ifeval_prompt_set(n)
     res = evaluate_ifeval(
-        student["model"], ifeval_prompt_set(n), prompt_template=student.get("prompt_template", "{prompt}\n"),
+        student["model"], prompts, prompt_template=student.get("prompt_template", "{prompt}\n"),
         progress=False,
     )  # fmt: skip
     seconds = time.perf_counter() - start
-    out = {k: v for k, v in vars(res).items() if k != "records"}
-    out["seconds_per_prompt"] = seconds / n
-    return out
+    result = {k: v for k, v in vars(res).items() if k != "records"}
+    result["seconds_per_prompt"] = seconds / max(1, res.n)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(kept, json.dumps(result, indent=1, default=str) + "\n")
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -247,31 +306,36 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--size", type=int, default=240)
     ap.add_argument("--test", type=int, default=80)
     ap.add_argument("--sizes", default="50,100")
+    ap.add_argument("--calibration", type=int, default=100, help="calibration prompts per cascade draw")
+    ap.add_argument("--draws", type=int, default=5, help="cascade draws (seeded)")
     ap.add_argument("--students", default="smollm2,gemma3")
     ap.add_argument(
         "--ifeval", type=int, default=0, help="IFEval prompts for the untouched students (0: skip)"
     )
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    results: dict = {}
+    path = args.out / "instruction-probe.json"
+    results: dict = json.loads(path.read_text()) if path.exists() else {}  # other students' kept
     for name in args.students.split(","):
         if name not in STUDENTS:
             raise SystemExit(f"--students: unknown student '{name}' ({', '.join(STUDENTS)})")
         cfg = config(args.size, args.out, STUDENTS[name])
         res = probe_student(cfg, name)
+        res["cascade"] = cascade_draws(cfg, args.calibration, args.draws)
         tables(name, res)
         split = held_out_split(res.pop("examples"), args.test)
         rcfg = RouterConfig(**{k: v for k, v in cfg["router"].items() if k != "kind"})
         routed: dict = {}
         sizes_table(f"instruction-{name}", split, res["names"], sizes, set(), rcfg, routed)
         res["routers"] = routed.get(f"instruction-{name}", {})
+        res["router_target"] = "verified"
         if args.ifeval:
-            res["untouched_ifeval"] = untouched(STUDENTS[name], args.ifeval)
+            res["untouched_ifeval"] = untouched(STUDENTS[name], args.ifeval, args.out)
             log(f"[{name}] untouched on {args.ifeval} IFEval prompts: {res['untouched_ifeval']}")
         results[name] = res
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "instruction-probe.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
-    log(f"results: {args.out / 'instruction-probe.json'}")
+        write_atomic(path, json.dumps(results, indent=1, default=str) + "\n")
+    log(f"results: {path}")
 
 
 if __name__ == "__main__":
