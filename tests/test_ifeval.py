@@ -549,3 +549,42 @@ def test_an_experiment_takes_ifeval_as_its_held_out_benchmark(tiny_models, tmp_p
     strict = [all(r["strict"]) for r in record["records"]]
     assert res["n"] == 4 and res["correct"] == sum(strict) == record["summary"]["prompt_strict"]["correct"]
     assert [r["correct"] for r in record["records"]] == strict  # what paired comparisons count
+
+
+def test_a_split_of_constrained_prompts_is_checked_by_their_instructions(tiny_models, tmp_path):
+    # the instruction setting's validation split: generated prompts with IFEval instructions and
+    # no reference answer, scored as the benchmark is (prompt-level strict)
+    from persyn.core.errors import ConfigError, InputError
+    from persyn.experiment.config import parse_experiment
+    from persyn.experiment.finetune import StudentTrainer
+
+    run = {
+        "prompts": {"source": "ifeval_constrained", "size": 6, "answer_field": None},
+        "student": {"model": tiny_models["chat"]},
+        "teachers": [
+            {"name": "a", "engine": "transformers", "model": tiny_models["chat"]},
+            {"name": "b", "engine": "transformers", "model": tiny_models["chat2"]},
+        ],
+        "quality": {"kind": "ifeval"},
+    }
+    split = {"prompts": {"source": "ifeval_constrained", "size": 5, "seed": 99, "answer_field": None}}
+
+    def experiment(out: str, eval_spec: dict):
+        return parse_experiment(
+            {"output_dir": str(tmp_path / out), "run": run, "strategies": ["car"], "eval": eval_spec}
+        )
+
+    exp = experiment("checked", {**split, "check": "ifeval", "max_new_tokens": 8})
+    trainer = StudentTrainer(tmp_path / "checked", exp.sft, False, log=lambda _: None)
+    trainer.prepare([], exp.eval, None)
+    res = trainer.evaluate_untrained(exp.parse_run(exp.run, "run").student)
+    record = json.loads((tmp_path / "checked" / "evals" / f"{res['eval_key']}.json").read_text())
+    strict = [all(r["strict"]) for r in record["records"]]
+    assert res["n"] == 5 and len(strict) == 5 and res["correct"] == sum(strict)
+    assert [r["correct"] for r in record["records"]] == strict
+    # checked against reference answers (the default), the same prompts have none to check
+    plain = experiment("plain", {**split, "max_new_tokens": 8})
+    with pytest.raises(InputError, match="5 of 5 prompts have no reference answer.*set check: ifeval"):
+        StudentTrainer(tmp_path / "plain", plain.sft, False, log=lambda _: None).prepare([], plain.eval, None)
+    with pytest.raises(ConfigError, match="checked by its instructions"):
+        experiment("x", {"benchmark": "ifeval", "check": "answer"})

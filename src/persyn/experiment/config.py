@@ -30,10 +30,15 @@ class EvalConfig(StrictModel):
     training prompt, or with ``exclude_training_prompts`` made so) and greedy decoding: a
     verifiable prompt set (``prompts``), or a benchmark (``benchmark: ifeval``: IFEval's 541
     prompts, or its first ``size``; accuracy is prompt-level strict accuracy, the primary
-    figure, with the other three numbers in each evaluation's record)."""
+    figure, with the other three numbers in each evaluation's record). ``check``: how a
+    ``prompts`` set's answers are checked: against each prompt's reference answer (``answer``,
+    the default), or by the prompt's own IFEval instructions (``ifeval``: a set with
+    ``instruction_id_list`` and ``kwargs``, e.g. ``source: ifeval_constrained``, scored as the
+    benchmark is: a validation split for the instruction setting)."""
 
     prompts: PromptsConfig | None = None
     benchmark: Literal["ifeval"] | None = None
+    check: Literal["answer", "ifeval"] | None = None  # None: answer (ifeval for the benchmark)
     size: Annotated[int, Field(ge=1)] | None = None
     seed: int = 12345
     max_new_tokens: Annotated[int, Field(ge=1)] = 128
@@ -52,7 +57,17 @@ class EvalConfig(StrictModel):
             raise ValueError("give 'prompts' (a verifiable prompt set) or 'benchmark' (ifeval), one of them")
         if self.size is not None and self.benchmark is None:
             raise ValueError("'size' is for a benchmark; a prompt set takes prompts.size")
+        if self.benchmark is not None and self.check == "answer":
+            raise ValueError(
+                f"benchmark '{self.benchmark}' is checked by its instructions (got check='answer')"
+            )
         return self
+
+    @property
+    def checked_by_instructions(self) -> bool:
+        """Whether answers are checked by each prompt's IFEval instructions (the benchmark, or
+        ``check: ifeval``), not against a reference answer."""
+        return self.benchmark == "ifeval" or self.check == "ifeval"
 
 
 class SweepConfig(StrictModel):

@@ -114,8 +114,20 @@ class StudentTrainer:
             from persyn.evaluate_ifeval import ifeval_prompt_set
 
             loaded = ifeval_prompt_set(spec.size)
-        else:
-            loaded = load_prompts(spec.prompts, spec.seed, require_answer=True)[0]
+        else:  # instructions are the check of an IFEval-format set: no reference answer needed
+            loaded = load_prompts(spec.prompts, spec.seed, require_answer=not spec.checked_by_instructions)[0]
+            unanswered = [p for p in loaded if p.answer is None]
+            if unanswered and not spec.checked_by_instructions:
+                hint = (
+                    " They carry IFEval instructions: set check: ifeval to score them by those."
+                    if "instruction_id_list" in unanswered[0].metadata
+                    else ""
+                )
+                raise InputError(
+                    f"evaluation split (prompts.source {spec.prompts.source!r}): {len(unanswered)} of "
+                    f"{len(loaded)} prompts have no reference answer to check against (first: "
+                    f"{unanswered[0].text[:80]!r}).{hint}"
+                )
         prompts = loaded
         if always_drop or spec.exclude_training_prompts:
             prompts = [p for p in loaded if normalize_prompt(p.text) not in drop]
@@ -125,7 +137,7 @@ class StudentTrainer:
 
         # length_margin only checks the budget: it changes no answer, so it stays out of the id
         settings = spec.model_dump(mode="json", exclude={"prompts", "dtype", "length_margin"})
-        for added in ("benchmark", "size"):  # unset, absent: the keys made before they existed hold
+        for added in ("benchmark", "size", "check"):  # unset, absent: the keys made before they existed hold
             if settings.get(added) is None:
                 settings.pop(added, None)
         # the resolved dtype (fp32 adds nothing: keys made before dtypes existed stay valid)
@@ -159,7 +171,7 @@ class StudentTrainer:
         path.parent.mkdir(parents=True, exist_ok=True)
         sp = self.splits[split]
         run = evaluate
-        if sp.spec.benchmark == "ifeval":
+        if sp.spec.checked_by_instructions:
             from persyn.evaluate_ifeval import evaluate_ifeval as run
         res = run(
             model,
