@@ -588,3 +588,31 @@ def test_a_split_of_constrained_prompts_is_checked_by_their_instructions(tiny_mo
         StudentTrainer(tmp_path / "plain", plain.sft, False, log=lambda _: None).prepare([], plain.eval, None)
     with pytest.raises(ConfigError, match="checked by its instructions"):
         experiment("x", {"benchmark": "ifeval", "check": "answer"})
+
+
+#: sha256 (16 hex) of ``constrained_prompts(5, seed=7)`` as made before the ``bases`` option.
+PINNED_CONSTRAINED_7 = "f86bf36e4f0c758b"
+
+
+def test_disjoint_base_ranges_share_no_base_instruction_and_no_range_keeps_todays_prompts():
+    from persyn.core.errors import ConfigError
+    from persyn.ifeval_constraints import base_instructions, constrained_prompts, constrained_records
+
+    n = len(base_instructions())
+    train = constrained_prompts(300, seed=1, bases=[0, 200])  # 300 > 200: bases reused
+    val = constrained_prompts(60, seed=2, bases=[200, n])
+    assert len({r["base"] for r in train}) == 200 and len({r["base"] for r in val}) == n - 200
+    assert not {r["base"] for r in train} & {r["base"] for r in val}
+    # the range is seed-independent: another seed draws from the same bases
+    assert {r["base"] for r in constrained_prompts(200, seed=9, bases=[0, 200])} == {r["base"] for r in train}
+    # the whole range takes every base, as without the option
+    assert {r["base"] for r in constrained_prompts(n, seed=1, bases=[0, n])} == set(base_instructions())
+    # without `bases`, the prompts of before (seeded order over every base): pinned by their hash
+    import hashlib
+
+    rows = constrained_prompts(5, seed=7)
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:16]
+    assert digest == PINNED_CONSTRAINED_7
+    for bad in ([0, 0], [10, 5], [0, n + 1], [0.5, 3], [1]):
+        with pytest.raises(ConfigError, match="bases must be"):
+            list(constrained_records(3, 0, {"bases": bad}))

@@ -82,16 +82,40 @@ def _seed(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(json.dumps(parts).encode()).digest()[:8])
 
 
+def base_slice(n: int, bases: list[int] | tuple[int, int]) -> list[int]:
+    """The indices of the base instructions ``[start, end)`` of a fixed, seed-independent
+    shuffle of all ``n``: two prompt sets given disjoint ranges share no base instruction
+    whatever their seeds (a validation split apart from the training pool).
+
+    Raises:
+        ConfigError: not two integers with 0 <= start < end <= n.
+    """
+    if len(bases) != 2 or not all(isinstance(b, int) for b in bases) or not 0 <= bases[0] < bases[1] <= n:
+        raise ConfigError(
+            f"prompts.task_kwargs.bases must be [start, end] with 0 <= start < end <= {n} "
+            f"(the {n} base instructions), got {list(bases)!r}"
+        )
+    fixed = list(range(n))
+    random.Random(_seed("bases")).shuffle(fixed)
+    return fixed[bases[0] : bases[1]]
+
+
 def constrained_prompts(
-    size: int, seed: int, max_constraints: int = 3, exclude: tuple[str, ...] | list[str] = DEFAULT_EXCLUDE
+    size: int,
+    seed: int,
+    max_constraints: int = 3,
+    exclude: tuple[str, ...] | list[str] = DEFAULT_EXCLUDE,
+    bases: list[int] | tuple[int, int] | None = None,
 ) -> list[dict[str, Any]]:
     """``size`` IFEval-format records: ``prompt`` (a base instruction, a blank line, then the
     constraints' texts), ``instruction_id_list``, ``kwargs`` (one object per constraint, the
     arguments to check it with) and ``base``. Base instructions are taken in a seeded order,
-    again from the start (with other constraints) when ``size`` exceeds them.
+    again from the start (with other constraints) when ``size`` exceeds them; ``bases``: only
+    the range ``[start, end)`` of them (``base_slice``), else all.
 
     Raises:
-        ConfigError: ``max_constraints`` below 1, or an ``exclude`` id IFEval does not have.
+        ConfigError: ``max_constraints`` below 1, an ``exclude`` id IFEval does not have, or a
+            bad ``bases`` range.
         MissingAssetError: IFEval's checkers or the base instructions are not installed.
     """
     if max_constraints < 1:
@@ -102,15 +126,17 @@ def constrained_prompts(
         raise ConfigError(f"prompts.task_kwargs.exclude: unknown IFEval instruction(s) {', '.join(unknown)}")
     types = sorted(set(registry.INSTRUCTION_DICT) - set(exclude) - set(NEVER))
     conflicts = _conflicts(registry)
-    bases = base_instructions()
-    order = list(range(len(bases)))
+    every = base_instructions()
+    # without a range: every base, in the order of before the option existed (the same prompts)
+    chosen = every if bases is None else [every[i] for i in base_slice(len(every), bases)]
+    order = list(range(len(chosen)))
     random.Random(_seed("order", seed)).shuffle(order)
     return [
         _one(
             registry,
             types,
             conflicts,
-            bases[order[i % len(order)]],
+            chosen[order[i % len(order)]],
             _seed("prompt", seed, i),
             max_constraints,
         )
@@ -139,19 +165,24 @@ def _one(registry, types: list[str], conflicts: dict[str, set[str]], base: str, 
 
 def constrained_records(size: int, seed: int, options: dict[str, Any]) -> Iterator[tuple[str, dict]]:
     """``(location, record)`` pairs of ``constrained_prompts`` for the prompt loader, the
-    location naming the source and the index (``options``: ``max_constraints``, ``exclude``).
+    location naming the source and the index (``options``: ``max_constraints``, ``exclude``,
+    ``bases``).
 
     Raises:
         ConfigError: an unknown option.
     """
-    extra = set(options) - {"max_constraints", "exclude"}
+    extra = set(options) - {"max_constraints", "exclude", "bases"}
     if extra:
         raise ConfigError(
             f"prompts.task_kwargs: unknown option(s) {', '.join(sorted(extra))} for source "
-            "'ifeval_constrained' (known: max_constraints, exclude)"
+            "'ifeval_constrained' (known: max_constraints, exclude, bases)"
         )
     rows = constrained_prompts(
-        size, seed, options.get("max_constraints", 3), tuple(options.get("exclude", DEFAULT_EXCLUDE))
+        size,
+        seed,
+        options.get("max_constraints", 3),
+        tuple(options.get("exclude", DEFAULT_EXCLUDE)),
+        options.get("bases"),
     )
     for i, row in enumerate(rows):
         yield f"ifeval_constrained[{i}]", row

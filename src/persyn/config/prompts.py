@@ -32,7 +32,9 @@ class PromptsConfig(StrictModel):
     (needed when the dataset has several). ``ifeval_constrained`` makes ``size`` instruction
     prompts with 1 to 3 checkable IFEval constraints each (``persyn.ifeval_constraints``),
     seeded by ``seed`` (else the run seed); ``task_kwargs``: ``max_constraints`` (3),
-    ``exclude`` (instruction ids left out).
+    ``exclude`` (instruction ids left out), ``bases`` (``[start, end]``: only that range of a
+    fixed shuffle of the base instructions, so that two sets given disjoint ranges, a training
+    pool and a validation split, share none).
 
     ``prompt_field`` names a string column, or a chat ``messages`` column (a list of
     ``{role, content}`` ending with a user turn: the whole conversation is the prompt).
