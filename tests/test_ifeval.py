@@ -4,6 +4,7 @@ and the pass, the loose check, the Punkt data written once with no download, the
 check, the checkers' agreement with IFEval's own evaluation code, and a verified run whose
 teachers follow the instructions on some prompts only."""
 
+import csv
 import json
 import random
 import shutil
@@ -616,3 +617,94 @@ def test_disjoint_base_ranges_share_no_base_instruction_and_no_range_keeps_today
     for bad in ([0, 0], [10, 5], [0, n + 1], [0.5, 3], [1]):
         with pytest.raises(ConfigError, match="bases must be"):
             list(constrained_records(3, 0, {"bases": bad}))
+
+
+def test_an_instruction_experiment_runs_its_verified_arms_end_to_end(tiny_models, tmp_path):
+    # the instruction run's shape at the smallest size: IFEval held out, a validation split of
+    # constrained prompts checked by their instructions for the SFT length, the verified arms
+    from persyn.experiment.config import parse_experiment
+    from persyn.experiment.runner import Experiment
+    from persyn.testing.fake_openai import FakeOpenAIServer
+
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "prompt": q,
+                    "instruction_id_list": ["change_case:english_lowercase", "punctuation:no_comma"],
+                    "kwargs": [{}, {}],
+                }
+            )
+            + "\n"
+            for q in PROMPTS
+        )
+    )
+    servers = {n: FakeOpenAIServer(answer=lambda q, f=f: f(INDEX[q])) for n, f in ANSWER.items()}
+    try:
+        run = _served(tiny_models, tmp_path / "unused", servers, path)
+        run.pop("output_dir")
+        run["router"] = {"kind": "prior"}
+        small = {"max_new_tokens": 64, "length_margin": 0, "batch_size": 4}
+        exp = parse_experiment(
+            {
+                "output_dir": str(tmp_path / "exp"),
+                "run": run,
+                "strategies": ["persyn", "car-verified", "car", "oracle-verified"],
+                "seeds": [0],
+                "sft": {"epochs": 1, "batch_size": 4, "max_length": 96},
+                "eval": {"benchmark": "ifeval", "size": 4, **small},
+                "validation": {
+                    "prompts": {
+                        "source": "ifeval_constrained",
+                        "size": 3,
+                        "seed": 5,
+                        "answer_field": None,
+                        "task_kwargs": {"bases": [200, 252]},
+                    },
+                    "check": "ifeval",
+                    **small,
+                },
+                "sweeps": {"sft_epochs": [1, 2], "sft_strategy": ["persyn"], "choose_epochs": True},
+            }
+        )
+        rows = Experiment(exp, log=lambda _: None).run()
+    finally:
+        for s in servers.values():
+            s.close()
+    out = tmp_path / "exp"
+    assert [r["strategy"] for r in rows] == [
+        "student (no SFT)",
+        "persyn",
+        "car-verified",
+        "car",
+        "oracle-verified",
+    ]
+    assert all(r["n_eval"] == 4 for r in rows)  # IFEval's first 4 prompts, prompt-level strict
+    lines = {
+        name: [
+            json.loads(x)
+            for x in (out / "run/seed-0/strategies" / name / "dataset.jsonl").read_text().splitlines()
+        ]
+        for name in ("persyn", "car-verified", "car", "oracle-verified")
+    }
+    # every line follows both instructions: CAR chose good (always right); persyn's calibration
+    # lines are the verified Oracle's picks (cheap where its answer equals good's: the tie goes to
+    # the first name), its routed lines the cascade's
+    assert all(
+        x["quality"] == 1.0 and "," not in x["messages"][1]["content"] for v in lines.values() for x in v
+    )
+    assert {x["teacher"] for x in lines["car"]} == {"good"} and {x["teacher"] for x in lines["persyn"]} == {
+        "cheap",
+        "good",
+    }
+    with open(out / "validation.csv") as f:
+        val = list(csv.DictReader(f))
+    assert {(r["strategy"], float(r["value"])) for r in val if r["sweep"] == "sft_epochs"} == {
+        ("persyn", 1.0),
+        ("persyn", 2.0),
+    }
+    for r in val:  # the 3 constrained validation prompts, each checked by its instructions
+        records = json.loads((out / "evals" / f"{r['eval_key']}.json").read_text())["records"]
+        assert len(records) == 3 and [x["correct"] for x in records] == [all(x["strict"]) for x in records]
+    assert "SFT epochs chosen on validation" in (out / "results.md").read_text()
