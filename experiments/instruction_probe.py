@@ -280,16 +280,19 @@ def cascade_table(c: dict) -> None:
 
 def untouched(student: dict, n: int, out: Path) -> dict:
     """The untouched student on ``n`` of IFEval's prompts: its four numbers and throughput,
-    kept in ``out`` (``untouched-MODEL-N.json``) and read from there on a re-run."""
+    kept in ``out`` (``untouched-KEY.json``, KEY a hash of the model, its prompt template and
+    ``n``) and read from there on a re-run."""
+    from persyn.core.hashing import stable_hash
     from persyn.evaluate_ifeval import evaluate_ifeval, ifeval_prompt_set
 
-    kept = out / f"untouched-{student['model']}-{n}.json"
+    template = student.get("prompt_template", "{prompt}\n")
+    kept = out / f"untouched-{stable_hash([student['model'], template, n])}.json"
     if kept.exists():
         return json.loads(kept.read_text())
     start = time.perf_counter()
     prompts = ifeval_prompt_set(n)
     res = evaluate_ifeval(
-        student["model"], prompts, prompt_template=student.get("prompt_template", "{prompt}\n"),
+        student["model"], prompts, prompt_template=template,
         progress=False,
     )  # fmt: skip
     seconds = time.perf_counter() - start

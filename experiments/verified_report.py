@@ -385,7 +385,7 @@ def detectable_primaries(correct: Correctness, plan: dict[str, list[int]]) -> di
         if not shared:
             out[name] = {"estimable": False, "why": "not evaluated yet on a seed both arms have"}
             continue
-        planned = min(len(plan.get(a, [])), len(plan.get(b, []))) or shared
+        planned = len(set(plan.get(a, [])) & set(plan.get(b, []))) or shared  # seeds both are planned on
         if shared < 2:
             x, y = pair(correct[a], correct[b])
             prompt_sd = float((x - y).mean(0).std(ddof=1))
@@ -583,9 +583,9 @@ def right_share_table(records: Path, student: str, arms: list[str], labels: Labe
 
 def generations_table(records: Path, student: str, arms: list[str], ev: Evals) -> dict:
     """Per arm with recorded datasets, means over its recorded seeds: ``lines`` (dataset
-    lines), ``generations`` (``summary.json``'s ``generations``: the formula of
-    ``selection.base.generations_needed``, which counts one response per routed prompt and so
-    not the cascade's escalations), ``per_line`` (generations / lines, per seed then mean);
+    lines), ``generations`` (``summary.json``'s ``generations`` as the run's pinned code
+    1e3d1b9 wrote it: one response per routed prompt, so for the cascade not its escalations;
+    main counts them since 8e84798), ``per_line`` (generations / lines, per seed then mean);
     for ``persyn`` also ``cascade_generations`` (``runs/seed-S/summary.json``'s
     ``generations``: calibration plus every routed attempt) over the seeds with run records,
     and ``cascade_per_line``; ``sft_minutes`` (results.csv ``train_seconds`` / 60, mean over
@@ -604,7 +604,9 @@ def generations_table(records: Path, student: str, arms: list[str], ev: Evals) -
             "seeds": seeds,
             "lines": float(np.mean(lines)),
             "generations": float(np.mean(gens)),
-            "per_line": float(np.mean([g / n for g, n in zip(gens, lines, strict=True)])),
+            "per_line": float(np.mean([g / n for g, n in zip(gens, lines, strict=True) if n]))
+            if any(lines)
+            else None,
         }
         if arm == "persyn":
             row.update(cascade_generations(records, dict(zip(seeds, lines, strict=True))))
@@ -794,7 +796,7 @@ def _prior_label(t: dict) -> str:
     head = (
         f"auto picked a learned kind on seeds {_seeds(sorted(learned))}"
         if learned
-        else f"auto picked prior on every seed with run records ({_seeds(sorted(kinds))}; seed 0 not recorded)"
+        else f"auto picked prior on every seed with run records ({_seeds(sorted(kinds))})"
     )
     tail = f"; one dataset (same dataset_hash) on seeds {_seeds(same)}: says nothing there" if same else ""
     return head + tail
@@ -986,10 +988,11 @@ def md_generations(t: dict) -> list[str]:
         "## 5. Generations and SFT wall time per arm",
         "",
         f"Means over seeds. Lines and recorded generations: datasets/{t['student']}/seed-S/ARM/summary.json"
-        " (`generations`, which counts one response per routed prompt: for the "
-        "cascade it leaves out the escalations); generations made by the cascade: "
-        "runs/seed-S/summary.json (every attempt; seeds with run records only); SFT minutes: "
-        "results.csv `train_seconds` / 60 over the evaluated seeds.",
+        " (`generations` as the run's pinned code wrote it: one response per routed prompt, so for "
+        "the cascade without its escalations; fixed on main in 8e84798); generations made by the "
+        "cascade: runs/seed-S/summary.json (every attempt; seeds with run records only); SFT minutes: "
+        "results.csv `train_seconds` / 60 over the evaluated seeds (wall time: pauses of the run "
+        "fall in some, see the log in docs/experiments.md).",
         "",
         "| arm | dataset seeds | lines | generations recorded | generations made | generations per kept line | SFT seeds | SFT min |",
         "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |",

@@ -585,8 +585,26 @@ def test_a_split_of_constrained_prompts_is_checked_by_their_instructions(tiny_mo
     assert [r["correct"] for r in record["records"]] == strict
     # checked against reference answers (the default), the same prompts have none to check
     plain = experiment("plain", {**split, "max_new_tokens": 8})
-    with pytest.raises(InputError, match="5 of 5 prompts have no reference answer.*set check: ifeval"):
+    with pytest.raises(
+        InputError,
+        match=r"^eval \(prompts.source 'ifeval_constrained'\): 5 of 5 prompts have no reference answer.*set check: ifeval",
+    ):
         StudentTrainer(tmp_path / "plain", plain.sft, False, log=lambda _: None).prepare([], plain.eval, None)
+    # checked by instructions, prompts that carry none are refused when loaded, not after a fine-tune
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text(json.dumps({"prompt": "Say hi.", "answer": "hi"}) + "\n")
+    plain_set = experiment("bare", {"prompts": {"source": "jsonl", "path": str(bare)}, "check": "ifeval"})
+    with pytest.raises(InputError, match=r"check: ifeval, but 1 of 1 prompts carry no IFEval instructions"):
+        StudentTrainer(tmp_path / "bare", plain_set.sft, False, log=lambda _: None).prepare(
+            [], plain_set.eval, None
+        )
+    # the implied check written out is the same split: the same key as leaving it out
+    implied = experiment("implied", {"benchmark": "ifeval", "size": 3, "check": "ifeval"}).eval
+    left_out = experiment("left-out", {"benchmark": "ifeval", "size": 3}).eval
+    keys = [StudentTrainer(tmp_path / n, exp.sft, False, log=lambda _: None) for n in ("k1", "k2")]
+    keys[0].prepare([], implied, None)
+    keys[1].prepare([], left_out, None)
+    assert keys[0].splits["test"].id == keys[1].splits["test"].id
     with pytest.raises(ConfigError, match="checked by its instructions"):
         experiment("x", {"benchmark": "ifeval", "check": "answer"})
 
@@ -606,7 +624,7 @@ def test_disjoint_base_ranges_share_no_base_instruction_and_no_range_keeps_today
     assert not {r["base"] for r in train} & {r["base"] for r in val}
     # the range is seed-independent: another seed draws from the same bases
     assert {r["base"] for r in constrained_prompts(200, seed=9, bases=[0, 200])} == {r["base"] for r in train}
-    # the whole range takes every base, as without the option
+    # the whole range takes every base (in another order than without the option)
     assert {r["base"] for r in constrained_prompts(n, seed=1, bases=[0, n])} == set(base_instructions())
     # without `bases`, the prompts of before (seeded order over every base): pinned by their hash
     import hashlib
@@ -614,7 +632,7 @@ def test_disjoint_base_ranges_share_no_base_instruction_and_no_range_keeps_today
     rows = constrained_prompts(5, seed=7)
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:16]
     assert digest == PINNED_CONSTRAINED_7
-    for bad in ([0, 0], [10, 5], [0, n + 1], [0.5, 3], [1]):
+    for bad in ([0, 0], [10, 5], [0, n + 1], [0.5, 3], [1], 5, [False, True], "0,5"):
         with pytest.raises(ConfigError, match="bases must be"):
             list(constrained_records(3, 0, {"bases": bad}))
 

@@ -142,8 +142,10 @@ def test_each_quality_kind_owns_its_settings_and_the_config_is_composed_of_them(
 def test_a_setting_of_another_quality_kind_is_refused_naming_it_and_its_value(given, field):
     from pydantic import ValidationError
 
+    value = given[field]
     with pytest.raises(
-        ValidationError, match=rf"'{field}' is a setting of quality kind 'reward_model', not of "
+        ValidationError,
+        match=rf"'{field}' is a setting of quality kind 'reward_model', not of .*\(got {field}='{value}'\)",
     ):
         QualityConfig(**given)
     QualityConfig(**{**given, "kind": "reward_model", "model": "org/rm"})  # its own kind takes it

@@ -90,10 +90,16 @@ def base_slice(n: int, bases: list[int] | tuple[int, int]) -> list[int]:
     Raises:
         ConfigError: not two integers with 0 <= start < end <= n.
     """
-    if len(bases) != 2 or not all(isinstance(b, int) for b in bases) or not 0 <= bases[0] < bases[1] <= n:
+    ok = (
+        isinstance(bases, (list, tuple))
+        and len(bases) == 2
+        and all(isinstance(b, int) and not isinstance(b, bool) for b in bases)
+        and 0 <= bases[0] < bases[1] <= n
+    )
+    if not ok:
         raise ConfigError(
             f"prompts.task_kwargs.bases must be [start, end] with 0 <= start < end <= {n} "
-            f"(the {n} base instructions), got {list(bases)!r}"
+            f"(the {n} base instructions), got {bases!r}"
         )
     fixed = list(range(n))
     random.Random(_seed("bases")).shuffle(fixed)

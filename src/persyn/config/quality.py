@@ -62,7 +62,7 @@ class QualityConfig(*_kind_settings()):
         for name, kinds in _owners().items():
             if name in own or name not in self.model_fields_set:
                 continue
-            if getattr(self, name) != type(self).model_fields[name].get_default(call_default_factory=True):
+            if getattr(self, name) != _default(name):
                 wanted = " or ".join(f"'{k}'" for k in kinds)
                 raise ValueError(
                     f"'{name}' is a setting of quality kind {wanted}, not of '{self.kind}' "
@@ -78,8 +78,27 @@ class QualityConfig(*_kind_settings()):
             return data
         for settings in _kind_settings():
             for name in getattr(settings, "DUMP_ONLY_WHEN_SET", ()):
-                if getattr(self, name) == type(self).model_fields[name].default:
+                if getattr(self, name) == _default(name):
                     data.pop(name, None)
-        # the order of before: kind first, the kinds' settings, resources last
+        # kind first, the kinds' settings, resources last (hashes sort keys; this is for readers)
         order = ["kind", *(n for n in data if n not in ("kind", "resources")), "resources"]
         return {n: data[n] for n in order if n in data}
+
+
+def _default(name: str):
+    """A ``QualityConfig`` field's default (its factory's value for a factory)."""
+    return QualityConfig.model_fields[name].get_default(call_default_factory=True)
+
+
+def _check_shared_defaults() -> None:
+    """Two kinds may declare the same field only with the same default (the composed model keeps
+    one). Raises AssertionError naming the field, at import."""
+    for name, kinds in _owners().items():
+        defaults = {
+            repr(quality_scorer_class(k).Settings.model_fields[name].get_default(call_default_factory=True))
+            for k in kinds
+        }
+        assert len(defaults) == 1, f"quality field {name!r} has different defaults in kinds {kinds}"
+
+
+_check_shared_defaults()

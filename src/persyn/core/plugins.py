@@ -4,7 +4,9 @@ scorer persyn knows, by name, as ``"module:attribute"``.
 Adding one is one new file and one line here. The tables hold strings, not imports, so this
 module imports nothing (config validates names against it, and no module imports its own
 plug-ins back); ``load`` imports a plug-in only when a run asks for it, which keeps
-``import persyn`` light and optional backends (Ray, llama.cpp) optional.
+``import persyn`` light and optional backends (Ray, llama.cpp) optional. Config validation
+imports every engine, router kind and quality scorer module (their settings live there), so
+those modules import lightly: torch and other backends only when they run (tested).
 """
 
 from __future__ import annotations

@@ -63,6 +63,12 @@ class EvalConfig(StrictModel):
             )
         return self
 
+    def check_given(self) -> bool:
+        """Whether ``check`` says more than what the split implies (``ifeval`` for the benchmark,
+        ``answer`` for a prompt set): only then is it part of the split's key."""
+        implied = "ifeval" if self.benchmark == "ifeval" else "answer"
+        return self.check is not None and self.check != implied
+
     @property
     def checked_by_instructions(self) -> bool:
         """Whether answers are checked by each prompt's IFEval instructions (the benchmark, or

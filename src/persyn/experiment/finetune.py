@@ -42,6 +42,41 @@ def _summary(path: Path) -> dict:
     return record["summary"] | {"truncated": truncated_share(record["records"])}
 
 
+def _check_split(prompts: list, spec: EvalConfig, section: str) -> None:
+    """Refuse a split whose prompts cannot be checked the way ``spec`` says: no reference answer
+    to check against, or (``check: ifeval``) no IFEval instructions.
+
+    Raises:
+        InputError: names the section, the count and the first such prompt, and the fix.
+    """
+    from persyn.scoring.tasks import IFEVAL, task_of
+
+    def instructed(p) -> bool:
+        task = task_of(p.metadata)
+        return task is not None and task[0] == IFEVAL
+
+    where = f"{section} (prompts.source {spec.prompts.source!r})"
+    if spec.checked_by_instructions:
+        bare = [p for p in prompts if not instructed(p)]
+        if bare:
+            raise InputError(
+                f"{where}: check: ifeval, but {len(bare)} of {len(prompts)} prompts carry no IFEval "
+                f"instructions ('instruction_id_list' and 'kwargs'; first: {bare[0].text[:80]!r})"
+            )
+        return
+    unanswered = [p for p in prompts if p.answer is None]
+    if unanswered:
+        hint = (
+            " They carry IFEval instructions: set check: ifeval to score them by those."
+            if instructed(unanswered[0])
+            else ""
+        )
+        raise InputError(
+            f"{where}: {len(unanswered)} of {len(prompts)} prompts have no reference answer to check "
+            f"against (first: {unanswered[0].text[:80]!r}).{hint}"
+        )
+
+
 def longest_response(dataset: Path, model: str) -> int:
     """The longest response of ``dataset`` in ``model``'s tokens (its tokenizer, no special
     tokens), plus one for the end-of-turn token a generation must also write to stop.
@@ -102,11 +137,19 @@ class StudentTrainer:
 
         return [st.model, model_fingerprint(st.model), st.prompt_template]
 
-    def _load_split(self, spec: EvalConfig, drop: set[str], always_drop: bool) -> Split:
-        """Load an evaluation split; its prompts in ``drop`` (normalised texts: training or
-        test prompts) are left out when ``always_drop`` or ``spec.exclude_training_prompts``.
-        Its ``id`` (the settings and the exact prompts, not the file's path) is part of every
-        evaluation key made on it."""
+    def _load_split(
+        self, spec: EvalConfig, drop: set[str], always_drop: bool, section: str = "eval"
+    ) -> Split:
+        """Load an evaluation split (the config's ``section``: ``eval`` or ``validation``); its
+        prompts in ``drop`` (normalised texts: training or test prompts) are left out when
+        ``always_drop`` or ``spec.exclude_training_prompts``. Its ``id`` (the settings and the
+        exact prompts, not the file's path) is part of every evaluation key made on it.
+
+        Raises:
+            InputError: a split checked against reference answers with prompts that have none,
+                or checked by IFEval instructions with prompts that carry none (naming the
+                section, the count and the first prompt), or no prompt left.
+        """
         from persyn.evaluate import normalize_prompt
         from persyn.prompts import load_prompts
 
@@ -116,30 +159,21 @@ class StudentTrainer:
             loaded = ifeval_prompt_set(spec.size)
         else:  # instructions are the check of an IFEval-format set: no reference answer needed
             loaded = load_prompts(spec.prompts, spec.seed, require_answer=not spec.checked_by_instructions)[0]
-            unanswered = [p for p in loaded if p.answer is None]
-            if unanswered and not spec.checked_by_instructions:
-                hint = (
-                    " They carry IFEval instructions: set check: ifeval to score them by those."
-                    if "instruction_id_list" in unanswered[0].metadata
-                    else ""
-                )
-                raise InputError(
-                    f"evaluation split (prompts.source {spec.prompts.source!r}): {len(unanswered)} of "
-                    f"{len(loaded)} prompts have no reference answer to check against (first: "
-                    f"{unanswered[0].text[:80]!r}).{hint}"
-                )
+            _check_split(loaded, spec, section)
         prompts = loaded
         if always_drop or spec.exclude_training_prompts:
             prompts = [p for p in loaded if normalize_prompt(p.text) not in drop]
         if not prompts:
-            raise InputError(f"evaluation split: all {len(loaded)} prompts are training or test prompts")
+            raise InputError(f"{section}: all {len(loaded)} prompts are training or test prompts")
         from persyn.models.loading import dtype_key
 
         # length_margin only checks the budget: it changes no answer, so it stays out of the id
         settings = spec.model_dump(mode="json", exclude={"prompts", "dtype", "length_margin"})
-        for added in ("benchmark", "size", "check"):  # unset, absent: the keys made before they existed hold
+        for added in ("benchmark", "size"):  # unset, absent: the keys made before they existed hold
             if settings.get(added) is None:
                 settings.pop(added, None)
+        if not spec.check_given():  # unset or its implied value: the same split, the same key
+            settings.pop("check", None)
         # the resolved dtype (fp32 adds nothing: keys made before dtypes existed stay valid)
         split_id = stable_hash(
             [settings, [(p.id, p.text, p.answer) for p in prompts], *dtype_key(spec.dtype)]
@@ -154,10 +188,10 @@ class StudentTrainer:
 
         self.all_train = all_train
         train = {normalize_prompt(t) for t in all_train}
-        self.splits["test"] = t = self._load_split(test, train, False)
+        self.splits["test"] = t = self._load_split(test, train, False, "eval")
         if validation is not None:
             drop = train | {normalize_prompt(p.text) for p in t.prompts}
-            self.splits["validation"] = val = self._load_split(validation, drop, True)
+            self.splits["validation"] = val = self._load_split(validation, drop, True, "validation")
             self.log(
                 f"validation: {len(val.prompts)} prompts ({val.excluded} dropped: training or test prompts)"
             )
