@@ -41,6 +41,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch  # noqa: E402
 
 from persyn.config import PromptsConfig, StudentConfig, make_teacher  # noqa: E402
+from persyn.config.teachers import settings_class  # noqa: E402
 from persyn.core.hardware import cpu_flags  # noqa: E402
 from persyn.core.io import jsonl_rows  # noqa: E402
 from persyn.core.records import Prompt, ScoreItem  # noqa: E402
@@ -189,8 +190,9 @@ def demo_agreement(sft: bool) -> dict:
         cfg = yaml.safe_load(src.read_text())
         cfg["output_dir"] = str(root / dtype)
         cfg["student"]["dtype"] = dtype
-        for t in cfg["teachers"]:
-            t["dtype"] = dtype
+        for t in cfg["teachers"]:  # the teachers that run a model (a reference teacher has no dtype)
+            if "dtype" in settings_class(t.get("engine", "transformers")).model_fields:
+                t["dtype"] = dtype
         start = time.perf_counter()
         with Pipeline(parse_config(cfg)) as p:
             summary = p.run().model_dump()
