@@ -559,8 +559,9 @@ def quality_counts(lines: list[dict], labels: Labels) -> dict[str, Counter]:
 
 def right_share_table(records: Path, student: str, arms: list[str], labels: Labels) -> dict:
     """Per arm with recorded datasets: ``seeds``; ``share`` ``{task: [per-seed right /
-    (right + wrong)]}`` (None for a seed with no checked line of the task); ``unchecked``
-    (lines with quality null, summed over seeds, counted apart from the share)."""
+    (right + wrong)]}`` (None for a seed with no checked line of the task); ``right`` ``{task:
+    [per-seed count of right lines]}``; ``unchecked`` (lines with quality null, summed over
+    seeds, counted apart from the share)."""
     out = {}
     for arm in arms:
         seeds = dataset_seeds(records, student, arm)
@@ -577,7 +578,13 @@ def right_share_table(records: Path, student: str, arms: list[str], labels: Labe
             ]
             for t in tasks
         }
-        out[arm] = {"seeds": seeds, "share": share, "unchecked": sum(c["all"]["unchecked"] for c in per)}
+        right = {t: [c[t]["right"] if c.get(t) else 0 for c in per] for t in tasks}
+        out[arm] = {
+            "seeds": seeds,
+            "share": share,
+            "right": right,
+            "unchecked": sum(c["all"]["unchecked"] for c in per),
+        }
     return out
 
 
@@ -1043,7 +1050,29 @@ def md_right_share(t: dict) -> list[str]:
             + " | ".join(_cell(r["share"].get(c, [])) for c in cols)
             + f" | {r['unchecked']} |"
         )
+    out += [
+        "",
+        "**Right lines per arm and task** (the count of lines with quality 1, mean ± std over the "
+        "same seeds): what the student is taught right, whatever else the dataset holds.",
+        "",
+        "| arm | seeds | " + " | ".join(cols) + " |",
+        "| --- | --- |" + " ---: |" * len(cols),
+    ]
+    for arm, r in t["right_share"].items():
+        counts = r.get("right", {})
+        out.append(
+            f"| {arm} | {_seeds(r['seeds'])} | "
+            + " | ".join(_count_cell(counts.get(c, [])) for c in cols)
+            + " |"
+        )
     return out
+
+
+def _count_cell(values: list) -> str:
+    if not values:
+        return "–"
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return f"{float(np.mean(values)):.1f} ± {sd:.1f}"
 
 
 def md_truncation(t: dict) -> list[str]:

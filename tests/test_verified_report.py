@@ -246,7 +246,11 @@ def test_right_line_share_counts_unchecked_lines_apart(records):
     assert p["share"]["B"] == pytest.approx([1.0, 1.0])
     assert p["share"]["all"] == pytest.approx([2 / 3, 1.0])
     assert p["unchecked"] == 1
+    assert p["right"] == {"A": [1, 1], "B": [1, 1], "all": [2, 2]}  # counts (seed 0: A 1 of 2), not shares
     assert t["right_share"]["car"]["share"]["all"] == [0.5]
+    md = vr.markdown(t, "cfg.yaml")
+    assert "| persyn | 0–1 | 1.0 ± 0.0 | 1.0 ± 0.0 | 2.0 ± 0.0 |" in md
+    assert "| car | 0 | 0.0 ± 0.0 | 1.0 ± 0.0 | 1.0 ± 0.0 |" in md  # A: its one line wrong
     lines = t["lines_by_task"]["persyn"]["mean"]
     assert lines["A"] == {"t1": 1.0, "t2": 0.5} and lines["B"] == {"t1": 1.0, "t2": 0.5}
 
