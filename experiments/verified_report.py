@@ -520,22 +520,28 @@ def auto_choices(records: Path, student: str) -> dict:
 
 def teacher_lines_by_task(records: Path, student: str, arm: str, labels: Labels) -> dict:
     """Dataset lines per task and teacher of ``arm``, mean over its recorded seeds:
-    ``{"seeds": [...], "mean": {task: {teacher: lines}}}``."""
+    ``{"seeds": [...], "mean": {task: {teacher: lines}}, "by_source": {task: {"SOURCE ·
+    TEACHER": lines}}}``, SOURCE the line's ``source`` (``calibration``: the Oracle's pick on a
+    calibration prompt; ``routed``: the cascade's accepted answer), so that what escalation
+    adds is told apart from what the calibration prompts add."""
     seeds = dataset_seeds(records, student, arm)
-    per_seed = []
+    per_seed, per_source = [], []
     for s in seeds:
         c: dict[str, Counter] = {}
+        src: dict[str, Counter] = {}
         for line in dataset(records, student, s, arm)[0]:
-            c.setdefault(line_task(line, labels), Counter())[
-                need(line, "teacher", f"{arm} seed {s} line")
-            ] += 1
+            task, teacher = line_task(line, labels), need(line, "teacher", f"{arm} seed {s} line")
+            c.setdefault(task, Counter())[teacher] += 1
+            src.setdefault(task, Counter())[f"{line.get('source') or 'unknown'} · {teacher}"] += 1
         per_seed.append(c)
-    tasks = sorted({t for c in per_seed for t in c})
-    teachers = sorted({n for c in per_seed for t in c.values() for n in t})
-    mean = {
-        t: {n: float(np.mean([c.get(t, Counter())[n] for c in per_seed])) for n in teachers} for t in tasks
-    }
-    return {"seeds": seeds, "mean": mean}
+        per_source.append(src)
+
+    def means(per: list[dict[str, Counter]]) -> dict:
+        tasks = sorted({t for c in per for t in c})
+        keys = sorted({n for c in per for t in c.values() for n in t})
+        return {t: {n: float(np.mean([c.get(t, Counter())[n] for c in per])) for n in keys} for t in tasks}
+
+    return {"seeds": seeds, "mean": means(per_seed), "by_source": means(per_source)}
 
 
 # ---------------------------------------------------------------- datasets: cost and quality
@@ -987,6 +993,19 @@ def md_lines(t: dict) -> list[str]:
             out.append(
                 f"| {task} | " + " | ".join(f"{c[n]:.1f}" for n in teachers) + f" | {sum(c.values()):.1f} |"
             )
+        sources = sorted({k for c in lt.get("by_source", {}).values() for k in c})
+        if len({k.split(" · ")[0] for k in sources}) < 2:
+            continue
+        out += [
+            "",
+            f"{arm}'s lines by source (the same lines: `calibration` the Oracle's picks on the "
+            "calibration prompts, `routed` the answers accepted on the routed prompts, by teacher):",
+            "",
+            "| task | " + " | ".join(sources) + " |",
+            "| --- |" + " ---: |" * len(sources),
+        ]
+        for task, c in lt["by_source"].items():
+            out.append(f"| {task} | " + " | ".join(f"{c[k]:.1f}" for k in sources) + " |")
     return out
 
 

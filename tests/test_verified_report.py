@@ -305,3 +305,28 @@ def test_a_prompt_without_a_task_label_is_an_error(records):
 def test_seed_ranges():
     assert vr._seeds([0, 1, 2, 5]) == "0–2, 5"
     assert vr._seeds([1]) == "1" and vr._seeds([]) == "none"
+
+
+def test_lines_by_source_tell_escalation_from_the_calibration_picks(tmp_path):
+    def line(pid, teacher, source):
+        return {**_line(pid, teacher, 1.0), "source": source}
+
+    _write_dataset(
+        tmp_path,
+        0,
+        "persyn",
+        [line("p1", "t1", "calibration"), line("p2", "t2", "routed"), line("p3", "t2", "routed")],
+        5,
+        "h0",
+    )
+    _write_dataset(
+        tmp_path, 1, "persyn", [line("p1", "t2", "calibration"), line("p4", "t1", "routed")], 5, "h1"
+    )
+    lt = vr.teacher_lines_by_task(tmp_path, "smol", "persyn", LABELS)
+    assert lt["by_source"] == {
+        "A": {"calibration · t1": 0.5, "calibration · t2": 0.5, "routed · t1": 0.0, "routed · t2": 0.5},
+        "B": {"calibration · t1": 0.0, "calibration · t2": 0.0, "routed · t1": 0.5, "routed · t2": 0.5},
+    }
+    md = "\n".join(vr.md_lines({"student": "smol", "lines_by_task": {"persyn": lt}}))
+    assert "| task | calibration · t1 | calibration · t2 | routed · t1 | routed · t2 |" in md
+    assert "| A | 0.5 | 0.5 | 0.0 | 0.5 |" in md
