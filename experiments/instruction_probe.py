@@ -25,7 +25,11 @@ student (SmolLM2-135M-Instruct, Gemma-3-270m), the responses shared. Reported pe
 - the held-out regret and top-1 of each router kind and ``auto`` at the calibration sizes, on
   the verified target (``benchmarks/routers.py``'s ``sizes_table``; ``--test`` prompts held out);
 - with ``--ifeval N``: the untouched student's IFEval numbers on N of IFEval's prompts
-  (``persyn evaluate --benchmark ifeval``), with its throughput.
+  (``persyn evaluate --benchmark ifeval``), with its throughput;
+- once, under ``degenerate``: IFEval's strict prompt- and instruction-level accuracy of
+  responses that follow nothing ("ok", a refusal, the prompt echoed, echoed in lowercase), the
+  floor a student's IFEval number is read against (round 3 found its students had learned a
+  task's most common answer, docs/experiments.md).
 
 Resumable: the store under ``--out`` keeps every response and score, and the untouched students'
 IFEval results are kept beside it; a re-run computes only what is missing. Results:
@@ -303,6 +307,42 @@ def untouched(student: dict, n: int, out: Path) -> dict:
     return result
 
 
+#: Responses that follow no request, scored on IFEval's prompts as a floor for the students: a
+#: student that learned one of these scores this much without following anything.
+DEGENERATE = {
+    "ok": lambda prompt: "ok",
+    "refusal": lambda prompt: "i cannot help with that.",
+    "echo": lambda prompt: prompt,
+    "echo, lowercase": lambda prompt: prompt.lower(),
+}
+
+
+def degenerate_baselines(n: int | None = None) -> dict:
+    """IFEval's strict prompt-level and instruction-level accuracy of each ``DEGENERATE``
+    response on IFEval's prompts (the first ``n``; all 541 when None): ``{name: {"prompt_strict",
+    "instruction_strict", "n"}}``. Runs only the checkers (no model).
+
+    Raises:
+        MissingAssetError: the ifeval extra is not installed.
+    """
+    from persyn.evaluate_ifeval import ifeval_prompt_set
+
+    prompts = ifeval_prompt_set(n)
+    out = {}
+    for name, respond in DEGENERATE.items():
+        passed, followed = [], []
+        for q in prompts:
+            ok = follows(respond(q.text), q.metadata["instruction_id_list"], q.metadata["kwargs"], q.text)
+            passed.append(all(ok))
+            followed += ok
+        out[name] = {
+            "prompt_strict": float(np.mean(passed)),
+            "instruction_strict": float(np.mean(followed)),
+            "n": len(prompts),
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("runs/instruction-probe"))
@@ -319,6 +359,11 @@ def main(argv: list[str] | None = None) -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     path = args.out / "instruction-probe.json"
     results: dict = json.loads(path.read_text()) if path.exists() else {}  # other students' kept
+    floor = degenerate_baselines()
+    print("\n### Responses that follow nothing, on IFEval's prompts (strict)\n")
+    print("| response | prompt level | instruction level |\n| --- | ---: | ---: |")
+    for name, r in floor.items():
+        print(f"| {name} | {r['prompt_strict']:.3f} | {r['instruction_strict']:.3f} |")
     for name in args.students.split(","):
         if name not in STUDENTS:
             raise SystemExit(f"--students: unknown student '{name}' ({', '.join(STUDENTS)})")
@@ -336,6 +381,7 @@ def main(argv: list[str] | None = None) -> None:
             res["untouched_ifeval"] = untouched(STUDENTS[name], args.ifeval, args.out)
             log(f"[{name}] untouched on {args.ifeval} IFEval prompts: {res['untouched_ifeval']}")
         results[name] = res
+        results["degenerate"] = floor
         args.out.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(results, indent=1, default=str) + "\n")
     log(f"results: {path}")

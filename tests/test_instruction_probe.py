@@ -56,7 +56,7 @@ def test_main_runs_end_to_end_resumes_and_keeps_other_students_results(tiny_mode
     common = ["--out", str(out), "--size", "10", "--test", "4", "--sizes", "4", "--calibration", "4"]
     probe.main([*common, "--draws", "2", "--students", "s1"])
     first = json.loads((out / "instruction-probe.json").read_text())
-    assert list(first) == ["s1"]
+    assert list(first) == ["s1", "degenerate"]
     res = first["s1"]
     rows = res["cascade"]["rows"]
     assert set(rows) == set(probe.CASCADE_ROWS) and res["cascade"]["draws"] == 2
@@ -69,4 +69,16 @@ def test_main_runs_end_to_end_resumes_and_keeps_other_students_results(tiny_mode
     # another student's run adds its entry and keeps the first one's as it was
     probe.main([*common, "--draws", "2", "--students", "s2"])
     both = json.loads((out / "instruction-probe.json").read_text())
-    assert set(both) == {"s1", "s2"} and both["s1"] == first["s1"]
+    assert set(both) == {"s1", "s2", "degenerate"} and both["s1"] == first["s1"]
+
+
+def test_responses_that_follow_nothing_pass_what_the_checkers_say():
+    # pinned on IFEval's 541 prompts (the data file is checked by its sha256): "ok" passes 62
+    # prompts strictly (those whose every instruction a two-letter reply satisfies, e.g. "no
+    # commas"), the prompt echoed in lowercase 147; 834 instructions in all
+    floor = probe.degenerate_baselines()
+    assert floor["ok"]["n"] == 541
+    assert round(floor["ok"]["prompt_strict"] * 541) == 62
+    assert round(floor["echo, lowercase"]["prompt_strict"] * 541) == 147
+    assert round(floor["echo"]["instruction_strict"] * 834) == 302
+    assert floor["echo, lowercase"]["prompt_strict"] > floor["echo"]["prompt_strict"]
