@@ -13,7 +13,10 @@ every one of them scores about 0.56 without counting anything; on gcd a third of
 answer would score, were every such answer checked right), and each arm's accuracy on the
 prompts whose answer is the modal one and on the rest (mean ± std over seeds). A student that
 learned the constant scores near 1 on the first and near 0 on the second; one that learned the
-task scores on both. Then the named paired comparisons (seed-aware and prompt-only 95%, as in the
+task scores on both (but a student biased *away* from the modal answer scores well on the
+second: neither split measures the skill alone). So also the balanced accuracy, the mean over a
+task's answer classes of the accuracy within each, on which a constant answer scores at most one
+over the number of classes. Then the named paired comparisons (seed-aware and prompt-only 95%, as in the
 runs' own tables) on all prompts and on the non-modal prompts only, per task and overall.
 
 Writes ``RECORDS/modal.json`` (or ``--out``) and prints Markdown.
@@ -46,6 +49,8 @@ from verified_report import (  # noqa: E402
 )
 
 N_BOOT = 2000
+#: An answer class counts in the balanced accuracy when at least this many held-out prompts have it.
+MIN_CLASS = 5
 
 
 def golds(records: Path, row: dict, ids: list[str]) -> np.ndarray:
@@ -108,6 +113,35 @@ def split_accuracy(ev: Evals, modal: dict[str, dict]) -> dict[str, dict]:
     return out
 
 
+def balanced_accuracy(ev: Evals, tasks: list[str], gold: np.ndarray, min_prompts: int = MIN_CLASS) -> dict:
+    """Per arm and task, per seed: the mean over the task's answer classes (gold answers with at
+    least ``min_prompts`` held-out prompts) of the accuracy within each class (balanced accuracy,
+    the mean per-class recall): a constant answer scores 1 / (number of classes) at most, whatever
+    the skew. ``{arm: {"seeds", "tasks": {task: [per seed]}, "classes": {task: n}}}``."""
+    out: dict[str, dict] = {}
+    classes = {}
+    for t in tasks:
+        counts = Counter(gold[ev.tasks == t])
+        classes[t] = sorted(a for a, n in counts.items() if n >= min_prompts)
+    for arm, by_seed in ev.correct.items():
+        seeds = sorted(by_seed)
+        cells = {
+            t: [
+                float(np.mean([by_seed[s][(ev.tasks == t) & (gold == a)].mean() for a in classes[t]]))
+                if classes[t]
+                else None
+                for s in seeds
+            ]
+            for t in tasks
+        }
+        out[arm] = {
+            "seeds": [s for s in seeds if s != UNSEEDED],
+            "tasks": cells,
+            "classes": {t: len(c) for t, c in classes.items()},
+        }
+    return out
+
+
 def _subset(correct: dict, mask: np.ndarray) -> dict:
     return {arm: {s: v[mask] for s, v in by_seed.items()} for arm, by_seed in correct.items()}
 
@@ -148,7 +182,7 @@ def _diff(d: dict | None) -> str:
     return f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
 
 
-def markdown(modal: dict, acc: dict, comps: list, arms: list[str]) -> list[str]:
+def markdown(modal: dict, acc: dict, comps: list, arms: list[str], balanced: dict | None = None) -> list[str]:
     """The Markdown tables (see the module docstring)."""
     out = [
         "**The modal answer per task** (held-out prompts):",
@@ -173,6 +207,21 @@ def markdown(modal: dict, acc: dict, comps: list, arms: list[str]) -> list[str]:
             f"{_ms(a['tasks'][t]['on_modal'])} / {_ms(a['tasks'][t]['off_modal'])}" for t in [*modal, "all"]
         ]
         out.append(f"| {arm} | {seeds} | " + " | ".join(cells) + " |")
+    if balanced:
+        tasks = list(modal)
+        n_cls = next(iter(balanced.values()))["classes"]
+        out += [
+            "",
+            f"**Balanced accuracy** (the mean over a task's answer classes with at least {MIN_CLASS} "
+            "held-out prompts of the accuracy within each; a constant answer scores at most "
+            "1 / classes; mean ± std over seeds):",
+            "",
+            "| arm | " + " | ".join(f"{t} ({n_cls[t]} classes)" for t in tasks) + " |",
+            "| --- |" + " ---: |" * len(tasks),
+        ]
+        for arm in arms:
+            if arm in balanced:
+                out.append(f"| {arm} | " + " | ".join(_ms(balanced[arm]["tasks"][t]) for t in tasks) + " |")
     out += [
         "",
         "**Paired differences on all prompts and on the non-modal prompts only** (seed-aware 95%; "
@@ -231,9 +280,12 @@ def main(argv: list[str] | None = None) -> dict:
                 raise SystemExit(f"--compare: expected A:B, got {spec!r}")
             pairs.append((a, b))
     comps = comparisons(ev, modal, pairs, args.n_boot)
+    balanced = balanced_accuracy(ev, list(modal), gold)
     arms = [UNTRAINED, *dict.fromkeys(r["strategy"] for r in rows if r["strategy"] != UNTRAINED)]
-    print("\n".join(markdown(modal, acc, comps, arms)))
-    result = _jsonable({"modal": modal, "accuracy": acc, "comparisons": comps, "n_boot": args.n_boot})
+    print("\n".join(markdown(modal, acc, comps, arms, balanced)))
+    result = _jsonable(
+        {"modal": modal, "accuracy": acc, "balanced": balanced, "comparisons": comps, "n_boot": args.n_boot}
+    )
     out = args.out or args.records / "modal.json"
     write_atomic(out, json.dumps(result, indent=1) + "\n")
     return result

@@ -84,3 +84,27 @@ def test_records_without_gold_answers_are_refused_naming_the_file(tmp_path):
     ev = vr.load_evals(tmp_path, rows, EVAL_TASK)
     with pytest.raises(InputError, match=r"evals/const-0\.json: prompt 'e0' has no gold answer"):
         ma.golds(tmp_path, rows[0], ev.ids)
+
+
+def test_balanced_accuracy_gives_a_constant_answer_one_over_the_classes(tmp_path):
+    _records(tmp_path)
+    _, ev, gold = _load(tmp_path)
+    # one prompt per class is enough here: A has classes 1 (3 prompts) and 2 (1); B 5, 6, 7
+    bal = ma.balanced_accuracy(ev, ["A", "B"], gold, min_prompts=1)
+    assert bal["const"]["classes"] == {"A": 2, "B": 3}
+    assert bal["const"]["tasks"]["A"] == [0.5, 0.5]  # class 1 all right, class 2 none
+    assert bal["const"]["tasks"]["B"] == pytest.approx([1 / 3, 1 / 3])
+    assert bal["skill"]["tasks"]["B"] == pytest.approx([2 / 3, 1 / 3])  # seed 1: q5 wrong
+    # a class below the threshold is left out: with 2 prompts needed, A keeps class 1, B class 7
+    strict = ma.balanced_accuracy(ev, ["A", "B"], gold, min_prompts=2)
+    assert strict["const"]["classes"] == {"A": 1, "B": 1} and strict["skill"]["tasks"]["A"] == [0.0, 0.0]
+    md = "\n".join(
+        ma.markdown(
+            ma.modal_answers(ev.tasks, gold),
+            ma.split_accuracy(ev, ma.modal_answers(ev.tasks, gold)),
+            [],
+            ["const"],
+            bal,
+        )
+    )
+    assert "| const | 0.500 ± 0.000 | 0.333 ± 0.000 |" in md
