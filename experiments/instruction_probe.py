@@ -317,6 +317,23 @@ DEGENERATE = {
 }
 
 
+def degenerate_passes(prompts: list) -> dict[str, dict[str, list[bool]]]:
+    """Per ``DEGENERATE`` response, per prompt id: the strict check of each of the prompt's
+    instructions (``{name: {prompt id: [followed per instruction]}}``) on persyn ``Prompt``s
+    carrying IFEval's ``instruction_id_list`` and ``kwargs``. Runs only the checkers.
+
+    Raises:
+        InputError: a prompt's instructions cannot be checked (the message names it).
+    """
+    return {
+        name: {
+            q.id: follows(respond(q.text), q.metadata["instruction_id_list"], q.metadata["kwargs"], q.text)
+            for q in prompts
+        }
+        for name, respond in DEGENERATE.items()
+    }
+
+
 def degenerate_baselines(n: int | None = None) -> dict:
     """IFEval's strict prompt-level and instruction-level accuracy of each ``DEGENERATE``
     response on IFEval's prompts (the first ``n``; all 541 when None): ``{name: {"prompt_strict",
@@ -327,20 +344,15 @@ def degenerate_baselines(n: int | None = None) -> dict:
     """
     from persyn.evaluate_ifeval import ifeval_prompt_set
 
-    prompts = ifeval_prompt_set(n)
-    out = {}
-    for name, respond in DEGENERATE.items():
-        passed, followed = [], []
-        for q in prompts:
-            ok = follows(respond(q.text), q.metadata["instruction_id_list"], q.metadata["kwargs"], q.text)
-            passed.append(all(ok))
-            followed += ok
-        out[name] = {
-            "prompt_strict": float(np.mean(passed)),
-            "instruction_strict": float(np.mean(followed)),
-            "n": len(prompts),
+    passes = degenerate_passes(ifeval_prompt_set(n))
+    return {
+        name: {
+            "prompt_strict": float(np.mean([all(v) for v in by_prompt.values()])),
+            "instruction_strict": float(np.mean([x for v in by_prompt.values() for x in v])),
+            "n": len(by_prompt),
         }
-    return out
+        for name, by_prompt in passes.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
