@@ -12,7 +12,8 @@ Power of a two-sided test at level α (Holm across ``m`` primaries: the first is
 for a true difference δ: Φ(δ / SE − z_{1 − α/(2m)}). The smallest effect seen with 80% power:
 (z_{1 − α/(2m)} + z_{0.8}) · SE.
 
-Usage: python experiments/power.py [--sd-seed 0.033] [--sd-prompt 0.32]
+Usage: python experiments/power.py [--sd-seed 0.033] [--sd-prompt 0.32] [--prompts 541]
+       [--seeds 3,4,5]
 """
 
 from __future__ import annotations
@@ -46,9 +47,14 @@ def main() -> None:
     ap.add_argument(
         "--sd-prompt", type=float, default=0.32, help="per-prompt SD of the difference, the last run"
     )
+    ap.add_argument("--prompts", type=int, default=None, help="held-out prompts (with --seeds)")
+    ap.add_argument("--seeds", default=None, help="comma-separated seed counts, with --prompts")
     args = ap.parse_args()
+    grid = [(5, 421), (5, 1000), (6, 1000), (8, 1000), (10, 1000)]  # the math runs' sizes
+    if args.prompts is not None:
+        grid = [(int(n), args.prompts) for n in (args.seeds or "3,4,5").split(",")]
     rows = []
-    for seeds, prompts in [(5, 421), (5, 1000), (6, 1000), (8, 1000), (10, 1000)]:
+    for seeds, prompts in grid:
         s = se(args.sd_seed, args.sd_prompt, seeds, prompts)
         rows.append(
             {
