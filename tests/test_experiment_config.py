@@ -1,6 +1,7 @@
 """Experiment config merging (no model involved)."""
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,23 @@ def test_every_packaged_experiment_config_validates(name):
         assert exp.run == base.run and exp.eval == base.eval and exp.output_dir == base.output_dir
         assert exp.variants == {**base.variants, "persyn-knn": {"router": {"kind": "knn"}}}
         assert exp.primary == [] and exp.headroom is None and exp.seeds == base.seeds[:3]
+
+
+def test_the_instruction_run_config_is_the_probes_setting():
+    """evidence-instruction.yaml keeps what the instruction probe chose (docs/instruction-probe.md):
+    its four teachers with their limits and Gemma's few-shot template, IFEval's check as quality,
+    training and validation prompts from disjoint base instructions, the primaries named."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import instruction_probe as probe
+
+    exp = load_experiment(PACKAGED / "evidence-instruction.yaml")
+    teachers = {t["name"]: t for t in exp.run["teachers"]}
+    limits = {t["name"]: t.get("max_new_tokens", 256) for t in probe.TEACHERS}
+    assert {n: t["max_new_tokens"] for n, t in teachers.items()} == limits
+    assert teachers["gemma-fewshot"]["prompt_template"] == probe.GEMMA_FEWSHOT
+    assert exp.run["quality"] == {"kind": "ifeval"} and exp.eval.benchmark == "ifeval"
+    train = exp.run["prompts"]["task_kwargs"]["bases"]
+    held = exp.validation.prompts.task_kwargs["bases"]
+    assert train[1] <= held[0] and exp.validation.check == "ifeval"
+    assert exp.strategies[0] == "persyn" and exp.primary == ["car", "car-verified"]
+    assert exp.seeds == [0, 1, 2] and exp.strategy_seeds == {"strongest": [0], "oracle-verified": [0]}
