@@ -141,6 +141,9 @@ def dataset_figures(d: PoolData, lines: dict[int, int], gens: int, n_routed: int
 
 
 def calibration_lines(d: PoolData, cal: np.ndarray, verified: bool) -> dict[int, int]:
+    """Per prompt row in ``cal``: the Oracle's teacher index (Eq. 2 argmax); ``verified``: the
+    argmax among the responses that pass (the pipeline's ``runtime.cascade.verified_pick``),
+    none where none passes. Rows with no pick are left out."""
     out = {}
     for i in cal:
         cands = d.table[d.prompts[i].id]
@@ -209,11 +212,8 @@ def one_draw(d: PoolData, n_cal: int, seed: int) -> dict[str, dict]:
             add(f"{target}/auto/{k}", lines, tries, True)
             out[f"{target}/auto/{k}"]["auto"] = chosen
     # Generate-then-Select's Oracle, and the single-teacher baselines, plain and --verified
-    every = {int(i): k for i in range(n) if (k := _oracle(d, i)) is not None}
-    out["oracle"] = dataset_figures(d, every, n * K, 0, 0)
-    out["oracle-verified"] = dataset_figures(
-        d, {i: k for i, k in every.items() if d.passed[i].any()}, n * K, 0, 0
-    )
+    out["oracle"] = dataset_figures(d, calibration_lines(d, np.arange(n), False), n * K, 0, 0)
+    out["oracle-verified"] = dataset_figures(d, calibration_lines(d, np.arange(n), True), n * K, 0, 0)
     means = calibration_means({d.prompts[i].id: d.table[d.prompts[i].id] for i in cal}, names)
     for strategy in ("strongest", "car"):
         t = names.index(get_strategy(strategy).teacher(cfg, means)[0])  # (name, details)
@@ -225,11 +225,6 @@ def one_draw(d: PoolData, n_cal: int, seed: int) -> dict[str, dict]:
         )
         out[strategy]["teacher"] = out[f"{strategy}-verified"]["teacher"] = names[t]
     return out
-
-
-def _oracle(d: PoolData, i: int) -> int | None:
-    pick = oracle_pick(d.table[d.prompts[i].id])
-    return None if pick is None else d.names.index(pick)
 
 
 def summarise(draws: list[dict[str, dict]]) -> dict[str, dict]:

@@ -65,6 +65,10 @@ def test_main_runs_end_to_end_resumes_and_keeps_other_students_results(tiny_mode
     assert rows["car"]["lines"]["mean"] == 10  # CAR's teacher on every prompt
     # the Oracle has a line wherever some response is valid; the verified one where some passes
     assert rows["oracle-verified"]["lines"]["mean"] <= rows["oracle"]["lines"]["mean"] <= 10
+    # ... and it picks among the passing responses: a right line on every prompt some teacher passes
+    ov = rows["oracle-verified"]
+    assert ov["right_per_prompt"]["mean"] == res["oracle_pass"]
+    assert ov["lines"]["mean"] == 0 or ov["right_share"]["mean"] == 1.0
     assert res["router_target"] == "verified"
     # another student's run adds its entry and keeps the first one's as it was
     probe.main([*common, "--draws", "2", "--students", "s2"])
