@@ -140,12 +140,13 @@ def dataset_figures(d: PoolData, lines: dict[int, int], gens: int, n_routed: int
     }
 
 
-def calibration_lines(d: PoolData, cal: np.ndarray, verified: bool) -> dict[int, int]:
-    """Per prompt row in ``cal``: the Oracle's teacher index (Eq. 2 argmax); ``verified``: the
+def oracle_lines(d: PoolData, rows: np.ndarray, verified: bool) -> dict[int, int]:
+    """Per prompt row in ``rows``: the Oracle's teacher index (Eq. 2 argmax); ``verified``: the
     argmax among the responses that pass (the pipeline's ``runtime.cascade.verified_pick``),
-    none where none passes. Rows with no pick are left out."""
+    none where none passes. Rows with no pick are left out. Serves the calibration prompts'
+    lines and the Generate-then-Select Oracles over the whole pool."""
     out = {}
-    for i in cal:
+    for i in rows:
         cands = d.table[d.prompts[i].id]
         if verified:
             cands = [c for c, ok in zip(cands, d.passed[i], strict=True) if ok]
@@ -182,7 +183,7 @@ def one_draw(d: PoolData, n_cal: int, seed: int) -> dict[str, dict]:
     texts = [d.prompts[i].text for i in routed]
 
     def add(name, routed_lines, tries, verified):
-        lines = calibration_lines(d, cal, verified)
+        lines = oracle_lines(d, cal, verified)
         lines.update({int(routed[i]): k for i, k in routed_lines.items()})
         out[name] = dataset_figures(d, lines, n_cal * K + tries, len(routed), tries)
 
@@ -212,8 +213,8 @@ def one_draw(d: PoolData, n_cal: int, seed: int) -> dict[str, dict]:
             add(f"{target}/auto/{k}", lines, tries, True)
             out[f"{target}/auto/{k}"]["auto"] = chosen
     # Generate-then-Select's Oracle, and the single-teacher baselines, plain and --verified
-    out["oracle"] = dataset_figures(d, calibration_lines(d, np.arange(n), False), n * K, 0, 0)
-    out["oracle-verified"] = dataset_figures(d, calibration_lines(d, np.arange(n), True), n * K, 0, 0)
+    out["oracle"] = dataset_figures(d, oracle_lines(d, np.arange(n), False), n * K, 0, 0)
+    out["oracle-verified"] = dataset_figures(d, oracle_lines(d, np.arange(n), True), n * K, 0, 0)
     means = calibration_means({d.prompts[i].id: d.table[d.prompts[i].id] for i in cal}, names)
     for strategy in ("strongest", "car"):
         t = names.index(get_strategy(strategy).teacher(cfg, means)[0])  # (name, details)

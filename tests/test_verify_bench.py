@@ -29,5 +29,5 @@ def test_the_verified_oracle_picks_among_passing_responses():
         passed=np.array([[False, True], [False, False], [True, True]]),
     )
     rows = np.arange(3)
-    assert verify.calibration_lines(d, rows, verified=False) == {0: 0, 1: 0, 2: 0}
-    assert verify.calibration_lines(d, rows, verified=True) == {0: 1, 2: 0}
+    assert verify.oracle_lines(d, rows, verified=False) == {0: 0, 1: 0, 2: 0}
+    assert verify.oracle_lines(d, rows, verified=True) == {0: 1, 2: 0}
