@@ -78,6 +78,12 @@ N_BOOT = 2000
 #: The seed SD the plan's power figures assumed (the last run's oracle − car; experiments/power.py).
 PLAN_SEED_SD = 0.033
 
+#: How round 3's pinned code (1e3d1b9) counted a dataset's ``generations`` (md_generations says so).
+ROUND3_GENERATIONS = (
+    "`generations` as the run's pinned code wrote it: one response per routed prompt, so for "
+    "the cascade without its escalations; fixed on main in 8e84798"
+)
+
 # {arm: {seed: [prompts] values}}: 0/1 correctness, or 0/1 truncation
 PerSeed = dict[str, dict[int, np.ndarray]]
 
@@ -322,11 +328,14 @@ def primaries(correct: Correctness, n_boot: int = N_BOOT) -> list[dict]:
     return rows
 
 
-def secondaries(correct: Correctness, n_boot: int = N_BOOT) -> list[dict]:
-    """The named secondary comparisons (``SECONDARY``), p uncorrected (``p_holm`` None), with
-    ``what``; an arm not evaluated gives ``{"a", "b", "what", "missing": True}``."""
+def secondaries(
+    correct: Correctness, n_boot: int = N_BOOT, named: tuple[tuple[str, str, str], ...] = SECONDARY
+) -> list[dict]:
+    """The named secondary comparisons (``named``: ``(a, b, what)``, round 3's ``SECONDARY`` by
+    default), p uncorrected (``p_holm`` None), with ``what``; an arm not evaluated gives ``{"a",
+    "b", "what", "missing": True}``."""
     rows = []
-    for a, b, what in SECONDARY:
+    for a, b, what in named:
         d = compare(correct, a, b, n_boot)
         base = {"a": a, "b": b, "what": what}
         rows.append(
@@ -371,13 +380,16 @@ def gain_recovered(
     }
 
 
-def detectable_primaries(correct: Correctness, plan: dict[str, list[int]]) -> dict:
+def detectable_primaries(
+    correct: Correctness, plan: dict[str, list[int]], plan_seed_sd: float = PLAN_SEED_SD
+) -> dict:
     """For each primary, the smallest effect found with 80% power as one of two
     Holm-corrected primaries (``restate_round2.detectable`` with ``m=2``), from the observed
     seed SD and per-prompt SD of that difference (``restate_round2.spread``) at the seeds
     evaluated and projected to the planned seeds; ``{"estimable": False, "why"}`` with fewer
     than two shared seeds (no seed SD), with the one seed's prompt SD and, for reference only,
-    the planned seeds' effect under the plan's assumed seed SD (``PLAN_SEED_SD``)."""
+    the planned seeds' effect under the plan's assumed seed SD (``plan_seed_sd``, round 3's
+    ``PLAN_SEED_SD`` by default)."""
     out = {}
     for a, b in PRIMARY:
         name = f"{a} − {b}"
@@ -396,8 +408,8 @@ def detectable_primaries(correct: Correctness, plan: dict[str, list[int]]) -> di
                 "prompt_sd": prompt_sd,
                 "planned_seeds": planned,
                 # for reference only: the plan's assumed seed SD, not an observed one
-                "plan_seed_sd": PLAN_SEED_SD,
-                "with_plan_seed_sd": detectable(PLAN_SEED_SD, prompt_sd, planned, x.shape[1], m=2),
+                "plan_seed_sd": plan_seed_sd,
+                "with_plan_seed_sd": detectable(plan_seed_sd, prompt_sd, planned, x.shape[1], m=2),
             }
             continue
         sp = spread(correct, a, b)
@@ -656,9 +668,21 @@ def cascade_generations(records: Path, lines: dict[int, int]) -> dict:
 # ---------------------------------------------------------------- the whole report
 
 
-def build(records: Path, labels: Labels, plan: dict[str, list[int]], n_boot: int = N_BOOT) -> dict:
+def build(
+    records: Path,
+    labels: Labels,
+    plan: dict[str, list[int]],
+    n_boot: int = N_BOOT,
+    *,
+    arms: tuple[str, ...] = ARMS,
+    secondary: tuple[tuple[str, str, str], ...] = SECONDARY,
+    plan_seed_sd: float = PLAN_SEED_SD,
+    generations_note: str | None = None,
+) -> dict:
     """Every table as one JSON-able dict (see the module docstring); ``plan`` is ``{arm:
-    planned seeds}`` (``labels_from_config``).
+    planned seeds}`` (``labels_from_config``). ``arms``, ``secondary``, ``plan_seed_sd`` and
+    ``generations_note`` (how the run's code counted a dataset's ``generations``) default to
+    round 3's; another run's report (``instruction_report.py``) passes its own plan's.
 
     Raises:
         FileNotFoundError: results.csv, an evaluation record it names, or a run / dataset
@@ -671,7 +695,7 @@ def build(records: Path, labels: Labels, plan: dict[str, list[int]], n_boot: int
         raise InputError(f"{records / 'results.csv'}: this report reads one student, found {students}")
     student = students[0]
     ev = load_evals(records, rows, labels.eval_task)
-    arms = [a for a in plan if a in ARMS] + [a for a in ARMS if a not in plan]
+    arms = [a for a in plan if a in arms] + [a for a in arms if a not in plan]
     tasks = sorted(set(ev.tasks))
     return {
         "student": student,
@@ -684,7 +708,7 @@ def build(records: Path, labels: Labels, plan: dict[str, list[int]], n_boot: int
         "accuracy": per_task_means(ev.correct, ev.tasks),
         "truncated": per_task_means(ev.truncated, ev.tasks),
         "primary": primaries(ev.correct, n_boot),
-        "secondary": secondaries(ev.correct, n_boot),
+        "secondary": secondaries(ev.correct, n_boot, secondary),
         "primary_by_task": primaries_by_task(ev.correct, ev.tasks),
         "stop_rule": stop_rule(ev.correct, n_boot),
         "gain": {b: gain_recovered(ev.correct, "persyn", b, n_boot=n_boot) for b in GAIN_BASES},
@@ -693,7 +717,8 @@ def build(records: Path, labels: Labels, plan: dict[str, list[int]], n_boot: int
         "lines_by_task": {a: teacher_lines_by_task(records, student, a, labels) for a in ("persyn", ORACLE)},
         "generations": generations_table(records, student, arms, ev),
         "right_share": right_share_table(records, student, arms, labels),
-        "detectable": detectable_primaries(ev.correct, plan),
+        "detectable": detectable_primaries(ev.correct, plan, plan_seed_sd),
+        "generations_note": ROUND3_GENERATIONS if generations_note is None else generations_note,
     }
 
 
@@ -848,7 +873,10 @@ def md_comparisons(t: dict) -> list[str]:
             f"Stop rule (oracle-verified − car, seed 0, prompt-only 95%): {_s(sr['mean'])} "
             f"{_iv(sr['prompt_low'], sr['prompt_high'])}, {verdict}.",
         ]
-    out += ["", f"persyn − persyn-prior: {_prior_label(t)}."]
+    if "persyn-prior" in t["arms"]:
+        out += ["", f"persyn − persyn-prior: {_prior_label(t)}."]
+    elif t["auto"]["kinds"]:
+        out += ["", f"The `auto` router: {_prior_label(t)}."]
     out += md_by_task(t)
     return out
 
@@ -1014,8 +1042,7 @@ def md_generations(t: dict) -> list[str]:
         "## 5. Generations and SFT wall time per arm",
         "",
         f"Means over seeds. Lines and recorded generations: datasets/{t['student']}/seed-S/ARM/summary.json"
-        " (`generations` as the run's pinned code wrote it: one response per routed prompt, so for "
-        "the cascade without its escalations; fixed on main in 8e84798); generations made by the "
+        f" ({t.get('generations_note', ROUND3_GENERATIONS)}); generations made by the "
         "cascade: runs/seed-S/summary.json (every attempt; seeds with run records only); SFT minutes: "
         "results.csv `train_seconds` / 60 over the evaluated seeds (wall time: pauses of the run "
         "fall in some, see the log in docs/experiments.md).",
