@@ -1,5 +1,6 @@
 """benchmarks/verify.py: the verified Oracle picks as the pipeline does, the Eq. 2 argmax among
-the responses that pass (``runtime.cascade.verified_pick``), not the argmax of all."""
+the responses that pass (``runtime.cascade.verified_pick``), not the argmax of all, both in
+``oracle_lines`` and in ``one_draw``'s oracle-verified row."""
 
 import sys
 from pathlib import Path
@@ -31,3 +32,53 @@ def test_the_verified_oracle_picks_among_passing_responses():
     rows = np.arange(3)
     assert verify.oracle_lines(d, rows, verified=False) == {0: 0, 1: 0, 2: 0}
     assert verify.oracle_lines(d, rows, verified=True) == {0: 1, 2: 0}
+
+
+def _pool(n: int = 24, seed: int = 0):
+    """A ``PoolData`` without a store: 3 teachers, graded quality (an IFEval-like share), the
+    student finding the failing responses easier, so the Eq. 2 argmax often fails."""
+    from importlib.resources import files
+
+    import yaml
+
+    from persyn.config import parse_config
+    from persyn.scoring.combine import combine
+
+    cfg = parse_config(yaml.safe_load(files("persyn.configs").joinpath("demo.yaml").read_text()), "demo")
+    rng = np.random.default_rng(seed)
+    d = object.__new__(verify.PoolData)
+    d.cfg, d.names = cfg, cfg.teacher_names
+    d.prompts = [SimpleNamespace(id=f"p{i}", text=f"prompt {i} " + "x" * i) for i in range(n)]
+    d.table = {}
+    for p in d.prompts:
+        q = rng.choice([0.0, 0.5, 1.0], size=3, p=[0.3, 0.4, 0.3])
+        cands = [
+            Candidate(t, float(qi), float(-1.0 - qi + rng.normal(0, 0.1)))
+            for t, qi in zip(d.names, q, strict=True)
+        ]
+        d.table[p.id] = combine(cands, 0.9)  # α high: learnability dominates Eq. 2
+    rows = [d.table[p.id] for p in d.prompts]
+    d.passed = np.array([[c.quality >= 1.0 for c in r] for r in rows])
+    d.learn = np.array([[c.learnability for c in r] for r in rows])
+    d.reward = [[c.reward for c in r] for r in rows]
+    d.value = np.array(
+        [
+            [c.learnability_norm if ok else 0.0 for c, ok in zip(r, pr, strict=True)]
+            for r, pr in zip(rows, d.passed, strict=True)
+        ]
+    )
+    d.tasks = ["all"] * n
+    d.emb = rng.normal(size=(n, 8)).astype(np.float32)
+    return d
+
+
+def test_one_draws_verified_oracle_row_keeps_only_passing_lines():
+    d = _pool()
+    out = verify.one_draw(d, n_cal=8, seed=0)
+    some_pass = float(d.passed.any(axis=1).mean())
+    # the data discriminates: the unverified Oracle's argmax fails on some prompts that have a passing response
+    assert out["oracle"]["right_per_prompt"] < some_pass
+    # the verified Oracle has a line, a passing one, on every prompt some teacher passes
+    assert out["oracle-verified"]["right_share"] == 1.0
+    assert out["oracle-verified"]["right_per_prompt"] == some_pass
+    assert out["oracle-verified"]["lines"] == int(d.passed.any(axis=1).sum())
