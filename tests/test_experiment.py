@@ -410,6 +410,16 @@ def test_experiment_refuses_an_eval_budget_below_the_longest_response(tiny_model
     longest = int(re.search(r"a response of (\d+) tokens", str(err.value)).group(1))
     assert f"needs at least {longest + 4} new tokens" in str(err.value)
     assert not list((tmp_path / "exp").glob("evals/*.json"))  # refused before any evaluation
+    assert "length_check: report" in str(err.value)  # the way out is named
+    # length_check: report evaluates at the budget and logs how many responses exceed it
+    logged = []
+    exp["eval"].update(length_check="report")
+    rows = Experiment(parse_experiment(exp), log=logged.append).run()
+    assert [r["strategy"] for r in rows] == ["student (no SFT)", "strongest"]
+    (line,) = [m for m in logged if "length_check is report" in m]  # once, not before every fine-tune
+    over, total = map(int, re.search(r"(\d+) of (\d+) responses need more than", line).groups())
+    assert 1 <= over <= total and f"(longest {longest} tokens)" in line
+    exp["eval"].pop("length_check")
     exp["eval"].update(max_new_tokens=longest + 4)
     rows = Experiment(parse_experiment(exp), log=lambda m: None).run()
     assert [r["strategy"] for r in rows] == ["student (no SFT)", "strongest"]

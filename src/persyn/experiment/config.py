@@ -45,6 +45,11 @@ class EvalConfig(StrictModel):
     # Refused below the longest training response of the evaluated model's dataset plus this
     # margin (student tokens): a budget the data does not fit scores truncation, not learning.
     length_margin: Annotated[int, Field(ge=0)] = 16
+    # Below that: refuse the run before any fine-tune, or go on and log how many responses of
+    # each dataset exceed the budget ("report": copies of them are cut and counted in each
+    # evaluation's truncated share). "report" is for a check that reads the whole answer, as
+    # IFEval's do, where a teacher's looping responses can run past the student's budget.
+    length_check: Literal["refuse", "report"] = "refuse"
     batch_size: Annotated[int, Field(ge=1)] = 32
     dtype: Dtype = "auto"  # the evaluated model's weights (resolved into the split's key)
     # Small task spaces (e.g. one-digit sums) repeat prompts across draws: drop the eval prompts

@@ -77,9 +77,9 @@ def _check_split(prompts: list, spec: EvalConfig, section: str) -> None:
         )
 
 
-def longest_response(dataset: Path, model: str) -> int:
-    """The longest response of ``dataset`` in ``model``'s tokens (its tokenizer, no special
-    tokens), plus one for the end-of-turn token a generation must also write to stop.
+def response_lengths(dataset: Path, model: str) -> list[int]:
+    """Each response of ``dataset`` in ``model``'s tokens (its tokenizer, no special tokens),
+    plus one for the end-of-turn token a generation must also write to stop; in line order.
 
     Raises:
         InputError: the dataset cannot be read (``training.sft.read_training_pairs``).
@@ -89,7 +89,16 @@ def longest_response(dataset: Path, model: str) -> int:
     from persyn.training.sft import read_training_pairs
 
     tok = load_tokenizer(model)
-    return 1 + max(len(encode_text(tok, ex[1])) for ex in read_training_pairs(dataset))
+    return [1 + len(encode_text(tok, ex[1])) for ex in read_training_pairs(dataset)]
+
+
+def longest_response(dataset: Path, model: str) -> int:
+    """The longest of ``response_lengths`` (student tokens, end of turn included).
+
+    Raises:
+        InputError: the dataset cannot be read.
+    """
+    return max(response_lengths(dataset, model))
 
 
 class StudentTrainer:
@@ -104,29 +113,48 @@ class StudentTrainer:
         self.log = log
         self.splits: dict[str, Split] = {}  # "test", and "validation" when configured
         self.all_train: list[str] = []
-        self.longest: dict[str, int] = {}  # dataset hash -> longest response (student tokens)
+        self.lengths: dict[str, list[int]] = {}  # dataset hash -> response lengths (student tokens)
+        self.reported: set[tuple[str, str]] = set()  # (dataset hash, split) logged over the budget
 
     def check_budget(self, st: StudentConfig, dataset: Path, dataset_hash: str, split: str) -> int:
         """Refuse an evaluation budget that would cut what the student was taught: the split's
         ``max_new_tokens`` must be at least the dataset's longest response
-        (``longest_response``) plus the split's ``length_margin``. Returns the longest response.
+        (``response_lengths``) plus the split's ``length_margin``. With the split's
+        ``length_check: report`` a smaller budget is logged instead (how many responses exceed
+        it: their copies are cut, and counted in each evaluation's truncated share). Returns the
+        longest response.
 
         Raises:
-            ConfigError: the budget is too small, naming both figures and the dataset.
+            ConfigError: the budget is too small and ``length_check`` is ``refuse``, naming both
+                figures and the dataset.
         """
         from persyn.core.errors import ConfigError
 
-        if dataset_hash not in self.longest:
-            self.longest[dataset_hash] = longest_response(dataset, st.model)
-        longest, spec = self.longest[dataset_hash], self.splits[split].spec
+        if dataset_hash not in self.lengths:
+            self.lengths[dataset_hash] = response_lengths(dataset, st.model)
+        lengths, spec = self.lengths[dataset_hash], self.splits[split].spec
+        longest = max(lengths)
         if spec.max_new_tokens < longest + spec.length_margin:
             field = "eval" if split == "test" else split
+            if spec.length_check == "report":
+                if (dataset_hash, split) in self.reported:  # logged once, not before every fine-tune
+                    return longest
+                self.reported.add((dataset_hash, split))
+                over = sum(n + spec.length_margin > spec.max_new_tokens for n in lengths)
+                self.log(
+                    f"budget · {dataset}: {over} of {len(lengths)} responses need more than "
+                    f"{field}.max_new_tokens {spec.max_new_tokens} with length_margin {spec.length_margin} "
+                    f"(longest {longest} tokens); {field}.length_check is report: copies of them are cut "
+                    "and counted as truncated"
+                )
+                return longest
             raise ConfigError(
                 f"{field}.max_new_tokens is {spec.max_new_tokens}, but {dataset} has a response of "
                 f"{longest} tokens ({st.model}'s tokenizer, end of turn included); with "
                 f"{field}.length_margin {spec.length_margin} the evaluation needs at least "
                 f"{longest + spec.length_margin} new tokens, or answers that copy the training "
-                "data are scored on truncation"
+                f"data are scored on truncation (or set {field}.length_check: report to evaluate at "
+                "this budget and count the cut answers)"
             )
         return longest
 
@@ -167,8 +195,8 @@ class StudentTrainer:
             raise InputError(f"{section}: all {len(loaded)} prompts are training or test prompts")
         from persyn.models.loading import dtype_key
 
-        # length_margin only checks the budget: it changes no answer, so it stays out of the id
-        settings = spec.model_dump(mode="json", exclude={"prompts", "dtype", "length_margin"})
+        # length_margin and length_check only check the budget: they change no answer, so they stay out of the id
+        settings = spec.model_dump(mode="json", exclude={"prompts", "dtype", "length_margin", "length_check"})
         for added in ("benchmark", "size"):  # unset, absent: the keys made before they existed hold
             if settings.get(added) is None:
                 settings.pop(added, None)
