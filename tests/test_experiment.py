@@ -401,6 +401,8 @@ def test_experiment_config_errors(tiny_models, tmp_path):
 
 
 def test_experiment_refuses_an_eval_budget_below_the_longest_response(tiny_models, tmp_path):
+    from persyn.experiment.finetune import response_lengths
+
     exp = experiment_dict(tiny_models, tmp_path, strategies=["strongest"], seeds=[0], sweeps={})
     exp["eval"].update(max_new_tokens=8, length_margin=4)
     with pytest.raises(
@@ -411,18 +413,45 @@ def test_experiment_refuses_an_eval_budget_below_the_longest_response(tiny_model
     assert f"needs at least {longest + 4} new tokens" in str(err.value)
     assert not list((tmp_path / "exp").glob("evals/*.json"))  # refused before any evaluation
     assert "length_check: report" in str(err.value)  # the way out is named
-    # length_check: report evaluates at the budget and logs how many responses exceed it
+    # length_check: report evaluates at the budget and logs, once, how many responses it cuts
     logged = []
     exp["eval"].update(length_check="report")
     rows = Experiment(parse_experiment(exp), log=logged.append).run()
     assert [r["strategy"] for r in rows] == ["student (no SFT)", "strongest"]
     (line,) = [m for m in logged if "length_check is report" in m]  # once, not before every fine-tune
-    over, total = map(int, re.search(r"(\d+) of (\d+) responses need more than", line).groups())
-    assert 1 <= over <= total and f"(longest {longest} tokens)" in line
+    path, over, total = re.search(r"budget · (\S+): (\d+) of (\d+) responses are longer than", line).groups()
+    lengths = response_lengths(Path(path), exp["run"]["student"]["model"])
+    assert (int(over), int(total)) == (sum(n > 8 for n in lengths), len(lengths))
+    assert f"(longest {longest} tokens," in line and max(lengths) == longest
+    # a budget the data fits: no refusal; length_check is not part of the evaluation's key
     exp["eval"].pop("length_check")
     exp["eval"].update(max_new_tokens=longest + 4)
     rows = Experiment(parse_experiment(exp), log=lambda m: None).run()
     assert [r["strategy"] for r in rows] == ["student (no SFT)", "strongest"]
+    exp["eval"].update(length_check="report")
+    again = Experiment(parse_experiment(exp), log=lambda m: None).run()
+    assert [r["eval_key"] for r in again] == [r["eval_key"] for r in rows]
+
+
+def test_experiment_refuses_a_validation_budget_before_any_evaluation(tiny_models, tmp_path):
+    """A single-teacher arm is also evaluated on validation: its budget is checked with the
+    test set's, before the untouched student's evaluation, not hours later."""
+    exp = experiment_dict(tiny_models, tmp_path, strategies=["strongest"], seeds=[0], sweeps={})
+    val = tmp_path / "val.jsonl"
+    val.write_text(
+        "".join(
+            json.dumps({"prompt": q, "answer": a}) + "\n"
+            for q, a in (("What is 6 + 1?", "7"), ("What is 9 - 2?", "7"))
+        )
+    )
+    exp["validation"] = {
+        "prompts": {"source": "jsonl", "path": str(val)},
+        "max_new_tokens": 4,
+        "length_margin": 0,
+    }
+    with pytest.raises(ConfigError, match=r"validation.max_new_tokens is 4, but .*strongest/dataset.jsonl"):
+        Experiment(parse_experiment(exp), log=lambda m: None).run()
+    assert not list((tmp_path / "exp").glob("evals/*.json"))  # not even the untouched student's
 
 
 def test_experiment_refuses_an_overlapping_eval_set(tiny_models, tmp_path):

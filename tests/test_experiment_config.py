@@ -95,6 +95,7 @@ def test_the_instruction_run_config_is_the_probes_setting():
     assert exp.run["quality"] == {"kind": "ifeval"} and exp.eval.benchmark == "ifeval"
     # the plan's 512-token budget, kept though looping teacher responses run past it (the log says why)
     assert exp.eval.max_new_tokens == 512 and exp.eval.length_check == "report"
+    assert exp.validation.max_new_tokens == 512 and exp.validation.length_check == "report"
     train = exp.run["prompts"]["task_kwargs"]["bases"]
     held = exp.validation.prompts.task_kwargs["bases"]
     assert train[1] <= held[0] and exp.validation.check == "ifeval"

@@ -140,12 +140,12 @@ class StudentTrainer:
                 if (dataset_hash, split) in self.reported:  # logged once, not before every fine-tune
                     return longest
                 self.reported.add((dataset_hash, split))
-                over = sum(n + spec.length_margin > spec.max_new_tokens for n in lengths)
+                over = sum(n > spec.max_new_tokens for n in lengths)
                 self.log(
-                    f"budget · {dataset}: {over} of {len(lengths)} responses need more than "
-                    f"{field}.max_new_tokens {spec.max_new_tokens} with length_margin {spec.length_margin} "
-                    f"(longest {longest} tokens); {field}.length_check is report: copies of them are cut "
-                    "and counted as truncated"
+                    f"budget · {dataset}: {over} of {len(lengths)} responses are longer than "
+                    f"{field}.max_new_tokens {spec.max_new_tokens} (longest {longest} tokens, length_margin "
+                    f"{spec.length_margin}); {field}.length_check is report: copies of them are cut and "
+                    "counted as truncated"
                 )
                 return longest
             raise ConfigError(

@@ -225,16 +225,22 @@ class Experiment:
         students = self.students()
         self.validation_rows = alpha_by_validation(self) if "validation" in self.trainer.splits else []
         sets = self.datasets()
-        for (student, name, _), (path, summary) in sets.items():  # fail before any main fine-tune
+        on_validation = "validation" in self.trainer.splits
+        sw = self.exp.sweeps
+        for (student, name, seed), (path, summary) in sets.items():  # fail before any fine-tune
             longest = self.trainer.check_budget(students[student], path, summary.dataset_hash, "test")
             self.log(f"budget · {student} · {name}: longest response {longest} tokens")
+            # the datasets also evaluated on validation: the single-teacher ones, and the SFT-length curve's
+            curve = bool(sw.sft_epochs) and name in sw.curve_strategies() and seed == self.exp.seeds[0]
+            curve = curve and student == next(iter(students))  # the curve is the first student's
+            if on_validation and (name in SINGLE_TEACHER or curve):
+                self.trainer.check_budget(students[student], path, summary.dataset_hash, "validation")
         self.validation_rows += epochs_by_validation(self, sets)
         self.rows, self.selection = [], []
         for student, st in students.items():
             base = self.trainer.evaluate_untrained(st)
             self.rows.append(result_row(UNTRAINED, None, base, None, None, student=student))
             self.log(f"{student} · {UNTRAINED}: accuracy {base['accuracy']:.3f}")
-        on_validation = "validation" in self.trainer.splits
         order = schedule(sets, self.exp.seeds, list(self.students()), self.exp.optional)
         progress = Progress(len(order), self.log)
         for i, (student, name, seed) in enumerate(order):
