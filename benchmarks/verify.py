@@ -78,15 +78,29 @@ class PoolData:
     """Every teacher's scored response to every prompt of a pool, as matrices ``[N, K]``."""
 
     def __init__(self, cfg):
-        self.cfg = cfg
-        self.names = cfg.teacher_names
         start = time.perf_counter()
         with Pipeline(cfg) as p:
             p.prepare()
             table = p.full_reward_table()  # generates only what the store lacks
             prompts = [x for x in p.store.prompts() if x.id in table]
-            self.emb = prompt_embeddings(p.ctx, [x.text for x in prompts], PromptEncoder.of(cfg.router))
+            emb = prompt_embeddings(p.ctx, [x.text for x in prompts], PromptEncoder.of(cfg.router))
+        self._fill(cfg, prompts, table, emb)
         self.seconds_to_load = time.perf_counter() - start
+
+    @classmethod
+    def from_table(cls, cfg, prompts: list, table: dict, emb: np.ndarray) -> PoolData:
+        """A pool from scored responses already in hand (no store, no generation): ``prompts``
+        (with ``id``, ``text``, ``metadata``), ``table`` prompt id → one ``Candidate`` per teacher
+        of ``cfg`` (Eq. 2 filled), ``emb`` ``[N, D]`` prompt embeddings."""
+        d = cls.__new__(cls)
+        d._fill(cfg, prompts, table, emb)
+        d.seconds_to_load = 0.0
+        return d
+
+    def _fill(self, cfg, prompts: list, table: dict, emb: np.ndarray) -> None:
+        self.cfg = cfg
+        self.names = cfg.teacher_names
+        self.emb = emb
         self.prompts = prompts
         self.table = {x.id: table[x.id] for x in prompts}
         rows = [self.table[x.id] for x in prompts]

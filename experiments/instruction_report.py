@@ -77,10 +77,10 @@ def n_label(instructions: list) -> str:
     return f"{n} instruction" + ("" if n == 1 else "s")
 
 
-def labels_from_config(config: Path) -> tuple[vr.Labels, dict[str, list[int]]]:
+def labels_from_config(config: Path) -> tuple[vr.Labels, dict[str, list[int]], int]:
     """Every prompt's label by its number of instructions (``vr.Labels``: IFEval's 541 held-out
-    prompts by text, the config's whole training pool by id and by text) and the plan
-    (``{arm: planned seeds}``).
+    prompts by text, the config's whole training pool by id and by text), the plan (``{arm:
+    planned seeds}``) and the evaluation's ``max_new_tokens``.
 
     Raises:
         InputError: a pool prompt carries no ``instruction_id_list`` (not an instruction run).
@@ -105,29 +105,31 @@ def labels_from_config(config: Path) -> tuple[vr.Labels, dict[str, list[int]]]:
         pool_text={p.text: n_label(p.metadata["instruction_id_list"]) for p in pool},
     )
     plan = {s: list(exp.strategy_seeds.get(s, exp.seeds)) for s in exp.strategies}
-    return labels, plan
+    return labels, plan, exp.eval.max_new_tokens
 
 
 # ---------------------------------------------------------------- IFEval's own numbers
 
 
 def ifeval_numbers(records: list[dict], where: str = "evaluation") -> dict:
-    """IFEval's four accuracies of one evaluation (Zhou et al. 2023, §3: prompt level, every
-    instruction of a prompt followed; instruction level, the share of all instructions
-    followed; ``strict`` and ``loose``), the truncated share (``finish_reason`` "length") and,
-    per instruction group (the id's part before ``:``), instruction-level strict accuracy and
-    the instruction count.
+    """IFEval's four accuracies of one evaluation (``evaluate_ifeval.ifeval_scores``, as
+    IFEval's ``evaluation_main`` computes them: prompt level, every instruction of a prompt
+    followed; instruction level, the share of all instructions followed; ``strict`` and
+    ``loose``), the truncated share (``finish_reason`` "length") and, per instruction group (the
+    id's part before ``:``), instruction-level strict accuracy and the instruction count.
 
     Args:
         records: per-prompt records with ``strict`` and ``loose`` (one bool per instruction)
             and ``instruction_id_list``.
 
     Raises:
-        InputError: a record lacks one of those keys, or its lists differ in length.
+        InputError: no records; a record lacks one of those keys, or its lists differ in
+            length (the message names ``where`` and the record).
     """
-    sums = {"prompt": defaultdict(float), "instruction": defaultdict(float)}
-    groups: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    n_instr = 0
+    from persyn.evaluate_ifeval import ifeval_scores
+
+    if not records:
+        raise InputError(f"{where}: no per-prompt records")
     for r in records:
         for key in ("strict", "loose", "instruction_id_list"):
             if key not in r:
@@ -140,17 +142,14 @@ def ifeval_numbers(records: list[dict], where: str = "evaluation") -> dict:
                 f"{where}: record {r.get('id')!r} has {len(ids)} instructions, {len(strict)} strict and "
                 f"{len(loose)} loose checks"
             )
-        for mode, checks in (("strict", strict), ("loose", loose)):
-            sums["prompt"][mode] += all(checks)
-            sums["instruction"][mode] += sum(bool(c) for c in checks)
-        n_instr += len(ids)
-        for iid, ok in zip(ids, strict, strict=True):
-            g = groups[iid.split(":", 1)[0]]
-            g[0] += bool(ok)
-            g[1] += 1
-    n = len(records)
-    out = {key: sums[level][mode] / (n if level == "prompt" else n_instr) for key, _, level, mode in MEASURES}
-    out["truncated"] = sum(r.get("finish_reason") == "length" for r in records) / n
+    scores = ifeval_scores(records)
+    out = {key: scores[key]["accuracy"] for key, *_ in MEASURES}
+    out["truncated"] = sum(r.get("finish_reason") == "length" for r in records) / len(records)
+    groups: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    for iid, row in scores["per_type"].items():
+        g = groups[iid.split(":", 1)[0]]
+        g[0] += row["strict"] * row["n"]
+        g[1] += row["n"]
     out["groups"] = {g: {"accuracy": c[0] / c[1], "n": c[1]} for g, c in sorted(groups.items())}
     return out
 
@@ -172,9 +171,10 @@ def ifeval_table(records: Path, rows: list[dict]) -> dict:
 def validation_table(records: Path) -> dict | None:
     """The epochs sweep (``validation.csv`` rows with sweep ``sft_epochs``): ``{"rows":
     [{epochs, strategy, accuracy, ci_low, ci_high}], "mean": {epochs: mean over the swept
-    strategies}, "chosen": the epochs with the best mean}``; None when the file or the sweep
-    is absent. Ties go to the fewer epochs (the cheaper fine-tune), as ``persyn experiment``
-    chooses.
+    strategies}, "chosen": the epochs with the best mean, "chosen_by_run": the epochs
+    results.md says the run chose and used (None before it says so)}``; None when the file or
+    the sweep is absent. Ties go to the fewer epochs (the cheaper fine-tune), as ``persyn
+    experiment`` chooses.
 
     Raises:
         InputError: a row lacks a column this reads.
@@ -193,27 +193,44 @@ def validation_table(records: Path) -> dict | None:
                 raise InputError(f"{path}: no column '{key}'")
         rows.append(
             {
-                "epochs": int(float(r["value"])),
+                "epochs": float(r["value"]),
                 "strategy": r["strategy"],
                 **{k: float(r[k]) for k in ("accuracy", "ci_low", "ci_high")},
             }
         )
-    by: dict[int, list[float]] = defaultdict(list)
+    by: dict[float, list[float]] = defaultdict(list)
     for r in rows:
         by[r["epochs"]].append(r["accuracy"])
     mean = {e: float(np.mean(v)) for e, v in sorted(by.items())}
     best = max(mean.values())
-    return {"rows": rows, "mean": mean, "chosen": min(e for e, m in mean.items() if m == best)}
+    # what the run itself chose and used (results.md's note), beside this recomputation
+    md = records / "results.md"
+    found = (
+        re.search(r"SFT epochs chosen on validation: ([0-9.]+)\.", md.read_text()) if md.is_file() else None
+    )
+    return {
+        "rows": rows,
+        "mean": mean,
+        "chosen": min(e for e, m in mean.items() if m == best),
+        "chosen_by_run": float(found.group(1)) if found else None,
+    }
 
 
 # ---------------------------------------------------------------- the whole report
 
 
-def build(records: Path, labels: vr.Labels, plan: dict[str, list[int]], n_boot: int = vr.N_BOOT) -> dict:
+def build(
+    records: Path,
+    labels: vr.Labels,
+    plan: dict[str, list[int]],
+    n_boot: int = vr.N_BOOT,
+    eval_max_new_tokens: int | None = None,
+) -> dict:
     """Every table as one JSON-able dict: ``verified_report.build``'s with this plan's arms,
     secondaries and assumed seed SD, plus ``ifeval`` (``ifeval_table``), ``floor`` (the
     floor prompts' ids, ``split_accuracy`` and the comparisons on the rest) and
-    ``validation`` (``validation_table``).
+    ``validation`` (``validation_table``); ``eval_max_new_tokens`` (the evaluation's budget, from
+    the config) is kept for the text.
 
     Raises:
         FileNotFoundError, InputError, KeyError: as ``verified_report.build``.
@@ -242,6 +259,7 @@ def build(records: Path, labels: vr.Labels, plan: dict[str, list[int]], n_boot: 
         "comparisons": floor_comparisons(ev, floor, pairs, n_boot),
     }
     t["validation"] = validation_table(records)
+    t["eval_max_new_tokens"] = eval_max_new_tokens
     return t
 
 
@@ -257,7 +275,8 @@ def md_ifeval(t: dict) -> list[str]:
         f"Read from evals/KEY.json (each record's strict and loose checks); {t['n_prompts']['all']} "
         "prompts. Prompt level: every instruction of the prompt followed; instruction level: the "
         "share of all instructions followed. Prompt strict is the paired figure; the other three and "
-        "the truncated share (answers cut at the evaluation's 512 tokens) are reported, not tested.",
+        f"the truncated share (answers cut at the evaluation's {t['eval_max_new_tokens']} tokens) are "
+        "reported, not tested.",
         "",
         "| arm | seeds | " + " | ".join(cols) + " |",
         "| --- | --- |" + " ---: |" * len(cols),
@@ -293,13 +312,20 @@ def md_floor(t: dict) -> list[str]:
         out.append(
             f"| {arm} | {seeds} | {vr._cell(a['all'])} | {vr._cell(a['floor'])} | {vr._cell(a['rest'])} |"
         )
-    out += ["", "| comparison | seeds | all prompts | the rest |", "| --- | --- | ---: | ---: |"]
+    out += [
+        "",
+        "The primaries on the rest are the reading the plan names; the other rows are exploratory.",
+        "",
+        "| comparison | role | seeds | all prompts | the rest |",
+        "| --- | --- | --- | ---: | ---: |",
+    ]
     for c in f["comparisons"]:
         d, r = c["all"], c["rest"]
         if d is None:
             continue
         out.append(
-            f"| {c['a']} − {c['b']} | {vr._seeds(d['seeds'])} | {vr._s(d['mean'])} {vr._iv(d['low'], d['high'])} | "
+            f"| {c['a']} − {c['b']} | {'primary' if (c['a'], c['b']) in vr.PRIMARY else 'exploratory'} | "
+            f"{vr._seeds(d['seeds'])} | {vr._s(d['mean'])} {vr._iv(d['low'], d['high'])} | "
             + ("–" if r is None else f"{vr._s(r['mean'])} {vr._iv(r['low'], r['high'])}")
             + " |"
         )
@@ -326,7 +352,22 @@ def md_validation(t: dict) -> list[str]:
             r = next((r for r in v["rows"] if r["epochs"] == e and r["strategy"] == s), None)
             cells.append("–" if r is None else f"{r['accuracy']:.3f} {vr._iv(r['ci_low'], r['ci_high'])}")
         mark = " (chosen)" if e == v["chosen"] else ""
-        out.append(f"| {e}{mark} | " + " | ".join(cells) + f" | {m:.3f} |")
+        out.append(f"| {e:g}{mark} | " + " | ".join(cells) + f" | {m:.3f} |")
+    run = v["chosen_by_run"]
+    out += [
+        "",
+        "The run's own choice (results.md): "
+        + (
+            "not recorded yet."
+            if run is None
+            else f"{run:g} epochs"
+            + (
+                "."
+                if run == v["chosen"]
+                else ", which differs from the recomputation above: read the run's log."
+            )
+        ),
+    ]
     return out
 
 
@@ -365,23 +406,32 @@ def markdown(t: dict, config: Path | str) -> str:
         "verified_report is a prompt's number of instructions.",
         "",
     ]
+    # (section, named by the plan): the plan says everything it does not name is exploratory
     sections = [
-        md_ifeval,
-        vr.md_accuracy,
-        vr.md_comparisons,
-        md_floor,
-        vr.md_gain,
-        vr.md_routing,
-        vr.md_generations,
-        vr.md_right_share,
-        vr.md_truncation,
-        vr.md_detectable,
-        md_validation,
-        md_groups,
+        (md_ifeval, True),
+        (vr.md_accuracy, False),
+        (vr.md_comparisons, True),
+        (md_floor, True),
+        (vr.md_gain, False),
+        (vr.md_routing, False),
+        (vr.md_generations, False),
+        (vr.md_right_share, False),
+        (vr.md_truncation, True),
+        (vr.md_detectable, False),
+        (md_validation, True),
+        (md_groups, False),
     ]
-    for k, part in enumerate(sections, 1):
+    for k, (part, named) in enumerate(sections, 1):
         head, *body = part(t)
         title = re.sub(r"^## (\d+\. )?", "", head).replace("per task", "per number of instructions")
+        if not named and "exploratory" not in title:
+            title += " (exploratory)"
+        body = [
+            x.replace(
+                "**The primaries per task**", "**The primaries per number of instructions** (exploratory)"
+            )
+            for x in body
+        ]
         lines += [f"## {k}. {title}", *body, ""]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -392,8 +442,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("records", type=Path)
     ap.add_argument("--n-boot", type=int, default=vr.N_BOOT, help="bootstrap resamples")
     args = ap.parse_args(argv)
-    labels, plan = labels_from_config(args.config)
-    t = build(args.records, labels, plan, args.n_boot)
+    labels, plan, budget = labels_from_config(args.config)
+    t = build(args.records, labels, plan, args.n_boot, budget)
     (args.records / "report.json").write_text(
         json.dumps(vr._jsonable(t), indent=1, ensure_ascii=False) + "\n"
     )

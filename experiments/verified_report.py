@@ -84,6 +84,11 @@ ROUND3_GENERATIONS = (
     "the cascade without its escalations; fixed on main in 8e84798"
 )
 
+#: Why round 3 has no run records for seed 0 (md_routing says so where they are missing).
+ROUND3_LOST_RUNS = (
+    " (seed 0's were lost on a bare machine, 2026-12-06, second session; its datasets are recorded)"
+)
+
 # {arm: {seed: [prompts] values}}: 0/1 correctness, or 0/1 truncation
 PerSeed = dict[str, dict[int, np.ndarray]]
 
@@ -302,7 +307,9 @@ def compare(correct: Correctness, a: str, b: str, n_boot: int = N_BOOT) -> dict 
     x, y = pair(correct[a], correct[b])
     if not len(x):
         return None
-    seeds = sorted(set(correct[a]) & set(correct[b]))
+    sa, sb = set(correct[a]), set(correct[b])
+    # the untouched student's one evaluation stands for every seed of the other side, as in ``pair``
+    seeds = sorted((sb if sa == {UNSEEDED} else sa) & (sa if sb == {UNSEEDED} else sb))
     return {"a": a, "b": b, "seeds": seeds, **paired_difference(x, y, n_boot=n_boot)}
 
 
@@ -678,11 +685,12 @@ def build(
     secondary: tuple[tuple[str, str, str], ...] = SECONDARY,
     plan_seed_sd: float = PLAN_SEED_SD,
     generations_note: str | None = None,
+    lost_runs_note: str | None = None,
 ) -> dict:
     """Every table as one JSON-able dict (see the module docstring); ``plan`` is ``{arm:
     planned seeds}`` (``labels_from_config``). ``arms``, ``secondary``, ``plan_seed_sd`` and
-    ``generations_note`` (how the run's code counted a dataset's ``generations``) default to
-    round 3's; another run's report (``instruction_report.py``) passes its own plan's.
+    ``generations_note`` (how the run's code counted a dataset's ``generations``) and
+    ``lost_runs_note`` (why a seed has no run records) default to round 3's; another run's report (``instruction_report.py``) passes its own plan's.
 
     Raises:
         FileNotFoundError: results.csv, an evaluation record it names, or a run / dataset
@@ -719,6 +727,7 @@ def build(
         "right_share": right_share_table(records, student, arms, labels),
         "detectable": detectable_primaries(ev.correct, plan, plan_seed_sd),
         "generations_note": ROUND3_GENERATIONS if generations_note is None else generations_note,
+        "lost_runs_note": ROUND3_LOST_RUNS if lost_runs_note is None else lost_runs_note,
     }
 
 
@@ -932,16 +941,8 @@ def md_gain(t: dict) -> list[str]:
 def md_routing(t: dict) -> list[str]:
     r = t["routing"]
     gone = r["missing_seeds"]
-    lost = (
-        f"; no run records for seed {_seeds(gone)}"
-        + (
-            " (seed 0's were lost on a bare machine, 2026-12-06, second session; its datasets are recorded)"
-            if 0 in gone
-            else ""
-        )
-        if gone
-        else ""
-    )
+    note = t.get("lost_runs_note", ROUND3_LOST_RUNS) if 0 in gone else ""  # round 3's note is seed 0's
+    lost = f"; no run records for seed {_seeds(gone)}{note}" if gone else ""
     out = [
         "## 4. Routing and escalations per task",
         "",

@@ -3,6 +3,7 @@ IFEval's real prompts."""
 
 import csv
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import instruction_report as ir  # noqa: E402
 import verified_report as vr  # noqa: E402
+from ifeval_floor import floor_mask  # noqa: E402
+from instruction_probe import degenerate_passes  # noqa: E402
 
 from persyn.core.errors import InputError  # noqa: E402
 from persyn.evaluate_ifeval import ifeval_prompt_set  # noqa: E402
@@ -42,14 +45,15 @@ FOLLOWED = {
     ("car-verified", 1): lambda i, n: n if i % 5 == 0 else 0,
     ("car", 0): lambda i, n: 1 if i % 2 == 0 else 0,  # only the first instruction, on even prompts
     ("car", 1): lambda i, n: 0,
+    ("oracle-verified", 0): lambda i, n: n,  # every instruction of every prompt
     (UNTRAINED, None): lambda i, n: 0,
 }
 
 
-def _write(root: Path, prompts, loose_arm: str = "car") -> None:
+def _write(root: Path, prompts, loose_arm: str = "car", followed: dict = FOLLOWED) -> None:
     (root / "evals").mkdir(parents=True)
     rows = []
-    for (arm, seed), f in FOLLOWED.items():
+    for (arm, seed), f in followed.items():
         recs = []
         for i, q in enumerate(prompts):
             n = len(q.metadata["instruction_id_list"])
@@ -148,7 +152,10 @@ def test_a_record_with_mismatched_checks_is_named(prompts):
 
 def test_report_tables_from_records(tmp_path, prompts):
     _write(tmp_path, prompts)
-    t = ir.build(tmp_path, _labels(prompts), PLAN, n_boot=200)
+    (tmp_path / "results.md").write_text(
+        "Notes. SFT epochs chosen on validation: 3.0.\n"
+    )  # the run's own word
+    t = ir.build(tmp_path, _labels(prompts), PLAN, n_boot=200, eval_max_new_tokens=512)
     ns = [len(q.metadata["instruction_id_list"]) for q in prompts]
     # IFEval's numbers per seed: persyn seed 0 follows everything on even prompts
     p0 = t["ifeval"]["persyn"]["by_seed"][0]
@@ -164,39 +171,68 @@ def test_report_tables_from_records(tmp_path, prompts):
     names = [(d["a"], d["b"]) for d in t["secondary"]]
     assert ("persyn", "strongest") in names and ("car", UNTRAINED) in names
     assert next(d for d in t["secondary"] if d["b"] == "strongest")["missing"]  # strongest not evaluated
+    # the untouched student's one evaluation stands for each of the arm's seeds
+    vs_untouched = {d["a"]: d for d in t["secondary"] if d["b"] == UNTRAINED and not d["missing"]}
+    assert vs_untouched["persyn"]["seeds"] == [0, 1] and vs_untouched["oracle-verified"]["seeds"] == [0]
+    assert vs_untouched["persyn"]["per_seed"] == pytest.approx(
+        [np.mean([i % 2 == 0 for i in range(N)]), np.mean([i % 3 != 2 for i in range(N)])]
+    )
+    # the stop rule (oracle-verified − car, seed 0) and the Oracle gain on the seed the three share
+    assert t["stop_rule"]["headroom"] and t["stop_rule"]["mean"] == pytest.approx(
+        1 - t["ifeval"]["car"]["by_seed"][0]["prompt_strict"]
+    )
+    assert t["gain"]["car"]["seeds"] == [0]
     # the labels are numbers of instructions, and the per-label accuracy follows them
     assert set(t["tasks"]) == {ir.n_label([0] * n) for n in set(ns)}
     one = [i for i, n in enumerate(ns) if n == 1]
     assert t["accuracy"]["persyn"]["by_task"]["1 instruction"][0] == pytest.approx(
         np.mean([i % 2 == 0 for i in one])
     )
-    # the floor split agrees with ifeval_floor's, and its comparisons are there
+    # the floor split is ifeval_floor's, computed directly, and its comparisons are there
     f = t["floor"]
-    assert 0 < f["n_floor"] < N and len(f["floor_prompts"]) == f["n_floor"]
+    direct = floor_mask([q.id for q in prompts], degenerate_passes(prompts))
+    assert f["floor_prompts"] == [q.id for q, x in zip(prompts, direct, strict=True) if x]
+    assert 0 < f["n_floor"] < N
     assert {(c["a"], c["b"]) for c in f["comparisons"]} >= {("persyn", "car"), ("persyn", "car-verified")}
     # validation: 2 and 3 epochs tie on the mean (0.30), the fewer is chosen
     assert t["validation"]["mean"] == pytest.approx({1: 0.25, 2: 0.30, 3: 0.30})
-    assert t["validation"]["chosen"] == 2
+    assert t["validation"]["chosen"] == 2 and t["validation"]["chosen_by_run"] == 3.0
     assert t["right_share"]["car"]["share"]["all"] == [0.5]
     md = ir.markdown(t, "cfg.yaml")
     heads = [x for x in md.splitlines() if x.startswith("## ")]
     assert [h.split(". ", 1)[0] for h in heads] == [f"## {k}" for k in range(1, 13)]
     assert "## 2. Accuracy per number of instructions" in md
     assert "| 2 (chosen) |" in md and "persyn-prior" not in md
+    assert "3 epochs, which differs from the recomputation above" in md
 
 
-def test_main_writes_the_report_from_the_packaged_config(tmp_path, prompts, monkeypatch):
+def test_main_writes_report_json_and_markdown(tmp_path, prompts, monkeypatch):
     _write(tmp_path, prompts)
     labels = _labels(prompts)
-    monkeypatch.setattr(ir, "labels_from_config", lambda config: (labels, PLAN))
+    monkeypatch.setattr(ir, "labels_from_config", lambda config: (labels, PLAN, 512))
     ir.main(["cfg.yaml", str(tmp_path), "--n-boot", "100"])
     assert json.loads((tmp_path / "report.json").read_text())["floor"]["n_prompts"] == N
-    assert (tmp_path / "report.md").read_text().startswith("# The instruction run (issue 46)")
+    md = (tmp_path / "report.md").read_text()
+    assert md.startswith("# The instruction run (issue 46)") and "cut at the evaluation's 512 tokens" in md
+    assert "## 5. Oracle gain recovered (exploratory)" in md and "## 3. Paired comparisons\n" in md
+
+
+def test_a_run_with_only_the_untouched_student_evaluated(tmp_path, prompts):
+    """The first record of a run: no arm, no dataset, no runs/, no validation.csv."""
+    _write(tmp_path, prompts, followed={(UNTRAINED, None): FOLLOWED[(UNTRAINED, None)]})
+    shutil.rmtree(tmp_path / "datasets")
+    (tmp_path / "validation.csv").unlink()
+    t = ir.build(tmp_path, _labels(prompts), PLAN, n_boot=50, eval_max_new_tokens=512)
+    assert t["evaluated"] == {a: [] for a in ir.ARMS}
+    assert all(d["missing"] for d in t["primary"]) and t["validation"] is None
+    md = ir.markdown(t, "cfg.yaml")
+    assert "not evaluated yet" in md and "No sweep recorded yet" in md
 
 
 def test_labels_from_the_run_config_count_instructions():
     cfg = Path(__file__).resolve().parents[1] / "src/persyn/configs/evidence-instruction.yaml"
-    labels, plan = ir.labels_from_config(cfg)
+    labels, plan, budget = ir.labels_from_config(cfg)
+    assert budget == 512
     assert plan == {
         "persyn": [0, 1, 2],
         "car-verified": [0, 1, 2],

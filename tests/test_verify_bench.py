@@ -35,8 +35,9 @@ def test_the_verified_oracle_picks_among_passing_responses():
 
 
 def _pool(n: int = 24, seed: int = 0):
-    """A ``PoolData`` without a store: 3 teachers, graded quality (an IFEval-like share), the
-    student finding the failing responses easier, so the Eq. 2 argmax often fails."""
+    """A ``PoolData`` without a store (``PoolData.from_table``): 3 teachers, graded quality (an
+    IFEval-like share), the student finding the failing responses easier, so the Eq. 2 argmax
+    often fails."""
     from importlib.resources import files
 
     import yaml
@@ -46,30 +47,16 @@ def _pool(n: int = 24, seed: int = 0):
 
     cfg = parse_config(yaml.safe_load(files("persyn.configs").joinpath("demo.yaml").read_text()), "demo")
     rng = np.random.default_rng(seed)
-    d = object.__new__(verify.PoolData)
-    d.cfg, d.names = cfg, cfg.teacher_names
-    d.prompts = [SimpleNamespace(id=f"p{i}", text=f"prompt {i} " + "x" * i) for i in range(n)]
-    d.table = {}
-    for p in d.prompts:
+    prompts = [SimpleNamespace(id=f"p{i}", text=f"prompt {i} " + "x" * i, metadata={}) for i in range(n)]
+    table = {}
+    for p in prompts:
         q = rng.choice([0.0, 0.5, 1.0], size=3, p=[0.3, 0.4, 0.3])
         cands = [
             Candidate(t, float(qi), float(-1.0 - qi + rng.normal(0, 0.1)))
-            for t, qi in zip(d.names, q, strict=True)
+            for t, qi in zip(cfg.teacher_names, q, strict=True)
         ]
-        d.table[p.id] = combine(cands, 0.9)  # α high: learnability dominates Eq. 2
-    rows = [d.table[p.id] for p in d.prompts]
-    d.passed = np.array([[c.quality >= 1.0 for c in r] for r in rows])
-    d.learn = np.array([[c.learnability for c in r] for r in rows])
-    d.reward = [[c.reward for c in r] for r in rows]
-    d.value = np.array(
-        [
-            [c.learnability_norm if ok else 0.0 for c, ok in zip(r, pr, strict=True)]
-            for r, pr in zip(rows, d.passed, strict=True)
-        ]
-    )
-    d.tasks = ["all"] * n
-    d.emb = rng.normal(size=(n, 8)).astype(np.float32)
-    return d
+        table[p.id] = combine(cands, 0.9)  # α high: learnability dominates Eq. 2
+    return verify.PoolData.from_table(cfg, prompts, table, rng.normal(size=(n, 8)).astype(np.float32))
 
 
 def test_one_draws_verified_oracle_row_keeps_only_passing_lines():
