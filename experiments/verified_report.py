@@ -272,11 +272,19 @@ def line_task(line: dict, labels: Labels) -> str:
     return _label(labels.pool_text, text, f"dataset line {line.get('id')!r}:")
 
 
-def run_seeds(records: Path) -> list[int]:
-    """The seeds with PerSyn's run records (``runs/seed-S/summary.json``)."""
+def runs_root(records: Path, student: str | None = None) -> Path:
+    """Where PerSyn's per-seed run records are: ``runs/STUDENT/`` as ``persyn experiment
+    --records`` keeps them, else ``runs/`` (round 3's records, copied by hand)."""
+    if student is not None and (records / "runs" / student).is_dir():
+        return records / "runs" / student
+    return records / "runs"
+
+
+def run_seeds(records: Path, student: str | None = None) -> list[int]:
+    """The seeds with PerSyn's run records (``RUNS/seed-S/summary.json``, ``runs_root``)."""
     return sorted(
         int(p.name.split("-", 1)[1])
-        for p in (records / "runs").glob("seed-*")
+        for p in runs_root(records, student).glob("seed-*")
         if (p / "summary.json").is_file()
     )
 
@@ -490,12 +498,12 @@ def routing_table(records: Path, student: str, pool_task: dict[str, str]) -> dic
     ``seeds``; ``missing_seeds`` (seeds with a persyn dataset but no run records); ``counts`` ``{task: {key: total over seeds}}`` (``escalation_counts``' keys);
     ``teachers`` (``verify.teachers`` of each summary.json, summed: first_answers,
     escalations, rejected, accepted per teacher); ``mismatches`` (``check_summary``)."""
-    seeds = run_seeds(records)
+    seeds = run_seeds(records, student)
     total: dict[str, Counter] = {}
     teachers: dict[str, Counter] = {}
     mismatches: list[str] = []
     for s in seeds:
-        d = records / "runs" / f"seed-{s}"
+        d = runs_root(records, student) / f"seed-{s}"
         counts = escalation_counts(read_jsonl(d / "routing.jsonl"), pool_task)
         summary = read_json(d / "summary.json")
         mismatches += check_summary(counts["all"], summary, d / "summary.json")
@@ -518,8 +526,8 @@ def auto_choices(records: Path, student: str) -> dict:
     datasets whether persyn's and persyn-prior's are one dataset (the same ``dataset_hash``:
     the same lines and responses)."""
     out: dict = {"kinds": {}, "same_dataset": {}}
-    for s in run_seeds(records):
-        d = records / "runs" / f"seed-{s}"
+    for s in run_seeds(records, student):
+        d = runs_root(records, student) / f"seed-{s}"
         ev = need(read_json(d / "summary.json"), "router_eval", d / "summary.json")
         router = d / "router.json"
         out["kinds"][s] = {
@@ -641,7 +649,7 @@ def generations_table(records: Path, student: str, arms: list[str], ev: Evals) -
             else None,
         }
         if arm == "persyn":
-            row.update(cascade_generations(records, dict(zip(seeds, lines, strict=True))))
+            row.update(cascade_generations(records, dict(zip(seeds, lines, strict=True)), student))
         secs = ev.train_seconds.get(arm, {})
         row["sft_seeds"] = sorted(secs)
         row["sft_minutes"] = float(np.mean(list(secs.values()))) / 60 if secs else None
@@ -649,12 +657,12 @@ def generations_table(records: Path, student: str, arms: list[str], ev: Evals) -
     return out
 
 
-def cascade_generations(records: Path, lines: dict[int, int]) -> dict:
+def cascade_generations(records: Path, lines: dict[int, int], student: str | None = None) -> dict:
     """PerSyn's generations as its runs counted them (``runs/seed-S/summary.json``'s
     ``generations``), mean over the seeds with run records and a dataset (``cascade_seeds``),
     and per kept line (``lines``: dataset lines per seed); ``pipeline_seconds`` per seed (its
     ``seconds``, the stages' wall time, summed)."""
-    seeds = [s for s in run_seeds(records) if s in lines]
+    seeds = [s for s in run_seeds(records, student) if s in lines]
     if not seeds:
         return {
             "cascade_seeds": [],
@@ -662,7 +670,7 @@ def cascade_generations(records: Path, lines: dict[int, int]) -> dict:
             "cascade_per_line": None,
             "pipeline_seconds": {},
         }
-    summaries = {s: read_json(records / "runs" / f"seed-{s}" / "summary.json") for s in seeds}
+    summaries = {s: read_json(runs_root(records, student) / f"seed-{s}" / "summary.json") for s in seeds}
     gens = {s: need(summaries[s], "generations", f"runs/seed-{s}/summary.json") for s in seeds}
     return {
         "cascade_seeds": seeds,

@@ -492,6 +492,14 @@ def test_records_let_a_run_resume_on_a_machine_without_its_directory(tiny_models
     built = tmp_path / "exp" / "run" / "seed-0" / "strategies" / "persyn"
     kept = records / "datasets" / "student" / "seed-0" / "persyn"
     assert (kept / "dataset.jsonl").read_bytes() == (built / "dataset.jsonl").read_bytes()
+    # PerSyn's own run files (routing, calibration, the router's choice) are kept per student and seed
+    run_dir, kept_run = tmp_path / "exp" / "run" / "seed-0", records / "runs" / "student" / "seed-0"
+    for name, src in (
+        ("routing.jsonl", "routing.jsonl"),
+        ("summary.json", "summary.json"),
+        ("router.json", "router/router.json"),
+    ):
+        assert (kept_run / name).read_bytes() == (run_dir / src).read_bytes()
     # A fresh machine: the run's directory is gone, the committed records are not. Neither a
     # dataset nor a fine-tune is made again.
     shutil.rmtree(tmp_path / "exp")

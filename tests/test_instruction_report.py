@@ -102,6 +102,24 @@ def _write(root: Path, prompts, loose_arm: str = "car", followed: dict = FOLLOWE
             w.writerow(["sft_epochs", float(e), "smol", "car-verified", 10 * e, b, b - 0.1, b + 0.1, f"c{e}"])
 
 
+def _write_run(root: Path, seed: int) -> None:
+    """PerSyn's run files of one seed where ``persyn experiment --records`` keeps them
+    (``runs/STUDENT/seed-S``): p1 accepted at the first try, p2 escalated and accepted at the second."""
+    d = root / "runs" / "smol" / f"seed-{seed}"
+    d.mkdir(parents=True)
+    att = [{"teacher": "t", "status": "accepted"}]
+    esc = [{"teacher": "t", "status": "rejected"}, {"teacher": "u", "status": "accepted"}]
+    routing = [{"id": "p1", "teacher": "t", "attempts": att}, {"id": "p2", "teacher": "t", "attempts": esc}]
+    (d / "routing.jsonl").write_text("".join(json.dumps(x) + "\n" for x in routing))
+    teachers = {"t": {"first_answers": 2, "escalations": 0, "rejected": 1, "accepted": 1}}
+    summary = {
+        "generations": 7,
+        "router_eval": {"kind": "prior", "reason": "no learned kind beats prior"},
+        "verify": {"routed_prompts": 2, "accepted_at_try": [1, 1], "dropped": 0, "teachers": teachers},
+    }
+    (d / "summary.json").write_text(json.dumps(summary))
+
+
 def _labels(prompts) -> vr.Labels:
     return vr.Labels(
         eval_task={q.text: ir.n_label(q.metadata["instruction_id_list"]) for q in prompts},
@@ -152,9 +170,9 @@ def test_a_record_with_mismatched_checks_is_named(prompts):
 
 def test_report_tables_from_records(tmp_path, prompts):
     _write(tmp_path, prompts)
-    (tmp_path / "results.md").write_text(
-        "Notes. SFT epochs chosen on validation: 3.0.\n"
-    )  # the run's own word
+    # the run's own word on the epochs, and its run files
+    (tmp_path / "results.md").write_text("Notes. SFT epochs chosen on validation: 3.0.\n")
+    _write_run(tmp_path, 0)
     t = ir.build(tmp_path, _labels(prompts), PLAN, n_boot=200, eval_max_new_tokens=512)
     ns = [len(q.metadata["instruction_id_list"]) for q in prompts]
     # IFEval's numbers per seed: persyn seed 0 follows everything on even prompts
@@ -198,6 +216,10 @@ def test_report_tables_from_records(tmp_path, prompts):
     assert t["validation"]["mean"] == pytest.approx({1: 0.25, 2: 0.30, 3: 0.30})
     assert t["validation"]["chosen"] == 2 and t["validation"]["chosen_by_run"] == 3.0
     assert t["right_share"]["car"]["share"]["all"] == [0.5]
+    # the run files kept under runs/STUDENT/seed-S are read (round 3's runs/seed-S is the fallback)
+    r = t["routing"]
+    assert r["seeds"] == [0] and r["mismatches"] == []
+    assert r["counts"]["2 instructions"] == {"routed": 1, "first:t": 1, "escalated": 1, "accepted_try_2": 1}
     md = ir.markdown(t, "cfg.yaml")
     heads = [x for x in md.splitlines() if x.startswith("## ")]
     assert [h.split(". ", 1)[0] for h in heads] == [f"## {k}" for k in range(1, 13)]

@@ -1,6 +1,7 @@
 """What lets a long experiment span several sessions or machines: ``RecordCopy`` (the finished
 per-evaluation records, every built dataset and the results files copied to a directory that
-outlives the run, e.g. a git checkout, and restored from it on a restart), ``Progress`` (fine-tunes done, wall time and
+outlives the run, e.g. a git checkout, and restored from it on a restart; PerSyn's own run
+files per seed kept beside them), ``Progress`` (fine-tunes done, wall time and
 an ETA in the log) and ``source_revision`` (the commit the run's code came from)."""
 
 from __future__ import annotations
@@ -105,9 +106,30 @@ class RecordCopy:
             shutil.copy2(built / f, dst / f)
         write_atomic(dst / "key.txt", key + "\n")
 
+    def save_run(self, student: str, seed: int, run_dir: Path) -> int:
+        """Keep PerSyn's run files of ``(student, seed)`` (``RUN_FILES`` that ``run_dir`` has)
+        in ``records/runs/STUDENT/seed-SEED/``, flat (``router/router.json`` as
+        ``router.json``), each copied whole (a temporary file renamed); returns how many."""
+        if self.records is None:
+            return 0
+        dst = self.records / "runs" / student / f"seed-{seed}"
+        dst.mkdir(parents=True, exist_ok=True)
+        n = 0
+        for f in RUN_FILES:
+            src = Path(run_dir) / f
+            if src.is_file():
+                tmp = dst / (src.name + ".tmp")
+                shutil.copy2(src, tmp)
+                tmp.replace(dst / src.name)
+                n += 1
+        return n
+
 
 # What a recorded dataset is: the lines a student trains on and the summary that names them.
 _DATASET_FILES = ("dataset.jsonl", "summary.json")
+# PerSyn's own run files worth keeping beside its dataset (small; never the store): what the
+# write-up reads of routing, escalation, calibration and the router's choice.
+RUN_FILES = ("summary.json", "routing.jsonl", "calibration.jsonl", "failed.jsonl", "router/router.json")
 
 
 class Progress:

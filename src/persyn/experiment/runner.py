@@ -187,6 +187,7 @@ class Experiment:
                             self.records.save_dataset(student, name, seed, keys[name], d)
                             if name == "persyn":
                                 pipe.export()  # the run's own outputs too (summary.json, report input)
+                                self.records.save_run(student, seed, Path(cfg.output_dir))
                             self.log(f"dataset · seed {seed} · {student} · {name}: {built.routing}")
                         self.log(f"seed {seed} · {student}: {pipe.new_generations} responses generated")
                 for name in [n for n in todo if n in self.exp.variants]:
