@@ -234,6 +234,12 @@ def test_experiment_schedule_puts_optional_strategies_last(tiny_models, tmp_path
         parse_experiment(experiment_dict(tiny_models, tmp_path, student_seeds={"student": [5]}))
     with pytest.raises(ConfigError, match="headroom: needs two of the strategies"):
         parse_experiment(experiment_dict(tiny_models, tmp_path, headroom=["oracle", "mix"]))
+    with pytest.raises(
+        ConfigError, match="headroom: 'oracle' is also optional, so it would be fine-tuned only after"
+    ):
+        parse_experiment(
+            experiment_dict(tiny_models, tmp_path, headroom=["oracle", "car"], optional=["oracle"])
+        )
     with pytest.raises(ConfigError, match="primary: 'mix' is not a strategy"):
         parse_experiment(experiment_dict(tiny_models, tmp_path, primary=["mix"]))
 

@@ -101,3 +101,16 @@ def test_the_instruction_run_config_is_the_probes_setting():
     assert train[1] <= held[0] and exp.validation.check == "ifeval"
     assert exp.strategies[0] == "persyn" and exp.primary == ["car", "car-verified"]
     assert exp.seeds == [0, 1, 2] and exp.strategy_seeds == {"strongest": [0], "oracle-verified": [0]}
+    # the stop rule's arms are fine-tuned on seed 0 before any other seed; strongest, optional, last
+    from persyn.experiment.runner import schedule
+
+    sets = {
+        ("smollm2", n, s): None
+        for s in exp.seeds
+        for n in exp.strategies
+        if s in exp.strategy_seeds.get(n, exp.seeds)
+    }
+    order = schedule(sets, exp.seeds, ["smollm2"], exp.optional)
+    first_other_seed = next(i for i, k in enumerate(order) if k[2] != 0)
+    assert {("smollm2", n, 0) for n in exp.headroom} <= set(order[:first_other_seed])
+    assert order[-1] == ("smollm2", "strongest", 0)

@@ -241,6 +241,13 @@ class ExperimentConfig(StrictModel):
             len(self.headroom) != 2 or any(n not in self.strategies for n in self.headroom)
         ):
             raise ValueError(f"headroom: needs two of the strategies (A, B), got {self.headroom}")
+        late = [n for n in self.headroom or [] if n in self.optional]
+        if late:  # optional arms are fine-tuned after every seed of the others (runner.schedule)
+            raise ValueError(
+                f"headroom: '{late[0]}' is also optional, so it would be fine-tuned only after every seed "
+                "of the other strategies and the stop rule could not stop the run after the first seed; "
+                "take it out of optional"
+            )
         for name in self.primary or []:
             if name == "persyn" or name not in self.strategies:
                 raise ValueError(
