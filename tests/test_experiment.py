@@ -440,16 +440,13 @@ def test_experiment_refuses_an_eval_budget_below_the_longest_response(tiny_model
 
 
 def test_experiment_refuses_a_validation_budget_before_any_evaluation(tiny_models, tmp_path):
-    """A single-teacher arm is also evaluated on validation: its budget is checked with the
-    test set's, before the untouched student's evaluation, not hours later."""
-    exp = experiment_dict(tiny_models, tmp_path, strategies=["strongest"], seeds=[0], sweeps={})
+    """A single-teacher arm is also evaluated on validation where the Oracle-gain ratio needs a
+    best single teacher: its budget is checked with the test set's, before the untouched
+    student's evaluation, not hours later. Without an oracle arm it is not evaluated there."""
+    exp = experiment_dict(tiny_models, tmp_path, strategies=["strongest", "oracle"], seeds=[0], sweeps={})
     val = tmp_path / "val.jsonl"
-    val.write_text(
-        "".join(
-            json.dumps({"prompt": q, "answer": a}) + "\n"
-            for q, a in (("What is 6 + 1?", "7"), ("What is 9 - 2?", "7"))
-        )
-    )
+    rows = (("What is 6 + 1?", "7"), ("What is 9 - 2?", "7"))
+    val.write_text("".join(json.dumps({"prompt": q, "answer": a}) + "\n" for q, a in rows))
     exp["validation"] = {
         "prompts": {"source": "jsonl", "path": str(val)},
         "max_new_tokens": 4,
@@ -458,6 +455,18 @@ def test_experiment_refuses_a_validation_budget_before_any_evaluation(tiny_model
     with pytest.raises(ConfigError, match=r"validation.max_new_tokens is 4, but .*strongest/dataset.jsonl"):
         Experiment(parse_experiment(exp), log=lambda m: None).run()
     assert not list((tmp_path / "exp").glob("evals/*.json"))  # not even the untouched student's
+    # no oracle: strongest's validation evaluation would feed nothing, so it is neither made nor checked
+    exp["strategies"] = ["strongest"]
+    done = Experiment(parse_experiment(exp), log=lambda m: None).run()
+    assert [r["strategy"] for r in done] == ["student (no SFT)", "strongest"]
+    assert "best_single" not in (
+        (tmp_path / "exp" / "validation.csv").read_text()
+        if (tmp_path / "exp" / "validation.csv").exists()
+        else ""
+    )
+    # the fine-tune's record keeps how many training lines sft.max_length cut or dropped
+    train = json.loads((tmp_path / "exp" / "evals" / f"{done[1]['eval_key']}.json").read_text())["train"]
+    assert train["n_truncated"] == 0 and train["n_dropped"] == 0 and train["n_examples"] > 0
 
 
 def test_experiment_refuses_an_overlapping_eval_set(tiny_models, tmp_path):

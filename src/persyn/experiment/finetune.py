@@ -300,7 +300,9 @@ class StudentTrainer:
             str(model_dir), key, training_prompts(dataset) + self.all_train, st.prompt_template, split
         )
         record = json.loads(done.read_text())
-        record["train"] = {k: train.get(k) for k in ("seconds", "steps", "final_loss", "n_examples")}
+        # n_truncated / n_dropped: training lines cut at (or dropped by) sft.max_length
+        keep = ("seconds", "steps", "final_loss", "n_examples", "n_truncated", "n_dropped")
+        record["train"] = {k: train.get(k) for k in keep}
         write_atomic(done, json.dumps(record, indent=2) + "\n")
         if not (self.keep_models or keep):
             shutil.rmtree(model_dir, ignore_errors=True)

@@ -206,10 +206,10 @@ class Experiment:
         student's α when ``sweeps.choose_alpha``) and the SFT-epochs curve; every dataset, each
         checked against the evaluation budget before any fine-tune; the untouched students;
         every (student, strategy, seed) fine-tune (the single-teacher ones also evaluated on
-        the validation split, where the Oracle-gain ratio's best single teacher is chosen);
-        then the router sweeps and the results files, which are also rewritten after every
-        evaluation (a partial ``results.md`` while the run goes on). Returns the result rows."""
-        from persyn.experiment.comparisons import SINGLE_TEACHER
+        the validation split, where the Oracle-gain ratio's best single teacher is chosen, when
+        there is an oracle arm: ``picks_best_single``); then the router sweeps and the results
+        files, which are also rewritten after every evaluation (a partial ``results.md`` while
+        the run goes on). Returns the result rows."""
         from persyn.prompts import load_prompts
 
         start = time.perf_counter()
@@ -231,10 +231,11 @@ class Experiment:
         for (student, name, seed), (path, summary) in sets.items():  # fail before any fine-tune
             longest = self.trainer.check_budget(students[student], path, summary.dataset_hash, "test")
             self.log(f"budget · {student} · {name}: longest response {longest} tokens")
-            # the datasets also evaluated on validation: the single-teacher ones, and the SFT-length curve's
+            # the datasets also evaluated on validation: the best single teacher's candidates, and
+            # the SFT-length curve's
             curve = bool(sw.sft_epochs) and name in sw.curve_strategies() and seed == self.exp.seeds[0]
             curve = curve and student == next(iter(students))  # the curve is the first student's
-            if on_validation and (name in SINGLE_TEACHER or curve):
+            if on_validation and (self.picks_best_single(student, name) or curve):
                 self.trainer.check_budget(students[student], path, summary.dataset_hash, "validation")
         self.validation_rows += epochs_by_validation(self, sets)
         self.rows, self.selection = [], []
@@ -247,7 +248,7 @@ class Experiment:
         for i, (student, name, seed) in enumerate(order):
             path, summary = sets[(student, name, seed)]
             cached = self.trainer.is_done(students[student], seed, summary.dataset_hash)
-            if on_validation and name in SINGLE_TEACHER:
+            if on_validation and self.picks_best_single(student, name):
                 val = self.trainer.train_and_evaluate(
                     students[student], path, seed, summary.dataset_hash, "validation", keep=True
                 )
@@ -266,6 +267,15 @@ class Experiment:
         self.trainer.remove_models()
         self.write(time.perf_counter() - start, sweep_rows, None)
         return self.rows
+
+    def picks_best_single(self, student: str, name: str) -> bool:
+        """Whether strategy ``name`` is also evaluated on the validation split, as a candidate
+        for the Oracle-gain ratio's best single teacher (``comparisons.oracle_gain``): a
+        single-teacher strategy, when the student's strategies include ``oracle``, the ratio's
+        only other input (without it the evaluation would feed nothing)."""
+        from persyn.experiment.comparisons import SINGLE_TEACHER
+
+        return name in SINGLE_TEACHER and "oracle" in self.exp.strategies_for(student)
 
     def no_headroom(self, done: list[tuple[str, str, int]]) -> bool:
         """The stop rule (``headroom: [A, B]``): once the first student's A and B are both
