@@ -297,7 +297,7 @@ def md_floor(t: dict) -> list[str]:
         "## Beyond the floor (the reading named beside the primaries)",
         "",
         f"{f['n_floor']} of {f['n_prompts']} IFEval prompts are passed strictly by at least one of "
-        f"{len(DEGENERATE)} responses that follow nothing ({', '.join(DEGENERATE)}); the rest are the "
+        f"{len(DEGENERATE)} responses that follow nothing ({', '.join(f'`{n}`' for n in DEGENERATE)}); the rest are the "
         "prompts only following the instructions passes (`experiments/ifeval_floor.py`'s split). "
         "Prompt-level strict, mean ± std over seeds; differences with seed-aware 95% intervals.",
         "",

@@ -517,6 +517,7 @@ def routing_table(records: Path, student: str, pool_task: dict[str, str]) -> dic
         "counts": {t: dict(c) for t, c in total.items()},
         "teachers": {n: dict(c) for n, c in teachers.items()},
         "mismatches": mismatches,
+        "path": runs_root(records, student).relative_to(records).as_posix(),
     }
 
 
@@ -954,7 +955,7 @@ def md_routing(t: dict) -> list[str]:
     out = [
         "## 4. Routing and escalations per task",
         "",
-        f"Read from runs/seed-S/routing.jsonl (PerSyn's routed prompts; calibration prompts are not "
+        f"Read from {r.get('path', 'runs')}/seed-S/routing.jsonl (PerSyn's routed prompts; calibration prompts are not "
         f"routed), seeds {_seeds(r['seeds'])}{lost}. Counts summed over the seeds; shares of the "
         "routed prompts. Escalated: the first answer failed the check and the next teacher was asked.",
         "",
@@ -1002,7 +1003,8 @@ def md_teachers(r: dict) -> list[str]:
     keys = ("first_answers", "escalations", "rejected", "accepted")
     out = [
         "",
-        f"Per teacher (runs/seed-S/summary.json `verify.teachers`, summed over seeds {_seeds(r['seeds'])}):",
+        f"Per teacher ({r.get('path', 'runs')}/seed-S/summary.json `verify.teachers`, summed over seeds "
+        f"{_seeds(r['seeds'])}):",
         "",
         "| teacher | " + " | ".join(k.replace("_", " ") for k in keys) + " |",
         "| --- |" + " ---: |" * len(keys),
@@ -1052,7 +1054,8 @@ def md_generations(t: dict) -> list[str]:
         "",
         f"Means over seeds. Lines and recorded generations: datasets/{t['student']}/seed-S/ARM/summary.json"
         f" ({t.get('generations_note', ROUND3_GENERATIONS)}); generations made by the "
-        "cascade: runs/seed-S/summary.json (every attempt; seeds with run records only); SFT minutes: "
+        f"cascade: {t['routing'].get('path', 'runs')}/seed-S/summary.json (every attempt; seeds with run "
+        "records only); SFT minutes: "
         "results.csv `train_seconds` / 60 over the evaluated seeds (wall time: pauses of the run "
         "fall in some, see the log in docs/experiments.md).",
         "",
@@ -1078,7 +1081,8 @@ def md_generations(t: dict) -> list[str]:
     if secs:
         out += [
             "",
-            "PerSyn's pipeline wall time per seed (runs/seed-S/summary.json `seconds`, summed over its "
+            f"PerSyn's pipeline wall time per seed ({t['routing'].get('path', 'runs')}/seed-S/summary.json "
+            "`seconds`, summed over its "
             "stages): "
             + ", ".join(f"seed {s} {v / 60:.1f} min" for s, v in secs.items())
             + ". Not comparable across seeds: one store is chained across seeds, so later seeds' "
