@@ -4,7 +4,7 @@ correction, the Oracle-gain ratio and the comparison table's primary rows."""
 import numpy as np
 import pytest
 
-from persyn.experiment.comparisons import UNSEEDED, best_single, oracle_gain, pair, paired_table
+from persyn.experiment.comparisons import UNSEEDED, best_single, gain_arms, oracle_gain, pair, paired_table
 from persyn.experiment.paired import bootstrap_p, gain_ratio, hierarchical_bootstrap, holm, paired_difference
 from persyn.experiment.results import gain_line
 
@@ -101,6 +101,25 @@ def test_oracle_gain_takes_the_best_single_teacher_from_validation():
     assert g["recovered"] == pytest.approx(half.mean())
     without = oracle_gain(test)
     assert (without["best"], without["chosen_on"]) == ("car", "test")
+
+
+def test_the_verified_oracles_gain_is_over_the_best_single_teacher_verified_or_not():
+    ones, zeros = np.ones((2, 50)), np.zeros((2, 50))
+    half = (np.random.default_rng(7).random((2, 50)) < 0.5).astype(float)
+    assert gain_arms(["persyn", "oracle", "car", "car-verified"]) == ("oracle", ["car"])
+    assert gain_arms(["persyn", "car-verified", "car", "oracle-verified"]) == (
+        "oracle-verified",
+        ["car", "car-verified"],
+    )
+    assert gain_arms(["persyn", "car"]) == (None, [])
+    test = _found(persyn=half, **{"oracle-verified": ones, "car": zeros, "car-verified": zeros})
+    # validation picks car-verified, a verified single teacher's dataset
+    g = oracle_gain(test, validation=_found(car=zeros, **{"car-verified": ones}))
+    assert (g["oracle"], g["best"], g["chosen_on"]) == ("oracle-verified", "car-verified", "validation")
+    assert g["recovered"] == pytest.approx(half.mean())
+    assert "(oracle-verified − best single)" in gain_line(
+        g
+    ) and "oracle-verified − car-verified = +1.000" in gain_line(g)
 
 
 def test_no_share_of_an_oracle_gain_that_is_not_above_zero():

@@ -127,12 +127,28 @@ def paired_table(
     return rows
 
 
-def best_single(found: Correctness) -> str | None:
-    """The single-teacher strategy (``SINGLE_TEACHER``) of highest mean accuracy in ``found``;
-    a tie goes to the alphabetically first name (``core.ranking.best``). None without any."""
+def gain_arms(strategies) -> tuple[str | None, list[str]]:
+    """The Oracle-gain ratio's Oracle among ``strategies`` and its best-single candidates:
+    ``oracle`` with the single-teacher strategies (``SINGLE_TEACHER``), else ``oracle-verified``
+    (the verified Oracle, best-of-n among the responses that pass) with the single-teacher
+    strategies and their verified datasets (``car-verified``…), those among ``strategies``;
+    ``(None, [])`` without an Oracle."""
+    names = list(strategies)
+    if "oracle" in names:
+        return "oracle", [s for s in SINGLE_TEACHER if s in names]
+    if "oracle-verified" in names:
+        singles = [*SINGLE_TEACHER, *(f"{s}-verified" for s in SINGLE_TEACHER)]
+        return "oracle-verified", [s for s in singles if s in names]
+    return None, []
+
+
+def best_single(found: Correctness, candidates: list[str] | None = None) -> str | None:
+    """The strategy of highest mean accuracy in ``found`` among ``candidates`` (default: the
+    single-teacher strategies, ``SINGLE_TEACHER``); a tie goes to the alphabetically first name
+    (``core.ranking.best``). None without any."""
     from persyn.core.ranking import best
 
-    singles = [s for s in SINGLE_TEACHER if s in found]
+    singles = [s for s in (SINGLE_TEACHER if candidates is None else candidates) if s in found]
     return best(singles, {s: mean_accuracy(found[s]) for s in singles})
 
 
@@ -142,37 +158,42 @@ def oracle_gain(
     """The share of the Oracle's accuracy gain over the best single-teacher strategy that
     ``persyn`` recovers on the test prompts, (acc(persyn) − acc(best)) / (acc(oracle) −
     acc(best)) (PerSyn §4's "gain recovered", in student accuracy), with its seed-aware interval
-    (``paired.gain_ratio``), on the seeds all three share.
+    (``paired.gain_ratio``), on the seeds all three share. The Oracle is ``oracle``, else the
+    verified Oracle ``oracle-verified`` (``gain_arms``: then the best single may also be a
+    single teacher's verified dataset).
 
     ``best`` is chosen on the ``validation`` correctness when it has a single-teacher strategy
     (the one of highest validation accuracy, ``best_single``), never on the test set; without
     it, on the test correctness, and ``chosen_on`` says so.
 
     Returns:
-        ``best`` (its name), ``chosen_on`` ("validation" | "test"), ``oracle_minus_best`` (the
+        ``best`` (its name), ``chosen_on`` ("validation" | "test"), ``oracle`` (which Oracle),
+        ``oracle_minus_best`` (the
         paired difference dict), ``recovered`` (the share; None when the Oracle's seed-aware
         interval over best is not above 0, since the ratio of a gain not shown to exist
         means nothing), ``ratio`` (``gain_ratio``'s dict), or None without oracle, persyn, a
         single-teacher strategy or a seed the three share.
     """
-    if "oracle" not in found or persyn not in found:
+    oracle, candidates = gain_arms(found)
+    if oracle is None or persyn not in found:
         return None
-    picked = best_single(validation) if validation else None
+    picked = best_single(validation, candidates) if validation else None
     chosen_on = "validation" if picked in found else "test"
-    best = picked if chosen_on == "validation" else best_single(found)
+    best = picked if chosen_on == "validation" else best_single(found, candidates)
     if best is None:
         return None
-    seeds = set(found[persyn]) & set(found["oracle"]) & set(found[best])
+    seeds = set(found[persyn]) & set(found[oracle]) & set(found[best])
     if not seeds:
         return None
-    keep = {n: {s: v for s, v in found[n].items() if s in seeds} for n in (persyn, "oracle", best)}
-    o, b = pair(keep["oracle"], keep[best])
+    keep = {n: {s: v for s, v in found[n].items() if s in seeds} for n in (persyn, oracle, best)}
+    o, b = pair(keep[oracle], keep[best])
     a, _ = pair(keep[persyn], keep[best])
     gap = paired_difference(o, b, seed=seed)
     ratio = gain_ratio(a, b, o, seed=seed)
     return {
         "best": best,
         "chosen_on": chosen_on,
+        "oracle": oracle,
         "oracle_minus_best": gap,
         "recovered": ratio["ratio"] if gap["low"] > 0 else None,
         "ratio": ratio,

@@ -133,9 +133,10 @@ def gain_line(gain: dict) -> str:
         if gain["chosen_on"] == "validation"
         else "chosen on the test set (no validation split evaluated it)"
     )
+    o = gain.get("oracle", "oracle")
     line = (
-        f"Oracle gain recovered in accuracy, (persyn − best single) / (oracle − best single), best "
-        f"single = `{gain['best']}` ({where}): oracle − {gain['best']} = {g['mean']:+.3f} "
+        f"Oracle gain recovered in accuracy, (persyn − best single) / ({o} − best single), best "
+        f"single = `{gain['best']}` ({where}): {o} − {gain['best']} = {g['mean']:+.3f} "
         f"[{g['low']:+.3f}, {g['high']:+.3f}] (seed-aware)"
     )
     if gain["recovered"] is None:

@@ -270,12 +270,12 @@ class Experiment:
 
     def picks_best_single(self, student: str, name: str) -> bool:
         """Whether strategy ``name`` is also evaluated on the validation split, as a candidate
-        for the Oracle-gain ratio's best single teacher (``comparisons.oracle_gain``): a
-        single-teacher strategy, when the student's strategies include ``oracle``, the ratio's
-        only other input (without it the evaluation would feed nothing)."""
-        from persyn.experiment.comparisons import SINGLE_TEACHER
+        for the Oracle-gain ratio's best single teacher (``comparisons.gain_arms``: a
+        single-teacher strategy, or with the verified Oracle also its verified dataset), which
+        only a student with an Oracle arm needs (without one the evaluation would feed nothing)."""
+        from persyn.experiment.comparisons import gain_arms
 
-        return name in SINGLE_TEACHER and "oracle" in self.exp.strategies_for(student)
+        return name in gain_arms(self.exp.strategies_for(student))[1]
 
     def no_headroom(self, done: list[tuple[str, str, int]]) -> bool:
         """The stop rule (``headroom: [A, B]``): once the first student's A and B are both
