@@ -33,6 +33,36 @@ def schedule(
     return sorted(sets, key=lambda k: (k[1] in optional, seeds.index(k[2]), students.index(k[0])))
 
 
+def picks_best_single(exp: ExperimentConfig, student: str, name: str) -> bool:
+    """Whether strategy ``name`` is also evaluated on the validation split, as a candidate for
+    the Oracle-gain ratio's best single teacher (``comparisons.gain_arms``: a single-teacher
+    strategy, or with the verified Oracle also its verified dataset), which only a student with
+    an Oracle arm needs (without one the evaluation would feed nothing)."""
+    from persyn.experiment.comparisons import gain_arms
+
+    return name in gain_arms(exp.strategies_for(student))[1]
+
+
+def check_budgets(exp: ExperimentConfig, trainer: StudentTrainer, students: dict, sets: dict, log) -> None:
+    """Check every dataset of ``sets`` (``{(student, strategy, seed): (path, summary)}``)
+    against the budget of each split it will be evaluated on (``StudentTrainer.check_budget``),
+    before any fine-tune or evaluation: the test split; the validation split for the best
+    single teacher's candidates (``picks_best_single``) and the SFT-length curve's datasets
+    (the first student's, first seed). Logs each dataset's longest response.
+
+    Raises:
+        ConfigError: a budget is too small (``length_check: refuse``).
+    """
+    on_validation = "validation" in trainer.splits
+    sw, first = exp.sweeps, next(iter(students))
+    for (student, name, seed), (path, summary) in sets.items():
+        longest = trainer.check_budget(students[student], path, summary.dataset_hash, "test")
+        log(f"budget · {student} · {name}: longest response {longest} tokens")
+        curve = bool(sw.sft_epochs) and name in sw.curve_strategies() and seed == exp.seeds[0]
+        if on_validation and (picks_best_single(exp, student, name) or (curve and student == first)):
+            trainer.check_budget(students[student], path, summary.dataset_hash, "validation")
+
+
 def has_headroom(difference: dict) -> bool:
     """The stop rule's test: True when A − B's prompt-only 95% interval lies above 0
     (``difference``: a ``paired_difference`` row, with ``prompt_low``). An interval that
@@ -226,17 +256,8 @@ class Experiment:
         students = self.students()
         self.validation_rows = alpha_by_validation(self) if "validation" in self.trainer.splits else []
         sets = self.datasets()
+        check_budgets(self.exp, self.trainer, students, sets, self.log)  # fail before any fine-tune
         on_validation = "validation" in self.trainer.splits
-        sw = self.exp.sweeps
-        for (student, name, seed), (path, summary) in sets.items():  # fail before any fine-tune
-            longest = self.trainer.check_budget(students[student], path, summary.dataset_hash, "test")
-            self.log(f"budget · {student} · {name}: longest response {longest} tokens")
-            # the datasets also evaluated on validation: the best single teacher's candidates, and
-            # the SFT-length curve's
-            curve = bool(sw.sft_epochs) and name in sw.curve_strategies() and seed == self.exp.seeds[0]
-            curve = curve and student == next(iter(students))  # the curve is the first student's
-            if on_validation and (self.picks_best_single(student, name) or curve):
-                self.trainer.check_budget(students[student], path, summary.dataset_hash, "validation")
         self.validation_rows += epochs_by_validation(self, sets)
         self.rows, self.selection = [], []
         for student, st in students.items():
@@ -248,7 +269,7 @@ class Experiment:
         for i, (student, name, seed) in enumerate(order):
             path, summary = sets[(student, name, seed)]
             cached = self.trainer.is_done(students[student], seed, summary.dataset_hash)
-            if on_validation and self.picks_best_single(student, name):
+            if on_validation and picks_best_single(self.exp, student, name):
                 val = self.trainer.train_and_evaluate(
                     students[student], path, seed, summary.dataset_hash, "validation", keep=True
                 )
@@ -267,15 +288,6 @@ class Experiment:
         self.trainer.remove_models()
         self.write(time.perf_counter() - start, sweep_rows, None)
         return self.rows
-
-    def picks_best_single(self, student: str, name: str) -> bool:
-        """Whether strategy ``name`` is also evaluated on the validation split, as a candidate
-        for the Oracle-gain ratio's best single teacher (``comparisons.gain_arms``: a
-        single-teacher strategy, or with the verified Oracle also its verified dataset), which
-        only a student with an Oracle arm needs (without one the evaluation would feed nothing)."""
-        from persyn.experiment.comparisons import gain_arms
-
-        return name in gain_arms(self.exp.strategies_for(student))[1]
 
     def no_headroom(self, done: list[tuple[str, str, int]]) -> bool:
         """The stop rule (``headroom: [A, B]``): once the first student's A and B are both
