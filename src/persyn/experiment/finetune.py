@@ -92,15 +92,6 @@ def response_lengths(dataset: Path, model: str) -> list[int]:
     return [1 + len(encode_text(tok, ex[1])) for ex in read_training_pairs(dataset)]
 
 
-def longest_response(dataset: Path, model: str) -> int:
-    """The longest of ``response_lengths`` (student tokens, end of turn included).
-
-    Raises:
-        InputError: the dataset cannot be read.
-    """
-    return max(response_lengths(dataset, model))
-
-
 class StudentTrainer:
     """Fine-tunes students and evaluates them, each result stored once under ``out``
     (``evals/KEY.json``; model directories under ``models/``, deleted after evaluation unless

@@ -64,9 +64,7 @@ class RecordCopy:
         n = 0
         for src, dst in pairs:
             if src.is_file() and (not dst.exists() or dst.read_bytes() != src.read_bytes()):
-                tmp = dst.with_name(dst.name + ".tmp")
-                shutil.copy2(src, tmp)
-                tmp.replace(dst)
+                _copy_whole(src, dst)
                 n += 1
         return n
 
@@ -118,11 +116,17 @@ class RecordCopy:
         for f in RUN_FILES:
             src = Path(run_dir) / f
             if src.is_file():
-                tmp = dst / (src.name + ".tmp")
-                shutil.copy2(src, tmp)
-                tmp.replace(dst / src.name)
+                _copy_whole(src, dst / src.name)
                 n += 1
         return n
+
+
+def _copy_whole(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` through a temporary file renamed into place, so a copy cut short
+    is never taken for a whole one."""
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.copy2(src, tmp)
+    tmp.replace(dst)
 
 
 # What a recorded dataset is: the lines a student trains on and the summary that names them.

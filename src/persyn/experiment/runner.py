@@ -254,10 +254,10 @@ class Experiment:
                 f"evaluation: {len(test.prompts)} held-out prompts ({test.excluded} dropped: in the training set)"
             )
         students = self.students()
-        self.validation_rows = alpha_by_validation(self) if "validation" in self.trainer.splits else []
+        on_validation = "validation" in self.trainer.splits
+        self.validation_rows = alpha_by_validation(self) if on_validation else []
         sets = self.datasets()
         check_budgets(self.exp, self.trainer, students, sets, self.log)  # fail before any fine-tune
-        on_validation = "validation" in self.trainer.splits
         self.validation_rows += epochs_by_validation(self, sets)
         self.rows, self.selection = [], []
         for student, st in students.items():
