@@ -219,6 +219,32 @@ def validation_table(records: Path) -> dict | None:
 # ---------------------------------------------------------------- the whole report
 
 
+#: The arms whose teacher is chosen once per seed, on that seed's calibration prompts.
+SINGLE_TEACHER_ARMS = ("car", "car-verified", "strongest")
+
+
+def single_teachers(records: Path, student: str, arms: tuple[str, ...] = SINGLE_TEACHER_ARMS) -> dict:
+    """Which teacher each single-teacher arm's dataset came from, per seed:
+    ``{arm: {seed: {teacher: lines}}}`` read from ``datasets/STUDENT/seed-S/ARM/dataset.jsonl``
+    (only the seeds whose dataset is recorded). CAR chooses its teacher on each seed's own
+    calibration set, so the arm need not have the same teacher on every seed.
+
+    Raises:
+        KeyError: a dataset line has no ``teacher``.
+    """
+    out: dict[str, dict[int, dict[str, int]]] = {}
+    for arm in arms:
+        for d in sorted((records / "datasets" / student).glob(f"seed-*/{arm}/dataset.jsonl")):
+            seed = int(d.parent.parent.name.removeprefix("seed-"))
+            counts: dict[str, int] = defaultdict(int)
+            with open(d) as f:
+                for line in f:
+                    if line.strip():
+                        counts[json.loads(line)["teacher"]] += 1
+            out.setdefault(arm, {})[seed] = dict(counts)
+    return out
+
+
 def build(
     records: Path,
     labels: vr.Labels,
@@ -259,6 +285,7 @@ def build(
         "comparisons": floor_comparisons(ev, floor, pairs, n_boot),
     }
     t["validation"] = validation_table(records)
+    t["single_teachers"] = single_teachers(records, t["student"])
     t["eval_max_new_tokens"] = eval_max_new_tokens
     return t
 
@@ -288,6 +315,29 @@ def md_ifeval(t: dict) -> list[str]:
         seeds = "–" if r["seeds"] == [UNSEEDED] else vr._seeds(r["seeds"])
         cells = [vr._cell([r["by_seed"][s][k] for s in r["seeds"]]) for k in keys]
         out.append(f"| {arm} | {seeds} | " + " | ".join(cells) + " |")
+    return out
+
+
+def md_single_teachers(t: dict) -> list[str]:
+    st = t["single_teachers"]
+    seeds = sorted({s for per in st.values() for s in per})
+    out = [
+        "## The teacher behind each single-teacher arm, per seed",
+        "",
+        "Read from datasets/STUDENT/seed-S/ARM/dataset.jsonl (the teacher and its number of lines). "
+        "CAR chooses its teacher on each seed's own calibration prompts, so `car` and "
+        "`car-verified` need not have the same teacher on every seed.",
+        "",
+    ]
+    if not st:
+        return [*out, "No single-teacher dataset recorded yet."]
+    out += [
+        "| arm | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+        "| --- |" + " --- |" * len(seeds),
+    ]
+    for arm, per in st.items():
+        cells = [", ".join(f"{n} {c}" for n, c in sorted(per[s].items())) if s in per else "–" for s in seeds]
+        out.append(f"| {arm} | " + " | ".join(cells) + " |")
     return out
 
 
@@ -409,6 +459,7 @@ def markdown(t: dict, config: Path | str) -> str:
     # (section, named by the plan): the plan says everything it does not name is exploratory
     sections = [
         (md_ifeval, True),
+        (md_single_teachers, True),
         (vr.md_accuracy, False),
         (vr.md_comparisons, True),
         (md_floor, True),

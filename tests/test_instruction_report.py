@@ -222,8 +222,11 @@ def test_report_tables_from_records(tmp_path, prompts):
     assert r["counts"]["2 instructions"] == {"routed": 1, "first:t": 1, "escalated": 1, "accepted_try_2": 1}
     md = ir.markdown(t, "cfg.yaml")
     heads = [x for x in md.splitlines() if x.startswith("## ")]
-    assert [h.split(". ", 1)[0] for h in heads] == [f"## {k}" for k in range(1, 13)]
-    assert "## 2. Accuracy per number of instructions" in md
+    assert [h.split(". ", 1)[0] for h in heads] == [f"## {k}" for k in range(1, 14)]
+    assert "## 3. Accuracy per number of instructions" in md
+    # the teacher behind car's dataset, from its lines
+    assert t["single_teachers"] == {"car": {0: {"t": 2}}}
+    assert "| car | t 2 |" in md
     assert "| 2 (chosen) |" in md and "persyn-prior" not in md
     assert "3 epochs, which differs from the recomputation above" in md
 
@@ -236,7 +239,7 @@ def test_main_writes_report_json_and_markdown(tmp_path, prompts, monkeypatch):
     assert json.loads((tmp_path / "report.json").read_text())["floor"]["n_prompts"] == N
     md = (tmp_path / "report.md").read_text()
     assert md.startswith("# The instruction run (issue 46)") and "cut at the evaluation's 512 tokens" in md
-    assert "## 5. Oracle gain recovered (exploratory)" in md and "## 3. Paired comparisons\n" in md
+    assert "## 6. Oracle gain recovered (exploratory)" in md and "## 4. Paired comparisons\n" in md
 
 
 def test_a_run_with_only_the_untouched_student_evaluated(tmp_path, prompts):
@@ -249,6 +252,7 @@ def test_a_run_with_only_the_untouched_student_evaluated(tmp_path, prompts):
     assert all(d["missing"] for d in t["primary"]) and t["validation"] is None
     md = ir.markdown(t, "cfg.yaml")
     assert "not evaluated yet" in md and "No sweep recorded yet" in md
+    assert t["single_teachers"] == {} and "No single-teacher dataset recorded yet" in md
 
 
 def test_labels_from_the_run_config_count_instructions():
