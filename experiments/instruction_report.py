@@ -35,7 +35,7 @@ import csv
 import json
 import re
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -230,18 +230,15 @@ def single_teachers(records: Path, student: str, arms: tuple[str, ...] = SINGLE_
     calibration set, so the arm need not have the same teacher on every seed.
 
     Raises:
-        KeyError: a dataset line has no ``teacher``.
+        KeyError: a dataset line has no ``teacher`` (named with its arm and seed).
     """
     out: dict[str, dict[int, dict[str, int]]] = {}
     for arm in arms:
-        for d in sorted((records / "datasets" / student).glob(f"seed-*/{arm}/dataset.jsonl")):
-            seed = int(d.parent.parent.name.removeprefix("seed-"))
-            counts: dict[str, int] = defaultdict(int)
-            with open(d) as f:
-                for line in f:
-                    if line.strip():
-                        counts[json.loads(line)["teacher"]] += 1
-            out.setdefault(arm, {})[seed] = dict(counts)
+        for s in vr.dataset_seeds(records, student, arm):
+            lines = vr.read_jsonl(records / "datasets" / student / f"seed-{s}" / arm / "dataset.jsonl")
+            out.setdefault(arm, {})[s] = dict(
+                Counter(vr.need(x, "teacher", f"{arm} seed {s} line") for x in lines)
+            )
     return out
 
 
