@@ -167,6 +167,20 @@ def check_seeds_and_paired(out, table, exp):
         assert float(r["truncated"]) == pytest.approx(cut)
 
 
+def test_paired_markdown_says_when_a_seed_aware_interval_has_one_seed():
+    from persyn.experiment.results import paired_markdown
+
+    def row(b, n_seeds):
+        per_seed = [0.05] * n_seeds
+        return {"a": "persyn", "b": b, "role": "exploratory", "mean": 0.05, "low": 0.01, "high": 0.09,
+                "prompt_low": 0.01, "prompt_high": 0.09, "per_seed": per_seed, "seed_std": 0.0, "p": 0.01,
+                "n_prompts": 100, "n_seeds": n_seeds}  # fmt: skip
+
+    md = "\n".join(paired_markdown([row("car", 3), row("strongest", 1)], None))
+    assert "| persyn − car | exploratory | +0.050 ✓ | [+0.010, +0.090] | [+0.010, +0.090] |" in md
+    assert "| persyn − strongest | exploratory | +0.050 ✓ | [+0.010, +0.090] (1 seed: prompts only) |" in md
+
+
 def test_experiment_two_students_personalisation_matrix(tiny_models, tmp_path):
     exp = experiment_dict(tiny_models, tmp_path, strategies=["persyn", "strongest"], seeds=[0, 1], sweeps={})
     student = exp["run"].pop("student")

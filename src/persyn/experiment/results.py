@@ -116,7 +116,11 @@ def _difference_cells(p: dict) -> str:
     prompt_only = (
         f"[{p['prompt_low']:+.3f}, {p['prompt_high']:+.3f}]" if p.get("prompt_low") is not None else "-"
     )
-    return f"{p['mean']:+.3f}{shown} | [{p['low']:+.3f}, {p['high']:+.3f}] | {prompt_only} | {per_seed}"
+    # With one seed the two-stage bootstrap has no seed stage: say so rather than print a
+    # prompt bootstrap under the seed-aware heading.
+    one_seed = " (1 seed: prompts only)" if p.get("n_seeds") == 1 else ""
+    seed_aware = f"[{p['low']:+.3f}, {p['high']:+.3f}]{one_seed}"
+    return f"{p['mean']:+.3f}{shown} | {seed_aware} | {prompt_only} | {per_seed}"
 
 
 def _p_cell(p: dict) -> str:
