@@ -441,14 +441,13 @@ def md_groups(t: dict) -> list[str]:
 
 def markdown(t: dict, config: Path | str) -> str:
     """The report as Markdown."""
-    ev = t["evaluated"]
     lines = [
         "# The instruction run (issue 46): tables from the committed records",
         "",
         f"From the records of `{config}` (`python experiments/instruction_report.py`); student "
         f"{t['student']}; held out: IFEval's {t['n_prompts']['all']} prompts. Nothing trained or "
         "generated here. Evaluated so far: "
-        + "; ".join(f"{a} {len(ev[a])} of {len(t['plan'].get(a, []))} seeds" for a in t["arms"])
+        + vr.evaluated_so_far(t)
         + '. `persyn` is persyn-verified (the verified cascade). A "task" in the tables from '
         "verified_report is a prompt's number of instructions.",
         "",

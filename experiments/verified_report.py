@@ -779,7 +779,22 @@ def _seeds(seeds: list[int]) -> str:
 
 
 def _missing(t: dict, arm: str) -> str:
-    return f"{arm}: not evaluated yet (planned seeds {_seeds(t['plan'].get(arm, []))})"
+    if arm not in t["plan"]:
+        return f"{arm}: {CUT}"
+    return f"{arm}: not evaluated yet (planned seeds {_seeds(t['plan'][arm])})"
+
+
+#: What the tables say of an arm of the plan that the config no longer lists (a cut, logged).
+CUT = "not run (cut: not in the config's strategies)"
+
+
+def evaluated_so_far(t: dict) -> str:
+    """The header's "persyn 2 of 3 seeds; …; strongest not run (cut: …)" list."""
+    ev = t["evaluated"]
+    return "; ".join(
+        f"{a} {len(ev[a])} of {len(t['plan'][a])} seeds" if a in t["plan"] else f"{a} {CUT}"
+        for a in t["arms"]
+    )
 
 
 def md_accuracy(t: dict) -> list[str]:
@@ -878,9 +893,9 @@ def md_comparisons(t: dict) -> list[str]:
     for d in t["secondary"]:
         if d["missing"]:
             gone = [x for x in (d["a"], d["b"]) if x not in t["accuracy"]]
-            out.append(
-                f"| {d['a']} − {d['b']} | secondary | – | not evaluated yet ({', '.join(gone)}) | | | | | | {d['what']} |"
-            )
+            cut = [x for x in gone if x not in t["plan"] and x != UNTRAINED]
+            why = f"not run ({', '.join(cut)} cut)" if cut else f"not evaluated yet ({', '.join(gone)})"
+            out.append(f"| {d['a']} − {d['b']} | secondary | – | {why} | | | | | | {d['what']} |")
         else:
             out.append(_diff_row(d, "secondary", _secondary_note(t, d)))
     sr = t["stop_rule"]
@@ -1192,13 +1207,12 @@ def md_detectable(t: dict) -> list[str]:
 
 def markdown(t: dict, config: Path | str) -> str:
     """The report as Markdown."""
-    ev = t["evaluated"]
     lines = [
         "# Round 3 (issue 45): the verified cascade, tables from the committed records",
         "",
         f"From the records of `{config}` (`python experiments/verified_report.py`); student "
         f"{t['student']}. Nothing trained or generated here. Evaluated so far: "
-        + "; ".join(f"{a} {len(ev[a])} of {len(t['plan'].get(a, []))} seeds" for a in t["arms"])
+        + evaluated_so_far(t)
         + ". `persyn` is persyn-verified (the verified cascade).",
         "",
     ]

@@ -100,8 +100,10 @@ def test_the_instruction_run_config_is_the_probes_setting():
     held = exp.validation.prompts.task_kwargs["bases"]
     assert train[1] <= held[0] and exp.validation.check == "ifeval"
     assert exp.strategies[0] == "persyn" and exp.primary == ["car", "car-verified"]
-    assert exp.seeds == [0, 1, 2] and exp.strategy_seeds == {"strongest": [0], "oracle-verified": [0]}
-    # the stop rule's arms are fine-tuned on seed 0 before any other seed; strongest, optional, last
+    # strongest (the plan's first cut) was cut for time: docs/experiments.md, the log of 2026-12-08
+    assert "strongest" not in exp.strategies and exp.optional == []
+    assert exp.seeds == [0, 1, 2] and exp.strategy_seeds == {"oracle-verified": [0]}
+    # the stop rule's arms are fine-tuned on seed 0 before any other seed
     from persyn.experiment.runner import schedule
 
     sets = {
@@ -113,4 +115,3 @@ def test_the_instruction_run_config_is_the_probes_setting():
     order = schedule(sets, exp.seeds, ["smollm2"], exp.optional)
     first_other_seed = next(i for i, k in enumerate(order) if k[2] != 0)
     assert {("smollm2", n, 0) for n in exp.headroom} <= set(order[:first_other_seed])
-    assert order[-1] == ("smollm2", "strongest", 0)

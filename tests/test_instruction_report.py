@@ -264,7 +264,6 @@ def test_labels_from_the_run_config_count_instructions():
         "car-verified": [0, 1, 2],
         "car": [0, 1, 2],
         "oracle-verified": [0],
-        "strongest": [0],
-    }
+    }  # strongest was cut for time (docs/experiments.md, the log of 2026-12-08)
     assert len(labels.eval_task) == 541 and len(labels.pool_task) == 520
     assert set(labels.pool_task.values()) == {"1 instruction", "2 instructions", "3 instructions"}

@@ -156,6 +156,10 @@ def test_accuracy_and_truncation_per_task_mean_over_seeds(records):
     # car on A: mean 0.5, sample std of (1/3, 2/3) = 0.236
     assert "| car | 2 of 2 (0–1) | 0.500 ± 0.236 | 0.000 ± 0.000 | 0.250 ± 0.118 |" in md
     assert "- persyn-plain: not evaluated yet (planned seeds 0)" in md
+    # an arm of the report that the config does not list was cut, not pending
+    assert "- strongest: not run (cut: not in the config's strategies)" in md
+    assert "persyn-plain 0 of 1 seeds; strongest not run (cut: not in the config's strategies)" in md
+    assert "| car − strongest | secondary | – | not run (strongest cut) |" in md
 
 
 def test_holm_is_applied_to_the_two_primaries_only(records):
