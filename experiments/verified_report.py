@@ -778,14 +778,14 @@ def _seeds(seeds: list[int]) -> str:
     return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
 
 
+#: What the tables say of an arm of the plan that the config no longer lists (a cut, logged).
+CUT = "not run (cut: not in the config's strategies)"
+
+
 def _missing(t: dict, arm: str) -> str:
     if arm not in t["plan"]:
         return f"{arm}: {CUT}"
     return f"{arm}: not evaluated yet (planned seeds {_seeds(t['plan'][arm])})"
-
-
-#: What the tables say of an arm of the plan that the config no longer lists (a cut, logged).
-CUT = "not run (cut: not in the config's strategies)"
 
 
 def evaluated_so_far(t: dict) -> str:
