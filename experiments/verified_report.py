@@ -670,6 +670,7 @@ def cascade_generations(records: Path, lines: dict[int, int], student: str | Non
             "cascade_generations": None,
             "cascade_per_line": None,
             "pipeline_seconds": {},
+            "pipeline_seconds_missing": [],
         }
     summaries = {s: read_json(runs_root(records, student) / f"seed-{s}" / "summary.json") for s in seeds}
     gens = {s: need(summaries[s], "generations", f"runs/seed-{s}/summary.json") for s in seeds}
@@ -677,7 +678,11 @@ def cascade_generations(records: Path, lines: dict[int, int], student: str | Non
         "cascade_seeds": seeds,
         "cascade_generations": float(np.mean(list(gens.values()))),
         "cascade_per_line": float(np.mean([gens[s] / lines[s] for s in seeds])),
-        "pipeline_seconds": {s: float(sum(summaries[s].get("seconds", {}).values())) for s in seeds},
+        # run records rebuilt from a store (rebuild_run_records.py) keep no stage times
+        "pipeline_seconds": {
+            s: float(sum(summaries[s]["seconds"].values())) for s in seeds if "seconds" in summaries[s]
+        },
+        "pipeline_seconds_missing": [s for s in seeds if "seconds" not in summaries[s]],
     }
 
 
@@ -1093,6 +1098,13 @@ def md_generations(t: dict) -> list[str]:
             f"{per_s} | {_seeds(g['sft_seeds'])} | {_n(g['sft_minutes'])} |"
         )
     secs = t["generations"].get("persyn", {}).get("pipeline_seconds", {})
+    missing = t["generations"].get("persyn", {}).get("pipeline_seconds_missing", [])
+    if missing:
+        out += [
+            "",
+            f"PerSyn's pipeline wall time of seeds {_seeds(missing)}: not kept (their run records were "
+            "rebuilt from the store by experiments/rebuild_run_records.py, which keeps no stage times).",
+        ]
     if secs:
         out += [
             "",

@@ -270,6 +270,19 @@ def test_generations_recorded_and_made_and_sft_minutes(records):
     assert g["car"]["generations"] == 8.0 and "cascade_generations" not in g["car"]
 
 
+def test_run_records_rebuilt_without_stage_times_are_named_not_read_as_zero(records):
+    # rebuild_run_records.py drops `seconds`: the wall time is "not kept", never "0.0 min"
+    summary = records / "runs" / "seed-1" / "summary.json"
+    summary.write_text(
+        json.dumps({k: v for k, v in json.loads(summary.read_text()).items() if k != "seconds"})
+    )
+    t = vr.build(records, LABELS, PLAN)
+    p = t["generations"]["persyn"]
+    assert p["pipeline_seconds"] == {} and p["pipeline_seconds_missing"] == [1]
+    md = vr.markdown(t, "cfg.yaml")
+    assert "wall time of seeds 1: not kept" in md and "seed 1 0.0 min" not in md
+
+
 def test_detectable_uses_the_observed_sds_at_holm_over_two(records):
     d = vr.build(records, LABELS, PLAN)["detectable"]["persyn − car"]
     assert d["estimable"] and d["n_seeds"] == 2
