@@ -49,7 +49,7 @@ def rebuild(config: Path, records: Path, seeds: list[int] | None) -> int:
                 )
                 continue
             with tempfile.TemporaryDirectory() as tmp:
-                with Store(store) as src:  # a copy, never the run's own store; timers kept
+                with Store(store) as src:  # a copy: the run's own store is never written
                     src.clone_to(Path(tmp) / "store.sqlite")
                 scratch = cfg.model_copy(update={"output_dir": Path(tmp)})
                 strategy, verified = split_verified("persyn")
@@ -68,7 +68,7 @@ def rebuild(config: Path, records: Path, seeds: list[int] | None) -> int:
                     continue
                 summary_path = Path(tmp) / "summary.json"
                 summary = json.loads(summary_path.read_text())
-                del summary["seconds"]
+                summary.pop("seconds", None)
                 summary["rebuilt"] = "from the store by experiments/rebuild_run_records.py (no stage times)"
                 summary_path.write_text(json.dumps(summary, indent=2) + "\n")
                 n = copy.save_run(student, seed, Path(tmp))
