@@ -29,7 +29,7 @@ from persyn.experiment.records import RecordCopy
 from persyn.experiment.runner import Experiment
 from persyn.pipeline import Pipeline
 from persyn.selection.verified import split_verified
-from persyn.store import Store
+from persyn.students import seed_store
 
 
 def rebuild(config: Path, records: Path, seeds: list[int] | None) -> int:
@@ -42,15 +42,14 @@ def rebuild(config: Path, records: Path, seeds: list[int] | None) -> int:
     for seed in seeds if seeds is not None else exp.seeds:
         for student, cfg in runner.student_runs(seed):
             store = Path(cfg.output_dir) / "store.sqlite"
-            recorded = records / "datasets" / student / f"seed-{seed}" / "persyn" / "dataset.jsonl"
+            recorded = copy._dataset_dir(student, "persyn", seed) / "dataset.jsonl"
             if not store.is_file() or not recorded.is_file():
                 print(
                     f"seed {seed} · {student}: no store ({store}) or no recorded dataset ({recorded}); skipped"
                 )
                 continue
             with tempfile.TemporaryDirectory() as tmp:
-                with Store(store) as src:  # a copy: the run's own store is never written
-                    src.clone_to(Path(tmp) / "store.sqlite")
+                seed_store(store, Path(tmp) / "store.sqlite")  # a copy: the run's own is never written
                 scratch = cfg.model_copy(update={"output_dir": Path(tmp)})
                 strategy, verified = split_verified("persyn")
                 with Pipeline(scratch) as pipe:
